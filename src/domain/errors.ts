@@ -1,0 +1,101 @@
+// Expected failures of the domain, each with a stable code that clients can branch on. The GraphQL layer
+// maps these classes to typed error results; anything that is not a DomainError is masked as an internal
+// error. Messages must never contain credentials or other secret input.
+import type { ZodError } from 'zod';
+
+export const errorCodes = [
+  'VALIDATION_FAILED',
+  'ORG_NOT_FOUND',
+  'TASK_NOT_FOUND',
+  'TOKEN_NOT_FOUND',
+  'ALIAS_TAKEN',
+  'INVALID_CREDENTIALS',
+  'ORG_HAS_ACTIVE_TASKS',
+  'TASK_NOT_CANCELLABLE',
+  'TASK_NOT_RETRYABLE',
+  'QUEUE_UNAVAILABLE',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export abstract class DomainError extends Error {
+  abstract readonly code: ErrorCode;
+}
+
+export interface FieldIssue {
+  path: string[];
+  message: string;
+}
+
+export class ValidationFailedError extends DomainError {
+  readonly code = 'VALIDATION_FAILED' as const;
+  constructor(readonly issues: FieldIssue[]) {
+    super(
+      issues.length === 1
+        ? `Invalid input at ${formatPath(issues[0]!.path)}: ${issues[0]!.message}`
+        : `Invalid input (${issues.length} problems): ${issues.map((i) => formatPath(i.path)).join(', ')}`,
+    );
+  }
+
+  static fromZod(error: ZodError, prefix: string[] = []): ValidationFailedError {
+    return new ValidationFailedError(
+      error.issues.map((issue) => ({ path: [...prefix, ...issue.path.map(String)], message: issue.message })),
+    );
+  }
+
+  static single(path: string[], message: string): ValidationFailedError {
+    return new ValidationFailedError([{ path, message }]);
+  }
+}
+
+function formatPath(path: string[]): string {
+  return path.length > 0 ? path.join('.') : '(input)';
+}
+
+export class NotFoundError extends DomainError {
+  constructor(
+    readonly code: 'ORG_NOT_FOUND' | 'TASK_NOT_FOUND' | 'TOKEN_NOT_FOUND',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ConflictError extends DomainError {
+  constructor(
+    readonly code: 'ALIAS_TAKEN' | 'ORG_HAS_ACTIVE_TASKS',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class InvalidCredentialsError extends DomainError {
+  readonly code = 'INVALID_CREDENTIALS' as const;
+  constructor(
+    message: string,
+    readonly path: string[] = ['credentials'],
+  ) {
+    super(message);
+  }
+}
+
+export class InvalidStateError extends DomainError {
+  constructor(
+    readonly code: 'TASK_NOT_CANCELLABLE' | 'TASK_NOT_RETRYABLE',
+    message: string,
+    readonly currentStatus: string,
+  ) {
+    super(message);
+  }
+}
+
+export class UnavailableError extends DomainError {
+  constructor(
+    readonly code: 'QUEUE_UNAVAILABLE',
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+  }
+}

@@ -1,0 +1,9 @@
+import type { z } from 'zod';
+import { ValidationFailedError } from './errors.js';
+
+/** Parses domain input with a zod schema, turning failures into VALIDATION_FAILED with field paths. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, pathPrefix: string[] = []): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw ValidationFailedError.fromZod(parsed.error, pathPrefix);
+  return parsed.data;
+}

@@ -1,0 +1,21 @@
+// Assembles the schema: importing a module registers its types or fields on the builder.
+import { lexicographicSortSchema, type GraphQLSchema } from 'graphql';
+import { builder } from '../builder.js';
+import './enums.js';
+import './errors.js';
+import './org.js';
+import './task.js';
+import './token.js';
+import './audit.js';
+import '../resolvers/viewer.js';
+import '../resolvers/orgs.js';
+import '../resolvers/tasks.js';
+import '../resolvers/tokens.js';
+import '../resolvers/audit.js';
+
+let schema: GraphQLSchema | undefined;
+
+export function getSchema(): GraphQLSchema {
+  schema ??= lexicographicSortSchema(builder.toSchema());
+  return schema;
+}

@@ -1,0 +1,53 @@
+// The embedded secret store used when no Vault is configured: AES-256-GCM with a random 96-bit nonce per
+// write, the secret's name as additional authenticated data (a ciphertext copied onto another name fails
+// to open), and a key id so a wrong SWITCHYARD_SECRET_KEY is reported as such instead of as corruption.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import type { PrismaClient } from '../db/prisma.js';
+import type { SecretStore, SecretValue } from './secret-store.js';
+
+export class SecretKeyMismatchError extends Error {
+  constructor(name: string) {
+    super(`Secret ${name} was written with a different SWITCHYARD_SECRET_KEY`);
+  }
+}
+
+export class BuiltinSecretStore implements SecretStore {
+  readonly kind = 'builtin' as const;
+  private readonly keyId: string;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly key: Buffer,
+  ) {
+    if (key.length !== 32) throw new Error('The built-in secret store needs a 32-byte key');
+    this.keyId = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  }
+
+  async put(name: string, value: SecretValue): Promise<void> {
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
+    cipher.setAAD(Buffer.from(name, 'utf8'));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+    const sealed = { ciphertext, nonce, authTag: cipher.getAuthTag(), keyId: this.keyId };
+    await this.prisma.secret.upsert({
+      where: { name },
+      create: { name, ...sealed },
+      update: { ...sealed, version: { increment: 1 } },
+    });
+  }
+
+  async get(name: string): Promise<SecretValue | null> {
+    const row = await this.prisma.secret.findUnique({ where: { name } });
+    if (!row) return null;
+    if (row.keyId !== this.keyId) throw new SecretKeyMismatchError(name);
+    const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(row.nonce));
+    decipher.setAAD(Buffer.from(name, 'utf8'));
+    decipher.setAuthTag(Buffer.from(row.authTag));
+    const plain = Buffer.concat([decipher.update(Buffer.from(row.ciphertext)), decipher.final()]);
+    return JSON.parse(plain.toString('utf8')) as SecretValue;
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.prisma.secret.deleteMany({ where: { name } });
+  }
+}

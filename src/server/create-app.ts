@@ -1,0 +1,100 @@
+// The HTTP server: GraphQL (Yoga) at /graphql, health endpoints, and a JSON 404 for everything else.
+// Webhook and artifact routes join here in later work; Caddy sits in front in production.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createContext, type Context } from '../context.js';
+import { runWithRequestId } from '../request-context.js';
+import { getSchema } from '../schema/index.js';
+import type { Services } from '../services.js';
+import { useAuthentication } from './authentication.js';
+import { checkReadiness } from './health.js';
+
+export interface AppOptions {
+  services: Services;
+  redis: Redis;
+  logger: Logger;
+  graphiql: boolean;
+}
+
+export interface App {
+  server: Server;
+  yoga: YogaServerInstance<{ requestId: string }, Context>;
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Stops accepting connections and waits for in-flight requests. */
+  close(): Promise<void>;
+}
+
+/** Accept a caller's (Caddy's) request id when it looks like one; otherwise make our own. */
+function requestIdFrom(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+export function createApp(options: AppOptions): App {
+  const { services, redis, logger } = options;
+  const yoga = createYoga<{ requestId: string }, Context>({
+    schema: getSchema(),
+    graphqlEndpoint: '/graphql',
+    graphiql: options.graphiql ? { title: 'Switchyard', headers: '{\n  "Authorization": "Bearer syt_…"\n}' } : false,
+    landingPage: false,
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
+    },
+    context: ({ request, requestId }) =>
+      createContext({ authorization: request.headers.get('authorization'), requestId, services, logger }),
+    plugins: [useAuthentication()],
+  });
+
+  const server = createServer((req, res) => {
+    const requestId = requestIdFrom(req);
+    res.setHeader('x-request-id', requestId);
+    const path = (req.url ?? '/').split('?')[0];
+    runWithRequestId(requestId, () => {
+      if (path === '/graphql') {
+        void yoga(req, res, { requestId });
+        return;
+      }
+      if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+        sendJson(res, 200, { status: 'ok' });
+        return;
+      }
+      if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
+        void checkReadiness(services.prisma, redis).then((readiness) => {
+          sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? 'ready' : 'unavailable', ...readiness });
+        });
+        return;
+      }
+      sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `No route for ${req.method} ${path}` } });
+    });
+  });
+
+  return {
+    server,
+    yoga,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,135 @@
+// A real Switchyard API for one test file: its own Postgres schema, its own Redis key prefix, a random
+// secret key, and an HTTP server on a free port. Nothing is mocked.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
+import { cliPrincipal } from '../../src/domain/auth/principal.js';
+import type { Role } from '../../src/generated/prisma/enums.js';
+import { TaskQueues } from '../../src/queues/task-queues.js';
+import { createCommandRedis, waitForRedis } from '../../src/redis.js';
+import { BuiltinSecretStore } from '../../src/secrets/builtin-store.js';
+import { createApp, type App } from '../../src/server/create-app.js';
+import { createServices, type Services } from '../../src/services.js';
+import { captureLogger } from './capture-logger.js';
+
+export const testDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
+export const testRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface GraphQLResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: { data?: T; errors?: Array<{ message: string; path?: string[]; extensions?: Record<string, unknown> }> };
+}
+
+export interface TestApi {
+  url: string;
+  databaseUrl: string;
+  schema: string;
+  queuePrefix: string;
+  prisma: PrismaClient;
+  redis: Redis;
+  services: Services;
+  queues: TaskQueues;
+  app: App;
+  logLines: string[];
+  /** Creates a token with the role and returns the bearer secret. */
+  token(role: Role, options?: { name?: string; expiresAt?: Date }): Promise<string>;
+  gql<T = any>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>>;
+  close(): Promise<void>;
+}
+
+export interface TestApiOptions {
+  /** Point Redis somewhere else, e.g. at a closed port to simulate an outage. */
+  redisUrl?: string;
+}
+
+export async function startTestApi(name: string, options: TestApiOptions = {}): Promise<TestApi> {
+  const suffix = randomBytes(4).toString('hex');
+  const schema = `t_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${suffix}`;
+  const databaseUrl = `${testDatabaseUrl}?schema=${schema}`;
+  await migrate(databaseUrl);
+  const { logger, lines } = captureLogger();
+  const prisma = createPrisma(databaseUrl, { poolSize: 5 });
+  const redis = createCommandRedis(options.redisUrl ?? testRedisUrl, logger);
+  if (!options.redisUrl) await waitForRedis(redis, 5000);
+  const queuePrefix = `sytest-${name}-${suffix}`;
+  const queues = new TaskQueues(redis, queuePrefix);
+  const services = createServices({ prisma, secrets: new BuiltinSecretStore(prisma, randomBytes(32)), queues });
+  const app = createApp({ services, redis, logger, graphiql: true });
+  const address = await app.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${address.port}`;
+
+  let tokenCount = 0;
+  return {
+    url,
+    databaseUrl,
+    schema,
+    queuePrefix,
+    prisma,
+    redis,
+    services,
+    queues,
+    app,
+    logLines: lines,
+    async token(role, opts = {}) {
+      tokenCount += 1;
+      const { secret } = await services.tokens.create(cliPrincipal, {
+        name: opts.name ?? `${role.toLowerCase()}-${tokenCount}`,
+        role,
+        userName: `${role.toLowerCase()}-user`,
+        expiresAt: opts.expiresAt,
+      });
+      return secret;
+    },
+    async gql(query, variables, token) {
+      const response = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json, application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse['body'] };
+    },
+    async close() {
+      await app.close();
+      await queues.close();
+      await deleteKeys(options.redisUrl ? null : queuePrefix);
+      redis.disconnect();
+      await prisma.$disconnect();
+      await dropSchema(schema);
+    },
+  };
+}
+
+async function deleteKeys(prefix: string | null): Promise<void> {
+  if (!prefix) return;
+  const redis = new Redis(testRedisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testDatabaseUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Common GraphQL selections for mutation results. */
+export const errorFields = '... on Error { code message } ... on ValidationError { fieldErrors { path message } }';
