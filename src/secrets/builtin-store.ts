@@ -3,7 +3,8 @@
 // to open), and a key id so a wrong SWITCHYARD_SECRET_KEY is reported as such instead of as corruption.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/prisma.js';
-import type { SecretStore, SecretValue } from './secret-store.js';
+import { IpcGrantRegistry } from './ipc-grants.js';
+import type { CredentialGrant, SecretStore, SecretValue } from './secret-store.js';
 
 export class SecretKeyMismatchError extends Error {
   constructor(name: string) {
@@ -14,6 +15,8 @@ export class SecretKeyMismatchError extends Error {
 export class BuiltinSecretStore implements SecretStore {
   readonly kind = 'builtin' as const;
   private readonly keyId: string;
+  /** Grants live in the memory of the process that issued them: the worker that forks the child. */
+  readonly grants = new IpcGrantRegistry();
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -49,5 +52,15 @@ export class BuiltinSecretStore implements SecretStore {
 
   async delete(name: string): Promise<void> {
     await this.prisma.secret.deleteMany({ where: { name } });
+  }
+
+  async issueGrant(name: string, ttlSeconds: number): Promise<CredentialGrant> {
+    return this.grants.issue(name, ttlSeconds);
+  }
+
+  /** Redeems an IPC grant issued by this store: the secret once, or null if spent, expired or unknown. */
+  async redeem(token: string): Promise<SecretValue | null> {
+    const name = this.grants.consume(token);
+    return name === null ? null : this.get(name);
   }
 }
