@@ -20,6 +20,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
           '*.accessToken',
           '*.token',
           '*.authUrl',
+          '*.sfdxAuthUrl',
         ],
         censor: '[redacted]',
       },

@@ -4,9 +4,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createPrisma, type PrismaClient } from './db/prisma.js';
 import type { Env } from './env.js';
+import { RedisTaskEventPublisher } from './events/task-event-bus.js';
 import { TaskQueues } from './queues/task-queues.js';
 import { createCommandRedis } from './redis.js';
-import { BuiltinSecretStore } from './secrets/builtin-store.js';
+import { createSecretStore } from './secrets/create-secret-store.js';
 import { resolveSecretKey } from './secrets/local-key.js';
 import { createServices, type Services } from './services.js';
 
@@ -24,8 +25,9 @@ export async function createRuntime(env: Env, logger: Logger): Promise<Runtime> 
   const prisma = createPrisma(env.DATABASE_URL);
   const redis = createCommandRedis(env.REDIS_URL, logger);
   const queues = new TaskQueues(redis, env.SWITCHYARD_QUEUE_PREFIX);
-  const secrets = new BuiltinSecretStore(prisma, await resolveSecretKey(env, logger));
-  const services = createServices({ prisma, secrets, queues });
+  const secrets = createSecretStore(env, prisma, await resolveSecretKey(env, logger));
+  const publisher = new RedisTaskEventPublisher(redis, env.SWITCHYARD_QUEUE_PREFIX);
+  const services = createServices({ prisma, secrets, queues, publisher });
   return {
     env,
     logger,

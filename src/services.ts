@@ -3,7 +3,10 @@ import type { PrismaClient } from './db/prisma.js';
 import { AuditService } from './domain/audit/audit-service.js';
 import { TokenService } from './domain/auth/token-service.js';
 import { OrgService } from './domain/orgs/org-service.js';
+import { ScheduleService } from './domain/tasks/schedule-service.js';
+import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
+import type { RedisTaskEventPublisher } from './events/task-event-bus.js';
 import type { TaskQueues } from './queues/task-queues.js';
 import type { SecretStore } from './secrets/secret-store.js';
 
@@ -11,19 +14,34 @@ export interface Services {
   prisma: PrismaClient;
   secrets: SecretStore;
   queues: TaskQueues;
+  journal: TaskJournal;
   audit: AuditService;
   tokens: TokenService;
   orgs: OrgService;
   tasks: TaskService;
+  schedules: ScheduleService;
 }
 
-export function createServices(deps: { prisma: PrismaClient; secrets: SecretStore; queues: TaskQueues }): Services {
+export interface ServiceDeps {
+  prisma: PrismaClient;
+  secrets: SecretStore;
+  queues: TaskQueues;
+  publisher: RedisTaskEventPublisher;
+}
+
+export function createServices(deps: ServiceDeps): Services {
   const audit = new AuditService(deps.prisma);
+  const journal = new TaskJournal(deps.prisma, deps.publisher);
+  const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
   return {
-    ...deps,
+    prisma: deps.prisma,
+    secrets: deps.secrets,
+    queues: deps.queues,
+    journal,
     audit,
     tokens: new TokenService(deps.prisma, audit),
     orgs: new OrgService(deps.prisma, deps.secrets, audit),
-    tasks: new TaskService(deps.prisma, deps.queues),
+    tasks,
+    schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
   };
 }

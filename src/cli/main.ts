@@ -1,14 +1,18 @@
 // The `switchyard` command.
 import { EnvError, loadEnv } from '../env.js';
 import { createLogger } from '../logger.js';
-import { runMigrations, startServer } from './server-command.js';
+import { runMigrations, serve } from './server-command.js';
 import { tokenCommand } from './token-command.js';
 import { UsageError } from './usage-error.js';
 
 const help = `Switchyard: a control plane for Salesforce DevOps.
 
 Usage:
-  switchyard start                 apply migrations, then serve the GraphQL API
+  switchyard start [--queues critical,normal,batch] [--concurrency critical=2,normal=2,batch=1]
+                                   apply migrations, then run the GraphQL API and workers
+  switchyard serve                 apply migrations, then run the GraphQL API only
+  switchyard worker [--queues …] [--concurrency …]
+                                   apply migrations, then run workers only
   switchyard migrate               apply database migrations and exit
   switchyard token create --name NAME [--role OWNER|MEMBER|VIEWER|APPLICATION] [--user NAME] [--expires-in 90d]
                                    create an API token and print it (stdout: the token alone)
@@ -34,12 +38,19 @@ export async function main(argv: string[]): Promise<number> {
     throw error;
   }
   // Commands other than `start` log to stderr so their stdout stays clean for scripts.
-  const logger = createLogger(env.LOG_LEVEL, command === 'start' ? undefined : process.stderr);
+  const longRunning = command === 'start' || command === 'serve' || command === 'worker';
+  const logger = createLogger(env.LOG_LEVEL, longRunning ? undefined : process.stderr);
   try {
     switch (command) {
       case 'start':
-        await startServer(env, logger);
+        await serve(env, logger, { api: true, workers: true, workerArgs: rest });
         return -1; // keeps running; the signal handlers exit
+      case 'serve':
+        await serve(env, logger, { api: true, workers: false, workerArgs: [] });
+        return -1;
+      case 'worker':
+        await serve(env, logger, { api: false, workers: true, workerArgs: rest });
+        return -1;
       case 'migrate':
         await runMigrations(env, logger);
         return 0;

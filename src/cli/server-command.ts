@@ -1,11 +1,15 @@
-// `switchyard start`: migrate, then serve until SIGTERM/SIGINT, then shut down in order: stop taking
-// requests, let in-flight ones finish, close queues, Prisma and Redis.
+// `switchyard start` (API and workers in one process), `switchyard serve` (API only) and
+// `switchyard worker` (workers only). Each migrates first, runs until SIGTERM/SIGINT, then shuts down in
+// order: stop taking requests and jobs, let running work finish (aborting what outlasts the timeout), close
+// queues, Prisma and Redis.
 import type { Logger } from 'pino';
 import { migrate } from '../db/migrate.js';
 import type { Env } from '../env.js';
 import { waitForRedis } from '../redis.js';
 import { createRuntime } from '../runtime.js';
-import { createApp } from '../server/create-app.js';
+import { createApp, type App } from '../server/create-app.js';
+import type { WorkerHost } from '../workers/worker-host.js';
+import { createWorkerHost, workerOptionsFromArgs } from './worker-command.js';
 
 export async function runMigrations(env: Env, logger: Logger): Promise<void> {
   const result = await migrate(env.DATABASE_URL);
@@ -13,15 +17,30 @@ export async function runMigrations(env: Env, logger: Logger): Promise<void> {
   logger.info({ applied: result.applied, schema: result.schema }, result.applied.length ? 'applied migrations' : 'database schema is up to date');
 }
 
-export async function startServer(env: Env, logger: Logger): Promise<void> {
+export interface ServeOptions {
+  api: boolean;
+  workers: boolean;
+  workerArgs: string[];
+}
+
+export async function serve(env: Env, logger: Logger, options: ServeOptions): Promise<void> {
+  const selection = options.workers ? workerOptionsFromArgs(env, options.workerArgs) : null;
   await runMigrations(env, logger);
   const runtime = await createRuntime(env, logger);
   if (!(await waitForRedis(runtime.redis, 5000))) {
     logger.warn('Redis is not reachable yet; serving anyway, /readyz reports 503 until it is');
   }
-  const app = createApp({ services: runtime.services, redis: runtime.redis, logger, graphiql: env.SWITCHYARD_GRAPHIQL });
-  const address = await app.listen(env.PORT, env.HOST);
-  logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
+  let app: App | null = null;
+  let workers: WorkerHost | null = null;
+  if (selection) {
+    workers = createWorkerHost(runtime, logger, selection);
+    await workers.start();
+  }
+  if (options.api) {
+    app = createApp({ services: runtime.services, redis: runtime.redis, logger, graphiql: env.SWITCHYARD_GRAPHIQL });
+    const address = await app.listen(env.PORT, env.HOST);
+    logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -31,9 +50,10 @@ export async function startServer(env: Env, logger: Logger): Promise<void> {
     const deadline = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS);
+    }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 5000);
     deadline.unref();
-    await app.close();
+    await app?.close();
+    await workers?.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS);
     await runtime.close();
     logger.info('stopped');
     process.exit(0);

@@ -10,14 +10,26 @@ export interface TaskJobData {
   taskId: string;
 }
 
+/** Jobs on the `schedules` queue are firings of a Schedule; the worker turns each into a Task. */
+export interface ScheduleJobData {
+  scheduleId: string;
+}
+
+export const schedulesQueueName = 'schedules';
+
+/** The parts of a task its job is made from. */
 export interface EnqueueRequest {
-  taskId: string;
-  jobId: string;
+  id: string;
+  jobId: string | null;
   type: TaskType;
+  status: string;
   queue: TaskQueue;
   /** Switchyard priority, 0..100, higher first. */
   priority: number;
   runAt: Date | null;
+  maxAttempts: number;
+  attempts: number;
+  backoffMs: number;
 }
 
 /**
@@ -28,27 +40,63 @@ export function bullPriority(priority: number): number {
   return 101 - priority;
 }
 
+/**
+ * Connection errors surface where they matter (the command that failed, /readyz); the shared connection
+ * logs the outage once (redis.ts). Without a listener, Node would print every reconnect attempt.
+ */
+function quiet<Q extends Queue<any>>(queue: Q): Q {
+  queue.on('error', () => undefined);
+  return queue;
+}
+
 export class TaskQueues {
   private readonly queues: Record<TaskQueue, Queue<TaskJobData>>;
+  readonly schedules: Queue<ScheduleJobData>;
 
   constructor(connection: Redis, prefix: string) {
-    const make = (queue: TaskQueue) => new Queue<TaskJobData>(queueNames[queue], { connection, prefix });
+    const make = (queue: TaskQueue) => quiet(new Queue<TaskJobData>(queueNames[queue], { connection, prefix }));
     this.queues = { CRITICAL: make('CRITICAL'), NORMAL: make('NORMAL'), BATCH: make('BATCH') };
+    this.schedules = quiet(new Queue<ScheduleJobData>(schedulesQueueName, { connection, prefix }));
+  }
+
+  async upsertScheduler(scheduleId: string, cron: string, timezone: string): Promise<void> {
+    await this.schedules.upsertJobScheduler(
+      scheduleId,
+      { pattern: cron, tz: timezone },
+      { name: 'fire', data: { scheduleId }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } } },
+    );
+  }
+
+  async removeScheduler(scheduleId: string): Promise<void> {
+    await this.schedules.removeJobScheduler(scheduleId);
+  }
+
+  async hasScheduler(scheduleId: string): Promise<boolean> {
+    return (await this.schedules.getJobScheduler(scheduleId)) !== undefined;
   }
 
   get(queue: TaskQueue): Queue<TaskJobData> {
     return this.queues[queue];
   }
 
-  async enqueue(request: EnqueueRequest): Promise<void> {
-    const delay = request.runAt ? Math.max(0, request.runAt.getTime() - Date.now()) : 0;
-    await this.queues[request.queue].add(
-      request.type,
-      { taskId: request.taskId },
+  /** Adds the task's job; adding a job id that already exists is a no-op, so re-enqueueing is safe. */
+  async enqueue(task: EnqueueRequest): Promise<void> {
+    if (!task.jobId) throw new Error(`Task ${task.id} has no job id`);
+    // BullMQ waits, without a timeout, for a connection that has not been ready yet, so with Redis down since
+    // startup a request would hang. Fail at once instead; the caller reports QUEUE_UNAVAILABLE.
+    const connection = this.queues[task.queue].opts.connection as Redis;
+    if (connection.status !== 'ready') throw new Error(`Redis is not connected (${connection.status})`);
+    const delay = task.status === 'SCHEDULED' && task.runAt ? Math.max(0, task.runAt.getTime() - Date.now()) : 0;
+    await this.queues[task.queue].add(
+      task.type,
+      { taskId: task.id },
       {
-        jobId: request.jobId,
-        priority: bullPriority(request.priority),
+        jobId: task.jobId,
+        priority: bullPriority(task.priority),
         delay,
+        // Retries of retryable failures: BullMQ waits backoffMs, then doubles it each time.
+        attempts: Math.max(1, task.maxAttempts - task.attempts),
+        backoff: { type: 'exponential', delay: task.backoffMs },
         // Task history lives in Postgres; Redis keeps only a short tail for BullMQ's own tooling.
         removeOnComplete: { count: 1000 },
         removeOnFail: { count: 5000 },
@@ -64,6 +112,6 @@ export class TaskQueues {
   }
 
   async close(): Promise<void> {
-    await Promise.all(Object.values(this.queues).map((queue) => queue.close()));
+    await Promise.all([...Object.values(this.queues), this.schedules].map((queue) => queue.close()));
   }
 }

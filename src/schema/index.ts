@@ -7,11 +7,13 @@ import './org.js';
 import './task.js';
 import './token.js';
 import './audit.js';
+import './schedule.js';
 import '../resolvers/viewer.js';
 import '../resolvers/orgs.js';
 import '../resolvers/tasks.js';
 import '../resolvers/tokens.js';
 import '../resolvers/audit.js';
+import '../resolvers/schedules.js';
 
 let schema: GraphQLSchema | undefined;
 

@@ -1,5 +1,6 @@
 import { builder } from '../builder.js';
 import { TaskEventKindEnum, TaskQueueEnum, TaskSourceEnum, TaskStatusEnum, TaskTypeEnum } from './enums.js';
+import { defaultTimeoutMsFor } from '../domain/tasks/task-params.js';
 import { OrgNode } from './org.js';
 
 const TaskErrorRef = builder.objectRef<{ code: string; message: string }>('TaskError').implement({
@@ -49,6 +50,16 @@ export const TaskNode = builder.prismaNode('Task', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    cancelRequestedAt: t.expose('cancelRequestedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'Set when cancelTask was called on the running task; it ends CANCELLED once its process has stopped.',
+    }),
+    timeoutMs: t.int({
+      description: 'Time limit of one run, in milliseconds.',
+      resolve: (task) => task.timeoutMs ?? defaultTimeoutMsFor[task.type],
+    }),
+    retryBackoffMs: t.exposeInt('backoffMs', { description: 'Wait before the first retry; doubles for each further retry.' }),
     events: t.relatedConnection('events', {
       cursor: 'taskId_seq',
       totalCount: true,
@@ -80,6 +91,8 @@ export const SubmitTaskInput = builder.inputType('SubmitTaskInput', {
     queue: t.field({ type: TaskQueueEnum, description: 'Defaults by type: ORG_CHECK → CRITICAL, RETRIEVE → BATCH, others NORMAL.' }),
     priority: t.int({ description: '0..100, higher first; default 50.' }),
     maxAttempts: t.int({ description: 'Runs allowed for retryable failures, 1..10; default 3.' }),
+    retryBackoffMs: t.int({ description: 'Wait before the first retry, in ms (0..3600000); doubles each retry; default 5000.' }),
+    timeoutMs: t.int({ description: 'Time limit of one run in ms; default depends on the type (see docs/tasks.md).' }),
     runAt: t.field({ type: 'DateTime', description: 'Run no earlier than this; the task is SCHEDULED until then.' }),
   }),
 });

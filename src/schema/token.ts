@@ -4,7 +4,9 @@ import { RoleEnum } from './enums.js';
 export const ApiTokenNode = builder.prismaNode('ApiToken', {
   description: 'An API token. Only its prefix is ever shown again after creation.',
   id: { field: 'id' },
-  authScopes: { read: true },
+  // Anyone may see the token they are using (viewer.token); any other token needs manageTokens, as
+  // apiTokens does, so node(id:)/nodes(ids:) cannot be used to read other people's tokens.
+  authScopes: (token, ctx) => (token.id === ctx.principal?.tokenId ? { read: true } : { manageTokens: true }),
   fields: (t) => ({
     name: t.exposeString('name'),
     role: t.expose('role', { type: RoleEnum }),

@@ -12,6 +12,7 @@ import { getSchema } from '../schema/index.js';
 import type { Services } from '../services.js';
 import { useAuthentication } from './authentication.js';
 import { checkReadiness } from './health.js';
+import { maskError } from './mask-error.js';
 
 export interface AppOptions {
   services: Services;
@@ -46,6 +47,7 @@ export function createApp(options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     graphiql: options.graphiql ? { title: 'Switchyard', headers: '{\n  "Authorization": "Bearer syt_…"\n}' } : false,
     landingPage: false,
+    maskedErrors: { maskError },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),

@@ -7,6 +7,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { cliPrincipal } from '../../src/domain/auth/principal.js';
 import type { Role } from '../../src/generated/prisma/enums.js';
+import { RedisTaskEventPublisher } from '../../src/events/task-event-bus.js';
 import { TaskQueues } from '../../src/queues/task-queues.js';
 import { createCommandRedis, waitForRedis } from '../../src/redis.js';
 import { BuiltinSecretStore } from '../../src/secrets/builtin-store.js';
@@ -56,7 +57,12 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
   if (!options.redisUrl) await waitForRedis(redis, 5000);
   const queuePrefix = `sytest-${name}-${suffix}`;
   const queues = new TaskQueues(redis, queuePrefix);
-  const services = createServices({ prisma, secrets: new BuiltinSecretStore(prisma, randomBytes(32)), queues });
+  const services = createServices({
+    prisma,
+    secrets: new BuiltinSecretStore(prisma, randomBytes(32)),
+    queues,
+    publisher: new RedisTaskEventPublisher(redis, queuePrefix),
+  });
   const app = createApp({ services, redis, logger, graphiql: true });
   const address = await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${address.port}`;

@@ -95,7 +95,11 @@ export class OrgService {
     try {
       return await this.prisma.$transaction(async (tx) => {
         const updated = await tx.org.update({ where: { id: org.id }, data });
-        await this.audit.record(tx, actor, 'org.update', 'Org', org.id, { ...data });
+        // Tasks are filtered by alias; keep the org's own history under its current name.
+        if (data.alias && data.alias !== org.alias) {
+          await tx.task.updateMany({ where: { orgId: org.id }, data: { orgAlias: data.alias } });
+        }
+        await this.audit.record(tx, actor, 'org.update', 'Org', org.id, { ...data, previousAlias: org.alias });
         return updated;
       });
     } catch (error) {

@@ -55,12 +55,32 @@ const quickDeployParams = z
     path: ['validationTaskId'],
   });
 
+/** Exercises the execution pipeline without Salesforce: progress, logs, failures and credential access. */
+const diagnosticParams = z.strictObject({
+  steps: z.number().int().min(1).max(1000).default(3),
+  stepMs: z.number().int().min(0).max(60_000).default(10),
+  /** Fail with this code on the first `failTimes` attempts (all attempts when failTimes is omitted). */
+  failWith: z
+    .strictObject({
+      code: z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/, 'must be an UPPER_SNAKE code'),
+      message: z.string().max(1000).default('diagnostic failure'),
+      retryable: z.boolean().default(true),
+      failTimes: z.number().int().min(1).max(100).optional(),
+    })
+    .optional(),
+  /** Redeem the org's credentials and report a fingerprint of them (never the values). */
+  readCredentials: z.boolean().default(false),
+  /** Keep running after an abort request, to exercise SIGTERM/SIGKILL escalation. */
+  ignoreAbort: z.boolean().default(false),
+});
+
 export const taskParamSchemas = {
   ORG_CHECK: orgCheckParams,
   RETRIEVE: retrieveParams,
   VALIDATE: deployParams,
   DEPLOY: deployParams,
   QUICK_DEPLOY: quickDeployParams,
+  DIAGNOSTIC: diagnosticParams,
 } satisfies Record<TaskType, z.ZodType>;
 
 export type TaskParams<T extends TaskType> = z.output<(typeof taskParamSchemas)[T]>;
@@ -72,4 +92,18 @@ export const defaultQueueFor: Record<TaskType, TaskQueue> = {
   DEPLOY: 'NORMAL',
   VALIDATE: 'NORMAL',
   RETRIEVE: 'BATCH',
+  DIAGNOSTIC: 'NORMAL',
 };
+
+/** How long a run may take unless the task says otherwise. Deployments with tests can run for hours. */
+export const defaultTimeoutMsFor: Record<TaskType, number> = {
+  ORG_CHECK: 2 * 60_000,
+  RETRIEVE: 30 * 60_000,
+  VALIDATE: 3 * 60 * 60_000,
+  DEPLOY: 3 * 60 * 60_000,
+  QUICK_DEPLOY: 30 * 60_000,
+  DIAGNOSTIC: 5 * 60_000,
+};
+
+/** Types that change an org's metadata: at most one of them runs per org at a time. */
+export const orgExclusiveTypes: ReadonlySet<TaskType> = new Set<TaskType>(['DEPLOY', 'QUICK_DEPLOY']);

@@ -1,3 +1,5 @@
+// What API callers do with tasks: submit, list, cancel, retry. Running them is the workers' side
+// (task-lifecycle.ts); both write through the TaskJournal.
 import { z } from 'zod';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
@@ -6,11 +8,11 @@ import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { InvalidStateError, NotFoundError, UnavailableError } from '../errors.js';
 import { parseInput } from '../validation.js';
-import { appendStatusChange } from './task-events.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
+import { statusEvent, type TaskJournal } from './task-journal.js';
 import { retryableTaskStatuses, waitingTaskStatuses } from './task-states.js';
 
-const taskTypes = ['ORG_CHECK', 'RETRIEVE', 'VALIDATE', 'DEPLOY', 'QUICK_DEPLOY'] as const;
+export const taskTypes = ['ORG_CHECK', 'RETRIEVE', 'VALIDATE', 'DEPLOY', 'QUICK_DEPLOY', 'DIAGNOSTIC'] as const;
 const taskQueues = ['CRITICAL', 'NORMAL', 'BATCH'] as const;
 
 const submitInput = z.object({
@@ -19,6 +21,8 @@ const submitInput = z.object({
   queue: z.enum(taskQueues).optional(),
   priority: z.number().int('must be a whole number').min(0).max(100).default(50),
   maxAttempts: z.number().int('must be a whole number').min(1).max(10).default(3),
+  retryBackoffMs: z.number().int('must be a whole number').min(0).max(3_600_000).default(5000),
+  timeoutMs: z.number().int('must be a whole number').min(100).max(24 * 3_600_000).optional(),
   runAt: z.date().optional(),
 });
 
@@ -29,8 +33,23 @@ export interface SubmitTaskInput {
   queue?: TaskQueue | null;
   priority?: number | null;
   maxAttempts?: number | null;
+  retryBackoffMs?: number | null;
+  timeoutMs?: number | null;
   runAt?: Date | null;
   source?: TaskSource;
+}
+
+/** A validated task request: what submitTask and schedules both create tasks from. */
+export interface TaskSpec {
+  type: TaskType;
+  orgId: string;
+  orgAlias: string;
+  params: Prisma.InputJsonValue;
+  queue: TaskQueue;
+  priority: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number | null;
 }
 
 export interface TaskFilter {
@@ -41,93 +60,136 @@ export interface TaskFilter {
   source?: TaskSource[] | null;
 }
 
-/** The BullMQ job id of the attempt announced by the STATUS event with this sequence number. */
-function jobIdFor(taskId: string, seq: number): string {
-  return `${taskId}-${seq}`;
-}
+/** Tells the worker running a task to abort it (see workers/worker-host.ts). */
+export type CancelSignal = (taskId: string) => Promise<void>;
 
 export class TaskService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly queues: TaskQueues,
+    private readonly journal: TaskJournal,
+    private readonly signalCancel: CancelSignal,
   ) {}
 
   async submit(actor: Principal, input: SubmitTaskInput): Promise<Task> {
+    const { spec, runAt } = await this.validate(input);
+    return this.create(spec, { source: input.source ?? 'API', requestedBy: actorLabel(actor), runAt });
+  }
+
+  /** Checks a task request (field paths as given) and resolves its org. */
+  async validate(input: SubmitTaskInput, pathPrefix: string[] = []): Promise<{ spec: TaskSpec; runAt: Date | null }> {
     const data = parseInput(submitInput, {
       type: input.type,
       org: input.org,
       queue: input.queue ?? undefined,
       priority: input.priority ?? undefined,
       maxAttempts: input.maxAttempts ?? undefined,
+      retryBackoffMs: input.retryBackoffMs ?? undefined,
+      timeoutMs: input.timeoutMs ?? undefined,
       runAt: input.runAt ?? undefined,
-    });
-    const params = parseInput(taskParamSchemas[data.type], input.params ?? {}, ['params']);
+    }, pathPrefix);
+    const params = parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']);
     const org = await this.prisma.org.findUnique({ where: { alias: data.org } });
     if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
-    const scheduled = data.runAt !== undefined && data.runAt.getTime() > Date.now();
-    const status: TaskStatus = scheduled ? 'SCHEDULED' : 'QUEUED';
+    return {
+      spec: {
+        type: data.type,
+        orgId: org.id,
+        orgAlias: org.alias,
+        params: params as Prisma.InputJsonValue,
+        queue: data.queue ?? defaultQueueFor[data.type],
+        priority: data.priority,
+        maxAttempts: data.maxAttempts,
+        backoffMs: data.retryBackoffMs,
+        timeoutMs: data.timeoutMs ?? null,
+      },
+      runAt: data.runAt ?? null,
+    };
+  }
 
-    const task = await this.prisma.$transaction(async (tx) => {
-      const created = await tx.task.create({
-        data: {
-          type: data.type,
-          status,
-          queue: data.queue ?? defaultQueueFor[data.type],
-          priority: data.priority,
-          maxAttempts: data.maxAttempts,
-          input: params as Prisma.InputJsonValue,
-          source: input.source ?? 'API',
-          requestedBy: actorLabel(actor),
-          runAt: data.runAt ?? null,
-          orgId: org.id,
-          orgAlias: org.alias,
-        },
-      });
-      return this.announce(tx, created, status, null);
+  /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
+  async create(
+    spec: TaskSpec,
+    origin: { source: TaskSource; requestedBy: string; runAt?: Date | null; scheduleId?: string },
+  ): Promise<Task> {
+    const task = await this.journal.create({
+      type: spec.type,
+      status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
+      queue: spec.queue,
+      priority: spec.priority,
+      maxAttempts: spec.maxAttempts,
+      backoffMs: spec.backoffMs,
+      timeoutMs: spec.timeoutMs,
+      input: spec.params,
+      source: origin.source,
+      requestedBy: origin.requestedBy,
+      runAt: origin.runAt ?? null,
+      orgId: spec.orgId,
+      orgAlias: spec.orgAlias,
+      scheduleId: origin.scheduleId ?? null,
     });
     return this.enqueueOrFail(task);
   }
 
+  /**
+   * A waiting task is cancelled at once. A running one gets cancelRequestedAt and its worker is told to
+   * abort it; it ends CANCELLED when the child has stopped (follow its events).
+   */
   async cancel(actor: Principal, taskId: string): Promise<Task> {
     const task = await this.require(taskId);
+    const by = actorLabel(actor);
+    if (task.status === 'RUNNING') {
+      const requested = await this.journal.change(task.id, ['RUNNING'], { cancelRequestedAt: task.cancelRequestedAt ?? new Date() }, [
+        { kind: 'LOG', payload: { level: 'warn', message: `Cancellation requested by ${by}` } },
+      ]);
+      if (requested) {
+        await this.signalCancel(task.id);
+        return requested;
+      }
+      return this.cancel(actor, taskId); // it just finished or was requeued: decide again on fresh state
+    }
     if (!(waitingTaskStatuses as readonly string[]).includes(task.status)) {
       throw new InvalidStateError('TASK_NOT_CANCELLABLE', `A ${task.status} task cannot be cancelled`, task.status);
     }
     if (task.jobId && !(await this.queues.remove(task.queue, task.jobId))) {
-      // A worker picked the job up between our read and the removal.
-      throw new InvalidStateError('TASK_NOT_CANCELLABLE', 'The task has just started running', 'RUNNING');
+      // A worker locked the job between our read and the removal: treat it as running.
+      await this.signalCancel(task.id);
     }
-    const cancelled = await this.transition(task.id, waitingTaskStatuses, 'CANCELLED', {
-      finishedAt: new Date(),
-      errorCode: 'CANCELLED',
-      errorMessage: `Cancelled by ${actorLabel(actor)}`,
-    });
-    if (!cancelled) {
-      const current = await this.require(taskId);
-      throw new InvalidStateError('TASK_NOT_CANCELLABLE', `A ${current.status} task cannot be cancelled`, current.status);
-    }
-    return cancelled;
+    const cancelled = await this.journal.change(
+      task.id,
+      waitingTaskStatuses,
+      { status: 'CANCELLED', finishedAt: new Date(), errorCode: 'CANCELLED', errorMessage: `Cancelled by ${by}`, phase: null },
+      [statusEvent('CANCELLED', { by })],
+    );
+    if (cancelled) return cancelled;
+    return this.cancel(actor, taskId); // the state moved under us: decide again
   }
 
   async retry(actor: Principal, taskId: string): Promise<Task> {
     const task = await this.require(taskId);
-    if (!(retryableTaskStatuses as readonly string[]).includes(task.status)) {
-      throw new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${task.status}`, task.status);
-    }
-    const retried = await this.transition(task.id, retryableTaskStatuses, 'QUEUED', {
-      result: undefined,
-      errorCode: null,
-      errorMessage: null,
-      progress: 0,
-      phase: null,
-      startedAt: null,
-      finishedAt: null,
-      runAt: null,
-    }, { retriedBy: actorLabel(actor) });
-    if (!retried) {
-      const current = await this.require(taskId);
-      throw new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${current.status}`, current.status);
-    }
+    const notRetryable = (status: string) =>
+      new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${status}`, status);
+    if (!(retryableTaskStatuses as readonly string[]).includes(task.status)) throw notRetryable(task.status);
+    const retried = await this.journal.change(
+      task.id,
+      retryableTaskStatuses,
+      {
+        status: 'QUEUED',
+        result: undefined,
+        errorCode: null,
+        errorMessage: null,
+        progress: 0,
+        phase: null,
+        attempts: 0,
+        startedAt: null,
+        finishedAt: null,
+        runAt: null,
+        cancelRequestedAt: null,
+      },
+      [statusEvent('QUEUED', { retriedBy: actorLabel(actor) })],
+      { newJob: true },
+    );
+    if (!retried) throw notRetryable((await this.require(taskId)).status);
     return this.enqueueOrFail(retried);
   }
 
@@ -160,55 +222,23 @@ export class TaskService {
     };
   }
 
-  /**
-   * Moves a task from one of `from` to `to` and records the STATUS event, atomically. Returns null when
-   * the task was no longer in `from` (somebody else moved it first).
-   */
-  private async transition(
-    taskId: string,
-    from: readonly TaskStatus[],
-    to: TaskStatus,
-    changes: Prisma.TaskUpdateManyMutationInput,
-    details?: Record<string, string>,
-  ): Promise<Task | null> {
-    return this.prisma.$transaction(async (tx) => {
-      const { count } = await tx.task.updateMany({ where: { id: taskId, status: { in: [...from] } }, data: { ...changes, status: to } });
-      if (count === 0) return null;
-      const task = await tx.task.findUniqueOrThrow({ where: { id: taskId } });
-      return this.announce(tx, task, to, details ?? null);
-    });
-  }
-
-  /** Appends the STATUS event; a QUEUED/SCHEDULED one also names the BullMQ job of the new attempt. */
-  private async announce(
-    tx: Prisma.TransactionClient,
-    task: Task,
-    status: TaskStatus,
-    details: Record<string, string> | null,
-  ): Promise<Task> {
-    const seq = await appendStatusChange(tx, task.id, status, details);
-    if (status !== 'QUEUED' && status !== 'SCHEDULED') return tx.task.findUniqueOrThrow({ where: { id: task.id } });
-    return tx.task.update({ where: { id: task.id }, data: { jobId: jobIdFor(task.id, seq) } });
-  }
-
   private async enqueueOrFail(task: Task): Promise<Task> {
     try {
-      await this.queues.enqueue({
-        taskId: task.id,
-        jobId: task.jobId!,
-        type: task.type,
-        queue: task.queue,
-        priority: task.priority,
-        runAt: task.status === 'SCHEDULED' ? task.runAt : null,
-      });
+      await this.queues.enqueue(task);
       return task;
     } catch (error) {
       // Without Redis the task cannot run; say so now rather than leave it waiting for nothing.
-      await this.transition(task.id, waitingTaskStatuses, 'FAILED', {
-        finishedAt: new Date(),
-        errorCode: 'QUEUE_UNAVAILABLE',
-        errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
-      });
+      await this.journal.change(
+        task.id,
+        waitingTaskStatuses,
+        {
+          status: 'FAILED',
+          finishedAt: new Date(),
+          errorCode: 'QUEUE_UNAVAILABLE',
+          errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
+        },
+        [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
+      );
       throw new UnavailableError('QUEUE_UNAVAILABLE', 'The task queue is unavailable; the task was not queued', error);
     }
   }

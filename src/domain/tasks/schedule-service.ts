@@ -1,0 +1,118 @@
+// Recurring tasks. The Schedule row is the source of truth; BullMQ's job scheduler (one per schedule, on
+// the `schedules` queue) fires it on its cron pattern, and each firing creates an ordinary Task.
+import { CronExpressionParser } from 'cron-parser';
+import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import type { Schedule, Task } from '../../generated/prisma/client.js';
+import type { TaskQueues } from '../../queues/task-queues.js';
+import { actorLabel, type Principal } from '../auth/principal.js';
+import { NotFoundError, ValidationFailedError } from '../errors.js';
+import type { SubmitTaskInput, TaskService } from './task-service.js';
+
+export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'source'> {
+  cron: string;
+  timezone?: string | null;
+}
+
+/** The next firing after `from`, or a VALIDATION_FAILED naming the bad field. */
+export function nextFiring(cron: string, timezone: string, from = new Date()): Date {
+  if (!Intl.supportedValuesOf('timeZone').includes(timezone) && timezone !== 'UTC') {
+    throw ValidationFailedError.single(['timezone'], 'must be an IANA time zone such as Europe/Paris or UTC');
+  }
+  const fields = cron.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) {
+    throw ValidationFailedError.single(['cron'], 'must have 5 fields (minute hour day month weekday) or 6 with seconds first');
+  }
+  try {
+    return CronExpressionParser.parse(cron, { tz: timezone, currentDate: from }).next().toDate();
+  } catch (error) {
+    throw ValidationFailedError.single(['cron'], `is not a valid cron pattern: ${(error as Error).message}`);
+  }
+}
+
+export class ScheduleService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly queues: TaskQueues,
+    private readonly tasks: TaskService,
+  ) {}
+
+  async create(actor: Principal, input: ScheduleTaskInput): Promise<Schedule> {
+    const timezone = input.timezone ?? 'UTC';
+    nextFiring(input.cron, timezone);
+    const { spec } = await this.tasks.validate(input);
+    const schedule = await this.prisma.schedule.create({
+      data: {
+        type: spec.type,
+        orgId: spec.orgId,
+        input: spec.params,
+        cron: input.cron.trim(),
+        timezone,
+        queue: spec.queue,
+        priority: spec.priority,
+        maxAttempts: spec.maxAttempts,
+        backoffMs: spec.backoffMs,
+        timeoutMs: spec.timeoutMs,
+        createdBy: actorLabel(actor),
+      },
+    });
+    try {
+      await this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone);
+    } catch (error) {
+      await this.prisma.schedule.delete({ where: { id: schedule.id } });
+      throw error;
+    }
+    return schedule;
+  }
+
+  async remove(scheduleId: string): Promise<Schedule> {
+    const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
+    if (!schedule) throw new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
+    await this.queues.removeScheduler(schedule.id);
+    await this.prisma.schedule.delete({ where: { id: schedule.id } });
+    return schedule;
+  }
+
+  async list<T extends Omit<Prisma.ScheduleFindManyArgs, 'where' | 'orderBy'>>(query: T) {
+    return this.prisma.schedule.findMany({ ...query, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+  }
+
+  async count(): Promise<number> {
+    return this.prisma.schedule.count();
+  }
+
+  /** A firing: creates the schedule's task. A firing of a deleted schedule removes its scheduler instead. */
+  async fire(scheduleId: string): Promise<Task | null> {
+    const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId }, include: { org: true } });
+    if (!schedule) {
+      await this.queues.removeScheduler(scheduleId);
+      return null;
+    }
+    await this.prisma.schedule.update({ where: { id: schedule.id }, data: { lastFiredAt: new Date() } });
+    return this.tasks.create(
+      {
+        type: schedule.type,
+        orgId: schedule.orgId,
+        orgAlias: schedule.org.alias,
+        params: schedule.input as Prisma.InputJsonValue,
+        queue: schedule.queue,
+        priority: schedule.priority,
+        maxAttempts: schedule.maxAttempts,
+        backoffMs: schedule.backoffMs,
+        timeoutMs: schedule.timeoutMs,
+      },
+      { source: 'SCHEDULE', requestedBy: `schedule:${schedule.id}`, scheduleId: schedule.id },
+    );
+  }
+
+  /** Re-creates schedulers Redis lost (e.g. after a restart without persistence). */
+  async restoreSchedulers(): Promise<number> {
+    const schedules = await this.prisma.schedule.findMany();
+    let restored = 0;
+    for (const schedule of schedules) {
+      if (await this.queues.hasScheduler(schedule.id)) continue;
+      await this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone);
+      restored += 1;
+    }
+    return restored;
+  }
+}

@@ -1,0 +1,92 @@
+// The one writer of task state changes and of the task's event log, shared by the API's TaskService and the
+// workers' TaskLifecycle. Sequence numbers come from bumping Task.lastEventSeq inside the writer's
+// transaction: the row lock that update takes serialises concurrent writers of one task, so seq is gap-free
+// and in commit order, which live-subscription replay relies on. Events are announced on the bus only after
+// their transaction commits.
+import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-event-bus.js';
+import type { Task, TaskEvent } from '../../generated/prisma/client.js';
+import type { TaskEventKind, TaskStatus } from '../../generated/prisma/enums.js';
+
+export interface PendingEvent {
+  kind: TaskEventKind;
+  payload: Prisma.InputJsonValue;
+}
+
+export interface ChangeOptions {
+  /** Give the task a new BullMQ job id, derived from the seq of the first event (unique per task). */
+  newJob?: boolean;
+}
+
+export function statusEvent(status: TaskStatus, details: Record<string, unknown> = {}): PendingEvent {
+  return { kind: 'STATUS', payload: { status, ...details } as Prisma.InputJsonValue };
+}
+
+export class TaskJournal {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly publisher: TaskEventPublisher,
+  ) {}
+
+  /**
+   * Applies `changes` to the task when its status is one of `from` (any status when null), appending
+   * `events` in order. Returns null when the task was no longer in `from` (somebody else moved it first).
+   */
+  async change(
+    taskId: string,
+    from: readonly TaskStatus[] | null,
+    changes: Prisma.TaskUpdateManyMutationInput,
+    events: PendingEvent[],
+    options: ChangeOptions = {},
+  ): Promise<Task | null> {
+    const result = await this.prisma.$transaction(async (tx) => {
+      const where: Prisma.TaskWhereInput = from ? { id: taskId, status: { in: [...from] } } : { id: taskId };
+      const { count } = await tx.task.updateMany({ where, data: { ...changes, lastEventSeq: { increment: events.length } } });
+      if (count === 0) return null;
+      return this.writeEvents(tx, taskId, events, options);
+    });
+    if (result) await this.announce(result.task, result.rows);
+    return result?.task ?? null;
+  }
+
+  /** Creates a task together with its first STATUS event, in one transaction. */
+  async create(data: Prisma.TaskUncheckedCreateInput, details: Record<string, unknown> = {}): Promise<Task> {
+    const result = await this.prisma.$transaction(async (tx) => {
+      const created = await tx.task.create({ data: { ...data, lastEventSeq: 1 } });
+      return this.writeEvents(tx, created.id, [statusEvent(created.status, details)], { newJob: true });
+    });
+    await this.announce(result.task, result.rows);
+    return result.task;
+  }
+
+  private async writeEvents(
+    tx: Prisma.TransactionClient,
+    taskId: string,
+    events: PendingEvent[],
+    options: ChangeOptions,
+  ): Promise<{ task: Task; rows: TaskEvent[] }> {
+    let task = await tx.task.findUniqueOrThrow({ where: { id: taskId } });
+    const firstSeq = task.lastEventSeq - events.length + 1;
+    if (options.newJob) task = await tx.task.update({ where: { id: taskId }, data: { jobId: `${taskId}-${firstSeq}` } });
+    const rows: TaskEvent[] = [];
+    for (const [index, event] of events.entries()) {
+      rows.push(await tx.taskEvent.create({ data: { taskId, seq: firstSeq + index, kind: event.kind, payload: event.payload } }));
+    }
+    return { task, rows };
+  }
+
+  private async announce(task: Task, rows: TaskEvent[]): Promise<void> {
+    const messages = rows.map(
+      (row): TaskEventMessage => ({
+        taskId: task.id,
+        seq: row.seq,
+        kind: row.kind,
+        payload: row.payload,
+        createdAt: row.createdAt.toISOString(),
+        task: { status: task.status, type: task.type, queue: task.queue, orgAlias: task.orgAlias, progress: task.progress },
+      }),
+    );
+    // Best effort: the durable log has the events; live listeners catch up from Postgres.
+    await this.publisher.publish(messages).catch(() => undefined);
+  }
+}

@@ -1,0 +1,101 @@
+// The workers' side of a task's life: claiming it, recording what its child reports, and settling it.
+// Every change goes through the TaskJournal, guarded by the status it expects, so a late or duplicate
+// report (a retried job, a cancelled task) cannot overwrite a newer state.
+import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import type { Org, Task } from '../../generated/prisma/client.js';
+import { statusEvent, type TaskJournal } from './task-journal.js';
+
+export interface TaskFailure {
+  code: string;
+  message: string;
+}
+
+export class TaskLifecycle {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly journal: TaskJournal,
+  ) {}
+
+  async load(taskId: string): Promise<(Task & { org: Org | null }) | null> {
+    return this.prisma.task.findUnique({ where: { id: taskId }, include: { org: true } });
+  }
+
+  /** QUEUED/SCHEDULED → RUNNING, counting the attempt. Null when the task is no longer waiting. */
+  claim(task: Task, workerId: string): Promise<Task | null> {
+    const attempt = task.attempts + 1;
+    return this.journal.change(
+      task.id,
+      ['QUEUED', 'SCHEDULED'],
+      { status: 'RUNNING', attempts: attempt, startedAt: new Date(), workerId, childPid: null, progress: 0, phase: null, errorCode: null, errorMessage: null },
+      [statusEvent('RUNNING', { attempt, worker: workerId })],
+    );
+  }
+
+  async recordChild(taskId: string, pid: number | undefined): Promise<void> {
+    await this.prisma.task.updateMany({ where: { id: taskId, status: 'RUNNING' }, data: { childPid: pid ?? null } });
+  }
+
+  async progress(taskId: string, percent: number, phase: string | undefined): Promise<void> {
+    await this.journal.change(taskId, ['RUNNING'], { progress: percent, ...(phase !== undefined ? { phase } : {}) }, [
+      { kind: 'PROGRESS', payload: { percent, ...(phase !== undefined ? { phase } : {}) } },
+    ]);
+  }
+
+  async log(taskId: string, level: string, message: string): Promise<void> {
+    await this.journal.change(taskId, null, {}, [{ kind: 'LOG', payload: { level, message } }]);
+  }
+
+  succeed(taskId: string, result: unknown): Promise<Task | null> {
+    return this.journal.change(
+      taskId,
+      ['RUNNING'],
+      { status: 'SUCCEEDED', result: (result ?? null) as Prisma.InputJsonValue, progress: 100, finishedAt: new Date(), childPid: null },
+      [{ kind: 'RESULT', payload: (result ?? null) as Prisma.InputJsonValue }, statusEvent('SUCCEEDED')],
+    );
+  }
+
+  fail(taskId: string, failure: TaskFailure, from: Task['status'][] = ['RUNNING']): Promise<Task | null> {
+    return this.journal.change(
+      taskId,
+      from,
+      { status: 'FAILED', errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date(), childPid: null },
+      [statusEvent('FAILED', { code: failure.code, message: failure.message })],
+    );
+  }
+
+  cancelled(taskId: string): Promise<Task | null> {
+    return this.journal.change(
+      taskId,
+      ['RUNNING'],
+      { status: 'CANCELLED', errorCode: 'CANCELLED', errorMessage: 'Cancelled while running', finishedAt: new Date(), childPid: null },
+      [statusEvent('CANCELLED')],
+    );
+  }
+
+  /** RUNNING → QUEUED: the run ended in a retryable failure (or was lost) and will be run again. */
+  requeue(taskId: string, failure: TaskFailure, retryInMs: number): Promise<Task | null> {
+    return this.journal.change(
+      taskId,
+      ['RUNNING'],
+      { status: 'QUEUED', errorCode: failure.code, errorMessage: failure.message, childPid: null, workerId: null, phase: `retrying in ${retryInMs} ms` },
+      [statusEvent('QUEUED', { retryInMs, after: failure.code, message: failure.message })],
+    );
+  }
+
+  /** Shows why a QUEUED task is not running yet; logs only when the reason changes. */
+  async waiting(taskId: string, phase: string, log: boolean): Promise<void> {
+    await this.journal.change(taskId, ['QUEUED', 'SCHEDULED'], { phase }, log ? [{ kind: 'LOG', payload: { level: 'info', message: phase } }] : []);
+  }
+
+  async isCancelRequested(taskId: string): Promise<boolean> {
+    const task = await this.prisma.task.findUnique({ where: { id: taskId }, select: { cancelRequestedAt: true } });
+    return Boolean(task?.cancelRequestedAt);
+  }
+
+  /** Running tasks with a pending cancellation, among `taskIds`. */
+  async cancelRequested(taskIds: string[]): Promise<string[]> {
+    if (taskIds.length === 0) return [];
+    const rows = await this.prisma.task.findMany({ where: { id: { in: taskIds }, cancelRequestedAt: { not: null } }, select: { id: true } });
+    return rows.map((row) => row.id);
+  }
+}

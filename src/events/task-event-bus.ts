@@ -1,0 +1,56 @@
+// Task events travel from whoever writes them (API or worker) to every API replica through Redis pub/sub.
+// Postgres holds the durable log (TaskEvent rows); pub/sub only announces rows that are already committed,
+// so a subscriber that misses a message can always catch up from the database by sequence number.
+import type { Redis } from 'ioredis';
+import type { TaskEventKind, TaskQueue, TaskStatus, TaskType } from '../generated/prisma/enums.js';
+
+export interface TaskEventMessage {
+  taskId: string;
+  seq: number;
+  kind: TaskEventKind;
+  payload: unknown;
+  createdAt: string;
+  /** The task as it was right after the event, for dashboards that filter on it. */
+  task: { status: TaskStatus; type: TaskType; queue: TaskQueue; orgAlias: string; progress: number };
+}
+
+export interface TaskEventPublisher {
+  publish(events: TaskEventMessage[]): Promise<void>;
+}
+
+export function taskEventChannel(prefix: string, taskId: string): string {
+  return `${prefix}:taskEvent:${taskId}`;
+}
+
+export function allTaskEventsChannel(prefix: string): string {
+  return `${prefix}:taskEvents`;
+}
+
+/** Requests to workers, e.g. to abort a running task. */
+export function controlChannel(prefix: string): string {
+  return `${prefix}:control`;
+}
+
+export type ControlMessage = { type: 'cancel'; taskId: string };
+
+export class RedisTaskEventPublisher implements TaskEventPublisher {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async publish(events: TaskEventMessage[]): Promise<void> {
+    if (events.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const event of events) {
+      const json = JSON.stringify(event);
+      pipeline.publish(taskEventChannel(this.prefix, event.taskId), json);
+      pipeline.publish(allTaskEventsChannel(this.prefix), json);
+    }
+    await pipeline.exec();
+  }
+
+  async control(message: ControlMessage): Promise<void> {
+    await this.redis.publish(controlChannel(this.prefix), JSON.stringify(message));
+  }
+}

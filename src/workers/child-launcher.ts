@@ -1,0 +1,90 @@
+// Forks the per-task child processes. Each child runs one operation and exits; none is ever reused (unlike
+// BullMQ's sandboxed processors, which pool them). To take Node's start-up cost off the dispatch path, one
+// spare child is forked ahead of time: it has loaded nothing but its entry point and never held credentials.
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ChildMessage } from './ipc-protocol.js';
+
+/**
+ * The compiled child entry point. Tests run the TypeScript sources, but children always run the build in
+ * dist/ (made by `npm run build`), exactly as in production.
+ */
+export function childEntryPoint(): string {
+  const here = fileURLToPath(import.meta.url);
+  const compiled = here.endsWith('.ts') ? fileURLToPath(new URL('../../dist/workers/child-main.js', import.meta.url)) : fileURLToPath(new URL('./child-main.js', import.meta.url));
+  if (!existsSync(compiled)) throw new Error(`Child entry point ${compiled} is missing: run \`npm run build\``);
+  return compiled;
+}
+
+/**
+ * What a child inherits: enough to run Node, nothing that is a secret. Database and Redis URLs, the secret
+ * key and Vault credentials stay in the worker.
+ */
+function childEnvironment(): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_ENV', 'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY'];
+  return Object.fromEntries(keep.filter((key) => process.env[key] !== undefined).map((key) => [key, process.env[key]]));
+}
+
+export interface LaunchedChild {
+  process: ChildProcess;
+  /** Resolves when the child has loaded its entry point and can take a request. */
+  ready: Promise<void>;
+  /** Whether this child was the pre-forked spare. */
+  wasSpare: boolean;
+}
+
+export class ChildLauncher {
+  private spare: LaunchedChild | null = null;
+  private closed = false;
+  private readonly entry = childEntryPoint();
+
+  constructor(private readonly options: { keepSpare: boolean }) {
+    if (options.keepSpare) this.spare = this.launch(true);
+  }
+
+  /** A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. */
+  take(): LaunchedChild {
+    if (this.closed) throw new Error('ChildLauncher is closed');
+    let child = this.spare;
+    this.spare = null;
+    if (!child || child.process.exitCode !== null || child.process.signalCode !== null || !child.process.connected) {
+      child = this.launch(false);
+    }
+    if (this.options.keepSpare) this.spare = this.launch(true);
+    return child;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const spare = this.spare;
+    this.spare = null;
+    if (spare && spare.process.exitCode === null) {
+      const exited = new Promise((resolve) => spare.process.once('exit', resolve));
+      spare.process.kill('SIGTERM');
+      await exited;
+    }
+  }
+
+  private launch(wasSpare: boolean): LaunchedChild {
+    const child = fork(this.entry, [], {
+      env: childEnvironment(),
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (message: ChildMessage) => {
+        if (message.t !== 'ready') return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve();
+      };
+      const onExit = (code: number | null, signal: string | null) => reject(new Error(`child exited before it was ready (code ${code}, signal ${signal})`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+    ready.catch(() => undefined); // observed by whoever takes the child
+    return { process: child, ready, wasSpare };
+  }
+}

@@ -1,0 +1,99 @@
+// One operation in one child process, seen from the worker: send the request, relay the child's reports in
+// order, answer its credential redemption, and escalate an abort (ask, then SIGTERM, then SIGKILL).
+import type { SecretValue } from '../secrets/secret-store.js';
+import type { LaunchedChild } from './child-launcher.js';
+import type { ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
+
+export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
+
+export type ChildOutcome =
+  | { kind: 'succeeded'; result: unknown }
+  | { kind: 'failed'; code: string; message: string; retryable: boolean }
+  | { kind: 'aborted'; reason: AbortReason }
+  | { kind: 'crashed'; exitCode: number | null; signal: string | null };
+
+export interface SessionHooks {
+  onProgress(percent: number, phase: string | undefined): Promise<void>;
+  onLog(level: LogLevel, message: string): Promise<void>;
+  /** Redeems an IPC grant token; null when it is spent, expired or unknown. */
+  redeem(token: string): Promise<SecretValue | null>;
+}
+
+export class ChildSession {
+  private abortReason: AbortReason | null = null;
+  private report: ChildOutcome | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly child: LaunchedChild,
+    private readonly hooks: SessionHooks,
+    private readonly graceMs: number,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child.process.pid;
+  }
+
+  async run(request: RunRequest): Promise<ChildOutcome> {
+    const proc = this.child.process;
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
+      else proc.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    proc.on('message', (message: ChildMessage) => {
+      // Handled one after another so events keep the order the child sent them in.
+      this.chain = this.chain.then(() => this.handle(message)).catch(() => undefined);
+    });
+    try {
+      await this.child.ready;
+      this.send({ t: 'run', request });
+    } catch {
+      // The child died before it was ready; `exited` reports how.
+    }
+    const { code, signal } = await exited;
+    this.timers.forEach(clearTimeout);
+    await this.chain;
+    if (this.report?.kind === 'succeeded') return this.report;
+    if (this.abortReason) return { kind: 'aborted', reason: this.abortReason };
+    return this.report ?? { kind: 'crashed', exitCode: code, signal };
+  }
+
+  /** Asks the operation to stop; if it does not exit in time it gets SIGTERM, then SIGKILL. */
+  abort(reason: AbortReason): void {
+    if (this.abortReason) return;
+    this.abortReason = reason;
+    const proc = this.child.process;
+    this.send({ t: 'abort', reason: reason === 'timeout' ? 'The task timed out' : 'The task was cancelled' });
+    this.timers.push(
+      setTimeout(() => proc.kill('SIGTERM'), this.graceMs),
+      setTimeout(() => proc.kill('SIGKILL'), this.graceMs * 2),
+    );
+  }
+
+  private send(message: ParentMessage): void {
+    if (this.child.process.connected) this.child.process.send(message);
+  }
+
+  private async handle(message: ChildMessage): Promise<void> {
+    switch (message.t) {
+      case 'progress':
+        return this.hooks.onProgress(message.percent, message.phase);
+      case 'log':
+        return this.hooks.onLog(message.level, message.message);
+      case 'redeem': {
+        const value = await this.hooks.redeem(message.token).catch(() => null);
+        this.send(value ? { t: 'credentials', value } : { t: 'credentials', value: null, error: 'The credential grant is spent, expired or unknown' });
+        return;
+      }
+      case 'done':
+        this.report = { kind: 'succeeded', result: message.result };
+        return;
+      case 'failed':
+        this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable };
+        return;
+      default:
+        return;
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// Messages between a worker and the child process running one task. The child starts empty, announces
+// `ready`, receives exactly one `run`, and exits after `done` or `failed`. Credentials travel only in
+// `credentials`, in answer to the child's own `redeem` of its single-use grant.
+import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
+
+export interface RunRequest {
+  taskId: string;
+  type: string;
+  attempt: number;
+  params: unknown;
+  org: { alias: string; instanceUrl: string };
+  grant: CredentialGrant;
+}
+
+export type ParentMessage =
+  | { t: 'run'; request: RunRequest }
+  | { t: 'credentials'; value: SecretValue | null; error?: string }
+  | { t: 'abort'; reason: string };
+
+export type LogLevel = 'info' | 'warn' | 'error';
+
+export type ChildMessage =
+  | { t: 'ready' }
+  | { t: 'redeem'; token: string }
+  | { t: 'progress'; percent: number; phase?: string }
+  | { t: 'log'; level: LogLevel; message: string }
+  | { t: 'done'; result: unknown }
+  | { t: 'failed'; code: string; message: string; retryable: boolean };

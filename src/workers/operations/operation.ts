@@ -1,0 +1,39 @@
+// The contract every task type's operation implements. Operations run inside the per-task child process:
+// they may import what talks to Salesforce, never Prisma or Redis.
+import type { LogLevel } from '../ipc-protocol.js';
+
+export interface OrgCredentials {
+  instanceUrl: string;
+  refreshToken: string;
+  clientId?: string;
+  clientSecret?: string;
+}
+
+export interface OperationContext<P = unknown> {
+  taskId: string;
+  /** 1 for the first run, 2 for the first retry… */
+  attempt: number;
+  params: P;
+  org: { alias: string; instanceUrl: string };
+  /** Redeems the task's single-use grant the first time it is called; later calls return the same value. */
+  credentials(): Promise<OrgCredentials>;
+  progress(percent: number, phase?: string): void;
+  log(message: string, level?: LogLevel): void;
+  /** Aborted when the task is cancelled or times out; stop promptly and clean up. */
+  signal: AbortSignal;
+}
+
+export interface Operation<P = unknown> {
+  run(ctx: OperationContext<P>): Promise<unknown>;
+}
+
+/** A failure with a stable code. Retryable ones are run again (with backoff) while attempts remain. */
+export class OperationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable = false,
+  ) {
+    super(message);
+  }
+}

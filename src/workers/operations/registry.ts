@@ -1,0 +1,14 @@
+// Task type → operation module. Modules are imported only when a child runs that type, so a child pays
+// only for what its one operation needs (jsforce, for instance, is never loaded by a diagnostic task).
+import type { Operation } from './operation.js';
+
+type Loader = () => Promise<{ default: Operation<any> }>;
+
+export const operationLoaders: Record<string, Loader> = {
+  DIAGNOSTIC: () => import('./diagnostic.js'),
+  ORG_CHECK: () => import('./unavailable.js'),
+  RETRIEVE: () => import('./unavailable.js'),
+  VALIDATE: () => import('./unavailable.js'),
+  DEPLOY: () => import('./unavailable.js'),
+  QUICK_DEPLOY: () => import('./unavailable.js'),
+};

@@ -1,0 +1,82 @@
+// One metadata-changing task (DEPLOY, QUICK_DEPLOY) per org at a time, across all workers. A Redis lease
+// lock: renewed while the child runs, released when it ends, and expiring by itself if the worker dies.
+// Waiters queue in a sorted set by submission time, so the lock passes in order; a waiter that stops polling
+// (cancelled, worker gone) drops out when its liveness key expires.
+import type { Redis } from 'ioredis';
+
+const acquireScript = `
+local lock, waiters = KEYS[1], KEYS[2]
+local id, score, lease, alivePrefix, aliveTtl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local holder = redis.call('GET', lock)
+if holder == id then
+  redis.call('PEXPIRE', lock, lease)
+  return {1, 0, id}
+end
+redis.call('ZADD', waiters, 'NX', score, id)
+redis.call('SET', alivePrefix .. id, '1', 'PX', aliveTtl)
+local position = 0
+for _, other in ipairs(redis.call('ZRANGE', waiters, 0, -1)) do
+  if other == id then break end
+  if redis.call('EXISTS', alivePrefix .. other) == 1 then
+    position = position + 1
+  else
+    redis.call('ZREM', waiters, other)
+  end
+end
+if not holder and position == 0 then
+  redis.call('SET', lock, id, 'PX', lease)
+  redis.call('ZREM', waiters, id)
+  redis.call('DEL', alivePrefix .. id)
+  return {1, 0, id}
+end
+return {0, position + 1, holder or ''}
+`;
+
+const renewScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+export type LockAttempt = { acquired: true } | { acquired: false; position: number; holder: string };
+
+export class OrgLock {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    readonly leaseMs: number,
+    private readonly pollMs: number,
+  ) {}
+
+  private keys(orgId: string): [string, string] {
+    return [`${this.prefix}:orglock:${orgId}`, `${this.prefix}:orglock:${orgId}:waiters`];
+  }
+
+  async tryAcquire(orgId: string, taskId: string, queuedAt: Date): Promise<LockAttempt> {
+    const [lock, waiters] = this.keys(orgId);
+    const [acquired, position, holder] = (await this.redis.eval(
+      acquireScript,
+      2,
+      lock,
+      waiters,
+      taskId,
+      queuedAt.getTime(),
+      this.leaseMs,
+      `${this.prefix}:orglock:alive:`,
+      this.pollMs * 3,
+    )) as [number, number, string];
+    return acquired === 1 ? { acquired: true } : { acquired: false, position, holder };
+  }
+
+  async renew(orgId: string, taskId: string): Promise<boolean> {
+    return (await this.redis.eval(renewScript, 1, this.keys(orgId)[0], taskId, this.leaseMs)) === 1;
+  }
+
+  async release(orgId: string, taskId: string): Promise<void> {
+    await this.redis.eval(releaseScript, 1, this.keys(orgId)[0], taskId);
+  }
+}

@@ -1,0 +1,176 @@
+// Runs one BullMQ job: claims its task, takes the org lock when the type needs it, hands a fresh child the
+// request and a single-use credential grant, relays the child's reports into the task's event log, and
+// settles the task from the child's outcome. Retries are BullMQ's (attempts with exponential backoff);
+// this decides which failures deserve one.
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Task } from '../generated/prisma/client.js';
+import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
+import type { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import type { TaskJobData } from '../queues/task-queues.js';
+import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
+import type { ChildLauncher } from './child-launcher.js';
+import { ChildSession, type ChildOutcome } from './child-session.js';
+import type { OrgLock } from './org-lock.js';
+
+export interface ExecutorOptions {
+  workerId: string;
+  /** Grace between abort request, SIGTERM and SIGKILL. */
+  killGraceMs: number;
+  /** Wrap TTL of credential grants; at most 60 s. */
+  grantTtlSeconds: number;
+  /** How often a task waiting for its org lock looks again. */
+  lockPollMs: number;
+}
+
+export interface ExecutorDeps {
+  lifecycle: TaskLifecycle;
+  secrets: SecretStore;
+  /** Redeems IPC grants of the built-in store; null for Vault, whose grants the child unwraps itself. */
+  redeemIpcGrant: ((token: string) => Promise<SecretValue | null>) | null;
+  launcher: ChildLauncher;
+  orgLock: OrgLock;
+  logger: Logger;
+}
+
+/** Retry delay BullMQ will use before attempt `attempt + 1` with exponential backoff. */
+function backoffFor(task: Task, attempt: number): number {
+  return task.backoffMs * 2 ** Math.max(0, attempt - 1);
+}
+
+export class TaskExecutor {
+  /** Sessions by task id, so cancellation and shutdown can reach them. */
+  readonly running = new Map<string, ChildSession>();
+  private readonly lastWaitPhase = new Map<string, string>();
+
+  constructor(
+    private readonly deps: ExecutorDeps,
+    private readonly options: ExecutorOptions,
+  ) {}
+
+  async process(job: Job<TaskJobData>, token: string | undefined): Promise<unknown> {
+    const { lifecycle, logger } = this.deps;
+    let task = await lifecycle.load(job.data.taskId);
+    // A job of an earlier attempt, or of a task that no longer exists: nothing to do.
+    if (!task || task.jobId !== job.id) return { skipped: 'stale job' };
+
+    if (task.status === 'RUNNING') {
+      // This job was already running when its worker died (BullMQ found it stalled): a lost run.
+      const lost = { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' };
+      if (task.attempts >= task.maxAttempts) {
+        await lifecycle.fail(task.id, lost);
+        throw new UnrecoverableError(lost.code);
+      }
+      await lifecycle.requeue(task.id, lost, 0);
+      task = (await lifecycle.load(task.id))!;
+    }
+    if (task.status !== 'QUEUED' && task.status !== 'SCHEDULED') return { skipped: `task is ${task.status}` };
+    if (!task.org) {
+      await lifecycle.fail(task.id, { code: 'ORG_NOT_FOUND', message: `Org ${task.orgAlias} was removed` }, ['QUEUED', 'SCHEDULED']);
+      throw new UnrecoverableError('ORG_NOT_FOUND');
+    }
+    const org = task.org;
+
+    const exclusive = orgExclusiveTypes.has(task.type);
+    if (exclusive) {
+      const attempt = await this.deps.orgLock.tryAcquire(org.id, task.id, task.createdAt);
+      if (!attempt.acquired) {
+        const phase = `waiting for the org lock: position ${attempt.position}${attempt.holder ? `, held by task ${attempt.holder}` : ''}`;
+        const changed = this.lastWaitPhase.get(task.id) !== phase;
+        this.lastWaitPhase.set(task.id, phase);
+        await lifecycle.waiting(task.id, phase, changed);
+        await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
+        throw new DelayedError();
+      }
+      this.lastWaitPhase.delete(task.id);
+    }
+
+    let renewTimer: NodeJS.Timeout | undefined;
+    try {
+      const claimed = await lifecycle.claim(task, this.options.workerId);
+      if (!claimed) return { skipped: 'task left the queue before it started' };
+      if (exclusive) {
+        renewTimer = setInterval(() => void this.deps.orgLock.renew(org.id, task!.id).catch(() => undefined), this.deps.orgLock.leaseMs / 3);
+      }
+      const outcome = await this.runChild(claimed, { alias: org.alias, instanceUrl: org.instanceUrl, secretRef: org.secretRef });
+      return await this.settle(claimed, outcome);
+    } finally {
+      if (renewTimer) clearInterval(renewTimer);
+      if (exclusive) await this.deps.orgLock.release(org.id, task.id).catch(() => undefined);
+    }
+  }
+
+  private async runChild(task: Task, org: { alias: string; instanceUrl: string; secretRef: string }): Promise<ChildOutcome> {
+    const { lifecycle, launcher, secrets } = this.deps;
+    const grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+    const child = launcher.take();
+    const session = new ChildSession(
+      child,
+      {
+        onProgress: (percent, phase) => lifecycle.progress(task.id, percent, phase),
+        onLog: (level, message) => lifecycle.log(task.id, level, message),
+        redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
+      },
+      this.options.killGraceMs,
+    );
+    this.running.set(task.id, session);
+    const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
+    const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
+    try {
+      await lifecycle.recordChild(task.id, session.pid);
+      // A cancel may have arrived between claim and now.
+      if (await lifecycle.isCancelRequested(task.id)) session.abort('cancelled');
+      return await session.run({
+        taskId: task.id,
+        type: task.type,
+        attempt: task.attempts,
+        params: task.input,
+        org: { alias: org.alias, instanceUrl: org.instanceUrl },
+        grant,
+      });
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(task.id);
+    }
+  }
+
+  private async settle(task: Task, outcome: ChildOutcome): Promise<unknown> {
+    const { lifecycle, logger } = this.deps;
+    switch (outcome.kind) {
+      case 'succeeded':
+        await lifecycle.succeed(task.id, outcome.result);
+        return { status: 'SUCCEEDED' };
+      case 'aborted':
+        if (outcome.reason === 'cancelled') {
+          await lifecycle.cancelled(task.id);
+          return { status: 'CANCELLED' };
+        }
+        if (outcome.reason === 'timeout') {
+          const limit = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
+          await lifecycle.fail(task.id, { code: 'TIMEOUT', message: `The task ran longer than its ${limit} ms limit` });
+          throw new UnrecoverableError('TIMEOUT');
+        }
+        return this.retryOrFail(task, { code: 'WORKER_SHUTDOWN', message: 'The worker shut down while the task ran', retryable: true });
+      case 'failed':
+        return this.retryOrFail(task, outcome);
+      case 'crashed':
+        logger.warn({ taskId: task.id, exitCode: outcome.exitCode, signal: outcome.signal }, 'task child exited without reporting');
+        return this.retryOrFail(task, {
+          code: 'CHILD_CRASHED',
+          message: `The task's process exited unexpectedly (code ${outcome.exitCode}, signal ${outcome.signal})`,
+          retryable: true,
+        });
+    }
+  }
+
+  private async retryOrFail(task: Task, failure: { code: string; message: string; retryable: boolean }): Promise<never> {
+    const { lifecycle } = this.deps;
+    if (failure.retryable && task.attempts < task.maxAttempts) {
+      await lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
+      // Any plain error makes BullMQ schedule the next attempt after the backoff.
+      throw new Error(failure.code);
+    }
+    await lifecycle.fail(task.id, failure);
+    throw new UnrecoverableError(failure.code);
+  }
+}

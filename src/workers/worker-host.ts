@@ -1,0 +1,201 @@
+// A Switchyard worker: BullMQ workers for the chosen queues, each job run by the TaskExecutor in a fresh
+// child process. Listens for cancellation requests (Redis pub/sub, with a database poll as a safety net),
+// settles jobs BullMQ gave up on (stalled too often), and drains on shutdown.
+import { hostname } from 'node:os';
+import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PrismaClient } from '../db/prisma.js';
+import type { ScheduleService } from '../domain/tasks/schedule-service.js';
+import type { TaskJournal } from '../domain/tasks/task-journal.js';
+import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
+import type { TaskQueue } from '../generated/prisma/enums.js';
+import { queueNames, schedulesQueueName, type ScheduleJobData, type TaskJobData, type TaskQueues } from '../queues/task-queues.js';
+import type { SecretStore } from '../secrets/secret-store.js';
+import { BuiltinSecretStore } from '../secrets/builtin-store.js';
+import { ChildLauncher } from './child-launcher.js';
+import { OrgLock } from './org-lock.js';
+import { reconcileTasks, type ReconcileReport } from './reconciler.js';
+import { TaskExecutor } from './task-executor.js';
+
+export interface WorkerHostOptions {
+  redisUrl: string;
+  prefix: string;
+  queues: TaskQueue[];
+  concurrency: Partial<Record<TaskQueue, number>>;
+  /** BullMQ lock duration; a worker that stops renewing its job lock for this long is considered dead. */
+  lockDurationMs: number;
+  /** How often BullMQ looks for stalled jobs. */
+  stalledIntervalMs: number;
+  killGraceMs: number;
+  keepSpareChild: boolean;
+  cancelPollMs: number;
+  orgLockLeaseMs: number;
+  orgLockPollMs: number;
+  /** How often this worker announces itself; it counts as gone after three missed beats. */
+  heartbeatMs: number;
+  /** How often the reconciler runs after the one at start. */
+  reconcileIntervalMs: number;
+}
+
+export interface WorkerHostDeps {
+  prisma: PrismaClient;
+  journal: TaskJournal;
+  secrets: SecretStore;
+  queues: TaskQueues;
+  schedules: ScheduleService;
+  logger: Logger;
+}
+
+export function workerKey(prefix: string, workerId: string): string {
+  return `${prefix}:worker:${workerId}`;
+}
+
+export class WorkerHost {
+  readonly workerId = `${hostname()}:${process.pid}`;
+  readonly executor: TaskExecutor;
+  private readonly workers: Worker[] = [];
+  private readonly connection: Redis;
+  private readonly subscriber: Redis;
+  private readonly launcher: ChildLauncher;
+  private readonly lifecycle: TaskLifecycle;
+  private cancelPoll: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = new Date().toISOString();
+
+  constructor(
+    private readonly deps: WorkerHostDeps,
+    private readonly options: WorkerHostOptions,
+  ) {
+    // BullMQ workers need a connection that retries forever (maxRetriesPerRequest: null).
+    this.connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, connectionName: 'switchyard-worker' });
+    this.subscriber = new Redis(options.redisUrl, { maxRetriesPerRequest: null, connectionName: 'switchyard-worker-control' });
+    for (const redis of [this.connection, this.subscriber]) redis.on('error', () => undefined); // reconnects by itself
+    this.launcher = new ChildLauncher({ keepSpare: options.keepSpareChild });
+    this.lifecycle = new TaskLifecycle(deps.prisma, deps.journal);
+    const secrets = deps.secrets;
+    this.executor = new TaskExecutor(
+      {
+        lifecycle: this.lifecycle,
+        secrets,
+        redeemIpcGrant: secrets instanceof BuiltinSecretStore ? (token) => secrets.redeem(token) : null,
+        launcher: this.launcher,
+        orgLock: new OrgLock(this.connection, options.prefix, options.orgLockLeaseMs, options.orgLockPollMs),
+        logger: deps.logger,
+      },
+      { workerId: this.workerId, killGraceMs: options.killGraceMs, grantTtlSeconds: 60, lockPollMs: options.orgLockPollMs },
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.options.heartbeatMs);
+    await this.reconcile();
+    this.reconcileTimer = setInterval(() => void this.reconcile().catch(() => undefined), this.options.reconcileIntervalMs);
+    await this.subscriber.subscribe(controlChannel(this.options.prefix));
+    this.subscriber.on('message', (_channel, raw: string) => this.onControl(raw));
+    for (const queue of this.options.queues) {
+      const worker = new Worker<TaskJobData>(queueNames[queue], (job, token) => this.executor.process(job, token), {
+        connection: this.connection,
+        prefix: this.options.prefix,
+        concurrency: this.options.concurrency[queue] ?? 1,
+        lockDuration: this.options.lockDurationMs,
+        stalledInterval: this.options.stalledIntervalMs,
+        maxStalledCount: 1,
+        autorun: true,
+      });
+      worker.on('failed', (job, error) => void this.onJobFailed(job as Job<TaskJobData> | undefined, error));
+      worker.on('error', (error) => this.deps.logger.warn({ err: error.message, queue }, 'worker error'));
+      this.workers.push(worker);
+    }
+    // Every worker also turns schedule firings into tasks; BullMQ hands each firing to exactly one of them.
+    const firings = new Worker<ScheduleJobData>(schedulesQueueName, async (job) => ({ taskId: (await this.deps.schedules.fire(job.data.scheduleId))?.id ?? null }), {
+      connection: this.connection,
+      prefix: this.options.prefix,
+      concurrency: 1,
+    });
+    firings.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'schedule worker error'));
+    this.workers.push(firings);
+    this.cancelPoll = setInterval(() => void this.pollCancellations(), this.options.cancelPollMs);
+    this.deps.logger.info({ workerId: this.workerId, queues: this.options.queues, concurrency: this.options.concurrency }, 'worker started');
+  }
+
+  /** Stops taking jobs, lets running ones finish within `drainMs`, then aborts the rest (they are retried). */
+  async close(drainMs: number): Promise<void> {
+    clearInterval(this.cancelPoll);
+    clearInterval(this.reconcileTimer);
+    const drained = Promise.all(this.workers.map((worker) => worker.close()));
+    const timer = setTimeout(() => {
+      for (const session of this.executor.running.values()) session.abort('shutdown');
+    }, drainMs);
+    await drained;
+    clearTimeout(timer);
+    await this.launcher.close();
+    clearInterval(this.heartbeat);
+    await this.connection.del(workerKey(this.options.prefix, this.workerId)).catch(() => undefined);
+    this.subscriber.disconnect();
+    await this.connection.quit().catch(() => this.connection.disconnect());
+  }
+
+  async reconcile(): Promise<ReconcileReport> {
+    const restored = await this.deps.schedules.restoreSchedulers();
+    if (restored > 0) this.deps.logger.warn({ restored }, 'restored schedules missing from Redis');
+    return reconcileTasks({
+      prisma: this.deps.prisma,
+      queues: this.deps.queues,
+      lifecycle: this.lifecycle,
+      isWorkerAlive: async (workerId) => (await this.connection.exists(workerKey(this.options.prefix, workerId))) === 1,
+      logger: this.deps.logger,
+    });
+  }
+
+  /** Announces this worker (and what it is running) for three beats; resource views read these keys. */
+  private async beat(): Promise<void> {
+    const children = [...this.executor.running.entries()].map(([taskId, session]) => ({ taskId, pid: session.pid ?? null }));
+    const value = JSON.stringify({
+      workerId: this.workerId,
+      host: hostname(),
+      pid: process.pid,
+      queues: this.options.queues,
+      concurrency: this.options.concurrency,
+      busy: children.length,
+      children,
+      startedAt: this.startedAt,
+      at: new Date().toISOString(),
+    });
+    await this.connection.set(workerKey(this.options.prefix, this.workerId), value, 'PX', this.options.heartbeatMs * 3);
+  }
+
+  private onControl(raw: string): void {
+    let message: ControlMessage;
+    try {
+      message = JSON.parse(raw) as ControlMessage;
+    } catch {
+      return;
+    }
+    if (message.type === 'cancel') this.executor.running.get(message.taskId)?.abort('cancelled');
+  }
+
+  /** The pub/sub message can be missed (reconnect); the database request cannot. */
+  private async pollCancellations(): Promise<void> {
+    const ids = [...this.executor.running.keys()];
+    const requested = await this.lifecycle.cancelRequested(ids).catch(() => []);
+    for (const id of requested) this.executor.running.get(id)?.abort('cancelled');
+  }
+
+  /** BullMQ gave up on a job without our processor settling its task (e.g. it stalled too often). */
+  private async onJobFailed(job: Job<TaskJobData> | undefined, error: Error): Promise<void> {
+    if (!job) return;
+    const task = await this.lifecycle.load(job.data.taskId).catch(() => null);
+    if (!task || task.jobId !== job.id) return;
+    const finalFailure = job.attemptsMade >= (job.opts.attempts ?? 1) || /stalled/i.test(error.message);
+    if (!finalFailure) return;
+    if (task.status === 'RUNNING') {
+      await this.lifecycle.fail(task.id, { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' });
+    } else if (task.status === 'QUEUED') {
+      await this.lifecycle.fail(task.id, { code: task.errorCode ?? 'FAILED', message: task.errorMessage ?? error.message }, ['QUEUED']);
+    }
+  }
+}

@@ -1,0 +1,196 @@
+// The `switchyard` command as an operator runs it: the built CLI (bin/switchyard.js → dist/) in a child
+// process, against its own Postgres schema. Build first (`npx tsc -p tsconfig.json`) when src/ changed.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from '../src/db/migrate.js';
+import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
+import { AuditService } from '../src/domain/audit/audit-service.js';
+import { TokenService } from '../src/domain/auth/token-service.js';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const bin = path.join(repoRoot, 'bin', 'switchyard.js');
+const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
+const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const schema = `t_cli_${randomBytes(4).toString('hex')}`;
+const databaseUrl = `${baseDatabaseUrl}?schema=${schema}`;
+const tokenLine = /^syt_[A-Za-z0-9_-]{43}\n$/;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let tempDir: string;
+let prisma: PrismaClient;
+let tokens: TokenService;
+
+/** Runs the CLI with a clean environment: only what is given here, nothing inherited from vitest. */
+function run(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: tempDir,
+        NODE_ENV: 'test',
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: redisUrl,
+        LOG_LEVEL: 'warn',
+        SWITCHYARD_KEY_FILE: path.join(tempDir, 'secret-key'),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Commands that do not depend on each other start together in beforeAll; each test awaits its own. */
+const pending: Record<string, Promise<RunResult>> = {};
+
+beforeAll(async () => {
+  expect(existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js')), 'build dist/ first: npx tsc -p tsconfig.json').toBe(true);
+  tempDir = await mkdtemp(path.join(tmpdir(), 'switchyard-cli-'));
+  // The CLI migrates on every token command anyway; doing it once here first keeps the concurrent runs
+  // below from queueing behind each other on the migration lock.
+  await migrate(databaseUrl);
+  prisma = createPrisma(databaseUrl, { poolSize: 2 });
+  tokens = new TokenService(prisma, new AuditService(prisma));
+  // Each run costs a Node start-up (about 1.5 s of CPU), so there are few, and they are spread so that two
+  // run at a time along the create → list → revoke chain the token tests follow.
+  const createAdmin = run(['token', 'create', '--name', 'admin', '--role', 'OWNER']);
+  const list = createAdmin.then(() => run(['token', 'list']));
+  Object.assign(pending, {
+    createAdmin,
+    list,
+    help: run(['help']),
+    unknownCommand: run(['frobnicate']),
+    badConfig: run(['token', 'list'], { PORT: 'abc', REDIS_URL: 'nope' }),
+    missingName: createAdmin.then(() => run(['token', 'create', '--role', 'OWNER'])),
+    badRole: list.then(() => run(['token', 'create', '--name', 'bad-role', '--role', 'KING'])),
+  });
+});
+
+afterAll(async () => {
+  await Promise.allSettled(Object.values(pending));
+  await prisma?.$disconnect();
+  const client = new pg.Client({ connectionString: baseDatabaseUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+  if (tempDir) await rm(tempDir, { recursive: true, force: true });
+});
+
+describe('token create, list, revoke', { timeout: 60_000 }, () => {
+  let secret: string;
+
+  it('create prints only the token on stdout and exits 0', async () => {
+    const result = await pending.createAdmin!;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(tokenLine);
+    secret = result.stdout.trim();
+    expect(result.stderr).toContain('Created OWNER token "admin"');
+    expect(result.stderr).not.toContain(secret);
+  });
+
+  it('list shows prefix and name, never the secret', async () => {
+    const result = await pending.list!;
+    expect(result.code, result.stderr).toBe(0);
+    const row = await prisma.apiToken.findFirstOrThrow({ where: { name: 'admin' } });
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('ID\tPREFIX\tNAME\tROLE\tUSER\tSTATE\tLAST USED');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]!.split('\t')).toEqual([row.id, secret.slice(0, 12), 'admin', 'OWNER', 'admin', 'active', '-']);
+    expect(result.stdout + result.stderr).not.toContain(secret);
+    expect(result.stdout + result.stderr).not.toContain(secret.slice(12));
+    expect(result.stdout).not.toContain(row.hash);
+  });
+
+  it('the created token authenticates as an OWNER, and only its hash is stored', async () => {
+    expect(await tokens.authenticate(secret)).toMatchObject({ kind: 'token', role: 'OWNER', tokenName: 'admin', userName: 'admin' });
+    const rows = await prisma.apiToken.findMany();
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    expect(row).toMatchObject({ name: 'admin', role: 'OWNER', prefix: secret.slice(0, 12), expiresAt: null, revokedAt: null });
+    expect(row.hash).toBe(createHash('sha256').update(secret).digest('hex'));
+    expect(JSON.stringify(rows)).not.toContain(secret.slice(12));
+    const audit = await prisma.auditEntry.findMany({ where: { action: 'token.create' } });
+    expect(audit.map((e) => [e.actor, e.targetId])).toEqual([['cli', row.id]]);
+  });
+
+  it('revoke <id> makes the token stop authenticating', async () => {
+    const row = await prisma.apiToken.findFirstOrThrow({ where: { name: 'admin' } });
+    const result = await run(['token', 'revoke', row.id]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('Revoked token "admin"');
+    expect(result.stdout).toBe('');
+    expect(await tokens.authenticate(secret)).toBeNull();
+    expect((await prisma.apiToken.findUniqueOrThrow({ where: { id: row.id } })).revokedAt).not.toBeNull();
+    expect(await prisma.auditEntry.count({ where: { action: 'token.revoke', actor: 'cli', targetId: row.id } })).toBe(1);
+  });
+});
+
+describe('bad usage', { timeout: 60_000 }, () => {
+  const cases: Array<[string, RegExp]> = [
+    ['unknownCommand', /Unknown command "frobnicate"/],
+    ['missingName', /token create needs --name/],
+    ['badRole', /role/],
+  ];
+  for (const [name, message] of cases) {
+    it(`${name} exits 2 with a message on stderr and nothing on stdout`, async () => {
+      const result = await pending[name]!;
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect(result.stdout).toBe('');
+      // A usage error is a message, not a crash report.
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    });
+  }
+
+  it('a refused create creates no token', async () => {
+    await Promise.all([pending.missingName, pending.badRole]);
+    expect(await prisma.apiToken.count({ where: { name: { not: 'admin' } } })).toBe(0);
+    expect(await prisma.user.count({ where: { name: { not: 'admin' } } })).toBe(0);
+  });
+});
+
+describe('configuration', { timeout: 60_000 }, () => {
+  it('invalid configuration exits 1 and names every problem at once', async () => {
+    const result = await pending.badConfig!;
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('Invalid configuration');
+    expect(result.stderr).toMatch(/PORT/);
+    expect(result.stderr).toMatch(/REDIS_URL/);
+  });
+});
+
+describe('help', { timeout: 60_000 }, () => {
+  it('exits 0 and prints usage', async () => {
+    const result = await pending.help!;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('Usage:');
+    expect(result.stdout).toContain('switchyard token create');
+    expect(result.stderr).toBe('');
+  });
+});

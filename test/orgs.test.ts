@@ -1,0 +1,611 @@
+// Orgs through GraphQL with an OWNER token: registration in both credential forms, queries and pagination,
+// validation (and that nothing is stored when it fails), update, rotation, removal, and a credential canary
+// that must surface nowhere but as ciphertext.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogger } from './support/capture-logger.js';
+import { errorFields, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+
+const run = promisify(execFile);
+
+let api: TestApi;
+let owner: string;
+/** Every GraphQL response body this file received, for the canary check. */
+const responses: string[] = [];
+
+beforeAll(async () => {
+  api = await startTestApi('orgs');
+  owner = await api.token('OWNER');
+});
+afterAll(async () => {
+  await api?.close();
+});
+
+async function gql<T = any>(query: string, variables: Record<string, unknown> = {}, token: string | null = owner): Promise<GraphQLResponse<T>> {
+  const res = await api.gql<T>(query, variables, token);
+  responses.push(JSON.stringify(res.body));
+  return res;
+}
+
+/** The body's data, failing the test (with the errors shown) when GraphQL reported errors. */
+async function data<T = any>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const res = await gql<T>(query, variables);
+  expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+  expect(res.status).toBe(200);
+  return res.body.data as T;
+}
+
+const orgFields = 'id alias kind isDevHub instanceUrl status salesforceOrgId lastCheckedAt createdAt updatedAt';
+
+const registerMutation = `mutation Register($input: RegisterOrgInput!) {
+  registerOrg(input: $input) {
+    __typename
+    ... on RegisterOrgSuccess { org { ${orgFields} } }
+    ... on InvalidCredentialsError { path }
+    ${errorFields}
+  }
+}`;
+
+async function register(input: Record<string, unknown>): Promise<any> {
+  return (await data(registerMutation, { input })).registerOrg;
+}
+
+/** Registers and insists on success; returns the Org. */
+async function registerOk(alias: string, credentials: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<any> {
+  const result = await register({ alias, kind: 'SANDBOX', credentials, ...extra });
+  expect(result.__typename, JSON.stringify(result)).toBe('RegisterOrgSuccess');
+  return result.org;
+}
+
+function fakeRefreshToken(): string {
+  return `5Aep861${randomBytes(30).toString('base64url').replace(/[-_]/g, 'x')}`;
+}
+
+/** Counts of everything a registration writes; equal before and after a failed mutation. */
+async function storedCounts(): Promise<{ orgs: number; secrets: number; audit: number }> {
+  const [orgs, secrets, audit] = await Promise.all([api.prisma.org.count(), api.prisma.secret.count(), api.prisma.auditEntry.count()]);
+  return { orgs, secrets, audit };
+}
+
+// Runs first, while the schema holds only these orgs, so the expected order is exactly theirs.
+describe('orgs pagination', () => {
+  const aliases = ['pg-delta', 'pg-alpha', 'pg-golf', 'pg-charlie', 'pg-echo', 'pg-bravo', 'pg-foxtrot'];
+  const sorted = [...aliases].sort();
+  const pageQuery = `query Page($first: Int, $after: String, $last: Int, $before: String) {
+    orgs(first: $first, after: $after, last: $last, before: $before) {
+      totalCount
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      edges { cursor node { alias } }
+    }
+  }`;
+  const page = async (args: Record<string, unknown>) => (await data(pageQuery, args)).orgs;
+  const aliasesOf = (p: any) => p.edges.map((e: any) => e.node.alias);
+
+  beforeAll(async () => {
+    expect(await api.prisma.org.count()).toBe(0);
+    for (const alias of aliases) await registerOk(alias, { instanceUrl: `https://${alias}.my.salesforce.com`, refreshToken: fakeRefreshToken() });
+  });
+
+  it('lists every org sorted by alias with totalCount', async () => {
+    const all = await page({});
+    expect(aliasesOf(all)).toEqual(sorted);
+    expect(all.totalCount).toBe(7);
+  });
+
+  it('pages forward with first/after', async () => {
+    const p1 = await page({ first: 3 });
+    expect(aliasesOf(p1)).toEqual(sorted.slice(0, 3));
+    expect(p1.totalCount).toBe(7);
+    expect(p1.pageInfo.hasNextPage).toBe(true);
+    expect(p1.pageInfo.endCursor).toBe(p1.edges[2].cursor);
+
+    const p2 = await page({ first: 3, after: p1.pageInfo.endCursor });
+    expect(aliasesOf(p2)).toEqual(sorted.slice(3, 6));
+    expect(p2.pageInfo.hasNextPage).toBe(true);
+    expect(p2.totalCount).toBe(7);
+
+    const p3 = await page({ first: 3, after: p2.pageInfo.endCursor });
+    expect(aliasesOf(p3)).toEqual(sorted.slice(6));
+    expect(p3.pageInfo.hasNextPage).toBe(false);
+  });
+
+  it('pages backward with last/before', async () => {
+    const p1 = await page({ last: 3 });
+    expect(aliasesOf(p1)).toEqual(sorted.slice(4));
+    expect(p1.pageInfo.hasPreviousPage).toBe(true);
+    expect(p1.totalCount).toBe(7);
+
+    const p2 = await page({ last: 3, before: p1.pageInfo.startCursor });
+    expect(aliasesOf(p2)).toEqual(sorted.slice(1, 4));
+    expect(p2.pageInfo.hasPreviousPage).toBe(true);
+
+    const p3 = await page({ last: 3, before: p2.pageInfo.startCursor });
+    expect(aliasesOf(p3)).toEqual(sorted.slice(0, 1));
+    expect(p3.pageInfo.hasPreviousPage).toBe(false);
+  });
+
+  it('mixes directions: the page before a forward cursor', async () => {
+    const forward = await page({ first: 5 });
+    const back = await page({ last: 2, before: forward.edges[4].cursor });
+    expect(aliasesOf(back)).toEqual(sorted.slice(2, 4));
+  });
+});
+
+describe('registerOrg', () => {
+  it('registers from an SFDX auth URL', async () => {
+    const refreshToken = fakeRefreshToken();
+    const before = await storedCounts();
+    const org = await registerOk('sfdx-org', { sfdxAuthUrl: `force://PlatformCLI::${refreshToken}@acme.my.salesforce.com` });
+    expect(org).toMatchObject({
+      alias: 'sfdx-org',
+      kind: 'SANDBOX',
+      isDevHub: false,
+      instanceUrl: 'https://acme.my.salesforce.com',
+      status: 'UNVERIFIED',
+      salesforceOrgId: null,
+      lastCheckedAt: null,
+    });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'sfdx-org' } });
+    expect(row.secretRef).not.toContain(refreshToken);
+    expect(await api.services.secrets.get(row.secretRef)).toEqual({
+      instanceUrl: 'https://acme.my.salesforce.com',
+      refreshToken,
+      clientId: 'PlatformCLI',
+    });
+    const after = await storedCounts();
+    expect(after).toEqual({ orgs: before.orgs + 1, secrets: before.secrets + 1, audit: before.audit + 2 });
+  });
+
+  it('normalises the instance URL of an auth URL to its https origin', async () => {
+    const org = await registerOk('sfdx-upper', {
+      sfdxAuthUrl: `force://PlatformCLI::${fakeRefreshToken()}@https://Acme-Dev.My.Salesforce.com:443/`,
+    });
+    expect(org.instanceUrl).toBe('https://acme-dev.my.salesforce.com');
+  });
+
+  it('registers from instanceUrl + refreshToken + connected-app keys', async () => {
+    const refreshToken = fakeRefreshToken();
+    const clientSecret = randomBytes(16).toString('hex');
+    const org = await registerOk(
+      'fields-org',
+      { instanceUrl: 'dev-ed.develop.my.salesforce.com', refreshToken, clientId: '3MVG9-app', clientSecret },
+      { kind: 'PRODUCTION', isDevHub: true },
+    );
+    expect(org).toMatchObject({
+      alias: 'fields-org',
+      kind: 'PRODUCTION',
+      isDevHub: true,
+      instanceUrl: 'https://dev-ed.develop.my.salesforce.com',
+      status: 'UNVERIFIED',
+    });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'fields-org' } });
+    expect(await api.services.secrets.get(row.secretRef)).toEqual({
+      instanceUrl: 'https://dev-ed.develop.my.salesforce.com',
+      refreshToken,
+      clientId: '3MVG9-app',
+      clientSecret,
+    });
+  });
+
+  it('registers from instanceUrl + refreshToken alone, and accepts plain http only on loopback', async () => {
+    const org = await registerOk('loopback-org', { instanceUrl: 'http://127.0.0.1:8443', refreshToken: fakeRefreshToken() });
+    expect(org.instanceUrl).toBe('http://127.0.0.1:8443');
+    const local = await registerOk('localhost-org', { instanceUrl: 'http://localhost:9000/', refreshToken: fakeRefreshToken() });
+    expect(local.instanceUrl).toBe('http://localhost:9000');
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'loopback-org' } });
+    const secret = await api.services.secrets.get(row.secretRef);
+    expect(Object.keys(secret!).sort()).toEqual(['instanceUrl', 'refreshToken']);
+  });
+
+  it('returns the org through orgs, org(alias:) and node(id:)', async () => {
+    const org = await registerOk('query-org', { instanceUrl: 'https://query.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const res = await data(
+      `query Q($id: ID!) {
+        org(alias: "query-org") { ${orgFields} }
+        missing: org(alias: "no-such-org") { id }
+        node(id: $id) { __typename id ... on Org { alias instanceUrl status } }
+        orgs(first: 100) { totalCount edges { node { id alias } } }
+      }`,
+      { id: org.id },
+    );
+    expect(res.org).toEqual(org);
+    expect(res.missing).toBeNull();
+    expect(res.node).toEqual({ __typename: 'Org', id: org.id, alias: 'query-org', instanceUrl: 'https://query.my.salesforce.com', status: 'UNVERIFIED' });
+    expect(res.orgs.edges.map((e: any) => e.node)).toContainEqual({ id: org.id, alias: 'query-org' });
+    expect(res.orgs.totalCount).toBe(await api.prisma.org.count());
+  });
+});
+
+describe('registerOrg validation', () => {
+  it.each([
+    ['has space'],
+    ['-leading-dash'],
+    ['.leading-dot'],
+    ['a/b'],
+    [''],
+    ['x'.repeat(81)],
+  ])('rejects alias %j with a ValidationError at ["alias"] and stores nothing', async (alias) => {
+    const before = await storedCounts();
+    const result = await register({ alias, kind: 'SANDBOX', credentials: { instanceUrl: 'https://a.my.salesforce.com', refreshToken: fakeRefreshToken() } });
+    expect(result.__typename).toBe('ValidationError');
+    expect(result.code).toBe('VALIDATION_FAILED');
+    expect(result.fieldErrors).toHaveLength(1);
+    expect(result.fieldErrors[0].path).toEqual(['alias']);
+    expect(await storedCounts()).toEqual(before);
+  });
+
+  it('accepts an 80-character alias and trims surrounding blanks', async () => {
+    const long = `a${'b'.repeat(79)}`;
+    expect((await registerOk(long, { instanceUrl: 'https://long.my.salesforce.com', refreshToken: fakeRefreshToken() })).alias).toBe(long);
+    expect((await registerOk('  trimmed-org  ', { instanceUrl: 'https://t.my.salesforce.com', refreshToken: fakeRefreshToken() })).alias).toBe(
+      'trimmed-org',
+    );
+  });
+
+  const secret = `SeCrEt${randomBytes(12).toString('hex')}`;
+  const cases: Array<[string, Record<string, unknown>, string[]]> = [
+    ['an auth URL without the client secret part', { sfdxAuthUrl: `force://PlatformCLI:${secret}@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL without an instance', { sfdxAuthUrl: `force://PlatformCLI::${secret}` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL with another scheme', { sfdxAuthUrl: `https://PlatformCLI::${secret}@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL with an http instance', { sfdxAuthUrl: `force://PlatformCLI::${secret}@http://acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL with a blank in the refresh token', { sfdxAuthUrl: `force://PlatformCLI::${secret} x@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an http instance URL', { instanceUrl: 'http://acme.my.salesforce.com', refreshToken: secret }, ['credentials', 'instanceUrl']],
+    ['an instance URL carrying a password', { instanceUrl: `https://user:${secret}@acme.my.salesforce.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],
+    ['an http instance URL carrying a password', { instanceUrl: `http://user:${secret}@acme.my.salesforce.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],
+    ['an unparsable instance URL carrying a password', { instanceUrl: `https://user:${secret}@exa mple.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],
+    ['an instance URL with a path', { instanceUrl: 'https://acme.my.salesforce.com/services/oauth2', refreshToken: secret }, ['credentials', 'instanceUrl']],
+    ['an unparsable instance URL', { instanceUrl: 'https://exa mple.com', refreshToken: secret }, ['credentials', 'instanceUrl']],
+    [
+      'both forms',
+      { sfdxAuthUrl: `force://PlatformCLI::${secret}@acme.my.salesforce.com`, instanceUrl: 'https://acme.my.salesforce.com', refreshToken: secret },
+      ['credentials'],
+    ],
+    ['a missing refreshToken', { instanceUrl: 'https://acme.my.salesforce.com', clientId: 'app', clientSecret: secret }, ['credentials', 'refreshToken']],
+    ['a missing instanceUrl', { refreshToken: secret }, ['credentials', 'instanceUrl']],
+    ['no credentials at all', {}, ['credentials', 'instanceUrl']],
+    ['clientSecret without clientId', { instanceUrl: 'https://acme.my.salesforce.com', refreshToken: 'r', clientSecret: secret }, ['credentials', 'clientId']],
+    ['a refresh token with blanks', { instanceUrl: 'https://acme.my.salesforce.com', refreshToken: `${secret} ${secret}` }, ['credentials', 'refreshToken']],
+  ];
+
+  it.each(cases)('rejects %s with InvalidCredentialsError, never echoing the secret', async (_name, credentials, path) => {
+    const before = await storedCounts();
+    const res = await gql(registerMutation, { input: { alias: 'bad-creds', kind: 'SANDBOX', credentials } });
+    expect(res.body.errors).toBeUndefined();
+    const result = res.body.data.registerOrg;
+    expect(result.__typename).toBe('InvalidCredentialsError');
+    expect(result.code).toBe('INVALID_CREDENTIALS');
+    expect(result.path).toEqual(path);
+    expect(result.message.length).toBeGreaterThan(0);
+    expect(result.message).not.toContain(secret);
+    expect(JSON.stringify(res.body)).not.toContain(secret);
+    expect(await storedCounts()).toEqual(before);
+    expect(await api.prisma.org.findUnique({ where: { alias: 'bad-creds' } })).toBeNull();
+  });
+
+  it('refuses a taken alias with ALIAS_TAKEN and stores nothing', async () => {
+    await registerOk('dup-org', { instanceUrl: 'https://dup.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const before = await storedCounts();
+    for (const alias of ['dup-org', ' dup-org ']) {
+      const result = await register({ alias, kind: 'SCRATCH', credentials: { instanceUrl: 'https://other.my.salesforce.com', refreshToken: fakeRefreshToken() } });
+      expect(result).toMatchObject({ __typename: 'ConflictError', code: 'ALIAS_TAKEN' });
+      expect(result.message).toContain('dup-org');
+    }
+    expect(await storedCounts()).toEqual(before);
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'dup-org' } });
+    expect(row.instanceUrl).toBe('https://dup.my.salesforce.com');
+  });
+
+  it('lets exactly one of several concurrent registrations of one alias win, leaving no orphaned secret', async () => {
+    const before = await storedCounts();
+    const results = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        register({ alias: 'race-org', kind: 'SANDBOX', credentials: { instanceUrl: `https://race${i}.my.salesforce.com`, refreshToken: fakeRefreshToken() } }),
+      ),
+    );
+    const typenames = results.map((r) => r.__typename).sort();
+    expect(typenames.filter((t) => t === 'RegisterOrgSuccess')).toHaveLength(1);
+    for (const r of results) if (r.__typename !== 'RegisterOrgSuccess') expect(r).toMatchObject({ __typename: 'ConflictError', code: 'ALIAS_TAKEN' });
+    expect(await storedCounts()).toEqual({ orgs: before.orgs + 1, secrets: before.secrets + 1, audit: before.audit + 2 });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'race-org' } });
+    expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).not.toBeNull();
+  });
+
+  it('refuses registration to roles without manageOrgs', async () => {
+    const member = await api.token('MEMBER');
+    const before = await storedCounts();
+    const res = await gql(
+      registerMutation,
+      { input: { alias: 'member-org', kind: 'SANDBOX', credentials: { instanceUrl: 'https://m.my.salesforce.com', refreshToken: 'r' } } },
+      member,
+    );
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(await storedCounts()).toEqual(before);
+  });
+});
+
+const updateMutation = `mutation Update($alias: String!, $patch: UpdateOrgInput!) {
+  updateOrg(alias: $alias, patch: $patch) {
+    __typename
+    ... on UpdateOrgSuccess { org { ${orgFields} } }
+    ${errorFields}
+  }
+}`;
+
+describe('updateOrg', () => {
+  let original: any;
+  let rawId: string;
+  beforeAll(async () => {
+    original = await registerOk('upd-a', { instanceUrl: 'https://upd.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    rawId = (await api.prisma.org.findUniqueOrThrow({ where: { alias: 'upd-a' } })).id;
+    await registerOk('upd-other', { instanceUrl: 'https://upd-other.my.salesforce.com', refreshToken: fakeRefreshToken() });
+  });
+  const update = async (alias: string, patch: Record<string, unknown>) => (await data(updateMutation, { alias, patch })).updateOrg;
+
+  it('renames an org, keeping its id', async () => {
+    const result = await update('upd-a', { alias: 'upd-b' });
+    expect(result.__typename).toBe('UpdateOrgSuccess');
+    expect(result.org).toMatchObject({ id: original.id, alias: 'upd-b', kind: 'SANDBOX', isDevHub: false });
+    const res = await data('{ old: org(alias: "upd-a") { id } renamed: org(alias: "upd-b") { id alias } }');
+    expect(res.old).toBeNull();
+    expect(res.renamed).toEqual({ id: original.id, alias: 'upd-b' });
+  });
+
+  it('changes kind and isDevHub, leaving omitted fields alone', async () => {
+    const result = await update('upd-b', { kind: 'PRODUCTION', isDevHub: true });
+    expect(result.org).toMatchObject({ id: original.id, alias: 'upd-b', kind: 'PRODUCTION', isDevHub: true, instanceUrl: 'https://upd.my.salesforce.com' });
+    const again = await update('upd-b', { isDevHub: false });
+    expect(again.org).toMatchObject({ alias: 'upd-b', kind: 'PRODUCTION', isDevHub: false });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { id: rawId } });
+    expect(row).toMatchObject({ alias: 'upd-b', kind: 'PRODUCTION', isDevHub: false });
+  });
+
+  it('refuses a rename onto a taken alias with ALIAS_TAKEN', async () => {
+    const before = await storedCounts();
+    const result = await update('upd-b', { alias: 'upd-other', kind: 'SCRATCH' });
+    expect(result).toMatchObject({ __typename: 'ConflictError', code: 'ALIAS_TAKEN' });
+    expect(result.message).toContain('upd-other');
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { id: rawId } });
+    expect(row).toMatchObject({ alias: 'upd-b', kind: 'PRODUCTION' });
+    expect(await storedCounts()).toEqual(before);
+  });
+
+  it('answers ORG_NOT_FOUND for an unknown alias', async () => {
+    const result = await update('no-such-org', { isDevHub: true });
+    expect(result).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+  });
+
+  it('validates the new alias at ["patch", "alias"]', async () => {
+    const result = await update('upd-b', { alias: 'not valid' });
+    expect(result.__typename).toBe('ValidationError');
+    expect(result.fieldErrors.map((e: any) => e.path)).toEqual([['patch', 'alias']]);
+    expect((await api.prisma.org.findUniqueOrThrow({ where: { id: rawId } })).alias).toBe('upd-b');
+  });
+});
+
+const rotateMutation = `mutation Rotate($alias: String!, $credentials: OrgCredentialsInput!) {
+  rotateOrgCredentials(alias: $alias, credentials: $credentials) {
+    __typename
+    ... on RotateOrgCredentialsSuccess { org { ${orgFields} } }
+    ... on InvalidCredentialsError { path }
+    ${errorFields}
+  }
+}`;
+
+describe('rotateOrgCredentials', () => {
+  it('replaces the stored credentials and puts the org back to UNVERIFIED', async () => {
+    const oldToken = fakeRefreshToken();
+    const org = await registerOk('rot-org', { instanceUrl: 'https://rot.my.salesforce.com', refreshToken: oldToken });
+    const row = await api.prisma.org.update({
+      where: { alias: 'rot-org' },
+      data: { status: 'CONNECTED', sfOrgId: '00D000000000001EAA', lastCheckedAt: new Date() },
+    });
+    const beforeSecret = await api.services.secrets.get(row.secretRef);
+    const beforeRow = await api.prisma.secret.findUniqueOrThrow({ where: { name: row.secretRef } });
+    const secretsBefore = await api.prisma.secret.count();
+
+    const newToken = fakeRefreshToken();
+    const result = (
+      await data(rotateMutation, {
+        alias: 'rot-org',
+        credentials: { sfdxAuthUrl: `force://PlatformCLI::${newToken}@rot2.my.salesforce.com` },
+      })
+    ).rotateOrgCredentials;
+    expect(result.__typename).toBe('RotateOrgCredentialsSuccess');
+    expect(result.org).toMatchObject({ id: org.id, alias: 'rot-org', status: 'UNVERIFIED', instanceUrl: 'https://rot2.my.salesforce.com' });
+
+    const afterSecret = await api.services.secrets.get(row.secretRef);
+    expect(beforeSecret).toEqual({ instanceUrl: 'https://rot.my.salesforce.com', refreshToken: oldToken });
+    expect(afterSecret).toEqual({ instanceUrl: 'https://rot2.my.salesforce.com', refreshToken: newToken, clientId: 'PlatformCLI' });
+    const afterRow = await api.prisma.secret.findUniqueOrThrow({ where: { name: row.secretRef } });
+    expect(Buffer.from(afterRow.ciphertext).equals(Buffer.from(beforeRow.ciphertext))).toBe(false);
+    expect(afterRow.version).toBe(beforeRow.version + 1);
+    expect(await api.prisma.secret.count()).toBe(secretsBefore);
+    expect((await api.prisma.org.findUniqueOrThrow({ where: { id: row.id } })).secretRef).toBe(row.secretRef);
+  });
+
+  it('keeps the old credentials and status when the new ones are invalid', async () => {
+    await api.prisma.org.update({ where: { alias: 'rot-org' }, data: { status: 'CONNECTED' } });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rot-org' } });
+    const before = await api.services.secrets.get(row.secretRef);
+    const secret = fakeRefreshToken();
+    const res = await gql(rotateMutation, { alias: 'rot-org', credentials: { instanceUrl: 'http://evil.example.com', refreshToken: secret } });
+    const result = res.body.data.rotateOrgCredentials;
+    expect(result).toMatchObject({ __typename: 'InvalidCredentialsError', code: 'INVALID_CREDENTIALS', path: ['credentials', 'instanceUrl'] });
+    expect(JSON.stringify(res.body)).not.toContain(secret);
+    expect(await api.services.secrets.get(row.secretRef)).toEqual(before);
+    expect((await api.prisma.org.findUniqueOrThrow({ where: { id: row.id } })).status).toBe('CONNECTED');
+  });
+
+  it('answers ORG_NOT_FOUND for an unknown alias', async () => {
+    const result = (await data(rotateMutation, { alias: 'no-such-org', credentials: { instanceUrl: 'https://x.my.salesforce.com', refreshToken: 'r' } }))
+      .rotateOrgCredentials;
+    expect(result).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+  });
+});
+
+const removeMutation = `mutation Remove($alias: String!) {
+  removeOrg(alias: $alias) {
+    __typename
+    ... on RemoveOrgSuccess { removed { id alias } }
+    ${errorFields}
+  }
+}`;
+const submitMutation = `mutation Submit($input: SubmitTaskInput!) {
+  submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status orgAlias } } ${errorFields} }
+}`;
+const cancelMutation = `mutation Cancel($id: ID!) {
+  cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { id status } } ${errorFields} }
+}`;
+
+describe('removeOrg', () => {
+  const remove = async (alias: string) => (await data(removeMutation, { alias })).removeOrg;
+
+  it('is refused while the org has a queued task, and allowed once it is cancelled', async () => {
+    await registerOk('rm-org', { instanceUrl: 'https://rm.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-org' } });
+    const submitted = (await data(submitMutation, { input: { type: 'ORG_CHECK', org: 'rm-org' } })).submitTask;
+    expect(submitted.__typename).toBe('SubmitTaskSuccess');
+    expect(submitted.task.status).toBe('QUEUED');
+
+    const refused = await remove('rm-org');
+    expect(refused).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+    expect(await api.prisma.org.findUnique({ where: { id: row.id } })).not.toBeNull();
+    expect(await api.services.secrets.get(row.secretRef)).not.toBeNull();
+
+    const cancelled = (await data(cancelMutation, { id: submitted.task.id })).cancelTask;
+    expect(cancelled).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'CANCELLED' } });
+
+    const removed = await remove('rm-org');
+    expect(removed).toEqual({ __typename: 'RemoveOrgSuccess', removed: { id: row.id, alias: 'rm-org' } });
+    expect(await api.prisma.org.findUnique({ where: { id: row.id } })).toBeNull();
+    expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).toBeNull();
+    expect(await api.services.secrets.get(row.secretRef)).toBeNull();
+
+    const task = (await data('query T($id: ID!) { task(id: $id) { status orgAlias org { id } } }', { id: submitted.task.id })).task;
+    expect(task).toEqual({ status: 'CANCELLED', orgAlias: 'rm-org', org: null });
+    expect((await data('{ org(alias: "rm-org") { id } }')).org).toBeNull();
+  });
+
+  it('is refused while the org has a scheduled task', async () => {
+    await registerOk('rm-sched', { instanceUrl: 'https://rms.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const runAt = new Date(Date.now() + 3_600_000).toISOString();
+    const submitted = (await data(submitMutation, { input: { type: 'ORG_CHECK', org: 'rm-sched', runAt } })).submitTask;
+    expect(submitted.task.status).toBe('SCHEDULED');
+    expect(await remove('rm-sched')).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+    expect(await api.prisma.org.findUnique({ where: { alias: 'rm-sched' } })).not.toBeNull();
+  });
+
+  it('removes an org without tasks together with its secret', async () => {
+    await registerOk('rm-plain', { instanceUrl: 'https://rmp.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-plain' } });
+    const secrets = await api.prisma.secret.count();
+    expect((await remove('rm-plain')).__typename).toBe('RemoveOrgSuccess');
+    expect(await api.prisma.secret.count()).toBe(secrets - 1);
+    expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).toBeNull();
+  });
+
+  it('answers ORG_NOT_FOUND for an unknown alias', async () => {
+    expect(await remove('no-such-org')).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+  });
+});
+
+/** The string as it would appear base64- or base64url-encoded at any byte alignment inside a larger value. */
+function base64Needles(value: string): string[] {
+  const needles: string[] = [];
+  for (let pad = 0; pad < 3; pad++) {
+    const encoded = Buffer.concat([Buffer.alloc(pad, 0x22), Buffer.from(value, 'utf8')]).toString('base64');
+    const core = encoded.slice(pad ? 4 : 0, -4);
+    needles.push(core, core.replace(/\+/g, '-').replace(/\//g, '_'));
+  }
+  return needles;
+}
+
+describe('credential canary', () => {
+  it('shows the credentials nowhere but as ciphertext in the Secret table', async () => {
+    const canary = (label: string) => `CANARY${label}${randomBytes(24).toString('hex')}`;
+    const refreshToken = canary('RT');
+    const clientSecret = canary('CS');
+    const authUrlToken = canary('AU');
+    const authUrlSecret = canary('AS');
+    const rotatedToken = canary('RR');
+    const rejectedToken = canary('RJ');
+    const canaries = [refreshToken, clientSecret, authUrlToken, authUrlSecret, rotatedToken, rejectedToken];
+
+    const fieldsOrg = await registerOk('canary-org', {
+      instanceUrl: 'https://canary.my.salesforce.com',
+      refreshToken,
+      clientId: 'canary-client',
+      clientSecret,
+    });
+    const urlOrg = await registerOk('canary-url', { sfdxAuthUrl: `force://canary-client:${authUrlSecret}:${authUrlToken}@canary2.my.salesforce.com` });
+    // Failures must not echo the values either.
+    const rejected = await register({ alias: 'canary-org', kind: 'SANDBOX', credentials: { instanceUrl: 'https://c.my.salesforce.com', refreshToken: rejectedToken } });
+    expect(rejected.code).toBe('ALIAS_TAKEN');
+    const rejected2 = await register({ alias: 'canary-bad', kind: 'SANDBOX', credentials: { sfdxAuthUrl: `force://x:${rejectedToken}@http://evil.example.com` } });
+    expect(rejected2.code).toBe('INVALID_CREDENTIALS');
+    const rotated = (await data(rotateMutation, { alias: 'canary-url', credentials: { instanceUrl: 'canary3.my.salesforce.com', refreshToken: rotatedToken } }))
+      .rotateOrgCredentials;
+    expect(rotated.__typename).toBe('RotateOrgCredentialsSuccess');
+    await data(
+      `query Q($a: ID!, $b: ID!) {
+        orgs(first: 100) { edges { node { ${orgFields} } } }
+        a: node(id: $a) { ... on Org { ${orgFields} } }
+        b: node(id: $b) { ... on Org { ${orgFields} } }
+        auditEntries(first: 100) { edges { node { action details } } }
+      }`,
+      { a: fieldsOrg.id, b: urlOrg.id },
+    );
+
+    // The values were stored: the secret store decrypts them.
+    const fieldsRow = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'canary-org' } });
+    const urlRow = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'canary-url' } });
+    expect(await api.services.secrets.get(fieldsRow.secretRef)).toMatchObject({ refreshToken, clientSecret });
+    expect(await api.services.secrets.get(urlRow.secretRef)).toMatchObject({ refreshToken: rotatedToken });
+
+    // Nowhere in what the API answered or logged.
+    expect(responses.length).toBeGreaterThan(5);
+    const answered = responses.join('\n');
+    const logged = api.logLines.join('');
+    for (const value of canaries) {
+      expect(answered).not.toContain(value);
+      expect(logged).not.toContain(value);
+    }
+
+    // Nowhere in the database but as ciphertext.
+    const database = new URL(testDatabaseUrl).pathname.slice(1);
+    const { stdout: dump } = await run('pg_dump', ['--data-only', '-h', '127.0.0.1', '-U', 'postgres', '-n', api.schema, database], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(dump).toContain(fieldsRow.secretRef); // the dump really covers the Secret table
+    expect(dump).toContain('canary-org');
+    for (const value of canaries) {
+      expect(dump).not.toContain(value);
+      expect(dump).not.toContain(Buffer.from(value, 'utf8').toString('hex'));
+      for (const needle of base64Needles(value)) expect(dump).not.toContain(needle);
+    }
+
+    // The Secret row is ciphertext, nonce, tag and bookkeeping: no other column could hold a value.
+    const columns = await api.prisma.$queryRaw<Array<{ column_name: string }>>`
+      SELECT column_name::text AS column_name FROM information_schema.columns WHERE table_schema = ${api.schema} AND table_name = 'Secret'`;
+    expect(columns.map((c) => c.column_name).sort()).toEqual(
+      ['authTag', 'ciphertext', 'createdAt', 'id', 'keyId', 'name', 'nonce', 'updatedAt', 'version'].sort(),
+    );
+    const secretRow = await api.prisma.secret.findUniqueOrThrow({ where: { name: fieldsRow.secretRef } });
+    expect(secretRow.nonce).toHaveLength(12);
+    expect(secretRow.authTag).toHaveLength(16);
+    const ciphertext = Buffer.from(secretRow.ciphertext);
+    for (const value of [refreshToken, clientSecret]) expect(ciphertext.includes(Buffer.from(value))).toBe(false);
+  });
+
+  it('redacts credential fields should a credentials object ever reach the logger', () => {
+    const { logger, lines } = captureLogger();
+    const values = [`CANARYLOG${randomBytes(16).toString('hex')}`, `CANARYLOG${randomBytes(16).toString('hex')}`];
+    logger.info({ credentials: { sfdxAuthUrl: `force://PlatformCLI:${values[0]}:${values[1]}@acme.my.salesforce.com` } }, 'auth url');
+    logger.info({ credentials: { instanceUrl: 'https://acme.my.salesforce.com', refreshToken: values[0], clientSecret: values[1] } }, 'fields');
+    expect(lines).toHaveLength(2);
+    expect(lines.join('')).toContain('acme.my.salesforce.com');
+    for (const value of values) expect(lines.join('')).not.toContain(value);
+  });
+});

@@ -1,0 +1,49 @@
+// A real Switchyard worker bound to a TestApi: same Postgres schema, same BullMQ prefix, same secret store,
+// forking real child processes (from dist/, so run `npm run build` first; `npm test` does).
+import type { TaskQueue } from '../../src/generated/prisma/enums.js';
+import { WorkerHost, type WorkerHostOptions } from '../../src/workers/worker-host.js';
+import { captureLogger } from './capture-logger.js';
+import { testRedisUrl, type TestApi } from './harness.js';
+
+export interface TestWorker {
+  host: WorkerHost;
+  logLines: string[];
+  close(drainMs?: number): Promise<void>;
+}
+
+export async function startTestWorker(api: TestApi, options: Partial<WorkerHostOptions> = {}): Promise<TestWorker> {
+  const { logger, lines } = captureLogger();
+  const queues: TaskQueue[] = ['CRITICAL', 'NORMAL', 'BATCH'];
+  const host = new WorkerHost(
+    { prisma: api.prisma, journal: api.services.journal, secrets: api.services.secrets, queues: api.queues, schedules: api.services.schedules, logger },
+    {
+      redisUrl: testRedisUrl,
+      prefix: api.queuePrefix,
+      queues,
+      concurrency: { CRITICAL: 2, NORMAL: 2, BATCH: 1 },
+      lockDurationMs: 5000,
+      stalledIntervalMs: 2000,
+      killGraceMs: 500,
+      keepSpareChild: true,
+      cancelPollMs: 500,
+      orgLockLeaseMs: 5000,
+      orgLockPollMs: 200,
+      heartbeatMs: 500,
+      reconcileIntervalMs: 60_000,
+      ...options,
+    },
+  );
+  await host.start();
+  return { host, logLines: lines, close: (drainMs = 5000) => host.close(drainMs) };
+}
+
+/** Polls until `check` returns a truthy value or the time is up. */
+export async function waitFor<T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

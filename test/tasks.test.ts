@@ -1,0 +1,915 @@
+// Tasks through the GraphQL API against real Postgres, Redis and BullMQ. No workers run here: a task stays
+// QUEUED/SCHEDULED until it is cancelled, so the queues' contents are fully determined by these tests.
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliPrincipal } from '../src/domain/auth/principal.js';
+import type { TaskQueue } from '../src/generated/prisma/enums.js';
+import { errorFields, startTestApi, testRedisUrl, type TestApi } from './support/harness.js';
+
+const queueNamesList = ['CRITICAL', 'NORMAL', 'BATCH'] as const;
+
+const TASK_FIELDS = `
+  id type status queue priority params error { code message } attempts maxAttempts source requestedBy
+  runAt orgAlias org { alias } createdAt startedAt finishedAt progress phase`;
+const ERRORS = `${errorFields} ... on InvalidStateError { currentStatus }`;
+const SUBMIT = `mutation($input: SubmitTaskInput!) {
+  submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { ${TASK_FIELDS} } } ${errorFields} }
+}`;
+const CANCEL = `mutation($id: ID!) {
+  cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { ${TASK_FIELDS} } } ${ERRORS} }
+}`;
+const RETRY = `mutation($id: ID!) {
+  retryTask(id: $id) { __typename ... on RetryTaskSuccess { task { ${TASK_FIELDS} } } ${ERRORS} }
+}`;
+const TASK = `query($id: ID!) { task(id: $id) { ${TASK_FIELDS} } }`;
+const EVENTS = `query($id: ID!, $first: Int, $after: String) {
+  task(id: $id) {
+    events(first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { cursor node { seq kind payload createdAt } }
+    }
+  }
+}`;
+const LIST = `query($filter: TaskFilter, $first: Int, $after: String, $last: Int, $before: String) {
+  tasks(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id type status queue source orgAlias } }
+  }
+}`;
+
+interface TaskView {
+  id: string;
+  type: string;
+  status: string;
+  queue: TaskQueue;
+  priority: number;
+  params: Record<string, unknown>;
+  error: { code: string; message: string } | null;
+  attempts: number;
+  maxAttempts: number;
+  source: string;
+  requestedBy: string;
+  runAt: string | null;
+  orgAlias: string;
+  org: { alias: string } | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  progress: number;
+  phase: string | null;
+}
+
+interface MutationResult {
+  __typename: string;
+  task?: TaskView;
+  code?: string;
+  message?: string;
+  currentStatus?: string;
+  fieldErrors?: Array<{ path: string[]; message: string }>;
+}
+
+const credentials = { instanceUrl: 'https://acme--uat.sandbox.my.salesforce.com', refreshToken: '5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJJ' };
+
+/** The UUID inside a Task global id (also checks that it is one). */
+function rawId(globalId: string): string {
+  const decoded = Buffer.from(globalId, 'base64').toString('utf8');
+  expect(decoded).toMatch(/^Task:[0-9a-f-]{36}$/);
+  return decoded.slice('Task:'.length);
+}
+
+/** A small client over one TestApi, with the tokens it needs. */
+class Client {
+  constructor(
+    readonly api: TestApi,
+    readonly member: string,
+    readonly owner: string,
+  ) {}
+
+  static async start(api: TestApi, orgs: string[]): Promise<Client> {
+    const client = new Client(api, await api.token('MEMBER'), await api.token('OWNER'));
+    for (const alias of orgs) await client.registerOrg(alias);
+    return client;
+  }
+
+  async registerOrg(alias: string): Promise<string> {
+    const res = await this.api.gql(
+      `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename ... on RegisterOrgSuccess { org { id alias } } ${errorFields} } }`,
+      { input: { alias, kind: 'SANDBOX', credentials } },
+      this.owner,
+    );
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data.registerOrg.__typename).toBe('RegisterOrgSuccess');
+    return res.body.data.registerOrg.org.id as string;
+  }
+
+  async mutate(query: string, variables: Record<string, unknown>, field: string, token = this.member): Promise<MutationResult> {
+    const res = await this.api.gql(query, variables, token);
+    expect(res.status).toBe(200);
+    expect(res.body.errors).toBeUndefined();
+    return res.body.data[field] as MutationResult;
+  }
+
+  submitRaw(input: Record<string, unknown>, token = this.member): Promise<MutationResult> {
+    return this.mutate(SUBMIT, { input }, 'submitTask', token);
+  }
+
+  /** Submits and expects success. */
+  async submit(input: Record<string, unknown>): Promise<TaskView> {
+    const result = await this.submitRaw(input);
+    expect(result, JSON.stringify(result)).toMatchObject({ __typename: 'SubmitTaskSuccess' });
+    return result.task!;
+  }
+
+  cancel(id: string, token = this.member): Promise<MutationResult> {
+    return this.mutate(CANCEL, { id }, 'cancelTask', token);
+  }
+
+  retry(id: string, token = this.member): Promise<MutationResult> {
+    return this.mutate(RETRY, { id }, 'retryTask', token);
+  }
+
+  async task(id: string): Promise<TaskView | null> {
+    const res = await this.api.gql(TASK, { id }, this.member);
+    expect(res.body.errors).toBeUndefined();
+    return res.body.data.task as TaskView | null;
+  }
+
+  async events(id: string): Promise<Array<{ seq: number; kind: string; payload: Record<string, unknown> }>> {
+    const res = await this.api.gql(EVENTS, { id, first: 500 }, this.member);
+    expect(res.body.errors).toBeUndefined();
+    const connection = res.body.data.task.events;
+    expect(connection.totalCount).toBe(connection.edges.length);
+    return connection.edges.map((edge: { node: { seq: number; kind: string; payload: Record<string, unknown> } }) => edge.node);
+  }
+
+  async statusEvents(id: string): Promise<Array<{ seq: number; status: unknown }>> {
+    return (await this.events(id)).filter((e) => e.kind === 'STATUS').map((e) => ({ seq: e.seq, status: e.payload.status }));
+  }
+
+  async list(variables: Record<string, unknown>) {
+    const res = await this.api.gql(LIST, variables, this.member);
+    expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+    const connection = res.body.data.tasks;
+    return {
+      totalCount: connection.totalCount as number,
+      pageInfo: connection.pageInfo as { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null },
+      ids: connection.edges.map((edge: { node: { id: string } }) => edge.node.id) as string[],
+      cursors: connection.edges.map((edge: { cursor: string }) => edge.cursor) as string[],
+    };
+  }
+
+  row(globalId: string) {
+    return this.api.prisma.task.findUniqueOrThrow({ where: { id: rawId(globalId) } });
+  }
+
+  /** The BullMQ job of the task's current attempt, looked up with the job id stored on the task. */
+  async job(globalId: string) {
+    const row = await this.row(globalId);
+    expect(row.jobId).toEqual(expect.any(String));
+    return { row, job: await this.api.queues.get(row.queue).getJob(row.jobId!) };
+  }
+
+  /** Everything a failed submit must not change: task and event rows, and every queue's job counts. */
+  async footprint() {
+    const jobs: Record<string, Record<string, number>> = {};
+    for (const queue of queueNamesList) jobs[queue] = await this.api.queues.get(queue).getJobCounts();
+    return { tasks: await this.api.prisma.task.count(), events: await this.api.prisma.taskEvent.count(), jobs };
+  }
+}
+
+let api: TestApi;
+let c: Client;
+/** A second API, so the listing tests see exactly the tasks they create. */
+let listApi: TestApi;
+/** The same API wired to a Redis that is not there (nothing listens on port 1). */
+let down: TestApi;
+
+beforeAll(async () => {
+  [api, listApi, down] = await Promise.all([
+    startTestApi('tasks'),
+    startTestApi('tasks_list'),
+    startTestApi('tasks_down', { redisUrl: 'redis://127.0.0.1:1' }),
+  ]);
+  // BullMQ prints every reconnect failure of a queue without an error listener; keep the output readable.
+  for (const queue of queueNamesList) down.queues.get(queue).on('error', () => {});
+  c = await Client.start(api, ['uat']);
+});
+afterAll(async () => {
+  await Promise.all([api?.close(), listApi?.close(), down?.close()]);
+});
+
+describe('submitTask', () => {
+  it('queues an ORG_CHECK with every default on the CRITICAL queue, and adds its BullMQ job', async () => {
+    const before = Date.now();
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    expect(task).toMatchObject({
+      type: 'ORG_CHECK',
+      status: 'QUEUED',
+      queue: 'CRITICAL',
+      priority: 50,
+      maxAttempts: 3,
+      attempts: 0,
+      progress: 0,
+      phase: null,
+      params: {},
+      error: null,
+      source: 'API',
+      requestedBy: 'member-user/member-1',
+      runAt: null,
+      orgAlias: 'uat',
+      org: { alias: 'uat' },
+      startedAt: null,
+      finishedAt: null,
+    });
+    expect(new Date(task.createdAt).getTime()).toBeGreaterThanOrEqual(before - 1000);
+
+    const { row, job } = await c.job(task.id);
+    expect(row.status).toBe('QUEUED');
+    expect(job).toBeTruthy();
+    expect(job!.id).toBe(row.jobId);
+    expect(job!.name).toBe('ORG_CHECK');
+    expect(job!.data).toEqual({ taskId: row.id });
+    expect(job!.opts.priority).toBe(51);
+    expect(job!.opts.delay ?? 0).toBe(0);
+    expect(await job!.getState()).toBe('prioritized');
+    // Only on its own queue.
+    expect(await api.queues.get('NORMAL').getJob(row.jobId!)).toBeFalsy();
+    expect(await api.queues.get('BATCH').getJob(row.jobId!)).toBeFalsy();
+  });
+
+  it('queues a RETRIEVE of members on BATCH, with names trimmed', async () => {
+    const task = await c.submit({
+      type: 'RETRIEVE',
+      org: 'uat',
+      params: { members: [{ type: ' ApexClass ', members: ['*'] }, { type: 'CustomObject', members: ['Account', 'Invoice__c'] }] },
+    });
+    expect(task).toMatchObject({ type: 'RETRIEVE', status: 'QUEUED', queue: 'BATCH', priority: 50 });
+    expect(task.params).toEqual({
+      members: [{ type: 'ApexClass', members: ['*'] }, { type: 'CustomObject', members: ['Account', 'Invoice__c'] }],
+    });
+    const { job } = await c.job(task.id);
+    expect(job!.queueName).toBe('batch');
+    expect(job!.name).toBe('RETRIEVE');
+    expect(job!.data).toEqual({ taskId: rawId(task.id) });
+  });
+
+  it('queues a RETRIEVE of a package.xml with an API version', async () => {
+    const packageXml = '<?xml version="1.0"?><Package><types><members>*</members><name>ApexClass</name></types></Package>';
+    const task = await c.submit({ type: 'RETRIEVE', org: 'uat', params: { packageXml, apiVersion: '62.0' } });
+    expect(task.params).toEqual({ packageXml, apiVersion: '62.0' });
+    expect(task.queue).toBe('BATCH');
+    expect((await c.job(task.id)).job).toBeTruthy();
+  });
+
+  it('fills in DEPLOY defaults', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'art-1' } });
+    expect(task).toMatchObject({ type: 'DEPLOY', status: 'QUEUED', queue: 'NORMAL', priority: 50 });
+    expect(task.params).toEqual({
+      artifactId: 'art-1',
+      testLevel: 'RunLocalTests',
+      runTests: [],
+      rollbackOnError: true,
+      ignoreWarnings: false,
+    });
+    const { row, job } = await c.job(task.id);
+    expect(row.input).toEqual(task.params); // stored validated, defaults included
+    expect(job!.queueName).toBe('normal');
+    expect(job!.name).toBe('DEPLOY');
+  });
+
+  it('queues a VALIDATE with specified tests', async () => {
+    const task = await c.submit({
+      type: 'VALIDATE',
+      org: 'uat',
+      params: { artifactId: 'art-2', testLevel: 'RunSpecifiedTests', runTests: [' AccountTest ', 'InvoiceTest'], ignoreWarnings: true, apiVersion: '61.0' },
+    });
+    expect(task).toMatchObject({ type: 'VALIDATE', status: 'QUEUED', queue: 'NORMAL' });
+    expect(task.params).toEqual({
+      artifactId: 'art-2',
+      testLevel: 'RunSpecifiedTests',
+      runTests: ['AccountTest', 'InvoiceTest'],
+      rollbackOnError: true,
+      ignoreWarnings: true,
+      apiVersion: '61.0',
+    });
+    expect((await c.job(task.id)).job!.name).toBe('VALIDATE');
+  });
+
+  it.each([
+    ['a 15-character deployId', { deployId: '0Af5g00000AbCdE' }],
+    ['an 18-character deployId', { deployId: '0Af5g00000AbCdEFGH' }],
+    ['a validationTaskId', { validationTaskId: randomUUID() }],
+  ])('queues a QUICK_DEPLOY with %s', async (_label, params) => {
+    const task = await c.submit({ type: 'QUICK_DEPLOY', org: 'uat', params });
+    expect(task).toMatchObject({ type: 'QUICK_DEPLOY', status: 'QUEUED', queue: 'NORMAL', params });
+    const { job } = await c.job(task.id);
+    expect(job!.name).toBe('QUICK_DEPLOY');
+    expect(job!.queueName).toBe('normal');
+  });
+
+  it.each([
+    [0, 101],
+    [1, 100],
+    [73, 28],
+    [100, 1],
+  ])('maps priority %i to BullMQ priority %i', async (priority, bull) => {
+    // CRITICAL, so that no high-priority job is left on BATCH (the worker test below takes from BATCH).
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat', priority, queue: 'CRITICAL' });
+    expect(task.priority).toBe(priority);
+    const { job } = await c.job(task.id);
+    expect(job!.opts.priority).toBe(bull);
+    expect(await job!.getState()).toBe('prioritized');
+  });
+
+  it('honours an explicit queue and maxAttempts', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'art-3' }, queue: 'CRITICAL', maxAttempts: 10 });
+    expect(task).toMatchObject({ queue: 'CRITICAL', maxAttempts: 10 });
+    const { row, job } = await c.job(task.id);
+    expect(row.queue).toBe('CRITICAL');
+    expect(job!.queueName).toBe('critical');
+    expect(await api.queues.get('NORMAL').getJob(row.jobId!)).toBeFalsy();
+  });
+
+  it('schedules a task with a future runAt as a delayed job', async () => {
+    const runAt = new Date(Date.now() + 60 * 60_000);
+    runAt.setMilliseconds(0);
+    const submittedAt = Date.now();
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'art-4' }, runAt: runAt.toISOString() });
+    expect(task.status).toBe('SCHEDULED');
+    expect(task.runAt).toBe(runAt.toISOString());
+    const { row, job } = await c.job(task.id);
+    expect(row.status).toBe('SCHEDULED');
+    expect(row.runAt?.toISOString()).toBe(runAt.toISOString());
+    expect(await job!.getState()).toBe('delayed');
+    expect(job!.opts.priority).toBe(51);
+    const expectedDelay = runAt.getTime() - submittedAt;
+    expect(Math.abs(job!.opts.delay! - expectedDelay)).toBeLessThan(2000);
+    // BullMQ runs it at timestamp + delay: that is runAt.
+    expect(Math.abs(job!.timestamp + job!.opts.delay! - runAt.getTime())).toBeLessThan(1000);
+  });
+
+  it('queues at once when runAt is already past', async () => {
+    const runAt = new Date(Date.now() - 60_000).toISOString();
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt });
+    expect(task.status).toBe('QUEUED');
+    expect(task.runAt).toBe(runAt);
+    const { job } = await c.job(task.id);
+    expect(job!.opts.delay ?? 0).toBe(0);
+    expect(await job!.getState()).toBe('prioritized');
+  });
+
+  it('starts every task with one STATUS event naming its first status', async () => {
+    const queued = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    const scheduled = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt: new Date(Date.now() + 600_000).toISOString() });
+    expect(await c.statusEvents(queued.id)).toEqual([{ seq: 1, status: 'QUEUED' }]);
+    expect(await c.statusEvents(scheduled.id)).toEqual([{ seq: 1, status: 'SCHEDULED' }]);
+  });
+});
+
+describe('submitTask validation', () => {
+  const artifactId = 'art-x';
+  const cases: Array<[string, Record<string, unknown>, string[]]> = [
+    ['an unknown ORG_CHECK param', { type: 'ORG_CHECK', params: { force: true } }, ['params']],
+    ['a misspelt DEPLOY param', { type: 'DEPLOY', params: { artifactId, testlevel: 'NoTestRun' } }, ['params']],
+    ['an unknown key inside RETRIEVE members', { type: 'RETRIEVE', params: { members: [{ type: 'ApexClass', members: ['*'], extra: 1 }] } }, ['params', 'members', '0']],
+    ['params that are not an object', { type: 'ORG_CHECK', params: 'yes' }, ['params']],
+    ['RunSpecifiedTests without runTests', { type: 'DEPLOY', params: { artifactId, testLevel: 'RunSpecifiedTests' } }, ['params', 'runTests']],
+    ['RunSpecifiedTests with an empty runTests', { type: 'VALIDATE', params: { artifactId, testLevel: 'RunSpecifiedTests', runTests: [] } }, ['params', 'runTests']],
+    ['runTests without RunSpecifiedTests', { type: 'VALIDATE', params: { artifactId, runTests: ['AccountTest'] } }, ['params', 'runTests']],
+    ['an unknown testLevel', { type: 'DEPLOY', params: { artifactId, testLevel: 'RunEverything' } }, ['params', 'testLevel']],
+    ['a DEPLOY without artifactId', { type: 'DEPLOY', params: {} }, ['params', 'artifactId']],
+    ['a malformed apiVersion', { type: 'DEPLOY', params: { artifactId, apiVersion: '62' } }, ['params', 'apiVersion']],
+    ['priority 101', { type: 'ORG_CHECK', priority: 101 }, ['priority']],
+    ['priority -1', { type: 'ORG_CHECK', priority: -1 }, ['priority']],
+    ['maxAttempts 0', { type: 'ORG_CHECK', maxAttempts: 0 }, ['maxAttempts']],
+    ['maxAttempts 11', { type: 'ORG_CHECK', maxAttempts: 11 }, ['maxAttempts']],
+    ['an empty org', { type: 'ORG_CHECK', org: '   ' }, ['org']],
+    ['both members and packageXml', { type: 'RETRIEVE', params: { members: [{ type: 'ApexClass', members: ['*'] }], packageXml: '<Package/>' } }, ['params', 'members']],
+    ['neither members nor packageXml', { type: 'RETRIEVE', params: {} }, ['params', 'members']],
+    ['a RETRIEVE member list that is empty', { type: 'RETRIEVE', params: { members: [{ type: 'ApexClass', members: [] }] } }, ['params', 'members', '0', 'members']],
+    ['a deployId that is too short', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbCd' } }, ['params', 'deployId']],
+    ['a 16-character deployId', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbCdEF' } }, ['params', 'deployId']],
+    ['a deployId with punctuation', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbC-E' } }, ['params', 'deployId']],
+    ['a validationTaskId that is not a UUID', { type: 'QUICK_DEPLOY', params: { validationTaskId: 'task-1' } }, ['params', 'validationTaskId']],
+    ['both deployId and validationTaskId', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbCdE', validationTaskId: randomUUID() } }, ['params', 'validationTaskId']],
+    ['neither deployId nor validationTaskId', { type: 'QUICK_DEPLOY', params: {} }, ['params', 'validationTaskId']],
+  ];
+
+  it.each(cases)('rejects %s at its field path, persisting and enqueueing nothing', async (_label, input, path) => {
+    const before = await c.footprint();
+    const result = await c.submitRaw({ org: 'uat', ...input });
+    expect(result.__typename).toBe('ValidationError');
+    expect(result.code).toBe('VALIDATION_FAILED');
+    expect(result.fieldErrors!.map((e) => e.path)).toEqual([path]);
+    expect(result.fieldErrors![0]!.message.length).toBeGreaterThan(0);
+    expect(result.message).toContain(path.join('.'));
+    expect(result.task).toBeUndefined();
+    expect(await c.footprint()).toEqual(before);
+  });
+
+  it('names the unknown keys in the message', async () => {
+    const result = await c.submitRaw({ type: 'DEPLOY', org: 'uat', params: { artifactId, testlevel: 'NoTestRun', dryRun: true } });
+    expect(result.fieldErrors).toHaveLength(1);
+    expect(result.fieldErrors![0]!.message).toContain('testlevel');
+    expect(result.fieldErrors![0]!.message).toContain('dryRun');
+  });
+
+  it('reports several invalid params at once', async () => {
+    const result = await c.submitRaw({ type: 'DEPLOY', org: 'uat', params: { testLevel: 'Sometimes', rollbackOnError: 'yes' } });
+    expect(result.__typename).toBe('ValidationError');
+    expect(result.fieldErrors!.map((e) => e.path.join('.')).sort()).toEqual(['params.artifactId', 'params.rollbackOnError', 'params.testLevel']);
+  });
+
+  it('answers ORG_NOT_FOUND for an unknown org, persisting and enqueueing nothing', async () => {
+    const before = await c.footprint();
+    const result = await c.submitRaw({ type: 'ORG_CHECK', org: 'nowhere' });
+    expect(result).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+    expect(result.message).toContain('nowhere');
+    expect(await c.footprint()).toEqual(before);
+  });
+
+  it('refuses a VIEWER, persisting nothing', async () => {
+    const before = await c.footprint();
+    const res = await api.gql(SUBMIT, { input: { type: 'ORG_CHECK', org: 'uat' } }, await api.token('VIEWER'));
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(res.body.data?.submitTask ?? null).toBeNull();
+    expect(await c.footprint()).toEqual(before);
+  });
+});
+
+describe('tasks and task queries', () => {
+  let l: Client;
+  /** In creation order; each entry is the global id. */
+  const t: string[] = [];
+  let orgGlobalId: string;
+
+  beforeAll(async () => {
+    l = await Client.start(listApi, ['list-a']);
+    orgGlobalId = await l.registerOrg('list-b');
+    // 0: ORG_CHECK   list-a CRITICAL QUEUED    API
+    t.push((await l.submit({ type: 'ORG_CHECK', org: 'list-a' })).id);
+    // 1: RETRIEVE    list-a BATCH    QUEUED    API
+    t.push((await l.submit({ type: 'RETRIEVE', org: 'list-a', params: { packageXml: '<Package/>' } })).id);
+    // 2: DEPLOY      list-b NORMAL   QUEUED    API
+    t.push((await l.submit({ type: 'DEPLOY', org: 'list-b', params: { artifactId: 'a2' } })).id);
+    // 3: VALIDATE    list-b NORMAL   SCHEDULED API
+    t.push((await l.submit({ type: 'VALIDATE', org: 'list-b', params: { artifactId: 'a3' }, runAt: new Date(Date.now() + 3_600_000).toISOString() })).id);
+    // 4: DEPLOY      list-a BATCH    QUEUED    WEBHOOK
+    const webhook = await listApi.services.tasks.submit(cliPrincipal, { type: 'DEPLOY', org: 'list-a', params: { artifactId: 'a4' }, queue: 'BATCH', source: 'WEBHOOK' });
+    t.push(Buffer.from(`Task:${webhook.id}`).toString('base64'));
+    // 5: ORG_CHECK   list-b CRITICAL CANCELLED SCHEDULE
+    const scheduled = await listApi.services.tasks.submit(cliPrincipal, { type: 'ORG_CHECK', org: 'list-b', source: 'SCHEDULE' });
+    t.push(Buffer.from(`Task:${scheduled.id}`).toString('base64'));
+    expect((await l.cancel(t[5]!)).__typename).toBe('CancelTaskSuccess');
+  });
+  /** Global ids of t[...] newest first. */
+  const newest = (...indexes: number[]) => indexes.sort((a, b) => b - a).map((i) => t[i]!);
+
+  it('lists every task newest first, with the total', async () => {
+    const page = await l.list({ first: 50 });
+    expect(page.ids).toEqual(newest(0, 1, 2, 3, 4, 5));
+    expect(page.totalCount).toBe(6);
+    expect(page.pageInfo.hasNextPage).toBe(false);
+    // Ids the API hands out for tasks it did not create through GraphQL are the same global ids.
+    const res = await listApi.gql(LIST, { first: 50 }, l.member);
+    const sources = res.body.data.tasks.edges.map((e: { node: { source: string } }) => e.node.source);
+    expect(sources).toEqual(['SCHEDULE', 'WEBHOOK', 'API', 'API', 'API', 'API']);
+  });
+
+  it.each<[string, Record<string, unknown>, number[]]>([
+    ['status QUEUED', { status: ['QUEUED'] }, [0, 1, 2, 4]],
+    ['status SCHEDULED', { status: ['SCHEDULED'] }, [3]],
+    ['status CANCELLED or SCHEDULED', { status: ['CANCELLED', 'SCHEDULED'] }, [3, 5]],
+    ['status RUNNING', { status: ['RUNNING'] }, []],
+    ['type DEPLOY', { type: ['DEPLOY'] }, [2, 4]],
+    ['type DEPLOY or VALIDATE', { type: ['DEPLOY', 'VALIDATE'] }, [2, 3, 4]],
+    ['type QUICK_DEPLOY', { type: ['QUICK_DEPLOY'] }, []],
+    ['org list-a', { org: 'list-a' }, [0, 1, 4]],
+    ['org list-b', { org: 'list-b' }, [2, 3, 5]],
+    ['an unknown org', { org: 'nowhere' }, []],
+    ['queue BATCH', { queue: ['BATCH'] }, [1, 4]],
+    ['queue CRITICAL or NORMAL', { queue: ['CRITICAL', 'NORMAL'] }, [0, 2, 3, 5]],
+    ['source API', { source: ['API'] }, [0, 1, 2, 3]],
+    ['source WEBHOOK', { source: ['WEBHOOK'] }, [4]],
+    ['source WEBHOOK or SCHEDULE', { source: ['WEBHOOK', 'SCHEDULE'] }, [4, 5]],
+    ['org and queue', { org: 'list-a', queue: ['BATCH'] }, [1, 4]],
+    ['type and queue', { type: ['DEPLOY'], queue: ['NORMAL'] }, [2]],
+    ['status and org', { status: ['QUEUED'], org: 'list-b' }, [2]],
+    ['status, type, org, queue and source', { status: ['QUEUED', 'CANCELLED'], type: ['DEPLOY', 'ORG_CHECK'], org: 'list-a', queue: ['BATCH', 'CRITICAL'], source: ['WEBHOOK'] }, [4]],
+    ['filters that exclude each other', { org: 'list-a', source: ['SCHEDULE'] }, []],
+  ])('filters by %s', async (_label, filter, expected) => {
+    const page = await l.list({ filter, first: 50 });
+    expect(page.ids).toEqual(newest(...expected));
+    expect(page.totalCount).toBe(expected.length);
+  });
+
+  it('pages forward with first/after', async () => {
+    const one = await l.list({ first: 2 });
+    expect(one.ids).toEqual(newest(5, 4));
+    expect(one.totalCount).toBe(6);
+    expect(one.pageInfo.hasNextPage).toBe(true);
+    expect(one.pageInfo.endCursor).toBe(one.cursors[1]);
+    const two = await l.list({ first: 2, after: one.pageInfo.endCursor });
+    expect(two.ids).toEqual(newest(3, 2));
+    expect(two.pageInfo.hasNextPage).toBe(true);
+    const three = await l.list({ first: 2, after: two.pageInfo.endCursor });
+    expect(three.ids).toEqual(newest(1, 0));
+    expect(three.pageInfo.hasNextPage).toBe(false);
+    expect(three.totalCount).toBe(6);
+  });
+
+  it('pages backward with last/before', async () => {
+    const last = await l.list({ last: 2 });
+    expect(last.ids).toEqual(newest(1, 0));
+    expect(last.pageInfo.hasPreviousPage).toBe(true);
+    expect(last.totalCount).toBe(6);
+    const before = await l.list({ last: 3, before: last.pageInfo.startCursor });
+    expect(before.ids).toEqual(newest(4, 3, 2));
+    expect(before.pageInfo.hasPreviousPage).toBe(true);
+    const first = await l.list({ last: 3, before: before.pageInfo.startCursor });
+    expect(first.ids).toEqual(newest(5));
+    expect(first.pageInfo.hasPreviousPage).toBe(false);
+  });
+
+  it('pages within a filter, and totalCount counts the filtered tasks', async () => {
+    const filter = { org: 'list-a' };
+    const one = await l.list({ filter, first: 2 });
+    expect(one.ids).toEqual(newest(4, 1));
+    expect(one.totalCount).toBe(3);
+    expect(one.pageInfo.hasNextPage).toBe(true);
+    const two = await l.list({ filter, first: 2, after: one.pageInfo.endCursor });
+    expect(two.ids).toEqual(newest(0));
+    expect(two.totalCount).toBe(3);
+    expect(two.pageInfo.hasNextPage).toBe(false);
+    const back = await l.list({ filter: { queue: ['NORMAL'] }, last: 1 });
+    expect(back.ids).toEqual(newest(2));
+    expect(back.totalCount).toBe(2);
+  });
+
+  it('finds a task by global id and by raw UUID, in either case', async () => {
+    const id = t[2]!;
+    const byGlobal = await l.task(id);
+    expect(byGlobal).toMatchObject({ id, type: 'DEPLOY', orgAlias: 'list-b', status: 'QUEUED' });
+    expect(await l.task(rawId(id))).toEqual(byGlobal);
+    expect(await l.task(rawId(id).toUpperCase())).toEqual(byGlobal);
+  });
+
+  it('answers null for a task that does not exist', async () => {
+    expect(await l.task(randomUUID())).toBeNull();
+    expect(await l.task(Buffer.from(`Task:${randomUUID()}`).toString('base64'))).toBeNull();
+  });
+
+  it.each([
+    ['another type\'s global id', () => orgGlobalId],
+    ['a global id with a non-UUID', () => Buffer.from('Task:42').toString('base64')],
+    ['garbage', () => 'not-an-id'],
+  ])('rejects %s as a validation error at id', async (_label, id) => {
+    const res = await listApi.gql(TASK, { id: id() }, l.member);
+    expect(res.body.data?.task ?? null).toBeNull();
+    expect(res.body.errors).toHaveLength(1);
+    const [error] = res.body.errors!;
+    expect(error!.path).toEqual(['task']);
+    expect(error!.extensions?.code).toBe('VALIDATION_FAILED');
+    expect(error!.message).toContain('must be the id of a Task');
+  });
+
+  it('lists a task\'s STATUS events in order, gap-free, and pages through them', async () => {
+    const id = t[5]!; // submitted, then cancelled
+    expect(await l.retry(id)).toMatchObject({ __typename: 'RetryTaskSuccess', task: { status: 'QUEUED' } });
+    expect(await l.cancel(id)).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'CANCELLED' } });
+    const events = await l.events(id);
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(events.map((e) => [e.kind, e.payload.status])).toEqual([
+      ['STATUS', 'QUEUED'],
+      ['STATUS', 'CANCELLED'],
+      ['STATUS', 'QUEUED'],
+      ['STATUS', 'CANCELLED'],
+    ]);
+    expect(events[2]!.payload.retriedBy).toBe('member-user/member-1');
+
+    // Resuming after a cursor gives the rest, still in order.
+    const first = await listApi.gql(EVENTS, { id, first: 2 }, l.member);
+    const page1 = first.body.data.task.events;
+    expect(page1.totalCount).toBe(4);
+    expect(page1.edges.map((e: { node: { seq: number } }) => e.node.seq)).toEqual([1, 2]);
+    expect(page1.pageInfo.hasNextPage).toBe(true);
+    const rest = await listApi.gql(EVENTS, { id, first: 10, after: page1.pageInfo.endCursor }, l.member);
+    expect(rest.body.data.task.events.edges.map((e: { node: { seq: number } }) => e.node.seq)).toEqual([3, 4]);
+    expect(rest.body.data.task.events.pageInfo.hasNextPage).toBe(false);
+  });
+});
+
+describe('cancelTask', () => {
+  async function expectCancelled(task: TaskView, result: MutationResult) {
+    expect(result.__typename).toBe('CancelTaskSuccess');
+    expect(result.task).toMatchObject({ id: task.id, status: 'CANCELLED', error: { code: 'CANCELLED' } });
+    expect(result.task!.error!.message).toContain('member-user/member-1');
+    expect(result.task!.finishedAt).not.toBeNull();
+    expect(Date.now() - new Date(result.task!.finishedAt!).getTime()).toBeLessThan(60_000);
+    const row = await c.row(task.id);
+    expect(row.status).toBe('CANCELLED');
+    expect(row.errorCode).toBe('CANCELLED');
+    expect(row.finishedAt).not.toBeNull();
+  }
+
+  it('cancels a QUEUED task: its job is removed and a STATUS event appended', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'c1' } });
+    const { row, job } = await c.job(task.id);
+    expect(job).toBeTruthy();
+    await expectCancelled(task, await c.cancel(task.id));
+    expect(await api.queues.get(row.queue).getJob(row.jobId!)).toBeFalsy();
+    expect(await c.statusEvents(task.id)).toEqual([
+      { seq: 1, status: 'QUEUED' },
+      { seq: 2, status: 'CANCELLED' },
+    ]);
+  });
+
+  it('cancels a SCHEDULED task: its delayed job is removed', async () => {
+    const task = await c.submit({ type: 'RETRIEVE', org: 'uat', params: { packageXml: '<Package/>' }, runAt: new Date(Date.now() + 86_400_000).toISOString() });
+    const { row, job } = await c.job(task.id);
+    expect(await job!.getState()).toBe('delayed');
+    const before = (await api.queues.get('BATCH').getJobCounts('delayed')).delayed!;
+    await expectCancelled(task, await c.cancel(task.id));
+    expect(await api.queues.get('BATCH').getJob(row.jobId!)).toBeFalsy();
+    expect((await api.queues.get('BATCH').getJobCounts('delayed')).delayed).toBe(before - 1);
+    expect(await c.statusEvents(task.id)).toEqual([
+      { seq: 1, status: 'SCHEDULED' },
+      { seq: 2, status: 'CANCELLED' },
+    ]);
+  });
+
+  it('accepts the raw UUID', async () => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    await expectCancelled(task, await c.cancel(rawId(task.id)));
+  });
+
+  it('refuses to cancel twice, naming the current status, and appends nothing', async () => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    await expectCancelled(task, await c.cancel(task.id));
+    const again = await c.cancel(task.id);
+    expect(again).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_CANCELLABLE', currentStatus: 'CANCELLED' });
+    expect(await c.statusEvents(task.id)).toHaveLength(2);
+    expect((await c.row(task.id)).lastEventSeq).toBe(2);
+  });
+
+  it.each(['SUCCEEDED', 'FAILED', 'RUNNING'] as const)('refuses to cancel a %s task', async (status) => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    await api.prisma.task.update({ where: { id: rawId(task.id) }, data: { status, startedAt: new Date() } });
+    const result = await c.cancel(task.id);
+    expect(result).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_CANCELLABLE', currentStatus: status });
+    const row = await c.row(task.id);
+    expect(row.status).toBe(status);
+    expect(row.lastEventSeq).toBe(1);
+  });
+
+  it('refuses to cancel a task whose job a BullMQ worker has taken', async () => {
+    // Priority 100 on BATCH: no other waiting job there outranks it, so the worker takes this one.
+    const task = await c.submit({ type: 'RETRIEVE', org: 'uat', params: { packageXml: '<Package/>' }, priority: 100 });
+    const { row } = await c.job(task.id);
+    const connection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    const worker = new Worker('batch', null, { connection, prefix: api.queuePrefix, autorun: false });
+    try {
+      const taken = await worker.getNextJob('test-worker-token', { block: false });
+      expect(taken?.id).toBe(row.jobId);
+      expect(await api.queues.get('BATCH').getJob(row.jobId!).then((j) => j!.getState())).toBe('active');
+
+      const result = await c.cancel(task.id);
+      expect(result).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_CANCELLABLE', currentStatus: 'RUNNING' });
+      // Nothing changed: the job is still held by the worker, the task untouched.
+      expect(await api.queues.get('BATCH').getJob(row.jobId!).then((j) => j!.getState())).toBe('active');
+      const after = await c.row(task.id);
+      expect(after.status).toBe('QUEUED');
+      expect(after.lastEventSeq).toBe(1);
+      expect(after.errorCode).toBeNull();
+    } finally {
+      await worker.close(true);
+      connection.disconnect();
+    }
+  });
+
+  it('answers TASK_NOT_FOUND for an unknown task and VALIDATION_FAILED for a wrong id', async () => {
+    expect(await c.cancel(randomUUID())).toMatchObject({ __typename: 'NotFoundError', code: 'TASK_NOT_FOUND' });
+    const orgId = await c.registerOrg('cancel-org');
+    const wrongType = await c.cancel(orgId);
+    expect(wrongType).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+    expect(wrongType.fieldErrors!.map((e) => e.path)).toEqual([['id']]);
+  });
+
+  it('refuses a VIEWER, leaving the task queued', async () => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    const res = await api.gql(CANCEL, { id: task.id }, await api.token('VIEWER'));
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await c.row(task.id)).status).toBe('QUEUED');
+    expect((await c.job(task.id)).job).toBeTruthy();
+  });
+});
+
+describe('retryTask', () => {
+  it('re-queues a CANCELLED task as a new job; its event log continues', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'r1' }, priority: 70 });
+    const first = await c.row(task.id);
+    expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
+
+    const result = await c.retry(task.id);
+    expect(result.__typename).toBe('RetryTaskSuccess');
+    expect(result.task).toMatchObject({ id: task.id, status: 'QUEUED', error: null, finishedAt: null, priority: 70, queue: 'NORMAL' });
+    const { row, job } = await c.job(task.id);
+    expect(row.status).toBe('QUEUED');
+    expect(row.errorCode).toBeNull();
+    expect(row.errorMessage).toBeNull();
+    expect(row.jobId).not.toBe(first.jobId);
+    expect(job).toBeTruthy();
+    expect(job!.data).toEqual({ taskId: row.id });
+    expect(job!.opts.priority).toBe(31);
+    expect(await job!.getState()).toBe('prioritized');
+    expect(await api.queues.get('NORMAL').getJob(first.jobId!)).toBeFalsy();
+    expect(await c.statusEvents(task.id)).toEqual([
+      { seq: 1, status: 'QUEUED' },
+      { seq: 2, status: 'CANCELLED' },
+      { seq: 3, status: 'QUEUED' },
+    ]);
+  });
+
+  it('re-queues a cancelled SCHEDULED task at once', async () => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt: new Date(Date.now() + 3_600_000).toISOString() });
+    expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
+    const result = await c.retry(task.id);
+    expect(result.task).toMatchObject({ status: 'QUEUED', runAt: null });
+    const { job } = await c.job(task.id);
+    expect(await job!.getState()).toBe('prioritized');
+  });
+
+  it('re-queues a FAILED task, clearing what the failed run left behind', async () => {
+    const task = await c.submit({ type: 'VALIDATE', org: 'uat', params: { artifactId: 'r2' } });
+    const id = rawId(task.id);
+    const first = await c.row(task.id);
+    // What a worker leaves after a failed run (workers do not exist yet): job gone, task FAILED.
+    await api.queues.get('NORMAL').remove(first.jobId!);
+    await api.prisma.task.update({
+      where: { id },
+      data: {
+        status: 'FAILED',
+        errorCode: 'TIMEOUT',
+        errorMessage: 'The deployment did not finish in time',
+        progress: 40,
+        phase: 'deploying',
+        attempts: 3,
+        startedAt: new Date(Date.now() - 5000),
+        finishedAt: new Date(),
+        result: { partial: true },
+      },
+    });
+    const failed = await c.task(task.id);
+    expect(failed).toMatchObject({ status: 'FAILED', error: { code: 'TIMEOUT', message: 'The deployment did not finish in time' } });
+
+    const result = await c.retry(task.id);
+    expect(result.__typename).toBe('RetryTaskSuccess');
+    expect(result.task).toMatchObject({ status: 'QUEUED', error: null, progress: 0, phase: null, startedAt: null, finishedAt: null });
+    const { row, job } = await c.job(task.id);
+    expect(row.jobId).not.toBe(first.jobId);
+    expect(row.errorCode).toBeNull();
+    expect(job).toBeTruthy();
+    expect(job!.data).toEqual({ taskId: id });
+    expect(await c.statusEvents(task.id)).toEqual([
+      { seq: 1, status: 'QUEUED' },
+      { seq: 2, status: 'QUEUED' },
+    ]);
+  });
+
+  it.each(['QUEUED', 'SCHEDULED'] as const)('refuses to retry a %s task', async (status) => {
+    const task = await c.submit({
+      type: 'ORG_CHECK',
+      org: 'uat',
+      ...(status === 'SCHEDULED' ? { runAt: new Date(Date.now() + 3_600_000).toISOString() } : {}),
+    });
+    const before = await c.row(task.id);
+    const result = await c.retry(task.id);
+    expect(result).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_RETRYABLE', currentStatus: status });
+    const after = await c.row(task.id);
+    expect(after.jobId).toBe(before.jobId);
+    expect(after.lastEventSeq).toBe(1);
+  });
+
+  it('refuses an APPLICATION token (it may cancel but not retry)', async () => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
+    const app = await api.token('APPLICATION');
+    expect((await c.cancel(task.id, app)).__typename).toBe('CancelTaskSuccess');
+    const res = await api.gql(RETRY, { id: task.id }, app);
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await c.row(task.id)).status).toBe('CANCELLED');
+  });
+
+  it('answers TASK_NOT_FOUND for an unknown task', async () => {
+    expect(await c.retry(randomUUID())).toMatchObject({ __typename: 'NotFoundError', code: 'TASK_NOT_FOUND' });
+  });
+});
+
+describe('concurrency', () => {
+  it('lets exactly one of 20 concurrent cancels win, with a gap-free event log', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'k1' } });
+    const { row } = await c.job(task.id);
+    const results = await Promise.all(Array.from({ length: 20 }, () => c.cancel(task.id)));
+    const winners = results.filter((r) => r.__typename === 'CancelTaskSuccess');
+    const losers = results.filter((r) => r.__typename !== 'CancelTaskSuccess');
+    expect(winners).toHaveLength(1);
+    expect(losers).toHaveLength(19);
+    for (const loser of losers) {
+      // Nothing runs here: every loser lost to the winning cancel.
+      expect(loser).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_CANCELLABLE', currentStatus: 'CANCELLED' });
+    }
+    expect(await c.statusEvents(task.id)).toEqual([
+      { seq: 1, status: 'QUEUED' },
+      { seq: 2, status: 'CANCELLED' },
+    ]);
+    expect((await c.row(task.id)).lastEventSeq).toBe(2);
+    expect(await api.queues.get(row.queue).getJob(row.jobId!)).toBeFalsy();
+  });
+
+  it('keeps the event log consistent under 20 concurrent cancels and retries', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'k2' } });
+    let cancels = 0;
+    let retries = 0;
+    for (let round = 0; round < 3; round += 1) {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? c.cancel(task.id) : c.retry(task.id))),
+      );
+      for (const result of results) {
+        // Every answer is a success or the expected refusal: no internal error, no constraint violation.
+        expect(['CancelTaskSuccess', 'RetryTaskSuccess', 'InvalidStateError']).toContain(result.__typename);
+        if (result.__typename === 'InvalidStateError') expect(['TASK_NOT_CANCELLABLE', 'TASK_NOT_RETRYABLE']).toContain(result.code);
+      }
+      cancels += results.filter((r) => r.__typename === 'CancelTaskSuccess').length;
+      retries += results.filter((r) => r.__typename === 'RetryTaskSuccess').length;
+    }
+    expect(cancels).toBeGreaterThanOrEqual(1);
+
+    const events = await c.statusEvents(task.id);
+    const row = await c.row(task.id);
+    // Gap-free and duplicate-free: exactly 1..lastEventSeq.
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: row.lastEventSeq }, (_, i) => i + 1));
+    // A cancel only follows QUEUED and a retry only follows CANCELLED, so the statuses alternate.
+    events.forEach((event, i) => expect(event.status).toBe(i % 2 === 0 ? 'QUEUED' : 'CANCELLED'));
+    expect(events.filter((e) => e.status === 'CANCELLED')).toHaveLength(cancels);
+    expect(events.filter((e) => e.status === 'QUEUED')).toHaveLength(retries + 1);
+    expect(row.status).toBe(events.at(-1)!.status);
+    // Exactly the current attempt has a job, and only while the task is QUEUED: no cancelled task is left
+    // with a job a worker would pick up.
+    const jobs = (await api.queues.get('NORMAL').getJobs(['prioritized', 'waiting', 'delayed'])).filter((job) => job.data.taskId === row.id);
+    expect(jobs.map((job) => job.id)).toEqual(row.status === 'QUEUED' ? [row.jobId] : []);
+  });
+});
+
+describe('with Redis down', () => {
+  let d: Client;
+
+  beforeAll(async () => {
+    d = await Client.start(down, ['uat']);
+  });
+
+  it('answers QUEUE_UNAVAILABLE quickly and records the task as FAILED', async () => {
+    const started = Date.now();
+    const result = await d.submitRaw({ type: 'ORG_CHECK', org: 'uat' });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+
+    const rows = await down.prisma.task.findMany();
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    expect(row.status).toBe('FAILED');
+    expect(row.errorCode).toBe('QUEUE_UNAVAILABLE');
+    expect(row.finishedAt).not.toBeNull();
+
+    const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
+    expect(await d.task(globalId)).toMatchObject({ status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } });
+    expect(await d.statusEvents(globalId)).toEqual([
+      { seq: 1, status: 'QUEUED' },
+      { seq: 2, status: 'FAILED' },
+    ]);
+    const listed = await d.list({ filter: { status: ['FAILED'] }, first: 10 });
+    expect(listed.ids).toEqual([globalId]);
+  });
+
+  it('answers QUEUE_UNAVAILABLE to a retry too, and the task stays FAILED', async () => {
+    expect((await d.submitRaw({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'd1' } })).code).toBe('QUEUE_UNAVAILABLE');
+    const row = await down.prisma.task.findFirstOrThrow({ where: { type: 'DEPLOY' } });
+    expect(row.status).toBe('FAILED');
+    const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
+    const started = Date.now();
+    const result = await d.retry(globalId);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await d.task(globalId)).toMatchObject({ status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } });
+    expect((await d.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED']);
+  });
+
+  it('still validates before touching the queue', async () => {
+    const before = await down.prisma.task.count();
+    const result = await d.submitRaw({ type: 'ORG_CHECK', org: 'uat', priority: 101 });
+    expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+    expect(await down.prisma.task.count()).toBe(before);
+  });
+});
