@@ -26,6 +26,7 @@ export interface GraphQLResponse<T = any> {
 
 export interface TestApi {
   url: string;
+  redisUrl: string;
   databaseUrl: string;
   schema: string;
   queuePrefix: string;
@@ -42,8 +43,13 @@ export interface TestApi {
 }
 
 export interface TestApiOptions {
-  /** Point Redis somewhere else, e.g. at a closed port to simulate an outage. */
+  /**
+   * Point Redis somewhere else: a closed port to simulate an outage (the harness then does not wait for
+   * it), or another database index (redis://127.0.0.1:6379/5) for tests that flush Redis.
+   */
   redisUrl?: string;
+  /** Wait for Redis even though redisUrl is given (it is expected to be reachable). */
+  waitForRedis?: boolean;
 }
 
 export async function startTestApi(name: string, options: TestApiOptions = {}): Promise<TestApi> {
@@ -53,8 +59,9 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
   await migrate(databaseUrl);
   const { logger, lines } = captureLogger();
   const prisma = createPrisma(databaseUrl, { poolSize: 5 });
-  const redis = createCommandRedis(options.redisUrl ?? testRedisUrl, logger);
-  if (!options.redisUrl) await waitForRedis(redis, 5000);
+  const redisUrl = options.redisUrl ?? testRedisUrl;
+  const redis = createCommandRedis(redisUrl, logger);
+  if (!options.redisUrl || options.waitForRedis) await waitForRedis(redis, 5000);
   const queuePrefix = `sytest-${name}-${suffix}`;
   const queues = new TaskQueues(redis, queuePrefix);
   const services = createServices({
@@ -70,6 +77,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
   let tokenCount = 0;
   return {
     url,
+    redisUrl,
     databaseUrl,
     schema,
     queuePrefix,
@@ -104,7 +112,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     async close() {
       await app.close();
       await queues.close();
-      await deleteKeys(options.redisUrl ? null : queuePrefix);
+      await deleteKeys(redisUrl, queuePrefix);
       redis.disconnect();
       await prisma.$disconnect();
       await dropSchema(schema);
@@ -112,9 +120,10 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
   };
 }
 
-async function deleteKeys(prefix: string | null): Promise<void> {
-  if (!prefix) return;
-  const redis = new Redis(testRedisUrl);
+async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
+  // Gives up at once when Redis is unreachable (tests that simulate an outage have nothing to clean).
+  const redis = new Redis(redisUrl, { retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  redis.on('error', () => undefined);
   try {
     let cursor = '0';
     do {
@@ -122,6 +131,8 @@ async function deleteKeys(prefix: string | null): Promise<void> {
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== '0');
+  } catch {
+    // unreachable: nothing to clean
   } finally {
     redis.disconnect();
   }

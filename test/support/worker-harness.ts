@@ -3,7 +3,7 @@
 import type { TaskQueue } from '../../src/generated/prisma/enums.js';
 import { WorkerHost, type WorkerHostOptions } from '../../src/workers/worker-host.js';
 import { captureLogger } from './capture-logger.js';
-import { testRedisUrl, type TestApi } from './harness.js';
+import type { TestApi } from './harness.js';
 
 export interface TestWorker {
   host: WorkerHost;
@@ -17,7 +17,7 @@ export async function startTestWorker(api: TestApi, options: Partial<WorkerHostO
   const host = new WorkerHost(
     { prisma: api.prisma, journal: api.services.journal, secrets: api.services.secrets, queues: api.queues, schedules: api.services.schedules, logger },
     {
-      redisUrl: testRedisUrl,
+      redisUrl: api.redisUrl,
       prefix: api.queuePrefix,
       queues,
       concurrency: { CRITICAL: 2, NORMAL: 2, BATCH: 1 },
