@@ -34,7 +34,6 @@ describe('loadEnv defaults', () => {
     expect(env.SWITCHYARD_SECRET_KEY).toBeUndefined();
     expect(env.SWITCHYARD_QUEUE_PREFIX).toBe('switchyard');
     expect(env.SWITCHYARD_GRAPHIQL).toBe(true);
-    expect(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS).toBe(10_000);
   });
 
   it('ignores variables it does not know', () => {

@@ -5,14 +5,15 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { controlChannel } from '../src/events/task-event-bus.js';
 import type { TaskQueue } from '../src/generated/prisma/enums.js';
-import { errorFields, startTestApi, testRedisUrl, type TestApi } from './support/harness.js';
+import { errorFields, startTestApi, type TestApi } from './support/harness.js';
 
 const queueNamesList = ['CRITICAL', 'NORMAL', 'BATCH'] as const;
 
 const TASK_FIELDS = `
   id type status queue priority params error { code message } attempts maxAttempts source requestedBy
-  runAt orgAlias org { alias } createdAt startedAt finishedAt progress phase`;
+  runAt orgAlias org { alias } createdAt startedAt finishedAt cancelRequestedAt progress phase`;
 const ERRORS = `${errorFields} ... on InvalidStateError { currentStatus }`;
 const SUBMIT = `mutation($input: SubmitTaskInput!) {
   submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { ${TASK_FIELDS} } } ${errorFields} }
@@ -59,6 +60,7 @@ interface TaskView {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  cancelRequestedAt: string | null;
   progress: number;
   phase: string | null;
 }
@@ -179,6 +181,35 @@ class Client {
     for (const queue of queueNamesList) jobs[queue] = await this.api.queues.get(queue).getJobCounts();
     return { tasks: await this.api.prisma.task.count(), events: await this.api.prisma.taskEvent.count(), jobs };
   }
+}
+
+/** Subscribes to the channel the API uses to tell workers to abort a task; next() waits for one message. */
+async function listenForControl(target: TestApi) {
+  const subscriber = new Redis(target.redisUrl);
+  const messages: unknown[] = [];
+  const waiting: Array<(message: unknown) => void> = [];
+  subscriber.on('message', (_channel: string, text: string) => {
+    const message = JSON.parse(text) as unknown;
+    const resolve = waiting.shift();
+    if (resolve) resolve(message);
+    else messages.push(message);
+  });
+  await subscriber.subscribe(controlChannel(target.queuePrefix));
+  return {
+    next(timeoutMs = 3000): Promise<unknown> {
+      if (messages.length) return Promise.resolve(messages.shift());
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no control message')), timeoutMs);
+        waiting.push((message) => {
+          clearTimeout(timer);
+          resolve(message);
+        });
+      });
+    },
+    async close() {
+      subscriber.disconnect();
+    },
+  };
 }
 
 let api: TestApi;
@@ -656,9 +687,9 @@ describe('cancelTask', () => {
     expect((await c.row(task.id)).lastEventSeq).toBe(2);
   });
 
-  it.each(['SUCCEEDED', 'FAILED', 'RUNNING'] as const)('refuses to cancel a %s task', async (status) => {
+  it.each(['SUCCEEDED', 'FAILED'] as const)('refuses to cancel a %s task', async (status) => {
     const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
-    await api.prisma.task.update({ where: { id: rawId(task.id) }, data: { status, startedAt: new Date() } });
+    await api.prisma.task.update({ where: { id: rawId(task.id) }, data: { status, startedAt: new Date(), finishedAt: new Date() } });
     const result = await c.cancel(task.id);
     expect(result).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_CANCELLABLE', currentStatus: status });
     const row = await c.row(task.id);
@@ -666,26 +697,60 @@ describe('cancelTask', () => {
     expect(row.lastEventSeq).toBe(1);
   });
 
-  it('refuses to cancel a task whose job a BullMQ worker has taken', async () => {
+  it('asks the worker to stop a RUNNING task rather than cancelling it outright', async () => {
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'c-run' } });
+    const { row: queued } = await c.job(task.id);
+    // What a worker does when it starts the task (no workers run in these tests): take the job, mark it RUNNING.
+    await api.queues.get(queued.queue).remove(queued.jobId!);
+    await api.prisma.task.update({ where: { id: queued.id }, data: { status: 'RUNNING', startedAt: new Date(), attempts: 1 } });
+    const control = await listenForControl(api);
+    try {
+      const result = await c.cancel(task.id);
+      expect(result.__typename).toBe('CancelTaskSuccess');
+      expect(result.task).toMatchObject({ status: 'RUNNING', error: null, finishedAt: null });
+      const requestedAt = result.task!.cancelRequestedAt;
+      expect(requestedAt).not.toBeNull();
+      // The worker hears about it at once.
+      expect(await control.next()).toEqual({ type: 'cancel', taskId: queued.id });
+      const events = await c.events(task.id);
+      expect(events.map((e) => e.seq)).toEqual([1, 2]);
+      expect(events[1]).toMatchObject({ kind: 'LOG', payload: { level: 'warn' } });
+      expect(events[1]!.payload.message).toContain('member-user/member-1');
+
+      // Asking again is fine; the first request time stays.
+      const again = await c.cancel(task.id);
+      expect(again.task).toMatchObject({ status: 'RUNNING', cancelRequestedAt: requestedAt });
+      expect(await control.next()).toEqual({ type: 'cancel', taskId: queued.id });
+      expect((await c.events(task.id)).map((e) => e.seq)).toEqual([1, 2, 3]);
+    } finally {
+      await control.close();
+    }
+  });
+
+  it('cancels a QUEUED task whose job a BullMQ worker has just taken, and tells that worker to stop', async () => {
     // Priority 100 on BATCH: no other waiting job there outranks it, so the worker takes this one.
     const task = await c.submit({ type: 'RETRIEVE', org: 'uat', params: { packageXml: '<Package/>' }, priority: 100 });
     const { row } = await c.job(task.id);
-    const connection = new Redis(testRedisUrl, { maxRetriesPerRequest: null });
+    const connection = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
     const worker = new Worker('batch', null, { connection, prefix: api.queuePrefix, autorun: false });
+    const control = await listenForControl(api);
     try {
       const taken = await worker.getNextJob('test-worker-token', { block: false });
       expect(taken?.id).toBe(row.jobId);
       expect(await api.queues.get('BATCH').getJob(row.jobId!).then((j) => j!.getState())).toBe('active');
 
       const result = await c.cancel(task.id);
-      expect(result).toMatchObject({ __typename: 'InvalidStateError', code: 'TASK_NOT_CANCELLABLE', currentStatus: 'RUNNING' });
-      // Nothing changed: the job is still held by the worker, the task untouched.
+      expect(result.__typename).toBe('CancelTaskSuccess');
+      expect(result.task).toMatchObject({ status: 'CANCELLED', error: { code: 'CANCELLED' } });
+      // The job could not be removed (the worker holds its lock), so the worker is told instead.
+      expect(await control.next()).toEqual({ type: 'cancel', taskId: row.id });
       expect(await api.queues.get('BATCH').getJob(row.jobId!).then((j) => j!.getState())).toBe('active');
-      const after = await c.row(task.id);
-      expect(after.status).toBe('QUEUED');
-      expect(after.lastEventSeq).toBe(1);
-      expect(after.errorCode).toBeNull();
+      expect(await c.statusEvents(task.id)).toEqual([
+        { seq: 1, status: 'QUEUED' },
+        { seq: 2, status: 'CANCELLED' },
+      ]);
     } finally {
+      await control.close();
       await worker.close(true);
       connection.disconnect();
     }

@@ -1,8 +1,6 @@
 // The `switchyard` command.
 import { EnvError, loadEnv } from '../env.js';
 import { createLogger } from '../logger.js';
-import { runMigrations, serve } from './server-command.js';
-import { tokenCommand } from './token-command.js';
 import { UsageError } from './usage-error.js';
 
 const help = `Switchyard: a control plane for Salesforce DevOps.
@@ -42,21 +40,32 @@ export async function main(argv: string[]): Promise<number> {
   const logger = createLogger(env.LOG_LEVEL, longRunning ? undefined : process.stderr);
   try {
     switch (command) {
-      case 'start':
+      // Commands load only what they use, so `token` and `migrate` start quickly.
+      case 'start': {
+        const { serve } = await import('./server-command.js');
         await serve(env, logger, { api: true, workers: true, workerArgs: rest });
         return -1; // keeps running; the signal handlers exit
-      case 'serve':
+      }
+      case 'serve': {
+        const { serve } = await import('./server-command.js');
         await serve(env, logger, { api: true, workers: false, workerArgs: [] });
         return -1;
-      case 'worker':
+      }
+      case 'worker': {
+        const { serve } = await import('./server-command.js');
         await serve(env, logger, { api: false, workers: true, workerArgs: rest });
         return -1;
-      case 'migrate':
+      }
+      case 'migrate': {
+        const { runMigrations } = await import('./migrate-command.js');
         await runMigrations(env, logger);
         return 0;
-      case 'token':
+      }
+      case 'token': {
+        const { tokenCommand } = await import('./token-command.js');
         await tokenCommand(env, logger.child({}, { level: env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL }), rest);
         return 0;
+      }
       default:
         throw new UsageError(`Unknown command "${command}".\n\n${help}`);
     }

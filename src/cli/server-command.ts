@@ -3,19 +3,14 @@
 // order: stop taking requests and jobs, let running work finish (aborting what outlasts the timeout), close
 // queues, Prisma and Redis.
 import type { Logger } from 'pino';
-import { migrate } from '../db/migrate.js';
 import type { Env } from '../env.js';
 import { waitForRedis } from '../redis.js';
 import { createRuntime } from '../runtime.js';
 import { createApp, type App } from '../server/create-app.js';
 import type { WorkerHost } from '../workers/worker-host.js';
+import { runMigrations } from './migrate-command.js';
 import { createWorkerHost, workerOptionsFromArgs } from './worker-command.js';
 
-export async function runMigrations(env: Env, logger: Logger): Promise<void> {
-  const result = await migrate(env.DATABASE_URL);
-  if (result.createdDatabase) logger.info({ database: result.database }, 'created database');
-  logger.info({ applied: result.applied, schema: result.schema }, result.applied.length ? 'applied migrations' : 'database schema is up to date');
-}
 
 export interface ServeOptions {
   api: boolean;

@@ -7,7 +7,7 @@ import { cliPrincipal } from '../domain/auth/principal.js';
 import { TokenService } from '../domain/auth/token-service.js';
 import { DomainError } from '../domain/errors.js';
 import type { Env } from '../env.js';
-import { runMigrations } from './server-command.js';
+import { runMigrations } from './migrate-command.js';
 import type { Logger } from 'pino';
 import { UsageError } from './usage-error.js';
 

@@ -12,7 +12,7 @@ export type SecretValue = Record<string, string>;
  *   (unused, unexpired) and answers with the value. Either way the grant is worthless once redeemed.
  */
 export type CredentialGrant =
-  | { kind: 'vault'; address: string; token: string; expiresAt: string }
+  | { kind: 'vault'; address: string; namespace?: string; token: string; expiresAt: string }
   | { kind: 'ipc'; token: string; expiresAt: string };
 
 export interface SecretStore {

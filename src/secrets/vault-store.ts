@@ -71,6 +71,8 @@ export class VaultSecretStore implements SecretStore {
   readonly #staticToken: string | undefined;
   readonly #roleId: string | undefined;
   readonly #secretId: string | undefined;
+  /** Passed to the child with each grant, so it unwraps in the same namespace. */
+  readonly #namespace: string | undefined;
   #session: Session | null = null;
   #login: Promise<string> | null = null;
 
@@ -89,6 +91,7 @@ export class VaultSecretStore implements SecretStore {
     this.#staticToken = options.token || undefined;
     this.#roleId = options.roleId || undefined;
     this.#secretId = options.secretId || undefined;
+    this.#namespace = options.namespace || undefined;
     // Tokens are passed per request (X-Vault-Token), never stored on the shared client.
     this.#client = createVaultClient({
       address: this.address,
@@ -160,7 +163,13 @@ export class VaultSecretStore implements SecretStore {
     }
     const ttl = typeof info?.ttl === 'number' && info.ttl > 0 ? Math.min(info.ttl, wrapTtl) : wrapTtl;
     // Measured from before the request, so the grant never claims to outlive Vault's wrapping token.
-    return { kind: 'vault', address: this.address, token, expiresAt: new Date(startedAt + ttl * 1000).toISOString() };
+    return {
+      kind: 'vault',
+      address: this.address,
+      ...(this.#namespace ? { namespace: this.#namespace } : {}),
+      token,
+      expiresAt: new Date(startedAt + ttl * 1000).toISOString(),
+    };
   }
 
   /** Checks the credentials (auth/token/lookup-self): e.g. at startup. */

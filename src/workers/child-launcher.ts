@@ -43,6 +43,11 @@ export class ChildLauncher {
     if (options.keepSpare) this.spare = this.launch(true);
   }
 
+  /** Pid of the pre-forked spare child waiting to be taken, if any (read-only; for tests and diagnostics). */
+  get sparePid(): number | undefined {
+    return this.spare?.process.pid;
+  }
+
   /** A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. */
   take(): LaunchedChild {
     if (this.closed) throw new Error('ChildLauncher is closed');

@@ -92,7 +92,7 @@ export class TaskExecutor {
       if (exclusive) {
         renewTimer = setInterval(() => void this.deps.orgLock.renew(org.id, task!.id).catch(() => undefined), this.deps.orgLock.leaseMs / 3);
       }
-      const outcome = await this.runChild(claimed, { alias: org.alias, instanceUrl: org.instanceUrl, secretRef: org.secretRef });
+      const outcome = await this.runChild(job, claimed, { alias: org.alias, instanceUrl: org.instanceUrl, secretRef: org.secretRef });
       return await this.settle(claimed, outcome);
     } finally {
       if (renewTimer) clearInterval(renewTimer);
@@ -100,14 +100,18 @@ export class TaskExecutor {
     }
   }
 
-  private async runChild(task: Task, org: { alias: string; instanceUrl: string; secretRef: string }): Promise<ChildOutcome> {
+  private async runChild(job: Job<TaskJobData>, task: Task, org: { alias: string; instanceUrl: string; secretRef: string }): Promise<ChildOutcome> {
     const { lifecycle, launcher, secrets } = this.deps;
     const grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
     const child = launcher.take();
     const session = new ChildSession(
       child,
       {
-        onProgress: (percent, phase) => lifecycle.progress(task.id, percent, phase),
+        onProgress: async (percent, phase) => {
+          await lifecycle.progress(task.id, percent, phase);
+          // BullMQ's own view (dashboards such as Bull Board); best effort.
+          await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
+        },
         onLog: (level, message) => lifecycle.log(task.id, level, message),
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
       },

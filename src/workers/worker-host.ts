@@ -58,7 +58,8 @@ export class WorkerHost {
   private readonly workers: Worker[] = [];
   private readonly connection: Redis;
   private readonly subscriber: Redis;
-  private readonly launcher: ChildLauncher;
+  /** Forks the task children; exposed read-only so tests can observe the spare child. */
+  readonly launcher: ChildLauncher;
   private readonly lifecycle: TaskLifecycle;
   private cancelPoll: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;

@@ -1,0 +1,103 @@
+// The one Pothos builder: its Context, scalars and plugins. Types are added under src/schema/ and fields
+// under src/resolvers/; src/schema/index.ts assembles them.
+import SchemaBuilder from '@pothos/core';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import PrismaPlugin from '@pothos/plugin-prisma';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import ZodPlugin from '@pothos/plugin-zod';
+import { GraphQLError, Kind } from 'graphql';
+import { can } from './domain/auth/permissions.js';
+import { ValidationFailedError } from './domain/errors.js';
+import { getDatamodel } from './generated/pothos-types.js';
+function capitalise(name) {
+    return name.charAt(0).toUpperCase() + name.slice(1);
+}
+export const builder = new SchemaBuilder({
+    plugins: [ScopeAuthPlugin, ErrorsPlugin, ZodPlugin, PrismaPlugin, RelayPlugin],
+    defaultFieldNullability: false,
+    scopeAuth: {
+        authScopes: (ctx) => {
+            const role = ctx.principal?.role;
+            const scope = (permission) => role !== undefined && can(role, permission);
+            return {
+                read: scope('read'),
+                submitTasks: scope('submitTasks'),
+                cancelTasks: scope('cancelTasks'),
+                retryTasks: scope('retryTasks'),
+                manageOrgs: scope('manageOrgs'),
+                manageTokens: scope('manageTokens'),
+                readAudit: scope('readAudit'),
+            };
+        },
+        authorizeOnSubscribe: true,
+        unauthorizedError: (_parent, context, info) => new GraphQLError(context.principal
+            ? `Your role (${context.principal.role}) may not access ${info.parentType.name}.${info.fieldName}`
+            : 'Authentication required', { extensions: { code: context.principal ? 'FORBIDDEN' : 'UNAUTHENTICATED' } }),
+    },
+    errors: {
+        defaultTypes: [ValidationFailedError],
+        defaultResultOptions: { name: ({ fieldName }) => `${capitalise(fieldName)}Success` },
+        defaultUnionOptions: { name: ({ fieldName }) => `${capitalise(fieldName)}Result` },
+    },
+    zod: {
+        validationError: (error) => ValidationFailedError.fromZod(error),
+    },
+    prisma: {
+        client: (ctx) => ctx.services.prisma,
+        dmmf: getDatamodel(),
+        filterConnectionTotalCount: true,
+        onUnusedQuery: null,
+    },
+    relay: {
+        clientMutationId: 'omit',
+        cursorType: 'String',
+        // Node ids are opaque strings; `node(id:)` and `nodes(ids:)` resolve any of them.
+        nodeQueryOptions: { authScopes: { read: true } },
+        nodesQueryOptions: { authScopes: { read: true } },
+    },
+});
+builder.scalarType('DateTime', {
+    description: 'An instant, as an ISO 8601 string in UTC.',
+    serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
+    parseValue: (value) => parseDateTime(value),
+    parseLiteral: (ast) => {
+        if (ast.kind !== Kind.STRING)
+            throw new GraphQLError('DateTime must be an ISO 8601 string');
+        return parseDateTime(ast.value);
+    },
+});
+function parseDateTime(value) {
+    if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
+        throw new GraphQLError('DateTime must be an ISO 8601 string with a time zone, e.g. 2026-01-31T09:00:00Z');
+    }
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime()))
+        throw new GraphQLError('DateTime is not a valid instant');
+    return date;
+}
+builder.scalarType('JSON', {
+    description: 'Any JSON value.',
+    serialize: (value) => value,
+    parseValue: (value) => value,
+    parseLiteral: function parse(ast) {
+        switch (ast.kind) {
+            case Kind.STRING:
+            case Kind.BOOLEAN:
+                return ast.value;
+            case Kind.INT:
+            case Kind.FLOAT:
+                return Number(ast.value);
+            case Kind.NULL:
+                return null;
+            case Kind.LIST:
+                return ast.values.map((v) => parse(v));
+            case Kind.OBJECT:
+                return Object.fromEntries(ast.fields.map((f) => [f.name.value, parse(f.value)]));
+            default:
+                throw new GraphQLError('JSON literals cannot contain variables');
+        }
+    },
+});
+builder.queryType({});
+builder.mutationType({});

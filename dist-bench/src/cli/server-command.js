@@ -1,0 +1,43 @@
+import { waitForRedis } from '../redis.js';
+import { createRuntime } from '../runtime.js';
+import { createApp } from '../server/create-app.js';
+import { runMigrations } from './migrate-command.js';
+import { createWorkerHost, workerOptionsFromArgs } from './worker-command.js';
+export async function serve(env, logger, options) {
+    const selection = options.workers ? workerOptionsFromArgs(env, options.workerArgs) : null;
+    await runMigrations(env, logger);
+    const runtime = await createRuntime(env, logger);
+    if (!(await waitForRedis(runtime.redis, 5000))) {
+        logger.warn('Redis is not reachable yet; serving anyway, /readyz reports 503 until it is');
+    }
+    let app = null;
+    let workers = null;
+    if (selection) {
+        workers = createWorkerHost(runtime, logger, selection);
+        await workers.start();
+    }
+    if (options.api) {
+        app = createApp({ services: runtime.services, redis: runtime.redis, logger, graphiql: env.SWITCHYARD_GRAPHIQL });
+        const address = await app.listen(env.PORT, env.HOST);
+        logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
+    }
+    let stopping = false;
+    const stop = async (signal) => {
+        if (stopping)
+            return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        const deadline = setTimeout(() => {
+            logger.error('shutdown took too long; exiting');
+            process.exit(1);
+        }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 5000);
+        deadline.unref();
+        await app?.close();
+        await workers?.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS);
+        await runtime.close();
+        logger.info('stopped');
+        process.exit(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,42 @@
+// `switchyard worker`: consumes the task queues, each task in its own child process. `switchyard start`
+// runs one of these next to the API for single-machine installs.
+import { parseArgs } from 'node:util';
+import { parseConcurrency, parseQueues, WorkerConfigError } from '../workers/worker-config.js';
+import { WorkerHost } from '../workers/worker-host.js';
+import { UsageError } from './usage-error.js';
+export function workerOptionsFromArgs(env, argv) {
+    const { values } = parseArgs({
+        args: argv,
+        options: { queues: { type: 'string' }, concurrency: { type: 'string' } },
+        strict: true,
+    });
+    try {
+        return {
+            queues: parseQueues(values.queues ?? env.SWITCHYARD_WORKER_QUEUES),
+            concurrency: parseConcurrency(values.concurrency ?? env.SWITCHYARD_WORKER_CONCURRENCY),
+        };
+    }
+    catch (error) {
+        if (error instanceof WorkerConfigError)
+            throw new UsageError(error.message);
+        throw error;
+    }
+}
+export function createWorkerHost(runtime, logger, selection) {
+    const { env, services } = runtime;
+    return new WorkerHost({ prisma: runtime.prisma, journal: services.journal, secrets: services.secrets, queues: services.queues, schedules: services.schedules, logger }, {
+        redisUrl: env.REDIS_URL,
+        prefix: env.SWITCHYARD_QUEUE_PREFIX,
+        queues: selection.queues,
+        concurrency: selection.concurrency,
+        lockDurationMs: env.SWITCHYARD_JOB_LOCK_MS,
+        stalledIntervalMs: env.SWITCHYARD_JOB_LOCK_MS,
+        killGraceMs: env.SWITCHYARD_KILL_GRACE_MS,
+        keepSpareChild: env.SWITCHYARD_SPARE_CHILD,
+        cancelPollMs: env.SWITCHYARD_CANCEL_POLL_MS,
+        orgLockLeaseMs: env.SWITCHYARD_ORG_LOCK_LEASE_MS,
+        orgLockPollMs: env.SWITCHYARD_ORG_LOCK_POLL_MS,
+        heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+        reconcileIntervalMs: env.SWITCHYARD_RECONCILE_INTERVAL_MS,
+    });
+}

@@ -1,0 +1,115 @@
+// API tokens: 32 random bytes behind a recognisable prefix (so secret scanners and people can spot a leaked
+// one), stored only as a SHA-256 hash. A token is shown once, when it is created.
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { NotFoundError, ValidationFailedError } from '../errors.js';
+import { parseInput } from '../validation.js';
+export const tokenPrefix = 'syt_';
+const tokenPattern = /^syt_[A-Za-z0-9_-]{43}$/;
+/** How stale lastUsedAt may get before a request refreshes it; avoids a write on every request. */
+const lastUsedResolutionMs = 60_000;
+const createTokenInput = z.object({
+    name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+    role: z.enum(['OWNER', 'MEMBER', 'VIEWER', 'APPLICATION']),
+    userName: z.string().trim().min(1).max(100).optional(),
+    expiresAt: z.date().optional(),
+});
+export function hashToken(secret) {
+    return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+export class TokenService {
+    prisma;
+    audit;
+    constructor(prisma, audit) {
+        this.prisma = prisma;
+        this.audit = audit;
+    }
+    async create(actor, input) {
+        const data = parseInput(createTokenInput, input);
+        if (data.expiresAt && data.expiresAt.getTime() <= Date.now()) {
+            throw ValidationFailedError.single(['expiresAt'], 'must be in the future');
+        }
+        const secret = tokenPrefix + randomBytes(32).toString('base64url');
+        const userName = data.userName ?? (actor.kind === 'token' ? actor.userName : data.name);
+        return this.prisma.$transaction(async (tx) => {
+            const user = await tx.user.upsert({ where: { name: userName }, create: { name: userName }, update: {} });
+            const token = await tx.apiToken.create({
+                data: {
+                    name: data.name,
+                    role: data.role,
+                    prefix: secret.slice(0, 12),
+                    hash: hashToken(secret),
+                    expiresAt: data.expiresAt ?? null,
+                    userId: user.id,
+                },
+                include: { user: true },
+            });
+            await this.audit.record(tx, actor, 'token.create', 'ApiToken', token.id, {
+                name: token.name,
+                role: token.role,
+                user: user.name,
+            });
+            return { token, secret };
+        });
+    }
+    /** The principal a bearer token stands for, or null when it is unknown, malformed, expired or revoked. */
+    async authenticate(secret) {
+        if (!tokenPattern.test(secret))
+            return null;
+        const token = await this.prisma.apiToken.findUnique({ where: { hash: hashToken(secret) }, include: { user: true } });
+        if (!token || token.revokedAt)
+            return null;
+        const now = Date.now();
+        if (token.expiresAt && token.expiresAt.getTime() <= now)
+            return null;
+        if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > lastUsedResolutionMs) {
+            // Best effort: a failed bookkeeping write must not fail the request.
+            void this.prisma.apiToken
+                .update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } })
+                .catch(() => undefined);
+        }
+        return {
+            kind: 'token',
+            userId: token.userId,
+            userName: token.user.name,
+            tokenId: token.id,
+            tokenName: token.name,
+            role: token.role,
+        };
+    }
+    async revoke(actor, tokenId) {
+        return this.prisma.$transaction(async (tx) => {
+            const token = await tx.apiToken.findUnique({ where: { id: tokenId } });
+            if (!token)
+                throw new NotFoundError('TOKEN_NOT_FOUND', 'No API token with that id');
+            if (token.revokedAt)
+                return token;
+            const revoked = await tx.apiToken.update({ where: { id: tokenId }, data: { revokedAt: new Date() } });
+            await this.audit.record(tx, actor, 'token.revoke', 'ApiToken', token.id, { name: token.name });
+            return revoked;
+        });
+    }
+    /** Tokens newest first, including revoked and expired ones; `query` carries pagination and selection. */
+    async list(query) {
+        return this.prisma.apiToken.findMany({ ...query, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    }
+    async count() {
+        return this.prisma.apiToken.count();
+    }
+    async find(tokenId, query) {
+        return this.prisma.apiToken.findUnique({ ...query, where: { id: tokenId } });
+    }
+    /** For the CLI, which lists every token without pagination. */
+    async listAll() {
+        return this.prisma.apiToken.findMany({ include: { user: true }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    }
+    /** Resolves a token by id or by its displayed prefix, for the CLI. */
+    async findByIdOrPrefix(idOrPrefix) {
+        const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrPrefix);
+        const matches = await this.prisma.apiToken.findMany({
+            where: isUuid ? { id: idOrPrefix } : { prefix: idOrPrefix },
+            take: 2,
+        });
+        return matches.length === 1 ? matches[0] : null;
+    }
+}

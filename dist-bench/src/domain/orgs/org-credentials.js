@@ -1,0 +1,71 @@
+// Parsing and checking the credentials a user hands over when registering an org. Error messages name the
+// problem and the field, never the value: the value is a secret.
+import { InvalidCredentialsError } from '../errors.js';
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+export function normaliseInstanceUrl(raw, path) {
+    const value = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `https://${raw}`;
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        throw new InvalidCredentialsError('instance URL is not a valid URL', path);
+    }
+    // Plain HTTP only to this machine (local simulators and tunnels); Salesforce itself is always HTTPS.
+    const secure = url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
+    if (!secure)
+        throw new InvalidCredentialsError('instance URL must use https', path);
+    if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+        throw new InvalidCredentialsError('instance URL must be just scheme and host, e.g. https://acme.my.salesforce.com', path);
+    }
+    return url.origin;
+}
+function checkToken(value, what, path) {
+    if (value.length === 0)
+        throw new InvalidCredentialsError(`${what} is empty`, path);
+    if (value.length > 4096)
+        throw new InvalidCredentialsError(`${what} is too long`, path);
+    if (/\s/.test(value))
+        throw new InvalidCredentialsError(`${what} must not contain whitespace`, path);
+    return value;
+}
+export function parseSfdxAuthUrl(authUrl, path = ['credentials', 'sfdxAuthUrl']) {
+    const match = /^force:\/\/([^:@]*):([^:@]*):(.+)@([^@]+)$/.exec(authUrl.trim());
+    if (!match) {
+        throw new InvalidCredentialsError('SFDX auth URL must look like force://<clientId>:<clientSecret>:<refreshToken>@<instanceUrl>', path);
+    }
+    const [, clientId, clientSecret, refreshToken, instance] = match;
+    return {
+        instanceUrl: normaliseInstanceUrl(instance, path),
+        refreshToken: checkToken(refreshToken, 'refresh token', path),
+        ...(clientId ? { clientId } : {}),
+        ...(clientSecret ? { clientSecret } : {}),
+    };
+}
+/** Accepts exactly one of the two forms: an SFDX auth URL, or instanceUrl + refreshToken [+ client keys]. */
+export function parseCredentials(input, path = ['credentials']) {
+    const hasFields = Boolean(input.instanceUrl || input.refreshToken || input.clientId || input.clientSecret);
+    if (input.sfdxAuthUrl) {
+        if (hasFields) {
+            throw new InvalidCredentialsError('give either sfdxAuthUrl or instanceUrl + refreshToken, not both', path);
+        }
+        return parseSfdxAuthUrl(input.sfdxAuthUrl, [...path, 'sfdxAuthUrl']);
+    }
+    if (!input.instanceUrl)
+        throw new InvalidCredentialsError('instanceUrl (or sfdxAuthUrl) is required', [...path, 'instanceUrl']);
+    if (!input.refreshToken)
+        throw new InvalidCredentialsError('refreshToken (or sfdxAuthUrl) is required', [...path, 'refreshToken']);
+    if (input.clientSecret && !input.clientId) {
+        throw new InvalidCredentialsError('clientSecret needs clientId', [...path, 'clientId']);
+    }
+    return {
+        instanceUrl: normaliseInstanceUrl(input.instanceUrl, [...path, 'instanceUrl']),
+        refreshToken: checkToken(input.refreshToken, 'refresh token', [...path, 'refreshToken']),
+        ...(input.clientId ? { clientId: checkToken(input.clientId, 'client id', [...path, 'clientId']) } : {}),
+        ...(input.clientSecret ? { clientSecret: checkToken(input.clientSecret, 'client secret', [...path, 'clientSecret']) } : {}),
+    };
+}
+/** The secret store keeps flat string maps; this is the one place that shape is decided. */
+export function credentialsToSecret(credentials) {
+    return { ...credentials };
+}

@@ -1,0 +1,95 @@
+// The parameters each task type accepts. Validated on submit, stored validated (Task.input), and read again
+// by the operation that runs the task. Unknown keys are rejected so typos do not silently do nothing.
+import { z } from 'zod';
+const metadataName = z.string().trim().min(1).max(255);
+/** Salesforce record ids are 15 or 18 case-sensitive alphanumerics. */
+const salesforceId = z.string().regex(/^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$/, 'must be a 15 or 18 character Salesforce id');
+const apiVersion = z.string().regex(/^\d{2,3}\.0$/, 'must look like 62.0').optional();
+const orgCheckParams = z.strictObject({});
+const retrieveParams = z
+    .strictObject({
+    members: z
+        .array(z.strictObject({ type: metadataName, members: z.array(metadataName).min(1).max(10_000) }))
+        .min(1)
+        .max(500)
+        .optional(),
+    packageXml: z.string().min(1).max(1_000_000).optional(),
+    apiVersion,
+})
+    .refine((p) => (p.members === undefined) !== (p.packageXml === undefined), {
+    message: 'give exactly one of members or packageXml',
+    path: ['members'],
+});
+const testLevels = ['NoTestRun', 'RunSpecifiedTests', 'RunLocalTests', 'RunAllTestsInOrg'];
+const deployParams = z
+    .strictObject({
+    artifactId: z.string().min(1).max(200),
+    testLevel: z.enum(testLevels).default('RunLocalTests'),
+    runTests: z.array(z.string().trim().min(1).max(255)).max(1000).default([]),
+    rollbackOnError: z.boolean().default(true),
+    ignoreWarnings: z.boolean().default(false),
+    apiVersion,
+})
+    .refine((p) => p.testLevel !== 'RunSpecifiedTests' || p.runTests.length > 0, {
+    message: 'RunSpecifiedTests needs at least one test class in runTests',
+    path: ['runTests'],
+})
+    .refine((p) => p.testLevel === 'RunSpecifiedTests' || p.runTests.length === 0, {
+    message: 'runTests is only used with testLevel RunSpecifiedTests',
+    path: ['runTests'],
+});
+const quickDeployParams = z
+    .strictObject({
+    validationTaskId: z.uuid().optional(),
+    deployId: salesforceId.optional(),
+})
+    .refine((p) => (p.validationTaskId === undefined) !== (p.deployId === undefined), {
+    message: 'give exactly one of validationTaskId or deployId',
+    path: ['validationTaskId'],
+});
+/** Exercises the execution pipeline without Salesforce: progress, logs, failures and credential access. */
+const diagnosticParams = z.strictObject({
+    steps: z.number().int().min(1).max(1000).default(3),
+    stepMs: z.number().int().min(0).max(60_000).default(10),
+    /** Fail with this code on the first `failTimes` attempts (all attempts when failTimes is omitted). */
+    failWith: z
+        .strictObject({
+        code: z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/, 'must be an UPPER_SNAKE code'),
+        message: z.string().max(1000).default('diagnostic failure'),
+        retryable: z.boolean().default(true),
+        failTimes: z.number().int().min(1).max(100).optional(),
+    })
+        .optional(),
+    /** Redeem the org's credentials and report a fingerprint of them (never the values). */
+    readCredentials: z.boolean().default(false),
+    /** Keep running after an abort request, to exercise SIGTERM/SIGKILL escalation. */
+    ignoreAbort: z.boolean().default(false),
+});
+export const taskParamSchemas = {
+    ORG_CHECK: orgCheckParams,
+    RETRIEVE: retrieveParams,
+    VALIDATE: deployParams,
+    DEPLOY: deployParams,
+    QUICK_DEPLOY: quickDeployParams,
+    DIAGNOSTIC: diagnosticParams,
+};
+/** Where a task goes when the caller does not say: org checks are quick and gate other work. */
+export const defaultQueueFor = {
+    ORG_CHECK: 'CRITICAL',
+    QUICK_DEPLOY: 'NORMAL',
+    DEPLOY: 'NORMAL',
+    VALIDATE: 'NORMAL',
+    RETRIEVE: 'BATCH',
+    DIAGNOSTIC: 'NORMAL',
+};
+/** How long a run may take unless the task says otherwise. Deployments with tests can run for hours. */
+export const defaultTimeoutMsFor = {
+    ORG_CHECK: 2 * 60_000,
+    RETRIEVE: 30 * 60_000,
+    VALIDATE: 3 * 60 * 60_000,
+    DEPLOY: 3 * 60 * 60_000,
+    QUICK_DEPLOY: 30 * 60_000,
+    DIAGNOSTIC: 5 * 60_000,
+};
+/** Types that change an org's metadata: at most one of them runs per org at a time. */
+export const orgExclusiveTypes = new Set(['DEPLOY', 'QUICK_DEPLOY']);

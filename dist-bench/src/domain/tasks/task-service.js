@@ -1,0 +1,180 @@
+// What API callers do with tasks: submit, list, cancel, retry. Running them is the workers' side
+// (task-lifecycle.ts); both write through the TaskJournal.
+import { z } from 'zod';
+import { actorLabel } from '../auth/principal.js';
+import { InvalidStateError, NotFoundError, UnavailableError } from '../errors.js';
+import { parseInput } from '../validation.js';
+import { defaultQueueFor, taskParamSchemas } from './task-params.js';
+import { statusEvent } from './task-journal.js';
+import { retryableTaskStatuses, waitingTaskStatuses } from './task-states.js';
+export const taskTypes = ['ORG_CHECK', 'RETRIEVE', 'VALIDATE', 'DEPLOY', 'QUICK_DEPLOY', 'DIAGNOSTIC'];
+const taskQueues = ['CRITICAL', 'NORMAL', 'BATCH'];
+const submitInput = z.object({
+    type: z.enum(taskTypes),
+    org: z.string().trim().min(1, 'must not be empty'),
+    queue: z.enum(taskQueues).optional(),
+    priority: z.number().int('must be a whole number').min(0).max(100).default(50),
+    maxAttempts: z.number().int('must be a whole number').min(1).max(10).default(3),
+    retryBackoffMs: z.number().int('must be a whole number').min(0).max(3_600_000).default(5000),
+    timeoutMs: z.number().int('must be a whole number').min(100).max(24 * 3_600_000).optional(),
+    runAt: z.date().optional(),
+});
+export class TaskService {
+    prisma;
+    queues;
+    journal;
+    signalCancel;
+    constructor(prisma, queues, journal, signalCancel) {
+        this.prisma = prisma;
+        this.queues = queues;
+        this.journal = journal;
+        this.signalCancel = signalCancel;
+    }
+    async submit(actor, input) {
+        const { spec, runAt } = await this.validate(input);
+        return this.create(spec, { source: input.source ?? 'API', requestedBy: actorLabel(actor), runAt });
+    }
+    /** Checks a task request (field paths as given) and resolves its org. */
+    async validate(input, pathPrefix = []) {
+        const data = parseInput(submitInput, {
+            type: input.type,
+            org: input.org,
+            queue: input.queue ?? undefined,
+            priority: input.priority ?? undefined,
+            maxAttempts: input.maxAttempts ?? undefined,
+            retryBackoffMs: input.retryBackoffMs ?? undefined,
+            timeoutMs: input.timeoutMs ?? undefined,
+            runAt: input.runAt ?? undefined,
+        }, pathPrefix);
+        const params = parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']);
+        const org = await this.prisma.org.findUnique({ where: { alias: data.org } });
+        if (!org)
+            throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
+        return {
+            spec: {
+                type: data.type,
+                orgId: org.id,
+                orgAlias: org.alias,
+                params: params,
+                queue: data.queue ?? defaultQueueFor[data.type],
+                priority: data.priority,
+                maxAttempts: data.maxAttempts,
+                backoffMs: data.retryBackoffMs,
+                timeoutMs: data.timeoutMs ?? null,
+            },
+            runAt: data.runAt ?? null,
+        };
+    }
+    /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
+    async create(spec, origin) {
+        const task = await this.journal.create({
+            type: spec.type,
+            status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
+            queue: spec.queue,
+            priority: spec.priority,
+            maxAttempts: spec.maxAttempts,
+            backoffMs: spec.backoffMs,
+            timeoutMs: spec.timeoutMs,
+            input: spec.params,
+            source: origin.source,
+            requestedBy: origin.requestedBy,
+            runAt: origin.runAt ?? null,
+            orgId: spec.orgId,
+            orgAlias: spec.orgAlias,
+            scheduleId: origin.scheduleId ?? null,
+        });
+        return this.enqueueOrFail(task);
+    }
+    /**
+     * A waiting task is cancelled at once. A running one gets cancelRequestedAt and its worker is told to
+     * abort it; it ends CANCELLED when the child has stopped (follow its events).
+     */
+    async cancel(actor, taskId) {
+        const task = await this.require(taskId);
+        const by = actorLabel(actor);
+        if (task.status === 'RUNNING') {
+            const requested = await this.journal.change(task.id, ['RUNNING'], { cancelRequestedAt: task.cancelRequestedAt ?? new Date() }, [
+                { kind: 'LOG', payload: { level: 'warn', message: `Cancellation requested by ${by}` } },
+            ]);
+            if (requested) {
+                await this.signalCancel(task.id);
+                return requested;
+            }
+            return this.cancel(actor, taskId); // it just finished or was requeued: decide again on fresh state
+        }
+        if (!waitingTaskStatuses.includes(task.status)) {
+            throw new InvalidStateError('TASK_NOT_CANCELLABLE', `A ${task.status} task cannot be cancelled`, task.status);
+        }
+        if (task.jobId && !(await this.queues.remove(task.queue, task.jobId))) {
+            // A worker locked the job between our read and the removal: treat it as running.
+            await this.signalCancel(task.id);
+        }
+        const cancelled = await this.journal.change(task.id, waitingTaskStatuses, { status: 'CANCELLED', finishedAt: new Date(), errorCode: 'CANCELLED', errorMessage: `Cancelled by ${by}`, phase: null }, [statusEvent('CANCELLED', { by })]);
+        if (cancelled)
+            return cancelled;
+        return this.cancel(actor, taskId); // the state moved under us: decide again
+    }
+    async retry(actor, taskId) {
+        const task = await this.require(taskId);
+        const notRetryable = (status) => new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${status}`, status);
+        if (!retryableTaskStatuses.includes(task.status))
+            throw notRetryable(task.status);
+        const retried = await this.journal.change(task.id, retryableTaskStatuses, {
+            status: 'QUEUED',
+            result: undefined,
+            errorCode: null,
+            errorMessage: null,
+            progress: 0,
+            phase: null,
+            attempts: 0,
+            startedAt: null,
+            finishedAt: null,
+            runAt: null,
+            cancelRequestedAt: null,
+        }, [statusEvent('QUEUED', { retriedBy: actorLabel(actor) })], { newJob: true });
+        if (!retried)
+            throw notRetryable((await this.require(taskId)).status);
+        return this.enqueueOrFail(retried);
+    }
+    async find(taskId, query) {
+        return this.prisma.task.findUnique({ ...query, where: { id: taskId } });
+    }
+    async require(taskId) {
+        const task = await this.prisma.task.findUnique({ where: { id: taskId } });
+        if (!task)
+            throw new NotFoundError('TASK_NOT_FOUND', 'No task with that id');
+        return task;
+    }
+    /** Tasks newest first; `query` carries the caller's pagination and selection. */
+    async list(filter, query) {
+        return this.prisma.task.findMany({ ...query, where: this.where(filter), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    }
+    async count(filter) {
+        return this.prisma.task.count({ where: this.where(filter) });
+    }
+    where(filter) {
+        return {
+            ...(filter.status?.length ? { status: { in: filter.status } } : {}),
+            ...(filter.type?.length ? { type: { in: filter.type } } : {}),
+            ...(filter.queue?.length ? { queue: { in: filter.queue } } : {}),
+            ...(filter.source?.length ? { source: { in: filter.source } } : {}),
+            ...(filter.org ? { orgAlias: filter.org } : {}),
+        };
+    }
+    async enqueueOrFail(task) {
+        try {
+            await this.queues.enqueue(task);
+            return task;
+        }
+        catch (error) {
+            // Without Redis the task cannot run; say so now rather than leave it waiting for nothing.
+            await this.journal.change(task.id, waitingTaskStatuses, {
+                status: 'FAILED',
+                finishedAt: new Date(),
+                errorCode: 'QUEUE_UNAVAILABLE',
+                errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
+            }, [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })]);
+            throw new UnavailableError('QUEUE_UNAVAILABLE', 'The task queue is unavailable; the task was not queued', error);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+// The one place configuration is read. Every variable is validated together so a misconfigured deployment
+// hears about all of its mistakes at once, then exits non-zero (see cli/main.ts).
+import { z } from 'zod';
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const booleanString = z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const postgresUrl = z
+    .string()
+    .refine((value) => /^postgres(ql)?:\/\//.test(value) && URL.canParse(value), {
+    message: 'must be a postgresql:// URL',
+});
+const redisUrl = z
+    .string()
+    .refine((value) => /^rediss?:\/\//.test(value) && URL.canParse(value), { message: 'must be a redis:// or rediss:// URL' });
+const httpUrl = z
+    .string()
+    .refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), { message: 'must be an http:// or https:// URL' });
+/** A Vault path such as "secret" or "teams/switchyard": plain segments joined by "/". */
+const vaultPath = z
+    .string()
+    .regex(/^\/*[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/*$/, 'letters, digits, . _ - and / only')
+    .refine((value) => !value.split('/').some((segment) => segment === '.' || segment === '..'), {
+    message: 'must not contain . or .. segments',
+});
+/** 32 bytes as 64 hex characters or as base64 (44 characters). */
+const secretKey = z.string().refine((value) => decodeSecretKey(value) !== null, {
+    message: 'must be 32 bytes, as 64 hex characters or base64',
+});
+export const envSchema = z
+    .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    DATABASE_URL: postgresUrl.default('postgresql://postgres@127.0.0.1:5432/switchyard'),
+    REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    LOG_LEVEL: z.enum(logLevels).default('info'),
+    SWITCHYARD_SECRET_KEY: secretKey.optional(),
+    SWITCHYARD_KEY_FILE: z.string().min(1).default('.switchyard/secret-key'),
+    SWITCHYARD_QUEUE_PREFIX: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only')
+        .default('switchyard'),
+    SWITCHYARD_GRAPHIQL: booleanString.default(true),
+    SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    // Workers (src/workers): which queues and how many tasks at once, unless `switchyard worker` flags say.
+    SWITCHYARD_WORKER_QUEUES: z.string().default('critical,normal,batch'),
+    SWITCHYARD_WORKER_CONCURRENCY: z.string().default('critical=2,normal=2,batch=1'),
+    SWITCHYARD_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+    SWITCHYARD_KILL_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+    SWITCHYARD_SPARE_CHILD: booleanString.default(true),
+    SWITCHYARD_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5000),
+    SWITCHYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+    SWITCHYARD_CANCEL_POLL_MS: z.coerce.number().int().min(100).default(2000),
+    SWITCHYARD_ORG_LOCK_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
+    SWITCHYARD_ORG_LOCK_POLL_MS: z.coerce.number().int().min(100).default(2000),
+    // HashiCorp Vault as the secret store (src/secrets/create-secret-store.ts): used when VAULT_ADDR is set,
+    // with either VAULT_TOKEN or AppRole (VAULT_ROLE_ID + VAULT_SECRET_ID).
+    VAULT_ADDR: httpUrl.optional(),
+    VAULT_TOKEN: z.string().min(1).optional(),
+    VAULT_ROLE_ID: z.string().min(1).optional(),
+    VAULT_SECRET_ID: z.string().min(1).optional(),
+    VAULT_NAMESPACE: z.string().min(1).optional(),
+    VAULT_KV_MOUNT: vaultPath.default('secret'),
+    VAULT_PATH_PREFIX: vaultPath.default('switchyard'),
+})
+    .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && !env.SWITCHYARD_SECRET_KEY) {
+        ctx.addIssue({
+            code: 'custom',
+            path: ['SWITCHYARD_SECRET_KEY'],
+            message: 'is required when NODE_ENV=production (generate one with `openssl rand -hex 32`)',
+        });
+    }
+}, 
+// Run even when other variables are invalid, so the missing key is reported with them (zod skips
+// refinements after failed fields by default). The input is always an object (see loadEnv).
+{ when: (payload) => typeof payload.value === 'object' && payload.value !== null })
+    .superRefine((env, ctx) => {
+    // With VAULT_ADDR set, Vault is the secret store and needs exactly one way to authenticate.
+    if (!env.VAULT_ADDR)
+        return;
+    const token = Boolean(env.VAULT_TOKEN);
+    const roleId = Boolean(env.VAULT_ROLE_ID);
+    const secretId = Boolean(env.VAULT_SECRET_ID);
+    const issue = (variable, message) => ctx.addIssue({ code: 'custom', path: [variable], message });
+    if (token && (roleId || secretId)) {
+        issue('VAULT_TOKEN', 'cannot be combined with VAULT_ROLE_ID/VAULT_SECRET_ID: choose token or AppRole authentication');
+    }
+    else if (!token && !roleId && !secretId) {
+        issue('VAULT_TOKEN', 'is required when VAULT_ADDR is set (or set both VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole)');
+    }
+    else if (roleId && !secretId) {
+        issue('VAULT_SECRET_ID', 'is required with VAULT_ROLE_ID (AppRole authentication)');
+    }
+    else if (secretId && !roleId) {
+        issue('VAULT_ROLE_ID', 'is required with VAULT_SECRET_ID (AppRole authentication)');
+    }
+}, 
+// Like the check above: also runs when other variables are invalid.
+{ when: (payload) => typeof payload.value === 'object' && payload.value !== null });
+export class EnvError extends Error {
+    problems;
+    constructor(problems) {
+        super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+        this.problems = problems;
+        this.name = 'EnvError';
+    }
+}
+/** Parses the environment; throws EnvError listing every invalid variable. Empty strings count as unset. */
+export function loadEnv(source = process.env) {
+    const present = Object.fromEntries(Object.entries(source).filter(([key, value]) => key in envSchema.shape && value !== undefined && value !== ''));
+    const parsed = envSchema.safeParse(present);
+    if (parsed.success)
+        return parsed.data;
+    throw new EnvError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'} ${issue.message}`));
+}
+export function decodeSecretKey(value) {
+    const trimmed = value.trim();
+    if (/^[0-9a-fA-F]{64}$/.test(trimmed))
+        return Buffer.from(trimmed, 'hex');
+    if (/^[A-Za-z0-9+/_-]{43}=?$/.test(trimmed)) {
+        const key = Buffer.from(trimmed, 'base64');
+        return key.length === 32 ? key : null;
+    }
+    return null;
+}

@@ -1,0 +1,21 @@
+// Assembles the schema: importing a module registers its types or fields on the builder.
+import { lexicographicSortSchema } from 'graphql';
+import { builder } from '../builder.js';
+import './enums.js';
+import './errors.js';
+import './org.js';
+import './task.js';
+import './token.js';
+import './audit.js';
+import './schedule.js';
+import '../resolvers/viewer.js';
+import '../resolvers/orgs.js';
+import '../resolvers/tasks.js';
+import '../resolvers/tokens.js';
+import '../resolvers/audit.js';
+import '../resolvers/schedules.js';
+let schema;
+export function getSchema() {
+    schema ??= lexicographicSortSchema(builder.toSchema());
+    return schema;
+}

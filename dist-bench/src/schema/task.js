@@ -1,0 +1,93 @@
+import { builder } from '../builder.js';
+import { TaskEventKindEnum, TaskQueueEnum, TaskSourceEnum, TaskStatusEnum, TaskTypeEnum } from './enums.js';
+import { defaultTimeoutMsFor } from '../domain/tasks/task-params.js';
+import { OrgNode } from './org.js';
+const TaskErrorRef = builder.objectRef('TaskError').implement({
+    description: 'Why a task failed or was cancelled.',
+    fields: (t) => ({
+        code: t.exposeString('code', { description: 'Stable code, e.g. TIMEOUT, ORG_AUTH_FAILED, CANCELLED.' }),
+        message: t.exposeString('message'),
+    }),
+});
+export const TaskEventObject = builder.prismaObject('TaskEvent', {
+    description: 'One entry of a task\'s ordered event log.',
+    authScopes: { read: true },
+    fields: (t) => ({
+        seq: t.exposeInt('seq', { description: 'Position in the task\'s log: 1, 2, 3… without gaps.' }),
+        kind: t.expose('kind', { type: TaskEventKindEnum }),
+        payload: t.expose('payload', { type: 'JSON' }),
+        createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    }),
+});
+export const TaskNode = builder.prismaNode('Task', {
+    description: 'One operation against an org, and everything that happened to it.',
+    id: { field: 'id' },
+    authScopes: { read: true },
+    fields: (t) => ({
+        type: t.expose('type', { type: TaskTypeEnum }),
+        status: t.expose('status', { type: TaskStatusEnum }),
+        queue: t.expose('queue', { type: TaskQueueEnum }),
+        priority: t.exposeInt('priority', { description: '0..100; higher runs first within a queue.' }),
+        params: t.expose('input', { type: 'JSON', description: 'The validated parameters, with defaults filled in.' }),
+        result: t.expose('result', { type: 'JSON', nullable: true }),
+        error: t.field({
+            type: TaskErrorRef,
+            nullable: true,
+            resolve: (task) => (task.errorCode ? { code: task.errorCode, message: task.errorMessage ?? '' } : null),
+        }),
+        progress: t.exposeInt('progress', { description: 'Percent complete, 0..100.' }),
+        phase: t.exposeString('phase', { nullable: true }),
+        attempts: t.exposeInt('attempts'),
+        maxAttempts: t.exposeInt('maxAttempts'),
+        source: t.expose('source', { type: TaskSourceEnum }),
+        requestedBy: t.exposeString('requestedBy'),
+        runAt: t.expose('runAt', { type: 'DateTime', nullable: true }),
+        orgAlias: t.exposeString('orgAlias', { description: 'Kept after the org is removed.' }),
+        org: t.relation('org', { type: OrgNode, nullable: true }),
+        createdAt: t.expose('createdAt', { type: 'DateTime' }),
+        startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+        finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+        cancelRequestedAt: t.expose('cancelRequestedAt', {
+            type: 'DateTime',
+            nullable: true,
+            description: 'Set when cancelTask was called on the running task; it ends CANCELLED once its process has stopped.',
+        }),
+        timeoutMs: t.int({
+            description: 'Time limit of one run, in milliseconds.',
+            resolve: (task) => task.timeoutMs ?? defaultTimeoutMsFor[task.type],
+        }),
+        retryBackoffMs: t.exposeInt('backoffMs', { description: 'Wait before the first retry; doubles for each further retry.' }),
+        events: t.relatedConnection('events', {
+            cursor: 'taskId_seq',
+            totalCount: true,
+            description: 'The event log in order; resume with `after` set to the last cursor you saw.',
+            query: () => ({ orderBy: { seq: 'asc' } }),
+        }),
+    }),
+});
+export const TaskFilterInput = builder.inputType('TaskFilter', {
+    description: 'Every given field must match; a list matches any of its values.',
+    fields: (t) => ({
+        status: t.field({ type: [TaskStatusEnum] }),
+        type: t.field({ type: [TaskTypeEnum] }),
+        org: t.string({ description: 'Org alias.' }),
+        queue: t.field({ type: [TaskQueueEnum] }),
+        source: t.field({ type: [TaskSourceEnum] }),
+    }),
+});
+export const SubmitTaskInput = builder.inputType('SubmitTaskInput', {
+    fields: (t) => ({
+        type: t.field({ type: TaskTypeEnum, required: true }),
+        org: t.string({ required: true, description: 'Alias of the org to act on.' }),
+        params: t.field({
+            type: 'JSON',
+            description: 'Parameters of the task type; see docs/tasks.md. Defaults to {}.',
+        }),
+        queue: t.field({ type: TaskQueueEnum, description: 'Defaults by type: ORG_CHECK → CRITICAL, RETRIEVE → BATCH, others NORMAL.' }),
+        priority: t.int({ description: '0..100, higher first; default 50.' }),
+        maxAttempts: t.int({ description: 'Runs allowed for retryable failures, 1..10; default 3.' }),
+        retryBackoffMs: t.int({ description: 'Wait before the first retry, in ms (0..3600000); doubles each retry; default 5000.' }),
+        timeoutMs: t.int({ description: 'Time limit of one run in ms; default depends on the type (see docs/tasks.md).' }),
+        runAt: t.field({ type: 'DateTime', description: 'Run no earlier than this; the task is SCHEDULED until then.' }),
+    }),
+});

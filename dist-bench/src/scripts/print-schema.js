@@ -1,0 +1,13 @@
+// Writes schema.graphql from the code, for tools and reviewers. A test fails when the two drift apart.
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { printSchema } from 'graphql';
+import { getSchema } from '../schema/index.js';
+export const schemaFile = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
+export function printedSchema() {
+    return `${printSchema(getSchema())}\n`;
+}
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+    writeFileSync(schemaFile, printedSchema());
+    process.stdout.write(`wrote ${schemaFile}\n`);
+}

@@ -1,0 +1,36 @@
+// In development Switchyard should start with no setup at all, so when SWITCHYARD_SECRET_KEY is unset it
+// keeps a generated key in a git-ignored file. Production refuses to start without the variable (env.ts):
+// losing that file would make every stored credential unreadable.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeSecretKey } from '../env.js';
+export async function resolveSecretKey(env, logger) {
+    if (env.SWITCHYARD_SECRET_KEY)
+        return decodeSecretKey(env.SWITCHYARD_SECRET_KEY);
+    const file = path.resolve(env.SWITCHYARD_KEY_FILE);
+    try {
+        const key = decodeSecretKey(await readFile(file, 'utf8'));
+        if (!key)
+            throw new Error(`${file} does not hold a 32-byte key (64 hex characters)`);
+        return key;
+    }
+    catch (error) {
+        if (error.code !== 'ENOENT')
+            throw error;
+    }
+    const key = randomBytes(32);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    // 'wx' fails if another process created the file in the meantime; then read theirs.
+    try {
+        await writeFile(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    }
+    catch (error) {
+        if (error.code === 'EEXIST')
+            return resolveSecretKey(env, logger);
+        throw error;
+    }
+    logger.warn({ keyFile: file }, 'SWITCHYARD_SECRET_KEY is not set: generated a development key and saved it in the key file. ' +
+        'Set SWITCHYARD_SECRET_KEY in production; without this key stored org credentials cannot be read.');
+    return key;
+}

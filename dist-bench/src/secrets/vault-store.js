@@ -1,0 +1,195 @@
+import { assertVaultAddress, createVaultClient, toSecretValue, toVaultRequestError, VaultRequestError, } from './vault-unwrap.js';
+export { VaultRequestError } from './vault-unwrap.js';
+/** Vault's wrapping TTL for grants never exceeds this, whatever the caller asks for. */
+export const MAX_GRANT_TTL_SECONDS = 60;
+const SEGMENT = /^[A-Za-z0-9_.-]+$/;
+/** A slash-separated path of plain segments; no empty, "." or ".." segments. */
+function isPlainPath(value) {
+    return value.split('/').every((segment) => SEGMENT.test(segment) && segment !== '.' && segment !== '..');
+}
+function normalizeFolder(value, what, allowEmpty) {
+    const trimmed = value.replace(/^\/+|\/+$/g, '');
+    if (trimmed === '' && allowEmpty)
+        return '';
+    if (!isPlainPath(trimmed))
+        throw new Error(`Invalid Vault ${what} "${value}": use letters, digits, . _ - and /`);
+    return trimmed;
+}
+export class VaultSecretStore {
+    kind = 'vault';
+    /** Where grants are redeemed; the child process connects here. */
+    address;
+    mount;
+    pathPrefix;
+    #client;
+    #staticToken;
+    #roleId;
+    #secretId;
+    #session = null;
+    #login = null;
+    constructor(options) {
+        assertVaultAddress(options.address);
+        this.address = options.address.replace(/\/+$/, '');
+        this.mount = normalizeFolder(options.mount, 'KV mount', false);
+        this.pathPrefix = normalizeFolder(options.pathPrefix, 'path prefix', true);
+        const hasToken = Boolean(options.token);
+        const hasAppRole = Boolean(options.roleId) || Boolean(options.secretId);
+        if (hasToken && hasAppRole)
+            throw new Error('Configure either a Vault token or an AppRole (role id and secret id), not both');
+        if (!hasToken && !(options.roleId && options.secretId)) {
+            throw new Error('Vault authentication needs a token, or both an AppRole role id and secret id');
+        }
+        this.#staticToken = options.token || undefined;
+        this.#roleId = options.roleId || undefined;
+        this.#secretId = options.secretId || undefined;
+        this.#namespace = options.namespace || undefined;
+        // Tokens are passed per request (X-Vault-Token), never stored on the shared client.
+        this.#client = createVaultClient({
+            address: this.address,
+            namespace: options.namespace,
+            timeoutMs: options.requestTimeoutMs,
+        });
+    }
+    get authMethod() {
+        return this.#staticToken ? 'token' : 'approle';
+    }
+    async put(name, value) {
+        const data = toSecretValue(value, `Secret ${name}`);
+        const path = this.#path('data', name);
+        // KV v2 "Create/Update Secret": POST <mount>/data/<path> { data } creates a new version.
+        await this.#call(`writing secret ${name}`, (headers) => this.#client.write(path, { data }, { headers }), Object.values(data));
+    }
+    async get(name) {
+        const path = this.#path('data', name);
+        let response;
+        try {
+            // KV v2 "Read Secret Version" (latest); 404 when missing or deleted.
+            response = await this.#call(`reading secret ${name}`, (headers) => this.#client.read(path, { headers }));
+        }
+        catch (error) {
+            if (error instanceof VaultRequestError && error.status === 404)
+                return null;
+            throw error;
+        }
+        return toSecretValue(response?.data?.data, `Secret ${name}`);
+    }
+    async delete(name) {
+        const path = this.#path('metadata', name);
+        try {
+            // KV v2 "Delete Metadata and All Versions": nothing of the secret remains, not even old versions.
+            await this.#call(`deleting secret ${name}`, (headers) => this.#client.delete(path, { headers }));
+        }
+        catch (error) {
+            if (error instanceof VaultRequestError && error.status === 404)
+                return;
+            throw error;
+        }
+    }
+    /**
+     * Reads the secret wrapped (X-Vault-Wrap-TTL): Vault answers with a single-use wrapping token instead of
+     * the data. The grant lives min(ttlSeconds, 60) seconds.
+     */
+    async issueGrant(name, ttlSeconds) {
+        if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1)
+            throw new RangeError('A grant must live at least 1 second');
+        const wrapTtl = Math.min(Math.floor(ttlSeconds), MAX_GRANT_TTL_SECONDS);
+        const path = this.#path('data', name);
+        const startedAt = Date.now();
+        let response;
+        try {
+            response = await this.#call(`issuing a grant for secret ${name}`, (headers) => this.#client.read(path, { headers: { ...headers, 'X-Vault-Wrap-TTL': `${wrapTtl}s` } }));
+        }
+        catch (error) {
+            if (error instanceof VaultRequestError && error.status === 404) {
+                throw new VaultRequestError(`Cannot issue a grant for secret ${name}: it does not exist in Vault`, 404);
+            }
+            throw error;
+        }
+        const info = response?.wrap_info;
+        const token = info?.token;
+        if (typeof token !== 'string' || token === '') {
+            // Something between us and Vault dropped X-Vault-Wrap-TTL. Whatever came back is not passed on.
+            throw new VaultRequestError(`Cannot issue a grant for secret ${name}: Vault did not wrap the response`);
+        }
+        const ttl = typeof info?.ttl === 'number' && info.ttl > 0 ? Math.min(info.ttl, wrapTtl) : wrapTtl;
+        // Measured from before the request, so the grant never claims to outlive Vault's wrapping token.
+        return {
+            kind: 'vault',
+            address: this.address,
+            ...(this.#namespace ? { namespace: this.#namespace } : {}),
+            token,
+            expiresAt: new Date(startedAt + ttl * 1000).toISOString(),
+        };
+    }
+    /** Checks the credentials (auth/token/lookup-self): e.g. at startup. */
+    async verify() {
+        const response = await this.#call('looking up the Vault token', (headers) => this.#client.tokenLookupSelf({ requestOptions: { headers } }));
+        const data = response?.data;
+        return {
+            ttlSeconds: typeof data?.ttl === 'number' ? data.ttl : 0,
+            renewable: data?.renewable === true,
+            policies: Array.isArray(data?.policies) ? data.policies.filter((p) => typeof p === 'string') : [],
+        };
+    }
+    #path(kind, name) {
+        if (typeof name !== 'string' || !isPlainPath(name)) {
+            throw new Error(`Invalid secret name "${String(name)}": use letters, digits, . _ - and /`);
+        }
+        return [this.mount, kind, this.pathPrefix, name].filter((part) => part !== '').join('/');
+    }
+    /** Runs a request with a valid token; with AppRole, logs in again once if Vault answers 403. */
+    async #call(operation, request, values = []) {
+        for (let attempt = 1;; attempt += 1) {
+            const token = await this.#token();
+            try {
+                return await request({ 'X-Vault-Token': token });
+            }
+            catch (error) {
+                const failure = toVaultRequestError(this.address, operation, error, [token, this.#secretId, this.#roleId, ...values]);
+                if (failure.status === 403 && !this.#staticToken && attempt === 1) {
+                    if (this.#session?.token === token)
+                        this.#session = null;
+                    continue;
+                }
+                throw failure;
+            }
+        }
+    }
+    async #token() {
+        if (this.#staticToken)
+            return this.#staticToken;
+        if (this.#session && Date.now() < this.#session.renewAt)
+            return this.#session.token;
+        // One login at a time; concurrent callers share it.
+        this.#login ??= this.#approleLogin().finally(() => {
+            this.#login = null;
+        });
+        return this.#login;
+    }
+    async #approleLogin() {
+        let response;
+        // Login is unauthenticated; make sure no stale token rides along.
+        this.#client.token = '';
+        const startedAt = Date.now();
+        try {
+            // node-vault's approleLogin: POST auth/approle/login { role_id, secret_id }.
+            response = await this.#client.approleLogin({ role_id: this.#roleId, secret_id: this.#secretId });
+        }
+        catch (error) {
+            throw toVaultRequestError(this.address, 'AppRole login', error, [this.#roleId, this.#secretId]);
+        }
+        finally {
+            // approleLogin stores the new token on the client; this store passes tokens per request instead.
+            this.#client.token = '';
+        }
+        const token = response?.auth?.client_token;
+        if (typeof token !== 'string' || token === '') {
+            throw new VaultRequestError(`Vault ${new URL(this.address).origin}: AppRole login returned no client token`);
+        }
+        const lease = typeof response?.auth?.lease_duration === 'number' ? response.auth.lease_duration : 0;
+        // Re-login when 80% of the lease has passed, at most a minute before it ends.
+        const margin = Math.min(60_000, lease * 1000 * 0.2);
+        this.#session = { token, renewAt: lease > 0 ? startedAt + lease * 1000 - margin : Number.POSITIVE_INFINITY };
+        return token;
+    }
+}

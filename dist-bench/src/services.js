@@ -1,0 +1,22 @@
+import { AuditService } from './domain/audit/audit-service.js';
+import { TokenService } from './domain/auth/token-service.js';
+import { OrgService } from './domain/orgs/org-service.js';
+import { ScheduleService } from './domain/tasks/schedule-service.js';
+import { TaskJournal } from './domain/tasks/task-journal.js';
+import { TaskService } from './domain/tasks/task-service.js';
+export function createServices(deps) {
+    const audit = new AuditService(deps.prisma);
+    const journal = new TaskJournal(deps.prisma, deps.publisher);
+    const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
+    return {
+        prisma: deps.prisma,
+        secrets: deps.secrets,
+        queues: deps.queues,
+        journal,
+        audit,
+        tokens: new TokenService(deps.prisma, audit),
+        orgs: new OrgService(deps.prisma, deps.secrets, audit),
+        tasks,
+        schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
+    };
+}

@@ -1,0 +1,77 @@
+import { OperationError } from './operations/operation.js';
+import { operationLoaders } from './operations/registry.js';
+function send(message) {
+    return new Promise((resolve) => {
+        if (!process.connected)
+            return resolve();
+        process.send(message, undefined, {}, () => resolve());
+    });
+}
+// The worker is gone (crashed or killed): nobody can use our result, and nobody should hold credentials.
+process.on('disconnect', () => process.exit(70));
+const abort = new AbortController();
+let pendingCredentials = null;
+process.on('message', (message) => {
+    if (message.t === 'run')
+        void run(message.request);
+    else if (message.t === 'credentials')
+        pendingCredentials?.(message);
+    else if (message.t === 'abort')
+        abort.abort(new OperationError('ABORTED', message.reason));
+});
+async function redeem(request) {
+    const { grant } = request;
+    let value;
+    if (grant.kind === 'vault') {
+        const { unwrapVaultGrant } = await import('../secrets/vault-unwrap.js');
+        value = await unwrapVaultGrant(grant);
+    }
+    else {
+        const answer = await new Promise((resolve) => {
+            pendingCredentials = resolve;
+            void send({ t: 'redeem', token: grant.token });
+        });
+        pendingCredentials = null;
+        if (answer.error || !answer.value)
+            throw new OperationError('CREDENTIALS_UNAVAILABLE', answer.error ?? 'The credential grant was not honoured', false);
+        value = answer.value;
+    }
+    if (!value?.refreshToken || !value.instanceUrl)
+        throw new OperationError('CREDENTIALS_UNAVAILABLE', 'The stored credentials are incomplete', false);
+    return value;
+}
+async function run(request) {
+    let credentials = null;
+    const ctx = {
+        taskId: request.taskId,
+        attempt: request.attempt,
+        params: request.params,
+        org: request.org,
+        credentials: () => (credentials ??= redeem(request)),
+        progress: (percent, phase) => void send({ t: 'progress', percent: Math.max(0, Math.min(100, Math.round(percent))), ...(phase ? { phase } : {}) }),
+        log: (message, level = 'info') => void send({ t: 'log', level, message }),
+        signal: abort.signal,
+    };
+    try {
+        const loader = operationLoaders[request.type];
+        if (!loader)
+            throw new OperationError('UNKNOWN_TASK_TYPE', `No operation for task type ${request.type}`);
+        const operation = (await loader()).default;
+        const result = await operation.run(ctx);
+        await send({ t: 'done', result: result ?? null });
+    }
+    catch (error) {
+        const known = error instanceof OperationError;
+        await send({
+            t: 'failed',
+            code: known ? error.code : 'OPERATION_ERROR',
+            // Unknown errors are reported by class only: their messages could quote anything, credentials included.
+            message: known ? error.message : `The operation failed unexpectedly (${error?.name ?? 'Error'})`,
+            retryable: known ? error.retryable : false,
+        });
+    }
+    finally {
+        process.exit(0);
+    }
+}
+void send({ t: 'ready' });

@@ -1,0 +1,149 @@
+// Runs one BullMQ job: claims its task, takes the org lock when the type needs it, hands a fresh child the
+// request and a single-use credential grant, relays the child's reports into the task's event log, and
+// settles the task from the child's outcome. Retries are BullMQ's (attempts with exponential backoff);
+// this decides which failures deserve one.
+import { DelayedError, UnrecoverableError } from 'bullmq';
+import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
+import { ChildSession } from './child-session.js';
+/** Retry delay BullMQ will use before attempt `attempt + 1` with exponential backoff. */
+function backoffFor(task, attempt) {
+    return task.backoffMs * 2 ** Math.max(0, attempt - 1);
+}
+export class TaskExecutor {
+    deps;
+    options;
+    /** Sessions by task id, so cancellation and shutdown can reach them. */
+    running = new Map();
+    lastWaitPhase = new Map();
+    constructor(deps, options) {
+        this.deps = deps;
+        this.options = options;
+    }
+    async process(job, token) {
+        const { lifecycle, logger } = this.deps;
+        let task = await lifecycle.load(job.data.taskId);
+        // A job of an earlier attempt, or of a task that no longer exists: nothing to do.
+        if (!task || task.jobId !== job.id)
+            return { skipped: 'stale job' };
+        if (task.status === 'RUNNING') {
+            // This job was already running when its worker died (BullMQ found it stalled): a lost run.
+            const lost = { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' };
+            if (task.attempts >= task.maxAttempts) {
+                await lifecycle.fail(task.id, lost);
+                throw new UnrecoverableError(lost.code);
+            }
+            await lifecycle.requeue(task.id, lost, 0);
+            task = (await lifecycle.load(task.id));
+        }
+        if (task.status !== 'QUEUED' && task.status !== 'SCHEDULED')
+            return { skipped: `task is ${task.status}` };
+        if (!task.org) {
+            await lifecycle.fail(task.id, { code: 'ORG_NOT_FOUND', message: `Org ${task.orgAlias} was removed` }, ['QUEUED', 'SCHEDULED']);
+            throw new UnrecoverableError('ORG_NOT_FOUND');
+        }
+        const org = task.org;
+        const exclusive = orgExclusiveTypes.has(task.type);
+        if (exclusive) {
+            const attempt = await this.deps.orgLock.tryAcquire(org.id, task.id, task.createdAt);
+            if (!attempt.acquired) {
+                const phase = `waiting for the org lock: position ${attempt.position}${attempt.holder ? `, held by task ${attempt.holder}` : ''}`;
+                const changed = this.lastWaitPhase.get(task.id) !== phase;
+                this.lastWaitPhase.set(task.id, phase);
+                await lifecycle.waiting(task.id, phase, changed);
+                await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
+                throw new DelayedError();
+            }
+            this.lastWaitPhase.delete(task.id);
+        }
+        let renewTimer;
+        try {
+            const claimed = await lifecycle.claim(task, this.options.workerId);
+            if (!claimed)
+                return { skipped: 'task left the queue before it started' };
+            if (exclusive) {
+                renewTimer = setInterval(() => void this.deps.orgLock.renew(org.id, task.id).catch(() => undefined), this.deps.orgLock.leaseMs / 3);
+            }
+            const outcome = await this.runChild(job, claimed, { alias: org.alias, instanceUrl: org.instanceUrl, secretRef: org.secretRef });
+            return await this.settle(claimed, outcome);
+        }
+        finally {
+            if (renewTimer)
+                clearInterval(renewTimer);
+            if (exclusive)
+                await this.deps.orgLock.release(org.id, task.id).catch(() => undefined);
+        }
+    }
+    async runChild(job, task, org) {
+        const { lifecycle, launcher, secrets } = this.deps;
+        const grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+        const child = launcher.take();
+        const session = new ChildSession(child, {
+            onProgress: async (percent, phase) => {
+                await lifecycle.progress(task.id, percent, phase);
+                // BullMQ's own view (dashboards such as Bull Board); best effort.
+                await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
+            },
+            onLog: (level, message) => lifecycle.log(task.id, level, message),
+            redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
+        }, this.options.killGraceMs);
+        this.running.set(task.id, session);
+        const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
+        const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
+        try {
+            await lifecycle.recordChild(task.id, session.pid);
+            // A cancel may have arrived between claim and now.
+            if (await lifecycle.isCancelRequested(task.id))
+                session.abort('cancelled');
+            return await session.run({
+                taskId: task.id,
+                type: task.type,
+                attempt: task.attempts,
+                params: task.input,
+                org: { alias: org.alias, instanceUrl: org.instanceUrl },
+                grant,
+            });
+        }
+        finally {
+            clearTimeout(timer);
+            this.running.delete(task.id);
+        }
+    }
+    async settle(task, outcome) {
+        const { lifecycle, logger } = this.deps;
+        switch (outcome.kind) {
+            case 'succeeded':
+                await lifecycle.succeed(task.id, outcome.result);
+                return { status: 'SUCCEEDED' };
+            case 'aborted':
+                if (outcome.reason === 'cancelled') {
+                    await lifecycle.cancelled(task.id);
+                    return { status: 'CANCELLED' };
+                }
+                if (outcome.reason === 'timeout') {
+                    const limit = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
+                    await lifecycle.fail(task.id, { code: 'TIMEOUT', message: `The task ran longer than its ${limit} ms limit` });
+                    throw new UnrecoverableError('TIMEOUT');
+                }
+                return this.retryOrFail(task, { code: 'WORKER_SHUTDOWN', message: 'The worker shut down while the task ran', retryable: true });
+            case 'failed':
+                return this.retryOrFail(task, outcome);
+            case 'crashed':
+                logger.warn({ taskId: task.id, exitCode: outcome.exitCode, signal: outcome.signal }, 'task child exited without reporting');
+                return this.retryOrFail(task, {
+                    code: 'CHILD_CRASHED',
+                    message: `The task's process exited unexpectedly (code ${outcome.exitCode}, signal ${outcome.signal})`,
+                    retryable: true,
+                });
+        }
+    }
+    async retryOrFail(task, failure) {
+        const { lifecycle } = this.deps;
+        if (failure.retryable && task.attempts < task.maxAttempts) {
+            await lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
+            // Any plain error makes BullMQ schedule the next attempt after the backoff.
+            throw new Error(failure.code);
+        }
+        await lifecycle.fail(task.id, failure);
+        throw new UnrecoverableError(failure.code);
+    }
+}
