@@ -11,6 +11,7 @@ import { RedisTaskEventPublisher } from '../../src/events/task-event-bus.js';
 import { TaskQueues } from '../../src/queues/task-queues.js';
 import { createCommandRedis, waitForRedis } from '../../src/redis.js';
 import { BuiltinSecretStore } from '../../src/secrets/builtin-store.js';
+import type { SecretStore } from '../../src/secrets/secret-store.js';
 import { createApp, type App } from '../../src/server/create-app.js';
 import { createServices, type Services } from '../../src/services.js';
 import { captureLogger } from './capture-logger.js';
@@ -50,6 +51,10 @@ export interface TestApiOptions {
   redisUrl?: string;
   /** Wait for Redis even though redisUrl is given (it is expected to be reachable). */
   waitForRedis?: boolean;
+  /** The built-in store's 32-byte key (random by default), e.g. to share it with a worker process. */
+  secretKey?: Buffer;
+  /** Builds the secret store instead of the built-in one (e.g. a VaultSecretStore). */
+  secrets?: (prisma: PrismaClient) => SecretStore;
 }
 
 export async function startTestApi(name: string, options: TestApiOptions = {}): Promise<TestApi> {
@@ -66,7 +71,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
   const queues = new TaskQueues(redis, queuePrefix);
   const services = createServices({
     prisma,
-    secrets: new BuiltinSecretStore(prisma, randomBytes(32)),
+    secrets: options.secrets?.(prisma) ?? new BuiltinSecretStore(prisma, options.secretKey ?? randomBytes(32)),
     queues,
     publisher: new RedisTaskEventPublisher(redis, queuePrefix),
   });

@@ -1,0 +1,505 @@
+// Task execution end to end: the GraphQL API, a real WorkerHost in this process forking real child processes
+// (from dist/), BullMQ on Redis and Postgres. Nothing is mocked. Tests run one after another on purpose: the
+// spare-child checks need to know which children the worker forked.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OrgLock } from '../src/workers/org-lock.js';
+import { errorFields, startTestApi, type TestApi } from './support/harness.js';
+import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+
+let api: TestApi;
+let worker: TestWorker;
+let token: string;
+
+const KILL_GRACE_MS = 500; // what startTestWorker configures
+
+const TASK_FIELDS = `id type status queue source requestedBy attempts maxAttempts progress phase result error { code message }
+  runAt createdAt startedAt finishedAt cancelRequestedAt retryBackoffMs timeoutMs`;
+const TASK = `query($id: ID!) { task(id: $id) { ${TASK_FIELDS} events(first: 500) { totalCount edges { node { seq kind payload createdAt } } } } }`;
+const SUBMIT = `mutation($input: SubmitTaskInput!) {
+  submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { ${TASK_FIELDS} } } ${errorFields} }
+}`;
+const CANCEL = `mutation($id: ID!) {
+  cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { ${TASK_FIELDS} } } ${errorFields} }
+}`;
+const SCHEDULE = `mutation($input: ScheduleTaskInput!) {
+  scheduleTask(input: $input) { __typename ... on ScheduleTaskSuccess { schedule { id cron timezone nextRunAt type } } ${errorFields} }
+}`;
+const REMOVE_SCHEDULE = `mutation($id: ID!) {
+  removeSchedule(id: $id) { __typename ... on RemoveScheduleSuccess { removed { id } } ${errorFields} }
+}`;
+
+interface EventView {
+  seq: number;
+  kind: 'STATUS' | 'PROGRESS' | 'LOG' | 'RESULT';
+  payload: any;
+  createdAt: string;
+}
+
+interface TaskView {
+  id: string;
+  type: string;
+  status: string;
+  source: string;
+  requestedBy: string;
+  attempts: number;
+  maxAttempts: number;
+  progress: number;
+  phase: string | null;
+  result: any;
+  error: { code: string; message: string } | null;
+  runAt: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  cancelRequestedAt: string | null;
+  events: { totalCount: number; edges: Array<{ node: EventView }> };
+}
+
+const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+/** The UUID inside a global id such as base64("Task:<uuid>"). */
+function rawId(globalId: string, typename: string): string {
+  const decoded = Buffer.from(globalId, 'base64').toString('utf8');
+  expect(decoded).toMatch(new RegExp(`^${typename}:[0-9a-f-]{36}$`));
+  return decoded.slice(typename.length + 1);
+}
+
+async function submit(input: Record<string, unknown>): Promise<TaskView> {
+  const res = await api.gql(SUBMIT, { input: { org: 'exec', ...input } }, token);
+  expect(res.body.errors).toBeUndefined();
+  expect(res.body.data.submitTask, JSON.stringify(res.body.data.submitTask)).toMatchObject({ __typename: 'SubmitTaskSuccess' });
+  return res.body.data.submitTask.task;
+}
+
+async function getTask(id: string): Promise<TaskView> {
+  const res = await api.gql(TASK, { id }, token);
+  expect(res.body.errors).toBeUndefined();
+  return res.body.data.task;
+}
+
+async function waitForStatus(id: string, statuses: string[], timeoutMs = 10_000): Promise<TaskView> {
+  return waitFor(
+    async () => {
+      const task = await getTask(id);
+      return statuses.includes(task.status) ? task : null;
+    },
+    timeoutMs,
+    `task ${id} to become ${statuses.join('/')}`,
+  );
+}
+
+const waitForEnd = (id: string, timeoutMs?: number) => waitForStatus(id, FINAL, timeoutMs);
+
+/** Task.childPid is not part of the API; the worker records it in the task row while the child runs. */
+async function runningChildPid(id: string): Promise<number> {
+  const uuid = rawId(id, 'Task');
+  return waitFor(
+    async () => {
+      const row = await api.prisma.task.findUnique({ where: { id: uuid }, select: { status: true, childPid: true, progress: true } });
+      return row?.status === 'RUNNING' && row.childPid && row.progress > 0 ? row.childPid : null;
+    },
+    10_000,
+    `task ${id} to run in a child`,
+  );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    expect((error as NodeJS.ErrnoException).code).toBe('ESRCH');
+    return false;
+  }
+}
+
+function events(task: TaskView): EventView[] {
+  const list = task.events.edges.map((edge) => edge.node);
+  expect(task.events.totalCount).toBe(list.length);
+  // Gap-free and in order.
+  expect(list.map((e) => e.seq)).toEqual(list.map((_, i) => i + 1));
+  return list;
+}
+
+function statuses(task: TaskView): Array<Record<string, unknown>> {
+  return events(task)
+    .filter((e) => e.kind === 'STATUS')
+    .map((e) => e.payload);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function registerOrg(alias: string): Promise<void> {
+  const res = await api.gql(
+    `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`,
+    { input: { alias, kind: 'SANDBOX', credentials: { instanceUrl: `https://${alias}.sandbox.my.salesforce.com`, refreshToken: `5Aep861${alias}Token` } } },
+    token,
+  );
+  expect(res.body.data.registerOrg.__typename).toBe('RegisterOrgSuccess');
+}
+
+beforeAll(async () => {
+  api = await startTestApi('execution');
+  token = await api.token('OWNER');
+  for (const alias of ['exec', 'locked', 'free']) await registerOrg(alias);
+  worker = await startTestWorker(api);
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+});
+
+describe('child processes', () => {
+  it('runs each task in its own child, starting with the pre-forked spare, and every child exits', async () => {
+    const spare = await waitFor(async () => worker.host.launcher.sparePid, 5000, 'the spare child');
+    expect(isAlive(spare)).toBe(true);
+
+    // Three at once (NORMAL has concurrency 2, CRITICAL takes the third), so the pids are truly concurrent.
+    const params = { steps: 6, stepMs: 100 };
+    const tasks = [
+      await submit({ type: 'DIAGNOSTIC', params }),
+      await submit({ type: 'DIAGNOSTIC', params }),
+      await submit({ type: 'DIAGNOSTIC', params, queue: 'CRITICAL' }),
+    ];
+    const livePids = await Promise.all(tasks.map((task) => runningChildPid(task.id)));
+    for (const pid of livePids) expect(isAlive(pid)).toBe(true);
+
+    const done = await Promise.all(tasks.map((task) => waitForEnd(task.id)));
+    const resultPids = done.map((task) => {
+      expect(task.status).toBe('SUCCEEDED');
+      return task.result.pid as number;
+    });
+    expect(resultPids).toEqual(livePids);
+    expect(new Set(resultPids).size).toBe(3);
+    expect(resultPids).not.toContain(process.pid);
+    // The first task got the spare forked before anything was submitted.
+    expect(resultPids).toContain(spare);
+    for (const pid of resultPids) expect(isAlive(pid), `child ${pid} still alive`).toBe(false);
+
+    // A new spare replaced it: alive, never used by a task.
+    const nextSpare = worker.host.launcher.sparePid;
+    expect(nextSpare).toBeDefined();
+    expect(resultPids).not.toContain(nextSpare);
+    expect(isAlive(nextSpare!)).toBe(true);
+
+    // The next task takes that spare, and the pid is recorded only while it runs.
+    const single = await submit({ type: 'DIAGNOSTIC', params: { steps: 3, stepMs: 100 } });
+    expect(await runningChildPid(single.id)).toBe(nextSpare);
+    const finished = await waitForEnd(single.id);
+    expect(finished.result.pid).toBe(nextSpare);
+    expect(isAlive(nextSpare!)).toBe(false);
+    const row = await api.prisma.task.findUnique({ where: { id: rawId(single.id, 'Task') }, select: { childPid: true } });
+    expect(row?.childPid).toBeNull();
+    expect(worker.host.launcher.sparePid).not.toBe(nextSpare);
+  });
+
+  it('records progress in order with gap-free seq, stores the result, counts one attempt', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 4, stepMs: 20 } });
+    expect(submitted.status).toBe('QUEUED');
+    const task = await waitForEnd(submitted.id);
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 1, progress: 100, error: null });
+    expect(task.result).toEqual({ steps: 4, attempt: 1, pid: expect.any(Number) });
+    const log = events(task);
+    expect(log.map((e) => e.kind)).toEqual(['STATUS', 'STATUS', 'PROGRESS', 'PROGRESS', 'PROGRESS', 'PROGRESS', 'RESULT', 'STATUS']);
+    expect(log[0]!.payload).toMatchObject({ status: 'QUEUED' });
+    expect(log[1]!.payload).toMatchObject({ status: 'RUNNING', attempt: 1 });
+    expect(log.filter((e) => e.kind === 'PROGRESS').map((e) => e.payload)).toEqual([
+      { percent: 25, phase: 'step 1 of 4' },
+      { percent: 50, phase: 'step 2 of 4' },
+      { percent: 75, phase: 'step 3 of 4' },
+      { percent: 100, phase: 'step 4 of 4' },
+    ]);
+    expect(log[6]!.payload).toEqual(task.result);
+    expect(log[7]!.payload).toMatchObject({ status: 'SUCCEEDED' });
+    // Timestamps follow seq.
+    const times = log.map((e) => Date.parse(e.createdAt));
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(Date.parse(task.startedAt!)).toBeLessThanOrEqual(Date.parse(task.finishedAt!));
+  });
+});
+
+describe('cancellation', () => {
+  it('cancels a running task: the operation stops, the child is gone, the task ends CANCELLED', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100 } });
+    const pid = await runningChildPid(submitted.id);
+    const res = await api.gql(CANCEL, { id: submitted.id }, token);
+    const cancel = res.body.data.cancelTask;
+    expect(cancel.__typename).toBe('CancelTaskSuccess');
+    // Still RUNNING at this point: cancellation is requested, the worker ends it.
+    expect(cancel.task.status).toBe('RUNNING');
+    expect(cancel.task.cancelRequestedAt).not.toBeNull();
+
+    const task = await waitForEnd(submitted.id, 5000);
+    expect(task.status).toBe('CANCELLED');
+    expect(task.cancelRequestedAt).toBe(cancel.task.cancelRequestedAt);
+    expect(task.error?.code).toBe('CANCELLED');
+    expect(task.attempts).toBe(1);
+    expect(task.result).toBeNull();
+    expect(isAlive(pid)).toBe(false);
+    // The operation honoured the abort: no need for SIGTERM.
+    expect(Date.parse(task.finishedAt!) - Date.parse(task.cancelRequestedAt!)).toBeLessThan(KILL_GRACE_MS + 400);
+    const log = events(task);
+    expect(log.some((e) => e.kind === 'LOG' && /Cancellation requested/.test(e.payload.message))).toBe(true);
+    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'CANCELLED']);
+    // Not retried.
+    await sleep(300);
+    expect((await getTask(submitted.id)).status).toBe('CANCELLED');
+  });
+
+  it('kills a child that ignores the abort request (SIGTERM/SIGKILL escalation) and ends CANCELLED', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true } });
+    const pid = await runningChildPid(submitted.id);
+    const res = await api.gql(CANCEL, { id: submitted.id }, token);
+    expect(res.body.data.cancelTask.__typename).toBe('CancelTaskSuccess');
+
+    const task = await waitForEnd(submitted.id, 5000);
+    expect(task.status).toBe('CANCELLED');
+    expect(task.error?.code).toBe('CANCELLED');
+    expect(isAlive(pid)).toBe(false);
+    const took = Date.parse(task.finishedAt!) - Date.parse(task.cancelRequestedAt!);
+    // The child kept going until it was killed, one grace period after the abort request at least.
+    expect(took).toBeGreaterThanOrEqual(KILL_GRACE_MS);
+    expect(took).toBeLessThan(4000);
+    // It was still reporting progress after the abort request (it ignored it).
+    const lateProgress = events(task).filter((e) => e.kind === 'PROGRESS' && Date.parse(e.createdAt) > Date.parse(task.cancelRequestedAt!) + 150);
+    expect(lateProgress.length).toBeGreaterThan(0);
+    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'CANCELLED']);
+  });
+});
+
+describe('timeouts, retries and failures', () => {
+  it('fails a run that exceeds timeoutMs with TIMEOUT and does not retry it', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 100, stepMs: 100 }, timeoutMs: 300, maxAttempts: 3, retryBackoffMs: 0 });
+    const pid = await runningChildPid(submitted.id);
+    const task = await waitForEnd(submitted.id, 5000);
+    expect(task.status).toBe('FAILED');
+    expect(task.error?.code).toBe('TIMEOUT');
+    expect(task.error?.message).toContain('300 ms');
+    expect(task.attempts).toBe(1);
+    expect(isAlive(pid)).toBe(false);
+    const took = Date.parse(task.finishedAt!) - Date.parse(task.startedAt!);
+    expect(took).toBeGreaterThanOrEqual(300);
+    expect(took).toBeLessThan(3000);
+    await sleep(500);
+    const later = await getTask(submitted.id);
+    expect(later.status).toBe('FAILED');
+    expect(later.attempts).toBe(1);
+    expect(statuses(later).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
+    expect(statuses(later).at(-1)).toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  it('retries a retryable failure with exponential backoff, then succeeds', async () => {
+    const submitted = await submit({
+      type: 'DIAGNOSTIC',
+      params: { steps: 1, stepMs: 0, failWith: { code: 'FLAKY', message: 'flaky on purpose', retryable: true, failTimes: 2 } },
+      maxAttempts: 3,
+      retryBackoffMs: 200,
+    });
+    const task = await waitForEnd(submitted.id);
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.attempts).toBe(3);
+    expect(task.error).toBeNull();
+    expect(task.result).toMatchObject({ attempt: 3 });
+
+    const log = events(task);
+    const statusEvents = log.filter((e) => e.kind === 'STATUS');
+    expect(statusEvents.map((e) => e.payload)).toEqual([
+      { status: 'QUEUED' },
+      { status: 'RUNNING', attempt: 1, worker: expect.any(String) },
+      { status: 'QUEUED', retryInMs: 200, after: 'FLAKY', message: 'flaky on purpose' },
+      { status: 'RUNNING', attempt: 2, worker: expect.any(String) },
+      { status: 'QUEUED', retryInMs: 400, after: 'FLAKY', message: 'flaky on purpose' },
+      { status: 'RUNNING', attempt: 3, worker: expect.any(String) },
+      { status: 'SUCCEEDED' },
+    ]);
+    // Each retry started no earlier than its backoff after the failure.
+    for (const index of [2, 4]) {
+      const requeued = statusEvents[index]!;
+      const rerun = statusEvents[index + 1]!;
+      const gap = Date.parse(rerun.createdAt) - Date.parse(requeued.createdAt);
+      expect(gap, `gap after ${requeued.payload.retryInMs} ms backoff`).toBeGreaterThanOrEqual(requeued.payload.retryInMs);
+    }
+  });
+
+  it('fails with the operation\'s code once retries are exhausted', async () => {
+    const submitted = await submit({
+      type: 'DIAGNOSTIC',
+      params: { steps: 1, stepMs: 0, failWith: { code: 'ALWAYS_FLAKY', message: 'never works', retryable: true } },
+      maxAttempts: 2,
+      retryBackoffMs: 100,
+    });
+    const task = await waitForEnd(submitted.id);
+    expect(task.status).toBe('FAILED');
+    expect(task.attempts).toBe(2);
+    expect(task.error).toEqual({ code: 'ALWAYS_FLAKY', message: 'never works' });
+    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'FAILED']);
+    await sleep(400);
+    expect((await getTask(submitted.id)).attempts).toBe(2);
+  });
+
+  it('fails a non-retryable failure after one attempt', async () => {
+    const submitted = await submit({
+      type: 'DIAGNOSTIC',
+      params: { steps: 1, stepMs: 0, failWith: { code: 'BROKEN', message: 'broken for good', retryable: false } },
+      maxAttempts: 3,
+      retryBackoffMs: 0,
+    });
+    const task = await waitForEnd(submitted.id);
+    expect(task.status).toBe('FAILED');
+    expect(task.attempts).toBe(1);
+    expect(task.error).toEqual({ code: 'BROKEN', message: 'broken for good' });
+    await sleep(300);
+    const later = await getTask(submitted.id);
+    expect(later.attempts).toBe(1);
+    expect(statuses(later).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
+  });
+
+  it('fails Salesforce task types with OPERATION_UNAVAILABLE, without retrying', async () => {
+    const submitted = await submit({ type: 'ORG_CHECK', maxAttempts: 3, retryBackoffMs: 0 });
+    const task = await waitForEnd(submitted.id);
+    expect(task.status).toBe('FAILED');
+    expect(task.attempts).toBe(1);
+    expect(task.error?.code).toBe('OPERATION_UNAVAILABLE');
+  });
+});
+
+describe('per-org lock', () => {
+  it('queues DEPLOY tasks behind the org lock in submission order; other orgs are not blocked', async () => {
+    const orgs = await api.prisma.org.findMany({ where: { alias: { in: ['locked', 'free'] } } });
+    const lockedOrg = orgs.find((org) => org.alias === 'locked')!;
+    const lock = new OrgLock(api.redis, api.queuePrefix, 60_000, 200);
+    expect(await lock.tryAcquire(lockedOrg.id, 'holder', new Date(Date.now() - 60_000))).toEqual({ acquired: true });
+    let held = true;
+    try {
+      const params = { artifactId: 'artifact-1' };
+      const a = await submit({ type: 'DEPLOY', org: 'locked', params, maxAttempts: 1 });
+      await sleep(20);
+      const b = await submit({ type: 'DEPLOY', org: 'locked', params, maxAttempts: 1 });
+
+      const phaseA = 'waiting for the org lock: position 1, held by task holder';
+      const phaseB = 'waiting for the org lock: position 2, held by task holder';
+      const [waitingA, waitingB] = await waitFor(
+        async () => {
+          const both = await Promise.all([getTask(a.id), getTask(b.id)]);
+          return both[0]!.phase === phaseA && both[1]!.phase === phaseB ? both : null;
+        },
+        5000,
+        'both deploys to wait for the lock',
+      );
+      for (const [task, phase] of [
+        [waitingA, phaseA],
+        [waitingB, phaseB],
+      ] as const) {
+        expect(task.status).toBe('QUEUED');
+        expect(task.attempts).toBe(0);
+        expect(task.startedAt).toBeNull();
+        expect(events(task).some((e) => e.kind === 'LOG' && e.payload.message === phase)).toBe(true);
+      }
+
+      // Another org's deploy runs meanwhile (and fails at once: deployments are not implemented yet).
+      const other = await submit({ type: 'DEPLOY', org: 'free', params, maxAttempts: 1 });
+      const otherDone = await waitForEnd(other.id);
+      expect(otherDone.status).toBe('FAILED');
+      expect(otherDone.error?.code).toBe('OPERATION_UNAVAILABLE');
+      expect((await getTask(a.id)).status).toBe('QUEUED');
+      expect((await getTask(b.id)).status).toBe('QUEUED');
+
+      // Still waiting after several lock polls: the lock really holds them.
+      await sleep(600);
+      expect((await getTask(a.id)).status).toBe('QUEUED');
+      expect((await getTask(b.id)).status).toBe('QUEUED');
+
+      await lock.release(lockedOrg.id, 'holder');
+      held = false;
+      const [doneA, doneB] = await Promise.all([waitForEnd(a.id), waitForEnd(b.id)]);
+      for (const task of [doneA, doneB]) {
+        expect(task.status).toBe('FAILED');
+        expect(task.error?.code).toBe('OPERATION_UNAVAILABLE');
+        expect(task.attempts).toBe(1);
+      }
+      // A ran first, and B only once A had finished and released the lock.
+      expect(Date.parse(doneA.startedAt!)).toBeLessThan(Date.parse(doneB.startedAt!));
+      expect(Date.parse(doneA.finishedAt!)).toBeLessThanOrEqual(Date.parse(doneB.startedAt!));
+      // The lock is free again.
+      expect(await lock.tryAcquire(lockedOrg.id, 'after', new Date())).toEqual({ acquired: true });
+      await lock.release(lockedOrg.id, 'after');
+    } finally {
+      if (held) await lock.release(lockedOrg.id, 'holder');
+    }
+  });
+});
+
+describe('delayed and recurring tasks', () => {
+  it('keeps a task with a future runAt SCHEDULED, then runs it no earlier than runAt', async () => {
+    const runAt = new Date(Date.now() + 1500);
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 }, runAt: runAt.toISOString() });
+    expect(submitted.status).toBe('SCHEDULED');
+    expect(Date.parse(submitted.runAt!)).toBe(runAt.getTime());
+    await sleep(500);
+    expect((await getTask(submitted.id)).status).toBe('SCHEDULED');
+    const task = await waitForEnd(submitted.id, 6000);
+    expect(task.status).toBe('SUCCEEDED');
+    expect(Date.parse(task.startedAt!)).toBeGreaterThanOrEqual(runAt.getTime());
+    expect(Date.parse(task.startedAt!)).toBeLessThan(runAt.getTime() + 3000);
+    expect(statuses(task).map((s) => s.status)).toEqual(['SCHEDULED', 'RUNNING', 'SUCCEEDED']);
+  });
+
+  it('fires a cron schedule into SCHEDULE tasks until it is removed', async () => {
+    const res = await api.gql(SCHEDULE, { input: { type: 'DIAGNOSTIC', org: 'exec', params: { steps: 1, stepMs: 0 }, cron: '* * * * * *' } }, token);
+    const created = res.body.data.scheduleTask;
+    expect(created.__typename, JSON.stringify(created)).toBe('ScheduleTaskSuccess');
+    expect(created.schedule).toMatchObject({ cron: '* * * * * *', timezone: 'UTC', type: 'DIAGNOSTIC' });
+    const scheduleId = rawId(created.schedule.id, 'Schedule');
+
+    const listed = await api.gql(`{ schedules(first: 10) { totalCount edges { node { id cron nextRunAt } } } }`, {}, token);
+    expect(listed.body.data.schedules.totalCount).toBe(1);
+    const node = listed.body.data.schedules.edges[0].node;
+    expect(node.id).toBe(created.schedule.id);
+    const nextRunAt = Date.parse(node.nextRunAt);
+    expect(nextRunAt).toBeGreaterThan(Date.now() - 1000);
+    expect(nextRunAt).toBeLessThanOrEqual(Date.now() + 1000);
+
+    const SCHEDULED_TASKS = `{ tasks(first: 100, filter: { source: [SCHEDULE] }) { totalCount edges { node { id source requestedBy status type } } } }`;
+    const fired = await waitFor(
+      async () => {
+        const r = await api.gql(SCHEDULED_TASKS, {}, token);
+        const nodes = r.body.data.tasks.edges.map((e: any) => e.node);
+        return nodes.filter((t: any) => t.status === 'SUCCEEDED').length >= 2 ? nodes : null;
+      },
+      8000,
+      'two scheduled tasks to run',
+    );
+    for (const task of fired) expect(task).toMatchObject({ source: 'SCHEDULE', requestedBy: `schedule:${scheduleId}`, type: 'DIAGNOSTIC' });
+
+    const removed = await api.gql(REMOVE_SCHEDULE, { id: created.schedule.id }, token);
+    expect(removed.body.data.removeSchedule).toEqual({ __typename: 'RemoveScheduleSuccess', removed: { id: scheduleId } });
+    const afterRemove = await api.gql(`{ schedules(first: 10) { totalCount } }`, {}, token);
+    expect(afterRemove.body.data.schedules.totalCount).toBe(0);
+
+    // A firing already in flight may still land; after that, nothing more for two firing periods.
+    await sleep(1000);
+    const settled = (await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount;
+    await sleep(2200);
+    expect((await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount).toBe(settled);
+    expect(await api.queues.hasScheduler(scheduleId)).toBe(false);
+  });
+
+  it('rejects an invalid cron pattern and an unknown time zone', async () => {
+    const input = { type: 'DIAGNOSTIC', org: 'exec', params: {} };
+    for (const cron of ['every minute', '61 * * * *', '* * * * * * *']) {
+      const res = await api.gql(SCHEDULE, { input: { ...input, cron } }, token);
+      const result = res.body.data.scheduleTask;
+      expect(result.__typename, cron).toBe('ValidationError');
+      expect(result.code).toBe('VALIDATION_FAILED');
+      expect(result.fieldErrors.map((e: any) => e.path)).toEqual([['cron']]);
+    }
+    const res = await api.gql(SCHEDULE, { input: { ...input, cron: '0 * * * *', timezone: 'Mars/Olympus_Mons' } }, token);
+    const result = res.body.data.scheduleTask;
+    expect(result.__typename).toBe('ValidationError');
+    expect(result.fieldErrors.map((e: any) => e.path)).toEqual([['timezone']]);
+    // Nothing was created.
+    const listed = await api.gql(`{ schedules(first: 10) { totalCount } }`, {}, token);
+    expect(listed.body.data.schedules.totalCount).toBe(0);
+  });
+});
