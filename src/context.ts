@@ -2,11 +2,14 @@
 // through Yoga's envelop, see server/create-app.ts).
 import type { Logger } from 'pino';
 import type { Principal } from './domain/auth/principal.js';
+import type { TaskEventFeed } from './events/task-event-feed.js';
 import type { Services } from './services.js';
 
 export interface Context {
   principal: Principal | null;
   services: Services;
+  /** Live task events on this API replica (subscriptions). */
+  feed: TaskEventFeed;
   requestId: string;
   logger: Logger;
 }
@@ -22,6 +25,7 @@ export interface ContextInput {
   authorization: string | null | undefined;
   requestId: string;
   services: Services;
+  feed: TaskEventFeed;
   logger: Logger;
 }
 
@@ -37,6 +41,7 @@ export async function createContext(input: ContextInput): Promise<AuthenticatedC
     principal,
     rejectedCredential: input.authorization != null && input.authorization !== '' && principal === null,
     services: input.services,
+    feed: input.feed,
     requestId: input.requestId,
     logger: input.logger.child({ requestId: input.requestId, actor: principal ? `${principal.userName}/${principal.tokenName}` : undefined }),
   };

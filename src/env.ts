@@ -51,6 +51,9 @@ export const envSchema = z
       .default('switchyard'),
     SWITCHYARD_GRAPHIQL: booleanString.default(true),
     SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    // Live subscriptions (graphql-ws): per-connection limits.
+    SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),
+    SWITCHYARD_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
     // Workers (src/workers): which queues and how many tasks at once, unless `switchyard worker` flags say.
     SWITCHYARD_WORKER_QUEUES: z.string().default('critical,normal,batch'),
     SWITCHYARD_WORKER_CONCURRENCY: z.string().default('critical=2,normal=2,batch=1'),

@@ -39,7 +39,7 @@ export function createServices(deps: ServiceDeps): Services {
     queues: deps.queues,
     journal,
     audit,
-    tokens: new TokenService(deps.prisma, audit),
+    tokens: new TokenService(deps.prisma, audit, (tokenId) => deps.publisher.control({ type: 'token-revoked', tokenId })),
     orgs: new OrgService(deps.prisma, deps.secrets, audit),
     tasks,
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks),

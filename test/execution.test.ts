@@ -91,12 +91,18 @@ async function waitForStatus(id: string, statuses: string[], timeoutMs = 10_000)
 const waitForEnd = (id: string, timeoutMs?: number) => waitForStatus(id, FINAL, timeoutMs);
 
 /** Task.childPid is not part of the API; the worker records it in the task row while the child runs. */
-async function runningChildPid(id: string): Promise<number> {
+/**
+ * Waits until the task runs in a child. With `progressed` (for long operations only), waits for its first
+ * progress report and checks that the recorded child is alive at that moment.
+ */
+async function runningChildPid(id: string, progressed = true): Promise<number> {
   const uuid = rawId(id, 'Task');
   return waitFor(
     async () => {
       const row = await api.prisma.task.findUnique({ where: { id: uuid }, select: { status: true, childPid: true, progress: true } });
-      return row?.status === 'RUNNING' && row.childPid && row.progress > 0 ? row.childPid : null;
+      if (!(row?.status === 'RUNNING' && row.childPid && (!progressed || row.progress > 0))) return null;
+      if (progressed) expect(isAlive(row.childPid), `child ${row.childPid} of running task ${id}`).toBe(true);
+      return row.childPid;
     },
     10_000,
     `task ${id} to run in a child`,
@@ -135,7 +141,7 @@ async function registerOrg(alias: string): Promise<void> {
     { input: { alias, kind: 'SANDBOX', credentials: { instanceUrl: `https://${alias}.sandbox.my.salesforce.com`, refreshToken: `5Aep861${alias}Token` } } },
     token,
   );
-  expect(res.body.data.registerOrg.__typename).toBe('RegisterOrgSuccess');
+  expect(res.body.data?.registerOrg?.__typename, JSON.stringify(res.body)).toBe('RegisterOrgSuccess');
 }
 
 beforeAll(async () => {
@@ -156,14 +162,13 @@ describe('child processes', () => {
     expect(isAlive(spare)).toBe(true);
 
     // Three at once (NORMAL has concurrency 2, CRITICAL takes the third), so the pids are truly concurrent.
-    const params = { steps: 6, stepMs: 100 };
+    const params = { steps: 12, stepMs: 100 };
     const tasks = [
       await submit({ type: 'DIAGNOSTIC', params }),
       await submit({ type: 'DIAGNOSTIC', params }),
       await submit({ type: 'DIAGNOSTIC', params, queue: 'CRITICAL' }),
     ];
     const livePids = await Promise.all(tasks.map((task) => runningChildPid(task.id)));
-    for (const pid of livePids) expect(isAlive(pid)).toBe(true);
 
     const done = await Promise.all(tasks.map((task) => waitForEnd(task.id)));
     const resultPids = done.map((task) => {
@@ -271,7 +276,7 @@ describe('cancellation', () => {
 describe('timeouts, retries and failures', () => {
   it('fails a run that exceeds timeoutMs with TIMEOUT and does not retry it', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 100, stepMs: 100 }, timeoutMs: 300, maxAttempts: 3, retryBackoffMs: 0 });
-    const pid = await runningChildPid(submitted.id);
+    const pid = await runningChildPid(submitted.id, false);
     const task = await waitForEnd(submitted.id, 5000);
     expect(task.status).toBe('FAILED');
     expect(task.error?.code).toBe('TIMEOUT');

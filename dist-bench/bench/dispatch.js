@@ -1,1 +1,579 @@
-export {};
+// Dispatch benchmark: how long a task takes to get from submitTask to a running child, how that compares with
+// BullMQ on its own, how many no-op tasks per second the worker gets through, and what the machine's fork
+// ceiling and a jsforce-loading child cost. Everything runs in this one process against the local Postgres
+// and Redis (loopback only), in a throw-away Postgres schema and Redis key prefix, and is cleaned up after.
+//
+//   npx tsc -p bench/tsconfig.json && node dist-bench/bench/dispatch.js      (or: npm run bench:dispatch)
+//
+// See bench/README.md for what each figure means. Tunables (environment): BENCH_DATABASE_URL, BENCH_REDIS_URL,
+// BENCH_LATENCY_TASKS (50), BENCH_THROUGHPUT_TASKS (60), BENCH_BULLMQ_JOBS (200), BENCH_FORK_SECONDS (4),
+// BENCH_STARTUP_SAMPLES (8), BENCH_DEADLINE_SECONDS (300).
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import { migrate } from '../src/db/migrate.js';
+import { createPrisma } from '../src/db/prisma.js';
+import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { allTaskEventsChannel, RedisTaskEventPublisher } from '../src/events/task-event-bus.js';
+import { TaskQueues } from '../src/queues/task-queues.js';
+import { createCommandRedis, waitForRedis } from '../src/redis.js';
+import { BuiltinSecretStore } from '../src/secrets/builtin-store.js';
+import { createServices } from '../src/services.js';
+import { childEntryPoint } from '../src/workers/child-launcher.js';
+import { WorkerHost } from '../src/workers/worker-host.js';
+// ---------------------------------------------------------------------------------------------- settings
+function intEnv(name, fallback) {
+    const raw = process.env[name];
+    const value = raw === undefined ? NaN : Number(raw);
+    return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const latencyTasks = intEnv('BENCH_LATENCY_TASKS', 50);
+const throughputTasks = intEnv('BENCH_THROUGHPUT_TASKS', 60);
+const bullJobs = intEnv('BENCH_BULLMQ_JOBS', 200);
+const forkSeconds = intEnv('BENCH_FORK_SECONDS', 4);
+const startupSamples = intEnv('BENCH_STARTUP_SAMPLES', 8);
+const deadlineSeconds = intEnv('BENCH_DEADLINE_SECONDS', 300);
+const warmupTasks = 3;
+/** Idle time between sequential tasks, so the previous child has exited and the worker is idle. */
+const idleGapMs = 25;
+const noopParams = { steps: 1, stepMs: 0 };
+const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+const emptyChild = fileURLToPath(new URL('./children/empty-child.js', import.meta.url));
+const jsforceChild = fileURLToPath(new URL('./children/jsforce-child.js', import.meta.url));
+const taskChild = childEntryPoint();
+/** The production defaults of `switchyard worker` (src/env.ts), except keepSpareChild, set per phase. */
+const workerDefaults = {
+    queues: ['CRITICAL', 'NORMAL', 'BATCH'],
+    concurrency: { CRITICAL: 2, NORMAL: 2, BATCH: 1 }, // DIAGNOSTIC runs on NORMAL: concurrency 2
+    lockDurationMs: 30_000,
+    stalledIntervalMs: 30_000,
+    killGraceMs: 10_000,
+    cancelPollMs: 2000,
+    orgLockLeaseMs: 30_000,
+    orgLockPollMs: 2000,
+    heartbeatMs: 5000,
+    reconcileIntervalMs: 60_000,
+};
+/** What ChildLauncher passes to a task child (child-launcher.ts, childEnvironment): the same keys here. */
+function launcherEnvironment(drop = []) {
+    const keep = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_ENV', 'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY'];
+    return Object.fromEntries(keep.filter((key) => process.env[key] !== undefined && !drop.includes(key)).map((key) => [key, process.env[key]]));
+}
+// ----------------------------------------------------------------------------------------------- helpers
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable with Date values from Postgres/Prisma. */
+const epochNow = () => performance.timeOrigin + performance.now();
+function quantile(values, q) {
+    if (values.length === 0)
+        return NaN;
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+const p50 = (values) => quantile(values, 0.5);
+const p95 = (values) => quantile(values, 0.95);
+const ms = (value, digits = 1) => (Number.isFinite(value) ? `${value.toFixed(digits)} ms` : 'n/a');
+const pp = (values, digits = 1) => `p50 ${ms(p50(values), digits).padStart(9)}   p95 ${ms(p95(values), digits).padStart(9)}`;
+function withTimeout(promise, timeoutMs, what) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+function line(label, value) {
+    console.log(`  ${label.padEnd(58)} ${value}`);
+}
+function heading(text) {
+    console.log(`\n== ${text}`);
+}
+const tickMs = 10; // USER_HZ is 100 on Linux
+function statFields(path) {
+    try {
+        const raw = readFileSync(path, 'utf8');
+        return raw.slice(raw.lastIndexOf(')') + 2).split(' '); // fields from "state" (field 3) on
+    }
+    catch {
+        return null;
+    }
+}
+function cpuSnapshot() {
+    const self = statFields('/proc/self/stat');
+    // After the comm field: index 0 is field 3 (state); utime is field 14, stime 15, cutime 16, cstime 17.
+    const field = (fields, n) => Number(fields?.[n - 3] ?? 0) * tickMs;
+    let postgres = 0;
+    let redis = 0;
+    try {
+        for (const entry of readdirSync('/proc')) {
+            if (!/^\d+$/.test(entry))
+                continue;
+            let comm;
+            try {
+                comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+            }
+            catch {
+                continue;
+            }
+            if (comm !== 'postgres' && comm !== 'redis-server')
+                continue;
+            const fields = statFields(`/proc/${entry}/stat`);
+            const used = field(fields, 14) + field(fields, 15);
+            if (comm === 'postgres')
+                postgres += used;
+            else
+                redis += used;
+        }
+    }
+    catch {
+        // no /proc: figures stay 0
+    }
+    let machineBusy = 0;
+    let machineTotal = 0;
+    try {
+        const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+        const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = cpu;
+        machineTotal = (user + nice + system + idle + iowait + irq + softirq + steal) * tickMs;
+        machineBusy = machineTotal - (idle + iowait) * tickMs;
+    }
+    catch {
+        // no /proc
+    }
+    return { self: field(self, 14) + field(self, 15), children: field(self, 16) + field(self, 17), postgres, redis, machineBusy, machineTotal };
+}
+function cpuDelta(a, b) {
+    return {
+        self: b.self - a.self,
+        children: b.children - a.children,
+        postgres: b.postgres - a.postgres,
+        redis: b.redis - a.redis,
+        machineBusy: b.machineBusy - a.machineBusy,
+        machineTotal: b.machineTotal - a.machineTotal,
+    };
+}
+/**
+ * Forks `file` exactly as ChildLauncher does (no execArgv, launcher environment, IPC, JSON serialisation),
+ * waits for its first message and its exit. For the real child-main.js, `onReady` decides what to do next
+ * (send it a run, or disconnect so it exits).
+ */
+function forkOnce(file, env, onReady) {
+    return new Promise((resolve, reject) => {
+        const t0 = performance.now();
+        const child = fork(file, [], { env, execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+        let readyMs = NaN;
+        let cpuMs = null;
+        child.on('message', (message) => {
+            if (message.t !== 'ready' || !Number.isNaN(readyMs))
+                return;
+            readyMs = performance.now() - t0;
+            if (message.cpu)
+                cpuMs = (message.cpu.user + message.cpu.system) / 1000;
+            onReady?.(child);
+        });
+        child.once('error', reject);
+        child.once('exit', (code, signal) => {
+            if (Number.isNaN(readyMs))
+                return reject(new Error(`${file} exited before ready (code ${code}, signal ${signal})`));
+            resolve({ readyMs, exitMs: performance.now() - t0, cpuMs });
+        });
+    });
+}
+/** Runs `once` with `inFlight` lanes for `seconds`; returns completions per second. */
+async function ceiling(once, seconds, inFlight = 2) {
+    await once(); // warm the page cache
+    const started = performance.now();
+    const deadline = started + seconds * 1000;
+    let count = 0;
+    const lane = async () => {
+        while (performance.now() < deadline) {
+            await once();
+            count += 1;
+        }
+    };
+    await Promise.all(Array.from({ length: inFlight }, lane));
+    const elapsed = (performance.now() - started) / 1000;
+    return { perSecond: count / elapsed, count, seconds: elapsed };
+}
+/** child-main.js running a no-op DIAGNOSTIC with no control plane around it: what a task child costs alone. */
+function taskChildOnce() {
+    return forkOnce(taskChild, launcherEnvironment(), (child) => {
+        const request = {
+            taskId: '00000000-0000-0000-0000-000000000000',
+            type: 'DIAGNOSTIC',
+            attempt: 1,
+            params: noopParams,
+            org: { alias: 'bench', instanceUrl: 'https://bench.my.salesforce.com' },
+            grant: { kind: 'ipc', token: 'unused', expiresAt: new Date(Date.now() + 60_000).toISOString() },
+        };
+        child.send({ t: 'run', request });
+    });
+}
+/** child-main.js started and told to go away once ready (it exits on disconnect): its start-up alone. */
+function taskChildStartup() {
+    return forkOnce(taskChild, launcherEnvironment(), (child) => child.disconnect());
+}
+const logger = pino({ level: 'silent' });
+/** One process holding API services and workers, as `switchyard start` does: one Prisma pool, one command Redis. */
+async function startStack() {
+    const suffix = randomBytes(4).toString('hex');
+    const schema = `bench_dispatch_${suffix}`;
+    const url = new URL(baseDatabaseUrl);
+    url.searchParams.set('schema', schema);
+    const databaseUrl = url.toString();
+    await migrate(databaseUrl, migrationsDir);
+    const prisma = createPrisma(databaseUrl); // production default pool (10)
+    const redis = createCommandRedis(redisUrl, logger);
+    if (!(await waitForRedis(redis, 5000)))
+        throw new Error(`Redis at ${redisUrl} is not reachable`);
+    const prefix = `sybench-${suffix}`;
+    const queues = new TaskQueues(redis, prefix);
+    const services = createServices({ prisma, secrets: new BuiltinSecretStore(prisma, randomBytes(32)), queues, publisher: new RedisTaskEventPublisher(redis, prefix) });
+    return {
+        prisma,
+        redis,
+        queues,
+        services,
+        prefix,
+        schema,
+        async close() {
+            await queues.close().catch(() => undefined);
+            await deleteKeys(prefix);
+            redis.disconnect();
+            await prisma.$disconnect();
+            const client = new pg.Client({ connectionString: baseDatabaseUrl });
+            await client.connect();
+            try {
+                await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+            }
+            finally {
+                await client.end();
+            }
+        },
+    };
+}
+async function deleteKeys(prefix) {
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+    try {
+        let cursor = '0';
+        do {
+            const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+            cursor = next;
+            if (keys.length)
+                await redis.del(...keys);
+        } while (cursor !== '0');
+    }
+    finally {
+        redis.disconnect();
+    }
+}
+async function startWorker(stack, keepSpareChild) {
+    const { prisma, services, queues } = stack;
+    const host = new WorkerHost({ prisma, journal: services.journal, secrets: services.secrets, queues, schedules: services.schedules, logger }, { ...workerDefaults, redisUrl, prefix: stack.prefix, keepSpareChild });
+    await host.start();
+    return host;
+}
+/**
+ * The spare child's readiness, read from the launcher's private state: the benchmark waits for it so a
+ * "with spare" sample measures what the spare is for (an idle worker whose spare has booted). Null when there
+ * is no spare (or the internals moved; the idle gap then has to do).
+ */
+function spareReady(host) {
+    const launcher = host.launcher;
+    return launcher?.spare?.ready ?? null;
+}
+/** Follows every task event of the stack over Redis pub/sub, to know when a task has settled. */
+class EventWatcher {
+    prefix;
+    subscriber = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    settledAt = new Map();
+    waiters = new Map();
+    constructor(prefix) {
+        this.prefix = prefix;
+    }
+    async start() {
+        await this.subscriber.subscribe(allTaskEventsChannel(this.prefix));
+        this.subscriber.on('message', (_channel, raw) => {
+            const at = epochNow();
+            const event = JSON.parse(raw);
+            const status = event.kind === 'STATUS' ? event.payload.status : undefined;
+            if (status !== 'SUCCEEDED' && status !== 'FAILED' && status !== 'CANCELLED')
+                return;
+            const settled = { status, at };
+            this.settledAt.set(event.taskId, settled);
+            this.waiters.get(event.taskId)?.(settled);
+            this.waiters.delete(event.taskId);
+        });
+    }
+    settled(taskId, timeoutMs) {
+        const known = this.settledAt.get(taskId);
+        if (known)
+            return Promise.resolve(known);
+        return withTimeout(new Promise((resolve) => this.waiters.set(taskId, resolve)), timeoutMs, `task ${taskId} to settle`);
+    }
+    close() {
+        this.subscriber.disconnect();
+    }
+}
+function submitNoop(stack) {
+    return stack.services.tasks.submit(cliPrincipal, { type: 'DIAGNOSTIC', org: 'bench', params: noopParams });
+}
+async function latencyPhase(stack, watcher, keepSpare, count) {
+    const host = await startWorker(stack, keepSpare);
+    const samples = [];
+    let failed = 0;
+    try {
+        for (let i = 0; i < warmupTasks + count; i += 1) {
+            const spare = spareReady(host);
+            if (spare)
+                await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
+            await sleep(idleGapMs);
+            const submitAt = epochNow();
+            const task = await submitNoop(stack);
+            const returnedAt = epochNow();
+            const settled = await watcher.settled(task.id, 30_000);
+            if (settled.status !== 'SUCCEEDED')
+                failed += 1;
+            if (i >= warmupTasks)
+                samples.push({ id: task.id, submitAt, returnedAt });
+        }
+    }
+    finally {
+        await host.close(5000);
+    }
+    const ids = samples.map((sample) => sample.id);
+    const [tasks, events] = await Promise.all([
+        stack.prisma.task.findMany({ where: { id: { in: ids } }, select: { id: true, jobId: true, startedAt: true } }),
+        stack.prisma.taskEvent.findMany({ where: { taskId: { in: ids } }, orderBy: [{ taskId: 'asc' }, { seq: 'asc' }] }),
+    ]);
+    const run = {
+        running: [],
+        childReport: [],
+        succeeded: [],
+        failed,
+        segments: {
+            'submitTask call (validate, insert task+event, enqueue)': [],
+            'job added → job active (BullMQ, processedOn - timestamp)': [],
+            'job active → claim starts (TaskLifecycle.load)': [],
+            'claim starts → RUNNING event written': [],
+            'RUNNING event → child reports (grant, child, IPC, PROGRESS tx)': [],
+            'child reports → SUCCEEDED event written': [],
+        },
+    };
+    const seg = run.segments;
+    const segment = (name, value) => seg[name].push(value);
+    for (const sample of samples) {
+        const task = tasks.find((row) => row.id === sample.id);
+        const own = events.filter((event) => event.taskId === sample.id);
+        const statusAt = (status) => own.find((event) => event.kind === 'STATUS' && event.payload.status === status)?.createdAt.getTime() ?? NaN;
+        const runningAt = statusAt('RUNNING');
+        const reportAt = own.find((event) => event.kind === 'PROGRESS')?.createdAt.getTime() ?? NaN;
+        const succeededAt = statusAt('SUCCEEDED');
+        run.running.push(runningAt - sample.submitAt);
+        run.childReport.push(reportAt - sample.submitAt);
+        run.succeeded.push(succeededAt - sample.submitAt);
+        const job = task?.jobId ? await stack.queues.get('NORMAL').getJob(task.jobId) : undefined;
+        segment('submitTask call (validate, insert task+event, enqueue)', sample.returnedAt - sample.submitAt);
+        if (job?.processedOn) {
+            segment('job added → job active (BullMQ, processedOn - timestamp)', job.processedOn - job.timestamp);
+            if (task?.startedAt)
+                segment('job active → claim starts (TaskLifecycle.load)', task.startedAt.getTime() - job.processedOn);
+        }
+        if (task?.startedAt)
+            segment('claim starts → RUNNING event written', runningAt - task.startedAt.getTime());
+        segment('RUNNING event → child reports (grant, child, IPC, PROGRESS tx)', reportAt - runningAt);
+        segment('child reports → SUCCEEDED event written', succeededAt - reportAt);
+    }
+    return run;
+}
+// -------------------------------------------------------------------------- 2. BullMQ enqueue → active
+async function bullmqPhase(stack, count) {
+    const name = 'bench-baseline';
+    // Same shapes as Switchyard's: the queue on the command connection, the worker on a retry-forever one.
+    const queue = new Queue(name, { connection: stack.redis, prefix: stack.prefix });
+    const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    const activeAt = new Map();
+    const completed = new Map();
+    const worker = new Worker(name, async (job) => {
+        activeAt.set(job.id, performance.now());
+    }, { connection, prefix: stack.prefix, concurrency: 2, lockDuration: 30_000, stalledInterval: 30_000, maxStalledCount: 1 });
+    worker.on('completed', (job) => {
+        completed.get(job.id)?.();
+        completed.delete(job.id);
+    });
+    const latency = [];
+    const add = [];
+    try {
+        await worker.waitUntilReady();
+        for (let i = 0; i < 10 + count; i += 1) {
+            await sleep(2);
+            const jobId = `b${i}`;
+            const done = new Promise((resolve) => completed.set(jobId, resolve));
+            const t0 = performance.now();
+            // The options TaskQueues.enqueue uses for a priority-50 task.
+            await queue.add('DIAGNOSTIC', { taskId: jobId }, { jobId, priority: 51, delay: 0, attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } });
+            const t1 = performance.now();
+            await withTimeout(done, 10_000, `BullMQ job ${jobId}`);
+            if (i >= 10) {
+                latency.push(activeAt.get(jobId) - t0);
+                add.push(t1 - t0);
+            }
+        }
+    }
+    finally {
+        await worker.close();
+        await queue.close();
+        connection.disconnect();
+    }
+    return { latency, add };
+}
+async function throughputPhase(stack, watcher, keepSpare, count) {
+    const host = await startWorker(stack, keepSpare);
+    try {
+        // One warm-up task, then start from an idle worker (spare booted, if any).
+        await watcher.settled((await submitNoop(stack)).id, 30_000);
+        const spare = spareReady(host);
+        if (spare)
+            await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
+        await sleep(100);
+        const before = cpuSnapshot();
+        const started = epochNow();
+        const ids = [];
+        for (let i = 0; i < count; i += 1)
+            ids.push((await submitNoop(stack)).id);
+        const settled = await Promise.all(ids.map((id) => watcher.settled(id, 120_000)));
+        const finished = Math.max(...settled.map((s) => s.at));
+        const cpu = cpuDelta(before, cpuSnapshot());
+        const seconds = (finished - started) / 1000;
+        return { tasks: count, seconds, perSecond: count / seconds, failed: settled.filter((s) => s.status !== 'SUCCEEDED').length, cpu };
+    }
+    finally {
+        await host.close(5000);
+    }
+}
+function printCpu(cpu, tasks, seconds) {
+    const per = (value) => `${(value / tasks).toFixed(1)} ms/task`;
+    const share = (value) => `${((value / (seconds * 1000)) * 100).toFixed(0)}% of one core`;
+    line('  CPU: this process (API + worker + BullMQ + Prisma)', `${per(cpu.self).padStart(14)}   ${share(cpu.self)}`);
+    line('  CPU: task children (reaped)', `${per(cpu.children).padStart(14)}   ${share(cpu.children)}`);
+    line('  CPU: postgres', `${per(cpu.postgres).padStart(14)}   ${share(cpu.postgres)}`);
+    line('  CPU: redis-server', `${per(cpu.redis).padStart(14)}   ${share(cpu.redis)}`);
+    const busy = cpu.machineTotal > 0 ? (cpu.machineBusy / cpu.machineTotal) * 100 : NaN;
+    const ours = cpu.self + cpu.children + cpu.postgres + cpu.redis;
+    line('  CPU: whole machine busy (all processes, all cores)', `${busy.toFixed(0)}%  (ours ${((ours / Math.max(1, cpu.machineBusy)) * 100).toFixed(0)}% of that)`);
+}
+// ------------------------------------------------------------------------------------------------- main
+async function main() {
+    const hardStop = setTimeout(() => {
+        console.error(`\nBenchmark exceeded BENCH_DEADLINE_SECONDS=${deadlineSeconds}; aborting (the bench_dispatch_* schema and sybench-* keys may be left behind).`);
+        process.exit(2);
+    }, deadlineSeconds * 1000);
+    hardStop.unref();
+    const began = performance.now();
+    console.log('Switchyard dispatch benchmark');
+    line('node / cores', `${process.version} / ${cpus().length}`);
+    line('load average at start (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
+    line('task child entry point', taskChild);
+    line('NODE_EXTRA_CA_CERTS (passed to task children)', process.env.NODE_EXTRA_CA_CERTS ?? '(unset)');
+    if (loadavg()[0] > cpus().length) {
+        console.log(`  WARNING: the 1-minute load average exceeds the core count: other work is competing for CPU, figures will be noisy.`);
+    }
+    const stack = await startStack();
+    const watcher = new EventWatcher(stack.prefix);
+    await watcher.start();
+    const summary = [];
+    try {
+        await stack.services.orgs.register(cliPrincipal, {
+            alias: 'bench',
+            kind: 'DEVELOPER',
+            credentials: { instanceUrl: 'https://bench.my.salesforce.com', refreshToken: '5Aep861bench' },
+        });
+        line('Postgres schema / Redis prefix', `${stack.schema} / ${stack.prefix}`);
+        // 2 first: BullMQ on its own, the floor the dispatch path is compared with.
+        heading(`2. BullMQ enqueue → active (plain Queue + Worker, empty processor, concurrency 2), ${bullJobs} sequential jobs`);
+        const bull = await bullmqPhase(stack, bullJobs);
+        line('queue.add() called → processor entered', pp(bull.latency, 2));
+        line('queue.add() round trip alone', pp(bull.add, 2));
+        heading(`1. submit → RUNNING, ${latencyTasks} sequential no-op DIAGNOSTIC tasks per mode (via TaskService.submit, in process; not GraphQL/HTTP)`);
+        console.log(`  (each task is submitted to an idle worker: the previous task has SUCCEEDED and, with the spare, the spare child has said ready; ${warmupTasks} warm-up tasks not counted)`);
+        const withSpare = await latencyPhase(stack, watcher, true, latencyTasks);
+        const withoutSpare = await latencyPhase(stack, watcher, false, latencyTasks);
+        for (const [label, run] of [
+            ['spare child', withSpare],
+            ['no spare child (keepSpareChild: false)', withoutSpare],
+        ]) {
+            console.log(`  -- ${label}${run.failed ? `  (${run.failed} task(s) did not succeed!)` : ''}`);
+            line('submitTask → RUNNING STATUS event createdAt', pp(run.running));
+            line("submitTask → child's first report (PROGRESS createdAt)", pp(run.childReport));
+            line('submitTask → SUCCEEDED STATUS event createdAt', pp(run.succeeded));
+            console.log('     breakdown (p50 of each segment; createdAt/startedAt/processedOn have 1 ms resolution):');
+            for (const [segment, values] of Object.entries(run.segments))
+                line(`   ${segment}`, `p50 ${ms(p50(values)).padStart(9)}`);
+        }
+        heading('4. Fork ceiling: bare Node children, 2 in flight (fork → ready over IPC → exit), launcher options');
+        const forkCeiling = await ceiling(() => forkOnce(emptyChild, launcherEnvironment()), forkSeconds);
+        line('empty children forked and exited per second', `${forkCeiling.perSecond.toFixed(1)} /s  (${forkCeiling.count} in ${forkCeiling.seconds.toFixed(1)} s)`);
+        const childCeiling = await ceiling(taskChildOnce, forkSeconds);
+        line('task children (child-main.js running no-op DIAGNOSTIC) per second', `${childCeiling.perSecond.toFixed(1)} /s  (${childCeiling.count} in ${childCeiling.seconds.toFixed(1)} s, no DB/Redis)`);
+        heading(`3. End-to-end throughput: ${throughputTasks} no-op tasks submitted back to back, NORMAL concurrency 2, until all SUCCEEDED`);
+        const tput = await throughputPhase(stack, watcher, true, throughputTasks);
+        line('tasks per second (spare child, the default)', `${tput.perSecond.toFixed(1)} /s  (${tput.tasks} in ${tput.seconds.toFixed(1)} s${tput.failed ? `, ${tput.failed} not SUCCEEDED!` : ''})`);
+        printCpu(tput.cpu, tput.tasks, tput.seconds);
+        const tputNoSpare = await throughputPhase(stack, watcher, false, throughputTasks);
+        line('tasks per second (no spare child)', `${tputNoSpare.perSecond.toFixed(1)} /s  (${tputNoSpare.tasks} in ${tputNoSpare.seconds.toFixed(1)} s${tputNoSpare.failed ? `, ${tputNoSpare.failed} not SUCCEEDED!` : ''})`);
+        printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
+        heading(`5. Child start-up: fork → 'ready' over IPC, ${startupSamples} samples each, interleaved, one at a time`);
+        const startup = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [] };
+        const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+        await forkOnce(jsforceChild, launcherEnvironment()); // warm the page cache for jsforce's files
+        for (let i = 0; i < startupSamples; i += 1) {
+            startup.empty.push(await forkOnce(emptyChild, launcherEnvironment()));
+            if (hasExtraCa)
+                startup.emptyNoCa.push(await forkOnce(emptyChild, launcherEnvironment(['NODE_EXTRA_CA_CERTS'])));
+            startup.taskChild.push(await taskChildStartup());
+            startup.jsforce.push(await forkOnce(jsforceChild, launcherEnvironment()));
+        }
+        const readyOf = (results) => results.map((r) => r.readyMs);
+        const cpuOf = (results) => results.map((r) => r.cpuMs ?? NaN);
+        line('empty child (launcher env)', `${pp(readyOf(startup.empty))}   own CPU p50 ${ms(p50(cpuOf(startup.empty)))}`);
+        if (hasExtraCa)
+            line('empty child without NODE_EXTRA_CA_CERTS', `${pp(readyOf(startup.emptyNoCa))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyNoCa)))}`);
+        line('task child (child-main.js) until ready', pp(readyOf(startup.taskChild)));
+        line("child that imports 'jsforce' (launcher env)", `${pp(readyOf(startup.jsforce))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce)))}`);
+        const jsforceCost = p50(readyOf(startup.jsforce)) - p50(readyOf(startup.empty));
+        line('jsforce import cost (p50 difference)', ms(jsforceCost));
+        // ------------------------------------------------------------------------------------ goals, summary
+        const bullP50 = p50(bull.latency);
+        const deltaRunning = p50(withSpare.running) - bullP50;
+        const deltaReport = p50(withSpare.childReport) - bullP50;
+        const target = 0.8 * forkCeiling.perSecond;
+        heading('Goals');
+        line('p50 submit→RUNNING (spare) within 15 ms of BullMQ p50', `${ms(p50(withSpare.running))} vs ${ms(bullP50, 2)}: +${ms(deltaRunning)} → ${deltaRunning <= 15 ? 'MET' : 'NOT MET'}`);
+        line("  (same, to the child's first report)", `${ms(p50(withSpare.childReport))} vs ${ms(bullP50, 2)}: +${ms(deltaReport)} → ${deltaReport <= 15 ? 'MET' : 'NOT MET'}`);
+        line('throughput ≥ 0.8 × fork ceiling', `${tput.perSecond.toFixed(1)} /s vs 0.8 × ${forkCeiling.perSecond.toFixed(1)} = ${target.toFixed(1)} /s → ${tput.perSecond >= target ? 'MET' : 'NOT MET'} (${((tput.perSecond / forkCeiling.perSecond) * 100).toFixed(0)}% of ceiling)`);
+        line('jsforce child cost (no threshold: reported)', `+${ms(jsforceCost)} per child that imports jsforce (${ms(p50(readyOf(startup.jsforce)))} vs ${ms(p50(readyOf(startup.empty)))})`);
+        summary.push(['submit→RUNNING, spare', `${ms(p50(withSpare.running))} / ${ms(p95(withSpare.running))}`, `p50 ≤ BullMQ p50 + 15 ms`, deltaRunning <= 15 ? 'MET' : 'NOT MET'], ['submit→RUNNING, no spare', `${ms(p50(withoutSpare.running))} / ${ms(p95(withoutSpare.running))}`, '', ''], ['submit→child report, spare', `${ms(p50(withSpare.childReport))} / ${ms(p95(withSpare.childReport))}`, `p50 ≤ BullMQ p50 + 15 ms`, deltaReport <= 15 ? 'MET' : 'NOT MET'], ['submit→child report, no spare', `${ms(p50(withoutSpare.childReport))} / ${ms(p95(withoutSpare.childReport))}`, '', ''], ['BullMQ enqueue→active', `${ms(bullP50, 2)} / ${ms(p95(bull.latency), 2)}`, 'baseline', ''], ['throughput c=2, spare', `${tput.perSecond.toFixed(1)} tasks/s`, `≥ ${target.toFixed(1)} /s (0.8×ceiling)`, tput.perSecond >= target ? 'MET' : 'NOT MET'], ['throughput c=2, no spare', `${tputNoSpare.perSecond.toFixed(1)} tasks/s`, `≥ ${target.toFixed(1)} /s (0.8×ceiling)`, tputNoSpare.perSecond >= target ? 'MET' : 'NOT MET'], ['fork ceiling, empty child, 2 in flight', `${forkCeiling.perSecond.toFixed(1)} forks/s`, 'reference', ''], ['task-child ceiling (no DB/Redis)', `${childCeiling.perSecond.toFixed(1)} children/s`, 'reference', ''], ['startup: empty child', ms(p50(readyOf(startup.empty))), 'p50', ''], ...(hasExtraCa ? [['startup: empty, no NODE_EXTRA_CA_CERTS', ms(p50(readyOf(startup.emptyNoCa))), 'p50', '']] : []), ['startup: child-main.js', ms(p50(readyOf(startup.taskChild))), 'p50', ''], ['startup: jsforce child', ms(p50(readyOf(startup.jsforce))), 'p50', ''], ['jsforce cost per child', `+${ms(jsforceCost)}`, 'reported', '']);
+    }
+    finally {
+        watcher.close();
+        await stack.close();
+    }
+    heading('Summary (latencies: p50 / p95)');
+    const widths = [40, 24, 30, 8];
+    const row = (cells) => console.log(`  ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')}`);
+    row(['figure', 'measured', 'goal', 'verdict']);
+    row(widths.map((w) => '-'.repeat(w)));
+    for (const cells of summary)
+        row(cells);
+    line('\n  load average at end (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
+    line('  wall time', `${((performance.now() - began) / 1000).toFixed(1)} s`);
+}
+main().then(() => process.exit(0), (error) => {
+    console.error(error);
+    process.exit(1);
+});

@@ -4,6 +4,7 @@
 // queues, Prisma and Redis.
 import type { Logger } from 'pino';
 import type { Env } from '../env.js';
+import { TaskEventFeed } from '../events/task-event-feed.js';
 import { waitForRedis } from '../redis.js';
 import { createRuntime } from '../runtime.js';
 import { createApp, type App } from '../server/create-app.js';
@@ -31,8 +32,20 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     workers = createWorkerHost(runtime, logger, selection);
     await workers.start();
   }
+  let feed: TaskEventFeed | null = null;
   if (options.api) {
-    app = createApp({ services: runtime.services, redis: runtime.redis, logger, graphiql: env.SWITCHYARD_GRAPHIQL });
+    feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
+    app = createApp({
+      services: runtime.services,
+      redis: runtime.redis,
+      logger,
+      graphiql: env.SWITCHYARD_GRAPHIQL,
+      feed,
+      subscriptionLimits: {
+        maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
+        maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+      },
+    });
     const address = await app.listen(env.PORT, env.HOST);
     logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
   }
@@ -48,6 +61,7 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 5000);
     deadline.unref();
     await app?.close();
+    feed?.close();
     await workers?.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS);
     await runtime.close();
     logger.info('stopped');

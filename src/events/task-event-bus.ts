@@ -2,7 +2,7 @@
 // Postgres holds the durable log (TaskEvent rows); pub/sub only announces rows that are already committed,
 // so a subscriber that misses a message can always catch up from the database by sequence number.
 import type { Redis } from 'ioredis';
-import type { TaskEventKind, TaskQueue, TaskStatus, TaskType } from '../generated/prisma/enums.js';
+import type { TaskEventKind, TaskQueue, TaskSource, TaskStatus, TaskType } from '../generated/prisma/enums.js';
 
 export interface TaskEventMessage {
   taskId: string;
@@ -11,7 +11,7 @@ export interface TaskEventMessage {
   payload: unknown;
   createdAt: string;
   /** The task as it was right after the event, for dashboards that filter on it. */
-  task: { status: TaskStatus; type: TaskType; queue: TaskQueue; orgAlias: string; progress: number };
+  task: { status: TaskStatus; type: TaskType; queue: TaskQueue; source: TaskSource; orgAlias: string; progress: number };
 }
 
 export interface TaskEventPublisher {
@@ -31,7 +31,7 @@ export function controlChannel(prefix: string): string {
   return `${prefix}:control`;
 }
 
-export type ControlMessage = { type: 'cancel'; taskId: string };
+export type ControlMessage = { type: 'cancel'; taskId: string } | { type: 'token-revoked'; tokenId: string };
 
 export class RedisTaskEventPublisher implements TaskEventPublisher {
   constructor(

@@ -14,6 +14,7 @@ import '../resolvers/tasks.js';
 import '../resolvers/tokens.js';
 import '../resolvers/audit.js';
 import '../resolvers/schedules.js';
+import '../resolvers/subscriptions.js';
 
 let schema: GraphQLSchema | undefined;
 

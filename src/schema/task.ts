@@ -16,6 +16,10 @@ export const TaskEventObject = builder.prismaObject('TaskEvent', {
   authScopes: { read: true },
   fields: (t) => ({
     seq: t.exposeInt('seq', { description: 'Position in the task\'s log: 1, 2, 3… without gaps.' }),
+    cursor: t.string({
+      description: 'Resume point: pass it as `after` to Subscription.taskEvents to get only later events.',
+      resolve: (event) => String(event.seq),
+    }),
     kind: t.expose('kind', { type: TaskEventKindEnum }),
     payload: t.expose('payload', { type: 'JSON' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

@@ -1,4 +1,5 @@
-// The HTTP server: GraphQL (Yoga) at /graphql, health endpoints, and a JSON 404 for everything else.
+// The HTTP server: GraphQL (Yoga) at /graphql over HTTP and WebSocket (graphql-ws), health endpoints, and a
+// JSON 404 for everything else.
 // Webhook and artifact routes join here in later work; Caddy sits in front in production.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -7,26 +8,43 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createContext, type Context } from '../context.js';
+import type { TaskEventFeed } from '../events/task-event-feed.js';
 import { runWithRequestId } from '../request-context.js';
 import { getSchema } from '../schema/index.js';
 import type { Services } from '../services.js';
 import { useAuthentication } from './authentication.js';
 import { checkReadiness } from './health.js';
 import { maskError } from './mask-error.js';
+import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
 
 export interface AppOptions {
   services: Services;
   redis: Redis;
   logger: Logger;
   graphiql: boolean;
+  /** Where live task events come from: this replica's subscriber on the shared Redis. */
+  feed: TaskEventFeed;
+  subscriptionLimits?: Partial<SubscriptionLimits>;
 }
+
+const defaultSubscriptionLimits: SubscriptionLimits = {
+  maxSubscriptionsPerConnection: 20,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  revalidateMs: 30_000,
+};
 
 export interface App {
   server: Server;
-  yoga: YogaServerInstance<{ requestId: string }, Context>;
+  yoga: YogaServerInstance<ServerContext, Context>;
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Stops accepting connections and waits for in-flight requests. */
   close(): Promise<void>;
+}
+
+/** What an operation starts from: an HTTP request, or a WebSocket connection's params. */
+interface ServerContext {
+  requestId: string;
+  connectionParams?: Record<string, unknown>;
 }
 
 /** Accept a caller's (Caddy's) request id when it looks like one; otherwise make our own. */
@@ -42,7 +60,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 export function createApp(options: AppOptions): App {
   const { services, redis, logger } = options;
-  const yoga = createYoga<{ requestId: string }, Context>({
+  const yoga = createYoga<ServerContext, Context>({
     schema: getSchema(),
     graphqlEndpoint: '/graphql',
     graphiql: options.graphiql ? { title: 'Switchyard', headers: '{\n  "Authorization": "Bearer syt_…"\n}' } : false,
@@ -54,8 +72,18 @@ export function createApp(options: AppOptions): App {
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
     },
-    context: ({ request, requestId }) =>
-      createContext({ authorization: request.headers.get('authorization'), requestId, services, logger }),
+    context: ({ request, requestId, connectionParams }) =>
+      createContext({
+        authorization: connectionParams
+          ? typeof connectionParams.authorization === 'string'
+            ? connectionParams.authorization
+            : null
+          : request.headers.get('authorization'),
+        requestId,
+        services,
+        feed: options.feed,
+        logger,
+      }),
     plugins: [useAuthentication()],
   });
 
@@ -82,6 +110,13 @@ export function createApp(options: AppOptions): App {
     });
   });
 
+  const subscriptions = attachSubscriptions(server, yoga, {
+    services,
+    feed: options.feed,
+    logger,
+    limits: { ...defaultSubscriptionLimits, ...options.subscriptionLimits },
+  });
+
   return {
     server,
     yoga,
@@ -93,10 +128,11 @@ export function createApp(options: AppOptions): App {
           resolve(server.address() as AddressInfo);
         });
       }),
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await subscriptions.close();
+      server.closeIdleConnections();
+      await closed;
+    },
   };
 }

@@ -8,11 +8,13 @@ import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { cliPrincipal } from '../../src/domain/auth/principal.js';
 import type { Role } from '../../src/generated/prisma/enums.js';
 import { RedisTaskEventPublisher } from '../../src/events/task-event-bus.js';
+import { TaskEventFeed } from '../../src/events/task-event-feed.js';
 import { TaskQueues } from '../../src/queues/task-queues.js';
 import { createCommandRedis, waitForRedis } from '../../src/redis.js';
 import { BuiltinSecretStore } from '../../src/secrets/builtin-store.js';
 import type { SecretStore } from '../../src/secrets/secret-store.js';
 import { createApp, type App } from '../../src/server/create-app.js';
+import type { SubscriptionLimits } from '../../src/server/subscriptions.js';
 import { createServices, type Services } from '../../src/services.js';
 import { captureLogger } from './capture-logger.js';
 
@@ -51,6 +53,7 @@ export interface TestApiOptions {
   redisUrl?: string;
   /** Wait for Redis even though redisUrl is given (it is expected to be reachable). */
   waitForRedis?: boolean;
+  subscriptionLimits?: Partial<SubscriptionLimits>;
   /** The built-in store's 32-byte key (random by default), e.g. to share it with a worker process. */
   secretKey?: Buffer;
   /** Builds the secret store instead of the built-in one (e.g. a VaultSecretStore). */
@@ -75,7 +78,8 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     queues,
     publisher: new RedisTaskEventPublisher(redis, queuePrefix),
   });
-  const app = createApp({ services, redis, logger, graphiql: true });
+  const feed = new TaskEventFeed(redisUrl, queuePrefix);
+  const app = createApp({ services, redis, logger, graphiql: true, feed, subscriptionLimits: options.subscriptionLimits });
   const address = await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${address.port}`;
 
@@ -116,6 +120,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     },
     async close() {
       await app.close();
+      feed.close();
       await queues.close();
       await deleteKeys(redisUrl, queuePrefix);
       redis.disconnect();

@@ -33,6 +33,10 @@ export class ChildLauncher {
         if (options.keepSpare)
             this.spare = this.launch(true);
     }
+    /** Pid of the pre-forked spare child waiting to be taken, if any (read-only; for tests and diagnostics). */
+    get sparePid() {
+        return this.spare?.process.pid;
+    }
     /** A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. */
     take() {
         if (this.closed)

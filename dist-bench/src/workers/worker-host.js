@@ -23,6 +23,7 @@ export class WorkerHost {
     workers = [];
     connection;
     subscriber;
+    /** Forks the task children; exposed read-only so tests can observe the spare child. */
     launcher;
     lifecycle;
     cancelPoll;

@@ -37,6 +37,8 @@ export class TokenService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly audit: AuditService,
+    /** Told after a revocation commits, so open WebSocket connections of the token can be closed. */
+    private readonly onRevoked: (tokenId: string) => Promise<void> = async () => undefined,
   ) {}
 
   async create(actor: Principal, input: CreateTokenInput): Promise<CreatedToken> {
@@ -92,7 +94,7 @@ export class TokenService {
   }
 
   async revoke(actor: Principal, tokenId: string): Promise<ApiToken> {
-    return this.prisma.$transaction(async (tx) => {
+    const revoked = await this.prisma.$transaction(async (tx) => {
       const token = await tx.apiToken.findUnique({ where: { id: tokenId } });
       if (!token) throw new NotFoundError('TOKEN_NOT_FOUND', 'No API token with that id');
       if (token.revokedAt) return token;
@@ -100,6 +102,8 @@ export class TokenService {
       await this.audit.record(tx, actor, 'token.revoke', 'ApiToken', token.id, { name: token.name });
       return revoked;
     });
+    await this.onRevoked(tokenId).catch(() => undefined);
+    return revoked;
   }
 
   /** Tokens newest first, including revoked and expired ones; `query` carries pagination and selection. */

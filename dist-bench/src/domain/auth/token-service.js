@@ -20,9 +20,13 @@ export function hashToken(secret) {
 export class TokenService {
     prisma;
     audit;
-    constructor(prisma, audit) {
+    onRevoked;
+    constructor(prisma, audit, 
+    /** Told after a revocation commits, so open WebSocket connections of the token can be closed. */
+    onRevoked = async () => undefined) {
         this.prisma = prisma;
         this.audit = audit;
+        this.onRevoked = onRevoked;
     }
     async create(actor, input) {
         const data = parseInput(createTokenInput, input);
@@ -78,7 +82,7 @@ export class TokenService {
         };
     }
     async revoke(actor, tokenId) {
-        return this.prisma.$transaction(async (tx) => {
+        const revoked = await this.prisma.$transaction(async (tx) => {
             const token = await tx.apiToken.findUnique({ where: { id: tokenId } });
             if (!token)
                 throw new NotFoundError('TOKEN_NOT_FOUND', 'No API token with that id');
@@ -88,6 +92,8 @@ export class TokenService {
             await this.audit.record(tx, actor, 'token.revoke', 'ApiToken', token.id, { name: token.name });
             return revoked;
         });
+        await this.onRevoked(tokenId).catch(() => undefined);
+        return revoked;
     }
     /** Tokens newest first, including revoked and expired ones; `query` carries pagination and selection. */
     async list(query) {

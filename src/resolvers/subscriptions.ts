@@ -1,0 +1,60 @@
+import { builder } from '../builder.js';
+import { streamTaskEvents, type StreamedTaskEvent } from '../domain/tasks/task-event-stream.js';
+import type { TaskEventMessage } from '../events/task-event-bus.js';
+import { ValidationFailedError } from '../domain/errors.js';
+import { TaskEventObject, TaskFilterInput, TaskNode } from '../schema/task.js';
+import { parseNodeId } from './ids.js';
+
+function parseCursor(after: string | null | undefined): number {
+  if (after === null || after === undefined || after === '') return 0;
+  if (!/^\d{1,9}$/.test(after)) throw ValidationFailedError.single(['after'], 'must be a cursor from TaskEvent.cursor');
+  return Number(after);
+}
+
+builder.subscriptionFields((t) => ({
+  taskEvents: t.field({
+    type: TaskEventObject,
+    description:
+      'A task\'s events in order: those after `after` (all when omitted) from the log, then live ones, with no gap and no duplicate. Completes after the task\'s final status.',
+    authScopes: { read: true },
+    args: {
+      taskId: t.arg.id({ required: true, description: 'The task\'s id (global id or UUID).' }),
+      after: t.arg.string({ description: 'TaskEvent.cursor of the last event already seen.' }),
+    },
+    subscribe: (_root, args, ctx) => {
+      const taskId = parseNodeId(args.taskId, 'Task', ['taskId']);
+      const afterSeq = parseCursor(args.after);
+      return streamTaskEvents(ctx.services.prisma, ctx.feed.task(taskId), taskId, afterSeq);
+    },
+    resolve: (event: StreamedTaskEvent) => event as never,
+  }),
+  taskUpdated: t.field({
+    type: TaskNode,
+    description: 'Every change (status, progress, result) of tasks matching the filter, for dashboards.',
+    authScopes: { read: true },
+    args: { filter: t.arg({ type: TaskFilterInput }) },
+    subscribe: async function* (_root, args, ctx) {
+      const filter = args.filter ?? {};
+      const live = ctx.feed.all();
+      try {
+        for await (const message of live as AsyncIterable<TaskEventMessage>) {
+          if (message.kind === 'LOG') continue;
+          const task = message.task;
+          if (filter.status?.length && !filter.status.includes(task.status)) continue;
+          if (filter.type?.length && !filter.type.includes(task.type)) continue;
+          if (filter.queue?.length && !filter.queue.includes(task.queue)) continue;
+          if (filter.source?.length && !filter.source.includes(task.source)) continue;
+          if (filter.org && filter.org !== task.orgAlias) continue;
+          yield message;
+        }
+      } finally {
+        await live.return?.();
+      }
+    },
+    resolve: async (message: TaskEventMessage, _args, ctx) => {
+      const task = await ctx.services.tasks.find(message.taskId);
+      if (!task) throw new Error('Task vanished');
+      return task;
+    },
+  }),
+}));

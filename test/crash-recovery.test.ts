@@ -1,0 +1,291 @@
+// Crash safety of task execution, with nothing mocked:
+// - a worker process is SIGKILLed mid-task: its children exit by themselves (IPC disconnect), BullMQ's
+//   stalled-job detection hands the job to another worker, which treats the re-run as a lost run
+//   (requeue with after: WORKER_LOST, or FAILED WORKER_LOST when attempts are used up);
+// - Redis loses everything (FLUSHDB): a starting worker's reconcile re-enqueues QUEUED/SCHEDULED tasks,
+//   recovers RUNNING ones whose worker is gone, and restores the schedules' job schedulers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startTestApi, type TestApi } from './support/harness.js';
+import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+/** Redis database this file may flush; nothing else of the suite is expected to live there. */
+const flushableRedisUrl = 'redis://127.0.0.1:6379/9';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+});
+
+/** A node's raw UUID from its global id (base64 of "Type:uuid"). */
+function rawId(globalId: string): string {
+  return Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
+}
+
+/** The process state letter from /proc/<pid>/stat (R, S, Z…), or null when there is no such process. */
+function procState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+/** Running, as opposed to gone or a zombie nobody has reaped yet (PID 1 here may not reap orphans). */
+function isRunning(pid: number): boolean {
+  const state = procState(pid);
+  return state !== null && state !== 'Z' && state !== 'X';
+}
+
+function childrenOf(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+async function registerOrg(api: TestApi, token: string, alias: string): Promise<void> {
+  const res = await api.gql(
+    `mutation($alias: String!) { registerOrg(input: { alias: $alias, kind: DEVELOPER, credentials: { instanceUrl: "https://crash.my.salesforce.com", refreshToken: "5Aep861crash" } }) { __typename } }`,
+    { alias },
+    token,
+  );
+  expect(res.body.data?.registerOrg.__typename, JSON.stringify(res.body)).toBe('RegisterOrgSuccess');
+}
+
+async function submit(api: TestApi, token: string, input: Record<string, unknown>): Promise<string> {
+  const res = await api.gql(
+    `mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status } } ... on Error { code message } } }`,
+    { input: { type: 'DIAGNOSTIC', ...input } },
+    token,
+  );
+  const result = res.body.data?.submitTask;
+  expect(result?.__typename, JSON.stringify(res.body)).toBe('SubmitTaskSuccess');
+  return rawId(result.task.id);
+}
+
+interface TaskView {
+  status: string;
+  attempts: number;
+  result: any;
+  error: { code: string; message: string } | null;
+  startedAt: string | null;
+  runAt: string | null;
+  events: Array<{ seq: number; kind: string; payload: any }>;
+}
+
+async function taskView(api: TestApi, token: string, id: string): Promise<TaskView> {
+  const res = await api.gql(
+    `query($id: ID!) { task(id: $id) { status attempts result error { code message } startedAt runAt events(first: 500) { edges { node { seq kind payload } } } } }`,
+    { id },
+    token,
+  );
+  const task = res.body.data?.task;
+  if (!task) throw new Error(`task ${id} not readable: ${JSON.stringify(res.body)}`);
+  return { ...task, events: task.events.edges.map((edge: any) => edge.node) };
+}
+
+const finalStatuses = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+
+async function waitFinal(api: TestApi, token: string, id: string, timeoutMs = 15_000): Promise<TaskView> {
+  return waitFor(async () => {
+    const task = await taskView(api, token, id);
+    return finalStatuses.has(task.status) ? task : null;
+  }, timeoutMs, `task ${id} to finish`);
+}
+
+function statusEvents(task: TaskView): any[] {
+  return task.events.filter((event) => event.kind === 'STATUS').map((event) => event.payload);
+}
+
+describe('a worker killed with SIGKILL mid-task', () => {
+  it('loses no task: its children exit, the run is retried as WORKER_LOST or failed when attempts are used up', async () => {
+    const secretKey = randomBytes(32);
+    const api = await startTestApi('crash_kill', { secretKey });
+    cleanups.push(() => api.close());
+    const token = await api.token('OWNER');
+    await registerOrg(api, token, 'crash');
+
+    const output: string[] = [];
+    const proc: ChildProcess = spawn(process.execPath, ['bin/switchyard.js', 'worker', '--queues', 'normal'], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'test',
+        DATABASE_URL: api.databaseUrl,
+        REDIS_URL: api.redisUrl,
+        SWITCHYARD_QUEUE_PREFIX: api.queuePrefix,
+        SWITCHYARD_JOB_LOCK_MS: '2000',
+        SWITCHYARD_HEARTBEAT_MS: '300',
+        SWITCHYARD_SECRET_KEY: secretKey.toString('hex'),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    proc.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    const exited = new Promise<string | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
+    cleanups.push(async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    });
+    const workerPid = proc.pid!;
+
+    // Long enough to be killed mid-run, short enough for the retry to finish quickly. The first one reads
+    // the credentials, which also proves the worker process decrypts with the API's key.
+    const params = { steps: 16, stepMs: 250 };
+    const retried = await submit(api, token, { org: 'crash', maxAttempts: 2, params: { ...params, readCredentials: true } });
+    const exhausted = await submit(api, token, { org: 'crash', maxAttempts: 1, params });
+
+    const firstRun = await waitFor(
+      async () => {
+        const rows = await api.prisma.task.findMany({ where: { id: { in: [retried, exhausted] } } });
+        if (!rows.every((row) => row.status === 'RUNNING' && row.childPid)) return null;
+        // Well into the run: the credentials were redeemed and a step reported.
+        const redeemed = await api.prisma.taskEvent.count({ where: { taskId: retried, kind: 'LOG', payload: { path: ['message'], equals: 'credentials redeemed' } } });
+        const progressed = await api.prisma.taskEvent.count({ where: { taskId: { in: [retried, exhausted] }, kind: 'PROGRESS' } });
+        return redeemed === 1 && progressed >= 2 ? rows : null;
+      },
+      20_000,
+      `both tasks running in the worker process (worker output: ${output.join('')})`,
+    );
+    for (const row of firstRun) {
+      expect(row.attempts).toBe(1);
+      expect(row.workerId).toMatch(new RegExp(`:${workerPid}$`));
+    }
+    const taskChildren = firstRun.map((row) => row.childPid!);
+    const allChildren = childrenOf(workerPid);
+    for (const pid of taskChildren) expect(allChildren).toContain(pid);
+    expect(allChildren.length).toBeGreaterThanOrEqual(2); // the task children, plus the spare when it is forked
+
+    proc.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    // The children notice the closed IPC channel and exit by themselves; nobody signals them.
+    await waitFor(async () => allChildren.every((pid) => !isRunning(pid)), 3000, `children ${allChildren} of the killed worker to exit`);
+
+    const worker: TestWorker = await startTestWorker(api, { lockDurationMs: 2000, stalledIntervalMs: 500 });
+    cleanups.push(() => worker.close());
+
+    const [a, b] = await Promise.all([waitFinal(api, token, retried, 20_000), waitFinal(api, token, exhausted, 20_000)]);
+
+    // maxAttempts 2: the lost run is requeued, and the second attempt succeeds in a new child.
+    expect(a.status).toBe('SUCCEEDED');
+    expect(a.attempts).toBe(2);
+    expect(a.result.attempt).toBe(2);
+    expect(a.result.pid).not.toBe(taskChildren[0]);
+    expect(a.result.credentialFingerprint).toMatch(/^[0-9a-f]{12}$/);
+    const aStatuses = statusEvents(a).map((p) => `${p.status}${p.after ? `:${p.after}` : ''}`);
+    expect(aStatuses).toEqual(['QUEUED', 'RUNNING', 'QUEUED:WORKER_LOST', 'RUNNING', 'SUCCEEDED']);
+    expect(statusEvents(a)[3].worker).toBe(worker.host.workerId);
+
+    // maxAttempts 1: nothing left to retry, so the lost run fails the task.
+    expect(b.status).toBe('FAILED');
+    expect(b.attempts).toBe(1);
+    expect(b.error?.code).toBe('WORKER_LOST');
+    expect(statusEvents(b).map((p) => p.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
+    expect(statusEvents(b).at(-1).code).toBe('WORKER_LOST');
+
+    // Nothing is left behind as RUNNING, and the killed worker's heartbeat has expired.
+    expect(await api.prisma.task.count({ where: { status: 'RUNNING' } })).toBe(0);
+    expect(await api.redis.exists(`${api.queuePrefix}:worker:${firstRun[0]!.workerId}`)).toBe(0);
+  });
+});
+
+describe('Redis losing everything', () => {
+  it('is repaired by the reconcile of a starting worker: jobs, lost runs and schedulers come back', async () => {
+    const api = await startTestApi('crash_flush', { redisUrl: flushableRedisUrl, waitForRedis: true });
+    cleanups.push(() => api.close());
+    const token = await api.token('OWNER');
+    await registerOrg(api, token, 'flush');
+
+    const quick = { steps: 2, stepMs: 10 };
+    const queued = [
+      await submit(api, token, { org: 'flush', params: quick }),
+      await submit(api, token, { org: 'flush', params: quick, queue: 'BATCH' }),
+    ];
+    const runAt = new Date(Date.now() + 5000);
+    const scheduled = await submit(api, token, { org: 'flush', params: quick, runAt: runAt.toISOString() });
+    // Runs whose worker died while Redis was lost: one with attempts left, one without.
+    const lostRetry = await submit(api, token, { org: 'flush', params: quick, maxAttempts: 3 });
+    const lostFinal = await submit(api, token, { org: 'flush', params: quick, maxAttempts: 1 });
+    for (const id of [lostRetry, lostFinal]) {
+      await api.prisma.task.update({
+        where: { id },
+        data: { status: 'RUNNING', attempts: 1, startedAt: new Date(), workerId: 'gone-host:999999', childPid: 999_999 },
+      });
+    }
+    const res = await api.gql(
+      `mutation { scheduleTask(input: { type: DIAGNOSTIC, org: "flush", cron: "0 0 1 1 *", params: { steps: 1, stepMs: 1 } }) { __typename ... on ScheduleTaskSuccess { schedule { id } } } }`,
+      {},
+      token,
+    );
+    expect(res.body.data?.scheduleTask.__typename, JSON.stringify(res.body)).toBe('ScheduleTaskSuccess');
+    const scheduleId = rawId(res.body.data.scheduleTask.schedule.id);
+
+    const tasks = await api.prisma.task.findMany({ where: { id: { in: [...queued, scheduled, lostRetry, lostFinal] } } });
+    expect(tasks.find((t) => t.id === scheduled)?.status).toBe('SCHEDULED');
+    for (const task of tasks) expect(await api.queues.get(task.queue).getJob(task.jobId!), `job of ${task.id} before the flush`).toBeTruthy();
+    expect(await api.queues.hasScheduler(scheduleId)).toBe(true);
+
+    const flusher = new Redis(flushableRedisUrl, { maxRetriesPerRequest: 1 });
+    try {
+      expect(await flusher.flushdb()).toBe('OK');
+      expect(await flusher.dbsize()).toBe(0);
+    } finally {
+      flusher.disconnect();
+    }
+    for (const task of tasks) expect(await api.queues.get(task.queue).getJob(task.jobId!)).toBeUndefined();
+    expect(await api.queues.hasScheduler(scheduleId)).toBe(false);
+
+    const worker = await startTestWorker(api, { lockDurationMs: 2000, stalledIntervalMs: 500 });
+    cleanups.push(() => worker.close());
+    // start() ran the reconcile before taking jobs.
+    expect(await api.queues.hasScheduler(scheduleId)).toBe(true);
+    const report = worker.logLines.map((line) => JSON.parse(line)).find((line) => line.msg === 'reconciled tasks with the queue');
+    expect(report, worker.logLines.join('')).toBeTruthy();
+    expect([...report.requeued].sort()).toEqual([...queued, scheduled].sort());
+    expect(report.recovered).toEqual([lostRetry]);
+    expect(report.failed).toEqual([lostFinal]);
+    expect(worker.logLines.some((line) => line.includes('restored schedules missing from Redis'))).toBe(true);
+
+    for (const id of queued) {
+      const task = await waitFinal(api, token, id);
+      expect(task.status).toBe('SUCCEEDED');
+      expect(task.attempts).toBe(1);
+    }
+    const retried = await waitFinal(api, token, lostRetry);
+    expect(retried.status).toBe('SUCCEEDED');
+    expect(retried.attempts).toBe(2);
+    expect(statusEvents(retried).map((p) => `${p.status}${p.after ? `:${p.after}` : ''}`)).toEqual(['QUEUED', 'QUEUED:WORKER_LOST', 'RUNNING', 'SUCCEEDED']);
+    const failed = await waitFinal(api, token, lostFinal);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error?.code).toBe('WORKER_LOST');
+    expect(failed.attempts).toBe(1);
+
+    // The scheduled one waits for its runAt, then runs.
+    const waiting = await api.prisma.task.findUniqueOrThrow({ where: { id: scheduled } });
+    if (Date.now() < runAt.getTime() - 500) {
+      expect(waiting.status).toBe('SCHEDULED');
+      const job = await api.queues.get(waiting.queue).getJob(waiting.jobId!);
+      expect(await job?.getState()).toBe('delayed');
+    }
+    const ran = await waitFinal(api, token, scheduled, 15_000);
+    expect(ran.status).toBe('SUCCEEDED');
+    expect(new Date(ran.startedAt!).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
+    expect(await api.prisma.task.count({ where: { status: { in: ['RUNNING', 'QUEUED', 'SCHEDULED'] } } })).toBe(0);
+  });
+});

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApi, type TestApi } from './support/harness.js';
+import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { collect, wsClient } from './support/ws-client.js';
+
+let api: TestApi;
+let worker: TestWorker;
+let token: string;
+
+beforeAll(async () => {
+  api = await startTestApi('subs_smoke');
+  worker = await startTestWorker(api);
+  token = await api.token('OWNER');
+  await api.gql(
+    `mutation { registerOrg(input: { alias: "dev", kind: DEVELOPER, credentials: { instanceUrl: "https://dev.my.salesforce.com", refreshToken: "5Aep861subs" } }) { __typename } }`,
+    {},
+    token,
+  );
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+});
+
+const submit = `mutation($p: JSON) { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: $p }) { ... on SubmitTaskSuccess { task { id } } } }`;
+const events = `subscription($id: ID!, $after: String) { taskEvents(taskId: $id, after: $after) { seq cursor kind payload } }`;
+
+describe('taskEvents subscription', () => {
+  it('streams a running task\'s events in order and completes', async () => {
+    const id = (await api.gql(submit, { p: { steps: 5, stepMs: 50 } }, token)).body.data.submitTask.task.id;
+    const client = wsClient(api.url, token);
+    const sub = collect(client, events, { id });
+    await sub.done;
+    await client.dispose();
+    expect(sub.errors).toEqual([]);
+    expect(sub.completed).toBe(true);
+    const seqs = sub.events.map((e: any) => e.taskEvents.seq);
+    expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
+    expect(sub.events.at(-1).taskEvents.payload.status).toBe('SUCCEEDED');
+  });
+
+  it('refuses a connection without a valid token', async () => {
+    const client = wsClient(api.url, 'syt_' + 'x'.repeat(43));
+    const sub = collect(client, events, { id: '00000000-0000-0000-0000-000000000000' });
+    await sub.done;
+    await waitFor(async () => client.closeCodes.length > 0, 5000, 'close');
+    expect(client.closeCodes[0]).toBe(4403);
+  });
+});
