@@ -27,7 +27,7 @@ export async function createRuntime(env: Env, logger: Logger): Promise<Runtime> 
   const queues = new TaskQueues(redis, env.SWITCHYARD_QUEUE_PREFIX);
   const secrets = createSecretStore(env, prisma, await resolveSecretKey(env, logger));
   const publisher = new RedisTaskEventPublisher(redis, env.SWITCHYARD_QUEUE_PREFIX);
-  const services = createServices({ prisma, secrets, queues, publisher });
+  const services = createServices({ prisma, secrets, queues, publisher, redis, prefix: env.SWITCHYARD_QUEUE_PREFIX });
   return {
     env,
     logger,

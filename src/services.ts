@@ -1,8 +1,10 @@
 // The domain services of one Switchyard process, built once and shared by HTTP, WebSocket and CLI callers.
+import type { Redis } from 'ioredis';
 import type { PrismaClient } from './db/prisma.js';
 import { AuditService } from './domain/audit/audit-service.js';
 import { TokenService } from './domain/auth/token-service.js';
 import { OrgService } from './domain/orgs/org-service.js';
+import { ResourceService } from './domain/resources/resource-service.js';
 import { ScheduleService } from './domain/tasks/schedule-service.js';
 import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
@@ -20,6 +22,7 @@ export interface Services {
   orgs: OrgService;
   tasks: TaskService;
   schedules: ScheduleService;
+  resources: ResourceService;
 }
 
 export interface ServiceDeps {
@@ -27,6 +30,9 @@ export interface ServiceDeps {
   secrets: SecretStore;
   queues: TaskQueues;
   publisher: RedisTaskEventPublisher;
+  /** Command connection and key prefix, for the resource view's heartbeat keys. */
+  redis: Redis;
+  prefix: string;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -43,5 +49,6 @@ export function createServices(deps: ServiceDeps): Services {
     orgs: new OrgService(deps.prisma, deps.secrets, audit),
     tasks,
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
+    resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
   };
 }

@@ -25,7 +25,9 @@ import { TaskQueues } from '../src/queues/task-queues.js';
 import { createCommandRedis, waitForRedis } from '../src/redis.js';
 import { BuiltinSecretStore } from '../src/secrets/builtin-store.js';
 import { createServices } from '../src/services.js';
-import { childEntryPoint } from '../src/workers/child-launcher.js';
+import { TaskLifecycle } from '../src/domain/tasks/task-lifecycle.js';
+import { ChildLauncher, childEntryPoint } from '../src/workers/child-launcher.js';
+import { ChildSession } from '../src/workers/child-session.js';
 import { WorkerHost } from '../src/workers/worker-host.js';
 // ---------------------------------------------------------------------------------------------- settings
 function intEnv(name, fallback) {
@@ -218,6 +220,120 @@ function taskChildOnce() {
 function taskChildStartup() {
     return forkOnce(taskChild, launcherEnvironment(), (child) => child.disconnect());
 }
+// ------------------------------------------------------------------------- dispatch-path trace (bench-only)
+//
+// Wraps a few methods of TaskLifecycle, ChildLauncher and ChildSession on their prototypes (in this process
+// only; nothing in src/ changes) to time-stamp each step of a task's dispatch, keyed by task id.
+const traces = new Map();
+function mark(taskId, step, at = epochNow()) {
+    let trace = traces.get(taskId);
+    if (!trace)
+        traces.set(taskId, (trace = {}));
+    if (!(step in trace))
+        trace[step] = at;
+}
+function instrument() {
+    const lifecycle = TaskLifecycle.prototype;
+    const keyOf = {
+        load: (args) => args[0],
+        claim: (args) => args[0].id,
+        recordChild: (args) => args[0],
+        isCancelRequested: (args) => args[0],
+        progress: (args) => args[0],
+        succeed: (args) => args[0],
+    };
+    for (const [name, key] of Object.entries(keyOf)) {
+        const original = lifecycle[name];
+        lifecycle[name] = async function (...args) {
+            const id = key(args);
+            mark(id, `${name}:start`);
+            try {
+                return await original.apply(this, args);
+            }
+            finally {
+                mark(id, `${name}:end`);
+            }
+        };
+    }
+    const launcher = ChildLauncher.prototype;
+    const launch = launcher.launch;
+    let lastForkMs = 0;
+    launcher.launch = function (...args) {
+        const forkStart = epochNow();
+        const child = launch.apply(this, args);
+        const info = { forkStart, forkEnd: epochNow() };
+        lastForkMs = info.forkEnd - forkStart;
+        child.ready.then(() => (info.readyAt = epochNow()), () => undefined);
+        child.bench = info;
+        return child;
+    };
+    const take = launcher.take;
+    launcher.take = function (...args) {
+        const takeStart = epochNow();
+        lastForkMs = 0;
+        const child = take.apply(this, args);
+        if (child.bench) {
+            child.bench.takeStart = takeStart;
+            child.bench.takeEnd = epochNow();
+            // take() forks the replacement spare after choosing the child: the last fork it made, unless that was
+            // the child itself (no spare).
+            child.bench.replacementForkMs = child.wasSpare ? lastForkMs : 0;
+        }
+        return child;
+    };
+    const session = ChildSession.prototype;
+    const run = session.run;
+    session.run = function (...args) {
+        const id = args[0].taskId;
+        mark(id, 'session.run');
+        const child = this.child;
+        if (child) {
+            const info = child.bench;
+            if (info) {
+                mark(id, 'fork:start', info.forkStart);
+                mark(id, 'fork:end', info.forkEnd);
+                if (info.takeStart !== undefined)
+                    mark(id, 'take:start', info.takeStart);
+                if (info.takeEnd !== undefined)
+                    mark(id, 'take:end', info.takeEnd);
+                mark(id, 'take.replacementFork', info.replacementForkMs ?? 0);
+            }
+            child.ready.then(() => {
+                mark(id, 'child.readyObserved');
+                if (info?.readyAt !== undefined)
+                    mark(id, 'child.ready', info.readyAt);
+            }, () => undefined);
+            child.process.on('message', (message) => mark(id, `child.${message.t}`));
+            child.process.once('exit', () => mark(id, 'child.exit'));
+        }
+        return run.apply(this, args);
+    };
+}
+/** Segments of the dispatch path, each from one mark to another; p50 over the tasks that have both. */
+const traceSegments = [
+    ['submitTask call (validate, insert task + event, enqueue)', 'submit', 'submit.returned'],
+    ['submitTask returned → job picked up (BullMQ)', 'submit.returned', 'load:start'],
+    ['TaskLifecycle.load (task + org)', 'load:start', 'load:end'],
+    ['claim: RUNNING transaction', 'claim:start', 'claim:end'],
+    ['claim end → take() (issueGrant)', 'claim:end', 'take:start'],
+    ['take(): synchronous fork() in take', 'take:start', 'take:end'],
+    ['recordChild + isCancelRequested (2 queries)', 'take:end', 'session.run'],
+    ["waiting for the child's ready", 'session.run', 'child.readyObserved'],
+    ['run sent → PROGRESS message (child imports op, runs)', 'child.readyObserved', 'child.progress'],
+    ['PROGRESS handled (tx + job.updateProgress)', 'child.progress', 'child.done'],
+    ['done message → child exit observed', 'child.done', 'child.exit'],
+    ['child exit → succeed transaction ends', 'child.exit', 'succeed:end'],
+    ['TOTAL submit → succeed transaction ends', 'submit', 'succeed:end'],
+];
+function segmentValues(ids, from, to) {
+    const values = [];
+    for (const id of ids) {
+        const trace = traces.get(id);
+        if (trace?.[from] !== undefined && trace[to] !== undefined)
+            values.push(trace[to] - trace[from]);
+    }
+    return values;
+}
 const logger = pino({ level: 'silent' });
 /** One process holding API services and workers, as `switchyard start` does: one Prisma pool, one command Redis. */
 async function startStack() {
@@ -233,7 +349,9 @@ async function startStack() {
         throw new Error(`Redis at ${redisUrl} is not reachable`);
     const prefix = `sybench-${suffix}`;
     const queues = new TaskQueues(redis, prefix);
-    const services = createServices({ prisma, secrets: new BuiltinSecretStore(prisma, randomBytes(32)), queues, publisher: new RedisTaskEventPublisher(redis, prefix) });
+    // A variable rather than a literal: src/services.ts's deps are still growing (redis and prefix are recent).
+    const deps = { prisma, secrets: new BuiltinSecretStore(prisma, randomBytes(32)), queues, publisher: new RedisTaskEventPublisher(redis, prefix), redis, prefix };
+    const services = createServices(deps);
     return {
         prisma,
         redis,
@@ -335,12 +453,13 @@ async function latencyPhase(stack, watcher, keepSpare, count) {
             await sleep(idleGapMs);
             const submitAt = epochNow();
             const task = await submitNoop(stack);
-            const returnedAt = epochNow();
+            mark(task.id, 'submit', submitAt);
+            mark(task.id, 'submit.returned');
             const settled = await watcher.settled(task.id, 30_000);
             if (settled.status !== 'SUCCEEDED')
                 failed += 1;
             if (i >= warmupTasks)
-                samples.push({ id: task.id, submitAt, returnedAt });
+                samples.push({ id: task.id, submitAt });
         }
     }
     finally {
@@ -348,46 +467,20 @@ async function latencyPhase(stack, watcher, keepSpare, count) {
     }
     const ids = samples.map((sample) => sample.id);
     const [tasks, events] = await Promise.all([
-        stack.prisma.task.findMany({ where: { id: { in: ids } }, select: { id: true, jobId: true, startedAt: true } }),
+        stack.prisma.task.findMany({ where: { id: { in: ids } }, select: { id: true, jobId: true } }),
         stack.prisma.taskEvent.findMany({ where: { taskId: { in: ids } }, orderBy: [{ taskId: 'asc' }, { seq: 'asc' }] }),
     ]);
-    const run = {
-        running: [],
-        childReport: [],
-        succeeded: [],
-        failed,
-        segments: {
-            'submitTask call (validate, insert task+event, enqueue)': [],
-            'job added → job active (BullMQ, processedOn - timestamp)': [],
-            'job active → claim starts (TaskLifecycle.load)': [],
-            'claim starts → RUNNING event written': [],
-            'RUNNING event → child reports (grant, child, IPC, PROGRESS tx)': [],
-            'child reports → SUCCEEDED event written': [],
-        },
-    };
-    const seg = run.segments;
-    const segment = (name, value) => seg[name].push(value);
+    const run = { running: [], childReport: [], succeeded: [], bullHandOver: [], ids, failed };
     for (const sample of samples) {
-        const task = tasks.find((row) => row.id === sample.id);
         const own = events.filter((event) => event.taskId === sample.id);
         const statusAt = (status) => own.find((event) => event.kind === 'STATUS' && event.payload.status === status)?.createdAt.getTime() ?? NaN;
-        const runningAt = statusAt('RUNNING');
-        const reportAt = own.find((event) => event.kind === 'PROGRESS')?.createdAt.getTime() ?? NaN;
-        const succeededAt = statusAt('SUCCEEDED');
-        run.running.push(runningAt - sample.submitAt);
-        run.childReport.push(reportAt - sample.submitAt);
-        run.succeeded.push(succeededAt - sample.submitAt);
-        const job = task?.jobId ? await stack.queues.get('NORMAL').getJob(task.jobId) : undefined;
-        segment('submitTask call (validate, insert task+event, enqueue)', sample.returnedAt - sample.submitAt);
-        if (job?.processedOn) {
-            segment('job added → job active (BullMQ, processedOn - timestamp)', job.processedOn - job.timestamp);
-            if (task?.startedAt)
-                segment('job active → claim starts (TaskLifecycle.load)', task.startedAt.getTime() - job.processedOn);
-        }
-        if (task?.startedAt)
-            segment('claim starts → RUNNING event written', runningAt - task.startedAt.getTime());
-        segment('RUNNING event → child reports (grant, child, IPC, PROGRESS tx)', reportAt - runningAt);
-        segment('child reports → SUCCEEDED event written', succeededAt - reportAt);
+        run.running.push(statusAt('RUNNING') - sample.submitAt);
+        run.childReport.push((own.find((event) => event.kind === 'PROGRESS')?.createdAt.getTime() ?? NaN) - sample.submitAt);
+        run.succeeded.push(statusAt('SUCCEEDED') - sample.submitAt);
+        const jobId = tasks.find((row) => row.id === sample.id)?.jobId;
+        const job = jobId ? await stack.queues.get('NORMAL').getJob(jobId) : undefined;
+        if (job?.processedOn)
+            run.bullHandOver.push(job.processedOn - job.timestamp);
     }
     return run;
 }
@@ -483,6 +576,7 @@ async function main() {
     if (loadavg()[0] > cpus().length) {
         console.log(`  WARNING: the 1-minute load average exceeds the core count: other work is competing for CPU, figures will be noisy.`);
     }
+    instrument();
     const stack = await startStack();
     const watcher = new EventWatcher(stack.prefix);
     await watcher.start();
@@ -500,7 +594,7 @@ async function main() {
         line('queue.add() called → processor entered', pp(bull.latency, 2));
         line('queue.add() round trip alone', pp(bull.add, 2));
         heading(`1. submit → RUNNING, ${latencyTasks} sequential no-op DIAGNOSTIC tasks per mode (via TaskService.submit, in process; not GraphQL/HTTP)`);
-        console.log(`  (each task is submitted to an idle worker: the previous task has SUCCEEDED and, with the spare, the spare child has said ready; ${warmupTasks} warm-up tasks not counted)`);
+        console.log(`  (each task goes to an idle worker: the previous task has SUCCEEDED and, with the spare, the spare has said ready; ${warmupTasks} warm-ups not counted)`);
         const withSpare = await latencyPhase(stack, watcher, true, latencyTasks);
         const withoutSpare = await latencyPhase(stack, watcher, false, latencyTasks);
         for (const [label, run] of [
@@ -511,10 +605,17 @@ async function main() {
             line('submitTask → RUNNING STATUS event createdAt', pp(run.running));
             line("submitTask → child's first report (PROGRESS createdAt)", pp(run.childReport));
             line('submitTask → SUCCEEDED STATUS event createdAt', pp(run.succeeded));
-            console.log('     breakdown (p50 of each segment; createdAt/startedAt/processedOn have 1 ms resolution):');
-            for (const [segment, values] of Object.entries(run.segments))
-                line(`   ${segment}`, `p50 ${ms(p50(values)).padStart(9)}`);
+            line('BullMQ add → active inside Switchyard (processedOn - timestamp)', pp(run.bullHandOver));
         }
+        console.log('  -- dispatch path, step by step (p50 per step; bench-side trace of src/workers, in-process clock)');
+        line('step', `${'spare'.padStart(11)} ${'no spare'.padStart(11)}`);
+        for (const [name, from, to] of traceSegments) {
+            const a = p50(segmentValues(withSpare.ids, from, to));
+            const b = p50(segmentValues(withoutSpare.ids, from, to));
+            line(`  ${name}`, `${ms(a).padStart(11)} ${ms(b).padStart(11)}`);
+        }
+        const replacement = (ids) => p50(ids.map((id) => traces.get(id)?.['take.replacementFork'] ?? NaN).filter(Number.isFinite));
+        line('  (of take(): forking the replacement spare)', `${ms(replacement(withSpare.ids)).padStart(11)} ${ms(replacement(withoutSpare.ids)).padStart(11)}`);
         heading('4. Fork ceiling: bare Node children, 2 in flight (fork → ready over IPC → exit), launcher options');
         const forkCeiling = await ceiling(() => forkOnce(emptyChild, launcherEnvironment()), forkSeconds);
         line('empty children forked and exited per second', `${forkCeiling.perSecond.toFixed(1)} /s  (${forkCeiling.count} in ${forkCeiling.seconds.toFixed(1)} s)`);
@@ -570,8 +671,9 @@ async function main() {
     row(widths.map((w) => '-'.repeat(w)));
     for (const cells of summary)
         row(cells);
-    line('\n  load average at end (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
-    line('  wall time', `${((performance.now() - began) / 1000).toFixed(1)} s`);
+    console.log('');
+    line('load average at end (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
+    line('wall time', `${((performance.now() - began) / 1000).toFixed(1)} s`);
 }
 main().then(() => process.exit(0), (error) => {
     console.error(error);

@@ -1,6 +1,7 @@
 import { AuditService } from './domain/audit/audit-service.js';
 import { TokenService } from './domain/auth/token-service.js';
 import { OrgService } from './domain/orgs/org-service.js';
+import { ResourceService } from './domain/resources/resource-service.js';
 import { ScheduleService } from './domain/tasks/schedule-service.js';
 import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
@@ -18,5 +19,6 @@ export function createServices(deps) {
         orgs: new OrgService(deps.prisma, deps.secrets, audit),
         tasks,
         schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
+        resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     };
 }

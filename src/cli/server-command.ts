@@ -41,6 +41,8 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
       logger,
       graphiql: env.SWITCHYARD_GRAPHIQL,
       feed,
+      prefix: env.SWITCHYARD_QUEUE_PREFIX,
+      heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
       subscriptionLimits: {
         maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
         maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,

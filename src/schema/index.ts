@@ -8,6 +8,7 @@ import './task.js';
 import './token.js';
 import './audit.js';
 import './schedule.js';
+import './resources.js';
 import '../resolvers/viewer.js';
 import '../resolvers/orgs.js';
 import '../resolvers/tasks.js';
@@ -15,6 +16,7 @@ import '../resolvers/tokens.js';
 import '../resolvers/audit.js';
 import '../resolvers/schedules.js';
 import '../resolvers/subscriptions.js';
+import '../resolvers/resources.js';
 
 let schema: GraphQLSchema | undefined;
 

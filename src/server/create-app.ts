@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -15,6 +16,7 @@ import type { Services } from '../services.js';
 import { useAuthentication } from './authentication.js';
 import { checkReadiness } from './health.js';
 import { maskError } from './mask-error.js';
+import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
 
 export interface AppOptions {
@@ -25,6 +27,9 @@ export interface AppOptions {
   /** Where live task events come from: this replica's subscriber on the shared Redis. */
   feed: TaskEventFeed;
   subscriptionLimits?: Partial<SubscriptionLimits>;
+  /** Key prefix shared with workers, for this replica's heartbeat. */
+  prefix: string;
+  heartbeatMs?: number;
 }
 
 const defaultSubscriptionLimits: SubscriptionLimits = {
@@ -117,6 +122,8 @@ export function createApp(options: AppOptions): App {
     limits: { ...defaultSubscriptionLimits, ...options.subscriptionLimits },
   });
 
+  let stopHeartbeat: (() => Promise<void>) | null = null;
+
   return {
     server,
     yoga,
@@ -125,10 +132,13 @@ export function createApp(options: AppOptions): App {
         server.once('error', reject);
         server.listen(port, host, () => {
           server.off('error', reject);
-          resolve(server.address() as AddressInfo);
+          const address = server.address() as AddressInfo;
+          stopHeartbeat = startReplicaHeartbeat(redis, options.prefix, `${hostname()}:${process.pid}:${address.port}`, options.heartbeatMs ?? 5000, () => subscriptions.connections());
+          resolve(address);
         });
       }),
     close: async () => {
+      await stopHeartbeat?.();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
       server.closeIdleConnections();

@@ -35,7 +35,7 @@ export function attachSubscriptions(
   server: Server,
   yoga: YogaServerInstance<any, Context>,
   deps: { services: Services; feed: TaskEventFeed; logger: Logger; limits: SubscriptionLimits },
-): { close(): Promise<void> } {
+): { close(): Promise<void>; connections(): number } {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const byToken = new Map<string, Set<WebSocket>>();
@@ -129,6 +129,7 @@ export function attachSubscriptions(
   revalidate.unref();
 
   return {
+    connections: () => wsServer.clients.size,
     async close() {
       clearInterval(revalidate);
       await control.return?.();

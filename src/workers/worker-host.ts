@@ -16,6 +16,7 @@ import type { SecretStore } from '../secrets/secret-store.js';
 import { BuiltinSecretStore } from '../secrets/builtin-store.js';
 import { ChildLauncher } from './child-launcher.js';
 import { OrgLock } from './org-lock.js';
+import { ProcessSampler } from './process-stats.js';
 import { reconcileTasks, type ReconcileReport } from './reconciler.js';
 import { TaskExecutor } from './task-executor.js';
 
@@ -65,6 +66,7 @@ export class WorkerHost {
   private heartbeat: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
+  private readonly sampler = new ProcessSampler();
 
   constructor(
     private readonly deps: WorkerHostDeps,
@@ -154,7 +156,14 @@ export class WorkerHost {
 
   /** Announces this worker (and what it is running) for three beats; resource views read these keys. */
   private async beat(): Promise<void> {
-    const children = [...this.executor.running.entries()].map(([taskId, session]) => ({ taskId, pid: session.pid ?? null }));
+    const children = await Promise.all(
+      [...this.executor.running.entries()].map(async ([taskId, session]) => ({
+        taskId,
+        pid: session.pid ?? null,
+        ...(session.pid ? await this.sampler.sample(session.pid) : { cpuPercent: null, rssBytes: null }),
+      })),
+    );
+    this.sampler.retain(new Set(children.flatMap((child) => (child.pid ? [child.pid] : []))));
     const value = JSON.stringify({
       workerId: this.workerId,
       host: hostname(),

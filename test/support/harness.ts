@@ -77,9 +77,11 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     secrets: options.secrets?.(prisma) ?? new BuiltinSecretStore(prisma, options.secretKey ?? randomBytes(32)),
     queues,
     publisher: new RedisTaskEventPublisher(redis, queuePrefix),
+    redis,
+    prefix: queuePrefix,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
-  const app = createApp({ services, redis, logger, graphiql: true, feed, subscriptionLimits: options.subscriptionLimits });
+  const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits });
   const address = await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${address.port}`;
 

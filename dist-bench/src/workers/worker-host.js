@@ -10,6 +10,7 @@ import { queueNames, schedulesQueueName } from '../queues/task-queues.js';
 import { BuiltinSecretStore } from '../secrets/builtin-store.js';
 import { ChildLauncher } from './child-launcher.js';
 import { OrgLock } from './org-lock.js';
+import { ProcessSampler } from './process-stats.js';
 import { reconcileTasks } from './reconciler.js';
 import { TaskExecutor } from './task-executor.js';
 export function workerKey(prefix, workerId) {
@@ -30,6 +31,7 @@ export class WorkerHost {
     heartbeat;
     reconcileTimer;
     startedAt = new Date().toISOString();
+    sampler = new ProcessSampler();
     constructor(deps, options) {
         this.deps = deps;
         this.options = options;
@@ -113,7 +115,12 @@ export class WorkerHost {
     }
     /** Announces this worker (and what it is running) for three beats; resource views read these keys. */
     async beat() {
-        const children = [...this.executor.running.entries()].map(([taskId, session]) => ({ taskId, pid: session.pid ?? null }));
+        const children = await Promise.all([...this.executor.running.entries()].map(async ([taskId, session]) => ({
+            taskId,
+            pid: session.pid ?? null,
+            ...(session.pid ? await this.sampler.sample(session.pid) : { cpuPercent: null, rssBytes: null }),
+        })));
+        this.sampler.retain(new Set(children.flatMap((child) => (child.pid ? [child.pid] : []))));
         const value = JSON.stringify({
             workerId: this.workerId,
             host: hostname(),

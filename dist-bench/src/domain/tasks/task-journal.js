@@ -51,7 +51,7 @@ export class TaskJournal {
             kind: row.kind,
             payload: row.payload,
             createdAt: row.createdAt.toISOString(),
-            task: { status: task.status, type: task.type, queue: task.queue, orgAlias: task.orgAlias, progress: task.progress },
+            task: { status: task.status, type: task.type, queue: task.queue, source: task.source, orgAlias: task.orgAlias, progress: task.progress },
         }));
         // Best effort: the durable log has the events; live listeners catch up from Postgres.
         await this.publisher.publish(messages).catch(() => undefined);
