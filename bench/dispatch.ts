@@ -280,7 +280,18 @@ interface ChildInfo {
   replacementForkMs?: number;
 }
 
+/** Every query this process sends to Postgres (through node-postgres, which Prisma's pg adapter uses). */
+const queryLog: Array<{ at: number; sql: string }> = [];
+
 function instrument(): void {
+  const client = pg.Client.prototype as unknown as { query: (...args: any[]) => unknown };
+  const query = client.query;
+  client.query = function (this: unknown, ...args: any[]) {
+    const first = args[0] as string | { text?: string } | undefined;
+    queryLog.push({ at: epochNow(), sql: typeof first === 'string' ? first : (first?.text ?? '?') });
+    return query.apply(this, args);
+  };
+
   const lifecycle = TaskLifecycle.prototype as unknown as Record<string, (...args: any[]) => Promise<unknown>>;
   const keyOf: Record<string, (args: any[]) => string> = {
     load: (args) => args[0],
@@ -367,11 +378,29 @@ const traceSegments: Array<[string, string, string]> = [
   ['recordChild + isCancelRequested (2 queries)', 'take:end', 'session.run'],
   ["waiting for the child's ready", 'session.run', 'child.readyObserved'],
   ['run sent → PROGRESS message (child imports op, runs)', 'child.readyObserved', 'child.progress'],
-  ['PROGRESS handled (tx + job.updateProgress)', 'child.progress', 'child.done'],
+  ['PROGRESS message → its transaction ends', 'child.progress', 'progress:end'],
+  ['PROGRESS message → done message', 'child.progress', 'child.done'],
   ['done message → child exit observed', 'child.done', 'child.exit'],
   ['child exit → succeed transaction ends', 'child.exit', 'succeed:end'],
   ['TOTAL submit → succeed transaction ends', 'submit', 'succeed:end'],
 ];
+
+/** Postgres queries sent between two marks of each task (sequential tasks only: nothing else overlaps). */
+function queriesBetween(ids: string[], from: string, to: string): number[] {
+  const counts: number[] = [];
+  for (const id of ids) {
+    const trace = traces.get(id);
+    const a = trace?.[from];
+    const b = trace?.[to];
+    if (a === undefined || b === undefined) continue;
+    counts.push(queryLog.filter((q) => q.at >= a && q.at <= b).length);
+  }
+  return counts;
+}
+
+function shortSql(sql: string): string {
+  return sql.replace(/\s+/g, ' ').replace(/"[a-z_0-9]+"\./gi, '').slice(0, 70);
+}
 
 function segmentValues(ids: string[], from: string, to: string): number[] {
   const values: number[] = [];
@@ -391,6 +420,7 @@ interface Stack {
   services: Services;
   prefix: string;
   schema: string;
+  watcher: EventWatcher;
   close(): Promise<void>;
 }
 
@@ -412,6 +442,13 @@ async function startStack(): Promise<Stack> {
   // A variable rather than a literal: src/services.ts's deps are still growing (redis and prefix are recent).
   const deps = { prisma, secrets: new BuiltinSecretStore(prisma, randomBytes(32)), queues, publisher: new RedisTaskEventPublisher(redis, prefix), redis, prefix };
   const services = createServices(deps);
+  const watcher = new EventWatcher(prefix);
+  await watcher.start();
+  await services.orgs.register(cliPrincipal, {
+    alias: 'bench',
+    kind: 'DEVELOPER',
+    credentials: { instanceUrl: 'https://bench.my.salesforce.com', refreshToken: '5Aep861bench' },
+  });
   return {
     prisma,
     redis,
@@ -419,7 +456,9 @@ async function startStack(): Promise<Stack> {
     services,
     prefix,
     schema,
+    watcher,
     async close() {
+      watcher.close();
       await queues.close().catch(() => undefined);
       await deleteKeys(prefix);
       redis.disconnect();
@@ -522,27 +561,38 @@ interface LatencyRun {
   failed: number;
 }
 
-async function latencyPhase(stack: Stack, watcher: EventWatcher, keepSpare: boolean, count: number): Promise<LatencyRun> {
-  const host = await startWorker(stack, keepSpare);
-  const samples: Array<{ id: string; submitAt: number }> = [];
-  let failed = 0;
+/**
+ * Sequential tasks to two idle workers, alternately: one with the spare child, one without, each with its own
+ * stack (schema + prefix), so drifting load on the machine affects both modes alike.
+ */
+async function latencyPhase(spareStack: Stack, plainStack: Stack, count: number): Promise<{ spare: LatencyRun; plain: LatencyRun }> {
+  const modes = [
+    { stack: spareStack, host: await startWorker(spareStack, true), samples: [] as Array<{ id: string; submitAt: number }>, failed: 0 },
+    { stack: plainStack, host: await startWorker(plainStack, false), samples: [] as Array<{ id: string; submitAt: number }>, failed: 0 },
+  ];
   try {
     for (let i = 0; i < warmupTasks + count; i += 1) {
-      const spare = spareReady(host);
-      if (spare) await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
-      await sleep(idleGapMs);
-      const submitAt = epochNow();
-      const task = await submitNoop(stack);
-      mark(task.id, 'submit', submitAt);
-      mark(task.id, 'submit.returned');
-      const settled = await watcher.settled(task.id, 30_000);
-      if (settled.status !== 'SUCCEEDED') failed += 1;
-      if (i >= warmupTasks) samples.push({ id: task.id, submitAt });
+      for (const mode of modes) {
+        const spare = spareReady(mode.host);
+        if (spare) await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
+        await sleep(idleGapMs);
+        const submitAt = epochNow();
+        const task = await submitNoop(mode.stack);
+        mark(task.id, 'submit', submitAt);
+        mark(task.id, 'submit.returned');
+        const settled = await mode.stack.watcher.settled(task.id, 30_000);
+        if (settled.status !== 'SUCCEEDED') mode.failed += 1;
+        if (i >= warmupTasks) mode.samples.push({ id: task.id, submitAt });
+      }
     }
   } finally {
-    await host.close(5000);
+    await Promise.all(modes.map((mode) => mode.host.close(5000)));
   }
+  const [spare, plain] = await Promise.all(modes.map((mode) => latencyFigures(mode.stack, mode.samples, mode.failed)));
+  return { spare: spare!, plain: plain! };
+}
 
+async function latencyFigures(stack: Stack, samples: Array<{ id: string; submitAt: number }>, failed: number): Promise<LatencyRun> {
   const ids = samples.map((sample) => sample.id);
   const [tasks, events] = await Promise.all([
     stack.prisma.task.findMany({ where: { id: { in: ids } }, select: { id: true, jobId: true } }),
@@ -623,11 +673,11 @@ interface ThroughputRun {
   cpu: CpuSnapshot;
 }
 
-async function throughputPhase(stack: Stack, watcher: EventWatcher, keepSpare: boolean, count: number): Promise<ThroughputRun> {
+async function throughputPhase(stack: Stack, keepSpare: boolean, count: number): Promise<ThroughputRun> {
   const host = await startWorker(stack, keepSpare);
   try {
     // One warm-up task, then start from an idle worker (spare booted, if any).
-    await watcher.settled((await submitNoop(stack)).id, 30_000);
+    await stack.watcher.settled((await submitNoop(stack)).id, 30_000);
     const spare = spareReady(host);
     if (spare) await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
     await sleep(100);
@@ -635,7 +685,7 @@ async function throughputPhase(stack: Stack, watcher: EventWatcher, keepSpare: b
     const started = epochNow();
     const ids: string[] = [];
     for (let i = 0; i < count; i += 1) ids.push((await submitNoop(stack)).id);
-    const settled = await Promise.all(ids.map((id) => watcher.settled(id, 120_000)));
+    const settled = await Promise.all(ids.map((id) => stack.watcher.settled(id, 120_000)));
     const finished = Math.max(...settled.map((s) => s.at));
     const cpu = cpuDelta(before, cpuSnapshot());
     const seconds = (finished - started) / 1000;
@@ -678,16 +728,11 @@ async function main(): Promise<void> {
 
   instrument();
   const stack = await startStack();
-  const watcher = new EventWatcher(stack.prefix);
-  await watcher.start();
   const summary: Array<[string, string, string, string]> = [];
+  let plainStack: Stack | undefined;
   try {
-    await stack.services.orgs.register(cliPrincipal, {
-      alias: 'bench',
-      kind: 'DEVELOPER',
-      credentials: { instanceUrl: 'https://bench.my.salesforce.com', refreshToken: '5Aep861bench' },
-    });
-    line('Postgres schema / Redis prefix', `${stack.schema} / ${stack.prefix}`);
+    plainStack = await startStack();
+    line('Postgres schemas / Redis prefixes', `${stack.schema}, ${plainStack.schema} / ${stack.prefix}, ${plainStack.prefix}`);
 
     // 2 first: BullMQ on its own, the floor the dispatch path is compared with.
     heading(`2. BullMQ enqueue → active (plain Queue + Worker, empty processor, concurrency 2), ${bullJobs} sequential jobs`);
@@ -696,9 +741,8 @@ async function main(): Promise<void> {
     line('queue.add() round trip alone', pp(bull.add, 2));
 
     heading(`1. submit → RUNNING, ${latencyTasks} sequential no-op DIAGNOSTIC tasks per mode (via TaskService.submit, in process; not GraphQL/HTTP)`);
-    console.log(`  (each task goes to an idle worker: the previous task has SUCCEEDED and, with the spare, the spare has said ready; ${warmupTasks} warm-ups not counted)`);
-    const withSpare = await latencyPhase(stack, watcher, true, latencyTasks);
-    const withoutSpare = await latencyPhase(stack, watcher, false, latencyTasks);
+    console.log(`  (modes alternate task by task, each on its own idle worker and stack: the previous task has SUCCEEDED and, with the spare, the spare has said ready; ${warmupTasks} warm-ups each not counted)`);
+    const { spare: withSpare, plain: withoutSpare } = await latencyPhase(stack, plainStack, latencyTasks);
     for (const [label, run] of [
       ['spare child', withSpare],
       ['no spare child (keepSpareChild: false)', withoutSpare],
@@ -716,6 +760,22 @@ async function main(): Promise<void> {
       const b = p50(segmentValues(withoutSpare.ids, from, to));
       line(`  ${name}`, `${ms(a).padStart(11)} ${ms(b).padStart(11)}`);
     }
+    console.log('  -- Postgres round trips per task (p50 count of queries this process sent; sequential tasks)');
+    const rt: Array<[string, string, string]> = [
+      ['submitTask', 'submit', 'submit.returned'],
+      ['job picked up → run can be sent (load, claim, recordChild, cancel check)', 'load:start', 'session.run'],
+      ['PROGRESS handling', 'progress:start', 'progress:end'],
+      ['settle (succeed)', 'succeed:start', 'succeed:end'],
+      ['whole task', 'submit', 'succeed:end'],
+    ];
+    for (const [name, from, to] of rt) line(`  ${name}`, `${String(p50(queriesBetween(withSpare.ids, from, to))).padStart(11)}`);
+    const sampleTrace = traces.get(withSpare.ids[Math.floor(withSpare.ids.length / 2)] ?? '');
+    if (sampleTrace?.['load:start'] !== undefined && sampleTrace['session.run'] !== undefined) {
+      console.log('     statements from job pick-up to run sent, one task:');
+      for (const q of queryLog.filter((q) => q.at >= sampleTrace['load:start']! && q.at <= sampleTrace['session.run']!)) {
+        console.log(`       +${(q.at - sampleTrace['load:start']!).toFixed(1).padStart(6)} ms  ${shortSql(q.sql)}`);
+      }
+    }
     const replacement = (ids: string[]) => p50(ids.map((id) => traces.get(id)?.['take.replacementFork'] ?? NaN).filter(Number.isFinite));
     line('  (of take(): forking the replacement spare)', `${ms(replacement(withSpare.ids)).padStart(11)} ${ms(replacement(withoutSpare.ids)).padStart(11)}`);
 
@@ -726,10 +786,10 @@ async function main(): Promise<void> {
     line('task children (child-main.js running no-op DIAGNOSTIC) per second', `${childCeiling.perSecond.toFixed(1)} /s  (${childCeiling.count} in ${childCeiling.seconds.toFixed(1)} s, no DB/Redis)`);
 
     heading(`3. End-to-end throughput: ${throughputTasks} no-op tasks submitted back to back, NORMAL concurrency 2, until all SUCCEEDED`);
-    const tput = await throughputPhase(stack, watcher, true, throughputTasks);
+    const tput = await throughputPhase(stack, true, throughputTasks);
     line('tasks per second (spare child, the default)', `${tput.perSecond.toFixed(1)} /s  (${tput.tasks} in ${tput.seconds.toFixed(1)} s${tput.failed ? `, ${tput.failed} not SUCCEEDED!` : ''})`);
     printCpu(tput.cpu, tput.tasks, tput.seconds);
-    const tputNoSpare = await throughputPhase(stack, watcher, false, throughputTasks);
+    const tputNoSpare = await throughputPhase(plainStack, false, throughputTasks);
     line('tasks per second (no spare child)', `${tputNoSpare.perSecond.toFixed(1)} /s  (${tputNoSpare.tasks} in ${tputNoSpare.seconds.toFixed(1)} s${tputNoSpare.failed ? `, ${tputNoSpare.failed} not SUCCEEDED!` : ''})`);
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
@@ -780,7 +840,7 @@ async function main(): Promise<void> {
       ['jsforce cost per child', `+${ms(jsforceCost)}`, 'reported', ''],
     );
   } finally {
-    watcher.close();
+    await plainStack?.close();
     await stack.close();
   }
 

@@ -240,6 +240,32 @@ async function runCanaryScenario({ api, worker, workerSecrets }: Scenario, extra
   );
   expect(registered.body.data?.registerOrg.__typename, JSON.stringify(registered.body)).toBe('RegisterOrgSuccess');
 
+  // Malformed registrations: error paths are where values get quoted (graphql-js variable coercion, scalar
+  // errors, credential validation). Their responses and logs are searched with the rest.
+  const instanceUrl = 'https://canary.my.salesforce.com';
+  const withCredentials = `mutation($c: OrgCredentialsInput!) { registerOrg(input: { alias: "canary-bad", kind: SANDBOX, credentials: $c }) { __typename ... on Error { code message } } }`;
+  const withInput = `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename ... on Error { code message } } }`;
+  const malformed: Array<[string, Record<string, unknown>]> = [
+    [withCredentials, { c: { instanceUrl, refreshToken, clientId: 'cid', clientSecret, bogus: 1 } }],
+    // A "; " inside an earlier string of the quoted object.
+    [withCredentials, { c: { instanceUrl: `${instanceUrl}; eu`, refreshToken, clientId: 'cid', clientSecret, bogus: 1 } }],
+    [withCredentials, { c: { instanceUrl, refreshToken: [refreshToken] } }],
+    [withCredentials, { c: { instanceUrl, refreshToken, clientId: 'cid', clientSecret: { value: clientSecret } } }],
+    [withInput, { input: { alias: 'canary; bad', kind: 'SANDBOX', credentials: { instanceUrl, refreshToken, clientSecret, clientld: 'cid' } } }],
+    [withCredentials, { c: { instanceUrl, refreshToken: `${refreshToken} x` } }],
+    [withCredentials, { c: { instanceUrl: 'http://canary.example.com', refreshToken, clientId: 'cid', clientSecret } }],
+    [withCredentials, { c: { sfdxAuthUrl: `force://cid:${clientSecret}:${refreshToken}@not a host/` } }],
+  ];
+  for (const [query, variables] of malformed) {
+    const res = await gql(query, variables);
+    const outcome = res.body.data?.registerOrg?.__typename ?? res.body.errors?.[0]?.message;
+    expect(outcome, JSON.stringify(variables)).toBeDefined();
+    expect(outcome).not.toBe('RegisterOrgSuccess');
+  }
+  // Cutting the quoted value keeps what is wrong and where.
+  const listed = await gql(withCredentials, { c: { instanceUrl, refreshToken: [refreshToken] } });
+  expect(listed.body.errors?.[0]?.message).toMatch(/at "c\.refreshToken"; String cannot represent a non string value$/);
+
   const submit = async (params: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
     const res = await gql(
       `mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status params } } ... on Error { code message } } }`,

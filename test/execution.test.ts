@@ -90,8 +90,8 @@ async function waitForStatus(id: string, statuses: string[], timeoutMs = 10_000)
 
 const waitForEnd = (id: string, timeoutMs?: number) => waitForStatus(id, FINAL, timeoutMs);
 
-/** Task.childPid is not part of the API; the worker records it in the task row while the child runs. */
 /**
+ * Task.childPid is not part of the API; the worker records it in the task row while the child runs.
  * Waits until the task runs in a child. With `progressed` (for long operations only), waits for its first
  * progress report and checks that the recorded child is alive at that moment.
  */
@@ -483,9 +483,9 @@ describe('delayed and recurring tasks', () => {
     expect(afterRemove.body.data.schedules.totalCount).toBe(0);
 
     // A firing already in flight may still land; after that, nothing more for two firing periods.
-    await sleep(1000);
+    await sleep(700);
     const settled = (await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount;
-    await sleep(2200);
+    await sleep(2100);
     expect((await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount).toBe(settled);
     expect(await api.queues.hasScheduler(scheduleId)).toBe(false);
   });

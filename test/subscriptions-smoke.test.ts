@@ -40,6 +40,28 @@ describe('taskEvents subscription', () => {
     expect(sub.events.at(-1).taskEvents.payload.status).toBe('SUCCEEDED');
   });
 
+  it('shares one execution among identical subscriptions, with late joiners caught up', async () => {
+    const id = (await api.gql(submit, { p: { steps: 20, stepMs: 40 } }, token)).body.data.submitTask.task.id;
+    const clients = Array.from({ length: 4 }, () => wsClient(api.url, token));
+    const early = clients.slice(0, 3).map((client) => collect(client, events, { id }));
+    // One subscriber leaves early: the others must not notice.
+    await waitFor(async () => early[0]!.events.length >= 3, 10_000, 'first events');
+    early[0]!.dispose();
+    await waitFor(async () => early[1]!.events.length >= 8, 10_000, 'more events');
+    // Three subscribers, one execution.
+    expect(api.app.subscriptionStats().sharedExecutions).toBe(1);
+    const late = collect(clients[3]!, events, { id });
+    await Promise.all([early[1]!.done, early[2]!.done, late.done]);
+    await Promise.all(clients.map((client) => client.dispose()));
+    const seqs = (sub: { events: any[] }) => sub.events.map((e) => e.taskEvents.seq);
+    const all = seqs(early[1]!);
+    expect(all).toEqual(all.map((_: number, i: number) => i + 1));
+    expect(all.length).toBeGreaterThan(20);
+    expect(seqs(early[2]!)).toEqual(all);
+    expect(seqs(late)).toEqual(all);
+    expect(late.completed).toBe(true);
+  });
+
   it('refuses a connection without a valid token', async () => {
     const client = wsClient(api.url, 'syt_' + 'x'.repeat(43));
     const sub = collect(client, events, { id: '00000000-0000-0000-0000-000000000000' });

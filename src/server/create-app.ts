@@ -9,6 +9,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createContext, type Context } from '../context.js';
+import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import { runWithRequestId } from '../request-context.js';
 import { getSchema } from '../schema/index.js';
@@ -42,6 +43,8 @@ export interface App {
   server: Server;
   yoga: YogaServerInstance<ServerContext, Context>;
   listen(port: number, host: string): Promise<AddressInfo>;
+  /** Open WebSocket connections, and subscription executions shared among them. */
+  subscriptionStats(): { connections: number; sharedExecutions: number };
   /** Stops accepting connections and waits for in-flight requests. */
   close(): Promise<void>;
 }
@@ -50,6 +53,7 @@ export interface App {
 interface ServerContext {
   requestId: string;
   connectionParams?: Record<string, unknown>;
+  principal?: Principal;
 }
 
 /** Accept a caller's (Caddy's) request id when it looks like one; otherwise make our own. */
@@ -77,8 +81,9 @@ export function createApp(options: AppOptions): App {
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
     },
-    context: ({ request, requestId, connectionParams }) =>
+    context: ({ request, requestId, connectionParams, principal }) =>
       createContext({
+        principal,
         authorization: connectionParams
           ? typeof connectionParams.authorization === 'string'
             ? connectionParams.authorization
@@ -127,6 +132,7 @@ export function createApp(options: AppOptions): App {
   return {
     server,
     yoga,
+    subscriptionStats: () => ({ connections: subscriptions.connections(), sharedExecutions: subscriptions.sharedExecutions() }),
     listen: (port, host) =>
       new Promise((resolve, reject) => {
         server.once('error', reject);

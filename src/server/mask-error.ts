@@ -2,14 +2,24 @@
 // - A DomainError thrown where the field has no typed error result (e.g. task(id:) with a malformed id) is
 //   an expected failure: its message and code are kept.
 // - graphql-js quotes the whole offending value when a variable does not match its type (e.g. a credentials
-//   object with a misspelt field). Such values can be secrets, so the quote is cut; which field is wrong and
-//   why stays.
+//   object with a misspelt field), and scalars quote a value of the wrong type (a token sent as a list).
+//   Such values can be secrets, so the quotes are cut; which field is wrong and why stays. The error is
+//   redacted in place: Yoga logs the original whenever maskError returns another error, and the log must
+//   not get the value either.
 // - Anything else unexpected is masked by Yoga's default.
 import { GraphQLError } from 'graphql';
 import { maskError as defaultMaskError } from 'graphql-yoga';
 import { DomainError, ValidationFailedError } from '../domain/errors.js';
 
-const quotedVariableValue = /^(Variable "\$[_A-Za-z][_0-9A-Za-z]*" got invalid value) .*?(; |$)/s;
+// The quote runs up to the path (` at "input.credentials"`) and the last "; ": the value itself may contain
+// "; " (inside a string), the message after it does not.
+const quotedVariableValue = /^(Variable "\$[_A-Za-z][_0-9A-Za-z]*" got invalid value) .*?((?: at "[^"]*")?; (?:(?!; ).)*|)$/s;
+// e.g. `String cannot represent a non string value: ["5Aep…"]`, in variable errors and validation errors.
+const quotedScalarValue = /(\b(?:String|Int|Float|Boolean|ID|Enum "[_A-Za-z][_0-9A-Za-z]*") cannot represent [^:\n]*value): .*/g;
+
+function redactQuotedValues(text: string): string {
+  return text.replace(quotedVariableValue, '$1$2').replace(quotedScalarValue, '$1');
+}
 
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
   if (!(error instanceof GraphQLError)) return defaultMaskError(error, message, isDev);
@@ -26,13 +36,11 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
       },
     });
   }
-  if (quotedVariableValue.test(error.message)) {
-    return new GraphQLError(error.message.replace(quotedVariableValue, '$1$2'), {
-      nodes: error.nodes,
-      source: error.source,
-      positions: error.positions,
-      extensions: error.extensions,
-    });
+  const redacted = redactQuotedValues(error.message);
+  if (redacted !== error.message) {
+    error.message = redacted;
+    if (error.stack) error.stack = redactQuotedValues(error.stack);
+    return error;
   }
   return defaultMaskError(error, message, isDev);
 }

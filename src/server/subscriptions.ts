@@ -5,7 +5,7 @@
 // read fast enough is disconnected rather than buffered without bound.
 import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError, Kind, type DocumentNode, type ExecutionArgs, type OperationDefinitionNode } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -15,6 +15,16 @@ import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import type { Services } from '../services.js';
+import { SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
+
+/** How a subscriber joining a shared execution of each subscription field catches up. */
+const catchUpByField: Record<string, CatchUp> = { taskEvents: 'replay', resourceUtilization: 'latest' };
+
+function rootFieldName(document: DocumentNode): string | undefined {
+  const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
+  const first = operation?.selectionSet.selections[0];
+  return first?.kind === Kind.FIELD ? first.name.value : undefined;
+}
 
 export interface SubscriptionLimits {
   maxSubscriptionsPerConnection: number;
@@ -35,9 +45,12 @@ export function attachSubscriptions(
   server: Server,
   yoga: YogaServerInstance<any, Context>,
   deps: { services: Services; feed: TaskEventFeed; logger: Logger; limits: SubscriptionLimits },
-): { close(): Promise<void>; connections(): number } {
+): { close(): Promise<void>; connections(): number; sharedExecutions(): number } {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  const shared = new SharedSubscriptions();
+  /** Sharing key per operation: same role, document and variables produce the same results. */
+  const shareKeys = new WeakMap<object, string>();
   const byToken = new Map<string, Set<WebSocket>>();
 
   const forget = (extra: SocketExtra) => {
@@ -50,7 +63,12 @@ export function attachSubscriptions(
   const disposable = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args: ExecutionArgs) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+      subscribe: (args: ExecutionArgs) => {
+        const run = () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never;
+        const key = shareKeys.get(args.contextValue as object);
+        if (!key) return run();
+        return shared.subscribe(key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run) as never;
+      },
       onConnect: async (ctx) => {
         const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : null);
         const principal = token ? await services.tokens.authenticate(token) : null;
@@ -75,6 +93,7 @@ export function attachSubscriptions(
         const requestId = randomUUID();
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           connectionParams: ctx.connectionParams,
+          principal: ctx.extra.principal,
           requestId,
           params: payload,
         });
@@ -86,12 +105,15 @@ export function attachSubscriptions(
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const contextValue = await contextFactory();
+        const role = ctx.extra.principal?.role;
+        if (role) shareKeys.set(contextValue, JSON.stringify([role, payload.operationName ?? null, payload.query, payload.variables ?? null]));
         return {
           schema,
           document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
       },
@@ -130,6 +152,7 @@ export function attachSubscriptions(
 
   return {
     connections: () => wsServer.clients.size,
+    sharedExecutions: () => shared.size,
     async close() {
       clearInterval(revalidate);
       await control.return?.();

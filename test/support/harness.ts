@@ -58,23 +58,35 @@ export interface TestApiOptions {
   secretKey?: Buffer;
   /** Builds the secret store instead of the built-in one (e.g. a VaultSecretStore). */
   secrets?: (prisma: PrismaClient) => SecretStore;
+  /**
+   * Another replica of that API: reuses its Postgres schema, BullMQ/Redis prefix and secret store key (or
+   * store factory) instead of creating new ones, and leaves the schema and keys alone on close.
+   */
+  shareWith?: TestApi;
 }
 
+/** What a replica started with `shareWith` needs from the API it joins. */
+const sharedSetup = new WeakMap<TestApi, { secretKey: Buffer; secrets?: (prisma: PrismaClient) => SecretStore }>();
+
 export async function startTestApi(name: string, options: TestApiOptions = {}): Promise<TestApi> {
+  const shared = options.shareWith ? sharedSetup.get(options.shareWith) : undefined;
+  if (options.shareWith && !shared) throw new Error('shareWith: not an API started by startTestApi');
   const suffix = randomBytes(4).toString('hex');
-  const schema = `t_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${suffix}`;
-  const databaseUrl = `${testDatabaseUrl}?schema=${schema}`;
-  await migrate(databaseUrl);
+  const schema = options.shareWith?.schema ?? `t_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${suffix}`;
+  const databaseUrl = options.shareWith?.databaseUrl ?? `${testDatabaseUrl}?schema=${schema}`;
+  if (!options.shareWith) await migrate(databaseUrl);
   const { logger, lines } = captureLogger();
   const prisma = createPrisma(databaseUrl, { poolSize: 5 });
-  const redisUrl = options.redisUrl ?? testRedisUrl;
+  const redisUrl = options.redisUrl ?? options.shareWith?.redisUrl ?? testRedisUrl;
   const redis = createCommandRedis(redisUrl, logger);
   if (!options.redisUrl || options.waitForRedis) await waitForRedis(redis, 5000);
-  const queuePrefix = `sytest-${name}-${suffix}`;
+  const queuePrefix = options.shareWith?.queuePrefix ?? `sytest-${name}-${suffix}`;
+  const secretKey = options.secretKey ?? shared?.secretKey ?? randomBytes(32);
+  const secretsFactory = options.secrets ?? shared?.secrets;
   const queues = new TaskQueues(redis, queuePrefix);
   const services = createServices({
     prisma,
-    secrets: options.secrets?.(prisma) ?? new BuiltinSecretStore(prisma, options.secretKey ?? randomBytes(32)),
+    secrets: secretsFactory?.(prisma) ?? new BuiltinSecretStore(prisma, secretKey),
     queues,
     publisher: new RedisTaskEventPublisher(redis, queuePrefix),
     redis,
@@ -86,7 +98,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
   const url = `http://127.0.0.1:${address.port}`;
 
   let tokenCount = 0;
-  return {
+  const api: TestApi = {
     url,
     redisUrl,
     databaseUrl,
@@ -124,12 +136,14 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
       await app.close();
       feed.close();
       await queues.close();
-      await deleteKeys(redisUrl, queuePrefix);
+      if (!options.shareWith) await deleteKeys(redisUrl, queuePrefix);
       redis.disconnect();
       await prisma.$disconnect();
-      await dropSchema(schema);
+      if (!options.shareWith) await dropSchema(schema);
     },
   };
+  sharedSetup.set(api, { secretKey, secrets: secretsFactory });
+  return api;
 }
 
 async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
