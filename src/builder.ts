@@ -29,6 +29,7 @@ export const builder = new SchemaBuilder<{
     DateTime: { Input: Date; Output: Date };
     JSON: { Input: unknown; Output: unknown };
     ID: { Input: string; Output: string | number };
+    File: { Input: File; Output: never };
   };
 }>({
   plugins: [ScopeAuthPlugin, ErrorsPlugin, ZodPlugin, PrismaPlugin, RelayPlugin],
@@ -97,6 +98,17 @@ function parseDateTime(value: unknown): Date {
   if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime is not a valid instant');
   return date;
 }
+
+builder.scalarType('File', {
+  description: 'A file sent with the GraphQL multipart request spec (multipart/form-data).',
+  serialize: () => {
+    throw new GraphQLError('File is an input-only scalar');
+  },
+  parseValue: (value) => {
+    if (!(value instanceof File)) throw new GraphQLError('File must be sent as a multipart upload');
+    return value;
+  },
+});
 
 builder.scalarType('JSON', {
   description: 'Any JSON value.',

@@ -51,6 +51,11 @@ export const envSchema = z
       .default('switchyard'),
     SWITCHYARD_GRAPHIQL: booleanString.default(true),
     SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    // Queue an ORG_CHECK when an org is registered or its credentials are rotated.
+    SWITCHYARD_CHECK_ORGS: booleanString.default(true),
+    // Metadata zips (uploads, retrievals): a directory shared by the API and every worker.
+    SWITCHYARD_ARTIFACT_DIR: z.string().min(1).default('.switchyard/artifacts'),
+    SWITCHYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(100 * 1024 * 1024),
     // Live subscriptions (graphql-ws): per-connection limits.
     SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),
     SWITCHYARD_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),

@@ -1,5 +1,6 @@
 // Builds and tears down everything a Switchyard API process holds: Postgres, Redis, queues, secret store and
 // the domain services on top of them. Shutdown runs in dependency order.
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createPrisma, type PrismaClient } from './db/prisma.js';
@@ -27,7 +28,17 @@ export async function createRuntime(env: Env, logger: Logger): Promise<Runtime> 
   const queues = new TaskQueues(redis, env.SWITCHYARD_QUEUE_PREFIX);
   const secrets = createSecretStore(env, prisma, await resolveSecretKey(env, logger));
   const publisher = new RedisTaskEventPublisher(redis, env.SWITCHYARD_QUEUE_PREFIX);
-  const services = createServices({ prisma, secrets, queues, publisher, redis, prefix: env.SWITCHYARD_QUEUE_PREFIX });
+  const services = createServices({
+    prisma,
+    secrets,
+    queues,
+    publisher,
+    redis,
+    prefix: env.SWITCHYARD_QUEUE_PREFIX,
+    artifactDir: path.resolve(env.SWITCHYARD_ARTIFACT_DIR),
+    maxUploadBytes: env.SWITCHYARD_MAX_UPLOAD_BYTES,
+    checkOrgsOnRegister: env.SWITCHYARD_CHECK_ORGS,
+  });
   return {
     env,
     logger,

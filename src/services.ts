@@ -1,6 +1,7 @@
 // The domain services of one Switchyard process, built once and shared by HTTP, WebSocket and CLI callers.
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from './db/prisma.js';
+import { ArtifactService } from './domain/artifacts/artifact-service.js';
 import { AuditService } from './domain/audit/audit-service.js';
 import { TokenService } from './domain/auth/token-service.js';
 import { OrgService } from './domain/orgs/org-service.js';
@@ -23,6 +24,7 @@ export interface Services {
   tasks: TaskService;
   schedules: ScheduleService;
   resources: ResourceService;
+  artifacts: ArtifactService;
 }
 
 export interface ServiceDeps {
@@ -33,11 +35,16 @@ export interface ServiceDeps {
   /** Command connection and key prefix, for the resource view's heartbeat keys. */
   redis: Redis;
   prefix: string;
+  artifactDir: string;
+  maxUploadBytes: number;
+  /** Queue an ORG_CHECK whenever credentials are registered or rotated. */
+  checkOrgsOnRegister: boolean;
 }
 
 export function createServices(deps: ServiceDeps): Services {
   const audit = new AuditService(deps.prisma);
   const journal = new TaskJournal(deps.prisma, deps.publisher);
+  const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
   const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
   return {
     prisma: deps.prisma,
@@ -46,9 +53,15 @@ export function createServices(deps: ServiceDeps): Services {
     journal,
     audit,
     tokens: new TokenService(deps.prisma, audit, (tokenId) => deps.publisher.control({ type: 'token-revoked', tokenId })),
-    orgs: new OrgService(deps.prisma, deps.secrets, audit),
+    orgs: new OrgService(
+      deps.prisma,
+      deps.secrets,
+      audit,
+      deps.checkOrgsOnRegister ? (actor, org) => tasks.submit(actor, { type: 'ORG_CHECK', org: org.alias, queue: 'CRITICAL' }) : null,
+    ),
     tasks,
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
+    artifacts,
   };
 }

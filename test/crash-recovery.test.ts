@@ -147,7 +147,7 @@ describe('a worker killed with SIGKILL mid-task', () => {
 
     // Long enough to be killed mid-run, short enough for the retry to finish quickly. The first one reads
     // the credentials, which also proves the worker process decrypts with the API's key.
-    const params = { steps: 16, stepMs: 250 };
+    const params = { steps: 12, stepMs: 250 };
     const retried = await submit(api, token, { org: 'crash', maxAttempts: 2, params: { ...params, readCredentials: true } });
     const exhausted = await submit(api, token, { org: 'crash', maxAttempts: 1, params });
 
@@ -202,7 +202,7 @@ describe('a worker killed with SIGKILL mid-task', () => {
     // Nothing is left behind as RUNNING, and the killed worker's heartbeat has expired.
     expect(await api.prisma.task.count({ where: { status: 'RUNNING' } })).toBe(0);
     expect(await api.redis.exists(`${api.queuePrefix}:worker:${firstRun[0]!.workerId}`)).toBe(0);
-  });
+  }, 60_000);
 });
 
 describe('Redis losing everything', () => {
@@ -287,5 +287,5 @@ describe('Redis losing everything', () => {
     expect(ran.status).toBe('SUCCEEDED');
     expect(new Date(ran.startedAt!).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
     expect(await api.prisma.task.count({ where: { status: { in: ['RUNNING', 'QUEUED', 'SCHEDULED'] } } })).toBe(0);
-  });
+  }, 45_000);
 });

@@ -279,7 +279,7 @@ async function runCanaryScenario({ api, worker, workerSecrets }: Scenario, extra
     { steps: 1, stepMs: 10, readCredentials: true, failWith: { code: 'CANARY_FAILURE', message: 'diagnostic failure after reading credentials', retryable: false } },
     { maxAttempts: 1 },
   );
-  const long = await submit({ steps: 2, stepMs: 1500, readCredentials: true });
+  const long = await submit({ steps: 3, stepMs: 1500, readCredentials: true });
 
   // While the long task's child holds the credentials: its command line and environment.
   const running = await waitFor(
@@ -397,7 +397,7 @@ describe('credential canaries', () => {
     // The built-in store keeps the credentials encrypted in Postgres, under the org's secretRef.
     const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'canary' } });
     expect(await api.prisma.secret.count({ where: { name: org.secretRef } })).toBe(1);
-  });
+  }, 45_000);
 
   it('never reach the worker with Vault: the child unwraps its grant itself', async () => {
     const vaultToken = `hvs.root-${randomBytes(16).toString('hex')}`;
@@ -462,5 +462,5 @@ describe('credential canaries', () => {
     expect(own.length).toBeGreaterThan(0);
     expect(own.some((connection) => Buffer.concat(connection.sent).toString('latin1').toLowerCase().includes('x-vault-wrap-ttl'))).toBe(true);
     expect(proxy.connections.every((connection) => connection.pid === process.pid || connection.ppid === process.pid)).toBe(true);
-  });
+  }, 45_000);
 });

@@ -1,6 +1,8 @@
 // Task execution end to end: the GraphQL API, a real WorkerHost in this process forking real child processes
 // (from dist/), BullMQ on Redis and Postgres. Nothing is mocked. Tests run one after another on purpose: the
 // spare-child checks need to know which children the worker forked.
+import type { ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrgLock } from '../src/workers/org-lock.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
@@ -90,19 +92,38 @@ async function waitForStatus(id: string, statuses: string[], timeoutMs = 10_000)
 
 const waitForEnd = (id: string, timeoutMs?: number) => waitForStatus(id, FINAL, timeoutMs);
 
+interface RunningChild {
+  pid: number;
+  /** How the child process ended, as the worker's ChildProcess saw it; null when it was seen too late. */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null;
+}
+
 /**
- * Task.childPid is not part of the API; the worker records it in the task row while the child runs.
- * Waits until the task runs in a child. With `progressed` (for long operations only), waits for its first
- * progress report and checks that the recorded child is alive at that moment.
+ * Waits until the task runs in a child and returns that child. Task.childPid is not part of the API: the
+ * worker records it in the task row while the child runs. The child must be alive while the task is RUNNING
+ * and the operation (`minRunMs` long at least) cannot have finished yet; how it ends is read from the
+ * worker's session for the task (in-process, read only).
  */
-async function runningChildPid(id: string, progressed = true): Promise<number> {
+async function runningChild(id: string, minRunMs: number): Promise<RunningChild> {
   const uuid = rawId(id, 'Task');
   return waitFor(
     async () => {
-      const row = await api.prisma.task.findUnique({ where: { id: uuid }, select: { status: true, childPid: true, progress: true } });
-      if (!(row?.status === 'RUNNING' && row.childPid && (!progressed || row.progress > 0))) return null;
-      if (progressed) expect(isAlive(row.childPid), `child ${row.childPid} of running task ${id}`).toBe(true);
-      return row.childPid;
+      const row = await api.prisma.task.findUnique({ where: { id: uuid }, select: { status: true, childPid: true, startedAt: true } });
+      if (!(row?.status === 'RUNNING' && row.childPid && row.startedAt)) return null;
+      const session = worker.host.executor.running.get(uuid) as unknown as { child: { process: ChildProcess } } | undefined;
+      // The child starts after startedAt and runs minRunMs at least (worker and test share this clock).
+      if (Date.now() < row.startedAt.getTime() + minRunMs - 50) {
+        expect(isAlive(row.childPid), `child ${row.childPid} of running task ${id}`).toBe(true);
+        expect(session?.child.process.pid).toBe(row.childPid);
+      }
+      const proc = session?.child.process;
+      const exit = proc
+        ? new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+            if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
+            else proc.once('exit', (code, signal) => resolve({ code, signal }));
+          })
+        : null;
+      return { pid: row.childPid, exit };
     },
     10_000,
     `task ${id} to run in a child`,
@@ -135,10 +156,10 @@ function statuses(task: TaskView): Array<Record<string, unknown>> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function registerOrg(alias: string): Promise<void> {
+async function registerOrg(alias: string, instanceUrl = `https://${alias}.sandbox.my.salesforce.com`): Promise<void> {
   const res = await api.gql(
     `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`,
-    { input: { alias, kind: 'SANDBOX', credentials: { instanceUrl: `https://${alias}.sandbox.my.salesforce.com`, refreshToken: `5Aep861${alias}Token` } } },
+    { input: { alias, kind: 'SANDBOX', credentials: { instanceUrl, refreshToken: `5Aep861${alias}Token` } } },
     token,
   );
   expect(res.body.data?.registerOrg?.__typename, JSON.stringify(res.body)).toBe('RegisterOrgSuccess');
@@ -147,7 +168,16 @@ async function registerOrg(alias: string): Promise<void> {
 beforeAll(async () => {
   api = await startTestApi('execution');
   token = await api.token('OWNER');
-  for (const alias of ['exec', 'locked', 'free']) await registerOrg(alias);
+  await registerOrg('exec');
+  // Orgs for QUICK_DEPLOY tasks (the lock test): their instance is a closed local port, so an operation that
+  // tries to reach Salesforce fails at once instead of reaching out to the internet.
+  const closedPort = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  for (const alias of ['locked', 'free']) await registerOrg(alias, `http://127.0.0.1:${closedPort}`);
   worker = await startTestWorker(api);
 });
 
@@ -168,7 +198,7 @@ describe('child processes', () => {
       await submit({ type: 'DIAGNOSTIC', params }),
       await submit({ type: 'DIAGNOSTIC', params, queue: 'CRITICAL' }),
     ];
-    const livePids = await Promise.all(tasks.map((task) => runningChildPid(task.id)));
+    const livePids = (await Promise.all(tasks.map((task) => runningChild(task.id, 1200)))).map((child) => child.pid);
 
     const done = await Promise.all(tasks.map((task) => waitForEnd(task.id)));
     const resultPids = done.map((task) => {
@@ -189,8 +219,8 @@ describe('child processes', () => {
     expect(isAlive(nextSpare!)).toBe(true);
 
     // The next task takes that spare, and the pid is recorded only while it runs.
-    const single = await submit({ type: 'DIAGNOSTIC', params: { steps: 3, stepMs: 100 } });
-    expect(await runningChildPid(single.id)).toBe(nextSpare);
+    const single = await submit({ type: 'DIAGNOSTIC', params: { steps: 10, stepMs: 100 } });
+    expect((await runningChild(single.id, 1000)).pid).toBe(nextSpare);
     const finished = await waitForEnd(single.id);
     expect(finished.result.pid).toBe(nextSpare);
     expect(isAlive(nextSpare!)).toBe(false);
@@ -227,7 +257,7 @@ describe('child processes', () => {
 describe('cancellation', () => {
   it('cancels a running task: the operation stops, the child is gone, the task ends CANCELLED', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100 } });
-    const pid = await runningChildPid(submitted.id);
+    const { pid, exit } = await runningChild(submitted.id, 100_000);
     const res = await api.gql(CANCEL, { id: submitted.id }, token);
     const cancel = res.body.data.cancelTask;
     expect(cancel.__typename).toBe('CancelTaskSuccess');
@@ -242,8 +272,8 @@ describe('cancellation', () => {
     expect(task.attempts).toBe(1);
     expect(task.result).toBeNull();
     expect(isAlive(pid)).toBe(false);
-    // The operation honoured the abort: no need for SIGTERM.
-    expect(Date.parse(task.finishedAt!) - Date.parse(task.cancelRequestedAt!)).toBeLessThan(KILL_GRACE_MS + 400);
+    // The operation honoured the abort and the child exited by itself: no SIGTERM was needed.
+    expect(await exit).toEqual({ code: 0, signal: null });
     const log = events(task);
     expect(log.some((e) => e.kind === 'LOG' && /Cancellation requested/.test(e.payload.message))).toBe(true);
     expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'CANCELLED']);
@@ -254,7 +284,7 @@ describe('cancellation', () => {
 
   it('kills a child that ignores the abort request (SIGTERM/SIGKILL escalation) and ends CANCELLED', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true } });
-    const pid = await runningChildPid(submitted.id);
+    const { pid, exit } = await runningChild(submitted.id, 100_000);
     const res = await api.gql(CANCEL, { id: submitted.id }, token);
     expect(res.body.data.cancelTask.__typename).toBe('CancelTaskSuccess');
 
@@ -262,10 +292,12 @@ describe('cancellation', () => {
     expect(task.status).toBe('CANCELLED');
     expect(task.error?.code).toBe('CANCELLED');
     expect(isAlive(pid)).toBe(false);
+    // The child kept going until it was killed (SIGTERM suffices: the child has no handler for it), one grace
+    // period after the abort request at least.
+    expect(await exit).toEqual({ code: null, signal: 'SIGTERM' });
     const took = Date.parse(task.finishedAt!) - Date.parse(task.cancelRequestedAt!);
-    // The child kept going until it was killed, one grace period after the abort request at least.
     expect(took).toBeGreaterThanOrEqual(KILL_GRACE_MS);
-    expect(took).toBeLessThan(4000);
+    expect(took).toBeLessThan(5000);
     // It was still reporting progress after the abort request (it ignored it).
     const lateProgress = events(task).filter((e) => e.kind === 'PROGRESS' && Date.parse(e.createdAt) > Date.parse(task.cancelRequestedAt!) + 150);
     expect(lateProgress.length).toBeGreaterThan(0);
@@ -276,7 +308,7 @@ describe('cancellation', () => {
 describe('timeouts, retries and failures', () => {
   it('fails a run that exceeds timeoutMs with TIMEOUT and does not retry it', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 100, stepMs: 100 }, timeoutMs: 300, maxAttempts: 3, retryBackoffMs: 0 });
-    const pid = await runningChildPid(submitted.id, false);
+    const { pid } = await runningChild(submitted.id, 300);
     const task = await waitForEnd(submitted.id, 5000);
     expect(task.status).toBe('FAILED');
     expect(task.error?.code).toBe('TIMEOUT');
@@ -285,7 +317,7 @@ describe('timeouts, retries and failures', () => {
     expect(isAlive(pid)).toBe(false);
     const took = Date.parse(task.finishedAt!) - Date.parse(task.startedAt!);
     expect(took).toBeGreaterThanOrEqual(300);
-    expect(took).toBeLessThan(3000);
+    expect(took).toBeLessThan(5000);
     await sleep(500);
     const later = await getTask(submitted.id);
     expect(later.status).toBe('FAILED');
@@ -359,28 +391,23 @@ describe('timeouts, retries and failures', () => {
     expect(later.attempts).toBe(1);
     expect(statuses(later).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
   });
-
-  it('fails Salesforce task types with OPERATION_UNAVAILABLE, without retrying', async () => {
-    const submitted = await submit({ type: 'ORG_CHECK', maxAttempts: 3, retryBackoffMs: 0 });
-    const task = await waitForEnd(submitted.id);
-    expect(task.status).toBe('FAILED');
-    expect(task.attempts).toBe(1);
-    expect(task.error?.code).toBe('OPERATION_UNAVAILABLE');
-  });
 });
 
 describe('per-org lock', () => {
-  it('queues DEPLOY tasks behind the org lock in submission order; other orgs are not blocked', async () => {
+  // DEPLOY and QUICK_DEPLOY take the org lock; QUICK_DEPLOY with a deployId needs no artifact. What the
+  // operation then does does not matter here, only when it may start.
+  it('queues QUICK_DEPLOY tasks behind the org lock in submission order; other orgs are not blocked', async () => {
     const orgs = await api.prisma.org.findMany({ where: { alias: { in: ['locked', 'free'] } } });
     const lockedOrg = orgs.find((org) => org.alias === 'locked')!;
     const lock = new OrgLock(api.redis, api.queuePrefix, 60_000, 200);
     expect(await lock.tryAcquire(lockedOrg.id, 'holder', new Date(Date.now() - 60_000))).toEqual({ acquired: true });
     let held = true;
     try {
-      const params = { artifactId: 'artifact-1' };
-      const a = await submit({ type: 'DEPLOY', org: 'locked', params, maxAttempts: 1 });
+      const params = { deployId: '0Af000000000001AAA' };
+      const options = { type: 'QUICK_DEPLOY', params, maxAttempts: 1, timeoutMs: 5000 };
+      const a = await submit({ ...options, org: 'locked' });
       await sleep(20);
-      const b = await submit({ type: 'DEPLOY', org: 'locked', params, maxAttempts: 1 });
+      const b = await submit({ ...options, org: 'locked' });
 
       const phaseA = 'waiting for the org lock: position 1, held by task holder';
       const phaseB = 'waiting for the org lock: position 2, held by task holder';
@@ -402,11 +429,11 @@ describe('per-org lock', () => {
         expect(events(task).some((e) => e.kind === 'LOG' && e.payload.message === phase)).toBe(true);
       }
 
-      // Another org's deploy runs meanwhile (and fails at once: deployments are not implemented yet).
-      const other = await submit({ type: 'DEPLOY', org: 'free', params, maxAttempts: 1 });
+      // Another org's deploy runs (and ends) meanwhile.
+      const other = await submit({ ...options, org: 'free' });
       const otherDone = await waitForEnd(other.id);
-      expect(otherDone.status).toBe('FAILED');
-      expect(otherDone.error?.code).toBe('OPERATION_UNAVAILABLE');
+      expect(otherDone.attempts).toBe(1);
+      expect(otherDone.startedAt).not.toBeNull();
       expect((await getTask(a.id)).status).toBe('QUEUED');
       expect((await getTask(b.id)).status).toBe('QUEUED');
 
@@ -419,9 +446,10 @@ describe('per-org lock', () => {
       held = false;
       const [doneA, doneB] = await Promise.all([waitForEnd(a.id), waitForEnd(b.id)]);
       for (const task of [doneA, doneB]) {
-        expect(task.status).toBe('FAILED');
-        expect(task.error?.code).toBe('OPERATION_UNAVAILABLE');
         expect(task.attempts).toBe(1);
+        // Same operation against the same kind of org: the same outcome as the unblocked deploy.
+        expect(task.status).toBe(otherDone.status);
+        expect(task.error?.code).toBe(otherDone.error?.code);
       }
       // A ran first, and B only once A had finished and released the lock.
       expect(Date.parse(doneA.startedAt!)).toBeLessThan(Date.parse(doneB.startedAt!));
@@ -446,7 +474,7 @@ describe('delayed and recurring tasks', () => {
     const task = await waitForEnd(submitted.id, 6000);
     expect(task.status).toBe('SUCCEEDED');
     expect(Date.parse(task.startedAt!)).toBeGreaterThanOrEqual(runAt.getTime());
-    expect(Date.parse(task.startedAt!)).toBeLessThan(runAt.getTime() + 3000);
+    expect(Date.parse(task.startedAt!)).toBeLessThan(runAt.getTime() + 5000);
     expect(statuses(task).map((s) => s.status)).toEqual(['SCHEDULED', 'RUNNING', 'SUCCEEDED']);
   });
 
@@ -472,7 +500,7 @@ describe('delayed and recurring tasks', () => {
         const nodes = r.body.data.tasks.edges.map((e: any) => e.node);
         return nodes.filter((t: any) => t.status === 'SUCCEEDED').length >= 2 ? nodes : null;
       },
-      8000,
+      15_000,
       'two scheduled tasks to run',
     );
     for (const task of fired) expect(task).toMatchObject({ source: 'SCHEDULE', requestedBy: `schedule:${scheduleId}`, type: 'DIAGNOSTIC' });
@@ -483,7 +511,7 @@ describe('delayed and recurring tasks', () => {
     expect(afterRemove.body.data.schedules.totalCount).toBe(0);
 
     // A firing already in flight may still land; after that, nothing more for two firing periods.
-    await sleep(700);
+    await sleep(1500);
     const settled = (await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount;
     await sleep(2100);
     expect((await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount).toBe(settled);

@@ -1,3 +1,4 @@
+import { ArtifactService } from './domain/artifacts/artifact-service.js';
 import { AuditService } from './domain/audit/audit-service.js';
 import { TokenService } from './domain/auth/token-service.js';
 import { OrgService } from './domain/orgs/org-service.js';
@@ -8,6 +9,7 @@ import { TaskService } from './domain/tasks/task-service.js';
 export function createServices(deps) {
     const audit = new AuditService(deps.prisma);
     const journal = new TaskJournal(deps.prisma, deps.publisher);
+    const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
     const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
     return {
         prisma: deps.prisma,
@@ -16,9 +18,10 @@ export function createServices(deps) {
         journal,
         audit,
         tokens: new TokenService(deps.prisma, audit, (tokenId) => deps.publisher.control({ type: 'token-revoked', tokenId })),
-        orgs: new OrgService(deps.prisma, deps.secrets, audit),
+        orgs: new OrgService(deps.prisma, deps.secrets, audit, deps.checkOrgsOnRegister ? (actor, org) => tasks.submit(actor, { type: 'ORG_CHECK', org: org.alias, queue: 'CRITICAL' }) : null),
         tasks,
         schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
         resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
+        artifacts,
     };
 }

@@ -9,6 +9,7 @@ export const errorCodes = [
   'TASK_NOT_FOUND',
   'TOKEN_NOT_FOUND',
   'SCHEDULE_NOT_FOUND',
+  'ARTIFACT_NOT_FOUND',
   'ALIAS_TAKEN',
   'INVALID_CREDENTIALS',
   'ORG_HAS_ACTIVE_TASKS',
@@ -55,7 +56,7 @@ function formatPath(path: string[]): string {
 
 export class NotFoundError extends DomainError {
   constructor(
-    readonly code: 'ORG_NOT_FOUND' | 'TASK_NOT_FOUND' | 'TOKEN_NOT_FOUND' | 'SCHEDULE_NOT_FOUND',
+    readonly code: 'ORG_NOT_FOUND' | 'TASK_NOT_FOUND' | 'TOKEN_NOT_FOUND' | 'SCHEDULE_NOT_FOUND' | 'ARTIFACT_NOT_FOUND',
     message: string,
   ) {
     super(message);

@@ -1,24 +1,16 @@
-import { decodeGlobalID } from '@pothos/plugin-relay';
 import type { Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import { ValidationFailedError } from '../domain/errors.js';
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { rawId } from '../domain/ids.js';
 
 /**
  * Accepts a node's global id (what `id` fields return) or, for CLI convenience, its raw UUID. Anything else,
  * including another type's global id, is a VALIDATION_FAILED at `path`.
  */
 export function parseNodeId(id: string | number, typename: string, path: string[]): string {
-  const value = String(id);
-  if (uuidPattern.test(value)) return value.toLowerCase();
-  try {
-    const decoded = decodeGlobalID(value);
-    if (decoded.typename === typename && uuidPattern.test(decoded.id)) return decoded.id.toLowerCase();
-  } catch {
-    // fall through to the validation error
-  }
-  throw ValidationFailedError.single(path, `must be the id of a ${typename}`);
+  const raw = rawId(String(id), typename);
+  if (!raw) throw ValidationFailedError.single(path, `must be the id of a ${typename}`);
+  return raw;
 }
 
 /** The acting principal. Operations only execute authenticated (server/authentication.ts), so it exists. */

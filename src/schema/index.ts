@@ -9,6 +9,7 @@ import './token.js';
 import './audit.js';
 import './schedule.js';
 import './resources.js';
+import './artifact.js';
 import '../resolvers/viewer.js';
 import '../resolvers/orgs.js';
 import '../resolvers/tasks.js';
@@ -17,6 +18,7 @@ import '../resolvers/audit.js';
 import '../resolvers/schedules.js';
 import '../resolvers/subscriptions.js';
 import '../resolvers/resources.js';
+import '../resolvers/artifacts.js';
 
 let schema: GraphQLSchema | undefined;
 

@@ -15,6 +15,7 @@ import { runWithRequestId } from '../request-context.js';
 import { getSchema } from '../schema/index.js';
 import type { Services } from '../services.js';
 import { useAuthentication } from './authentication.js';
+import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
 import { maskError } from './mask-error.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
@@ -104,6 +105,13 @@ export function createApp(options: AppOptions): App {
     runWithRequestId(requestId, () => {
       if (path === '/graphql') {
         void yoga(req, res, { requestId });
+        return;
+      }
+      if (path?.startsWith('/artifacts/')) {
+        void serveArtifact(req, res, path.slice('/artifacts/'.length), services, sendJson).catch((error) => {
+          logger.error({ err: error }, 'artifact download failed');
+          if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error' } });
+        });
         return;
       }
       if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {

@@ -13,6 +13,12 @@ export type CatchUp = 'replay' | 'latest' | 'live';
 /** Past this many buffered results a replaying execution stops taking new subscribers (they start their own). */
 const maxReplayBuffer = 10_000;
 
+/**
+ * Results one subscriber may have waiting (its catch-up included). A subscriber that falls further behind is
+ * dropped on its own (and told through `onOverflow`); the others sharing the execution never notice.
+ */
+const maxQueuedPerSubscriber = maxReplayBuffer + 1000;
+
 type Source = AsyncIterable<ExecutionResult> | ExecutionResult;
 
 interface Consumer {
@@ -60,27 +66,54 @@ class SharedExecution {
   /**
    * A subscriber's stream. It is registered at once, in the same synchronous step that copies what it must
    * catch up on, so no result can fall in between; results arriving before it is first read are queued.
+   * The queue is ours, not the Repeater's (which throws past 1024 pending pushes): each result is handed
+   * over only once the subscriber has taken the previous one.
    */
-  join(): Repeater<ExecutionResult> {
+  join(onOverflow?: () => void): Repeater<ExecutionResult> {
     const queued: ExecutionResult[] = this.catchUp === 'replay' ? [...this.history] : this.catchUp === 'latest' && this.latest ? [this.latest] : [];
-    let deliver: ((value: ExecutionResult) => void) | null = null;
     let stopped = this.finished;
-    let end: (() => void) | null = null;
+    let overflowed = false;
+    let wake: (() => void) | null = null;
+    let halt: ((error?: unknown) => void) | null = null;
+    const tooSlow = () => new Error('Client too slow: too many unread results');
     const consumer: Consumer = {
-      push: (value) => (deliver ? deliver(value) : void queued.push(value)),
+      push: (value) => {
+        if (overflowed) return;
+        if (queued.length < maxQueuedPerSubscriber) {
+          queued.push(value);
+        } else {
+          overflowed = stopped = true;
+          queued.length = 0;
+          this.consumers.delete(consumer);
+          halt?.(tooSlow());
+          onOverflow?.();
+        }
+        wake?.();
+      },
       stop: () => {
         stopped = true;
-        end?.();
+        wake?.();
       },
     };
     if (!stopped) this.consumers.add(consumer);
     return new Repeater<ExecutionResult>(async (push, stop) => {
-      for (const value of queued) void push(value);
-      queued.length = 0;
-      deliver = (value) => void push(value);
-      end = () => stop();
-      if (stopped) stop();
-      await stop;
+      halt = stop;
+      let gone = false;
+      void stop.then(() => {
+        gone = true;
+        wake?.();
+      });
+      while (!gone) {
+        const value = queued.shift();
+        if (value) {
+          await push(value);
+          continue;
+        }
+        if (stopped) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+      stop(overflowed ? tooSlow() : undefined);
       this.consumers.delete(consumer);
       if (this.consumers.size === 0 && !this.finished) {
         this.finished = true;
@@ -100,10 +133,10 @@ export class SharedSubscriptions {
     return this.executions.size;
   }
 
-  async subscribe(key: string, catchUp: CatchUp, start: () => Promise<Source> | Source): Promise<Source> {
+  async subscribe(key: string, catchUp: CatchUp, start: () => Promise<Source> | Source, onOverflow?: () => void): Promise<Source> {
     const entry = this.executions.get(key);
     const running = entry instanceof Promise ? (await entry)?.execution : entry;
-    if (running?.acceptsJoiners) return running.join();
+    if (running?.acceptsJoiners) return running.join(onOverflow);
 
     let errorResult: ExecutionResult | undefined;
     const starting = (async () => {
@@ -132,7 +165,7 @@ export class SharedSubscriptions {
     const { execution, source } = started;
     if (this.executions.get(key) === starting) this.executions.set(key, execution);
     // The starter joins before the source runs, so it sees the very first result even in live mode.
-    const first = execution.join();
+    const first = execution.join(onOverflow);
     execution.run(source);
     return first;
   }

@@ -51,6 +51,12 @@ export function attachSubscriptions(
   const shared = new SharedSubscriptions();
   /** Sharing key per operation: same role, document and variables produce the same results. */
   const shareKeys = new WeakMap<object, string>();
+  /** The socket each operation's context belongs to, to disconnect a subscriber that falls too far behind. */
+  const socketOf = new WeakMap<object, WebSocket>();
+  const tooSlow = (socket: WebSocket | undefined) => () => {
+    logger.warn('closing a subscription socket whose client is not reading (results queued)');
+    socket?.close(slowClientCloseCode, 'Client too slow: too many unread messages');
+  };
   const byToken = new Map<string, Set<WebSocket>>();
 
   const forget = (extra: SocketExtra) => {
@@ -67,7 +73,8 @@ export function attachSubscriptions(
         const run = () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never;
         const key = shareKeys.get(args.contextValue as object);
         if (!key) return run();
-        return shared.subscribe(key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run) as never;
+        const socket = socketOf.get(args.contextValue as object);
+        return shared.subscribe(key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, tooSlow(socket)) as never;
       },
       onConnect: async (ctx) => {
         const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : null);
@@ -83,7 +90,8 @@ export function attachSubscriptions(
       },
       onClose: (ctx) => forget(ctx.extra),
       onSubscribe: async (ctx, _id, payload) => {
-        if (Object.keys(ctx.subscriptions).length >= limits.maxSubscriptionsPerConnection) {
+        // graphql-ws registers this subscription's id before calling onSubscribe, so it is already counted.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
           return [
             new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} subscriptions per connection`, {
               extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
@@ -108,6 +116,7 @@ export function attachSubscriptions(
         const contextValue = await contextFactory();
         const role = ctx.extra.principal?.role;
         if (role) shareKeys.set(contextValue, JSON.stringify([role, payload.operationName ?? null, payload.query, payload.variables ?? null]));
+        socketOf.set(contextValue, ctx.extra.socket);
         return {
           schema,
           document,

@@ -29,7 +29,9 @@ async function redeem(request: RunRequest): Promise<OrgCredentials> {
   let value: Record<string, string> | null;
   if (grant.kind === 'vault') {
     const { unwrapVaultGrant } = await import('../secrets/vault-unwrap.js');
-    value = await unwrapVaultGrant(grant);
+    value = await unwrapVaultGrant(grant).catch(() => {
+      throw new OperationError('CREDENTIALS_UNAVAILABLE', 'Vault did not unwrap the credential grant (spent, expired or Vault unreachable)', true);
+    });
   } else {
     const answer = await new Promise<Extract<ParentMessage, { t: 'credentials' }>>((resolve) => {
       pendingCredentials = resolve;
@@ -50,8 +52,10 @@ async function run(request: RunRequest): Promise<void> {
     attempt: request.attempt,
     params: request.params,
     org: request.org,
+    files: request.files,
     credentials: () => (credentials ??= redeem(request)),
-    progress: (percent, phase) => void send({ t: 'progress', percent: Math.max(0, Math.min(100, Math.round(percent))), ...(phase ? { phase } : {}) }),
+    progress: (percent, phase, details) =>
+      void send({ t: 'progress', percent: Math.max(0, Math.min(100, Math.round(percent))), ...(phase ? { phase } : {}), ...(details ? { details } : {}) }),
     log: (message: string, level: LogLevel = 'info') => void send({ t: 'log', level, message }),
     signal: abort.signal,
   };
@@ -69,6 +73,7 @@ async function run(request: RunRequest): Promise<void> {
       // Unknown errors are reported by class only: their messages could quote anything, credentials included.
       message: known ? error.message : `The operation failed unexpectedly (${(error as Error)?.name ?? 'Error'})`,
       retryable: known ? error.retryable : false,
+      ...(known && error.details !== undefined ? { details: error.details } : {}),
     });
   } finally {
     process.exit(0);

@@ -8,12 +8,12 @@ export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
 
 export type ChildOutcome =
   | { kind: 'succeeded'; result: unknown }
-  | { kind: 'failed'; code: string; message: string; retryable: boolean }
+  | { kind: 'failed'; code: string; message: string; retryable: boolean; details?: unknown }
   | { kind: 'aborted'; reason: AbortReason }
   | { kind: 'crashed'; exitCode: number | null; signal: string | null };
 
 export interface SessionHooks {
-  onProgress(percent: number, phase: string | undefined): Promise<void>;
+  onProgress(percent: number, phase: string | undefined, details: Record<string, unknown> | undefined): Promise<void>;
   onLog(level: LogLevel, message: string): Promise<void>;
   /** Redeems an IPC grant token; null when it is spent, expired or unknown. */
   redeem(token: string): Promise<SecretValue | null>;
@@ -37,9 +37,14 @@ export class ChildSession {
 
   async run(request: RunRequest): Promise<ChildOutcome> {
     const proc = this.child.process;
+    // Messages can still arrive after 'exit'; the IPC channel's 'disconnect' comes after the last of them.
+    const channelClosed = new Promise<void>((resolve) => (proc.connected ? proc.once('disconnect', () => resolve()) : resolve()));
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
       if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
       else proc.once('exit', (code, signal) => resolve({ code, signal }));
+    }).then(async (status) => {
+      await channelClosed;
+      return status;
     });
     proc.on('message', (message: ChildMessage) => {
       // Handled one after another so events keep the order the child sent them in.
@@ -78,7 +83,7 @@ export class ChildSession {
   private async handle(message: ChildMessage): Promise<void> {
     switch (message.t) {
       case 'progress':
-        return this.hooks.onProgress(message.percent, message.phase);
+        return this.hooks.onProgress(message.percent, message.phase, message.details);
       case 'log':
         return this.hooks.onLog(message.level, message.message);
       case 'redeem': {
@@ -90,7 +95,7 @@ export class ChildSession {
         this.report = { kind: 'succeeded', result: message.result };
         return;
       case 'failed':
-        this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable };
+        this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable, details: message.details };
         return;
       default:
         return;

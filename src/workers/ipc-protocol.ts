@@ -10,6 +10,8 @@ export interface RunRequest {
   params: unknown;
   org: { alias: string; instanceUrl: string };
   grant: CredentialGrant;
+  /** Files the operation may use: the artifact store, and the zip a deployment deploys. */
+  files: { artifactDir: string; sourceZip?: string };
 }
 
 export type ParentMessage =
@@ -22,7 +24,7 @@ export type LogLevel = 'info' | 'warn' | 'error';
 export type ChildMessage =
   | { t: 'ready' }
   | { t: 'redeem'; token: string }
-  | { t: 'progress'; percent: number; phase?: string }
+  | { t: 'progress'; percent: number; phase?: string; details?: Record<string, unknown> }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'done'; result: unknown }
-  | { t: 'failed'; code: string; message: string; retryable: boolean };
+  | { t: 'failed'; code: string; message: string; retryable: boolean; details?: unknown };

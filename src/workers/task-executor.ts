@@ -6,7 +6,8 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Task } from '../generated/prisma/client.js';
 import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
-import type { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import type { TaskEffects } from '../domain/tasks/task-effects.js';
+import type { TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { TaskJobData } from '../queues/task-queues.js';
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
@@ -25,6 +26,7 @@ export interface ExecutorOptions {
 
 export interface ExecutorDeps {
   lifecycle: TaskLifecycle;
+  effects: TaskEffects;
   secrets: SecretStore;
   /** Redeems IPC grants of the built-in store; null for Vault, whose grants the child unwraps itself. */
   redeemIpcGrant: ((token: string) => Promise<SecretValue | null>) | null;
@@ -102,13 +104,25 @@ export class TaskExecutor {
 
   private async runChild(job: Job<TaskJobData>, task: Task, org: { alias: string; instanceUrl: string; secretRef: string }): Promise<ChildOutcome> {
     const { lifecycle, launcher, secrets } = this.deps;
-    const grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+    let files;
+    try {
+      files = await this.deps.effects.files(task);
+    } catch (error) {
+      return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
+    }
+    let grant;
+    try {
+      grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+    } catch (error) {
+      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
+      return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
+    }
     const child = launcher.take();
     const session = new ChildSession(
       child,
       {
-        onProgress: async (percent, phase) => {
-          await lifecycle.progress(task.id, percent, phase);
+        onProgress: async (percent, phase, details) => {
+          await lifecycle.progress(task.id, percent, phase, details);
           // BullMQ's own view (dashboards such as Bull Board); best effort.
           await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
         },
@@ -131,6 +145,7 @@ export class TaskExecutor {
         params: task.input,
         org: { alias: org.alias, instanceUrl: org.instanceUrl },
         grant,
+        files,
       });
     } finally {
       clearTimeout(timer);
@@ -142,7 +157,7 @@ export class TaskExecutor {
     const { lifecycle, logger } = this.deps;
     switch (outcome.kind) {
       case 'succeeded':
-        await lifecycle.succeed(task.id, outcome.result);
+        await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result));
         return { status: 'SUCCEEDED' };
       case 'aborted':
         if (outcome.reason === 'cancelled') {
@@ -151,7 +166,7 @@ export class TaskExecutor {
         }
         if (outcome.reason === 'timeout') {
           const limit = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
-          await lifecycle.fail(task.id, { code: 'TIMEOUT', message: `The task ran longer than its ${limit} ms limit` });
+          await this.fail(task, { code: 'TIMEOUT', message: `The task ran longer than its ${limit} ms limit` });
           throw new UnrecoverableError('TIMEOUT');
         }
         return this.retryOrFail(task, { code: 'WORKER_SHUTDOWN', message: 'The worker shut down while the task ran', retryable: true });
@@ -167,14 +182,18 @@ export class TaskExecutor {
     }
   }
 
-  private async retryOrFail(task: Task, failure: { code: string; message: string; retryable: boolean }): Promise<never> {
-    const { lifecycle } = this.deps;
+  private async retryOrFail(task: Task, failure: TaskFailure & { retryable: boolean }): Promise<never> {
     if (failure.retryable && task.attempts < task.maxAttempts) {
-      await lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
+      await this.deps.lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
       // Any plain error makes BullMQ schedule the next attempt after the backoff.
       throw new Error(failure.code);
     }
-    await lifecycle.fail(task.id, failure);
+    await this.fail(task, failure);
     throw new UnrecoverableError(failure.code);
+  }
+
+  private async fail(task: Task, failure: TaskFailure): Promise<void> {
+    await this.deps.lifecycle.fail(task.id, failure);
+    await this.deps.effects.failed(task, failure).catch((error) => this.deps.logger.warn({ err: error, taskId: task.id }, 'applying a failure to the org failed'));
   }
 }

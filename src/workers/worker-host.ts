@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
 import type { ScheduleService } from '../domain/tasks/schedule-service.js';
 import type { TaskJournal } from '../domain/tasks/task-journal.js';
+import { TaskEffects } from '../domain/tasks/task-effects.js';
 import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import type { ArtifactService } from '../domain/artifacts/artifact-service.js';
 import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
 import type { TaskQueue } from '../generated/prisma/enums.js';
 import { queueNames, schedulesQueueName, type ScheduleJobData, type TaskJobData, type TaskQueues } from '../queues/task-queues.js';
@@ -46,6 +48,7 @@ export interface WorkerHostDeps {
   secrets: SecretStore;
   queues: TaskQueues;
   schedules: ScheduleService;
+  artifacts: ArtifactService;
   logger: Logger;
 }
 
@@ -82,6 +85,7 @@ export class WorkerHost {
     this.executor = new TaskExecutor(
       {
         lifecycle: this.lifecycle,
+        effects: new TaskEffects(deps.prisma, deps.artifacts),
         secrets,
         redeemIpcGrant: secrets instanceof BuiltinSecretStore ? (token) => secrets.redeem(token) : null,
         launcher: this.launcher,
@@ -150,6 +154,7 @@ export class WorkerHost {
       queues: this.deps.queues,
       lifecycle: this.lifecycle,
       isWorkerAlive: async (workerId) => (await this.connection.exists(workerKey(this.options.prefix, workerId))) === 1,
+      workerGraceMs: Math.round(this.options.heartbeatMs * 1.5),
       logger: this.deps.logger,
     });
   }

@@ -1,6 +1,9 @@
 // A real Switchyard API for one test file: its own Postgres schema, its own Redis key prefix, a random
 // secret key, and an HTTP server on a free port. Nothing is mocked.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
@@ -63,6 +66,8 @@ export interface TestApiOptions {
    * store factory) instead of creating new ones, and leaves the schema and keys alone on close.
    */
   shareWith?: TestApi;
+  /** Queue an ORG_CHECK on registerOrg/rotateOrgCredentials, as production does (off by default in tests). */
+  checkOrgsOnRegister?: boolean;
 }
 
 /** What a replica started with `shareWith` needs from the API it joins. */
@@ -91,6 +96,9 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     publisher: new RedisTaskEventPublisher(redis, queuePrefix),
     redis,
     prefix: queuePrefix,
+    artifactDir: mkdtempSync(path.join(tmpdir(), `sy-artifacts-${suffix}-`)),
+    maxUploadBytes: 10 * 1024 * 1024,
+    checkOrgsOnRegister: options.checkOrgsOnRegister ?? false,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
   const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits });

@@ -4,6 +4,7 @@ export const errorCodes = [
     'TASK_NOT_FOUND',
     'TOKEN_NOT_FOUND',
     'SCHEDULE_NOT_FOUND',
+    'ARTIFACT_NOT_FOUND',
     'ALIAS_TAKEN',
     'INVALID_CREDENTIALS',
     'ORG_HAS_ACTIVE_TASKS',

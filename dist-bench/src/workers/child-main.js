@@ -47,8 +47,9 @@ async function run(request) {
         attempt: request.attempt,
         params: request.params,
         org: request.org,
+        files: request.files,
         credentials: () => (credentials ??= redeem(request)),
-        progress: (percent, phase) => void send({ t: 'progress', percent: Math.max(0, Math.min(100, Math.round(percent))), ...(phase ? { phase } : {}) }),
+        progress: (percent, phase, details) => void send({ t: 'progress', percent: Math.max(0, Math.min(100, Math.round(percent))), ...(phase ? { phase } : {}), ...(details ? { details } : {}) }),
         log: (message, level = 'info') => void send({ t: 'log', level, message }),
         signal: abort.signal,
     };
@@ -68,6 +69,7 @@ async function run(request) {
             // Unknown errors are reported by class only: their messages could quote anything, credentials included.
             message: known ? error.message : `The operation failed unexpectedly (${error?.name ?? 'Error'})`,
             retryable: known ? error.retryable : false,
+            ...(known && error.details !== undefined ? { details: error.details } : {}),
         });
     }
     finally {

@@ -58,7 +58,7 @@ export class ChildSession {
     async handle(message) {
         switch (message.t) {
             case 'progress':
-                return this.hooks.onProgress(message.percent, message.phase);
+                return this.hooks.onProgress(message.percent, message.phase, message.details);
             case 'log':
                 return this.hooks.onLog(message.level, message.message);
             case 'redeem': {
@@ -70,7 +70,7 @@ export class ChildSession {
                 this.report = { kind: 'succeeded', result: message.result };
                 return;
             case 'failed':
-                this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable };
+                this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable, details: message.details };
                 return;
             default:
                 return;

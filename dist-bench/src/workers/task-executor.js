@@ -75,11 +75,18 @@ export class TaskExecutor {
     }
     async runChild(job, task, org) {
         const { lifecycle, launcher, secrets } = this.deps;
+        let files;
+        try {
+            files = await this.deps.effects.files(task);
+        }
+        catch (error) {
+            return { kind: 'failed', code: error.code ?? 'INVALID_PACKAGE', message: error.message, retryable: false };
+        }
         const grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
         const child = launcher.take();
         const session = new ChildSession(child, {
-            onProgress: async (percent, phase) => {
-                await lifecycle.progress(task.id, percent, phase);
+            onProgress: async (percent, phase, details) => {
+                await lifecycle.progress(task.id, percent, phase, details);
                 // BullMQ's own view (dashboards such as Bull Board); best effort.
                 await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
             },
@@ -101,6 +108,7 @@ export class TaskExecutor {
                 params: task.input,
                 org: { alias: org.alias, instanceUrl: org.instanceUrl },
                 grant,
+                files,
             });
         }
         finally {
@@ -112,7 +120,7 @@ export class TaskExecutor {
         const { lifecycle, logger } = this.deps;
         switch (outcome.kind) {
             case 'succeeded':
-                await lifecycle.succeed(task.id, outcome.result);
+                await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result));
                 return { status: 'SUCCEEDED' };
             case 'aborted':
                 if (outcome.reason === 'cancelled') {
@@ -121,7 +129,7 @@ export class TaskExecutor {
                 }
                 if (outcome.reason === 'timeout') {
                     const limit = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
-                    await lifecycle.fail(task.id, { code: 'TIMEOUT', message: `The task ran longer than its ${limit} ms limit` });
+                    await this.fail(task, { code: 'TIMEOUT', message: `The task ran longer than its ${limit} ms limit` });
                     throw new UnrecoverableError('TIMEOUT');
                 }
                 return this.retryOrFail(task, { code: 'WORKER_SHUTDOWN', message: 'The worker shut down while the task ran', retryable: true });
@@ -137,13 +145,16 @@ export class TaskExecutor {
         }
     }
     async retryOrFail(task, failure) {
-        const { lifecycle } = this.deps;
         if (failure.retryable && task.attempts < task.maxAttempts) {
-            await lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
+            await this.deps.lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
             // Any plain error makes BullMQ schedule the next attempt after the backoff.
             throw new Error(failure.code);
         }
-        await lifecycle.fail(task.id, failure);
+        await this.fail(task, failure);
         throw new UnrecoverableError(failure.code);
+    }
+    async fail(task, failure) {
+        await this.deps.lifecycle.fail(task.id, failure);
+        await this.deps.effects.failed(task, failure).catch((error) => this.deps.logger.warn({ err: error, taskId: task.id }, 'applying a failure to the org failed'));
     }
 }

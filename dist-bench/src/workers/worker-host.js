@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { TaskEffects } from '../domain/tasks/task-effects.js';
 import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import { controlChannel } from '../events/task-event-bus.js';
 import { queueNames, schedulesQueueName } from '../queues/task-queues.js';
@@ -45,6 +46,7 @@ export class WorkerHost {
         const secrets = deps.secrets;
         this.executor = new TaskExecutor({
             lifecycle: this.lifecycle,
+            effects: new TaskEffects(deps.prisma, deps.artifacts),
             secrets,
             redeemIpcGrant: secrets instanceof BuiltinSecretStore ? (token) => secrets.redeem(token) : null,
             launcher: this.launcher,

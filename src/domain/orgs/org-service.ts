@@ -56,7 +56,14 @@ export class OrgService {
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
     private readonly audit: AuditService,
+    /** Queues an ORG_CHECK for new or rotated credentials (null: do not). */
+    private readonly queueCheck: ((actor: Principal, org: Org) => Promise<unknown>) | null = null,
   ) {}
+
+  /** A failed check enqueue (Redis down) must not undo a registration: the check can be submitted later. */
+  private async check(actor: Principal, org: Org): Promise<void> {
+    await this.queueCheck?.(actor, org).catch(() => undefined);
+  }
 
   async register(actor: Principal, input: RegisterOrgInput): Promise<Org> {
     const data = parseInput(registerInput, { alias: input.alias, kind: input.kind, isDevHub: input.isDevHub ?? undefined });
@@ -69,8 +76,9 @@ export class OrgService {
     // The secret is written first: an org row must never point at credentials that do not exist. If the
     // row then fails, the orphaned secret is removed again.
     await this.secrets.put(secretRef, credentialsToSecret(credentials));
+    let org: Org;
     try {
-      return await this.prisma.$transaction(async (tx) => {
+      org = await this.prisma.$transaction(async (tx) => {
         const org = await tx.org.create({
           data: { id, alias: data.alias, kind: data.kind, isDevHub: data.isDevHub, instanceUrl: credentials.instanceUrl, secretRef },
         });
@@ -83,6 +91,8 @@ export class OrgService {
       if (isUniqueViolation(error)) throw aliasTaken(data.alias);
       throw error;
     }
+    await this.check(actor, org);
+    return org;
   }
 
   async update(actor: Principal, alias: string, patch: UpdateOrgInput): Promise<Org> {
@@ -112,7 +122,7 @@ export class OrgService {
     const org = await this.requireByAlias(alias);
     const credentials = parseCredentials(input);
     await this.secrets.put(org.secretRef, credentialsToSecret(credentials));
-    return this.prisma.$transaction(async (tx) => {
+    const rotated = await this.prisma.$transaction(async (tx) => {
       // New credentials have not been checked against Salesforce yet.
       const updated = await tx.org.update({
         where: { id: org.id },
@@ -121,6 +131,8 @@ export class OrgService {
       await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind, rotated: true });
       return updated;
     });
+    await this.check(actor, rotated);
+    return rotated;
   }
 
   async remove(actor: Principal, alias: string): Promise<Org> {

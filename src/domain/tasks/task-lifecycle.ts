@@ -8,6 +8,8 @@ import { statusEvent, type TaskJournal } from './task-journal.js';
 export interface TaskFailure {
   code: string;
   message: string;
+  /** Kept as the task's result (e.g. a failed deployment's component and test failures). */
+  details?: unknown;
 }
 
 export class TaskLifecycle {
@@ -35,9 +37,12 @@ export class TaskLifecycle {
     await this.prisma.task.updateMany({ where: { id: taskId, status: 'RUNNING' }, data: { childPid: pid ?? null } });
   }
 
-  async progress(taskId: string, percent: number, phase: string | undefined): Promise<void> {
+  async progress(taskId: string, percent: number, phase: string | undefined, details?: Record<string, unknown>): Promise<void> {
     await this.journal.change(taskId, ['RUNNING'], { progress: percent, ...(phase !== undefined ? { phase } : {}) }, [
-      { kind: 'PROGRESS', payload: { percent, ...(phase !== undefined ? { phase } : {}) } },
+      {
+        kind: 'PROGRESS',
+        payload: { percent, ...(phase !== undefined ? { phase } : {}), ...(details ? { details } : {}) } as Prisma.InputJsonValue,
+      },
     ]);
   }
 
@@ -58,7 +63,14 @@ export class TaskLifecycle {
     return this.journal.change(
       taskId,
       from,
-      { status: 'FAILED', errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date(), childPid: null },
+      {
+        status: 'FAILED',
+        errorCode: failure.code,
+        errorMessage: failure.message,
+        finishedAt: new Date(),
+        childPid: null,
+        ...(failure.details !== undefined ? { result: failure.details as Prisma.InputJsonValue } : {}),
+      },
       [statusEvent('FAILED', { code: failure.code, message: failure.message })],
     );
   }
@@ -80,6 +92,11 @@ export class TaskLifecycle {
       { status: 'QUEUED', errorCode: failure.code, errorMessage: failure.message, childPid: null, workerId: null, phase: `retrying in ${retryInMs} ms` },
       [statusEvent('QUEUED', { retryInMs, after: failure.code, message: failure.message })],
     );
+  }
+
+  /** Gives a QUEUED task a fresh job id (its old job is gone or settled), with a LOG event saying so. */
+  renewJob(taskId: string): Promise<Task | null> {
+    return this.journal.change(taskId, ['QUEUED'], {}, [{ kind: 'LOG', payload: { level: 'warn', message: 'Re-enqueued after its worker was lost' } }], { newJob: true });
   }
 
   /** Shows why a QUEUED task is not running yet; logs only when the reason changes. */

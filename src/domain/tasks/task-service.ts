@@ -6,7 +6,8 @@ import type { Task } from '../../generated/prisma/client.js';
 import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { InvalidStateError, NotFoundError, UnavailableError } from '../errors.js';
+import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError } from '../errors.js';
+import { rawId } from '../ids.js';
 import { parseInput } from '../validation.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
 import { statusEvent, type TaskJournal } from './task-journal.js';
@@ -88,9 +89,10 @@ export class TaskService {
       timeoutMs: input.timeoutMs ?? undefined,
       runAt: input.runAt ?? undefined,
     }, pathPrefix);
-    const params = parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']);
+    const parsed = parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']);
     const org = await this.prisma.org.findUnique({ where: { alias: data.org } });
     if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
+    const params = await this.resolveReferences(data.type, parsed, org.id, [...pathPrefix, 'params']);
     return {
       spec: {
         type: data.type,
@@ -105,6 +107,29 @@ export class TaskService {
       },
       runAt: data.runAt ?? null,
     };
+  }
+
+  /**
+   * Checks what params point at, so a task never starts with a dangling reference: a deployment's artifact
+   * must exist, and a quick deploy's validation task must be a successful VALIDATE of the same org (its
+   * deploy id is filled in).
+   */
+  private async resolveReferences(type: TaskType, params: Record<string, unknown>, orgId: string, path: string[]): Promise<Record<string, unknown>> {
+    if ((type === 'DEPLOY' || type === 'VALIDATE') && typeof params.artifactId === 'string') {
+      const artifactId = rawId(params.artifactId, 'Artifact');
+      const artifact = artifactId ? await this.prisma.artifact.findUnique({ where: { id: artifactId }, select: { id: true } }) : null;
+      if (!artifact) throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
+      return { ...params, artifactId: artifact.id };
+    }
+    if (type === 'QUICK_DEPLOY' && typeof params.validationTaskId === 'string') {
+      const validation = await this.prisma.task.findUnique({ where: { id: params.validationTaskId } });
+      const deployId = (validation?.result as { deployId?: unknown } | null)?.deployId;
+      if (!validation || validation.type !== 'VALIDATE' || validation.status !== 'SUCCEEDED' || validation.orgId !== orgId || typeof deployId !== 'string') {
+        throw ValidationFailedError.single([...path, 'validationTaskId'], 'must be a SUCCEEDED VALIDATE task on the same org');
+      }
+      return { ...params, deployId };
+    }
+    return params;
   }
 
   /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */

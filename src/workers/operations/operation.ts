@@ -15,9 +15,11 @@ export interface OperationContext<P = unknown> {
   attempt: number;
   params: P;
   org: { alias: string; instanceUrl: string };
+  files: { artifactDir: string; sourceZip?: string };
   /** Redeems the task's single-use grant the first time it is called; later calls return the same value. */
   credentials(): Promise<OrgCredentials>;
-  progress(percent: number, phase?: string): void;
+  /** Reports progress; `details` (counters such as components deployed) goes into the PROGRESS event. */
+  progress(percent: number, phase?: string, details?: Record<string, unknown>): void;
   log(message: string, level?: LogLevel): void;
   /** Aborted when the task is cancelled or times out; stop promptly and clean up. */
   signal: AbortSignal;
@@ -33,6 +35,8 @@ export class OperationError extends Error {
     readonly code: string,
     message: string,
     readonly retryable = false,
+    /** Kept as the task's result, e.g. a failed deployment's component and test failures. */
+    readonly details?: unknown,
   ) {
     super(message);
   }

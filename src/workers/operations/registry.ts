@@ -6,9 +6,9 @@ type Loader = () => Promise<{ default: Operation<any> }>;
 
 export const operationLoaders: Record<string, Loader> = {
   DIAGNOSTIC: () => import('./diagnostic.js'),
-  ORG_CHECK: () => import('./unavailable.js'),
-  RETRIEVE: () => import('./unavailable.js'),
-  VALIDATE: () => import('./unavailable.js'),
-  DEPLOY: () => import('./unavailable.js'),
-  QUICK_DEPLOY: () => import('./unavailable.js'),
+  ORG_CHECK: () => import('./org-check.js'),
+  RETRIEVE: () => import('./retrieve.js'),
+  VALIDATE: () => import('./validate.js'),
+  DEPLOY: () => import('./deploy.js'),
+  QUICK_DEPLOY: () => import('./quick-deploy.js'),
 };

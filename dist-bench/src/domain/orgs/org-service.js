@@ -30,10 +30,18 @@ export class OrgService {
     prisma;
     secrets;
     audit;
-    constructor(prisma, secrets, audit) {
+    queueCheck;
+    constructor(prisma, secrets, audit, 
+    /** Queues an ORG_CHECK for new or rotated credentials (null: do not). */
+    queueCheck = null) {
         this.prisma = prisma;
         this.secrets = secrets;
         this.audit = audit;
+        this.queueCheck = queueCheck;
+    }
+    /** A failed check enqueue (Redis down) must not undo a registration: the check can be submitted later. */
+    async check(actor, org) {
+        await this.queueCheck?.(actor, org).catch(() => undefined);
     }
     async register(actor, input) {
         const data = parseInput(registerInput, { alias: input.alias, kind: input.kind, isDevHub: input.isDevHub ?? undefined });
@@ -46,8 +54,9 @@ export class OrgService {
         // The secret is written first: an org row must never point at credentials that do not exist. If the
         // row then fails, the orphaned secret is removed again.
         await this.secrets.put(secretRef, credentialsToSecret(credentials));
+        let org;
         try {
-            return await this.prisma.$transaction(async (tx) => {
+            org = await this.prisma.$transaction(async (tx) => {
                 const org = await tx.org.create({
                     data: { id, alias: data.alias, kind: data.kind, isDevHub: data.isDevHub, instanceUrl: credentials.instanceUrl, secretRef },
                 });
@@ -62,6 +71,8 @@ export class OrgService {
                 throw aliasTaken(data.alias);
             throw error;
         }
+        await this.check(actor, org);
+        return org;
     }
     async update(actor, alias, patch) {
         const data = parseInput(updateInput, { alias: patch.alias ?? undefined, kind: patch.kind ?? undefined, isDevHub: patch.isDevHub ?? undefined }, ['patch']);
@@ -87,7 +98,7 @@ export class OrgService {
         const org = await this.requireByAlias(alias);
         const credentials = parseCredentials(input);
         await this.secrets.put(org.secretRef, credentialsToSecret(credentials));
-        return this.prisma.$transaction(async (tx) => {
+        const rotated = await this.prisma.$transaction(async (tx) => {
             // New credentials have not been checked against Salesforce yet.
             const updated = await tx.org.update({
                 where: { id: org.id },
@@ -96,6 +107,8 @@ export class OrgService {
             await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind, rotated: true });
             return updated;
         });
+        await this.check(actor, rotated);
+        return rotated;
     }
     async remove(actor, alias) {
         const org = await this.requireByAlias(alias);

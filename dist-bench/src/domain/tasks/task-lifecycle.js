@@ -17,9 +17,12 @@ export class TaskLifecycle {
     async recordChild(taskId, pid) {
         await this.prisma.task.updateMany({ where: { id: taskId, status: 'RUNNING' }, data: { childPid: pid ?? null } });
     }
-    async progress(taskId, percent, phase) {
+    async progress(taskId, percent, phase, details) {
         await this.journal.change(taskId, ['RUNNING'], { progress: percent, ...(phase !== undefined ? { phase } : {}) }, [
-            { kind: 'PROGRESS', payload: { percent, ...(phase !== undefined ? { phase } : {}) } },
+            {
+                kind: 'PROGRESS',
+                payload: { percent, ...(phase !== undefined ? { phase } : {}), ...(details ? { details } : {}) },
+            },
         ]);
     }
     async log(taskId, level, message) {
@@ -29,7 +32,14 @@ export class TaskLifecycle {
         return this.journal.change(taskId, ['RUNNING'], { status: 'SUCCEEDED', result: (result ?? null), progress: 100, finishedAt: new Date(), childPid: null }, [{ kind: 'RESULT', payload: (result ?? null) }, statusEvent('SUCCEEDED')]);
     }
     fail(taskId, failure, from = ['RUNNING']) {
-        return this.journal.change(taskId, from, { status: 'FAILED', errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date(), childPid: null }, [statusEvent('FAILED', { code: failure.code, message: failure.message })]);
+        return this.journal.change(taskId, from, {
+            status: 'FAILED',
+            errorCode: failure.code,
+            errorMessage: failure.message,
+            finishedAt: new Date(),
+            childPid: null,
+            ...(failure.details !== undefined ? { result: failure.details } : {}),
+        }, [statusEvent('FAILED', { code: failure.code, message: failure.message })]);
     }
     cancelled(taskId) {
         return this.journal.change(taskId, ['RUNNING'], { status: 'CANCELLED', errorCode: 'CANCELLED', errorMessage: 'Cancelled while running', finishedAt: new Date(), childPid: null }, [statusEvent('CANCELLED')]);

@@ -5,7 +5,9 @@ const metadataName = z.string().trim().min(1).max(255);
 /** Salesforce record ids are 15 or 18 case-sensitive alphanumerics. */
 const salesforceId = z.string().regex(/^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$/, 'must be a 15 or 18 character Salesforce id');
 const apiVersion = z.string().regex(/^\d{2,3}\.0$/, 'must look like 62.0').optional();
-const orgCheckParams = z.strictObject({});
+/** How often Salesforce is asked about a running deployment or retrieval. */
+const pollIntervalMs = z.number().int().min(100).max(60_000).default(2000);
+const orgCheckParams = z.strictObject({ apiVersion });
 const retrieveParams = z
     .strictObject({
     members: z
@@ -15,6 +17,7 @@ const retrieveParams = z
         .optional(),
     packageXml: z.string().min(1).max(1_000_000).optional(),
     apiVersion,
+    pollIntervalMs,
 })
     .refine((p) => (p.members === undefined) !== (p.packageXml === undefined), {
     message: 'give exactly one of members or packageXml',
@@ -28,7 +31,10 @@ const deployParams = z
     runTests: z.array(z.string().trim().min(1).max(255)).max(1000).default([]),
     rollbackOnError: z.boolean().default(true),
     ignoreWarnings: z.boolean().default(false),
+    /** The zip has package.xml at its root (true) or holds several packages in folders (false). */
+    singlePackage: z.boolean().default(true),
     apiVersion,
+    pollIntervalMs,
 })
     .refine((p) => p.testLevel !== 'RunSpecifiedTests' || p.runTests.length > 0, {
     message: 'RunSpecifiedTests needs at least one test class in runTests',
@@ -42,6 +48,8 @@ const quickDeployParams = z
     .strictObject({
     validationTaskId: z.uuid().optional(),
     deployId: salesforceId.optional(),
+    apiVersion,
+    pollIntervalMs,
 })
     .refine((p) => (p.validationTaskId === undefined) !== (p.deployId === undefined), {
     message: 'give exactly one of validationTaskId or deployId',

@@ -57,3 +57,7 @@ export const Role = {
     VIEWER: 'VIEWER',
     APPLICATION: 'APPLICATION'
 };
+export const ArtifactSource = {
+    UPLOAD: 'UPLOAD',
+    RETRIEVE: 'RETRIEVE'
+};

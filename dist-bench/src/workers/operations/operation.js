@@ -2,9 +2,13 @@
 export class OperationError extends Error {
     code;
     retryable;
-    constructor(code, message, retryable = false) {
+    details;
+    constructor(code, message, retryable = false, 
+    /** Kept as the task's result, e.g. a failed deployment's component and test failures. */
+    details) {
         super(message);
         this.code = code;
         this.retryable = retryable;
+        this.details = details;
     }
 }

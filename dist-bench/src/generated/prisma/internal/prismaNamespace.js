@@ -74,7 +74,8 @@ export const ModelName = {
     ApiToken: 'ApiToken',
     AuditEntry: 'AuditEntry',
     Secret: 'Secret',
-    Schedule: 'Schedule'
+    Schedule: 'Schedule',
+    Artifact: 'Artifact'
 };
 /**
  * Enums
@@ -190,6 +191,16 @@ export const ScheduleScalarFieldEnum = {
     timeoutMs: 'timeoutMs',
     createdBy: 'createdBy',
     lastFiredAt: 'lastFiredAt',
+    createdAt: 'createdAt'
+};
+export const ArtifactScalarFieldEnum = {
+    id: 'id',
+    sha256: 'sha256',
+    sizeBytes: 'sizeBytes',
+    fileName: 'fileName',
+    source: 'source',
+    createdBy: 'createdBy',
+    taskId: 'taskId',
     createdAt: 'createdAt'
 };
 export const SortOrder = {

@@ -1,0 +1,233 @@
+// The API process of the fan-out benchmark (bench/fanout.ts forks it), assembled like `switchyard serve`
+// (src/cli/server-command.ts): loadEnv, createRuntime, one TaskEventFeed, createApp with the configured
+// (default) subscription limits and heartbeat, a pino logger at LOG_LEVEL writing nowhere. It runs alone in
+// its process so its memory can be measured alone; it does not migrate (the benchmark has done that).
+//
+// Environment: BENCH_SWITCHYARD_ENV, a JSON object of Switchyard variables (DATABASE_URL with ?schema=…,
+// REDIS_URL, SWITCHYARD_QUEUE_PREFIX, SWITCHYARD_SECRET_KEY, …) read through loadEnv like the real process.
+// IPC protocol (JSON), requests from the benchmark → replies:
+//   { t: 'stats', gc }          → { t: 'stats', rss, heapUsed, heapTotal, external, arrayBuffers, cpuMs, elu, connections, sharedExecutions }
+//   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
+//   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions: [{ name, url, line, selfMs }], file }
+//   { t: 'heap', top }          → { t: 'heap', file, classes: [{ name, count, selfBytes }] }  (heap snapshot, summarised)
+//   { t: 'stop' }               → closes the app and exits 0
+// On start it sends { t: 'ready', url }.
+import { Session } from 'node:inspector/promises';
+import { createReadStream, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
+import { loadEnv } from '../src/env.js';
+import { TaskEventFeed } from '../src/events/task-event-feed.js';
+import { createLogger } from '../src/logger.js';
+import { waitForRedis } from '../src/redis.js';
+import { createRuntime } from '../src/runtime.js';
+import { createApp } from '../src/server/create-app.js';
+
+type Request =
+  | { t: 'stats'; gc?: boolean }
+  | { t: 'profile-start' }
+  | { t: 'profile-stop'; top?: number }
+  | { t: 'heap'; top?: number }
+  | { t: 'stop' };
+
+/** Replies to the benchmark; a benchmark that has gone away (deadline, Ctrl-C) is not an error here. */
+const send = (message: unknown) => {
+  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
+};
+
+async function main(): Promise<void> {
+  const raw = process.env.BENCH_SWITCHYARD_ENV;
+  if (!raw) throw new Error('BENCH_SWITCHYARD_ENV is required (bench/fanout-server.js is started by bench/fanout.js)');
+  // The same configuration path as `switchyard serve`: loadEnv, createRuntime, TaskEventFeed, createApp.
+  const env = loadEnv(JSON.parse(raw) as NodeJS.ProcessEnv);
+  const logger = createLogger(env.LOG_LEVEL, { write: () => undefined });
+  const runtime = await createRuntime(env, logger);
+  if (!(await waitForRedis(runtime.redis, 5000))) throw new Error('Redis is not reachable');
+  const feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
+  const app = createApp({
+    services: runtime.services,
+    redis: runtime.redis,
+    logger,
+    graphiql: env.SWITCHYARD_GRAPHIQL,
+    feed,
+    prefix: env.SWITCHYARD_QUEUE_PREFIX,
+    heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+    subscriptionLimits: {
+      maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
+      maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+    },
+  });
+  const address = await app.listen(0, '127.0.0.1');
+
+  let session: Session | null = null;
+  let elu = performance.eventLoopUtilization();
+
+  const stop = async () => {
+    await app.close().catch(() => undefined);
+    feed.close();
+    await runtime.close().catch(() => undefined);
+    process.exit(0);
+  };
+
+  process.on('message', (raw) => {
+    const request = raw as Request;
+    void (async () => {
+      switch (request.t) {
+        case 'stats': {
+          if (request.gc && typeof globalThis.gc === 'function') {
+            // Full GCs with pauses in between: weak maps and finalisers settle, and V8's background unmapper
+            // returns freed pages to the OS before RSS is read.
+            for (let i = 0; i < 3; i += 1) {
+              globalThis.gc();
+              await new Promise((resolve) => setTimeout(resolve, 150));
+            }
+          }
+          const memory = process.memoryUsage();
+          const cpu = process.cpuUsage();
+          const now = performance.eventLoopUtilization();
+          const sinceLast = performance.eventLoopUtilization(now, elu);
+          elu = now;
+          send({
+            t: 'stats',
+            rss: memory.rss,
+            heapUsed: memory.heapUsed,
+            heapTotal: memory.heapTotal,
+            external: memory.external,
+            arrayBuffers: memory.arrayBuffers,
+            cpuMs: (cpu.user + cpu.system) / 1000,
+            elu: sinceLast.utilization,
+            ...app.subscriptionStats(),
+          });
+          return;
+        }
+        case 'profile-start': {
+          session = new Session();
+          session.connect();
+          await session.post('Profiler.enable');
+          await session.post('Profiler.setSamplingInterval', { interval: 200 });
+          await session.post('Profiler.start');
+          send({ t: 'profile-started' });
+          return;
+        }
+        case 'profile-stop': {
+          if (!session) return send({ t: 'profile', totalMs: 0, samples: 0, functions: [], file: null });
+          const { profile } = await session.post('Profiler.stop');
+          session.disconnect();
+          session = null;
+          const file = join(tmpdir(), `switchyard-fanout-${process.pid}-${Date.now()}.cpuprofile`);
+          writeFileSync(file, JSON.stringify(profile));
+          send({ t: 'profile', file, ...summariseProfile(profile, request.top ?? 25) });
+          return;
+        }
+        case 'heap': {
+          globalThis.gc?.();
+          const file = writeHeapSnapshot(join(tmpdir(), `switchyard-fanout-${process.pid}-${Date.now()}.heapsnapshot`));
+          send({ t: 'heap', file, classes: await summariseHeap(file, request.top ?? 30) });
+          return;
+        }
+        case 'stop':
+          await stop();
+      }
+    })().catch((error) => {
+      console.error('fanout-server:', error);
+      process.exit(1);
+    });
+  });
+  process.on('disconnect', () => void stop());
+  send({ t: 'ready', url: `http://127.0.0.1:${address.port}` });
+}
+
+// ------------------------------------------------------------------------------------------ profile summary
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+/** Self time per function (samples × interval), heaviest first. */
+function summariseProfile(
+  profile: { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[]; startTime: number; endTime: number },
+  top: number,
+): {
+  totalMs: number;
+  samples: number;
+  functions: Array<{ name: string; url: string; line: number; selfMs: number }>;
+  packages: Array<{ name: string; selfMs: number }>;
+} {
+  const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
+  const selfUs = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i += 1) {
+    // timeDeltas[i] is the time before sample i; attribute the following interval to sample i.
+    const dt = deltas[i + 1] ?? 0;
+    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, dt));
+  }
+  const byFunction = new Map<string, { name: string; url: string; line: number; selfMs: number }>();
+  for (const [id, us] of selfUs) {
+    const frame = byNode.get(id)?.callFrame;
+    if (!frame) continue;
+    const name = frame.functionName || '(anonymous)';
+    const url = frame.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/dist-bench\//, '');
+    const key = `${name}|${url}|${frame.lineNumber}`;
+    const entry = byFunction.get(key) ?? { name, url, line: frame.lineNumber + 1, selfMs: 0 };
+    entry.selfMs += us / 1000;
+    byFunction.set(key, entry);
+  }
+  const functions = [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs);
+  // Per package (node_modules/<name>), Node internals, our sources, and V8's own entries.
+  const byPackage = new Map<string, number>();
+  for (const f of functions) {
+    const group = f.url.startsWith('node_modules/')
+      ? f.url.split('/').slice(1, f.url.split('/')[1]!.startsWith('@') ? 3 : 2).join('/')
+      : f.url.startsWith('node:')
+        ? 'node: (internals)'
+        : f.url === ''
+          ? f.name.startsWith('(') ? f.name : '(native)'
+          : f.url.includes('/src/')
+            ? 'switchyard src/'
+            : f.url;
+    byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
+  }
+  const packages = [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs).slice(0, 12);
+  return { totalMs: (profile.endTime - profile.startTime) / 1000, samples: samples.length, functions: functions.slice(0, top), packages };
+}
+
+// --------------------------------------------------------------------------------------------- heap summary
+
+/** Objects and self size per constructor name, from a .heapsnapshot file, largest first. */
+async function summariseHeap(file: string, top: number): Promise<Array<{ name: string; type: string; count: number; selfBytes: number }>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of createReadStream(file)) chunks.push(chunk as Buffer);
+  const snapshot = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const types = snapshot.snapshot.meta.node_types[0];
+  const width = fields.length;
+  const typeAt = fields.indexOf('type');
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  const totals = new Map<string, { name: string; type: string; count: number; selfBytes: number }>();
+  for (let i = 0; i < snapshot.nodes.length; i += width) {
+    const type = types[snapshot.nodes[i + typeAt]!] ?? '?';
+    // Strings, code and the like are grouped by type; objects by constructor name.
+    const name = type === 'object' || type === 'closure' || type === 'native' ? snapshot.strings[snapshot.nodes[i + nameAt]!] ?? '?' : `(${type})`;
+    const key = `${type}|${name}`;
+    const entry = totals.get(key) ?? { name, type, count: 0, selfBytes: 0 };
+    entry.count += 1;
+    entry.selfBytes += snapshot.nodes[i + sizeAt]!;
+    totals.set(key, entry);
+  }
+  return [...totals.values()].sort((a, b) => b.selfBytes - a.selfBytes).slice(0, top);
+}
+
+main().catch((error) => {
+  console.error('fanout-server failed:', error);
+  process.exit(1);
+});

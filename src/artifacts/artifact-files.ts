@@ -1,0 +1,33 @@
+// The content-addressed artifact directory: <dir>/<sha256[0:2]>/<sha256>.zip. Writing is atomic (temporary
+// file, then rename), and the same bytes always land at the same path, so writers never conflict. Only
+// Node built-ins: the per-task child process writes retrieved zips here itself.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface StoredFile {
+  sha256: string;
+  sizeBytes: number;
+}
+
+export function artifactPath(dir: string, sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('not a sha256 digest');
+  return path.join(dir, sha256.slice(0, 2), `${sha256}.zip`);
+}
+
+export async function storeArtifactBytes(dir: string, bytes: Uint8Array): Promise<StoredFile> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const target = artifactPath(dir, sha256);
+  const existing = await stat(target).catch(() => null);
+  if (existing?.size === bytes.byteLength) return { sha256, sizeBytes: bytes.byteLength };
+  await mkdir(path.dirname(target), { recursive: true });
+  const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(temporary, bytes, { mode: 0o640 });
+  await rename(temporary, target);
+  return { sha256, sizeBytes: bytes.byteLength };
+}
+
+/** A zip starts with a local file header (PK\x03\x04) or, when empty, an end-of-central-directory record. */
+export function looksLikeZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6));
+}

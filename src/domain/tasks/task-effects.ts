@@ -1,0 +1,72 @@
+// What a task's outcome means beyond the task itself, applied by the worker (the child process that ran the
+// operation has no database access): an org check updates its Org, a retrieval's zip becomes an Artifact,
+// an authentication failure marks the org. Also prepares the files an operation needs.
+import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import type { Task } from '../../generated/prisma/client.js';
+import type { ArtifactService } from '../artifacts/artifact-service.js';
+import type { TaskFailure } from './task-lifecycle.js';
+
+export interface OperationFiles {
+  artifactDir: string;
+  sourceZip?: string;
+}
+
+interface OrgCheckResult {
+  organizationId?: string;
+  instanceUrl?: string;
+}
+
+interface RetrieveResult {
+  artifact?: { sha256: string; sizeBytes: number; fileName: string };
+}
+
+export class TaskEffects {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly artifacts: ArtifactService,
+  ) {}
+
+  /** Resolves the deployment source; a missing artifact fails the task instead of reaching Salesforce. */
+  async files(task: Task): Promise<OperationFiles> {
+    const params = task.input as { artifactId?: string };
+    if ((task.type === 'DEPLOY' || task.type === 'VALIDATE') && params.artifactId) {
+      const artifact = await this.artifacts.require(params.artifactId);
+      return { artifactDir: this.artifacts.dir, sourceZip: this.artifacts.pathOf(artifact) };
+    }
+    return { artifactDir: this.artifacts.dir };
+  }
+
+  /** Applies a success; returns the result to store on the task. */
+  async succeeded(task: Task, result: unknown): Promise<unknown> {
+    if (task.type === 'ORG_CHECK' && task.orgId) {
+      const check = result as OrgCheckResult;
+      await this.prisma.org.updateMany({
+        where: { id: task.orgId },
+        data: {
+          status: 'CONNECTED',
+          lastCheckedAt: new Date(),
+          ...(check.organizationId ? { sfOrgId: check.organizationId } : {}),
+          ...(check.instanceUrl ? { instanceUrl: check.instanceUrl } : {}),
+        },
+      });
+    }
+    if (task.type === 'RETRIEVE') {
+      const retrieved = result as RetrieveResult;
+      if (retrieved.artifact) {
+        const artifact = await this.artifacts.recordRetrieved(retrieved.artifact, task.id, retrieved.artifact.fileName);
+        return { ...(result as object), artifactId: artifact.id } as Prisma.InputJsonValue;
+      }
+    }
+    return result;
+  }
+
+  /** Applies a final failure: credentials that no longer work, or an org that cannot be reached, show on the Org. */
+  async failed(task: Task, failure: TaskFailure): Promise<void> {
+    if (!task.orgId) return;
+    if (failure.code === 'ORG_AUTH_FAILED') {
+      await this.prisma.org.updateMany({ where: { id: task.orgId }, data: { status: 'AUTH_FAILED', lastCheckedAt: new Date() } });
+    } else if (failure.code === 'ORG_UNREACHABLE' && task.type === 'ORG_CHECK') {
+      await this.prisma.org.updateMany({ where: { id: task.orgId }, data: { status: 'UNREACHABLE', lastCheckedAt: new Date() } });
+    }
+  }
+}

@@ -1,0 +1,45 @@
+// GET /artifacts/<id>: downloads a metadata zip with the same bearer token as the API.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { bearerToken } from '../context.js';
+import { can } from '../domain/auth/permissions.js';
+import { rawId } from '../domain/ids.js';
+import type { Services } from '../services.js';
+
+type Reply = (res: ServerResponse, status: number, body: unknown) => void;
+
+export async function serveArtifact(req: IncomingMessage, res: ServerResponse, id: string, services: Services, reply: Reply): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    reply(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'Use GET' } });
+    return;
+  }
+  const token = bearerToken(req.headers.authorization);
+  const principal = token ? await services.tokens.authenticate(token) : null;
+  if (!principal) {
+    res.setHeader('www-authenticate', 'Bearer');
+    reply(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'Send Authorization: Bearer <token>' } });
+    return;
+  }
+  if (!can(principal.role, 'read')) {
+    reply(res, 403, { error: { code: 'FORBIDDEN', message: 'Your role may not read artifacts' } });
+    return;
+  }
+  const artifactId = rawId(decodeURIComponent(id), 'Artifact');
+  const artifact = artifactId ? await services.artifacts.find(artifactId) : null;
+  if (!artifact) {
+    reply(res, 404, { error: { code: 'ARTIFACT_NOT_FOUND', message: 'No artifact with that id' } });
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': 'application/zip',
+    'content-length': String(artifact.sizeBytes),
+    'content-disposition': `attachment; filename="${artifact.fileName}"`,
+    'x-content-sha256': artifact.sha256,
+    'cache-control': 'private, max-age=31536000, immutable',
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  await pipeline(services.artifacts.open(artifact), res).catch(() => res.destroy());
+}

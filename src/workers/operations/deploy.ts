@@ -1,0 +1,39 @@
+// DEPLOY and VALIDATE (check-only): deploys an artifact's zip with the Metadata API and follows it.
+import { readFile } from 'node:fs/promises';
+import type { TaskParams } from '../../domain/tasks/task-params.js';
+import { OperationError, type Operation, type OperationContext } from './operation.js';
+import { connect } from './salesforce/connect.js';
+import { followDeployment } from './salesforce/deployment.js';
+import { toOperationError } from './salesforce/errors.js';
+
+type Params = TaskParams<'DEPLOY'>;
+
+export async function runDeployment(ctx: OperationContext<Params>, checkOnly: boolean): Promise<unknown> {
+  const { params } = ctx;
+  if (!ctx.files.sourceZip) throw new OperationError('INVALID_PACKAGE', 'The deployment has no source artifact', false);
+  const zip = await readFile(ctx.files.sourceZip).catch(() => {
+    throw new OperationError('INVALID_PACKAGE', 'The source artifact is missing from the artifact store', false);
+  });
+  ctx.progress(2, 'authenticating');
+  const { conn } = await connect(ctx);
+  let deployId: string;
+  try {
+    const started = await conn.metadata.deploy(zip, {
+      checkOnly,
+      testLevel: params.testLevel,
+      ...(params.runTests.length ? { runTests: params.runTests } : {}),
+      rollbackOnError: params.rollbackOnError,
+      ignoreWarnings: params.ignoreWarnings,
+      singlePackage: params.singlePackage,
+    });
+    deployId = (started as unknown as { id: string }).id;
+  } catch (error) {
+    const failure = toOperationError(error, 'starting the deployment');
+    throw /zip|package/i.test(failure.message) ? new OperationError('INVALID_PACKAGE', failure.message, false) : failure;
+  }
+  ctx.log(`${checkOnly ? 'Validation' : 'Deployment'} ${deployId} started`);
+  return followDeployment(conn, deployId, ctx, params.pollIntervalMs);
+}
+
+const deploy: Operation<Params> = { run: (ctx) => runDeployment(ctx, false) };
+export default deploy;

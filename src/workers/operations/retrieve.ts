@@ -1,0 +1,65 @@
+// RETRIEVE: a Metadata API retrieve of a member list or a package.xml, polled to the end; the zip goes into
+// the content-addressed artifact store and becomes an Artifact (task-effects.ts).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { storeArtifactBytes } from '../../artifacts/artifact-files.js';
+import type { TaskParams } from '../../domain/tasks/task-params.js';
+import { OperationError, type Operation } from './operation.js';
+import { connect, defaultApiVersion } from './salesforce/connect.js';
+import { toOperationError } from './salesforce/errors.js';
+
+type Params = TaskParams<'RETRIEVE'>;
+
+/** <types><members>A</members><name>ApexClass</name></types>… from a package.xml. */
+export function typesFromPackageXml(xml: string): Array<{ name: string; members: string[] }> {
+  const types = [...xml.matchAll(/<types>([\s\S]*?)<\/types>/g)].map((match) => ({
+    name: /<name>\s*([^<]+?)\s*<\/name>/.exec(match[1]!)?.[1] ?? '',
+    members: [...match[1]!.matchAll(/<members>\s*([^<]+?)\s*<\/members>/g)].map((m) => m[1]!),
+  }));
+  if (types.length === 0 || types.some((t) => !t.name || t.members.length === 0)) {
+    throw new OperationError('INVALID_PACKAGE', 'package.xml has no <types> with a <name> and <members>', false);
+  }
+  return types;
+}
+
+const retrieve: Operation<Params> = {
+  async run(ctx) {
+    const { params } = ctx;
+    const version = params.apiVersion ?? defaultApiVersion;
+    const types = params.packageXml ? typesFromPackageXml(params.packageXml) : params.members!.map((m) => ({ name: m.type, members: m.members }));
+    ctx.progress(2, 'authenticating');
+    const { conn } = await connect(ctx);
+    try {
+      const started = (await conn.metadata.retrieve({ apiVersion: version, unpackaged: { types, version }, singlePackage: true } as never)) as unknown as { id: string };
+      ctx.log(`Retrieve ${started.id} started`);
+      for (let poll = 1; ; poll += 1) {
+        if (ctx.signal.aborted) throw new OperationError('CANCELLED', `Retrieve ${started.id} was cancelled`, false);
+        const result = (await conn.metadata.checkRetrieveStatus(started.id)) as unknown as {
+          status: string;
+          done: unknown;
+          success: unknown;
+          zipFile?: string;
+          errorMessage?: string;
+          fileProperties?: unknown;
+          messages?: unknown;
+        };
+        const done = result.done === true || result.done === 'true';
+        // The remaining time is unknown: approach 90 % while Salesforce works.
+        ctx.progress(done ? 95 : Math.round(90 * (1 - 1 / (poll + 1))), result.status);
+        if (done) {
+          if (result.status !== 'Succeeded' || !result.zipFile) {
+            throw new OperationError('RETRIEVE_FAILED', `Retrieve ${started.id} ${result.status}: ${result.errorMessage ?? 'no zip returned'}`, false);
+          }
+          const stored = await storeArtifactBytes(ctx.files.artifactDir, Buffer.from(result.zipFile, 'base64'));
+          const files = Array.isArray(result.fileProperties) ? result.fileProperties.length : result.fileProperties ? 1 : 0;
+          ctx.progress(100, 'stored');
+          return { retrieveId: started.id, status: result.status, fileCount: files, artifact: { ...stored, fileName: `retrieve-${ctx.taskId}.zip` } };
+        }
+        await sleep(params.pollIntervalMs, undefined, { signal: ctx.signal }).catch(() => undefined);
+      }
+    } catch (error) {
+      throw toOperationError(error, 'retrieving metadata');
+    }
+  },
+};
+
+export default retrieve;

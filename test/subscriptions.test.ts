@@ -1,0 +1,471 @@
+// Live updates end to end: two API replicas on one Postgres schema and Redis prefix, one real worker forking
+// real children (from dist/), graphql-ws clients on real sockets. Nothing is mocked.
+import { once } from 'node:events';
+import { hostname } from 'node:os';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startTestApi, type TestApi } from './support/harness.js';
+import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { collect, wsClient, type Collected } from './support/ws-client.js';
+
+let apiA: TestApi;
+let apiB: TestApi;
+let worker: TestWorker;
+let workerClosed = false;
+let owner: string;
+let viewer: string;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+const port = (api: TestApi) => Number(new URL(api.url).port);
+const replicaId = (api: TestApi) => `${hostname()}:${process.pid}:${port(api)}`;
+
+beforeAll(async () => {
+  apiA = await startTestApi('subs');
+  apiB = await startTestApi('subs_b', { shareWith: apiA });
+  worker = await startTestWorker(apiA);
+  owner = await apiA.token('OWNER');
+  viewer = await apiA.token('VIEWER');
+  for (const alias of ['dev', 'other']) {
+    const res = await apiA.gql(
+      `mutation($alias: String!) { registerOrg(input: { alias: $alias, kind: DEVELOPER, credentials: { instanceUrl: "https://${alias}.my.salesforce.com", refreshToken: "5Aep861subs${alias}" } }) { __typename } }`,
+      { alias },
+      owner,
+    );
+    expect(res.body.data?.registerOrg.__typename).toBe('RegisterOrgSuccess');
+  }
+});
+
+afterAll(async () => {
+  if (worker && !workerClosed) await worker.close();
+  await apiB?.close();
+  await apiA?.close();
+});
+
+const submitMutation = `mutation($p: JSON, $org: String!) { submitTask(input: { type: DIAGNOSTIC, org: $org, params: $p }) { __typename ... on SubmitTaskSuccess { task { id } } } }`;
+const eventsSubscription = `subscription($id: ID!, $after: String) { taskEvents(taskId: $id, after: $after) { seq cursor kind payload createdAt } }`;
+const updatedSubscription = `subscription($f: TaskFilter) { taskUpdated(filter: $f) { id status progress orgAlias type queue } }`;
+
+interface Ev {
+  seq: number;
+  cursor: string;
+  kind: string;
+  payload: any;
+  createdAt: string;
+}
+
+async function submit(params: Record<string, unknown>, org = 'dev', api: TestApi = apiA): Promise<string> {
+  const res = await api.gql(submitMutation, { p: params, org }, owner);
+  const id = res.body.data?.submitTask?.task?.id;
+  if (!id) throw new Error(`submitTask failed: ${JSON.stringify(res.body)}`);
+  return id as string;
+}
+
+async function taskRow(id: string) {
+  return apiA.prisma.task.findUniqueOrThrow({ where: { id: decodeGlobalID(id).id } });
+}
+
+async function finished(id: string, timeoutMs = 15_000) {
+  return waitFor(async () => {
+    const row = await taskRow(id);
+    return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(row.status) ? row : null;
+  }, timeoutMs, `task ${id} to finish`);
+}
+
+const evs = (sub: Collected): Ev[] => sub.events.map((e: any) => e.taskEvents as Ev);
+const codes = (sub: Collected): unknown[] => sub.errors.flat().map((e: any) => e?.extensions?.code ?? e?.message ?? String(e));
+/** A taskEvents subscription with every event's payload `copies` times over (aliases `${prefix}1`…), for bulk. */
+const fatEvents = (copies: number, prefix = 'p') =>
+  `subscription($id: ID!) { taskEvents(taskId: $id) { seq ${range(copies).map((i) => `${prefix}${i}: payload`).join(' ')} } }`;
+
+/**
+ * A task whose log has `n` events, written straight to the database (far faster than a worker): the last is
+ * a final STATUS (CANCELLED), or with `final` false the task stays SCHEDULED (an hour away) after n - 1 events.
+ */
+async function longLog(n: number, final = true): Promise<string> {
+  const res = await apiA.gql(
+    `mutation($runAt: DateTime) { submitTask(input: { type: DIAGNOSTIC, org: "dev", runAt: $runAt }) { ... on SubmitTaskSuccess { task { id } } } }`,
+    { runAt: new Date(Date.now() + 3_600_000).toISOString() },
+    owner,
+  );
+  const id: string = res.body.data.submitTask.task.id;
+  const taskId = decodeGlobalID(id).id;
+  await apiA.prisma.taskEvent.createMany({
+    data: [
+      ...range(n - 2).map((i) => ({ taskId, seq: i + 1, kind: 'LOG' as const, payload: { level: 'info', message: `line ${i + 1} ${'x'.repeat(40)}` } })),
+      ...(final ? [{ taskId, seq: n, kind: 'STATUS' as const, payload: { status: 'CANCELLED' } }] : []),
+    ],
+  });
+  if (final) await apiA.prisma.task.update({ where: { id: taskId }, data: { status: 'CANCELLED', lastEventSeq: n, finishedAt: new Date() } });
+  else await apiA.prisma.task.update({ where: { id: taskId }, data: { lastEventSeq: n - 1 } });
+  return id;
+}
+
+describe('taskEvents across replicas', () => {
+  it('delivers a running task\'s events live, in order and complete, to subscribers on both replicas', async () => {
+    const id = await submit({ steps: 8, stepMs: 100 });
+    const onA = wsClient(apiA.url, owner);
+    const onB = wsClient(apiB.url, viewer);
+    const subA = collect(onA, eventsSubscription, { id });
+    const subB = collect(onB, eventsSubscription, { id });
+    const doneAt = await Promise.all([subA.done.then(() => Date.now()), subB.done.then(() => Date.now())]);
+    await Promise.all([onA.dispose(), onB.dispose()]);
+
+    const row = await taskRow(id);
+    expect(row.status).toBe('SUCCEEDED');
+    for (const [index, sub] of [subA, subB].entries()) {
+      expect(sub.errors).toEqual([]);
+      expect(sub.completed).toBe(true);
+      const events = evs(sub);
+      expect(events.map((e) => e.seq)).toEqual(range(row.lastEventSeq));
+      expect(events.filter((e) => e.kind === 'PROGRESS')).toHaveLength(8);
+      for (const event of events) expect(event.cursor).toMatch(/^\S+$/);
+      expect(new Set(events.map((e) => e.cursor)).size).toBe(events.length);
+      expect(events.at(-1)).toMatchObject({ kind: 'STATUS', payload: { status: 'SUCCEEDED' } });
+      // Live, not found later by the 5 s quiet re-read of the log.
+      expect(doneAt[index] - Date.parse(events.at(-1)!.createdAt)).toBeLessThan(2000);
+    }
+    expect(evs(subB)).toEqual(evs(subA));
+  });
+
+  it('resumes after a disconnect from the last cursor, on the other replica, with no gap and no duplicate', async () => {
+    const id = await submit({ steps: 12, stepMs: 120 });
+    const first = wsClient(apiA.url, owner);
+    const before = collect(first, eventsSubscription, { id });
+    await waitFor(async () => before.events.length >= 3, 10_000, 'three events');
+    before.dispose();
+    const seen = evs(before).slice();
+    await first.dispose();
+    const last = seen.at(-1)!;
+    // Events happen while nobody listens.
+    const atResume = await waitFor(async () => {
+      const row = await taskRow(id);
+      return row.lastEventSeq >= last.seq + 2 ? row : null;
+    }, 10_000, 'events to be missed');
+    expect(atResume.status).toBe('RUNNING'); // so the resumed stream crosses from replay to live
+
+    const second = wsClient(apiB.url, owner);
+    const after = collect(second, eventsSubscription, { id, after: last.cursor });
+    await after.done;
+    await second.dispose();
+    expect(after.errors).toEqual([]);
+    expect(after.completed).toBe(true);
+    const row = await taskRow(id);
+    expect(evs(after)[0].seq).toBe(last.seq + 1);
+    expect([...seen, ...evs(after)].map((e) => e.seq)).toEqual(range(row.lastEventSeq));
+    expect(evs(after).at(-1)?.payload.status).toBe('SUCCEEDED');
+  });
+
+  it('replays a task that finished before subscribing and completes; after the last cursor it completes with nothing', async () => {
+    const id = await submit({ steps: 3, stepMs: 10 });
+    const row = await finished(id);
+    const client = wsClient(apiB.url, viewer);
+    const started = Date.now();
+    const all = collect(client, eventsSubscription, { id });
+    await all.done;
+    expect(all.errors).toEqual([]);
+    expect(all.completed).toBe(true);
+    expect(evs(all).map((e) => e.seq)).toEqual(range(row.lastEventSeq));
+    expect(evs(all).at(-1)?.payload.status).toBe('SUCCEEDED');
+
+    const middle = collect(client, eventsSubscription, { id, after: evs(all)[1].cursor });
+    await middle.done;
+    expect(middle.completed).toBe(true);
+    expect(evs(middle).map((e) => e.seq)).toEqual(range(row.lastEventSeq).slice(2));
+
+    const nothing = collect(client, eventsSubscription, { id, after: evs(all).at(-1)!.cursor });
+    await nothing.done;
+    expect(nothing.errors).toEqual([]);
+    expect(nothing.completed).toBe(true);
+    expect(nothing.events).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(3000); // completed at once, not after a quiet re-check
+    await client.dispose();
+  });
+
+  it('does not cut short the stream of subscribers sharing an execution with one that stopped reading', async () => {
+    const n = 2000;
+    const id = await longLog(n);
+    const query = fatEvents(100); // ~8 KB per event: the paused socket's kernel buffers fill after a few hundred
+    const { ws } = await rawClient(apiB, viewer);
+    ws.pause();
+    ws.send(JSON.stringify({ id: 'a', type: 'subscribe', payload: { query, variables: { id } } }));
+    await waitFor(async () => apiB.app.subscriptionStats().sharedExecutions === 1, 5000, 'the paused client\'s execution');
+    const reader = wsClient(apiB.url, viewer);
+    const sub = collect(reader, query, { id });
+    await sub.done;
+    await reader.dispose();
+    ws.terminate();
+    expect(sub.errors).toEqual([]);
+    expect(sub.completed).toBe(true);
+    expect(sub.events.map((e: any) => e.taskEvents.seq)).toEqual(range(n));
+  });
+
+  it('lets a late subscriber join a shared replay of more than 1024 events and get all of them', async () => {
+    const n = 1500;
+    const id = await longLog(n, false); // not final: the shared execution stays open, waiting for live events
+    const first = wsClient(apiB.url, viewer);
+    const early = collect(first, eventsSubscription, { id });
+    await waitFor(async () => early.events.length >= n - 1, 10_000, 'the first subscriber to catch up');
+    const second = wsClient(apiB.url, viewer);
+    const late = collect(second, eventsSubscription, { id });
+    await waitFor(async () => late.events.length >= n - 1 || late.errors.length > 0, 10_000, 'the late subscriber to catch up');
+    await sleep(100);
+    expect(apiB.app.subscriptionStats().sharedExecutions).toBe(1);
+    expect(late.errors).toEqual([]);
+    expect(evs(late).map((e) => e.seq)).toEqual(range(n - 1));
+    expect(evs(early).map((e) => e.seq)).toEqual(range(n - 1));
+    await Promise.all([first.dispose(), second.dispose()]);
+  });
+});
+
+describe('taskUpdated', () => {
+  it('delivers worker-caused updates matching the filter on replica B, and none for other tasks', async () => {
+    const client = wsClient(apiB.url, viewer);
+    const devSucceeded = collect(client, updatedSubscription, { f: { org: 'dev', status: ['SUCCEEDED'] } });
+    const devRunning = collect(client, updatedSubscription, { f: { org: 'dev', status: ['RUNNING'], type: ['DIAGNOSTIC'] } });
+    const other = collect(client, updatedSubscription, { f: { org: 'other' } });
+    const batch = collect(client, updatedSubscription, { f: { queue: ['BATCH'] } });
+    const orgChecks = collect(client, updatedSubscription, { f: { type: ['ORG_CHECK'], source: ['API'] } });
+    await sleep(300); // the subscriptions are live-only: let them reach Redis first
+
+    const x = await submit({ steps: 4, stepMs: 60 }, 'dev');
+    const y = await submit({ steps: 2, stepMs: 60 }, 'other');
+    await waitFor(
+      async () =>
+        devSucceeded.events.some((e: any) => e.taskUpdated.id === x) && other.events.some((e: any) => e.taskUpdated.id === y && e.taskUpdated.status === 'SUCCEEDED'),
+      15_000,
+      'both tasks to succeed',
+    );
+    await sleep(300);
+    for (const sub of [devSucceeded, devRunning, other, batch, orgChecks]) sub.dispose();
+    await client.dispose();
+
+    for (const sub of [devSucceeded, devRunning, other, batch, orgChecks]) expect(sub.errors).toEqual([]);
+    const tasks = (sub: Collected) => sub.events.map((e: any) => e.taskUpdated);
+    expect(tasks(devSucceeded).length).toBeGreaterThanOrEqual(1);
+    for (const task of tasks(devSucceeded)) expect(task).toMatchObject({ id: x, status: 'SUCCEEDED', orgAlias: 'dev', progress: 100 });
+    // RUNNING and every PROGRESS change (4 steps) of x, all written by the worker.
+    expect(tasks(devRunning).length).toBeGreaterThanOrEqual(5);
+    for (const task of tasks(devRunning)) expect(task).toMatchObject({ id: x, orgAlias: 'dev', type: 'DIAGNOSTIC' });
+    expect(tasks(other).length).toBeGreaterThanOrEqual(3);
+    for (const task of tasks(other)) expect(task).toMatchObject({ id: y, orgAlias: 'other' });
+    expect(tasks(other).map((t: any) => t.status)).toContain('SUCCEEDED');
+    expect(tasks(batch)).toEqual([]);
+    expect(tasks(orgChecks)).toEqual([]);
+  });
+});
+
+describe('authentication and authorisation over the socket', () => {
+  let done: string;
+  beforeAll(async () => {
+    done = await submit({ steps: 1, stepMs: 0 });
+    await finished(done);
+  });
+
+  it('closes connections without a token or with a bad token with 4403', async () => {
+    for (const token of [null, 'syt_' + 'x'.repeat(43), 'not-a-token']) {
+      const client = wsClient(apiB.url, token);
+      const sub = collect(client, eventsSubscription, { id: done });
+      await sub.done;
+      await waitFor(async () => client.closeCodes.length > 0, 5000, 'close');
+      expect(client.closeCodes).toEqual([4403]);
+      expect(sub.events).toEqual([]);
+      expect(sub.completed).toBe(false);
+    }
+  });
+
+  it('lets a VIEWER subscribe but not run a mutation over the socket (FORBIDDEN); a MEMBER may', async () => {
+    const countBefore = await apiA.prisma.task.count();
+    const viewerClient = wsClient(apiB.url, viewer);
+    const sub = collect(viewerClient, eventsSubscription, { id: done });
+    await sub.done;
+    expect(sub.completed).toBe(true);
+    expect(sub.events.length).toBeGreaterThan(0);
+
+    const refused = collect(viewerClient, submitMutation, { p: { steps: 1, stepMs: 0 }, org: 'dev' });
+    await refused.done;
+    expect(codes(refused)).toEqual(['FORBIDDEN']);
+    expect(refused.events).toEqual([]); // data: null
+    expect(await apiA.prisma.task.count()).toBe(countBefore);
+    await viewerClient.dispose();
+
+    const memberClient = wsClient(apiB.url, await apiA.token('MEMBER'));
+    const accepted = collect(memberClient, submitMutation, { p: { steps: 1, stepMs: 0 }, org: 'dev' });
+    await accepted.done;
+    await memberClient.dispose();
+    expect(accepted.errors).toEqual([]);
+    expect(accepted.events[0].submitTask.__typename).toBe('SubmitTaskSuccess');
+    await finished(accepted.events[0].submitTask.task.id);
+  });
+
+  it('closes a revoked token\'s sockets on the other replica with 4403 at once', async () => {
+    const member = await apiA.token('MEMBER', { name: 'to-revoke' });
+    const tokenId = (await apiA.gql('{ viewer { token { id } } }', {}, member)).body.data.viewer.token.id;
+    const doomed = wsClient(apiB.url, member); // stays connected while doomedLive runs
+    const bystander = wsClient(apiB.url, viewer);
+    const doomedLive = collect(doomed, updatedSubscription, {});
+    const bystanderLive = collect(bystander, updatedSubscription, {});
+    for (const [client, role] of [[doomed, 'MEMBER'], [bystander, 'VIEWER']] as const) {
+      const ping = collect(client, '{ viewer { role } }');
+      await ping.done;
+      expect(ping.events).toEqual([{ viewer: { role } }]);
+    }
+
+    const revokedAt = Date.now();
+    const res = await apiA.gql(`mutation($id: ID!) { revokeApiToken(id: $id) { __typename } }`, { id: tokenId }, owner);
+    expect(res.body.data?.revokeApiToken.__typename).toBe('RevokeApiTokenSuccess');
+    await waitFor(async () => doomed.closeCodes.length > 0, 2500, 'the revoked token\'s socket on B to close');
+    expect(Date.now() - revokedAt).toBeLessThan(2500); // the announcement, not the 30 s re-check
+    expect(doomed.closeCodes).toEqual([4403]);
+    await doomedLive.done;
+    expect(doomedLive.completed).toBe(false);
+
+    // Other tokens' sockets stay open and working.
+    await sleep(200);
+    expect(bystander.closeCodes).toEqual([]);
+    const ping = collect(bystander, '{ viewer { role } }');
+    await ping.done;
+    expect(ping.events).toEqual([{ viewer: { role: 'VIEWER' } }]);
+    bystanderLive.dispose();
+    await bystander.dispose();
+    await doomed.dispose();
+
+    // And the token cannot connect again, on either replica.
+    for (const api of [apiA, apiB]) {
+      const again = wsClient(api.url, member);
+      await collect(again, '{ viewer { role } }').done;
+      await waitFor(async () => again.closeCodes.length > 0, 5000, 'close');
+      expect(again.closeCodes).toEqual([4403]);
+    }
+  });
+});
+
+/** A bare graphql-transport-ws client on `ws`, so the test decides when (and whether) to read. */
+async function rawClient(api: TestApi, token: string) {
+  const ws = new WebSocket(`${api.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const messages: any[] = [];
+  ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await once(ws, 'open');
+  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+  await waitFor(async () => messages.some((m) => m.type === 'connection_ack'), 5000, 'connection_ack');
+  return { ws, messages, closed };
+}
+
+describe('per-connection limits (replica C: 2 subscriptions, 16 KiB unread)', () => {
+  let apiC: TestApi;
+
+  beforeAll(async () => {
+    apiC = await startTestApi('subs_c', { shareWith: apiA, subscriptionLimits: { maxSubscriptionsPerConnection: 2, maxBufferedBytes: 16 * 1024 } });
+  });
+
+  afterAll(async () => {
+    await apiC?.close();
+  });
+
+  it('allows two concurrent subscriptions, refuses a third with TOO_MANY_SUBSCRIPTIONS, and allows it once one ends', async () => {
+    const id = await longLog(20);
+    const client = wsClient(apiC.url, viewer);
+    const one = collect(client, updatedSubscription, {});
+    const two = collect(client, updatedSubscription, { f: { org: 'dev' } });
+    const three = collect(client, eventsSubscription, { id });
+    await three.done;
+    expect(three.completed).toBe(false);
+    expect(codes(three)).toEqual(['TOO_MANY_SUBSCRIPTIONS']);
+    expect(three.events).toEqual([]);
+    await sleep(100);
+    expect(one.errors).toEqual([]);
+    expect(two.errors).toEqual([]);
+
+    one.dispose();
+    await sleep(100);
+    const again = collect(client, eventsSubscription, { id });
+    await again.done;
+    expect(again.errors).toEqual([]);
+    expect(again.completed).toBe(true);
+    expect(evs(again).map((e) => e.seq)).toEqual(range(20));
+    two.dispose();
+    await client.dispose();
+    expect(client.closeCodes.filter((code) => code !== 1000)).toEqual([]);
+  });
+
+  it('closes a client that stops reading with 1008', async () => {
+    const n = 300;
+    const id = await longLog(n);
+    // ~23 KB per event: every event's payload, 300 times over. Two such subscriptions on a paused socket
+    // leave more unread than the 16 KiB limit once the kernel's buffers are full.
+    const fat = (prefix: string) => fatEvents(300, prefix);
+    const { ws, messages, closed } = await rawClient(apiC, viewer);
+    ws.pause();
+    ws.send(JSON.stringify({ id: 'a', type: 'subscribe', payload: { query: fat('a'), variables: { id } } }));
+    ws.send(JSON.stringify({ id: 'b', type: 'subscribe', payload: { query: fat('b'), variables: { id } } }));
+    await waitFor(async () => apiC.logLines.some((line) => line.includes('client is not reading')), 15_000, 'the server to give up on the client');
+    ws.resume();
+    const { code, reason } = await Promise.race([closed, sleep(10_000).then(() => ({ code: -1, reason: 'not closed' }))]);
+    expect(code).toBe(1008);
+    expect(reason).toMatch(/^Client too slow/);
+    expect(messages.filter((m) => m.type === 'next').length).toBeLessThan(2 * n);
+  });
+});
+
+describe('resourceUtilization', () => {
+  const fields = `at queues { queue waiting active delayed failed }
+    workers { workerId host pid queues concurrency { queue slots } busySlots startedAt lastSeenAt }
+    runningTasks { taskId pid workerId cpuPercent rssBytes }
+    apiReplicas { replicaId host pid webSocketConnections startedAt lastSeenAt }`;
+
+  it('shows both replicas, the worker and its running child; a worker that stops beating disappears within ~3 beats', async () => {
+    const client = wsClient(apiA.url, viewer);
+    const live = collect(client, `subscription { resourceUtilization(intervalSeconds: 1) { ${fields} } }`);
+    const id = await submit({ steps: 30, stepMs: 100 });
+    const workerId = worker.host.workerId;
+
+    const snap = await waitFor(async () => {
+      const r = (await apiB.gql(`{ resourceUtilization { ${fields} } }`, {}, viewer)).body.data?.resourceUtilization;
+      return r?.runningTasks.some((t: any) => t.taskId === id && t.rssBytes > 0) && r.apiReplicas.some((a: any) => a.replicaId === replicaId(apiA) && a.webSocketConnections >= 1) ? r : null;
+    }, 10_000, 'the running child in resourceUtilization');
+    expect(snap.apiReplicas.map((r: any) => r.replicaId)).toEqual(expect.arrayContaining([replicaId(apiA), replicaId(apiB)]));
+    const w = snap.workers.find((x: any) => x.workerId === workerId);
+    expect(w).toMatchObject({ pid: process.pid, host: hostname() });
+    expect([...w.queues].sort()).toEqual(['BATCH', 'CRITICAL', 'NORMAL']);
+    expect(w.concurrency).toEqual(expect.arrayContaining([{ queue: 'NORMAL', slots: 2 }, { queue: 'CRITICAL', slots: 2 }, { queue: 'BATCH', slots: 1 }]));
+    expect(w.busySlots).toBeGreaterThanOrEqual(1);
+    const child = snap.runningTasks.find((t: any) => t.taskId === id);
+    expect(child.workerId).toBe(workerId);
+    expect(child.pid).toBeGreaterThan(0);
+    expect(child.pid).not.toBe(process.pid);
+    expect(() => process.kill(child.pid, 0)).not.toThrow(); // a live process
+    expect(child.rssBytes).toBeGreaterThan(1024 * 1024);
+    expect(snap.queues.find((q: any) => q.queue === 'NORMAL').active).toBeGreaterThanOrEqual(1);
+
+    // The subscription ticks every second and saw the same child.
+    await waitFor(async () => live.events.some((e: any) => e.resourceUtilization.runningTasks.some((t: any) => t.taskId === id && t.pid === child.pid)), 5000, 'the child in the subscription');
+    const ats = live.events.map((e: any) => Date.parse(e.resourceUtilization.at));
+    expect(ats.length).toBeGreaterThanOrEqual(2);
+    expect(ats.at(-1)! - ats.at(-2)!).toBeGreaterThanOrEqual(800);
+
+    await finished(id);
+    await waitFor(async () => {
+      const r = (await apiB.gql(`{ resourceUtilization { ${fields} } }`, {}, viewer)).body.data?.resourceUtilization;
+      return r && !r.runningTasks.some((t: any) => t.taskId === id) && r.workers.find((x: any) => x.workerId === workerId)?.busySlots === 0;
+    }, 5000, 'the child to leave resourceUtilization');
+
+    // The worker stops beating (as if killed): its key expires after three missed 500 ms beats.
+    clearInterval((worker.host as unknown as { heartbeat: NodeJS.Timeout }).heartbeat);
+    const stoppedAt = Date.now();
+    await waitFor(async () => {
+      const r = (await apiB.gql(`{ resourceUtilization { workers { workerId } } }`, {}, viewer)).body.data?.resourceUtilization;
+      return r && !r.workers.some((x: any) => x.workerId === workerId);
+    }, 4000, 'the silent worker to disappear');
+    const gone = Date.now() - stoppedAt;
+    expect(gone).toBeGreaterThan(500); // it expired, nobody deleted it
+    expect(gone).toBeLessThan(2500);
+    await waitFor(async () => !live.events.at(-1)?.resourceUtilization.workers.some((x: any) => x.workerId === workerId), 2500, 'the subscription to drop the worker');
+    workerClosed = true;
+    await worker.close();
+    live.dispose();
+    await client.dispose();
+    expect(live.errors).toEqual([]);
+  });
+});
