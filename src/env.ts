@@ -56,6 +56,9 @@ export const envSchema = z
     // Metadata zips (uploads, retrievals): a directory shared by the API and every worker.
     SWITCHYARD_ARTIFACT_DIR: z.string().min(1).default('.switchyard/artifacts'),
     SWITCHYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(100 * 1024 * 1024),
+    // Inbound webhooks: largest accepted body, and how much of a payload the delivery log keeps.
+    SWITCHYARD_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+    SWITCHYARD_WEBHOOK_STORED_PAYLOAD_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
     // Live subscriptions (graphql-ws): per-connection limits.
     SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),
     SWITCHYARD_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),

@@ -9,6 +9,7 @@ import { ResourceService } from './domain/resources/resource-service.js';
 import { ScheduleService } from './domain/tasks/schedule-service.js';
 import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
+import { WebhookService } from './domain/webhooks/webhook-service.js';
 import type { RedisTaskEventPublisher } from './events/task-event-bus.js';
 import type { TaskQueues } from './queues/task-queues.js';
 import type { SecretStore } from './secrets/secret-store.js';
@@ -25,6 +26,7 @@ export interface Services {
   schedules: ScheduleService;
   resources: ResourceService;
   artifacts: ArtifactService;
+  webhooks: WebhookService;
 }
 
 export interface ServiceDeps {
@@ -39,6 +41,8 @@ export interface ServiceDeps {
   maxUploadBytes: number;
   /** Queue an ORG_CHECK whenever credentials are registered or rotated. */
   checkOrgsOnRegister: boolean;
+  /** How much of a webhook payload the delivery log keeps. */
+  webhookStoredPayloadBytes: number;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -63,5 +67,6 @@ export function createServices(deps: ServiceDeps): Services {
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     artifacts,
+    webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes),
   };
 }

@@ -191,7 +191,7 @@ describe('child processes', () => {
     const spare = await waitFor(async () => worker.host.launcher.sparePid, 5000, 'the spare child');
     expect(isAlive(spare)).toBe(true);
 
-    // Three at once (NORMAL has concurrency 2, CRITICAL takes the third), so the pids are truly concurrent.
+    // Three that can run at once (NORMAL has concurrency 2, CRITICAL takes the third): still one child each.
     const params = { steps: 12, stepMs: 100 };
     const tasks = [
       await submit({ type: 'DIAGNOSTIC', params }),

@@ -81,7 +81,7 @@ const fatEvents = (copies: number, prefix = 'p') =>
 
 /**
  * A task whose log has `n` events, written straight to the database (far faster than a worker): the last is
- * a final STATUS (CANCELLED), or with `final` false the task stays SCHEDULED (an hour away) after n - 1 events.
+ * a final STATUS (CANCELLED); with `final` false the task stays SCHEDULED (an hour away) with events 1..n-1.
  */
 async function longLog(n: number, final = true): Promise<string> {
   const res = await apiA.gql(
@@ -124,7 +124,7 @@ describe('taskEvents across replicas', () => {
       expect(new Set(events.map((e) => e.cursor)).size).toBe(events.length);
       expect(events.at(-1)).toMatchObject({ kind: 'STATUS', payload: { status: 'SUCCEEDED' } });
       // Live, not found later by the 5 s quiet re-read of the log.
-      expect(doneAt[index] - Date.parse(events.at(-1)!.createdAt)).toBeLessThan(2000);
+      expect(doneAt[index]! - Date.parse(events.at(-1)!.createdAt)).toBeLessThan(2000);
     }
     expect(evs(subB)).toEqual(evs(subA));
   });
@@ -152,7 +152,7 @@ describe('taskEvents across replicas', () => {
     expect(after.errors).toEqual([]);
     expect(after.completed).toBe(true);
     const row = await taskRow(id);
-    expect(evs(after)[0].seq).toBe(last.seq + 1);
+    expect(evs(after)[0]?.seq).toBe(last.seq + 1);
     expect([...seen, ...evs(after)].map((e) => e.seq)).toEqual(range(row.lastEventSeq));
     expect(evs(after).at(-1)?.payload.status).toBe('SUCCEEDED');
   });
@@ -169,7 +169,7 @@ describe('taskEvents across replicas', () => {
     expect(evs(all).map((e) => e.seq)).toEqual(range(row.lastEventSeq));
     expect(evs(all).at(-1)?.payload.status).toBe('SUCCEEDED');
 
-    const middle = collect(client, eventsSubscription, { id, after: evs(all)[1].cursor });
+    const middle = collect(client, eventsSubscription, { id, after: evs(all)[1]!.cursor });
     await middle.done;
     expect(middle.completed).toBe(true);
     expect(evs(middle).map((e) => e.seq)).toEqual(range(row.lastEventSeq).slice(2));

@@ -43,6 +43,7 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
       feed,
       prefix: env.SWITCHYARD_QUEUE_PREFIX,
       heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+      webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
       subscriptionLimits: {
         maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
         maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,

@@ -10,6 +10,9 @@ export const errorCodes = [
   'TOKEN_NOT_FOUND',
   'SCHEDULE_NOT_FOUND',
   'ARTIFACT_NOT_FOUND',
+  'WEBHOOK_SOURCE_NOT_FOUND',
+  'WEBHOOK_RULE_NOT_FOUND',
+  'SUBSCRIBER_NOT_FOUND',
   'ALIAS_TAKEN',
   'INVALID_CREDENTIALS',
   'ORG_HAS_ACTIVE_TASKS',
@@ -56,7 +59,15 @@ function formatPath(path: string[]): string {
 
 export class NotFoundError extends DomainError {
   constructor(
-    readonly code: 'ORG_NOT_FOUND' | 'TASK_NOT_FOUND' | 'TOKEN_NOT_FOUND' | 'SCHEDULE_NOT_FOUND' | 'ARTIFACT_NOT_FOUND',
+    readonly code:
+      | 'ORG_NOT_FOUND'
+      | 'TASK_NOT_FOUND'
+      | 'TOKEN_NOT_FOUND'
+      | 'SCHEDULE_NOT_FOUND'
+      | 'ARTIFACT_NOT_FOUND'
+      | 'WEBHOOK_SOURCE_NOT_FOUND'
+      | 'WEBHOOK_RULE_NOT_FOUND'
+      | 'SUBSCRIBER_NOT_FOUND',
     message: string,
   ) {
     super(message);

@@ -10,6 +10,7 @@ import './audit.js';
 import './schedule.js';
 import './resources.js';
 import './artifact.js';
+import './webhook.js';
 import '../resolvers/viewer.js';
 import '../resolvers/orgs.js';
 import '../resolvers/tasks.js';
@@ -19,6 +20,7 @@ import '../resolvers/schedules.js';
 import '../resolvers/subscriptions.js';
 import '../resolvers/resources.js';
 import '../resolvers/artifacts.js';
+import '../resolvers/webhooks.js';
 
 let schema: GraphQLSchema | undefined;
 

@@ -15,6 +15,7 @@ import { runWithRequestId } from '../request-context.js';
 import { getSchema } from '../schema/index.js';
 import type { Services } from '../services.js';
 import { useAuthentication } from './authentication.js';
+import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
 import { maskError } from './mask-error.js';
@@ -32,6 +33,8 @@ export interface AppOptions {
   /** Key prefix shared with workers, for this replica's heartbeat. */
   prefix: string;
   heartbeatMs?: number;
+  /** Largest webhook body accepted. */
+  webhookMaxBytes?: number;
 }
 
 const defaultSubscriptionLimits: SubscriptionLimits = {
@@ -105,6 +108,14 @@ export function createApp(options: AppOptions): App {
     runWithRequestId(requestId, () => {
       if (path === '/graphql') {
         void yoga(req, res, { requestId });
+        return;
+      }
+      if (path?.startsWith('/webhooks/')) {
+        const deps = { webhooks: services.webhooks, redis, prefix: options.prefix, maxBodyBytes: options.webhookMaxBytes ?? 1024 * 1024, logger };
+        void handleWebhook(req, res, path, deps, sendJson).catch((error) => {
+          logger.error({ err: error }, 'webhook handling failed');
+          if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error' } });
+        });
         return;
       }
       if (path?.startsWith('/artifacts/')) {

@@ -99,6 +99,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     artifactDir: mkdtempSync(path.join(tmpdir(), `sy-artifacts-${suffix}-`)),
     maxUploadBytes: 10 * 1024 * 1024,
     checkOrgsOnRegister: options.checkOrgsOnRegister ?? false,
+    webhookStoredPayloadBytes: 64 * 1024,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
   const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits });

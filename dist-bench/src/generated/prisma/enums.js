@@ -61,3 +61,14 @@ export const ArtifactSource = {
     UPLOAD: 'UPLOAD',
     RETRIEVE: 'RETRIEVE'
 };
+export const WebhookKind = {
+    GITHUB: 'GITHUB',
+    GITLAB: 'GITLAB',
+    SALESFORCE: 'SALESFORCE',
+    CI: 'CI'
+};
+export const DeliveryStatus = {
+    PROCESSED: 'PROCESSED',
+    IGNORED: 'IGNORED',
+    FAILED: 'FAILED'
+};

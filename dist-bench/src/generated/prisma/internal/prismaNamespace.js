@@ -75,7 +75,12 @@ export const ModelName = {
     AuditEntry: 'AuditEntry',
     Secret: 'Secret',
     Schedule: 'Schedule',
-    Artifact: 'Artifact'
+    Artifact: 'Artifact',
+    WebhookSource: 'WebhookSource',
+    WebhookRule: 'WebhookRule',
+    WebhookDelivery: 'WebhookDelivery',
+    NotificationSubscriber: 'NotificationSubscriber',
+    NotificationAttempt: 'NotificationAttempt'
 };
 /**
  * Enums
@@ -201,6 +206,66 @@ export const ArtifactScalarFieldEnum = {
     source: 'source',
     createdBy: 'createdBy',
     taskId: 'taskId',
+    createdAt: 'createdAt'
+};
+export const WebhookSourceScalarFieldEnum = {
+    id: 'id',
+    kind: 'kind',
+    name: 'name',
+    secretRef: 'secretRef',
+    createdBy: 'createdBy',
+    createdAt: 'createdAt'
+};
+export const WebhookRuleScalarFieldEnum = {
+    id: 'id',
+    name: 'name',
+    sourceId: 'sourceId',
+    event: 'event',
+    repository: 'repository',
+    ref: 'ref',
+    taskType: 'taskType',
+    orgAlias: 'orgAlias',
+    params: 'params',
+    queue: 'queue',
+    priority: 'priority',
+    enabled: 'enabled',
+    createdBy: 'createdBy',
+    createdAt: 'createdAt'
+};
+export const WebhookDeliveryScalarFieldEnum = {
+    id: 'id',
+    sourceId: 'sourceId',
+    deliveryKey: 'deliveryKey',
+    event: 'event',
+    repository: 'repository',
+    ref: 'ref',
+    status: 'status',
+    matchedRuleIds: 'matchedRuleIds',
+    taskIds: 'taskIds',
+    payload: 'payload',
+    payloadTruncated: 'payloadTruncated',
+    error: 'error',
+    receivedAt: 'receivedAt'
+};
+export const NotificationSubscriberScalarFieldEnum = {
+    id: 'id',
+    url: 'url',
+    events: 'events',
+    secretRef: 'secretRef',
+    enabled: 'enabled',
+    createdBy: 'createdBy',
+    createdAt: 'createdAt'
+};
+export const NotificationAttemptScalarFieldEnum = {
+    id: 'id',
+    subscriberId: 'subscriberId',
+    notificationId: 'notificationId',
+    event: 'event',
+    attempt: 'attempt',
+    ok: 'ok',
+    responseStatus: 'responseStatus',
+    error: 'error',
+    durationMs: 'durationMs',
     createdAt: 'createdAt'
 };
 export const SortOrder = {

@@ -1,0 +1,110 @@
+// POST /webhooks/<kind>/<sourceId>: verify, de-duplicate, persist, enqueue, answer. Every answer is JSON
+// with a code. A request that does not verify stores nothing but a counter in Redis, so forged traffic
+// cannot fill the database.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { WebhookService } from '../domain/webhooks/webhook-service.js';
+import type { WebhookKind } from '../generated/prisma/enums.js';
+import { normalise } from './events.js';
+import { verifyGitHub, verifyGitLab, verifyTimestamped } from './signatures.js';
+
+const kinds: Record<string, WebhookKind> = { github: 'GITHUB', gitlab: 'GITLAB', salesforce: 'SALESFORCE', ci: 'CI' };
+
+export interface WebhookRouteDeps {
+  webhooks: WebhookService;
+  redis: Redis;
+  prefix: string;
+  maxBodyBytes: number;
+  logger: Logger;
+}
+
+type Reply = (res: ServerResponse, status: number, body: unknown) => void;
+
+export function rejectedCounterKey(prefix: string): string {
+  return `${prefix}:webhooks:rejected`;
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new BodyTooLarge());
+        req.resume(); // drain without keeping it
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export async function handleWebhook(req: IncomingMessage, res: ServerResponse, path: string, deps: WebhookRouteDeps, reply: Reply): Promise<void> {
+  const error = (status: number, code: string, message: string) => reply(res, status, { error: { code, message } });
+  const [, , kindName, sourceId, extra] = path.split('/');
+  const kind = kindName ? kinds[kindName] : undefined;
+  if (!kind || !sourceId || extra !== undefined) return error(404, 'NOT_FOUND', 'Webhook URLs look like /webhooks/<github|gitlab|salesforce|ci>/<sourceId>');
+  if (req.method !== 'POST') return error(405, 'METHOD_NOT_ALLOWED', 'Webhooks are POSTed');
+  const contentType = (header(req, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType !== 'application/json') return error(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the payload as application/json');
+  const declared = Number(header(req, 'content-length') ?? 0);
+  if (declared > deps.maxBodyBytes) return error(413, 'PAYLOAD_TOO_LARGE', `Payloads are limited to ${deps.maxBodyBytes} bytes`);
+
+  let body: Buffer;
+  try {
+    body = await readBody(req, deps.maxBodyBytes);
+  } catch (failure) {
+    if (failure instanceof BodyTooLarge) return error(413, 'PAYLOAD_TOO_LARGE', `Payloads are limited to ${deps.maxBodyBytes} bytes`);
+    throw failure;
+  }
+
+  const reject = async (reason: string) => {
+    await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${sourceId.slice(0, 64)}:${reason}`, 1).catch(() => undefined);
+    error(401, 'INVALID_SIGNATURE', 'Unknown webhook source or wrong signature');
+  };
+  const found = await deps.webhooks.sourceForDelivery(kind, sourceId);
+  if (!found) return reject('UNKNOWN_SOURCE');
+  const { source, secret } = found;
+  if (kind === 'GITHUB' && !verifyGitHub(secret, body, header(req, 'x-hub-signature-256'))) return reject('BAD_SIGNATURE');
+  if (kind === 'GITLAB' && !verifyGitLab(secret, header(req, 'x-gitlab-token'))) return reject('BAD_SIGNATURE');
+  if (kind === 'SALESFORCE' || kind === 'CI') {
+    const verdict = verifyTimestamped(secret, body, header(req, 'x-switchyard-signature'));
+    if (!verdict.ok) {
+      await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${source.id}:${verdict.reason}`, 1).catch(() => undefined);
+      return error(401, verdict.reason === 'STALE_TIMESTAMP' ? 'STALE_TIMESTAMP' : 'INVALID_SIGNATURE', verdict.reason === 'STALE_TIMESTAMP' ? 'The signature timestamp is older than 5 minutes or in the future' : 'Wrong or missing signature');
+    }
+  }
+
+  let payload: unknown;
+  try {
+    payload = JSON.parse(body.toString('utf8'));
+  } catch {
+    return error(400, 'MALFORMED_JSON', 'The body is not valid JSON');
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return error(400, 'MALFORMED_JSON', 'The body must be a JSON object');
+
+  const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
+  if (kind === 'GITHUB' && headers['x-github-event'] === 'ping') return reply(res, 200, { status: 'PONG', zen: (payload as { zen?: string }).zen ?? null });
+
+  const delivery = normalise(kind, headers, payload as Record<string, unknown>, body);
+  const outcome = await deps.webhooks.accept(source, delivery, payload, body.length);
+  reply(res, 200, {
+    deliveryId: outcome.delivery.id,
+    duplicate: outcome.duplicate,
+    status: outcome.delivery.status,
+    event: outcome.delivery.event,
+    taskIds: outcome.delivery.taskIds,
+    ...(outcome.delivery.error ? { error: outcome.delivery.error } : {}),
+  });
+}

@@ -1,0 +1,695 @@
+// Every Salesforce operation end to end through GraphQL, against the Salesforce simulator
+// (test/fixtures/salesforce-sim.ts): a real API, a real worker forking real children (from dist/), jsforce in
+// the child talking HTTP to the simulator. ORG_CHECK (registration, revoked credentials, rotation), RETRIEVE
+// (members, package.xml, download, failure), artifact upload, DEPLOY (progress, failures, options), VALIDATE
+// and QUICK_DEPLOY, cancellation mid-deploy, session expiry, API limits and server errors; and at the end a
+// credential canary over everything Switchyard answered, logged and stored.
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildZip, readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
+import { startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+
+/** Alphanumeric, so no escaping (JSON, URL, form encoding) can hide it from a plain search. */
+const canary = (label: string) => `${label}${randomBytes(20).toString('hex')}Z`;
+
+const MAIN = 'sfops';
+const OTHER = 'sfops-other';
+const clientId = canary('3MVG9canaryClient');
+const clientSecret = canary('canarySecret');
+const mainRefreshToken = canary('5Aep861canaryMain');
+const otherRefreshToken = canary('5Aep861canaryOther');
+const rotatedRefreshToken = canary('5Aep861canaryRotated');
+const secrets = [clientSecret, mainRefreshToken, otherRefreshToken, rotatedRefreshToken];
+
+let api: TestApi;
+let worker: TestWorker;
+let sim: SalesforceSim;
+let token: string;
+/** Every GraphQL (and upload) response body, for the canary search at the end. */
+const responses: string[] = [];
+
+beforeAll(async () => {
+  sim = await startSalesforceSim({ org: { Name: 'Acme Ops Production', InstanceName: 'NA321', OrganizationType: 'Enterprise Edition', IsSandbox: false } });
+  sim.addRefreshToken(mainRefreshToken, { clientId, clientSecret });
+  sim.addRefreshToken(otherRefreshToken, { clientId, clientSecret });
+  sim.addRefreshToken(rotatedRefreshToken, { clientId, clientSecret });
+  sim.setLimits({ DataStorageMB: { Max: 5, Remaining: 3 } });
+  api = await startTestApi('sf_ops', { checkOrgsOnRegister: true });
+  worker = await startTestWorker(api);
+  token = await api.token('OWNER');
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await sim?.close();
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------
+
+async function gqlRaw(query: string, variables: Record<string, unknown> = {}): Promise<GraphQLResponse> {
+  const res = await api.gql(query, variables, token);
+  responses.push(JSON.stringify(res.body));
+  return res;
+}
+
+async function gql<T = any>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const res = await gqlRaw(query, variables);
+  expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+  return res.body.data as T;
+}
+
+const credentials = (refreshToken: string) => ({ instanceUrl: sim.instanceUrl, refreshToken, clientId, clientSecret });
+
+const fieldErrors = '... on Error { code message } ... on ValidationError { fieldErrors { path message } }';
+
+interface SubmitOptions {
+  org?: string;
+  maxAttempts?: number;
+  retryBackoffMs?: number;
+}
+
+async function submitRaw(type: string, params: Record<string, unknown>, options: SubmitOptions = {}) {
+  const data = await gql(
+    `mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status queue } } ${fieldErrors} } }`,
+    { input: { type, org: options.org ?? MAIN, params, maxAttempts: options.maxAttempts ?? 1, retryBackoffMs: options.retryBackoffMs ?? 100 } },
+  );
+  return data.submitTask;
+}
+
+async function submit(type: string, params: Record<string, unknown>, options: SubmitOptions = {}): Promise<string> {
+  const result = await submitRaw(type, params, options);
+  expect(result.__typename, JSON.stringify(result)).toBe('SubmitTaskSuccess');
+  return result.task.id as string;
+}
+
+interface TaskEventNode {
+  seq: number;
+  kind: 'STATUS' | 'PROGRESS' | 'LOG' | 'RESULT';
+  payload: any;
+}
+
+interface TaskView {
+  id: string;
+  type: string;
+  status: string;
+  queue: string;
+  attempts: number;
+  maxAttempts: number;
+  progress: number;
+  cancelRequestedAt: string | null;
+  error: { code: string; message: string } | null;
+  result: any;
+  events: TaskEventNode[];
+}
+
+const TASK_FIELDS = `id type status queue attempts maxAttempts progress cancelRequestedAt error { code message } result
+  events(first: 100) { edges { node { seq kind payload } } }`;
+
+async function getTask(id: string): Promise<TaskView> {
+  const data = await gql(`query($id: ID!) { task(id: $id) { ${TASK_FIELDS} } }`, { id });
+  const task = data.task;
+  return { ...task, events: task.events.edges.map((e: { node: TaskEventNode }) => e.node) };
+}
+
+const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+async function waitTask(id: string, statuses: string[] = FINAL, timeoutMs = 20_000): Promise<TaskView> {
+  return waitFor(
+    async () => {
+      const task = await getTask(id);
+      return statuses.includes(task.status) ? task : null;
+    },
+    timeoutMs,
+    `task ${id} to be ${statuses.join('/')}`,
+  );
+}
+
+/** The task's UUID from its global id (base64 "Task:uuid"). */
+const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
+
+const progressEvents = (task: TaskView) => task.events.filter((e) => e.kind === 'PROGRESS').map((e) => e.payload);
+const statusEvents = (task: TaskView) => task.events.filter((e) => e.kind === 'STATUS').map((e) => e.payload);
+
+function expectOrderedLog(task: TaskView): void {
+  expect(task.events.map((e) => e.seq)).toEqual(task.events.map((_, i) => i + 1));
+  expect(task.events[0]).toMatchObject({ kind: 'STATUS', payload: { status: 'QUEUED' } });
+  expect(task.events.at(-1)).toMatchObject({ kind: 'STATUS', payload: { status: task.status } });
+}
+
+function samplePackage(classes: string[]): Buffer {
+  return buildZip({
+    'package.xml':
+      '<?xml version="1.0" encoding="UTF-8"?><Package xmlns="http://soap.sforce.com/2006/04/metadata"><types>' +
+      classes.map((c) => `<members>${c}</members>`).join('') +
+      '<name>ApexClass</name></types><version>62.0</version></Package>',
+    ...Object.fromEntries(
+      classes.flatMap((c) => [
+        [`classes/${c}.cls`, `public class ${c} {}`],
+        [`classes/${c}.cls-meta.xml`, '<ApexClass><apiVersion>62.0</apiVersion><status>Active</status></ApexClass>'],
+      ]),
+    ),
+  });
+}
+
+const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename
+  ... on UploadArtifactSuccess { artifact { id fileName sha256 sizeBytes source createdBy downloadPath } } ${fieldErrors} } }`;
+
+/** uploadArtifact through the GraphQL multipart request spec: fields operations, map, then the file. */
+async function upload(bytes: Uint8Array, fileName: string): Promise<any> {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
+  form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.append('0', new Blob([bytes], { type: 'application/zip' }), fileName);
+  const response = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  const text = await response.text();
+  responses.push(text);
+  expect(response.status, text).toBe(200);
+  const body = JSON.parse(text);
+  expect(body.errors, text).toBeUndefined();
+  return body.data.uploadArtifact;
+}
+
+async function download(path: string, bearer: string | null = token): Promise<Response> {
+  return fetch(`${api.url}${path}`, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
+}
+
+const soapCalls = (from: number) => sim.requests.filter((r) => r.seq > from && r.operation);
+const lastSeq = () => sim.requests.at(-1)?.seq ?? 0;
+
+// ---------------------------------------------------------------------------------------------------------
+// ORG_CHECK
+// ---------------------------------------------------------------------------------------------------------
+
+describe('ORG_CHECK', () => {
+  it('registerOrg queues a check on CRITICAL that connects the org and reports what it is', async () => {
+    const registered = await gql(
+      `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename ... on RegisterOrgSuccess { org { alias status salesforceOrgId lastCheckedAt } } ${fieldErrors} } }`,
+      { input: { alias: MAIN, kind: 'PRODUCTION', credentials: credentials(mainRefreshToken) } },
+    );
+    expect(registered.registerOrg).toMatchObject({ __typename: 'RegisterOrgSuccess', org: { alias: MAIN, status: 'UNVERIFIED', salesforceOrgId: null, lastCheckedAt: null } });
+
+    const listed = await gql(`{ tasks(filter: { org: "${MAIN}", type: [ORG_CHECK] }) { totalCount edges { node { id queue source } } } }`);
+    expect(listed.tasks.totalCount).toBe(1);
+    expect(listed.tasks.edges[0].node).toMatchObject({ queue: 'CRITICAL', source: 'API' });
+
+    const task = await waitTask(listed.tasks.edges[0].node.id);
+    expect(task.error).toBeNull();
+    expect(task).toMatchObject({ type: 'ORG_CHECK', status: 'SUCCEEDED', queue: 'CRITICAL', attempts: 1 });
+    expect(task.result).toMatchObject({
+      organizationId: sim.org.Id,
+      organizationName: 'Acme Ops Production',
+      organizationType: 'Enterprise Edition',
+      isSandbox: false,
+      instanceName: 'NA321',
+      instanceUrl: sim.instanceUrl,
+      username: sim.user.username,
+      userId: sim.user.id,
+    });
+    expect(task.result.limits.DataStorageMB).toEqual({ max: 5, remaining: 3 });
+    expect(task.result.limits.DailyApiRequests.max).toBe(15000);
+    expect(task.result.limits.DailyApiRequests.remaining).toBeLessThan(15000);
+    expectOrderedLog(task);
+    expect(progressEvents(task).map((p) => p.phase)).toEqual(['authenticating', 'reading identity', 'reading the organization', 'reading API limits', 'done']);
+
+    const { org } = await gql(`{ org(alias: "${MAIN}") { status salesforceOrgId lastCheckedAt instanceUrl } }`);
+    expect(org.status).toBe('CONNECTED');
+    expect(org.salesforceOrgId).toBe(sim.org.Id);
+    expect(Date.now() - Date.parse(org.lastCheckedAt)).toBeLessThan(60_000);
+
+    // The child redeemed the stored credentials at the token endpoint, with the registered consumer key and secret.
+    const grants = sim.requests.filter((r) => r.path === '/services/oauth2/token' && r.refreshToken === mainRefreshToken);
+    expect(grants.length).toBeGreaterThanOrEqual(1);
+    expect(grants[0]).toMatchObject({ status: 200, grantType: 'refresh_token', clientId, sentClientSecret: true });
+  });
+
+  it('a revoked refresh token fails the check with ORG_AUTH_FAILED, once, and marks the org AUTH_FAILED; rotation queues a new check', async () => {
+    const registered = await gql(
+      `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`,
+      { input: { alias: OTHER, kind: 'SANDBOX', credentials: credentials(otherRefreshToken) } },
+    );
+    expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
+    const first = await gql(`{ tasks(filter: { org: "${OTHER}", type: [ORG_CHECK] }) { edges { node { id } } } }`);
+    expect((await waitTask(first.tasks.edges[0].node.id)).status).toBe('SUCCEEDED');
+    expect((await gql(`{ org(alias: "${OTHER}") { status } }`)).org.status).toBe('CONNECTED');
+
+    expect(sim.revokeRefreshToken(otherRefreshToken)).toBe(true);
+    const id = await submit('ORG_CHECK', {}, { org: OTHER, maxAttempts: 3 });
+    const failed = await waitTask(id);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error!.code).toBe('ORG_AUTH_FAILED');
+    expect(failed.error!.message).toMatch(/expired access\/refresh token/);
+    // Not retried although attempts remained: no requeue, one run.
+    expect(failed.attempts).toBe(1);
+    expect(statusEvents(failed).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
+    expect(statusEvents(failed).at(-1)).toMatchObject({ code: 'ORG_AUTH_FAILED' });
+    expect(sim.requests.filter((r) => r.refreshToken === otherRefreshToken && r.errorCode === 'invalid_grant')).toHaveLength(1);
+    const afterFailure = (await gql(`{ org(alias: "${OTHER}") { status lastCheckedAt } }`)).org;
+    expect(afterFailure.status).toBe('AUTH_FAILED');
+
+    const rotated = await gql(
+      `mutation($c: OrgCredentialsInput!) { rotateOrgCredentials(alias: "${OTHER}", credentials: $c) { __typename ... on RotateOrgCredentialsSuccess { org { status } } ${fieldErrors} } }`,
+      { c: credentials(rotatedRefreshToken) },
+    );
+    expect(rotated.rotateOrgCredentials).toMatchObject({ __typename: 'RotateOrgCredentialsSuccess', org: { status: 'UNVERIFIED' } });
+    const checks = await gql(`{ tasks(filter: { org: "${OTHER}", type: [ORG_CHECK] }) { totalCount edges { node { id queue } } } }`);
+    expect(checks.tasks.totalCount).toBe(3);
+    const newest = checks.tasks.edges[0].node;
+    expect(newest.queue).toBe('CRITICAL');
+    expect(newest.id).not.toBe(id);
+    expect((await waitTask(newest.id)).status).toBe('SUCCEEDED');
+    expect((await gql(`{ org(alias: "${OTHER}") { status } }`)).org.status).toBe('CONNECTED');
+    expect(sim.requests.some((r) => r.refreshToken === rotatedRefreshToken && r.status === 200)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// RETRIEVE and artifacts
+// ---------------------------------------------------------------------------------------------------------
+
+describe('RETRIEVE', () => {
+  it('retrieves members: ordered progress, an artifact whose download is the zip the org built', async () => {
+    sim.retrievePlan({ pollsToFinish: 3, files: { 'classes/Extra.cls': 'public class Extra { /* from the sim */ }' } });
+    const id = await submit('RETRIEVE', { members: [{ type: 'ApexClass', members: ['Foo', 'Bar'] }], pollIntervalMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.queue).toBe('BATCH');
+    expectOrderedLog(task);
+    const progress = progressEvents(task);
+    expect(progress.map((p) => p.phase)).toEqual(['authenticating', 'Pending', 'InProgress', 'Succeeded', 'stored']);
+    expect(progress.map((p) => p.percent)).toEqual([2, 45, 60, 95, 100]);
+    expect(task.events.map((e) => e.kind).slice(-2)).toEqual(['RESULT', 'STATUS']);
+    expect(task.events.find((e) => e.kind === 'RESULT')!.payload).toEqual(task.result);
+
+    const retrieved = sim.getRetrieve(task.result.retrieveId)!;
+    expect(retrieved).toMatchObject({ status: 'Succeeded', singlePackage: true, apiVersion: '62.0', types: [{ name: 'ApexClass', members: ['Foo', 'Bar'] }] });
+    expect(task.result).toMatchObject({ retrieveId: retrieved.id, status: 'Succeeded', artifactId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(task.result.fileCount).toBe(3); // Foo, Bar, package.xml
+
+    const { artifacts } = await gql(`{ artifacts(first: 10) { totalCount edges { node { id fileName sha256 sizeBytes source createdBy downloadPath } } } }`);
+    const artifact = artifacts.edges.map((e: any) => e.node).find((a: any) => a.downloadPath === `/artifacts/${task.result.artifactId}`);
+    expect(artifact).toMatchObject({ source: 'RETRIEVE', createdBy: `task:${rawId(id)}`, fileName: `retrieve-${rawId(id)}.zip` });
+
+    const response = await download(artifact.downloadPath);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/zip');
+    const bytes = Buffer.from(await response.arrayBuffer());
+    expect(bytes.length).toBe(artifact.sizeBytes);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(artifact.sha256);
+    const files = readZip(bytes);
+    expect([...files.keys()]).toEqual(retrieved.zipEntries);
+    expect([...files.keys()]).toEqual([
+      'package.xml',
+      'classes/Foo.cls',
+      'classes/Foo.cls-meta.xml',
+      'classes/Bar.cls',
+      'classes/Bar.cls-meta.xml',
+      'classes/Extra.cls',
+    ]);
+    expect(files.get('classes/Extra.cls')!.toString()).toBe('public class Extra { /* from the sim */ }');
+    expect(files.get('classes/Foo.cls')!.toString()).toContain('class Foo');
+    expect(files.get('package.xml')!.toString()).toMatch(/<members>Foo<\/members>\s*<members>Bar<\/members>\s*<name>ApexClass<\/name>/);
+
+    expect((await download(artifact.downloadPath, null)).status).toBe(401);
+    expect((await download(artifact.downloadPath, 'not-a-token')).status).toBe(401);
+    expect((await download(`/artifacts/${randomUUID()}`)).status).toBe(404);
+  });
+
+  it('retrieves a package.xml', async () => {
+    const packageXml = `<?xml version="1.0" encoding="UTF-8"?>
+<Package xmlns="http://soap.sforce.com/2006/04/metadata">
+  <types><members>OnAccount</members><name>ApexTrigger</name></types>
+  <types><members>Account</members><members>Invoice__c</members><name>CustomObject</name></types>
+  <version>61.0</version>
+</Package>`;
+    const id = await submit('RETRIEVE', { packageXml, pollIntervalMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    const retrieved = sim.getRetrieve(task.result.retrieveId)!;
+    expect(retrieved.types).toEqual([
+      { name: 'ApexTrigger', members: ['OnAccount'] },
+      { name: 'CustomObject', members: ['Account', 'Invoice__c'] },
+    ]);
+    const bytes = Buffer.from(await (await download(`/artifacts/${task.result.artifactId}`)).arrayBuffer());
+    expect([...readZip(bytes).keys()]).toEqual(retrieved.zipEntries);
+    expect(retrieved.zipEntries).toEqual(expect.arrayContaining(['triggers/OnAccount.trigger', 'objects/Account.object', 'objects/Invoice__c.object']));
+    const percents = progressEvents(task).map((p) => p.percent);
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(percents.at(-1)).toBe(100);
+  });
+
+  it('a retrieve Salesforce fails ends FAILED with RETRIEVE_FAILED, without an artifact', async () => {
+    const before = (await gql(`{ artifacts { totalCount } }`)).artifacts.totalCount;
+    sim.retrievePlan({ fail: { errorStatusCode: 'UNKNOWN_EXCEPTION', errorMessage: 'The retrieve hit an internal error' } });
+    const id = await submit('RETRIEVE', { members: [{ type: 'ApexClass', members: ['Foo'] }], pollIntervalMs: 100 }, { maxAttempts: 2 });
+    const task = await waitTask(id);
+    expect(task.status).toBe('FAILED');
+    expect(task.error!.code).toBe('RETRIEVE_FAILED');
+    expect(task.error!.message).toMatch(/Failed: The retrieve hit an internal error/);
+    expect(task.attempts).toBe(1);
+    expect((await gql(`{ artifacts { totalCount } }`)).artifacts.totalCount).toBe(before);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Uploads, DEPLOY, VALIDATE, QUICK_DEPLOY
+// ---------------------------------------------------------------------------------------------------------
+
+describe('DEPLOY, VALIDATE and QUICK_DEPLOY', () => {
+  const zip = samplePackage(['Foo', 'Bar', 'Baz']);
+  let artifactId: string;
+  let validateTaskId: string;
+  let deployTaskId: string;
+
+  it('uploads a zip with the multipart request spec and refuses what is not a zip', async () => {
+    const uploaded = await upload(zip, 'release 1.zip');
+    expect(uploaded.__typename).toBe('UploadArtifactSuccess');
+    expect(uploaded.artifact).toMatchObject({
+      source: 'UPLOAD',
+      fileName: 'release_1.zip',
+      sizeBytes: zip.length,
+      sha256: createHash('sha256').update(zip).digest('hex'),
+    });
+    artifactId = uploaded.artifact.id;
+    const back = Buffer.from(await (await download(uploaded.artifact.downloadPath)).arrayBuffer());
+    expect(back.equals(zip)).toBe(true);
+
+    const notZip = await upload(Buffer.from('this is not a zip archive'), 'notes.txt');
+    expect(notZip.__typename).toBe('ValidationError');
+    expect(notZip.fieldErrors.map((f: any) => f.path)).toEqual([['file']]);
+  });
+
+  it('deploys an uploaded artifact with specified tests: options and zip reach Salesforce, progress counts grow', async () => {
+    sim.deployPlan({
+      components: 3,
+      tests: 4,
+      pollsToFinish: 5,
+      coverageWarnings: [{ name: 'Baz', message: 'Test coverage of selected Apex Class is 60%, at least 75% test coverage is required' }],
+    });
+    deployTaskId = await submit('DEPLOY', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest', 'BarTest'], pollIntervalMs: 100 });
+    const task = await waitTask(deployTaskId);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.progress).toBe(100);
+    expectOrderedLog(task);
+
+    const { deployId } = task.result;
+    const seen = sim.getDeploy(deployId)!;
+    expect(seen).toBeDefined();
+    expect(seen.options).toMatchObject({
+      checkOnly: false,
+      testLevel: 'RunSpecifiedTests',
+      runTests: ['FooTest', 'BarTest'],
+      rollbackOnError: true,
+      ignoreWarnings: false,
+      singlePackage: true,
+    });
+    expect(seen.zipBytes).toBe(zip.length);
+    expect(seen.zipEntries).toEqual([...readZip(zip).keys()]);
+    expect(seen).toMatchObject({ status: 'Succeeded', done: true, success: true, polls: 5 });
+
+    const counted = progressEvents(task).filter((p) => p.details);
+    expect(counted.length).toBe(5);
+    for (const p of counted) expect(p.details).toMatchObject({ deployId, componentsTotal: 3, testsTotal: 4 });
+    const deployed = counted.map((p) => p.details.componentsDeployed);
+    const tests = counted.map((p) => p.details.testsCompleted);
+    expect(deployed).toEqual([0, 1, 1, 2, 3]);
+    expect(tests).toEqual([0, 1, 2, 3, 4]);
+    const percents = progressEvents(task).map((p) => p.percent);
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(counted.map((p) => p.phase.split(':')[0])).toEqual(['Pending', 'InProgress', 'InProgress', 'InProgress', 'Succeeded']);
+
+    expect(task.result).toMatchObject({
+      deployId,
+      status: 'Succeeded',
+      success: true,
+      checkOnly: false,
+      components: { total: 3, deployed: 3, errors: 0 },
+      tests: { total: 4, completed: 4, errors: 0 },
+      componentFailures: [],
+      testFailures: [],
+      coverageWarnings: [{ name: 'Baz', message: 'Test coverage of selected Apex Class is 60%, at least 75% test coverage is required' }],
+    });
+    expect(task.events.find((e) => e.kind === 'RESULT')!.payload).toEqual(task.result);
+  });
+
+  it('component failures fail the task with DEPLOY_FAILED and the failures as its result', async () => {
+    sim.deployPlan({
+      components: 3,
+      pollsToFinish: 2,
+      componentFailures: [{ fullName: 'Foo', lineNumber: 12, columnNumber: 5, problem: 'Variable does not exist: accountId' }],
+    });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'RunLocalTests', pollIntervalMs: 100 }, { maxAttempts: 3 });
+    const task = await waitTask(id);
+    expect(task.status).toBe('FAILED');
+    expect(task.error!.code).toBe('DEPLOY_FAILED');
+    expect(task.error!.message).toMatch(/Failed: 1 component error/);
+    expect(task.attempts).toBe(1);
+    expect(task.result).toMatchObject({ status: 'Failed', success: false, components: { total: 3, errors: 1 }, tests: { total: 0 } });
+    expect(task.result.componentFailures).toEqual([
+      { file: 'classes/Foo.cls', fullName: 'Foo', type: 'ApexClass', line: 12, column: 5, problem: 'Variable does not exist: accountId', problemType: 'Error' },
+    ]);
+    expect(sim.getDeploy(task.result.deployId)!.options.testLevel).toBe('RunLocalTests');
+  });
+
+  it('test failures fail the task with DEPLOY_FAILED and the failing methods as its result', async () => {
+    sim.deployPlan({
+      pollsToFinish: 3,
+      testFailures: [{ name: 'FooTest', methodName: 'rejectsBadInput', message: 'System.AssertException: Assertion Failed: expected 1, got 2', stackTrace: 'Class.FooTest.rejectsBadInput: line 7, column 1' }],
+    });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest', 'BarTest'], pollIntervalMs: 100 });
+    const task = await waitTask(id);
+    expect(task.status).toBe('FAILED');
+    expect(task.error!.code).toBe('DEPLOY_FAILED');
+    expect(task.error!.message).toMatch(/1 test failure/);
+    expect(task.result.tests).toEqual({ total: 2, completed: 1, errors: 1 });
+    expect(task.result.testFailures).toEqual([
+      { name: 'FooTest', method: 'rejectsBadInput', message: 'System.AssertException: Assertion Failed: expected 1, got 2', stackTrace: 'Class.FooTest.rejectsBadInput: line 7, column 1' },
+    ]);
+  });
+
+  it('VALIDATE runs a check-only deployment and records its deploy id', async () => {
+    sim.deployPlan({ pollsToFinish: 3 });
+    validateTaskId = await submit('VALIDATE', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 });
+    const task = await waitTask(validateTaskId);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.result).toMatchObject({ status: 'Succeeded', success: true, checkOnly: true, tests: { total: 1, completed: 1, errors: 0 } });
+    expect(task.result.deployId).toMatch(/^0Af[0-9A-Za-z]{15}$/);
+    expect(sim.getDeploy(task.result.deployId)!.options).toMatchObject({ checkOnly: true, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'] });
+  });
+
+  it('QUICK_DEPLOY promotes the validation of a VALIDATE task', async () => {
+    const validation = (await getTask(validateTaskId)).result.deployId as string;
+    const from = lastSeq();
+    const id = await submit('QUICK_DEPLOY', { validationTaskId: validateTaskId, pollIntervalMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.result.validationId).toBe(validation);
+    expect(task.result.deployId).not.toBe(validation);
+    expect(task.result).toMatchObject({ status: 'Succeeded', success: true, checkOnly: false });
+    expect(sim.getDeploy(task.result.deployId)).toMatchObject({ validatedDeployRequestId: validation, done: true, success: true });
+    expect(sim.getDeploy(validation)!.quickDeployedAs).toBe(task.result.deployId);
+    expect(soapCalls(from).filter((r) => r.operation === 'deployRecentValidation' && r.status === 200)).toHaveLength(1);
+    expect(soapCalls(from).some((r) => r.operation === 'deploy')).toBe(false);
+    // The validation task's deploy id was filled into the params at submission.
+    const params = await gql(`query($id: ID!) { task(id: $id) { params } }`, { id });
+    expect(params.task.params.deployId).toBe(validation);
+  });
+
+  it('refuses a QUICK_DEPLOY of a task that is not a validation, and a DEPLOY of an unknown artifact', async () => {
+    const notValidation = await submitRaw('QUICK_DEPLOY', { validationTaskId: deployTaskId });
+    expect(notValidation.__typename).toBe('ValidationError');
+    expect(notValidation.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'validationTaskId']]);
+    const notValidationUuid = await submitRaw('QUICK_DEPLOY', { validationTaskId: rawId(deployTaskId) });
+    expect(notValidationUuid.__typename).toBe('ValidationError');
+    expect(notValidationUuid.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'validationTaskId']]);
+
+    const unknown = await submitRaw('DEPLOY', { artifactId: randomUUID(), testLevel: 'NoTestRun' });
+    expect(unknown.__typename).toBe('ValidationError');
+    expect(unknown.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'artifactId']]);
+    const garbage = await submitRaw('DEPLOY', { artifactId: 'no-such-artifact', testLevel: 'NoTestRun' });
+    expect(garbage.__typename).toBe('ValidationError');
+    expect(garbage.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'artifactId']]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Cancellation, session expiry, limits and server errors
+// ---------------------------------------------------------------------------------------------------------
+
+describe('cancellation and Salesforce trouble', () => {
+  let artifactId: string;
+
+  beforeAll(async () => {
+    const uploaded = await upload(samplePackage(['Alpha', 'Beta']), 'trouble.zip');
+    artifactId = uploaded.artifact.id;
+  });
+
+  it('cancelTask on a running deployment cancels it in Salesforce and ends CANCELLED', async () => {
+    sim.deployPlan({ components: 2, pollsToFinish: 500 });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 });
+    const running = await waitFor(
+      async () => {
+        const task = await getTask(id);
+        const polls = progressEvents(task).filter((p) => p.details);
+        return task.status === 'RUNNING' && polls.length >= 2 ? { task, deployId: polls[0].details.deployId as string } : null;
+      },
+      15_000,
+      'the deployment to be polled',
+    );
+    const cancelled = await gql(
+      `mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status cancelRequestedAt } } ${fieldErrors} } }`,
+      { id },
+    );
+    expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING', cancelRequestedAt: expect.any(String) } });
+    const task = await waitTask(id);
+    expect(task.status).toBe('CANCELLED');
+    expect(task.error!.code).toBe('CANCELLED');
+    const cancels = sim.requests.filter((r) => r.operation === 'cancelDeploy');
+    expect(cancels).toHaveLength(1);
+    expect(cancels[0]!.status).toBe(200);
+    expect(sim.getDeploy(running.deployId)).toMatchObject({ canceled: true, status: 'Canceled', done: true });
+    expect(task.events.some((e) => e.kind === 'LOG' && /Cancelling deployment/.test(e.payload.message))).toBe(true);
+  });
+
+  it('an access token that expires mid-deployment is refreshed by jsforce and the deployment succeeds', async () => {
+    sim.deployPlan({ components: 2, pollsToFinish: 4 });
+    const refreshesBefore = sim.tokenRefreshCount;
+    const from = lastSeq();
+    sim.expireSessionAfterPolls(2);
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.attempts).toBe(1);
+    // One refresh when the child connected, one when the session expired between polls.
+    expect(sim.tokenRefreshCount - refreshesBefore).toBe(2);
+    const polls = soapCalls(from).filter((r) => r.operation === 'checkDeployStatus');
+    expect(polls.map((r) => [r.status, r.errorCode ?? null])).toEqual([
+      [200, null],
+      [200, null],
+      [500, 'INVALID_SESSION_ID'],
+      [200, null],
+      [200, null],
+    ]);
+    const expired = polls[2]!;
+    const refresh = sim.requests.find((r) => r.seq > expired.seq && r.path === '/services/oauth2/token')!;
+    expect(refresh).toMatchObject({ status: 200, refreshToken: mainRefreshToken, clientId });
+    expect(polls[3]!.seq).toBeGreaterThan(refresh.seq);
+    expect(polls[3]!.accessToken).not.toBe(expired.accessToken);
+  });
+
+  it('REQUEST_LIMIT_EXCEEDED on a SOAP call requeues the task with SF_API_LIMIT; the retry succeeds', async () => {
+    sim.failNext('deploy', 'REQUEST_LIMIT_EXCEEDED');
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.attempts).toBe(2);
+    expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(statusEvents(task)[2]).toMatchObject({ after: 'SF_API_LIMIT', retryInMs: 100 });
+    const deploys = soapCalls(from).filter((r) => r.operation === 'deploy');
+    expect(deploys.map((r) => [r.status, r.errorCode ?? null])).toEqual([
+      [500, 'REQUEST_LIMIT_EXCEEDED'],
+      [200, null],
+    ]);
+    expect(deploys[0]!.injected).toBe('REQUEST_LIMIT_EXCEEDED');
+  });
+
+  it('a server error on a SOAP call is ORG_UNREACHABLE and retryable', async () => {
+    sim.failNext('deploy', 500);
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.attempts).toBe(2);
+    expect(statusEvents(task)[2]).toMatchObject({ status: 'QUEUED', after: 'ORG_UNREACHABLE' });
+
+    // With no attempt left it is the final error.
+    sim.failNext('checkRetrieveStatus', 500);
+    const last = await submit('RETRIEVE', { members: [{ type: 'ApexClass', members: ['Foo'] }], pollIntervalMs: 100 }, { maxAttempts: 1 });
+    const failed = await waitTask(last);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error!.code).toBe('ORG_UNREACHABLE');
+    expect(failed.error!.message).toMatch(/UNKNOWN_EXCEPTION/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Credential canary
+// ---------------------------------------------------------------------------------------------------------
+
+/** Forms a leaked value is searched in: plain, hex, and base64/base64url at the three byte alignments. */
+function encodings(value: string): string[] {
+  const bytes = Buffer.from(value, 'utf8');
+  const forms = new Set<string>([value, bytes.toString('hex'), bytes.toString('hex').toUpperCase(), encodeURIComponent(value)]);
+  for (let shift = 0; shift < 3; shift += 1) {
+    const encoded = Buffer.concat([Buffer.alloc(shift, 0x20), bytes]).toString('base64');
+    const inner = encoded.slice(shift === 0 ? 0 : 4, Math.floor((shift + bytes.length) / 3) * 4);
+    forms.add(inner);
+    forms.add(inner.replace(/\+/g, '-').replace(/\//g, '_'));
+  }
+  return [...forms];
+}
+
+function leaks(where: string, haystack: string, values: string[]): string[] {
+  const found: string[] = [];
+  values.forEach((value, index) => {
+    for (const form of encodings(value)) if (haystack.includes(form)) found.push(`${where}: secret #${index} (${form === value ? 'plain' : form})`);
+  });
+  return found;
+}
+
+describe('credential canary', () => {
+  it('no refresh token, client secret or access token appears in responses, logs, task data or the database', async () => {
+    // Every task with its whole event log and result, through GraphQL.
+    const all = await gql(`{ tasks(first: 100) { totalCount edges { node { ${TASK_FIELDS} params } } } }`);
+    expect(all.tasks.totalCount).toBeGreaterThanOrEqual(15);
+    const taskData = JSON.stringify(all.tasks);
+
+    // The children redeemed the refresh tokens themselves and presented the access tokens they got.
+    const accessTokens = [...new Set(sim.requests.map((r) => r.accessToken).filter((t): t is string => !!t))];
+    expect(accessTokens.length).toBeGreaterThanOrEqual(5);
+    const grants = sim.requests.filter((r) => r.path === '/services/oauth2/token');
+    expect(grants.length).toBeGreaterThanOrEqual(10);
+    for (const grant of grants) {
+      expect(grant.clientId).toBe(clientId);
+      expect(grant.sentClientSecret).toBe(true);
+      expect([mainRefreshToken, otherRefreshToken, rotatedRefreshToken]).toContain(grant.refreshToken);
+    }
+    const soap = sim.requests.filter((r) => r.operation && r.status === 200);
+    expect(soap.length).toBeGreaterThan(20);
+    for (const call of soap) expect(accessTokens).toContain(call.accessToken);
+
+    const url = new URL(testDatabaseUrl);
+    const { stdout: dump } = await promisify(execFile)(
+      'pg_dump',
+      ['--data-only', '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username) || 'postgres', '-n', api.schema, url.pathname.slice(1)],
+      { maxBuffer: 256 * 1024 * 1024 },
+    );
+    // The dump holds the tasks and events this file produced.
+    expect(dump).toContain(sim.org.Id);
+    expect(dump).toContain('RETRIEVE_FAILED');
+
+    const found = [
+      ...leaks('GraphQL responses', responses.join('\n'), [...secrets, ...accessTokens]),
+      ...leaks('task data', taskData, [...secrets, ...accessTokens]),
+      ...leaks('API log', api.logLines.join('\n'), [...secrets, ...accessTokens]),
+      ...leaks('worker log', worker.logLines.join('\n'), [...secrets, ...accessTokens]),
+      ...leaks('pg_dump', dump, [...secrets, ...accessTokens]),
+    ];
+    expect(found).toEqual([]);
+    expect(responses.length).toBeGreaterThan(50);
+    expect(worker.logLines.length).toBeGreaterThan(0);
+  });
+});
