@@ -5,6 +5,7 @@
 //
 // Environment: BENCH_SWITCHYARD_ENV, a JSON object of Switchyard variables (DATABASE_URL with ?schema=…,
 // REDIS_URL, SWITCHYARD_QUEUE_PREFIX, SWITCHYARD_SECRET_KEY, …) read through loadEnv like the real process.
+// BENCH_FANOUT_SERVER=floor starts a bare reference fan-out instead of the API (startFloor, at the end).
 // IPC protocol (JSON), requests from the benchmark → replies:
 //   { t: 'stats', gc }          → { t: 'stats', rss, heapUsed, heapTotal, external, arrayBuffers, cpuMs, elu, connections, sharedExecutions }
 //   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
@@ -24,6 +25,11 @@ import { createLogger } from '../src/logger.js';
 import { waitForRedis } from '../src/redis.js';
 import { createRuntime } from '../src/runtime.js';
 import { createApp } from '../src/server/create-app.js';
+import type { Services } from '../src/services.js';
+import type { TaskEventMessage } from '../src/events/task-event-bus.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 type Request =
   | { t: 'stats'; gc?: boolean }
@@ -46,19 +52,23 @@ async function main(): Promise<void> {
   const runtime = await createRuntime(env, logger);
   if (!(await waitForRedis(runtime.redis, 5000))) throw new Error('Redis is not reachable');
   const feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
-  const app = createApp({
-    services: runtime.services,
-    redis: runtime.redis,
-    logger,
-    graphiql: env.SWITCHYARD_GRAPHIQL,
-    feed,
-    prefix: env.SWITCHYARD_QUEUE_PREFIX,
-    heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
-    subscriptionLimits: {
-      maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
-      maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
-    },
-  });
+  // BENCH_FANOUT_SERVER=floor: the reference fan-out instead of the API (see startFloor below).
+  const app =
+    process.env.BENCH_FANOUT_SERVER === 'floor'
+      ? startFloor(runtime.services, feed)
+      : createApp({
+          services: runtime.services,
+          redis: runtime.redis,
+          logger,
+          graphiql: env.SWITCHYARD_GRAPHIQL,
+          feed,
+          prefix: env.SWITCHYARD_QUEUE_PREFIX,
+          heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+          subscriptionLimits: {
+            maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
+            maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+          },
+        });
   const address = await app.listen(0, '127.0.0.1');
 
   let session: Session | null = null;
@@ -225,6 +235,83 @@ async function summariseHeap(file: string, top: number): Promise<Array<{ name: s
     totals.set(key, entry);
   }
   return [...totals.values()].sort((a, b) => b.selfBytes - a.selfBytes).slice(0, top);
+}
+
+// ------------------------------------------------------------------------------------ the reference floor
+
+/**
+ * Not Switchyard: the least a server can do to deliver the same messages over the same transport, to show how
+ * far the real path is from it. graphql-transport-ws by hand on a bare `ws` server: connection_init is
+ * authenticated with the same TokenService; subscribe replays the task's events from Postgres, then joins one
+ * listener per task on the same TaskEventFeed; each live event is serialised ONCE and written to every
+ * subscriber with ws.send (no per-subscriber execution, Repeater, JSON.stringify or awaited write callback),
+ * skipping (and closing) a socket whose unsent bytes pass 4 MB. No GraphQL execution at all: the result shape
+ * is built by hand, so this is a floor, not an alternative implementation.
+ */
+function startFloor(services: Services, feed: TaskEventFeed) {
+  const server = createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server, path: '/graphql', handleProtocols: (protocols) => (protocols.has('graphql-transport-ws') ? 'graphql-transport-ws' : false) });
+  const byTask = new Map<string, Map<WebSocket, string>>();
+  const toResult = (e: { seq: number; kind: string; payload: unknown; createdAt: string | Date }) =>
+    JSON.stringify({ data: { taskEvents: { seq: e.seq, cursor: String(e.seq), kind: e.kind, payload: e.payload, createdAt: new Date(e.createdAt).toISOString() } } });
+  const frame = (id: string, json: string) => `{"id":${JSON.stringify(id)},"type":"next","payload":${json}}`;
+  const sendTo = (socket: WebSocket, message: string) => {
+    if (socket.bufferedAmount > 4 * 1024 * 1024) return socket.close(1008, 'Client too slow');
+    socket.send(message);
+  };
+
+  const listen = (taskId: string) => {
+    const subscribers = new Map<WebSocket, string>();
+    byTask.set(taskId, subscribers);
+    const live = feed.task(taskId);
+    void (async () => {
+      for await (const message of live as AsyncIterable<TaskEventMessage>) {
+        const json = toResult(message);
+        for (const [socket, id] of subscribers) sendTo(socket, frame(id, json));
+      }
+    })();
+    return subscribers;
+  };
+
+  wss.on('connection', (socket) => {
+    let authenticated = false;
+    const subscriptions = new Set<string>();
+    socket.on('message', (data) => {
+      void (async () => {
+        const message = JSON.parse(String(data)) as { type: string; id?: string; payload?: any };
+        if (message.type === 'connection_init') {
+          const token = String(message.payload?.authorization ?? '').replace(/^Bearer\s+/i, '');
+          authenticated = (await services.tokens.authenticate(token)) !== null;
+          if (!authenticated) return socket.close(4403, 'Forbidden');
+          return socket.send('{"type":"connection_ack"}');
+        }
+        if (message.type === 'subscribe' && authenticated && message.id) {
+          const taskId = String(message.payload?.variables?.id);
+          const subscribers = byTask.get(taskId) ?? listen(taskId);
+          // Replay, then live. An event published during the replay query would be missed: acceptable here, as the
+          // benchmark publishes only once every subscriber has its replayed event.
+          const rows = await services.prisma.taskEvent.findMany({ where: { taskId }, orderBy: { seq: 'asc' } });
+          for (const row of rows) sendTo(socket, frame(message.id, toResult(row)));
+          subscribers.set(socket, message.id);
+          subscriptions.add(taskId);
+        }
+      })();
+    });
+    socket.on('close', () => {
+      for (const taskId of subscriptions) byTask.get(taskId)?.delete(socket);
+    });
+  });
+
+  return {
+    listen: (port: number, host: string) =>
+      new Promise<AddressInfo>((resolve) => server.listen(port, host, () => resolve(server.address() as AddressInfo))),
+    subscriptionStats: () => ({ connections: wss.clients.size, sharedExecutions: byTask.size }),
+    close: async () => {
+      for (const socket of wss.clients) socket.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 main().catch((error) => {

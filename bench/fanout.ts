@@ -61,7 +61,7 @@ const connectConcurrency = 100;
 const goalP99Ms = 50;
 const goalKbPerSubscription = 20;
 
-type Mode = 'shared' | 'unshared';
+type Mode = 'shared' | 'unshared' | 'floor';
 
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const serverFile = fileURLToPath(new URL('./fanout-server.js', import.meta.url));
@@ -386,7 +386,7 @@ async function openSubscribers(wsUrl: string, token: string, count: number, reco
 
 async function round(setup: Setup, mode: Mode): Promise<RoundResult> {
   const { services, token } = setup;
-  const api = await ApiProcess.start(setup.serverEnv);
+  const api = await ApiProcess.start({ ...setup.serverEnv, BENCH_FANOUT_SERVER: mode === 'floor' ? 'floor' : 'api' });
   const wsUrl = `${api.url.replace(/^http/, 'ws')}/graphql`;
   try {
     // Warm-up: a few subscribers on another task, fed a few events, then closed.
@@ -557,7 +557,9 @@ function printRound(r: RoundResult): void {
   heading(
     r.mode === 'shared'
       ? `Round "shared": ${subscribers} identical subscriptions (one shared execution)`
-      : `Round "unshared": ${subscribers} subscriptions with distinct variables (one execution each, as stock graphql-ws)`,
+      : r.mode === 'unshared'
+        ? `Round "unshared": ${subscribers} subscriptions with distinct variables (one execution each, as stock graphql-ws)`
+        : `Round "floor" (reference, NOT Switchyard): bare ws server, one JSON.stringify per event, ws.send to each socket`,
   );
   const perSub = (a: number, b: number) => kb((b - a) / subscribers);
   const goalLatency = r.latency.p99 <= goalP99Ms ? 'MET' : 'NOT MET';
@@ -713,7 +715,7 @@ async function main(): Promise<void> {
     const { secret: token } = await services.tokens.create(cliPrincipal, { name: 'bench-fanout', role: 'VIEWER', userName: 'bench' });
     const setup: Setup = { services, token, serverEnv: { BENCH_SWITCHYARD_ENV: JSON.stringify(switchyardEnv) } };
     for (const mode of rounds) {
-      if (mode !== 'shared' && mode !== 'unshared') throw new Error(`BENCH_FANOUT_ROUNDS: unknown round ${mode}`);
+      if (mode !== 'shared' && mode !== 'unshared' && mode !== 'floor') throw new Error(`BENCH_FANOUT_ROUNDS: unknown round ${mode}`);
       const result = await round(setup, mode);
       results.push(result);
       printRound(result);

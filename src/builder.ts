@@ -105,8 +105,13 @@ builder.scalarType('File', {
     throw new GraphQLError('File is an input-only scalar');
   },
   parseValue: (value) => {
-    if (!(value instanceof File)) throw new GraphQLError('File must be sent as a multipart upload');
-    return value;
+    // Yoga hands over its fetch implementation's File (on Node a ponyfill class, not the global File), so
+    // recognise a file by its shape rather than with instanceof.
+    const file = value as { name?: unknown; arrayBuffer?: unknown } | null;
+    if (!file || typeof file !== 'object' || typeof file.name !== 'string' || typeof file.arrayBuffer !== 'function') {
+      throw new GraphQLError('File must be sent as a multipart upload');
+    }
+    return value as File;
   },
 });
 

@@ -10,6 +10,7 @@ import { ScheduleService } from './domain/tasks/schedule-service.js';
 import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
 import { WebhookService } from './domain/webhooks/webhook-service.js';
+import { NotificationService } from './domain/notifications/notification-service.js';
 import type { RedisTaskEventPublisher } from './events/task-event-bus.js';
 import type { TaskQueues } from './queues/task-queues.js';
 import type { SecretStore } from './secrets/secret-store.js';
@@ -27,6 +28,7 @@ export interface Services {
   resources: ResourceService;
   artifacts: ArtifactService;
   webhooks: WebhookService;
+  notifications: NotificationService;
 }
 
 export interface ServiceDeps {
@@ -47,7 +49,9 @@ export interface ServiceDeps {
 
 export function createServices(deps: ServiceDeps): Services {
   const audit = new AuditService(deps.prisma);
-  const journal = new TaskJournal(deps.prisma, deps.publisher);
+  // The journal announces finished tasks to the notification service, which needs the journal's queues: tie the knot.
+  let notifications: NotificationService | null = null;
+  const journal = new TaskJournal(deps.prisma, deps.publisher, async (task) => notifications?.taskFinished(task));
   const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
   const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
   return {
@@ -68,5 +72,6 @@ export function createServices(deps: ServiceDeps): Services {
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     artifacts,
     webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes),
+    notifications: (notifications = new NotificationService(deps.prisma, deps.secrets, deps.queues, audit)),
   };
 }

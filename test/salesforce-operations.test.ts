@@ -422,8 +422,11 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', () => {
     const tests = counted.map((p) => p.details.testsCompleted);
     expect(deployed).toEqual([0, 1, 1, 2, 3]);
     expect(tests).toEqual([0, 1, 2, 3, 4]);
+    // Percent never goes back: 2 while authenticating, then the deployment's share, 100 at the end.
     const percents = progressEvents(task).map((p) => p.percent);
     expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(percents[0]).toBe(2);
+    expect(percents.at(-1)).toBe(100);
     expect(counted.map((p) => p.phase.split(':')[0])).toEqual(['Pending', 'InProgress', 'InProgress', 'InProgress', 'Succeeded']);
 
     expect(task.result).toMatchObject({
@@ -489,7 +492,8 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', () => {
   it('QUICK_DEPLOY promotes the validation of a VALIDATE task', async () => {
     const validation = (await getTask(validateTaskId)).result.deployId as string;
     const from = lastSeq();
-    const id = await submit('QUICK_DEPLOY', { validationTaskId: validateTaskId, pollIntervalMs: 100 });
+    // docs/tasks.md: validationTaskId is the raw UUID of the VALIDATE task.
+    const id = await submit('QUICK_DEPLOY', { validationTaskId: rawId(validateTaskId), pollIntervalMs: 100 });
     const task = await waitTask(id);
     expect(task.error).toBeNull();
     expect(task.status).toBe('SUCCEEDED');
@@ -506,16 +510,17 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', () => {
   });
 
   it('refuses a QUICK_DEPLOY of a task that is not a validation, and a DEPLOY of an unknown artifact', async () => {
-    const notValidation = await submitRaw('QUICK_DEPLOY', { validationTaskId: deployTaskId });
-    expect(notValidation.__typename).toBe('ValidationError');
-    expect(notValidation.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'validationTaskId']]);
-    const notValidationUuid = await submitRaw('QUICK_DEPLOY', { validationTaskId: rawId(deployTaskId) });
-    expect(notValidationUuid.__typename).toBe('ValidationError');
-    expect(notValidationUuid.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'validationTaskId']]);
+    // A SUCCEEDED DEPLOY (it has a deploy id, but it is not a validation), and a UUID that is no task at all.
+    expect((await getTask(deployTaskId)).result.deployId).toBeTruthy();
+    for (const validationTaskId of [rawId(deployTaskId), randomUUID()]) {
+      const refused = await submitRaw('QUICK_DEPLOY', { validationTaskId });
+      expect(refused.__typename).toBe('ValidationError');
+      expect(refused.fieldErrors).toEqual([{ path: ['params', 'validationTaskId'], message: 'must be a SUCCEEDED VALIDATE task on the same org' }]);
+    }
 
     const unknown = await submitRaw('DEPLOY', { artifactId: randomUUID(), testLevel: 'NoTestRun' });
     expect(unknown.__typename).toBe('ValidationError');
-    expect(unknown.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'artifactId']]);
+    expect(unknown.fieldErrors).toEqual([{ path: ['params', 'artifactId'], message: 'is not the id of an uploaded or retrieved artifact' }]);
     const garbage = await submitRaw('DEPLOY', { artifactId: 'no-such-artifact', testLevel: 'NoTestRun' });
     expect(garbage.__typename).toBe('ValidationError');
     expect(garbage.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'artifactId']]);

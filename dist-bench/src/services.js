@@ -6,9 +6,13 @@ import { ResourceService } from './domain/resources/resource-service.js';
 import { ScheduleService } from './domain/tasks/schedule-service.js';
 import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
+import { WebhookService } from './domain/webhooks/webhook-service.js';
+import { NotificationService } from './domain/notifications/notification-service.js';
 export function createServices(deps) {
     const audit = new AuditService(deps.prisma);
-    const journal = new TaskJournal(deps.prisma, deps.publisher);
+    // The journal announces finished tasks to the notification service, which needs the journal's queues: tie the knot.
+    let notifications = null;
+    const journal = new TaskJournal(deps.prisma, deps.publisher, async (task) => notifications?.taskFinished(task));
     const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
     const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
     return {
@@ -23,5 +27,7 @@ export function createServices(deps) {
         schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
         resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
         artifacts,
+        webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes),
+        notifications: (notifications = new NotificationService(deps.prisma, deps.secrets, deps.queues, audit)),
     };
 }

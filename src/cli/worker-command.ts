@@ -28,7 +28,7 @@ export function workerOptionsFromArgs(env: Env, argv: string[]) {
 export function createWorkerHost(runtime: Runtime, logger: Logger, selection: ReturnType<typeof workerOptionsFromArgs>): WorkerHost {
   const { env, services } = runtime;
   return new WorkerHost(
-    { prisma: runtime.prisma, journal: services.journal, secrets: services.secrets, queues: services.queues, schedules: services.schedules, artifacts: services.artifacts, logger },
+    { prisma: runtime.prisma, journal: services.journal, secrets: services.secrets, queues: services.queues, schedules: services.schedules, artifacts: services.artifacts, notifications: services.notifications, logger },
     {
       redisUrl: env.REDIS_URL,
       prefix: env.SWITCHYARD_QUEUE_PREFIX,

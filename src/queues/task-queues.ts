@@ -17,6 +17,16 @@ export interface ScheduleJobData {
 
 export const schedulesQueueName = 'schedules';
 
+/** Jobs on the `notifications` queue: one signed POST to one subscriber, retried with backoff. */
+export interface NotificationJobData {
+  subscriberId: string;
+  notificationId: string;
+  event: string;
+  payload: Record<string, unknown>;
+}
+
+export const notificationsQueueName = 'notifications';
+
 /** The parts of a task its job is made from. */
 export interface EnqueueRequest {
   id: string;
@@ -52,11 +62,24 @@ function quiet<Q extends Queue<any>>(queue: Q): Q {
 export class TaskQueues {
   private readonly queues: Record<TaskQueue, Queue<TaskJobData>>;
   readonly schedules: Queue<ScheduleJobData>;
+  readonly notifications: Queue<NotificationJobData>;
 
   constructor(connection: Redis, prefix: string) {
     const make = (queue: TaskQueue) => quiet(new Queue<TaskJobData>(queueNames[queue], { connection, prefix }));
     this.queues = { CRITICAL: make('CRITICAL'), NORMAL: make('NORMAL'), BATCH: make('BATCH') };
     this.schedules = quiet(new Queue<ScheduleJobData>(schedulesQueueName, { connection, prefix }));
+    this.notifications = quiet(new Queue<NotificationJobData>(notificationsQueueName, { connection, prefix }));
+  }
+
+  /** Six attempts over about a minute (1, 2, 4, 8, 16 s apart), unless configured otherwise. */
+  async notify(data: NotificationJobData, attempts = 6, backoffMs = 1000): Promise<void> {
+    await this.notifications.add(data.event, data, {
+      jobId: data.notificationId,
+      attempts,
+      backoff: { type: 'exponential', delay: backoffMs },
+      removeOnComplete: { count: 1000 },
+      removeOnFail: { count: 5000 },
+    });
   }
 
   async upsertScheduler(scheduleId: string, cron: string, timezone: string): Promise<void> {
@@ -112,6 +135,6 @@ export class TaskQueues {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...Object.values(this.queues), this.schedules].map((queue) => queue.close()));
+    await Promise.all([...Object.values(this.queues), this.schedules, this.notifications].map((queue) => queue.close()));
   }
 }

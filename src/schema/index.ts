@@ -11,6 +11,7 @@ import './schedule.js';
 import './resources.js';
 import './artifact.js';
 import './webhook.js';
+import './notification.js';
 import '../resolvers/viewer.js';
 import '../resolvers/orgs.js';
 import '../resolvers/tasks.js';
@@ -21,6 +22,7 @@ import '../resolvers/subscriptions.js';
 import '../resolvers/resources.js';
 import '../resolvers/artifacts.js';
 import '../resolvers/webhooks.js';
+import '../resolvers/notifications.js';
 
 let schema: GraphQLSchema | undefined;
 

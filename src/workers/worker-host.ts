@@ -11,9 +11,18 @@ import type { TaskJournal } from '../domain/tasks/task-journal.js';
 import { TaskEffects } from '../domain/tasks/task-effects.js';
 import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { ArtifactService } from '../domain/artifacts/artifact-service.js';
+import type { NotificationService } from '../domain/notifications/notification-service.js';
 import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
 import type { TaskQueue } from '../generated/prisma/enums.js';
-import { queueNames, schedulesQueueName, type ScheduleJobData, type TaskJobData, type TaskQueues } from '../queues/task-queues.js';
+import {
+  notificationsQueueName,
+  queueNames,
+  schedulesQueueName,
+  type NotificationJobData,
+  type ScheduleJobData,
+  type TaskJobData,
+  type TaskQueues,
+} from '../queues/task-queues.js';
 import type { SecretStore } from '../secrets/secret-store.js';
 import { BuiltinSecretStore } from '../secrets/builtin-store.js';
 import { ChildLauncher } from './child-launcher.js';
@@ -49,6 +58,7 @@ export interface WorkerHostDeps {
   queues: TaskQueues;
   schedules: ScheduleService;
   artifacts: ArtifactService;
+  notifications: NotificationService;
   logger: Logger;
 }
 
@@ -125,6 +135,14 @@ export class WorkerHost {
     });
     firings.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'schedule worker error'));
     this.workers.push(firings);
+    // …and delivers outbound notifications (HTTP only, no child process: no credentials are involved).
+    const notifications = new Worker<NotificationJobData>(notificationsQueueName, (job) => this.deps.notifications.deliver(job.data, job.attemptsMade + 1), {
+      connection: this.connection,
+      prefix: this.options.prefix,
+      concurrency: 4,
+    });
+    notifications.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'notification worker error'));
+    this.workers.push(notifications);
     this.cancelPoll = setInterval(() => void this.pollCancellations(), this.options.cancelPollMs);
     this.deps.logger.info({ workerId: this.workerId, queues: this.options.queues, concurrency: this.options.concurrency }, 'worker started');
   }

@@ -15,7 +15,7 @@ export async function startTestWorker(api: TestApi, options: Partial<WorkerHostO
   const { logger, lines } = captureLogger();
   const queues: TaskQueue[] = ['CRITICAL', 'NORMAL', 'BATCH'];
   const host = new WorkerHost(
-    { prisma: api.prisma, journal: api.services.journal, secrets: api.services.secrets, queues: api.queues, schedules: api.services.schedules, artifacts: api.services.artifacts, logger },
+    { prisma: api.prisma, journal: api.services.journal, secrets: api.services.secrets, queues: api.queues, schedules: api.services.schedules, artifacts: api.services.artifacts, notifications: api.services.notifications, logger },
     {
       redisUrl: api.redisUrl,
       prefix: api.queuePrefix,

@@ -3,6 +3,7 @@
 import { Queue } from 'bullmq';
 export const queueNames = { CRITICAL: 'critical', NORMAL: 'normal', BATCH: 'batch' };
 export const schedulesQueueName = 'schedules';
+export const notificationsQueueName = 'notifications';
 /**
  * BullMQ runs lower numbers first and treats 0 as "no priority" (ahead of every prioritised job), so
  * Switchyard's 0..100 (higher first) maps onto 101..1.
@@ -21,10 +22,22 @@ function quiet(queue) {
 export class TaskQueues {
     queues;
     schedules;
+    notifications;
     constructor(connection, prefix) {
         const make = (queue) => quiet(new Queue(queueNames[queue], { connection, prefix }));
         this.queues = { CRITICAL: make('CRITICAL'), NORMAL: make('NORMAL'), BATCH: make('BATCH') };
         this.schedules = quiet(new Queue(schedulesQueueName, { connection, prefix }));
+        this.notifications = quiet(new Queue(notificationsQueueName, { connection, prefix }));
+    }
+    /** Six attempts over about a minute (1, 2, 4, 8, 16 s apart), unless configured otherwise. */
+    async notify(data, attempts = 6, backoffMs = 1000) {
+        await this.notifications.add(data.event, data, {
+            jobId: data.notificationId,
+            attempts,
+            backoff: { type: 'exponential', delay: backoffMs },
+            removeOnComplete: { count: 1000 },
+            removeOnFail: { count: 5000 },
+        });
     }
     async upsertScheduler(scheduleId, cron, timezone) {
         await this.schedules.upsertJobScheduler(scheduleId, { pattern: cron, tz: timezone }, { name: 'fire', data: { scheduleId }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } } });
@@ -68,6 +81,6 @@ export class TaskQueues {
         return (await this.queues[queue].remove(jobId)) === 1;
     }
     async close() {
-        await Promise.all([...Object.values(this.queues), this.schedules].map((queue) => queue.close()));
+        await Promise.all([...Object.values(this.queues), this.schedules, this.notifications].map((queue) => queue.close()));
     }
 }

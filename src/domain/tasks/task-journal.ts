@@ -7,6 +7,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-event-bus.js';
 import type { Task, TaskEvent } from '../../generated/prisma/client.js';
 import type { TaskEventKind, TaskStatus } from '../../generated/prisma/enums.js';
+import { finalTaskStatuses } from './task-states.js';
 
 export interface PendingEvent {
   kind: TaskEventKind;
@@ -26,6 +27,8 @@ export class TaskJournal {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly publisher: TaskEventPublisher,
+    /** Told when a task reaches a final status (outbound notifications); failures are its own business. */
+    private readonly onFinished: (task: Task) => Promise<void> = async () => undefined,
   ) {}
 
   /**
@@ -88,5 +91,7 @@ export class TaskJournal {
     );
     // Best effort: the durable log has the events; live listeners catch up from Postgres.
     await this.publisher.publish(messages).catch(() => undefined);
+    const final = rows.some((row) => row.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((row.payload as { status?: string }).status ?? ''));
+    if (final) await this.onFinished(task).catch(() => undefined);
   }
 }

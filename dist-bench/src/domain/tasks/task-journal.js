@@ -1,12 +1,17 @@
+import { finalTaskStatuses } from './task-states.js';
 export function statusEvent(status, details = {}) {
     return { kind: 'STATUS', payload: { status, ...details } };
 }
 export class TaskJournal {
     prisma;
     publisher;
-    constructor(prisma, publisher) {
+    onFinished;
+    constructor(prisma, publisher, 
+    /** Told when a task reaches a final status (outbound notifications); failures are its own business. */
+    onFinished = async () => undefined) {
         this.prisma = prisma;
         this.publisher = publisher;
+        this.onFinished = onFinished;
     }
     /**
      * Applies `changes` to the task when its status is one of `from` (any status when null), appending
@@ -55,5 +60,8 @@ export class TaskJournal {
         }));
         // Best effort: the durable log has the events; live listeners catch up from Postgres.
         await this.publisher.publish(messages).catch(() => undefined);
+        const final = rows.some((row) => row.kind === 'STATUS' && finalTaskStatuses.includes(row.payload.status ?? ''));
+        if (final)
+            await this.onFinished(task).catch(() => undefined);
     }
 }

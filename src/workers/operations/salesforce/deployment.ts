@@ -103,11 +103,12 @@ export function summarise(raw: RawDeployResult): DeploymentSummary {
   };
 }
 
+/** A started deployment is at least 5 % along, past the 2 % its operation reported while authenticating. */
 function progressOf(summary: DeploymentSummary): number {
   const { components, tests } = summary;
   const componentShare = components.total > 0 ? components.deployed / components.total : 0;
-  if (tests.total === 0) return Math.min(99, Math.round(componentShare * 100));
-  return Math.min(99, Math.round(componentShare * 50 + (tests.completed / tests.total) * 50));
+  if (tests.total === 0) return Math.max(5, Math.min(99, Math.round(componentShare * 100)));
+  return Math.max(5, Math.min(99, Math.round(componentShare * 50 + (tests.completed / tests.total) * 50)));
 }
 
 /** Polls a started deployment until it ends; throws DEPLOY_FAILED (with details) or CANCELLED. */

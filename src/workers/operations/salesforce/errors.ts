@@ -32,7 +32,10 @@ export function toOperationError(error: unknown, doing: string): OperationError 
     return new OperationError('SF_API_LIMIT', `Salesforce API limit reached while ${doing}: ${message}`, true);
   }
   const network = e.code ?? e.cause?.code;
-  if ((network && networkCodes.has(network)) || (e.statusCode !== undefined && e.statusCode >= 500) || /ERROR_HTTP_5\d\d|socket hang up|fetch failed/i.test(`${code} ${message}`)) {
+  // Salesforce's own server errors: a REST 500 (errorCode UNKNOWN_EXCEPTION) or a SOAP fault (sf:UNKNOWN_EXCEPTION,
+  // always HTTP 500, so jsforce's error carries no status code).
+  const serverError = /^(?:sf:)?(?:UNKNOWN_EXCEPTION|SERVER_UNAVAILABLE)$/.test(code);
+  if ((network && networkCodes.has(network)) || serverError || (e.statusCode !== undefined && e.statusCode >= 500) || /ERROR_HTTP_5\d\d|socket hang up|fetch failed/i.test(`${code} ${message}`)) {
     return new OperationError('ORG_UNREACHABLE', `Salesforce could not be reached while ${doing}: ${message}`, true);
   }
   return new OperationError('SALESFORCE_ERROR', `Salesforce answered with an error while ${doing}: ${code ? `${code}: ` : ''}${message}`, false);

@@ -1,0 +1,157 @@
+// Outbound notifications: subscribers (URLs) receive signed JSON events when tasks end, through the
+// `notifications` BullMQ queue with retries and exponential backoff. Every attempt is recorded. The body is
+// signed like inbound Salesforce/CI callbacks: X-Switchyard-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
+import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
+import type { SecretStore } from '../../secrets/secret-store.js';
+import { signTimestamped } from '../../webhooks/signatures.js';
+import { actorLabel, type Principal } from '../auth/principal.js';
+import type { AuditService } from '../audit/audit-service.js';
+import { NotFoundError } from '../errors.js';
+import { parseInput } from '../validation.js';
+
+export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancelled', 'deployment.completed', 'org.check_failed'] as const;
+export type NotificationEvent = (typeof notificationEvents)[number];
+
+const subscriberInput = z.object({
+  url: z.string().refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), 'must be an http(s) URL'),
+  events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
+});
+
+/** The events a task's final state produces. */
+export function eventsForTask(task: Task): NotificationEvent[] {
+  const events: NotificationEvent[] = [];
+  if (task.status === 'SUCCEEDED') events.push('task.succeeded');
+  if (task.status === 'FAILED') events.push('task.failed');
+  if (task.status === 'CANCELLED') events.push('task.cancelled');
+  if (task.type === 'DEPLOY' || task.type === 'QUICK_DEPLOY') events.push('deployment.completed');
+  if (task.type === 'ORG_CHECK' && task.status === 'FAILED') events.push('org.check_failed');
+  return events;
+}
+
+export class NotificationService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly secrets: SecretStore,
+    private readonly queues: TaskQueues,
+    private readonly audit: AuditService,
+    private readonly requestTimeoutMs = 10_000,
+  ) {}
+
+  async createSubscriber(actor: Principal, input: { url: string; events?: string[] | null }): Promise<{ subscriber: NotificationSubscriber; secret: string }> {
+    const data = parseInput(subscriberInput, { url: input.url, events: input.events ?? undefined });
+    const id = randomUUID();
+    const secret = randomBytes(32).toString('base64url');
+    const secretRef = `notifications/${id}`;
+    await this.secrets.put(secretRef, { secret });
+    const subscriber = await this.prisma.$transaction(async (tx) => {
+      const created = await tx.notificationSubscriber.create({ data: { id, url: data.url, events: data.events, secretRef, createdBy: actorLabel(actor) } });
+      await this.audit.record(tx, actor, 'notification.subscriber.create', 'NotificationSubscriber', id, { url: data.url, events: data.events });
+      return created;
+    });
+    return { subscriber, secret };
+  }
+
+  async deleteSubscriber(actor: Principal, id: string): Promise<NotificationSubscriber> {
+    const subscriber = await this.prisma.notificationSubscriber.findUnique({ where: { id } });
+    if (!subscriber) throw new NotFoundError('SUBSCRIBER_NOT_FOUND', 'No notification subscriber with that id');
+    await this.prisma.$transaction(async (tx) => {
+      await tx.notificationSubscriber.delete({ where: { id } });
+      await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
+    });
+    await this.secrets.delete(subscriber.secretRef);
+    return subscriber;
+  }
+
+  listSubscribers<T extends Omit<Prisma.NotificationSubscriberFindManyArgs, 'where' | 'orderBy'>>(query: T) {
+    return this.prisma.notificationSubscriber.findMany({ ...query, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+  }
+
+  countSubscribers(): Promise<number> {
+    return this.prisma.notificationSubscriber.count();
+  }
+
+  /** Queues the notifications a finished task produces. Best effort: the task's own state is already saved. */
+  async taskFinished(task: Task): Promise<void> {
+    const events = eventsForTask(task);
+    if (events.length === 0) return;
+    const subscribers = await this.prisma.notificationSubscriber.findMany({ where: { enabled: true } });
+    const payloadFor = (event: NotificationEvent) => ({
+      event,
+      sentFor: task.id,
+      task: {
+        id: task.id,
+        type: task.type,
+        status: task.status,
+        org: task.orgAlias,
+        queue: task.queue,
+        source: task.source,
+        attempts: task.attempts,
+        error: task.errorCode ? { code: task.errorCode, message: task.errorMessage } : null,
+        finishedAt: task.finishedAt?.toISOString() ?? null,
+      },
+    });
+    for (const subscriber of subscribers) {
+      for (const event of events) {
+        if (subscriber.events.length > 0 && !subscriber.events.includes(event)) continue;
+        await this.queues.notify({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: payloadFor(event) });
+      }
+    }
+  }
+
+  /** One delivery attempt (run by a worker); throws so BullMQ retries with backoff. */
+  async deliver(job: NotificationJobData, attempt: number): Promise<void> {
+    const subscriber = await this.prisma.notificationSubscriber.findUnique({ where: { id: job.subscriberId } });
+    if (!subscriber || !subscriber.enabled) return; // removed or disabled since: drop it
+    const secret = (await this.secrets.get(subscriber.secretRef))?.secret;
+    if (!secret) return;
+    const body = JSON.stringify({ id: job.notificationId, ...job.payload });
+    const started = Date.now();
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const response = await fetch(subscriber.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Switchyard-Notifications',
+          'x-switchyard-event': job.event,
+          'x-switchyard-delivery': job.notificationId,
+          'x-switchyard-signature': signTimestamped(secret, body),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+      status = response.status;
+      await response.body?.cancel().catch(() => undefined);
+      if (status < 200 || status >= 300) error = `HTTP ${status}`;
+    } catch (failure) {
+      error = (failure as Error).name === 'TimeoutError' ? 'timed out' : ((failure as Error).message ?? 'request failed').slice(0, 300);
+    }
+    await this.prisma.notificationAttempt.create({
+      data: {
+        subscriberId: subscriber.id,
+        notificationId: job.notificationId,
+        event: job.event,
+        attempt,
+        ok: error === null,
+        responseStatus: status,
+        error,
+        durationMs: Date.now() - started,
+      },
+    });
+    if (error) throw new Error(`notification ${job.notificationId} to subscriber ${subscriber.id}: ${error}`);
+  }
+
+  listAttempts<T extends Omit<Prisma.NotificationAttemptFindManyArgs, 'where' | 'orderBy'>>(subscriberId: string, query: T) {
+    return this.prisma.notificationAttempt.findMany({ ...query, where: { subscriberId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+  }
+
+  countAttempts(subscriberId: string): Promise<number> {
+    return this.prisma.notificationAttempt.count({ where: { subscriberId } });
+  }
+}
