@@ -260,10 +260,12 @@ function startFloor(services: Services, feed: TaskEventFeed) {
     socket.send(message);
   };
 
+  const listeners = new Map<string, AsyncIterableIterator<TaskEventMessage>>();
   const listen = (taskId: string) => {
     const subscribers = new Map<WebSocket, string>();
     byTask.set(taskId, subscribers);
     const live = feed.task(taskId);
+    listeners.set(taskId, live);
     void (async () => {
       for await (const message of live as AsyncIterable<TaskEventMessage>) {
         const json = toResult(message);
@@ -298,7 +300,15 @@ function startFloor(services: Services, feed: TaskEventFeed) {
       })();
     });
     socket.on('close', () => {
-      for (const taskId of subscriptions) byTask.get(taskId)?.delete(socket);
+      for (const taskId of subscriptions) {
+        const subscribers = byTask.get(taskId);
+        subscribers?.delete(socket);
+        if (subscribers?.size === 0) {
+          byTask.delete(taskId);
+          void listeners.get(taskId)?.return?.();
+          listeners.delete(taskId);
+        }
+      }
     });
   });
 

@@ -50,7 +50,7 @@ export const envSchema = z
       .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only')
       .default('switchyard'),
     SWITCHYARD_GRAPHIQL: booleanString.default(true),
-    SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
     // Queue an ORG_CHECK when an org is registered or its credentials are rotated.
     SWITCHYARD_CHECK_ORGS: booleanString.default(true),
     // Metadata zips (uploads, retrievals): a directory shared by the API and every worker.
@@ -66,7 +66,8 @@ export const envSchema = z
     SWITCHYARD_WORKER_QUEUES: z.string().default('critical,normal,batch'),
     SWITCHYARD_WORKER_CONCURRENCY: z.string().default('critical=2,normal=2,batch=1'),
     SWITCHYARD_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
-    SWITCHYARD_KILL_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+    // Abort → SIGTERM after this → SIGKILL after twice this. Above the 20 s a cancelled deployment waits for Salesforce.
+    SWITCHYARD_KILL_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
     SWITCHYARD_SPARE_CHILD: booleanString.default(true),
     SWITCHYARD_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5000),
     SWITCHYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),

@@ -65,7 +65,12 @@ export function createServices(deps: ServiceDeps): Services {
       deps.prisma,
       deps.secrets,
       audit,
-      deps.checkOrgsOnRegister ? (actor, org) => tasks.submit(actor, { type: 'ORG_CHECK', org: org.alias, queue: 'CRITICAL' }) : null,
+      deps.checkOrgsOnRegister
+        ? {
+            queue: (actor, org) => tasks.submit(actor, { type: 'ORG_CHECK', org: org.alias, queue: 'CRITICAL' }),
+            discard: (actor, taskId) => tasks.cancel(actor, taskId),
+          }
+        : null,
     ),
     tasks,
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks),

@@ -119,7 +119,7 @@ async function getTask(id: string): Promise<TaskView> {
 
 const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
-async function waitTask(id: string, statuses: string[] = FINAL, timeoutMs = 20_000): Promise<TaskView> {
+async function waitTask(id: string, statuses: string[] = FINAL, timeoutMs = 40_000): Promise<TaskView> {
   return waitFor(
     async () => {
       const task = await getTask(id);
@@ -186,7 +186,7 @@ const lastSeq = () => sim.requests.at(-1)?.seq ?? 0;
 // ORG_CHECK
 // ---------------------------------------------------------------------------------------------------------
 
-describe('ORG_CHECK', () => {
+describe('ORG_CHECK', { timeout: 60_000 }, () => {
   it('registerOrg queues a check on CRITICAL that connects the org and reports what it is', async () => {
     const registered = await gql(
       `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename ... on RegisterOrgSuccess { org { alias status salesforceOrgId lastCheckedAt } } ${fieldErrors} } }`,
@@ -272,7 +272,7 @@ describe('ORG_CHECK', () => {
 // RETRIEVE and artifacts
 // ---------------------------------------------------------------------------------------------------------
 
-describe('RETRIEVE', () => {
+describe('RETRIEVE', { timeout: 60_000 }, () => {
   it('retrieves members: ordered progress, an artifact whose download is the zip the org built', async () => {
     sim.retrievePlan({ pollsToFinish: 3, files: { 'classes/Extra.cls': 'public class Extra { /* from the sim */ }' } });
     const id = await submit('RETRIEVE', { members: [{ type: 'ApexClass', members: ['Foo', 'Bar'] }], pollIntervalMs: 100 });
@@ -362,7 +362,7 @@ describe('RETRIEVE', () => {
 // Uploads, DEPLOY, VALIDATE, QUICK_DEPLOY
 // ---------------------------------------------------------------------------------------------------------
 
-describe('DEPLOY, VALIDATE and QUICK_DEPLOY', () => {
+describe('DEPLOY, VALIDATE and QUICK_DEPLOY', { timeout: 60_000 }, () => {
   const zip = samplePackage(['Foo', 'Bar', 'Baz']);
   let artifactId: string;
   let validateTaskId: string;
@@ -531,7 +531,7 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', () => {
 // Cancellation, session expiry, limits and server errors
 // ---------------------------------------------------------------------------------------------------------
 
-describe('cancellation and Salesforce trouble', () => {
+describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
   let artifactId: string;
 
   beforeAll(async () => {
@@ -611,22 +611,23 @@ describe('cancellation and Salesforce trouble', () => {
     expect(deploys[0]!.injected).toBe('REQUEST_LIMIT_EXCEEDED');
   });
 
-  it('a server error on a SOAP call is ORG_UNREACHABLE and retryable', async () => {
-    sim.failNext('deploy', 500);
+  it('a server error on a SOAP call is ORG_UNREACHABLE, retried, and final once no attempt is left', async () => {
+    sim.failNext('deploy', 500, 2);
+    const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const task = await waitTask(id);
-    expect(task.error).toBeNull();
-    expect(task.status).toBe('SUCCEEDED');
+    expect(task.status).toBe('FAILED');
     expect(task.attempts).toBe(2);
-    expect(statusEvents(task)[2]).toMatchObject({ status: 'QUEUED', after: 'ORG_UNREACHABLE' });
-
-    // With no attempt left it is the final error.
-    sim.failNext('checkRetrieveStatus', 500);
-    const last = await submit('RETRIEVE', { members: [{ type: 'ApexClass', members: ['Foo'] }], pollIntervalMs: 100 }, { maxAttempts: 1 });
-    const failed = await waitTask(last);
-    expect(failed.status).toBe('FAILED');
-    expect(failed.error!.code).toBe('ORG_UNREACHABLE');
-    expect(failed.error!.message).toMatch(/UNKNOWN_EXCEPTION/);
+    expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'FAILED']);
+    expect(statusEvents(task)[2]).toMatchObject({ after: 'ORG_UNREACHABLE', retryInMs: 100 });
+    expect(task.error!.code).toBe('ORG_UNREACHABLE');
+    expect(task.error!.message).toMatch(/while starting the deployment: UNKNOWN_EXCEPTION: An unexpected error occurred/);
+    expect(soapCalls(from).map((r) => [r.operation, r.status, r.injected ?? null])).toEqual([
+      ['deploy', 500, 500],
+      ['deploy', 500, 500],
+    ]);
+    // An unreachable org is not an authentication problem: the org keeps its status.
+    expect((await gql(`{ org(alias: "${MAIN}") { status } }`)).org.status).toBe('CONNECTED');
   });
 });
 
@@ -655,7 +656,7 @@ function leaks(where: string, haystack: string, values: string[]): string[] {
   return found;
 }
 
-describe('credential canary', () => {
+describe('credential canary', { timeout: 60_000 }, () => {
   it('no refresh token, client secret or access token appears in responses, logs, task data or the database', async () => {
     // Every task with its whole event log and result, through GraphQL.
     const all = await gql(`{ tasks(first: 100) { totalCount edges { node { ${TASK_FIELDS} params } } } }`);
@@ -672,9 +673,18 @@ describe('credential canary', () => {
       expect(grant.sentClientSecret).toBe(true);
       expect([mainRefreshToken, otherRefreshToken, rotatedRefreshToken]).toContain(grant.refreshToken);
     }
-    const soap = sim.requests.filter((r) => r.operation && r.status === 200);
-    expect(soap.length).toBeGreaterThan(20);
-    for (const call of soap) expect(accessTokens).toContain(call.accessToken);
+    // Every answered SOAP and REST call presented an access token minted by one of those grants (each token is
+    // first used after a successful grant, and there are no more tokens than grants).
+    const answered = sim.requests.filter((r) => (r.operation || r.path.startsWith('/services/data/v') || r.path.startsWith('/id/')) && r.status === 200);
+    expect(answered.filter((r) => r.operation).length).toBeGreaterThan(20);
+    for (const call of answered) expect(call.accessToken, `${call.path} ${call.operation ?? ''}`).toBeTruthy();
+    const okGrants = grants.filter((g) => g.status === 200);
+    expect(accessTokens.length).toBeLessThanOrEqual(okGrants.length);
+    for (const accessToken of accessTokens) {
+      const firstUse = sim.requests.find((r) => r.accessToken === accessToken)!;
+      expect(okGrants.some((g) => g.seq < firstUse.seq)).toBe(true);
+    }
+    expect(sim.requests.filter((r) => r.path !== '/services/oauth2/token' && r.refreshToken)).toEqual([]);
 
     const url = new URL(testDatabaseUrl);
     const { stdout: dump } = await promisify(execFile)(

@@ -77,7 +77,9 @@ export function attachSubscriptions(
         return shared.subscribe(key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, tooSlow(socket)) as never;
       },
       onConnect: async (ctx) => {
-        const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : null);
+        const params = ctx.connectionParams ?? {};
+        const value = params.authorization ?? params.Authorization;
+        const token = bearerToken(typeof value === 'string' ? value : null);
         const principal = token ? await services.tokens.authenticate(token) : null;
         if (!principal) return false; // 4403 Forbidden
         ctx.extra.principal = principal;

@@ -193,7 +193,8 @@ export class TaskExecutor {
   }
 
   private async fail(task: Task, failure: TaskFailure): Promise<void> {
-    await this.deps.lifecycle.fail(task.id, failure);
+    // The org first (as for a success), so whoever sees the task FAILED also sees the org it marked.
     await this.deps.effects.failed(task, failure).catch((error) => this.deps.logger.warn({ err: error, taskId: task.id }, 'applying a failure to the org failed'));
+    await this.deps.lifecycle.fail(task.id, failure);
   }
 }

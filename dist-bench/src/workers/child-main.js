@@ -24,7 +24,9 @@ async function redeem(request) {
     let value;
     if (grant.kind === 'vault') {
         const { unwrapVaultGrant } = await import('../secrets/vault-unwrap.js');
-        value = await unwrapVaultGrant(grant);
+        value = await unwrapVaultGrant(grant).catch(() => {
+            throw new OperationError('CREDENTIALS_UNAVAILABLE', 'Vault did not unwrap the credential grant (spent, expired or Vault unreachable)', true);
+        });
     }
     else {
         const answer = await new Promise((resolve) => {

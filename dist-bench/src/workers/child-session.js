@@ -16,11 +16,16 @@ export class ChildSession {
     }
     async run(request) {
         const proc = this.child.process;
+        // Messages can still arrive after 'exit'; the IPC channel's 'disconnect' comes after the last of them.
+        const channelClosed = new Promise((resolve) => (proc.connected ? proc.once('disconnect', () => resolve()) : resolve()));
         const exited = new Promise((resolve) => {
             if (proc.exitCode !== null || proc.signalCode !== null)
                 resolve({ code: proc.exitCode, signal: proc.signalCode });
             else
                 proc.once('exit', (code, signal) => resolve({ code, signal }));
+        }).then(async (status) => {
+            await channelClosed;
+            return status;
         });
         proc.on('message', (message) => {
             // Handled one after another so events keep the order the child sent them in.

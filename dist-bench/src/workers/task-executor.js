@@ -82,7 +82,14 @@ export class TaskExecutor {
         catch (error) {
             return { kind: 'failed', code: error.code ?? 'INVALID_PACKAGE', message: error.message, retryable: false };
         }
-        const grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+        let grant;
+        try {
+            grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+        }
+        catch (error) {
+            this.deps.logger.warn({ taskId: task.id, err: error.message }, 'issuing a credential grant failed');
+            return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
+        }
         const child = launcher.take();
         const session = new ChildSession(child, {
             onProgress: async (percent, phase, details) => {
@@ -154,7 +161,8 @@ export class TaskExecutor {
         throw new UnrecoverableError(failure.code);
     }
     async fail(task, failure) {
-        await this.deps.lifecycle.fail(task.id, failure);
+        // The org first (as for a success), so whoever sees the task FAILED also sees the org it marked.
         await this.deps.effects.failed(task, failure).catch((error) => this.deps.logger.warn({ err: error, taskId: task.id }, 'applying a failure to the org failed'));
+        await this.deps.lifecycle.fail(task.id, failure);
     }
 }

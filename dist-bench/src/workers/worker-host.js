@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { TaskEffects } from '../domain/tasks/task-effects.js';
 import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import { controlChannel } from '../events/task-event-bus.js';
-import { queueNames, schedulesQueueName } from '../queues/task-queues.js';
+import { notificationsQueueName, queueNames, schedulesQueueName, } from '../queues/task-queues.js';
 import { BuiltinSecretStore } from '../secrets/builtin-store.js';
 import { ChildLauncher } from './child-launcher.js';
 import { OrgLock } from './org-lock.js';
@@ -83,6 +83,14 @@ export class WorkerHost {
         });
         firings.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'schedule worker error'));
         this.workers.push(firings);
+        // …and delivers outbound notifications (HTTP only, no child process: no credentials are involved).
+        const notifications = new Worker(notificationsQueueName, (job) => this.deps.notifications.deliver(job.data, job.attemptsMade + 1), {
+            connection: this.connection,
+            prefix: this.options.prefix,
+            concurrency: 4,
+        });
+        notifications.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'notification worker error'));
+        this.workers.push(notifications);
         this.cancelPoll = setInterval(() => void this.pollCancellations(), this.options.cancelPollMs);
         this.deps.logger.info({ workerId: this.workerId, queues: this.options.queues, concurrency: this.options.concurrency }, 'worker started');
     }
@@ -112,6 +120,7 @@ export class WorkerHost {
             queues: this.deps.queues,
             lifecycle: this.lifecycle,
             isWorkerAlive: async (workerId) => (await this.connection.exists(workerKey(this.options.prefix, workerId))) === 1,
+            workerGraceMs: Math.round(this.options.heartbeatMs * 1.5),
             logger: this.deps.logger,
         });
     }

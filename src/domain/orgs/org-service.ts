@@ -36,6 +36,12 @@ export interface RegisterOrgInput {
   credentials: CredentialsInput;
 }
 
+export interface OrgChecks {
+  queue(actor: Principal, org: Org): Promise<unknown>;
+  /** Cancels a waiting ORG_CHECK task. */
+  discard(actor: Principal, taskId: string): Promise<unknown>;
+}
+
 export interface UpdateOrgInput {
   alias?: string | null;
   kind?: OrgKind | null;
@@ -56,13 +62,13 @@ export class OrgService {
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
     private readonly audit: AuditService,
-    /** Queues an ORG_CHECK for new or rotated credentials (null: do not). */
-    private readonly queueCheck: ((actor: Principal, org: Org) => Promise<unknown>) | null = null,
+    /** Org checks for new or rotated credentials (null: none are queued). */
+    private readonly checks: OrgChecks | null = null,
   ) {}
 
   /** A failed check enqueue (Redis down) must not undo a registration: the check can be submitted later. */
   private async check(actor: Principal, org: Org): Promise<void> {
-    await this.queueCheck?.(actor, org).catch(() => undefined);
+    await this.checks?.queue(actor, org).catch(() => undefined);
   }
 
   async register(actor: Principal, input: RegisterOrgInput): Promise<Org> {
@@ -137,6 +143,12 @@ export class OrgService {
 
   async remove(actor: Principal, alias: string): Promise<Org> {
     const org = await this.requireByAlias(alias);
+    // An org check still waiting in the queue is only about this org: it goes with it.
+    const waitingChecks = await this.prisma.task.findMany({
+      where: { orgId: org.id, type: 'ORG_CHECK', status: { in: ['QUEUED', 'SCHEDULED'] } },
+      select: { id: true },
+    });
+    if (this.checks) for (const task of waitingChecks) await this.checks.discard(actor, task.id).catch(() => undefined);
     const active = await this.prisma.task.count({ where: { orgId: org.id, status: { in: [...activeTaskStatuses] } } });
     if (active > 0) {
       throw new ConflictError(

@@ -53,7 +53,8 @@ const deployParams = z
 
 const quickDeployParams = z
   .strictObject({
-    validationTaskId: z.uuid().optional(),
+    /** The VALIDATE task's id (global id or UUID); its deploy id is filled in on submit. */
+    validationTaskId: z.string().min(1).max(200).optional(),
     deployId: salesforceId.optional(),
     apiVersion,
     pollIntervalMs,

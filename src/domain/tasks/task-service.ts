@@ -122,12 +122,13 @@ export class TaskService {
       return { ...params, artifactId: artifact.id };
     }
     if (type === 'QUICK_DEPLOY' && typeof params.validationTaskId === 'string') {
-      const validation = await this.prisma.task.findUnique({ where: { id: params.validationTaskId } });
+      const validationTaskId = rawId(params.validationTaskId, 'Task');
+      const validation = validationTaskId ? await this.prisma.task.findUnique({ where: { id: validationTaskId } }) : null;
       const deployId = (validation?.result as { deployId?: unknown } | null)?.deployId;
       if (!validation || validation.type !== 'VALIDATE' || validation.status !== 'SUCCEEDED' || validation.orgId !== orgId || typeof deployId !== 'string') {
         throw ValidationFailedError.single([...path, 'validationTaskId'], 'must be a SUCCEEDED VALIDATE task on the same org');
       }
-      return { ...params, deployId };
+      return { ...params, validationTaskId: validation.id, deployId };
     }
     return params;
   }

@@ -54,6 +54,8 @@ export interface DeliveryFilter {
 
 export class WebhookService {
   private readonly secretCache = new Map<string, { secret: string; until: number }>();
+  /** Deliveries being acted on in this process, by source and delivery key. */
+  private readonly inFlight = new Map<string, Promise<DeliveryOutcome>>();
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -189,6 +191,25 @@ export class WebhookService {
    * and does nothing else.
    */
   async accept(source: WebhookSource, delivery: NormalisedDelivery, payload: unknown, rawSize: number): Promise<DeliveryOutcome> {
+    // A copy arriving while the first is still being acted on (a sender retrying on a slow answer) waits for
+    // the first outcome instead of reading the row before its rules have fired. Per process; across replicas
+    // the unique key still prevents double work.
+    const flightKey = `${source.id}:${delivery.deliveryKey.slice(0, 200)}`;
+    const pending = this.inFlight.get(flightKey);
+    if (pending) {
+      const first = await pending.catch(() => null);
+      if (first) return { delivery: first.delivery, duplicate: true };
+    }
+    const run = this.acceptOnce(source, delivery, payload, rawSize);
+    this.inFlight.set(flightKey, run);
+    try {
+      return await run;
+    } finally {
+      if (this.inFlight.get(flightKey) === run) this.inFlight.delete(flightKey);
+    }
+  }
+
+  private async acceptOnce(source: WebhookSource, delivery: NormalisedDelivery, payload: unknown, rawSize: number): Promise<DeliveryOutcome> {
     const stored = rawSize <= this.storedPayloadBytes;
     let record: WebhookDelivery;
     try {

@@ -48,6 +48,10 @@ export class TaskLifecycle {
     requeue(taskId, failure, retryInMs) {
         return this.journal.change(taskId, ['RUNNING'], { status: 'QUEUED', errorCode: failure.code, errorMessage: failure.message, childPid: null, workerId: null, phase: `retrying in ${retryInMs} ms` }, [statusEvent('QUEUED', { retryInMs, after: failure.code, message: failure.message })]);
     }
+    /** Gives a QUEUED task a fresh job id (its old job is gone or settled), with a LOG event saying so. */
+    renewJob(taskId) {
+        return this.journal.change(taskId, ['QUEUED'], {}, [{ kind: 'LOG', payload: { level: 'warn', message: 'Re-enqueued after its worker was lost' } }], { newJob: true });
+    }
     /** Shows why a QUEUED task is not running yet; logs only when the reason changes. */
     async waiting(taskId, phase, log) {
         await this.journal.change(taskId, ['QUEUED', 'SCHEDULED'], { phase }, log ? [{ kind: 'LOG', payload: { level: 'info', message: phase } }] : []);

@@ -1,0 +1,253 @@
+// The API process of the webhook benchmark (bench/webhooks.ts forks it), assembled like `switchyard serve`
+// (src/cli/server-command.ts): loadEnv, createRuntime, one TaskEventFeed, createApp with the configured webhook
+// body limit, a pino logger at LOG_LEVEL writing warnings and errors to stderr. No worker: tasks just queue.
+// It runs alone in its process so the load generator does not share its event loop or its CPU accounting;
+// it does not migrate (the benchmark has done that).
+//
+// Environment: BENCH_SWITCHYARD_ENV, a JSON object of Switchyard variables (DATABASE_URL with ?schema=…,
+// REDIS_URL, SWITCHYARD_QUEUE_PREFIX, SWITCHYARD_SECRET_KEY, …) read through loadEnv like the real process.
+//
+// Instrumentation (this process only, src/ unchanged): pg.Client.prototype.query is wrapped to count the SQL
+// statements this process sends (by first keyword), and ioredis's Redis.prototype.sendCommand and
+// Pipeline.prototype.exec to count Redis round trips (a pipeline is one), so the benchmark can report
+// statements and round trips per delivery. The wrappers only increment counters.
+//
+// IPC protocol (JSON), requests from the benchmark → replies:
+//   { t: 'stats' }              → { t: 'stats', cpuMs, elu, rss, heapUsed, sql: {KEYWORD: n}, redis: {COMMAND: n}, redisRoundTrips }
+//   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
+//   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions, packages, file }
+//   { t: 'stop' }               → closes the app and exits 0
+// On start it creates an OWNER API token (TokenService, as `switchyard token create` does) and sends
+// { t: 'ready', url, token, pid }.
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Pipeline, Redis } from 'ioredis';
+import pg from 'pg';
+import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { loadEnv } from '../src/env.js';
+import { TaskEventFeed } from '../src/events/task-event-feed.js';
+import { createLogger } from '../src/logger.js';
+import { waitForRedis } from '../src/redis.js';
+import { createRuntime } from '../src/runtime.js';
+import { createApp } from '../src/server/create-app.js';
+
+type Request = { t: 'stats' } | { t: 'profile-start' } | { t: 'profile-stop'; top?: number } | { t: 'stop' };
+
+/** Replies to the benchmark; a benchmark that has gone away (deadline, Ctrl-C) is not an error here. */
+const send = (message: unknown) => {
+  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
+};
+
+// ------------------------------------------------------------------------------------------ counters
+
+const sqlCounts: Record<string, number> = {};
+const redisCounts: Record<string, number> = {};
+let redisRoundTrips = 0;
+
+function countSql(text: unknown): void {
+  const sql = typeof text === 'string' ? text : typeof (text as { text?: unknown })?.text === 'string' ? (text as { text: string }).text : '';
+  const keyword = (/^\s*([A-Za-z]+)/.exec(sql)?.[1] ?? '?').toUpperCase();
+  sqlCounts[keyword] = (sqlCounts[keyword] ?? 0) + 1;
+}
+
+const originalQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+(pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: unknown, ...args: unknown[]) {
+  countSql(args[0]);
+  return originalQuery.apply(this, args);
+};
+
+const redisProto = Redis.prototype as unknown as { sendCommand: (command: { name?: string }, ...rest: unknown[]) => unknown };
+const originalSendCommand = redisProto.sendCommand;
+redisProto.sendCommand = function (this: unknown, command, ...rest) {
+  // Commands queued in a pipeline or MULTI do not pass here; Pipeline.exec below counts those round trips.
+  const name = String(command?.name ?? '?').toUpperCase();
+  redisCounts[name] = (redisCounts[name] ?? 0) + 1;
+  redisRoundTrips += 1;
+  return originalSendCommand.call(this, command, ...rest);
+};
+const pipelineProto = Pipeline.prototype as unknown as { exec: (...args: unknown[]) => unknown };
+const originalExec = pipelineProto.exec;
+pipelineProto.exec = function (this: { length?: number }, ...args: unknown[]) {
+  redisCounts['(pipeline)'] = (redisCounts['(pipeline)'] ?? 0) + 1;
+  redisRoundTrips += 1;
+  return originalExec.apply(this, args);
+};
+
+// ------------------------------------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const raw = process.env.BENCH_SWITCHYARD_ENV;
+  if (!raw) throw new Error('BENCH_SWITCHYARD_ENV is required (bench/webhooks-server.js is started by bench/webhooks.js)');
+  // The same configuration path as `switchyard serve`: loadEnv, createRuntime, TaskEventFeed, createApp.
+  const env = loadEnv(JSON.parse(raw) as NodeJS.ProcessEnv);
+  const logger = createLogger(env.LOG_LEVEL, process.stderr);
+  const runtime = await createRuntime(env, logger);
+  if (!(await waitForRedis(runtime.redis, 5000))) throw new Error('Redis is not reachable');
+  const feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
+  const app = createApp({
+    services: runtime.services,
+    redis: runtime.redis,
+    logger,
+    graphiql: env.SWITCHYARD_GRAPHIQL,
+    feed,
+    prefix: env.SWITCHYARD_QUEUE_PREFIX,
+    heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+    webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
+    subscriptionLimits: {
+      maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
+      maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+    },
+  });
+  const address = await app.listen(0, '127.0.0.1');
+  const { secret: token } = await runtime.services.tokens.create(cliPrincipal, { name: 'bench-webhooks', role: 'OWNER', userName: 'bench' });
+
+  let session: Session | null = null;
+  let elu = performance.eventLoopUtilization();
+
+  const stop = async () => {
+    await app.close().catch(() => undefined);
+    feed.close();
+    await runtime.close().catch(() => undefined);
+    process.exit(0);
+  };
+
+  process.on('message', (raw) => {
+    const request = raw as Request;
+    void (async () => {
+      switch (request.t) {
+        case 'stats': {
+          const memory = process.memoryUsage();
+          const cpu = process.cpuUsage();
+          const now = performance.eventLoopUtilization();
+          const sinceLast = performance.eventLoopUtilization(now, elu);
+          elu = now;
+          send({
+            t: 'stats',
+            cpuMs: (cpu.user + cpu.system) / 1000,
+            elu: sinceLast.utilization,
+            rss: memory.rss,
+            heapUsed: memory.heapUsed,
+            sql: { ...sqlCounts },
+            redis: { ...redisCounts },
+            redisRoundTrips,
+          });
+          return;
+        }
+        case 'profile-start': {
+          session = new Session();
+          session.connect();
+          await session.post('Profiler.enable');
+          await session.post('Profiler.setSamplingInterval', { interval: 250 });
+          await session.post('Profiler.start');
+          send({ t: 'profile-started' });
+          return;
+        }
+        case 'profile-stop': {
+          if (!session) return send({ t: 'profile', totalMs: 0, samples: 0, functions: [], packages: [], file: null });
+          const { profile } = await session.post('Profiler.stop');
+          session.disconnect();
+          session = null;
+          const file = join(tmpdir(), `switchyard-webhooks-${process.pid}-${Date.now()}.cpuprofile`);
+          writeFileSync(file, JSON.stringify(profile));
+          send({ t: 'profile', file, ...summariseProfile(profile as unknown as Profile, request.top ?? 25) });
+          return;
+        }
+        case 'stop':
+          await stop();
+      }
+    })().catch((error) => {
+      console.error('webhooks-server:', error);
+      process.exit(1);
+    });
+  });
+  process.on('disconnect', () => void stop());
+  send({ t: 'ready', url: `http://127.0.0.1:${address.port}`, token, pid: process.pid });
+}
+
+// ------------------------------------------------------------------------------------------ profile summary
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples?: number[];
+  timeDeltas?: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** Self time per function (samples × interval), heaviest first, and per package / area. */
+function summariseProfile(profile: Profile, top: number) {
+  const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
+  const selfUs = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i += 1) {
+    // timeDeltas[i] is the time before sample i; attribute the following interval to sample i.
+    const dt = deltas[i + 1] ?? 0;
+    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, dt));
+  }
+  const byFunction = new Map<string, { name: string; url: string; line: number; selfMs: number }>();
+  for (const [id, us] of selfUs) {
+    const frame = byNode.get(id)?.callFrame;
+    if (!frame) continue;
+    const name = frame.functionName || '(anonymous)';
+    const url = frame.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/dist-bench\//, '');
+    const key = `${name}|${url}|${frame.lineNumber}`;
+    const entry = byFunction.get(key) ?? { name, url, line: frame.lineNumber + 1, selfMs: 0 };
+    entry.selfMs += us / 1000;
+    byFunction.set(key, entry);
+  }
+  const functions = [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs);
+  const byPackage = new Map<string, number>();
+  for (const f of functions) {
+    const group = f.url.startsWith('node_modules/')
+      ? f.url.split('/').slice(1, f.url.split('/')[1]!.startsWith('@') ? 3 : 2).join('/')
+      : f.url.startsWith('node:')
+        ? 'node: (internals)'
+        : f.url === ''
+          ? f.name.startsWith('(') ? f.name : '(native)'
+          : f.url.includes('src/')
+            ? 'switchyard src/'
+            : f.url;
+    byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
+  }
+  const packages = [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs).slice(0, 12);
+  // Inclusive ("total") time of Switchyard's own functions: the sample's node and its callers, each function
+  // counted once per sample. An async function's segments after each await show up under its own frame again
+  // (resumed from the microtask queue), so this covers the function's synchronous work, not its waiting.
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusiveUs = new Map<string, { name: string; url: string; line: number; us: number }>();
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = byNode.get(at)?.callFrame;
+      if (!frame || !frame.url.includes('/src/') || frame.url.includes('node_modules')) continue;
+      const url = frame.url.replace(/^file:\/\//, '').replace(/^.*\/dist-bench\//, '');
+      const key = `${frame.functionName}|${url}|${frame.lineNumber}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const entry = inclusiveUs.get(key) ?? { name: frame.functionName || '(anonymous)', url, line: frame.lineNumber + 1, us: 0 };
+      entry.us += us;
+      inclusiveUs.set(key, entry);
+    }
+  }
+  const inclusive = [...inclusiveUs.values()]
+    .map(({ us, ...rest }) => ({ ...rest, totalMs: us / 1000 }))
+    .sort((a, b) => b.totalMs - a.totalMs)
+    .slice(0, top);
+  return { totalMs: (profile.endTime - profile.startTime) / 1000, samples: samples.length, functions: functions.slice(0, top), packages, inclusive };
+}
+
+main().catch((error) => {
+  console.error('webhooks-server failed:', error);
+  process.exit(1);
+});
