@@ -3,7 +3,9 @@
 // ceiling and a jsforce-loading child cost. Everything runs in this one process against the local Postgres
 // and Redis (loopback only), in a throw-away Postgres schema and Redis key prefix, and is cleaned up after.
 //
-//   npx tsc -p bench/tsconfig.json && node dist-bench/bench/dispatch.js      (or: npm run bench:dispatch)
+//   npm run bench:dispatch
+//   = npx tsc -p bench/tsconfig.dispatch.json && node dist-bench/bench/dispatch.js
+//   (npx tsc -p bench/tsconfig.json, which builds every benchmark in bench/, works as well)
 //
 // See bench/README.md for what each figure means. Tunables (environment): BENCH_DATABASE_URL, BENCH_REDIS_URL,
 // BENCH_LATENCY_TASKS (50), BENCH_LATENCY_BUDGET_SECONDS (45), BENCH_THROUGHPUT_TASKS (40), BENCH_BULLMQ_JOBS (200),
@@ -911,6 +913,9 @@ async function main(): Promise<void> {
       ['submit→child report, spare', `${ms(p50(withSpare.childReport))} / ${ms(p95(withSpare.childReport))}`, `p50 ≤ BullMQ p50 + 15 ms`, deltaReport <= 15 ? 'MET' : 'NOT MET'],
       ['submit→child report, no spare', `${ms(p50(withoutSpare.childReport))} / ${ms(p95(withoutSpare.childReport))}`, '', ''],
       ['BullMQ enqueue→active', `${ms(bullP50, 2)} / ${ms(p95(bull.latency), 2)}`, 'baseline', ''],
+      ["RUNNING written → 'run' sent, spare", ms(p50(segmentValues(withSpare.ids, 'claim:end', 'run.sent'))), 'p50 (worker dispatch)', ''],
+      ["RUNNING written → 'run' sent, no spare", ms(p50(segmentValues(withoutSpare.ids, 'claim:end', 'run.sent'))), 'p50 (worker dispatch)', ''],
+      ['Postgres round trips per task', `${p50(queriesBetween(withSpare.ids, 'submit', 'succeed:end'))} (${p50(queriesBetween(withSpare.ids, 'submit', 'run.sent'))} before run)`, 'p50 count', ''],
       ['throughput c=2, spare', `${tput.perSecond.toFixed(1)} tasks/s`, `≥ ${target.toFixed(1)} /s (0.8×ceiling)`, tput.perSecond >= target ? 'MET' : 'NOT MET'],
       ['throughput c=2, no spare', `${tputNoSpare.perSecond.toFixed(1)} tasks/s`, `≥ ${target.toFixed(1)} /s (0.8×ceiling)`, tputNoSpare.perSecond >= target ? 'MET' : 'NOT MET'],
       ['fork ceiling, empty child, 2 in flight', `${forkCeiling.perSecond.toFixed(1)} forks/s`, 'reference', ''],
@@ -919,6 +924,7 @@ async function main(): Promise<void> {
       ...(hasExtraCa ? [['startup: empty, no NODE_EXTRA_CA_CERTS', ms(p50(readyOf(startup.emptyNoCa!))), 'p50', ''] as [string, string, string, string]] : []),
       ['startup: child-main.js', ms(p50(readyOf(startup.taskChild!))), 'p50', ''],
       ['startup: jsforce child', ms(p50(readyOf(startup.jsforce!))), 'p50', ''],
+      ['child own CPU: empty / jsforce', `${ms(p50(cpuOf(startup.empty!)))} / ${ms(p50(cpuOf(startup.jsforce!)))}`, 'p50', ''],
       ['jsforce cost per child', `+${ms(jsforceCost)}`, 'reported', ''],
     );
   } finally {
@@ -927,7 +933,7 @@ async function main(): Promise<void> {
   }
 
   heading('Summary (latencies: p50 / p95)');
-  const widths = [40, 24, 30, 8];
+  const widths = [40, 26, 30, 8];
   const row = (cells: string[]) => console.log(`  ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')}`);
   row(['figure', 'measured', 'goal', 'verdict']);
   row(widths.map((w) => '-'.repeat(w)));

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { controlChannel } from '../src/events/task-event-bus.js';
+import type { Prisma } from '../src/db/prisma.js';
 import type { TaskQueue } from '../src/generated/prisma/enums.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
 
@@ -81,6 +82,54 @@ function rawId(globalId: string): string {
   const decoded = Buffer.from(globalId, 'base64').toString('utf8');
   expect(decoded).toMatch(/^Task:[0-9a-f-]{36}$/);
   return decoded.slice('Task:'.length);
+}
+
+/** An empty zip archive (its end-of-central-directory record alone): enough for an upload to be accepted. */
+const zipBytes = Buffer.from('504b0506' + '00'.repeat(18), 'hex');
+
+/**
+ * Uploads one artifact per name through `target`'s own services (each test API has its own database, and
+ * DEPLOY/VALIDATE refuse an artifactId that names no artifact there); answers name -> the artifact's raw UUID.
+ */
+async function uploadArtifacts<K extends string>(target: TestApi, names: readonly K[]): Promise<Record<K, string>> {
+  const ids = {} as Record<K, string>;
+  for (const name of names) ids[name] = (await target.services.artifacts.upload(cliPrincipal, `${name}.zip`, zipBytes)).id;
+  return ids;
+}
+
+/**
+ * A VALIDATE task that has finished on org `alias` (workers do not run here, so it is written straight to the
+ * database), with the columns a real run leaves; `overrides` makes it something a QUICK_DEPLOY must refuse.
+ */
+async function succeededValidation(
+  target: TestApi,
+  alias: string,
+  result: Prisma.InputJsonValue | undefined,
+  overrides: Partial<Prisma.TaskUncheckedCreateInput> = {},
+) {
+  const org = await target.prisma.org.findUniqueOrThrow({ where: { alias } });
+  const { validated } = await uploadArtifacts(target, ['validated']);
+  const finishedAt = new Date();
+  return target.prisma.task.create({
+    data: {
+      type: 'VALIDATE',
+      status: 'SUCCEEDED',
+      queue: 'NORMAL',
+      priority: 50,
+      input: { artifactId: validated, testLevel: 'RunLocalTests', runTests: [], rollbackOnError: true, ignoreWarnings: false, singlePackage: true, pollIntervalMs: 2000 },
+      ...(result === undefined ? {} : { result }),
+      progress: 100,
+      attempts: 1,
+      maxAttempts: 3,
+      source: 'API',
+      requestedBy: 'member-user/member-1',
+      orgId: org.id,
+      orgAlias: org.alias,
+      startedAt: new Date(finishedAt.getTime() - 60_000),
+      finishedAt,
+      ...overrides,
+    },
+  });
 }
 
 /** A small client over one TestApi, with the tokens it needs. */
@@ -234,6 +283,11 @@ afterAll(async () => {
 });
 
 describe('submitTask', () => {
+  let art: Record<'art-1' | 'art-2' | 'art-3' | 'art-4' | 'art-5' | 'art-6', string>;
+  beforeAll(async () => {
+    art = await uploadArtifacts(api, ['art-1', 'art-2', 'art-3', 'art-4', 'art-5', 'art-6']);
+  });
+
   it('queues an ORG_CHECK with every default on the CRITICAL queue, and adds its BullMQ job', async () => {
     const before = Date.now();
     const task = await c.submit({ type: 'ORG_CHECK', org: 'uat' });
@@ -281,6 +335,7 @@ describe('submitTask', () => {
     expect(task).toMatchObject({ type: 'RETRIEVE', status: 'QUEUED', queue: 'BATCH', priority: 50 });
     expect(task.params).toEqual({
       members: [{ type: 'ApexClass', members: ['*'] }, { type: 'CustomObject', members: ['Account', 'Invoice__c'] }],
+      pollIntervalMs: 2000,
     });
     const { job } = await c.job(task.id);
     expect(job!.queueName).toBe('batch');
@@ -291,20 +346,22 @@ describe('submitTask', () => {
   it('queues a RETRIEVE of a package.xml with an API version', async () => {
     const packageXml = '<?xml version="1.0"?><Package><types><members>*</members><name>ApexClass</name></types></Package>';
     const task = await c.submit({ type: 'RETRIEVE', org: 'uat', params: { packageXml, apiVersion: '62.0' } });
-    expect(task.params).toEqual({ packageXml, apiVersion: '62.0' });
+    expect(task.params).toEqual({ packageXml, apiVersion: '62.0', pollIntervalMs: 2000 });
     expect(task.queue).toBe('BATCH');
     expect((await c.job(task.id)).job).toBeTruthy();
   });
 
   it('fills in DEPLOY defaults', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'art-1' } });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['art-1'] } });
     expect(task).toMatchObject({ type: 'DEPLOY', status: 'QUEUED', queue: 'NORMAL', priority: 50 });
     expect(task.params).toEqual({
-      artifactId: 'art-1',
+      artifactId: art['art-1'],
       testLevel: 'RunLocalTests',
       runTests: [],
       rollbackOnError: true,
       ignoreWarnings: false,
+      singlePackage: true,
+      pollIntervalMs: 2000,
     });
     const { row, job } = await c.job(task.id);
     expect(row.input).toEqual(task.params); // stored validated, defaults included
@@ -316,28 +373,71 @@ describe('submitTask', () => {
     const task = await c.submit({
       type: 'VALIDATE',
       org: 'uat',
-      params: { artifactId: 'art-2', testLevel: 'RunSpecifiedTests', runTests: [' AccountTest ', 'InvoiceTest'], ignoreWarnings: true, apiVersion: '61.0' },
+      params: { artifactId: art['art-2'], testLevel: 'RunSpecifiedTests', runTests: [' AccountTest ', 'InvoiceTest'], ignoreWarnings: true, apiVersion: '61.0' },
     });
     expect(task).toMatchObject({ type: 'VALIDATE', status: 'QUEUED', queue: 'NORMAL' });
     expect(task.params).toEqual({
-      artifactId: 'art-2',
+      artifactId: art['art-2'],
       testLevel: 'RunSpecifiedTests',
       runTests: ['AccountTest', 'InvoiceTest'],
       rollbackOnError: true,
       ignoreWarnings: true,
+      singlePackage: true,
       apiVersion: '61.0',
+      pollIntervalMs: 2000,
     });
     expect((await c.job(task.id)).job!.name).toBe('VALIDATE');
+  });
+
+  it('keeps an explicit singlePackage and pollIntervalMs', async () => {
+    const task = await c.submit({ type: 'VALIDATE', org: 'uat', params: { artifactId: art['art-5'], singlePackage: false, pollIntervalMs: 500 } });
+    expect(task.params).toEqual({
+      artifactId: art['art-5'],
+      testLevel: 'RunLocalTests',
+      runTests: [],
+      rollbackOnError: true,
+      ignoreWarnings: false,
+      singlePackage: false,
+      pollIntervalMs: 500,
+    });
+    expect((await c.row(task.id)).input).toEqual(task.params);
+  });
+
+  it('accepts an artifact\'s global id and stores its raw UUID', async () => {
+    const artifactId = art['art-6'];
+    const globalId = Buffer.from(`Artifact:${artifactId}`).toString('base64');
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: globalId } });
+    expect(task.params.artifactId).toBe(artifactId);
+    expect((await c.row(task.id)).input).toMatchObject({ artifactId });
+    expect((await c.job(task.id)).job!.name).toBe('DEPLOY');
+  });
+
+  it('queues an ORG_CHECK with an API version', async () => {
+    const task = await c.submit({ type: 'ORG_CHECK', org: 'uat', params: { apiVersion: '62.0' } });
+    expect(task).toMatchObject({ type: 'ORG_CHECK', status: 'QUEUED', queue: 'CRITICAL' });
+    expect(task.params).toEqual({ apiVersion: '62.0' });
+    expect((await c.row(task.id)).input).toEqual({ apiVersion: '62.0' });
   });
 
   it.each([
     ['a 15-character deployId', { deployId: '0Af5g00000AbCdE' }],
     ['an 18-character deployId', { deployId: '0Af5g00000AbCdEFGH' }],
-    ['a validationTaskId', { validationTaskId: randomUUID() }],
   ])('queues a QUICK_DEPLOY with %s', async (_label, params) => {
     const task = await c.submit({ type: 'QUICK_DEPLOY', org: 'uat', params });
     expect(task).toMatchObject({ type: 'QUICK_DEPLOY', status: 'QUEUED', queue: 'NORMAL', params });
+    expect(task.params).toEqual({ ...params, pollIntervalMs: 2000 });
     const { job } = await c.job(task.id);
+    expect(job!.name).toBe('QUICK_DEPLOY');
+    expect(job!.queueName).toBe('normal');
+  });
+
+  it('queues a QUICK_DEPLOY with a validationTaskId, copying the validation\'s deployId', async () => {
+    const validation = await succeededValidation(api, 'uat', { deployId: '0Af5g00000AbCdEFGH' });
+    const task = await c.submit({ type: 'QUICK_DEPLOY', org: 'uat', params: { validationTaskId: validation.id } });
+    expect(task).toMatchObject({ type: 'QUICK_DEPLOY', status: 'QUEUED', queue: 'NORMAL' });
+    expect(task.params).toEqual({ validationTaskId: validation.id, deployId: '0Af5g00000AbCdEFGH', pollIntervalMs: 2000 });
+    const { row, job } = await c.job(task.id);
+    expect(row.input).toEqual(task.params);
     expect(job!.name).toBe('QUICK_DEPLOY');
     expect(job!.queueName).toBe('normal');
   });
@@ -357,7 +457,7 @@ describe('submitTask', () => {
   });
 
   it('honours an explicit queue and maxAttempts', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'art-3' }, queue: 'CRITICAL', maxAttempts: 10 });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['art-3'] }, queue: 'CRITICAL', maxAttempts: 10 });
     expect(task).toMatchObject({ queue: 'CRITICAL', maxAttempts: 10 });
     const { row, job } = await c.job(task.id);
     expect(row.queue).toBe('CRITICAL');
@@ -369,7 +469,7 @@ describe('submitTask', () => {
     const runAt = new Date(Date.now() + 60 * 60_000);
     runAt.setMilliseconds(0);
     const submittedAt = Date.now();
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'art-4' }, runAt: runAt.toISOString() });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['art-4'] }, runAt: runAt.toISOString() });
     expect(task.status).toBe('SCHEDULED');
     expect(task.runAt).toBe(runAt.toISOString());
     const { row, job } = await c.job(task.id);
@@ -402,7 +502,17 @@ describe('submitTask', () => {
 });
 
 describe('submitTask validation', () => {
-  const artifactId = 'art-x';
+  /** Stands in the table below for a real uploaded artifact (the table is built before any hook runs). */
+  const artifactId = '<uploaded artifact>';
+  let uploaded: string;
+  beforeAll(async () => {
+    ({ 'art-x': uploaded } = await uploadArtifacts(api, ['art-x']));
+  });
+  /** The input with the placeholder artifactId replaced by the uploaded artifact's id. */
+  const withArtifact = (input: Record<string, unknown>): Record<string, unknown> => {
+    const params = input.params as Record<string, unknown> | undefined;
+    return params?.artifactId === artifactId ? { ...input, params: { ...params, artifactId: uploaded } } : input;
+  };
   const cases: Array<[string, Record<string, unknown>, string[]]> = [
     ['an unknown ORG_CHECK param', { type: 'ORG_CHECK', params: { force: true } }, ['params']],
     ['a misspelt DEPLOY param', { type: 'DEPLOY', params: { artifactId, testlevel: 'NoTestRun' } }, ['params']],
@@ -414,6 +524,13 @@ describe('submitTask validation', () => {
     ['an unknown testLevel', { type: 'DEPLOY', params: { artifactId, testLevel: 'RunEverything' } }, ['params', 'testLevel']],
     ['a DEPLOY without artifactId', { type: 'DEPLOY', params: {} }, ['params', 'artifactId']],
     ['a malformed apiVersion', { type: 'DEPLOY', params: { artifactId, apiVersion: '62' } }, ['params', 'apiVersion']],
+    ['a malformed ORG_CHECK apiVersion', { type: 'ORG_CHECK', params: { apiVersion: 'v62' } }, ['params', 'apiVersion']],
+    ['a pollIntervalMs below 100', { type: 'DEPLOY', params: { artifactId, pollIntervalMs: 99 } }, ['params', 'pollIntervalMs']],
+    ['a pollIntervalMs above a minute', { type: 'RETRIEVE', params: { packageXml: '<Package/>', pollIntervalMs: 60_001 } }, ['params', 'pollIntervalMs']],
+    ['a singlePackage that is not a boolean', { type: 'VALIDATE', params: { artifactId, singlePackage: 'yes' } }, ['params', 'singlePackage']],
+    ['a DEPLOY artifactId that names no artifact', { type: 'DEPLOY', params: { artifactId: randomUUID() } }, ['params', 'artifactId']],
+    ['a VALIDATE artifactId that is not an id', { type: 'VALIDATE', params: { artifactId: 'art-1' } }, ['params', 'artifactId']],
+    ['another type\'s global id as artifactId', { type: 'DEPLOY', params: { artifactId: Buffer.from(`Task:${randomUUID()}`).toString('base64') } }, ['params', 'artifactId']],
     ['priority 101', { type: 'ORG_CHECK', priority: 101 }, ['priority']],
     ['priority -1', { type: 'ORG_CHECK', priority: -1 }, ['priority']],
     ['maxAttempts 0', { type: 'ORG_CHECK', maxAttempts: 0 }, ['maxAttempts']],
@@ -426,13 +543,14 @@ describe('submitTask validation', () => {
     ['a 16-character deployId', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbCdEF' } }, ['params', 'deployId']],
     ['a deployId with punctuation', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbC-E' } }, ['params', 'deployId']],
     ['a validationTaskId that is not a UUID', { type: 'QUICK_DEPLOY', params: { validationTaskId: 'task-1' } }, ['params', 'validationTaskId']],
+    ['a validationTaskId that names no task', { type: 'QUICK_DEPLOY', params: { validationTaskId: randomUUID() } }, ['params', 'validationTaskId']],
     ['both deployId and validationTaskId', { type: 'QUICK_DEPLOY', params: { deployId: '0Af5g00000AbCdE', validationTaskId: randomUUID() } }, ['params', 'validationTaskId']],
     ['neither deployId nor validationTaskId', { type: 'QUICK_DEPLOY', params: {} }, ['params', 'validationTaskId']],
   ];
 
   it.each(cases)('rejects %s at its field path, persisting and enqueueing nothing', async (_label, input, path) => {
     const before = await c.footprint();
-    const result = await c.submitRaw({ org: 'uat', ...input });
+    const result = await c.submitRaw({ org: 'uat', ...withArtifact(input) });
     expect(result.__typename).toBe('ValidationError');
     expect(result.code).toBe('VALIDATION_FAILED');
     expect(result.fieldErrors!.map((e) => e.path)).toEqual([path]);
@@ -442,8 +560,29 @@ describe('submitTask validation', () => {
     expect(await c.footprint()).toEqual(before);
   });
 
+  it('refuses a validationTaskId that is not a SUCCEEDED VALIDATE of the same org, persisting and enqueueing nothing', async () => {
+    await c.registerOrg('validation-elsewhere');
+    const deployId = '0Af5g00000AbCdEFGH';
+    const refused = [
+      // Each differs from an acceptable validation in one respect only (every one but the last has a deployId).
+      await succeededValidation(api, 'uat', { deployId }, { status: 'RUNNING', progress: 40, finishedAt: null }),
+      await succeededValidation(api, 'uat', { deployId }, { status: 'FAILED', errorCode: 'DEPLOY_FAILED' }),
+      await succeededValidation(api, 'uat', { deployId }, { type: 'DEPLOY' }),
+      await succeededValidation(api, 'validation-elsewhere', { deployId }),
+      await succeededValidation(api, 'uat', { numberComponentsDeployed: 12 }),
+    ];
+    for (const validation of refused) {
+      const before = await c.footprint();
+      const result = await c.submitRaw({ type: 'QUICK_DEPLOY', org: 'uat', params: { validationTaskId: validation.id } });
+      expect(result, JSON.stringify(validation)).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+      expect(result.fieldErrors!.map((e) => e.path)).toEqual([['params', 'validationTaskId']]);
+      expect(result.task).toBeUndefined();
+      expect(await c.footprint()).toEqual(before);
+    }
+  });
+
   it('names the unknown keys in the message', async () => {
-    const result = await c.submitRaw({ type: 'DEPLOY', org: 'uat', params: { artifactId, testlevel: 'NoTestRun', dryRun: true } });
+    const result = await c.submitRaw({ type: 'DEPLOY', org: 'uat', params: { artifactId: uploaded, testlevel: 'NoTestRun', dryRun: true } });
     expect(result.fieldErrors).toHaveLength(1);
     expect(result.fieldErrors![0]!.message).toContain('testlevel');
     expect(result.fieldErrors![0]!.message).toContain('dryRun');
@@ -477,20 +616,23 @@ describe('tasks and task queries', () => {
   /** In creation order; each entry is the global id. */
   const t: string[] = [];
   let orgGlobalId: string;
+  /** Artifacts in listApi's own database. */
+  let listArt: Record<'a2' | 'a3' | 'a4', string>;
 
   beforeAll(async () => {
     l = await Client.start(listApi, ['list-a']);
+    listArt = await uploadArtifacts(listApi, ['a2', 'a3', 'a4']);
     orgGlobalId = await l.registerOrg('list-b');
     // 0: ORG_CHECK   list-a CRITICAL QUEUED    API
     t.push((await l.submit({ type: 'ORG_CHECK', org: 'list-a' })).id);
     // 1: RETRIEVE    list-a BATCH    QUEUED    API
     t.push((await l.submit({ type: 'RETRIEVE', org: 'list-a', params: { packageXml: '<Package/>' } })).id);
     // 2: DEPLOY      list-b NORMAL   QUEUED    API
-    t.push((await l.submit({ type: 'DEPLOY', org: 'list-b', params: { artifactId: 'a2' } })).id);
+    t.push((await l.submit({ type: 'DEPLOY', org: 'list-b', params: { artifactId: listArt['a2'] } })).id);
     // 3: VALIDATE    list-b NORMAL   SCHEDULED API
-    t.push((await l.submit({ type: 'VALIDATE', org: 'list-b', params: { artifactId: 'a3' }, runAt: new Date(Date.now() + 3_600_000).toISOString() })).id);
+    t.push((await l.submit({ type: 'VALIDATE', org: 'list-b', params: { artifactId: listArt['a3'] }, runAt: new Date(Date.now() + 3_600_000).toISOString() })).id);
     // 4: DEPLOY      list-a BATCH    QUEUED    WEBHOOK
-    const webhook = await listApi.services.tasks.submit(cliPrincipal, { type: 'DEPLOY', org: 'list-a', params: { artifactId: 'a4' }, queue: 'BATCH', source: 'WEBHOOK' });
+    const webhook = await listApi.services.tasks.submit(cliPrincipal, { type: 'DEPLOY', org: 'list-a', params: { artifactId: listArt['a4'] }, queue: 'BATCH', source: 'WEBHOOK' });
     t.push(Buffer.from(`Task:${webhook.id}`).toString('base64'));
     // 5: ORG_CHECK   list-b CRITICAL CANCELLED SCHEDULE
     const scheduled = await listApi.services.tasks.submit(cliPrincipal, { type: 'ORG_CHECK', org: 'list-b', source: 'SCHEDULE' });
@@ -635,6 +777,11 @@ describe('tasks and task queries', () => {
 });
 
 describe('cancelTask', () => {
+  let art: Record<'c1' | 'c-run', string>;
+  beforeAll(async () => {
+    art = await uploadArtifacts(api, ['c1', 'c-run']);
+  });
+
   async function expectCancelled(task: TaskView, result: MutationResult) {
     expect(result.__typename).toBe('CancelTaskSuccess');
     expect(result.task).toMatchObject({ id: task.id, status: 'CANCELLED', error: { code: 'CANCELLED' } });
@@ -648,7 +795,7 @@ describe('cancelTask', () => {
   }
 
   it('cancels a QUEUED task: its job is removed and a STATUS event appended', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'c1' } });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['c1'] } });
     const { row, job } = await c.job(task.id);
     expect(job).toBeTruthy();
     await expectCancelled(task, await c.cancel(task.id));
@@ -698,7 +845,7 @@ describe('cancelTask', () => {
   });
 
   it('asks the worker to stop a RUNNING task rather than cancelling it outright', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'c-run' } });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['c-run'] } });
     const { row: queued } = await c.job(task.id);
     // What a worker does when it starts the task (no workers run in these tests): take the job, mark it RUNNING.
     await api.queues.get(queued.queue).remove(queued.jobId!);
@@ -774,8 +921,13 @@ describe('cancelTask', () => {
 });
 
 describe('retryTask', () => {
+  let art: Record<'r1' | 'r2', string>;
+  beforeAll(async () => {
+    art = await uploadArtifacts(api, ['r1', 'r2']);
+  });
+
   it('re-queues a CANCELLED task as a new job; its event log continues', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'r1' }, priority: 70 });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['r1'] }, priority: 70 });
     const first = await c.row(task.id);
     expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
 
@@ -809,7 +961,7 @@ describe('retryTask', () => {
   });
 
   it('re-queues a FAILED task, clearing what the failed run left behind', async () => {
-    const task = await c.submit({ type: 'VALIDATE', org: 'uat', params: { artifactId: 'r2' } });
+    const task = await c.submit({ type: 'VALIDATE', org: 'uat', params: { artifactId: art['r2'] } });
     const id = rawId(task.id);
     const first = await c.row(task.id);
     // What a worker leaves after a failed run (workers do not exist yet): job gone, task FAILED.
@@ -874,8 +1026,13 @@ describe('retryTask', () => {
 });
 
 describe('concurrency', () => {
+  let art: Record<'k1' | 'k2', string>;
+  beforeAll(async () => {
+    art = await uploadArtifacts(api, ['k1', 'k2']);
+  });
+
   it('lets exactly one of 20 concurrent cancels win, with a gap-free event log', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'k1' } });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['k1'] } });
     const { row } = await c.job(task.id);
     const results = await Promise.all(Array.from({ length: 20 }, () => c.cancel(task.id)));
     const winners = results.filter((r) => r.__typename === 'CancelTaskSuccess');
@@ -895,7 +1052,7 @@ describe('concurrency', () => {
   });
 
   it('keeps the event log consistent under 20 concurrent cancels and retries', async () => {
-    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'k2' } });
+    const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['k2'] } });
     let cancels = 0;
     let retries = 0;
     for (let round = 0; round < 3; round += 1) {
@@ -930,9 +1087,12 @@ describe('concurrency', () => {
 
 describe('with Redis down', () => {
   let d: Client;
+  /** Artifacts in the Redis-down API's own database. */
+  let downArt: Record<'d1', string>;
 
   beforeAll(async () => {
     d = await Client.start(down, ['uat']);
+    downArt = await uploadArtifacts(down, ['d1']);
   });
 
   it('answers QUEUE_UNAVAILABLE quickly and records the task as FAILED', async () => {
@@ -959,7 +1119,7 @@ describe('with Redis down', () => {
   });
 
   it('answers QUEUE_UNAVAILABLE to a retry too, and the task stays FAILED', async () => {
-    expect((await d.submitRaw({ type: 'DEPLOY', org: 'uat', params: { artifactId: 'd1' } })).code).toBe('QUEUE_UNAVAILABLE');
+    expect((await d.submitRaw({ type: 'DEPLOY', org: 'uat', params: { artifactId: downArt['d1'] } })).code).toBe('QUEUE_UNAVAILABLE');
     const row = await down.prisma.task.findFirstOrThrow({ where: { type: 'DEPLOY' } });
     expect(row.status).toBe('FAILED');
     const globalId = Buffer.from(`Task:${row.id}`).toString('base64');

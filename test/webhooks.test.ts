@@ -266,6 +266,18 @@ function glMergeRequest(action: 'open' | 'update' | 'merge', project: string, ta
   };
 }
 
+/** Every Redis key under the API's prefix but the rejection counter. */
+async function redisKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await api.redis.scan(cursor, 'MATCH', `${api.queuePrefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  return keys.filter((key) => key !== rejectedKey()).sort();
+}
+
 async function counts() {
   return {
     deliveries: await api.prisma.webhookDelivery.count(),
@@ -285,7 +297,18 @@ async function task(id: string) {
   return result.task;
 }
 
+// The notification tests get their own API and worker (so the tasks the rules here create stay queued and
+// notify nobody), started alongside.
+let napi: TestApi;
+let worker: TestWorker;
+let notifySetup: Promise<void>;
+
 beforeAll(async () => {
+  notifySetup = (async () => {
+    napi = await startTestApi('webhooks_notify');
+    worker = await startTestWorker(napi);
+  })();
+  notifySetup.catch(() => undefined);
   api = await startTestApi('webhooks');
   token = await api.token('OWNER');
   for (const alias of ['dev', 'doomed']) {
@@ -315,7 +338,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await api?.close();
+  await notifySetup?.catch(() => undefined);
+  await worker?.close();
+  await Promise.all([api?.close(), napi?.close()]);
 });
 
 describe('signatures', () => {
@@ -747,12 +772,14 @@ describe('bad input', () => {
     const before = await counts();
     const counterBefore = counterField ? await rejected(counterField) : 0;
     const all = await api.redis.hgetall(rejectedKey());
+    const keys = await redisKeys();
     const answer = await send();
     expect(answer.status).toBe(status);
     expect(answer.contentType).toMatch(/^application\/json/);
     expect(answer.body.error.code).toBe(code);
     expect(typeof answer.body.error.message).toBe('string');
     expect(await counts()).toEqual(before);
+    expect(await redisKeys()).toEqual(keys);
     const allAfter = await api.redis.hgetall(rejectedKey());
     if (counterField) {
       expect(await rejected(counterField)).toBe(counterBefore + 1);
@@ -901,15 +928,12 @@ describe('webhookDeliveries', () => {
 });
 
 describe('outbound notifications', () => {
-  let napi: TestApi;
-  let worker: TestWorker;
   let receiver: Server;
   let receiverUrl: string;
   const received: Array<{ path: string; headers: IncomingHttpHeaders; body: string; at: number; answered: number }> = [];
 
   beforeAll(async () => {
-    napi = await startTestApi('webhooks_notify');
-    worker = await startTestWorker(napi);
+    await notifySetup;
     let firstToA = true;
     receiver = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -926,8 +950,6 @@ describe('outbound notifications', () => {
   });
 
   afterAll(async () => {
-    await worker?.close();
-    await napi?.close();
     await new Promise((resolve) => receiver?.close(resolve));
   });
 

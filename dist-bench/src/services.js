@@ -22,7 +22,12 @@ export function createServices(deps) {
         journal,
         audit,
         tokens: new TokenService(deps.prisma, audit, (tokenId) => deps.publisher.control({ type: 'token-revoked', tokenId })),
-        orgs: new OrgService(deps.prisma, deps.secrets, audit, deps.checkOrgsOnRegister ? (actor, org) => tasks.submit(actor, { type: 'ORG_CHECK', org: org.alias, queue: 'CRITICAL' }) : null),
+        orgs: new OrgService(deps.prisma, deps.secrets, audit, deps.checkOrgsOnRegister
+            ? {
+                queue: (actor, org) => tasks.submit(actor, { type: 'ORG_CHECK', org: org.alias, queue: 'CRITICAL' }),
+                discard: (actor, taskId) => tasks.cancel(actor, taskId),
+            }
+            : null),
         tasks,
         schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
         resources: new ResourceService(deps.queues, deps.redis, deps.prefix),

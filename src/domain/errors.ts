@@ -103,6 +103,15 @@ export class InvalidStateError extends DomainError {
   }
 }
 
+/** Runs a queue operation; any failure of it means Redis is unreachable for the caller. */
+export async function withQueue<T>(operation: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue (Redis) is unavailable: could not ${what}`, error);
+  }
+}
+
 export class UnavailableError extends DomainError {
   constructor(
     readonly code: 'QUEUE_UNAVAILABLE',

@@ -59,12 +59,29 @@ function quiet<Q extends Queue<any>>(queue: Q): Q {
   return queue;
 }
 
+export class QueueUnavailableError extends Error {
+  constructor(status: string) {
+    super(`Redis is not connected (${status})`);
+  }
+}
+
 export class TaskQueues {
   private readonly queues: Record<TaskQueue, Queue<TaskJobData>>;
   readonly schedules: Queue<ScheduleJobData>;
   readonly notifications: Queue<NotificationJobData>;
 
-  constructor(connection: Redis, prefix: string) {
+  /**
+   * BullMQ waits, without a timeout, for a connection that has never been ready, so with Redis down since
+   * start-up a request would hang. Fail at once instead; callers report QUEUE_UNAVAILABLE.
+   */
+  private assertConnected(): void {
+    if (this.connection.status !== 'ready') throw new QueueUnavailableError(this.connection.status);
+  }
+
+  constructor(
+    private readonly connection: Redis,
+    prefix: string,
+  ) {
     const make = (queue: TaskQueue) => quiet(new Queue<TaskJobData>(queueNames[queue], { connection, prefix }));
     this.queues = { CRITICAL: make('CRITICAL'), NORMAL: make('NORMAL'), BATCH: make('BATCH') };
     this.schedules = quiet(new Queue<ScheduleJobData>(schedulesQueueName, { connection, prefix }));
@@ -73,6 +90,7 @@ export class TaskQueues {
 
   /** Six attempts over about a minute (1, 2, 4, 8, 16 s apart), unless configured otherwise. */
   async notify(data: NotificationJobData, attempts = 6, backoffMs = 1000): Promise<void> {
+    this.assertConnected();
     await this.notifications.add(data.event, data, {
       jobId: data.notificationId,
       attempts,
@@ -83,6 +101,7 @@ export class TaskQueues {
   }
 
   async upsertScheduler(scheduleId: string, cron: string, timezone: string): Promise<void> {
+    this.assertConnected();
     await this.schedules.upsertJobScheduler(
       scheduleId,
       { pattern: cron, tz: timezone },
@@ -91,6 +110,7 @@ export class TaskQueues {
   }
 
   async removeScheduler(scheduleId: string): Promise<void> {
+    this.assertConnected();
     await this.schedules.removeJobScheduler(scheduleId);
   }
 
@@ -105,10 +125,7 @@ export class TaskQueues {
   /** Adds the task's job; adding a job id that already exists is a no-op, so re-enqueueing is safe. */
   async enqueue(task: EnqueueRequest): Promise<void> {
     if (!task.jobId) throw new Error(`Task ${task.id} has no job id`);
-    // BullMQ waits, without a timeout, for a connection that has not been ready yet, so with Redis down since
-    // startup a request would hang. Fail at once instead; the caller reports QUEUE_UNAVAILABLE.
-    const connection = this.queues[task.queue].opts.connection as Redis;
-    if (connection.status !== 'ready') throw new Error(`Redis is not connected (${connection.status})`);
+    this.assertConnected();
     const delay = task.status === 'SCHEDULED' && task.runAt ? Math.max(0, task.runAt.getTime() - Date.now()) : 0;
     await this.queues[task.queue].add(
       task.type,
@@ -129,6 +146,7 @@ export class TaskQueues {
 
   /** Removes a waiting or delayed job. False when the job is already running (locked by a worker). */
   async remove(queue: TaskQueue, jobId: string): Promise<boolean> {
+    this.assertConnected();
     const job = await this.queues[queue].getJob(jobId);
     if (!job) return true;
     return (await this.queues[queue].remove(jobId)) === 1;

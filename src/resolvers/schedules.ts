@@ -1,5 +1,5 @@
 import { builder } from '../builder.js';
-import { NotFoundError } from '../domain/errors.js';
+import { NotFoundError, UnavailableError } from '../domain/errors.js';
 import { RemovedScheduleRef, ScheduleNode, ScheduleTaskInput } from '../schema/schedule.js';
 import { actor, parseNodeId } from './ids.js';
 
@@ -20,7 +20,7 @@ builder.mutationFields((t) => ({
     description: 'Creates a recurring task. Each firing creates a task with source SCHEDULE.',
     authScopes: { submitTasks: true },
     args: { input: t.arg({ type: ScheduleTaskInput, required: true }) },
-    errors: { types: [NotFoundError], dataField: { name: 'schedule' } },
+    errors: { types: [NotFoundError, UnavailableError], dataField: { name: 'schedule' } },
     resolve: (_root, { input }, ctx) => ctx.services.schedules.create(actor(ctx), input),
   }),
   removeSchedule: t.field({
@@ -28,7 +28,7 @@ builder.mutationFields((t) => ({
     description: 'Stops a recurring task. Tasks it already created are not affected.',
     authScopes: { submitTasks: true },
     args: { id: t.arg.id({ required: true }) },
-    errors: { types: [NotFoundError], dataField: { name: 'removed' } },
+    errors: { types: [NotFoundError, UnavailableError], dataField: { name: 'removed' } },
     resolve: (_root, args, ctx) => ctx.services.schedules.remove(parseNodeId(args.id, 'Schedule', ['id'])),
   }),
 }));

@@ -36,7 +36,7 @@ builder.mutationFields((t) => ({
     type: TaskNode,
     authScopes: { cancelTasks: true },
     args: { id: t.arg.id({ required: true }) },
-    errors: { types: [NotFoundError, InvalidStateError], dataField: { name: 'task' } },
+    errors: { types: [NotFoundError, InvalidStateError, UnavailableError], dataField: { name: 'task' } },
     resolve: (_root, args, ctx) => ctx.services.tasks.cancel(actor(ctx), parseNodeId(args.id, 'Task', ['id'])),
   }),
   retryTask: t.field({

@@ -1,5 +1,6 @@
 // GET /artifacts/<id>: downloads a metadata zip with the same bearer token as the API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { bearerToken } from '../context.js';
 import { can } from '../domain/auth/permissions.js';
@@ -28,6 +29,11 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, i
   const artifact = artifactId ? await services.artifacts.find(artifactId) : null;
   if (!artifact) {
     reply(res, 404, { error: { code: 'ARTIFACT_NOT_FOUND', message: 'No artifact with that id' } });
+    return;
+  }
+  const size = await stat(services.artifacts.pathOf(artifact)).then((s) => s.size).catch(() => null);
+  if (size === null) {
+    reply(res, 410, { error: { code: 'ARTIFACT_FILE_MISSING', message: 'The artifact is recorded but its file is missing from the artifact store' } });
     return;
   }
   res.writeHead(200, {

@@ -19,11 +19,26 @@ function quiet(queue) {
     queue.on('error', () => undefined);
     return queue;
 }
+export class QueueUnavailableError extends Error {
+    constructor(status) {
+        super(`Redis is not connected (${status})`);
+    }
+}
 export class TaskQueues {
+    connection;
     queues;
     schedules;
     notifications;
+    /**
+     * BullMQ waits, without a timeout, for a connection that has never been ready, so with Redis down since
+     * start-up a request would hang. Fail at once instead; callers report QUEUE_UNAVAILABLE.
+     */
+    assertConnected() {
+        if (this.connection.status !== 'ready')
+            throw new QueueUnavailableError(this.connection.status);
+    }
     constructor(connection, prefix) {
+        this.connection = connection;
         const make = (queue) => quiet(new Queue(queueNames[queue], { connection, prefix }));
         this.queues = { CRITICAL: make('CRITICAL'), NORMAL: make('NORMAL'), BATCH: make('BATCH') };
         this.schedules = quiet(new Queue(schedulesQueueName, { connection, prefix }));
@@ -31,6 +46,7 @@ export class TaskQueues {
     }
     /** Six attempts over about a minute (1, 2, 4, 8, 16 s apart), unless configured otherwise. */
     async notify(data, attempts = 6, backoffMs = 1000) {
+        this.assertConnected();
         await this.notifications.add(data.event, data, {
             jobId: data.notificationId,
             attempts,
@@ -40,9 +56,11 @@ export class TaskQueues {
         });
     }
     async upsertScheduler(scheduleId, cron, timezone) {
+        this.assertConnected();
         await this.schedules.upsertJobScheduler(scheduleId, { pattern: cron, tz: timezone }, { name: 'fire', data: { scheduleId }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } } });
     }
     async removeScheduler(scheduleId) {
+        this.assertConnected();
         await this.schedules.removeJobScheduler(scheduleId);
     }
     async hasScheduler(scheduleId) {
@@ -55,11 +73,7 @@ export class TaskQueues {
     async enqueue(task) {
         if (!task.jobId)
             throw new Error(`Task ${task.id} has no job id`);
-        // BullMQ waits, without a timeout, for a connection that has not been ready yet, so with Redis down since
-        // startup a request would hang. Fail at once instead; the caller reports QUEUE_UNAVAILABLE.
-        const connection = this.queues[task.queue].opts.connection;
-        if (connection.status !== 'ready')
-            throw new Error(`Redis is not connected (${connection.status})`);
+        this.assertConnected();
         const delay = task.status === 'SCHEDULED' && task.runAt ? Math.max(0, task.runAt.getTime() - Date.now()) : 0;
         await this.queues[task.queue].add(task.type, { taskId: task.id }, {
             jobId: task.jobId,
@@ -75,6 +89,7 @@ export class TaskQueues {
     }
     /** Removes a waiting or delayed job. False when the job is already running (locked by a worker). */
     async remove(queue, jobId) {
+        this.assertConnected();
         const job = await this.queues[queue].getJob(jobId);
         if (!job)
             return true;

@@ -5,7 +5,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Schedule, Task } from '../../generated/prisma/client.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { NotFoundError, ValidationFailedError } from '../errors.js';
+import { NotFoundError, ValidationFailedError, withQueue } from '../errors.js';
 import type { SubmitTaskInput, TaskService } from './task-service.js';
 
 export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'source'> {
@@ -56,7 +56,7 @@ export class ScheduleService {
       },
     });
     try {
-      await this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone);
+      await withQueue(() => this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone), 'create the schedule');
     } catch (error) {
       await this.prisma.schedule.delete({ where: { id: schedule.id } });
       throw error;
@@ -67,7 +67,7 @@ export class ScheduleService {
   async remove(scheduleId: string): Promise<Schedule> {
     const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
     if (!schedule) throw new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
-    await this.queues.removeScheduler(schedule.id);
+    await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
     await this.prisma.schedule.delete({ where: { id: schedule.id } });
     return schedule;
   }

@@ -30,18 +30,18 @@ export class OrgService {
     prisma;
     secrets;
     audit;
-    queueCheck;
+    checks;
     constructor(prisma, secrets, audit, 
-    /** Queues an ORG_CHECK for new or rotated credentials (null: do not). */
-    queueCheck = null) {
+    /** Org checks for new or rotated credentials (null: none are queued). */
+    checks = null) {
         this.prisma = prisma;
         this.secrets = secrets;
         this.audit = audit;
-        this.queueCheck = queueCheck;
+        this.checks = checks;
     }
     /** A failed check enqueue (Redis down) must not undo a registration: the check can be submitted later. */
     async check(actor, org) {
-        await this.queueCheck?.(actor, org).catch(() => undefined);
+        await this.checks?.queue(actor, org).catch(() => undefined);
     }
     async register(actor, input) {
         const data = parseInput(registerInput, { alias: input.alias, kind: input.kind, isDevHub: input.isDevHub ?? undefined });
@@ -112,6 +112,14 @@ export class OrgService {
     }
     async remove(actor, alias) {
         const org = await this.requireByAlias(alias);
+        // An org check still waiting in the queue is only about this org: it goes with it.
+        const waitingChecks = await this.prisma.task.findMany({
+            where: { orgId: org.id, type: 'ORG_CHECK', status: { in: ['QUEUED', 'SCHEDULED'] } },
+            select: { id: true },
+        });
+        if (this.checks)
+            for (const task of waitingChecks)
+                await this.checks.discard(actor, task.id).catch(() => undefined);
         const active = await this.prisma.task.count({ where: { orgId: org.id, status: { in: [...activeTaskStatuses] } } });
         if (active > 0) {
             throw new ConflictError('ORG_HAS_ACTIVE_TASKS', `Org "${alias}" has ${active} scheduled, queued or running task(s); cancel them first`);
