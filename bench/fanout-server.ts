@@ -7,7 +7,8 @@
 // REDIS_URL, SWITCHYARD_QUEUE_PREFIX, SWITCHYARD_SECRET_KEY, …) read through loadEnv like the real process.
 // BENCH_FANOUT_SERVER=floor starts a bare reference fan-out instead of the API (startFloor, at the end).
 // IPC protocol (JSON), requests from the benchmark → replies:
-//   { t: 'stats', gc }          → { t: 'stats', rss, heapUsed, heapTotal, external, arrayBuffers, cpuMs, elu, connections, sharedExecutions }
+//   { t: 'stats', gc }          → { t: 'stats', rss, heapUsed, heapTotal, external, arrayBuffers, cpuMs, elu, loopDelayP99Ms,
+//                                   loopDelayMaxMs, connections, sharedExecutions }   (elu and loop delay: since the last stats)
 //   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
 //   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions: [{ name, url, line, selfMs }], file }
 //   { t: 'heap', top }          → { t: 'heap', file, classes: [{ name, count, selfBytes }] }  (heap snapshot, summarised)
@@ -17,7 +18,7 @@ import { Session } from 'node:inspector/promises';
 import { createReadStream, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { loadEnv } from '../src/env.js';
 import { TaskEventFeed } from '../src/events/task-event-feed.js';
@@ -73,6 +74,10 @@ async function main(): Promise<void> {
 
   let session: Session | null = null;
   let elu = performance.eventLoopUtilization();
+  // How late the event loop gets round to timers and I/O (reset at every stats request): while a fan-out runs
+  // in one go (microtasks only), nothing else (Redis, pongs, new sockets) is served.
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
 
   const stop = async () => {
     await app.close().catch(() => undefined);
@@ -99,6 +104,8 @@ async function main(): Promise<void> {
           const now = performance.eventLoopUtilization();
           const sinceLast = performance.eventLoopUtilization(now, elu);
           elu = now;
+          const delay = { p99: loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0, max: loopDelay.count ? loopDelay.max / 1e6 : 0 };
+          loopDelay.reset();
           send({
             t: 'stats',
             rss: memory.rss,
@@ -108,6 +115,8 @@ async function main(): Promise<void> {
             arrayBuffers: memory.arrayBuffers,
             cpuMs: (cpu.user + cpu.system) / 1000,
             elu: sinceLast.utilization,
+            loopDelayP99Ms: delay.p99,
+            loopDelayMaxMs: delay.max,
             ...app.subscriptionStats(),
           });
           return;

@@ -136,6 +136,8 @@ interface ServerStats {
   arrayBuffers: number;
   cpuMs: number;
   elu: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
   connections: number;
   sharedExecutions: number;
 }
@@ -154,6 +156,9 @@ interface ProfileSummary {
   functions: Array<{ name: string; url: string; line: number; selfMs: number }>;
   packages: Array<{ name: string; selfMs: number }>;
 }
+
+/** The API process running now, for the deadline handler. */
+let currentApi: ApiProcess | null = null;
 
 class ApiProcess {
   private constructor(
@@ -180,7 +185,8 @@ class ApiProcess {
       30_000,
       'the API process to start',
     );
-    return new ApiProcess(child, url);
+    currentApi = new ApiProcess(child, url);
+    return currentApi;
   }
 
   private request<T>(message: object, reply: string, timeoutMs = 60_000): Promise<T> {
@@ -622,6 +628,7 @@ function printRound(r: RoundResult): void {
     'server CPU, first publish → last delivery',
     `${(r.publishCpuMs / 1000).toFixed(2)} s over ${w.toFixed(1)} s (${((r.publishCpuMs / (w * 1000)) * 100).toFixed(0)}% of a core), ${ms(r.publishCpuMs / events, 2)} per event = ${((r.publishCpuMs * 1000) / r.expected).toFixed(1)} µs per delivery; event loop busy ${(r.publishElu * 100).toFixed(0)}%`,
   );
+  line('API event-loop delay in that window: p99 / max', `${ms(r.afterPublish.loopDelayP99Ms)} / ${ms(r.afterPublish.loopDelayMaxMs)}   (how long timers and I/O wait behind a fan-out)`);
   line('benchmark process CPU, same window (clients + publisher)', `${(r.clientCpuMs / 1000).toFixed(2)} s (${((r.clientCpuMs / (w * 1000)) * 100).toFixed(0)}% of a core), ${ms(r.clientCpuMs / events, 2)} per event`);
   line('server RSS after publishing (no GC)', mb(r.afterPublish.rss));
   if (r.connectProfile) {
@@ -696,6 +703,7 @@ async function main(): Promise<void> {
   };
   const deadline = setTimeout(() => {
     console.error(`\nBenchmark exceeded BENCH_DEADLINE_SECONDS=${deadlineSeconds}; aborting.`);
+    currentApi?.child.kill('SIGKILL');
     void cleanup().finally(() => process.exit(2));
   }, deadlineSeconds * 1000);
   deadline.unref();

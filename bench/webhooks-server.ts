@@ -16,14 +16,20 @@
 //   { t: 'stats' }              → { t: 'stats', cpuMs, elu, rss, heapUsed, sql: {KEYWORD: n}, redis: {COMMAND: n}, redisRoundTrips }
 //   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
 //   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions, packages, file }
+//   { t: 'ops', sourceId, org, payload, seconds, concurrency }
+//                               → { t: 'ops', results: [{ name, ops, cpuMsPerOp, sqlPerOp }] }: each step of the delivery
+//                                 path called on its own, `concurrency` at a time for `seconds`, and the API CPU per call
+//                                 (see measureOps; it writes rows, so the benchmark asks for it after its totals check)
 //   { t: 'stop' }               → closes the app and exits 0
 // On start it creates an OWNER API token (TokenService, as `switchyard token create` does) and sends
 // { t: 'ready', url, token, pid }.
+import { createHmac, randomUUID } from 'node:crypto';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Queue } from 'bullmq';
 import { Pipeline, Redis } from 'ioredis';
 import pg from 'pg';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
@@ -33,8 +39,14 @@ import { createLogger } from '../src/logger.js';
 import { waitForRedis } from '../src/redis.js';
 import { createRuntime } from '../src/runtime.js';
 import { createApp } from '../src/server/create-app.js';
+import type { Services } from '../src/services.js';
 
-type Request = { t: 'stats' } | { t: 'profile-start' } | { t: 'profile-stop'; top?: number } | { t: 'stop' };
+type Request =
+  | { t: 'stats' }
+  | { t: 'profile-start' }
+  | { t: 'profile-stop'; top?: number }
+  | { t: 'ops'; sourceId: string; org: string; payload: Record<string, unknown>; seconds: number; concurrency: number }
+  | { t: 'stop' };
 
 /** Replies to the benchmark; a benchmark that has gone away (deadline, Ctrl-C) is not an error here. */
 const send = (message: unknown) => {
@@ -155,6 +167,10 @@ async function main(): Promise<void> {
           send({ t: 'profile', file, ...summariseProfile(profile as unknown as Profile, request.top ?? 25) });
           return;
         }
+        case 'ops': {
+          send({ t: 'ops', results: await measureOps(runtime.services, request, env.SWITCHYARD_QUEUE_PREFIX) });
+          return;
+        }
         case 'stop':
           await stop();
       }
@@ -165,6 +181,104 @@ async function main(): Promise<void> {
   });
   process.on('disconnect', () => void stop());
   send({ t: 'ready', url: `http://127.0.0.1:${address.port}`, token, pid: process.pid });
+}
+
+// ----------------------------------------------------------------------------------- steps, one at a time
+
+/**
+ * The steps WebhookService.accept and the route take for one matched delivery, each called on its own with the
+ * same shapes (same models, where clauses, data, a payload of the same size), `concurrency` at a time for
+ * `seconds`, after 30 unmeasured calls: API CPU per call, and SQL statements per call. Plus two references that
+ * are not on the path: the rules lookup as $queryRaw (same SQL, no Prisma query compilation) and a bare HMAC.
+ * Tasks are created with source API and jobs go to a queue named `bench-ops`, so the benchmark's totals (tasks
+ * with source WEBHOOK, jobs on `normal`) are not disturbed.
+ */
+async function measureOps(services: Services, request: Extract<Request, { t: 'ops' }>, prefix: string) {
+  const { prisma, webhooks, tasks, journal } = services;
+  const source = await prisma.webhookSource.findUniqueOrThrow({ where: { id: request.sourceId } });
+  const body = Buffer.from(JSON.stringify(request.payload));
+  const opsQueue = new Queue('bench-ops', { connection: services.queues.get('BATCH').opts.connection as Redis, prefix });
+  opsQueue.on('error', () => undefined);
+  const { spec } = await tasks.validate({ type: 'DIAGNOSTIC', org: request.org });
+  const delivery = await prisma.webhookDelivery.create({
+    data: { sourceId: source.id, deliveryKey: `ops-${randomUUID()}`, event: 'push', status: 'IGNORED', matchedRuleIds: [], taskIds: [] },
+  });
+  const steps: Array<{ name: string; run: (i: number) => Promise<unknown> }> = [
+    { name: 'verify: HMAC-SHA256 of the body (reference, no I/O)', run: async () => createHmac('sha256', 'x'.repeat(43)).update(body).digest('hex') },
+    { name: 'sourceForDelivery: webhookSource.findUnique (+ cached secret)', run: () => webhooks.sourceForDelivery('GITHUB', source.id) },
+    {
+      name: 'accept: webhookDelivery.create (payload as JSON)',
+      run: () =>
+        prisma.webhookDelivery.create({
+          data: {
+            sourceId: source.id,
+            deliveryKey: randomUUID(),
+            event: 'push',
+            repository: 'acme/app',
+            ref: 'main',
+            status: 'IGNORED',
+            matchedRuleIds: [],
+            taskIds: [],
+            payload: request.payload as never,
+            payloadTruncated: false,
+          },
+        }),
+    },
+    { name: 'accept: webhookRule.findMany (enabled, orderBy createdAt)', run: () => prisma.webhookRule.findMany({ where: { sourceId: source.id, enabled: true }, orderBy: { createdAt: 'asc' } }) },
+    {
+      name: '  reference: the same rules query as $queryRaw',
+      run: () => prisma.$queryRaw`SELECT * FROM "WebhookRule" WHERE "sourceId" = ${source.id}::uuid AND enabled ORDER BY "createdAt" ASC`,
+    },
+    { name: 'TaskService.validate (zod + org.findUnique)', run: () => tasks.validate({ type: 'DIAGNOSTIC', org: request.org, params: {}, queue: null, priority: 50 }) },
+    {
+      name: 'TaskJournal.create (interactive tx: 4 statements + PUBLISH)',
+      run: () =>
+        journal.create({
+          type: spec.type,
+          status: 'QUEUED',
+          queue: spec.queue,
+          priority: spec.priority,
+          maxAttempts: spec.maxAttempts,
+          backoffMs: spec.backoffMs,
+          timeoutMs: spec.timeoutMs,
+          input: spec.params,
+          source: 'API',
+          requestedBy: 'bench-ops',
+          runAt: null,
+          orgId: spec.orgId,
+          orgAlias: spec.orgAlias,
+          scheduleId: null,
+        }),
+    },
+    {
+      name: 'TaskQueues.enqueue equivalent: BullMQ Queue.add',
+      run: () =>
+        opsQueue.add('DIAGNOSTIC', { taskId: randomUUID() }, { jobId: randomUUID(), priority: 51, attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } }),
+    },
+    {
+      name: 'accept: webhookDelivery.update (status, rule and task ids)',
+      run: () => prisma.webhookDelivery.update({ where: { id: delivery.id }, data: { status: 'IGNORED', matchedRuleIds: [], taskIds: [], error: null } }),
+    },
+  ];
+  const results: Array<{ name: string; ops: number; cpuMsPerOp: number; sqlPerOp: number }> = [];
+  const sqlTotal = () => Object.values(sqlCounts).reduce((a, b) => a + b, 0);
+  for (const step of steps) {
+    for (let i = 0; i < 30; i += 1) await step.run(i);
+    let ops = 0;
+    const sql0 = sqlTotal();
+    const cpu0 = process.cpuUsage();
+    const endAt = performance.now() + request.seconds * 1000;
+    await Promise.all(
+      Array.from({ length: request.concurrency }, async () => {
+        while (performance.now() < endAt) await step.run(ops++);
+      }),
+    );
+    const cpu = process.cpuUsage(cpu0);
+    results.push({ name: step.name, ops, cpuMsPerOp: (cpu.user + cpu.system) / 1000 / ops, sqlPerOp: (sqlTotal() - sql0) / ops });
+  }
+  await opsQueue.obliterate({ force: true }).catch(() => undefined);
+  await opsQueue.close();
+  return results;
 }
 
 // ------------------------------------------------------------------------------------------ profile summary

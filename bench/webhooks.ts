@@ -47,6 +47,8 @@ const warmupSeconds = intEnv('BENCH_WEBHOOKS_WARMUP_SECONDS', 2);
 const rounds = (process.env.BENCH_WEBHOOKS_ROUNDS ?? 'matched,ignored').split(',').map((r) => r.trim()) as Kind[];
 const profile = process.env.BENCH_WEBHOOKS_PROFILE === '1';
 const profileSeconds = 5;
+const opsEnabled = process.env.BENCH_WEBHOOKS_OPS !== '0';
+const opsSeconds = 1.5;
 const deadlineSeconds = intEnv('BENCH_DEADLINE_SECONDS', 90);
 const goalPerSecond = 1000;
 /** One answer in this many is kept for the Postgres/BullMQ spot check. */
@@ -227,6 +229,13 @@ interface ProfileSummary {
   inclusive: Array<{ name: string; url: string; line: number; totalMs: number }>;
 }
 
+interface OpResult {
+  name: string;
+  ops: number;
+  cpuMsPerOp: number;
+  sqlPerOp: number;
+}
+
 class ApiProcess {
   private constructor(
     readonly child: ChildProcess,
@@ -282,6 +291,10 @@ class ApiProcess {
 
   profileStop(top = 25): Promise<ProfileSummary> {
     return this.request({ t: 'profile-stop', top }, 'profile');
+  }
+
+  ops(request: { sourceId: string; org: string; payload: Record<string, unknown>; seconds: number; concurrency: number }): Promise<OpResult[]> {
+    return this.request<{ results: OpResult[] }>({ t: 'ops', ...request }, 'ops', 60_000).then((answer) => answer.results);
   }
 
   async stop(): Promise<void> {
@@ -819,6 +832,25 @@ async function main(): Promise<void> {
     line('IGNORED deliveries / FAILED deliveries', `${ignored} / ${failedDeliveries}   (sent ${expected.ignored} / 0)`);
     line('deliveries == tasks == jobs == sent', totalsOk ? 'OK' : 'NOT OK');
     if (!totalsOk) problems.push('totals disagree');
+
+    if (opsEnabled) {
+      // After the totals: these calls write rows of their own (tasks with source API, a delivery, jobs elsewhere).
+      heading(`The delivery path step by step: each step called alone, ${concurrency} at a time for ${opsSeconds} s, API CPU per call`);
+      const payload = JSON.parse(fillTemplate(pushTemplate('refs/heads/main'), sha40())) as Record<string, unknown>;
+      const ops = await api.ops({ sourceId: rawSourceId, org: 'bench', payload, seconds: opsSeconds, concurrency });
+      for (const op of ops) line(op.name, `${ms(op.cpuMsPerOp, 3).padStart(9)}   ${op.sqlPerOp.toFixed(1)} SQL   (${op.ops} calls)`);
+      const cost = (prefix: string) => ops.find((op) => op.name.startsWith(prefix))?.cpuMsPerOp ?? NaN;
+      const shared = cost('sourceForDelivery') + cost('accept: webhookDelivery.create') + cost('accept: webhookRule.findMany') + cost('accept: webhookDelivery.update');
+      const matchedSteps = shared + cost('TaskService.validate') + cost('TaskJournal.create') + cost('TaskQueues.enqueue');
+      for (const r of results) {
+        const steps = r.kind === 'matched' ? matchedSteps : shared;
+        const measured = r.server.cpuMs / r.verified;
+        line(
+          `${r.kind}: sum of its steps / measured API CPU per delivery`,
+          `${ms(steps, 3)} / ${ms(measured, 3)}  → the rest (HTTP, route, JSON, logging, GC) ≈ ${ms(measured - steps, 3)}`,
+        );
+      }
+    }
   } finally {
     await jobsQueue.close().catch(() => undefined);
     queueRedis.disconnect();

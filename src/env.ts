@@ -59,6 +59,18 @@ export const envSchema = z
     // Inbound webhooks: largest accepted body, and how much of a payload the delivery log keeps.
     SWITCHYARD_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
     SWITCHYARD_WEBHOOK_STORED_PAYLOAD_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
+    // GraphQL hardening: per-operation limits; introspection defaults to off in production.
+    SWITCHYARD_GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(15),
+    SWITCHYARD_GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+    SWITCHYARD_GRAPHQL_MAX_FIELDS: z.coerce.number().int().min(10).default(1000),
+    SWITCHYARD_GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),
+    SWITCHYARD_INTROSPECTION: booleanString.optional(),
+    // Rate limits (Redis sliding windows shared by every replica), per minute; 0 turns one off.
+    SWITCHYARD_RATE_LIMIT_API: z.coerce.number().int().min(0).default(600),
+    SWITCHYARD_RATE_LIMIT_WEBHOOKS: z.coerce.number().int().min(0).default(1200),
+    SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN: z.coerce.number().int().min(1).default(20),
+    /** Peers whose X-Forwarded-For / X-Request-Id are trusted: Caddy's address. */
+    SWITCHYARD_TRUSTED_PROXIES: z.string().default('127.0.0.1,::1,::ffff:127.0.0.1'),
     // Live subscriptions (graphql-ws): per-connection limits.
     SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),
     SWITCHYARD_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),

@@ -92,9 +92,8 @@ const zipBytes = Buffer.from('504b0506' + '00'.repeat(18), 'hex');
  * DEPLOY/VALIDATE refuse an artifactId that names no artifact there); answers name -> the artifact's raw UUID.
  */
 async function uploadArtifacts<K extends string>(target: TestApi, names: readonly K[]): Promise<Record<K, string>> {
-  const ids = {} as Record<K, string>;
-  for (const name of names) ids[name] = (await target.services.artifacts.upload(cliPrincipal, `${name}.zip`, zipBytes)).id;
-  return ids;
+  const artifacts = await Promise.all(names.map((name) => target.services.artifacts.upload(cliPrincipal, `${name}.zip`, zipBytes)));
+  return Object.fromEntries(names.map((name, i) => [name, artifacts[i]!.id])) as Record<K, string>;
 }
 
 /**
@@ -563,14 +562,14 @@ describe('submitTask validation', () => {
   it('refuses a validationTaskId that is not a SUCCEEDED VALIDATE of the same org, persisting and enqueueing nothing', async () => {
     await c.registerOrg('validation-elsewhere');
     const deployId = '0Af5g00000AbCdEFGH';
-    const refused = [
+    const refused = await Promise.all([
       // Each differs from an acceptable validation in one respect only (every one but the last has a deployId).
-      await succeededValidation(api, 'uat', { deployId }, { status: 'RUNNING', progress: 40, finishedAt: null }),
-      await succeededValidation(api, 'uat', { deployId }, { status: 'FAILED', errorCode: 'DEPLOY_FAILED' }),
-      await succeededValidation(api, 'uat', { deployId }, { type: 'DEPLOY' }),
-      await succeededValidation(api, 'validation-elsewhere', { deployId }),
-      await succeededValidation(api, 'uat', { numberComponentsDeployed: 12 }),
-    ];
+      succeededValidation(api, 'uat', { deployId }, { status: 'RUNNING', progress: 40, finishedAt: null }),
+      succeededValidation(api, 'uat', { deployId }, { status: 'FAILED', errorCode: 'DEPLOY_FAILED' }),
+      succeededValidation(api, 'uat', { deployId }, { type: 'DEPLOY' }),
+      succeededValidation(api, 'validation-elsewhere', { deployId }),
+      succeededValidation(api, 'uat', { numberComponentsDeployed: 12 }),
+    ]);
     for (const validation of refused) {
       const before = await c.footprint();
       const result = await c.submitRaw({ type: 'QUICK_DEPLOY', org: 'uat', params: { validationTaskId: validation.id } });

@@ -59,7 +59,7 @@ interface Answer {
   body: any;
 }
 
-async function post(path: string, body: string | Buffer, headers: Record<string, string>, contentType = 'application/json'): Promise<Answer> {
+async function post(path: string, body: string, headers: Record<string, string>, contentType = 'application/json'): Promise<Answer> {
   const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
   return { status: res.status, contentType: res.headers.get('content-type'), body: await res.json() };
 }
@@ -791,11 +791,16 @@ describe('bad input', () => {
     const unknown = randomUUID();
     const body = JSON.stringify(ghPush('acme/app', 'refs/heads/main'));
     const signed = { 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': githubSignature(sources.gh.secret, body) };
-    await expectNothingStored(() => post(`/webhooks/github/${unknown}`, body, signed), 401, 'INVALID_SIGNATURE', `${unknown}:UNKNOWN_SOURCE`);
+    await expectNothingStored(() => post(`/webhooks/github/${unknown}`, body, signed), 401, 'INVALID_SIGNATURE', 'unknown:UNKNOWN_SOURCE');
     // A source of another kind is unknown at this URL.
     const ghId = rawId(sources.gh.id, 'WebhookSource')!;
-    await expectNothingStored(() => post(`/webhooks/gitlab/${ghId}`, body, { ...signed, 'x-gitlab-token': sources.gh.secret }), 401, 'INVALID_SIGNATURE', `${ghId}:UNKNOWN_SOURCE`);
-    await expectNothingStored(() => post(`/webhooks/github/not-a-uuid`, body, signed), 401, 'INVALID_SIGNATURE', 'not-a-uuid:UNKNOWN_SOURCE');
+    await expectNothingStored(() => post(`/webhooks/gitlab/${ghId}`, body, { ...signed, 'x-gitlab-token': sources.gh.secret }), 401, 'INVALID_SIGNATURE', 'unknown:UNKNOWN_SOURCE');
+    await expectNothingStored(() => post(`/webhooks/github/not-a-uuid`, body, signed), 401, 'INVALID_SIGNATURE', 'unknown:UNKNOWN_SOURCE');
+    // Forged ids are the sender's choice: however many, they share one counter field.
+    const fields = await api.redis.hlen(rejectedKey());
+    const forged = await Promise.all(Array.from({ length: 20 }, () => post(`/webhooks/ci/${randomUUID()}`, body, { 'x-switchyard-signature': `t=1,v1=${'0'.repeat(64)}` })));
+    expect(forged.map((answer) => answer.status)).toEqual(forged.map(() => 401));
+    expect(await api.redis.hlen(rejectedKey())).toBe(fields);
     await expectNothingStored(
       () => post(sources.gh.path, body, { ...signed, 'x-hub-signature-256': githubSignature(sources.gl.secret, body) }),
       401,

@@ -44,9 +44,19 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
       prefix: env.SWITCHYARD_QUEUE_PREFIX,
       heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
       webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
+      rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
+      trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
+      operationLimits: {
+        maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
+        maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
+        maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
+        maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
+        introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
+      },
       subscriptionLimits: {
         maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
         maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+        maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
       },
     });
     const address = await app.listen(env.PORT, env.HOST);

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createContext, type Context } from '../context.js';
+import { bearerToken, createContext, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import { runWithRequestId } from '../request-context.js';
@@ -19,6 +19,8 @@ import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
 import { maskError } from './mask-error.js';
+import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
+import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
 
@@ -35,12 +37,20 @@ export interface AppOptions {
   heartbeatMs?: number;
   /** Largest webhook body accepted. */
   webhookMaxBytes?: number;
+  operationLimits?: Partial<OperationLimits>;
+  /** Requests per minute: per token (or client address) for /graphql, per source and address for webhooks. */
+  rateLimits?: { api: number; webhooks: number };
+  /** Addresses of proxies (Caddy) whose X-Forwarded-For and X-Request-Id are believed. */
+  trustedProxies?: string[];
 }
+
+const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxTokens: 5000, introspection: true };
 
 const defaultSubscriptionLimits: SubscriptionLimits = {
   maxSubscriptionsPerConnection: 20,
   maxBufferedBytes: 4 * 1024 * 1024,
   revalidateMs: 30_000,
+  maxConnectionsPerToken: 20,
 };
 
 export interface App {
@@ -60,10 +70,16 @@ interface ServerContext {
   principal?: Principal;
 }
 
-/** Accept a caller's (Caddy's) request id when it looks like one; otherwise make our own. */
+/** Accept a request id when it looks like one (Caddy sets it); otherwise make our own. */
 function requestIdFrom(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+function tooManyRequests(res: ServerResponse, retryAfterSeconds: number, graphql: boolean): void {
+  res.setHeader('retry-after', String(retryAfterSeconds));
+  const message = `Rate limit exceeded; retry in ${retryAfterSeconds} s`;
+  sendJson(res, 429, graphql ? { errors: [{ message, extensions: { code: 'RATE_LIMITED' } }] } : { error: { code: 'RATE_LIMITED', message } });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -98,8 +114,12 @@ export function createApp(options: AppOptions): App {
         feed: options.feed,
         logger,
       }),
-    plugins: [useAuthentication()],
+    plugins: [useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
   });
+
+  const limiter = new RateLimiter(redis, options.prefix);
+  const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
+  const trusted = new Set(options.trustedProxies ?? []);
 
   const server = createServer((req, res) => {
     const requestId = requestIdFrom(req);
@@ -107,12 +127,21 @@ export function createApp(options: AppOptions): App {
     const path = (req.url ?? '/').split('?')[0];
     runWithRequestId(requestId, () => {
       if (path === '/graphql') {
-        void yoga(req, res, { requestId });
+        const token = bearerToken(req.headers.authorization);
+        const key = token ? `t:${tokenKey(token)}` : `ip:${clientAddress(req, trusted)}`;
+        void limiter.hit('api', key, rateLimits.api).then((decision) => {
+          if (!decision.allowed) tooManyRequests(res, decision.retryAfterSeconds, true);
+          else void yoga(req, res, { requestId });
+        });
         return;
       }
       if (path?.startsWith('/webhooks/')) {
         const deps = { webhooks: services.webhooks, redis, prefix: options.prefix, maxBodyBytes: options.webhookMaxBytes ?? 1024 * 1024, logger };
-        void handleWebhook(req, res, path, deps, sendJson).catch((error) => {
+        const key = `${path.split('/')[3] ?? ''}:${clientAddress(req, trusted)}`;
+        void limiter
+          .hit('webhooks', key, rateLimits.webhooks)
+          .then((decision) => (decision.allowed ? handleWebhook(req, res, path, deps, sendJson) : tooManyRequests(res, decision.retryAfterSeconds, false)))
+          .catch((error) => {
           logger.error({ err: error }, 'webhook handling failed');
           if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error' } });
         });

@@ -32,6 +32,8 @@ export interface SubscriptionLimits {
   maxBufferedBytes: number;
   /** How often open connections re-check that their token is still valid. */
   revalidateMs: number;
+  /** Open connections one token may hold on this replica. */
+  maxConnectionsPerToken: number;
 }
 
 type SocketExtra = {
@@ -82,6 +84,10 @@ export function attachSubscriptions(
         const token = bearerToken(typeof value === 'string' ? value : null);
         const principal = token ? await services.tokens.authenticate(token) : null;
         if (!principal) return false; // 4403 Forbidden
+        if (principal.tokenId && (byToken.get(principal.tokenId)?.size ?? 0) >= limits.maxConnectionsPerToken) {
+          ctx.extra.socket.close(4429, `At most ${limits.maxConnectionsPerToken} connections per token`);
+          return false;
+        }
         ctx.extra.principal = principal;
         if (principal.tokenId) {
           const sockets = byToken.get(principal.tokenId) ?? new Set();

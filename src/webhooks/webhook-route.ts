@@ -69,15 +69,17 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
     throw failure;
   }
 
-  const reject = async (reason: string) => {
-    await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${sourceId.slice(0, 64)}:${reason}`, 1).catch(() => undefined);
+  // One field per known source, and one for all unknown ids: ids from the URL are the sender's choice, so a
+  // field per unknown id would let forged traffic grow the hash without bound.
+  const reject = async (reason: 'UNKNOWN_SOURCE' | 'BAD_SIGNATURE', knownId?: string) => {
+    await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${knownId ?? 'unknown'}:${reason}`, 1).catch(() => undefined);
     error(401, 'INVALID_SIGNATURE', 'Unknown webhook source or wrong signature');
   };
   const found = await deps.webhooks.sourceForDelivery(kind, sourceId);
   if (!found) return reject('UNKNOWN_SOURCE');
   const { source, secret } = found;
-  if (kind === 'GITHUB' && !verifyGitHub(secret, body, header(req, 'x-hub-signature-256'))) return reject('BAD_SIGNATURE');
-  if (kind === 'GITLAB' && !verifyGitLab(secret, header(req, 'x-gitlab-token'))) return reject('BAD_SIGNATURE');
+  if (kind === 'GITHUB' && !verifyGitHub(secret, body, header(req, 'x-hub-signature-256'))) return reject('BAD_SIGNATURE', source.id);
+  if (kind === 'GITLAB' && !verifyGitLab(secret, header(req, 'x-gitlab-token'))) return reject('BAD_SIGNATURE', source.id);
   if (kind === 'SALESFORCE' || kind === 'CI') {
     const verdict = verifyTimestamped(secret, body, header(req, 'x-switchyard-signature'));
     if (!verdict.ok) {

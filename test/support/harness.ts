@@ -16,7 +16,7 @@ import { TaskQueues } from '../../src/queues/task-queues.js';
 import { createCommandRedis, waitForRedis } from '../../src/redis.js';
 import { BuiltinSecretStore } from '../../src/secrets/builtin-store.js';
 import type { SecretStore } from '../../src/secrets/secret-store.js';
-import { createApp, type App } from '../../src/server/create-app.js';
+import { createApp, type App, type AppOptions } from '../../src/server/create-app.js';
 import type { SubscriptionLimits } from '../../src/server/subscriptions.js';
 import { createServices, type Services } from '../../src/services.js';
 import { captureLogger } from './capture-logger.js';
@@ -68,6 +68,8 @@ export interface TestApiOptions {
   shareWith?: TestApi;
   /** Queue an ORG_CHECK on registerOrg/rotateOrgCredentials, as production does (off by default in tests). */
   checkOrgsOnRegister?: boolean;
+  /** Rate limits, operation limits, trusted proxies… as `switchyard serve` would pass them. */
+  app?: Pick<AppOptions, 'rateLimits' | 'operationLimits' | 'trustedProxies' | 'webhookMaxBytes'>;
 }
 
 /** What a replica started with `shareWith` needs from the API it joins. */
@@ -102,7 +104,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     webhookStoredPayloadBytes: 64 * 1024,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
-  const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits });
+  const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits, ...options.app });
   const address = await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${address.port}`;
 

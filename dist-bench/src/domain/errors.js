@@ -67,6 +67,15 @@ export class InvalidStateError extends DomainError {
         this.currentStatus = currentStatus;
     }
 }
+/** Runs a queue operation; any failure of it means Redis is unreachable for the caller. */
+export async function withQueue(operation, what) {
+    try {
+        return await operation();
+    }
+    catch (error) {
+        throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue (Redis) is unavailable: could not ${what}`, error);
+    }
+}
 export class UnavailableError extends DomainError {
     code;
     constructor(code, message, cause) {

@@ -256,6 +256,9 @@ export class WebhookService {
       }
     }
     const status = errors.length > 0 ? 'FAILED' : matched.length > 0 || delivery.taskId ? 'PROCESSED' : 'IGNORED';
+    // IGNORED means no rule matched, no task and no error: the row already says exactly that (it was inserted as
+    // IGNORED with empty lists and no error), so skip a no-op UPDATE and its commit.
+    if (status === 'IGNORED') return { delivery: record, duplicate: false };
     record = await this.prisma.webhookDelivery.update({
       where: { id: record.id },
       data: { status, matchedRuleIds: matched.map((rule) => rule.id), taskIds, error: errors.length ? errors.join('; ').slice(0, 2000) : null },

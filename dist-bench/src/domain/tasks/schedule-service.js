@@ -2,7 +2,7 @@
 // the `schedules` queue) fires it on its cron pattern, and each firing creates an ordinary Task.
 import { CronExpressionParser } from 'cron-parser';
 import { actorLabel } from '../auth/principal.js';
-import { NotFoundError, ValidationFailedError } from '../errors.js';
+import { NotFoundError, ValidationFailedError, withQueue } from '../errors.js';
 /** The next firing after `from`, or a VALIDATION_FAILED naming the bad field. */
 export function nextFiring(cron, timezone, from = new Date()) {
     if (!Intl.supportedValuesOf('timeZone').includes(timezone) && timezone !== 'UTC') {
@@ -48,7 +48,7 @@ export class ScheduleService {
             },
         });
         try {
-            await this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone);
+            await withQueue(() => this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone), 'create the schedule');
         }
         catch (error) {
             await this.prisma.schedule.delete({ where: { id: schedule.id } });
@@ -60,7 +60,7 @@ export class ScheduleService {
         const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
         if (!schedule)
             throw new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
-        await this.queues.removeScheduler(schedule.id);
+        await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
         await this.prisma.schedule.delete({ where: { id: schedule.id } });
         return schedule;
     }

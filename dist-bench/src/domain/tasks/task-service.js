@@ -2,7 +2,7 @@
 // (task-lifecycle.ts); both write through the TaskJournal.
 import { z } from 'zod';
 import { actorLabel } from '../auth/principal.js';
-import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError } from '../errors.js';
+import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
 import { rawId } from '../ids.js';
 import { parseInput } from '../validation.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
@@ -131,7 +131,7 @@ export class TaskService {
         if (!waitingTaskStatuses.includes(task.status)) {
             throw new InvalidStateError('TASK_NOT_CANCELLABLE', `A ${task.status} task cannot be cancelled`, task.status);
         }
-        if (task.jobId && !(await this.queues.remove(task.queue, task.jobId))) {
+        if (task.jobId && !(await withQueue(() => this.queues.remove(task.queue, task.jobId), 'remove the job'))) {
             // A worker locked the job between our read and the removal: treat it as running.
             await this.signalCancel(task.id);
         }

@@ -1,0 +1,61 @@
+// Sliding-window rate limits in Redis, so every API replica counts against the same window. Debian's Caddy
+// has no rate-limit module, hence here. A limit that cannot be checked (Redis down) lets the request through:
+// the queue and /readyz already report the outage, and refusing all traffic would make it worse.
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Redis } from 'ioredis';
+
+const slidingWindow = `
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window)
+return {1, 0}
+`;
+
+export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+
+export class RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly windowMs = 60_000,
+  ) {}
+
+  /** Counts one request for `key` against `limit` per window; limit 0 means unlimited. */
+  async hit(scope: string, key: string, limit: number): Promise<RateDecision> {
+    if (limit <= 0) return { allowed: true };
+    try {
+      const [allowed, waitMs] = (await this.redis.eval(
+        slidingWindow,
+        1,
+        `${this.prefix}:ratelimit:${scope}:${key}`,
+        Date.now(),
+        this.windowMs,
+        limit,
+        `${Date.now()}-${randomBytes(4).toString('hex')}`,
+      )) as [number, number];
+      return allowed === 1 ? { allowed: true } : { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+    } catch {
+      return { allowed: true };
+    }
+  }
+}
+
+/** Rate-limit key for a bearer token: a hash, so the token itself never reaches Redis. */
+export function tokenKey(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 32);
+}
+
+/** The client's address: the peer, or X-Forwarded-For's first entry when the peer is a trusted proxy (Caddy). */
+export function clientAddress(req: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+  const peer = req.socket.remoteAddress ?? 'unknown';
+  if (!trustedProxies.has(peer)) return peer;
+  const forwarded = req.headers['x-forwarded-for'];
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+  return first || peer;
+}
