@@ -48,7 +48,12 @@ export class ChildLauncher {
     return this.spare?.process.pid;
   }
 
-  /** A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. */
+  /**
+   * A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. The new
+   * spare is forked on the next turn of the event loop: fork() blocks this process for tens of milliseconds
+   * (the kernel copies the page tables of the whole worker), and the child just taken should get its request
+   * before that.
+   */
   take(): LaunchedChild {
     if (this.closed) throw new Error('ChildLauncher is closed');
     let child = this.spare;
@@ -56,8 +61,12 @@ export class ChildLauncher {
     if (!child || child.process.exitCode !== null || child.process.signalCode !== null || !child.process.connected) {
       child = this.launch(false);
     }
-    if (this.options.keepSpare) this.spare = this.launch(true);
+    if (this.options.keepSpare) setImmediate(() => this.replenish());
     return child;
+  }
+
+  private replenish(): void {
+    if (!this.closed && !this.spare) this.spare = this.launch(true);
   }
 
   async close(): Promise<void> {
