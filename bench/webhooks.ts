@@ -18,7 +18,8 @@
 // BENCH_WEBHOOKS_CONCURRENCY (32 requests in flight, one keep-alive connection each), BENCH_WEBHOOKS_WARMUP_SECONDS (2),
 // BENCH_WEBHOOKS_ROUNDS (matched,ignored), BENCH_WEBHOOKS_PROFILE=1 (after the measured rounds, one more 5 s round of
 // each kind with the V8 CPU profiler on in the API process; its figures are not the reference),
-// BENCH_DEADLINE_SECONDS (90). See bench/README.md.
+// BENCH_WEBHOOKS_OPS=0 (skip the step-by-step part: each step of the delivery path called alone in the API process,
+// API CPU per call), BENCH_DEADLINE_SECONDS (90). See bench/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
@@ -48,7 +49,7 @@ const rounds = (process.env.BENCH_WEBHOOKS_ROUNDS ?? 'matched,ignored').split(',
 const profile = process.env.BENCH_WEBHOOKS_PROFILE === '1';
 const profileSeconds = 5;
 const opsEnabled = process.env.BENCH_WEBHOOKS_OPS !== '0';
-const opsSeconds = 1.5;
+const opsSeconds = 1;
 const deadlineSeconds = intEnv('BENCH_DEADLINE_SECONDS', 90);
 const goalPerSecond = 1000;
 /** One answer in this many is kept for the Postgres/BullMQ spot check. */
@@ -838,7 +839,7 @@ async function main(): Promise<void> {
       heading(`The delivery path step by step: each step called alone, ${concurrency} at a time for ${opsSeconds} s, API CPU per call`);
       const payload = JSON.parse(fillTemplate(pushTemplate('refs/heads/main'), sha40())) as Record<string, unknown>;
       const ops = await api.ops({ sourceId: rawSourceId, org: 'bench', payload, seconds: opsSeconds, concurrency });
-      for (const op of ops) line(op.name, `${ms(op.cpuMsPerOp, 3).padStart(9)}   ${op.sqlPerOp.toFixed(1)} SQL   (${op.ops} calls)`);
+      for (const op of ops) line(op.name, `${ms(op.cpuMsPerOp, 3).padStart(9)}   ${op.sqlPerOp.toFixed(2)} SQL   (${op.ops} calls)`);
       const cost = (prefix: string) => ops.find((op) => op.name.startsWith(prefix))?.cpuMsPerOp ?? NaN;
       const shared = cost('sourceForDelivery') + cost('accept: webhookDelivery.create') + cost('accept: webhookRule.findMany') + cost('accept: webhookDelivery.update');
       const matchedSteps = shared + cost('TaskService.validate') + cost('TaskJournal.create') + cost('TaskQueues.enqueue');

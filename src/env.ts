@@ -70,7 +70,7 @@ export const envSchema = z
     SWITCHYARD_RATE_LIMIT_WEBHOOKS: z.coerce.number().int().min(0).default(1200),
     SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN: z.coerce.number().int().min(1).default(20),
     /** Peers whose X-Forwarded-For / X-Request-Id are trusted: Caddy's address. */
-    SWITCHYARD_TRUSTED_PROXIES: z.string().default('127.0.0.1,::1,::ffff:127.0.0.1'),
+    SWITCHYARD_TRUSTED_PROXIES: z.string().default('127.0.0.1,::1'),
     // Live subscriptions (graphql-ws): per-connection limits.
     SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),
     SWITCHYARD_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),

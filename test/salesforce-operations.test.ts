@@ -492,8 +492,8 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', { timeout: 60_000 }, () => {
   it('QUICK_DEPLOY promotes the validation of a VALIDATE task', async () => {
     const validation = (await getTask(validateTaskId)).result.deployId as string;
     const from = lastSeq();
-    // docs/tasks.md: validationTaskId is the raw UUID of the VALIDATE task.
-    const id = await submit('QUICK_DEPLOY', { validationTaskId: rawId(validateTaskId), pollIntervalMs: 100 });
+    // The VALIDATE task's id as GraphQL returned it (its global id).
+    const id = await submit('QUICK_DEPLOY', { validationTaskId: validateTaskId, pollIntervalMs: 100 });
     const task = await waitTask(id);
     expect(task.error).toBeNull();
     expect(task.status).toBe('SUCCEEDED');
@@ -506,13 +506,13 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', { timeout: 60_000 }, () => {
     expect(soapCalls(from).some((r) => r.operation === 'deploy')).toBe(false);
     // The validation task's deploy id was filled into the params at submission.
     const params = await gql(`query($id: ID!) { task(id: $id) { params } }`, { id });
-    expect(params.task.params.deployId).toBe(validation);
+    expect(params.task.params).toMatchObject({ validationTaskId: rawId(validateTaskId), deployId: validation });
   });
 
   it('refuses a QUICK_DEPLOY of a task that is not a validation, and a DEPLOY of an unknown artifact', async () => {
     // A SUCCEEDED DEPLOY (it has a deploy id, but it is not a validation), and a UUID that is no task at all.
     expect((await getTask(deployTaskId)).result.deployId).toBeTruthy();
-    for (const validationTaskId of [rawId(deployTaskId), randomUUID()]) {
+    for (const validationTaskId of [deployTaskId, rawId(deployTaskId), randomUUID(), 'not-a-task-id']) {
       const refused = await submitRaw('QUICK_DEPLOY', { validationTaskId });
       expect(refused.__typename).toBe('ValidationError');
       expect(refused.fieldErrors).toEqual([{ path: ['params', 'validationTaskId'], message: 'must be a SUCCEEDED VALIDATE task on the same org' }]);

@@ -19,7 +19,7 @@ import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
 import { maskError } from './mask-error.js';
-import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
+import { clientAddress, RateLimiter, tokenKey, trustedProxyList } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
@@ -119,7 +119,7 @@ export function createApp(options: AppOptions): App {
 
   const limiter = new RateLimiter(redis, options.prefix);
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
-  const trusted = new Set(options.trustedProxies ?? []);
+  const trusted = trustedProxyList(options.trustedProxies ?? []);
 
   const server = createServer((req, res) => {
     const requestId = requestIdFrom(req);

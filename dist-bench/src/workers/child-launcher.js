@@ -37,7 +37,12 @@ export class ChildLauncher {
     get sparePid() {
         return this.spare?.process.pid;
     }
-    /** A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. */
+    /**
+     * A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. The new
+     * spare is forked on the next turn of the event loop: fork() blocks this process for tens of milliseconds
+     * (the kernel copies the page tables of the whole worker), and the child just taken should get its request
+     * before that.
+     */
     take() {
         if (this.closed)
             throw new Error('ChildLauncher is closed');
@@ -47,8 +52,12 @@ export class ChildLauncher {
             child = this.launch(false);
         }
         if (this.options.keepSpare)
-            this.spare = this.launch(true);
+            setImmediate(() => this.replenish());
         return child;
+    }
+    replenish() {
+        if (!this.closed && !this.spare)
+            this.spare = this.launch(true);
     }
     async close() {
         this.closed = true;

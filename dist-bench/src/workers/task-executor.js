@@ -104,11 +104,10 @@ export class TaskExecutor {
         const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
         const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
         try {
-            await lifecycle.recordChild(task.id, session.pid);
-            // A cancel may have arrived between claim and now.
-            if (await lifecycle.isCancelRequested(task.id))
-                session.abort('cancelled');
-            return await session.run({
+            // The child gets its request first (a ready spare starts at once); recording its pid and the cancel check
+            // run meanwhile, off the dispatch path. Both end before the outcome is settled, so settling still clears
+            // childPid after it was recorded.
+            const outcome = session.run({
                 taskId: task.id,
                 type: task.type,
                 attempt: task.attempts,
@@ -117,6 +116,19 @@ export class TaskExecutor {
                 grant,
                 files,
             });
+            try {
+                await lifecycle.recordChild(task.id, session.pid);
+                // A cancel may have arrived between claim and now.
+                if (await lifecycle.isCancelRequested(task.id))
+                    session.abort('cancelled');
+            }
+            catch (error) {
+                // No run the worker cannot record: stop the child before failing the job.
+                session.abort('shutdown');
+                await outcome;
+                throw error;
+            }
+            return await outcome;
         }
         finally {
             clearTimeout(timer);
