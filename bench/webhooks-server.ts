@@ -364,7 +364,7 @@ function summariseProfile(profile: Profile, top: number) {
             : f.url;
     byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
   }
-  const packages = [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs).slice(0, 12);
+  const packages = [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs);
   // Inclusive ("total") time of Switchyard's own functions: the sample's node and its callers, each function
   // counted once per sample. An async function's segments after each await show up under its own frame again
   // (resumed from the microtask queue), so this covers the function's synchronous work, not its waiting.

@@ -585,7 +585,8 @@ function printRound(r: RoundResult): void {
 
 function printProfile(p: ProfileSummary): void {
   console.log(`  -- API CPU profile: ${p.samples} samples over ${ms(p.totalMs, 0)} (${p.file})`);
-  console.log(`     self time by package: ${p.packages.map((g) => `${g.name} ${ms(g.selfMs, 0)}`).join(', ')}`);
+  const busy = p.packages.filter((g) => g.name !== '(idle)').reduce((sum, g) => sum + g.selfMs, 0);
+  console.log(`     self time by package (% of non-idle samples): ${p.packages.filter((g) => g.name !== '(idle)').slice(0, 12).map((g) => `${g.name} ${((g.selfMs / busy) * 100).toFixed(0)}%`).join(', ')}`);
   console.log('     top functions by self time:');
   for (const f of p.functions.slice(0, 15)) console.log(`     ${ms(f.selfMs, 0).padStart(9)}  ${f.name}  ${f.url ? `${f.url}:${f.line}` : ''}`);
   console.log('     Switchyard functions by total time (synchronous work under them, awaits not included):');

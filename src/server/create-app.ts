@@ -137,7 +137,8 @@ export function createApp(options: AppOptions): App {
       }
       if (path?.startsWith('/webhooks/')) {
         const deps = { webhooks: services.webhooks, redis, prefix: options.prefix, maxBodyBytes: options.webhookMaxBytes ?? 1024 * 1024, logger };
-        const key = `${path.split('/')[3] ?? ''}:${clientAddress(req, trusted)}`;
+        // Per sender address: the source id in the URL is the sender's choice, so it cannot be the key.
+        const key = clientAddress(req, trusted);
         void limiter
           .hit('webhooks', key, rateLimits.webhooks)
           .then((decision) => (decision.allowed ? handleWebhook(req, res, path, deps, sendJson) : tooManyRequests(res, decision.retryAfterSeconds, false)))
