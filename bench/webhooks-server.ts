@@ -1,6 +1,7 @@
 // The API process of the webhook benchmark (bench/webhooks.ts forks it), assembled like `switchyard serve`
-// (src/cli/server-command.ts): loadEnv, createRuntime, one TaskEventFeed, createApp with the configured webhook
-// body limit, a pino logger at LOG_LEVEL writing warnings and errors to stderr. No worker: tasks just queue.
+// (src/cli/server-command.ts): loadEnv, createRuntime, one TaskEventFeed, createApp with the same options `serve`
+// passes (webhook body limit, rate limits, trusted proxies, GraphQL and subscription limits), a pino logger at
+// LOG_LEVEL writing to stderr (the benchmark sets warn). No worker: tasks just queue.
 // It runs alone in its process so the load generator does not share its event loop or its CPU accounting;
 // it does not migrate (the benchmark has done that).
 //
@@ -108,9 +109,19 @@ async function main(): Promise<void> {
     prefix: env.SWITCHYARD_QUEUE_PREFIX,
     heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
     webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
+    rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
+    trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
+    operationLimits: {
+      maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
+      maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
+      maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
+      maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
+      introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
+    },
     subscriptionLimits: {
       maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
       maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+      maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
     },
   });
   const address = await app.listen(0, '127.0.0.1');

@@ -2,13 +2,14 @@
 // (from dist/), BullMQ on Redis and Postgres. Nothing is mocked. Tests run one after another on purpose: the
 // spare-child checks need to know which children the worker forked.
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrgLock } from '../src/workers/org-lock.js';
+import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
 let api: TestApi;
+let sim: SalesforceSim;
 let worker: TestWorker;
 let token: string;
 
@@ -169,21 +170,20 @@ beforeAll(async () => {
   api = await startTestApi('execution');
   token = await api.token('OWNER');
   await registerOrg('exec');
-  // Orgs for QUICK_DEPLOY tasks (the lock test): their instance is a closed local port, so an operation that
-  // tries to reach Salesforce fails at once instead of reaching out to the internet.
-  const closedPort = await new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-  for (const alias of ['locked', 'free']) await registerOrg(alias, `http://127.0.0.1:${closedPort}`);
+  // Orgs for QUICK_DEPLOY tasks (the lock test), on the Salesforce simulator: the operation itself ends fast
+  // (the simulator refuses the unknown validation), so only the lock decides when each may start.
+  sim = await startSalesforceSim();
+  for (const alias of ['locked', 'free']) {
+    sim.addRefreshToken(`5Aep861${alias}Token`, {});
+    await registerOrg(alias, sim.instanceUrl);
+  }
   worker = await startTestWorker(api);
 });
 
 afterAll(async () => {
   await worker?.close();
   await api?.close();
+  await sim?.close();
 });
 
 describe('child processes', () => {

@@ -67,7 +67,8 @@ export class OrgLock {
       queuedAt.getTime(),
       this.leaseMs,
       `${this.prefix}:orglock:alive:`,
-      this.pollMs * 3,
+      // Generous: a waiter polls every pollMs, but a loaded queue may take seconds to hand its job back.
+      this.pollMs * 5 + 5000,
     )) as [number, number, string];
     return acquired === 1 ? { acquired: true } : { acquired: false, position, holder };
   }
