@@ -658,8 +658,11 @@ async function latencyPhase(spareStack: Stack, plainStack: Stack, count: number)
     for (let i = 0; i < warmupTasks + count; i += 1) {
       if (i >= warmupTasks + 15 && performance.now() > budgetEnds) break; // time budget spent
       for (const mode of modes) {
-        const spare = spareReady(mode.host);
-        if (spare) await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
+        // Every host idle, the spare one's spare booted: no replacement spare is starting behind either mode.
+        for (const { host } of modes) {
+          const spare = spareReady(host);
+          if (spare) await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
+        }
         await sleep(idleGapMs);
         const submitAt = epochNow();
         const task = await submitNoop(mode.stack);
@@ -847,7 +850,7 @@ async function main(): Promise<void> {
     line('queue.add() round trip alone', pp(bull.add, 2));
 
     heading(`1. submit → RUNNING, ${latencyTasks} sequential no-op DIAGNOSTIC tasks per mode (via TaskService.submit, in process; not GraphQL/HTTP)`);
-    console.log(`  (modes alternate task by task, each on its own idle worker and stack: the previous task has SUCCEEDED and, with the spare, the spare has said ready; ${warmupTasks} warm-ups each not counted)`);
+    console.log(`  (modes alternate task by task, each on its own idle worker and stack; before every submit the previous task has SUCCEEDED and the spare has said ready; ${warmupTasks} warm-ups each not counted)`);
     const { spare: withSpare, plain: withoutSpare } = await latencyPhase(stack, plainStack, latencyTasks);
     for (const [label, run] of [
       ['spare child', withSpare],
@@ -883,7 +886,7 @@ async function main(): Promise<void> {
       }
     }
     const replacement = (ids: string[]) => p50(ids.map((id) => traces.get(id)?.['take.replacementFork'] ?? NaN).filter(Number.isFinite));
-    line('  (of take(): forking the replacement spare)', `${ms(replacement(withSpare.ids)).padStart(11)} ${ms(replacement(withoutSpare.ids)).padStart(11)}`);
+    line('  (of take(): forking a replacement spare inside take())', `${ms(replacement(withSpare.ids)).padStart(11)} ${ms(replacement(withoutSpare.ids)).padStart(11)}`);
 
     heading('4. Fork ceiling: bare Node children, 2 in flight (fork → ready over IPC → exit), launcher options');
     const forkCeiling = await ceiling(() => forkOnce(emptyChild, launcherEnvironment()), forkSeconds);

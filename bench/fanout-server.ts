@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   const app =
     process.env.BENCH_FANOUT_SERVER === 'floor'
       ? startFloor(runtime.services, feed)
-      : createApp({
+      : // The options `switchyard serve` passes (src/cli/server-command.ts), from the same Env.
+        createApp({
           services: runtime.services,
           redis: runtime.redis,
           logger,
@@ -65,9 +66,20 @@ async function main(): Promise<void> {
           feed,
           prefix: env.SWITCHYARD_QUEUE_PREFIX,
           heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+          webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
+          rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
+          trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
+          operationLimits: {
+            maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
+            maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
+            maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
+            maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
+            introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
+          },
           subscriptionLimits: {
             maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
             maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+            maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
           },
         });
   const address = await app.listen(0, '127.0.0.1');

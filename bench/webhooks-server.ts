@@ -41,6 +41,7 @@ import { waitForRedis } from '../src/redis.js';
 import { createRuntime } from '../src/runtime.js';
 import { createApp } from '../src/server/create-app.js';
 import type { Services } from '../src/services.js';
+import { normalise } from '../src/webhooks/events.js';
 
 type Request =
   | { t: 'stats' }
@@ -199,10 +200,12 @@ async function main(): Promise<void> {
 /**
  * The steps WebhookService.accept and the route take for one matched delivery, each called on its own with the
  * same shapes (same models, where clauses, data, a payload of the same size), `concurrency` at a time for
- * `seconds`, after 10 unmeasured calls: API CPU per call, and SQL statements per call. Plus two references that
- * are not on the path: the rules lookup as $queryRaw (same SQL, no Prisma query compilation) and a bare HMAC.
- * Tasks are created with source API and jobs go to a queue named `bench-ops`, so the benchmark's totals (tasks
- * with source WEBHOOK, jobs on `normal`) are not disturbed.
+ * `seconds`, after 10 unmeasured calls: API CPU per call, and SQL statements per call. Plus references that are
+ * not on the path ("reference:"): a bare HMAC, the same statements as raw SQL (no Prisma query compilation), and
+ * two cheaper ways to write a task with its first event.
+ * Last, WebhookService.accept as a whole for both kinds of delivery. These calls write rows and jobs (the
+ * references' tasks with source API, jobs of Queue.add on a queue named `bench-ops`; accept's as the route's),
+ * so the benchmark asks for them after its totals check.
  */
 async function measureOps(services: Services, request: Extract<Request, { t: 'ops' }>, prefix: string) {
   const { prisma, webhooks, tasks, journal } = services;
@@ -234,6 +237,14 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
             payloadTruncated: false,
           },
         }),
+    },
+    {
+      // Not on the path: the same row written without Prisma's query compiler (ON CONFLICT keeps the de-duplication).
+      name: '  reference: the same INSERT as $executeRaw … ON CONFLICT DO NOTHING',
+      run: () =>
+        prisma.$executeRaw`INSERT INTO "WebhookDelivery" (id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds", payload, "payloadTruncated")
+          VALUES (${randomUUID()}::uuid, ${source.id}::uuid, ${randomUUID()}, 'push', 'acme/app', 'main', 'IGNORED', '{}', '{}', ${JSON.stringify(request.payload)}::jsonb, false)
+          ON CONFLICT ("sourceId", "deliveryKey") DO NOTHING`,
     },
     { name: 'accept: webhookRule.findMany (enabled, orderBy createdAt)', run: () => prisma.webhookRule.findMany({ where: { sourceId: source.id, enabled: true }, orderBy: { createdAt: 'asc' } }) },
     {
@@ -293,6 +304,38 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
       },
     },
     {
+      // Not on the path: task (jobId in the INSERT) and its first event as a batch transaction (two compiled
+      // queries, no interactive transaction).
+      name: '  reference: task + event as $transaction([create, create])',
+      run: () => {
+        const id = randomUUID();
+        return prisma.$transaction([
+          prisma.task.create({
+            data: {
+              id,
+              type: spec.type,
+              status: 'QUEUED',
+              queue: spec.queue,
+              priority: spec.priority,
+              maxAttempts: spec.maxAttempts,
+              backoffMs: spec.backoffMs,
+              timeoutMs: spec.timeoutMs,
+              input: spec.params,
+              source: 'API',
+              requestedBy: 'bench-ops',
+              runAt: null,
+              orgId: spec.orgId,
+              orgAlias: spec.orgAlias,
+              scheduleId: null,
+              lastEventSeq: 1,
+              jobId: `${id}-1`,
+            },
+          }),
+          prisma.taskEvent.create({ data: { taskId: id, seq: 1, kind: 'STATUS', payload: { status: 'QUEUED' } } }),
+        ]);
+      },
+    },
+    {
       name: 'TaskQueues.enqueue equivalent: BullMQ Queue.add',
       run: () =>
         opsQueue.add('DIAGNOSTIC', { taskId: randomUUID() }, { jobId: randomUUID(), priority: 51, attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } }),
@@ -300,6 +343,23 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
     {
       name: 'accept: webhookDelivery.update (status, rule and task ids)',
       run: () => prisma.webhookDelivery.update({ where: { id: delivery.id }, data: { status: 'IGNORED', matchedRuleIds: [], taskIds: [], error: null } }),
+    },
+    // The whole of WebhookService.accept (everything but HTTP, the rate limit, the signature and the route),
+    // as the route calls it: what the steps above add up to when they run together.
+    {
+      name: 'WebhookService.accept, push to main (1 task)',
+      run: () => {
+        const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
+        return webhooks.accept(source, normalise('GITHUB', headers, request.payload, body), request.payload, body.length);
+      },
+    },
+    {
+      name: 'WebhookService.accept, push to a feature branch (no rule)',
+      run: () => {
+        const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
+        const payload = { ...request.payload, ref: 'refs/heads/feature/ops' };
+        return webhooks.accept(source, normalise('GITHUB', headers, payload, body), payload, body.length);
+      },
     },
   ];
   const results: Array<{ name: string; ops: number; cpuMsPerOp: number; sqlPerOp: number }> = [];

@@ -23,7 +23,8 @@ const replicaId = (api: TestApi) => `${hostname()}:${process.pid}:${port(api)}`;
 
 beforeAll(async () => {
   apiA = await startTestApi('subs');
-  apiB = await startTestApi('subs_b', { shareWith: apiA });
+  // The bulk tests select each event's payload 100 times over (aliases): above the default operation limits.
+  apiB = await startTestApi('subs_b', { shareWith: apiA, app: { operationLimits: bulkLimits } });
   worker = await startTestWorker(apiA);
   owner = await apiA.token('OWNER');
   viewer = await apiA.token('VIEWER');
@@ -75,6 +76,8 @@ async function finished(id: string, timeoutMs = 15_000) {
 
 const evs = (sub: Collected): Ev[] => sub.events.map((e: any) => e.taskEvents as Ev);
 const codes = (sub: Collected): unknown[] => sub.errors.flat().map((e: any) => e?.extensions?.code ?? e?.message ?? String(e));
+const bulkLimits = { maxAliases: 500, maxFields: 5000, maxTokens: 20_000 };
+
 /** A taskEvents subscription with every event's payload `copies` times over (aliases `${prefix}1`…), for bulk. */
 const fatEvents = (copies: number, prefix = 'p') =>
   `subscription($id: ID!) { taskEvents(taskId: $id) { seq ${range(copies).map((i) => `${prefix}${i}: payload`).join(' ')} } }`;
@@ -357,7 +360,11 @@ describe('per-connection limits (replica C: 2 subscriptions, 16 KiB unread)', ()
   let apiC: TestApi;
 
   beforeAll(async () => {
-    apiC = await startTestApi('subs_c', { shareWith: apiA, subscriptionLimits: { maxSubscriptionsPerConnection: 2, maxBufferedBytes: 16 * 1024 } });
+    apiC = await startTestApi('subs_c', {
+      shareWith: apiA,
+      subscriptionLimits: { maxSubscriptionsPerConnection: 2, maxBufferedBytes: 16 * 1024 },
+      app: { operationLimits: bulkLimits },
+    });
   });
 
   afterAll(async () => {

@@ -68,11 +68,11 @@ export function edgeRequest(agent: https.Agent, url: string, options: { method?:
 }
 
 /** Runs `caddy run` with the repo's Caddyfile in front of `upstreams` ("host:port"), and waits until it answers. */
-export async function startCaddy(upstreams: string[], options: { domain?: string } = {}): Promise<RunningCaddy> {
+export async function startCaddy(upstreams: string[], options: { domain?: string; config?: string } = {}): Promise<RunningCaddy> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sy-caddy-'));
   const [httpsPort, httpPort] = [await freePort(), await freePort()];
   const logLines: string[] = [];
-  const child = spawn('caddy', ['run', '--config', caddyfile, '--adapter', 'caddyfile'], {
+  const child = spawn('caddy', ['run', '--config', options.config ?? caddyfile, '--adapter', 'caddyfile'], {
     cwd: dir,
     // Only what Caddy needs: HOME/XDG point into the temp dir, so it writes nothing anywhere else.
     env: {
@@ -114,23 +114,34 @@ export async function startCaddy(upstreams: string[], options: { domain?: string
   };
 
   const rootPath = path.join(dir, 'pki', 'authorities', 'local', 'root.crt');
+  const url = `https://localhost:${httpsPort}`;
   let agent = new https.Agent();
+  let ca = Buffer.alloc(0);
   try {
+    let last: unknown = 'no root certificate yet';
     await waitFor(async () => {
       if (exitCode !== undefined) throw new Error(`caddy exited with ${exitCode}:\n${logLines.join('\n')}`);
-      return existsSync(rootPath);
-    }, 15_000, "Caddy's internal CA");
-    const ca = readFileSync(rootPath);
-    agent = new https.Agent({ ca, keepAlive: true });
-    const url = `https://localhost:${httpsPort}`;
-    await waitFor(async () => {
-      if (exitCode !== undefined) throw new Error(`caddy exited with ${exitCode}:\n${logLines.join('\n')}`);
+      // Caddy writes its root, intermediate and leaf certificates as it starts: (re)read the root until a
+      // request verifies against it (a half-written file must not stick).
+      if (!existsSync(rootPath)) return false;
+      const pem = readFileSync(rootPath);
+      if (!pem.includes('-----END CERTIFICATE-----')) return false;
+      if (!pem.equals(ca)) {
+        agent.destroy();
+        ca = pem;
+        agent = new https.Agent({ ca, keepAlive: true });
+      }
       try {
-        return (await edgeRequest(agent, `${url}/healthz`)).status === 200;
-      } catch {
+        const res = await edgeRequest(agent, `${url}/healthz`);
+        last = `${res.status} ${res.text}`;
+        return res.status === 200;
+      } catch (error) {
+        last = error;
         return false;
       }
-    }, 15_000, 'Caddy to answer /healthz over HTTPS');
+    }, 20_000, 'Caddy to answer /healthz over HTTPS').catch((error: Error) => {
+      throw new Error(`${error.message}; last answer: ${String(last)}\n${logLines.slice(-20).join('\n')}`);
+    });
     return {
       url,
       httpUrl: `http://localhost:${httpPort}`,
