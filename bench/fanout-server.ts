@@ -11,11 +11,11 @@
 //                                   loopDelayMaxMs, connections, sharedExecutions }   (elu and loop delay: since the last stats)
 //   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
 //   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions: [{ name, url, line, selfMs }], file }
-//   { t: 'heap', top }          → { t: 'heap', file, classes: [{ name, count, selfBytes }] }  (heap snapshot, summarised)
+//   { t: 'heap', top }          → { t: 'heap', file, classes: [{ name, count, selfBytes }] }  (heap snapshot, summarised, deleted)
 //   { t: 'stop' }               → closes the app and exits 0
 // On start it sends { t: 'ready', url }.
 import { Session } from 'node:inspector/promises';
-import { createReadStream, writeFileSync } from 'node:fs';
+import { createReadStream, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -155,7 +155,9 @@ async function main(): Promise<void> {
         case 'heap': {
           globalThis.gc?.();
           const file = writeHeapSnapshot(join(tmpdir(), `switchyard-fanout-${process.pid}-${Date.now()}.heapsnapshot`));
-          send({ t: 'heap', file, classes: await summariseHeap(file, request.top ?? 30) });
+          const classes = await summariseHeap(file, request.top ?? 30);
+          rmSync(file, { force: true }); // hundreds of MB; the summary is what the benchmark prints
+          send({ t: 'heap', file, classes });
           return;
         }
         case 'stop':

@@ -255,6 +255,7 @@ class Subscriber {
   ) {
     // perMessageDeflate off on our side too (the server's WebSocketServer leaves it off by default).
     this.socket = new WebSocket(wsUrl, 'graphql-transport-ws', { perMessageDeflate: false });
+    this.socket.on('error', () => undefined); // e.g. ECONNRESET when the API process dies: the close code tells
     this.firstEvent = new Promise((resolve) => (this.resolveFirst = resolve));
     this.acked = new Promise((resolve, reject) => {
       this.socket.once('open', () => this.socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
@@ -712,6 +713,8 @@ async function main(): Promise<void> {
   const deadline = setTimeout(() => {
     console.error(`\nBenchmark exceeded BENCH_DEADLINE_SECONDS=${deadlineSeconds}; aborting.`);
     currentApi?.child.kill('SIGKILL');
+    process.on('uncaughtException', () => undefined); // whatever was in flight fails now; clean up regardless
+    process.on('unhandledRejection', () => undefined);
     void cleanup().finally(() => process.exit(2));
   }, deadlineSeconds * 1000);
   deadline.unref();

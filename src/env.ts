@@ -69,7 +69,7 @@ export const envSchema = z
     SWITCHYARD_RATE_LIMIT_API: z.coerce.number().int().min(0).default(600),
     SWITCHYARD_RATE_LIMIT_WEBHOOKS: z.coerce.number().int().min(0).default(1200),
     SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN: z.coerce.number().int().min(1).default(20),
-    /** Peers whose X-Forwarded-For / X-Request-Id are trusted: Caddy's address. */
+    /** Peers (addresses or CIDR ranges) whose X-Forwarded-For is believed: Caddy's. */
     SWITCHYARD_TRUSTED_PROXIES: z.string().default('127.0.0.1,::1'),
     // Live subscriptions (graphql-ws): per-connection limits.
     SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),

@@ -71,7 +71,8 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     const deadline = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 5000);
+      // Drain time, then the abort → SIGTERM → SIGKILL escalation of children still running, then a margin.
+    }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 2 * env.SWITCHYARD_KILL_GRACE_MS + 5000);
     deadline.unref();
     await app?.close();
     feed?.close();
