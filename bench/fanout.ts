@@ -159,6 +159,8 @@ interface ProfileSummary {
 
 /** The API process running now, for the deadline handler. */
 let currentApi: ApiProcess | null = null;
+/** Set by the deadline handler: failures from then on are the abort's doing. */
+let aborting = false;
 
 class ApiProcess {
   private constructor(
@@ -715,6 +717,7 @@ async function main(): Promise<void> {
     currentApi?.child.kill('SIGKILL');
     process.on('uncaughtException', () => undefined); // whatever was in flight fails now; clean up regardless
     process.on('unhandledRejection', () => undefined);
+    aborting = true;
     void cleanup().finally(() => process.exit(2));
   }, deadlineSeconds * 1000);
   deadline.unref();
@@ -776,8 +779,10 @@ async function main(): Promise<void> {
       printRound(result);
     }
   } finally {
-    await runtime.close();
-    await cleanup();
+    if (!aborting) {
+      await runtime.close();
+      await cleanup();
+    }
   }
 
   heading('Summary');
@@ -801,6 +806,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error) => {
+    if (aborting) return; // the deadline handler cleans up and exits; this is what its abort broke
     console.error(error);
     process.exit(1);
   },

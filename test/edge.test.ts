@@ -293,7 +293,7 @@ describe('Caddy in front of two API replicas', () => {
     expect(seen.slice(mark).filter((s) => s.path === '/graphql').every((s) => s.replica === 'owner')).toBe(true);
     // Its active health check (/readyz) takes the gone replica out of rotation.
     const port = new URL(second.url).port;
-    await waitFor(async () => caddy.logLines.some((line) => /host is down|unhealthy/i.test(line) && line.includes(`:${port}`)), 6000, 'Caddy to mark the replica down');
+    await waitFor(async () => caddy.logLines.some((line) => /host is down|unhealthy|HTTP request failed/i.test(line) && line.includes(`:${port}`)), 6000, 'Caddy to mark the replica down');
   });
 
   it('loses no query while a replica goes away: lb_try_duration retries a refused connection on the other', () => {
@@ -304,12 +304,14 @@ describe('Caddy in front of two API replicas', () => {
 
   it('does not take the replicas out of rotation because a client sent oversized bodies', async () => {
     const token = await owner.token('OWNER');
-    for (let i = 0; i < 2; i += 1) {
-      await caddy.request('/graphql', {
+    const big = JSON.stringify({ query: '{ viewer { role } }', variables: { pad: 'x'.repeat(1024 * 1024 + 1024) } });
+    for (const chunked of [false, true, false, true]) {
+      const res = await caddy.request('/graphql', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ query: '{ viewer { role } }', variables: { pad: 'x'.repeat(1024 * 1024 + 1024) } }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...(chunked ? { 'transfer-encoding': 'chunked' } : {}) },
+        body: big,
       });
+      expect(res.status).toBeGreaterThanOrEqual(400);
     }
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) statuses.push((await gql('{ viewer { role } }', {}, token)).status);
@@ -345,6 +347,21 @@ describe('Caddy in front of two API replicas', () => {
     expect(res.json().error.code).toBe('EDGE_413');
     expect(seen.filter((s) => s.requestId === requestId)).toEqual([]);
     expect(await owner.prisma.webhookDelivery.count()).toBe(before);
+  });
+
+  it('refuses an oversized body sent without Content-Length (chunked) at the edge as well', async () => {
+    const token = await owner.token('OWNER');
+    const requestId = `edge-chunked-${randomUUID()}`;
+    const res = await caddy.request('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked', authorization: `Bearer ${token}`, 'x-request-id': requestId },
+      body: JSON.stringify({ query: '{ viewer { role } }', variables: { pad: 'x'.repeat(1024 * 1024 + 1024) } }),
+    });
+    expect([411, 413]).toContain(res.status);
+    expect(res.json().error.code).toMatch(/^EDGE_41[13]$/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen.filter((s) => s.requestId === requestId)).toEqual([]);
+    expect(await owner.redis.zcard(`${owner.queuePrefix}:ratelimit:api:t:${tokenKey(token)}`)).toBe(0);
   });
 
   it("gives the edge's own error responses the security headers too", async () => {

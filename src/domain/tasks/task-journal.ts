@@ -3,6 +3,7 @@
 // transaction: the row lock that update takes serialises concurrent writers of one task, so seq is gap-free
 // and in commit order, which live-subscription replay relies on. Events are announced on the bus only after
 // their transaction commits.
+import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-event-bus.js';
 import type { Task, TaskEvent } from '../../generated/prisma/client.js';
@@ -43,32 +44,46 @@ export class TaskJournal {
     options: ChangeOptions = {},
   ): Promise<Task | null> {
     const result = await this.prisma.$transaction(async (tx) => {
-      const where: Prisma.TaskWhereInput = from ? { id: taskId, status: { in: [...from] } } : { id: taskId };
-      const { count } = await tx.task.updateMany({ where, data: { ...changes, lastEventSeq: { increment: events.length } } });
-      if (count === 0) return null;
-      return this.writeEvents(tx, taskId, events, options);
+      let task: Task;
+      try {
+        // One UPDATE … RETURNING, guarded by the expected status; no row means someone else moved the task.
+        task = await tx.task.update({
+          where: from ? { id: taskId, status: { in: [...from] } } : { id: taskId },
+          data: { ...changes, lastEventSeq: { increment: events.length } },
+        });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'P2025') return null;
+        throw error;
+      }
+      return this.writeEvents(tx, task, events, options);
     });
     if (result) await this.announce(result.task, result.rows);
     return result?.task ?? null;
   }
 
-  /** Creates a task together with its first STATUS event, in one transaction. */
+  /**
+   * Creates a task together with its first STATUS event (seq 1, whose job id it gets), as two inserts in one
+   * batched transaction: task creation is on the path of every submit and webhook.
+   */
   async create(data: Prisma.TaskUncheckedCreateInput, details: Record<string, unknown> = {}): Promise<Task> {
-    const result = await this.prisma.$transaction(async (tx) => {
-      const created = await tx.task.create({ data: { ...data, lastEventSeq: 1 } });
-      return this.writeEvents(tx, created.id, [statusEvent(created.status, details)], { newJob: true });
-    });
-    await this.announce(result.task, result.rows);
-    return result.task;
+    const id = data.id ?? randomUUID();
+    const first = statusEvent(data.status, details);
+    const [task, row] = await this.prisma.$transaction([
+      this.prisma.task.create({ data: { ...data, id, lastEventSeq: 1, jobId: `${id}-1` } }),
+      this.prisma.taskEvent.create({ data: { taskId: id, seq: 1, kind: first.kind, payload: first.payload } }),
+    ]);
+    await this.announce(task, [row]);
+    return task;
   }
 
   private async writeEvents(
     tx: Prisma.TransactionClient,
-    taskId: string,
+    updated: Task,
     events: PendingEvent[],
     options: ChangeOptions,
   ): Promise<{ task: Task; rows: TaskEvent[] }> {
-    let task = await tx.task.findUniqueOrThrow({ where: { id: taskId } });
+    const taskId = updated.id;
+    let task = updated;
     const firstSeq = task.lastEventSeq - events.length + 1;
     if (options.newJob) task = await tx.task.update({ where: { id: taskId }, data: { jobId: `${taskId}-${firstSeq}` } });
     const rows: TaskEvent[] = [];
