@@ -1,6 +1,6 @@
 // Fan-out benchmark: 1,000 WebSocket subscribers to Subscription.taskEvents of one task, events published at
 // a steady rate, publish→receive latency over all subscribers, delivery (complete and in order), and the API
-// process's memory per idle subscription. Two rounds, each against a fresh API process (bench/fanout-server.ts,
+// process's memory per idle subscription. Two rounds by default, each against a fresh API process (bench/fanout-server.ts,
 // forked, so its RSS is its own):
 //   shared    identical subscriptions: one shared execution (src/server/shared-subscriptions.ts)
 //   unshared  each subscriber sends an extra, unused variable ({ nonce: i }), so sharing keys differ and every
@@ -19,7 +19,8 @@
 // Tunables (environment): BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_FANOUT_SUBSCRIBERS (1000),
 // BENCH_FANOUT_RATE (events/s, 20), BENCH_FANOUT_SECONDS (10), BENCH_FANOUT_ROUNDS (shared,unshared; add
 // "floor" for the reference fan-out of bench/fanout-server.ts: a bare ws server, not Switchyard),
-// BENCH_FANOUT_PROFILE=1 (V8 CPU profile of the API during publishing: top functions by self time; adds
+// BENCH_FANOUT_PROFILE=1 (V8 CPU profiles of the API while sockets connect and while events are published:
+// top functions and packages by self time; adds
 // overhead, so latency figures of a profiled run are not the reference), BENCH_FANOUT_HEAP=1 (heap snapshots
 // of the API before and after subscribing: growth per subscription by constructor; slow),
 // BENCH_FANOUT_DRAIN_SECONDS (30: how long to wait for a backlog after the last publish), BENCH_FANOUT_NICE
@@ -495,15 +496,10 @@ async function round(setup: Setup, mode: Mode): Promise<RoundResult> {
     }
     const publishSeconds = (performance.now() - t0) / 1000;
     const expected = events * subs.length;
-    // Wait for the backlog to drain: until everything has arrived, or nothing arrives for 3 s, or the cap.
+    // Wait for the backlog to drain: until everything has arrived or the cap (an API that is behind can stall
+    // for many seconds in one go, so a pause in arrivals does not mean it has given up).
     const drainStarted = performance.now();
-    let lastCount = -1;
-    let lastProgress = performance.now();
-    while (recorder.count < expected && performance.now() - drainStarted < drainSeconds * 1000 && performance.now() - lastProgress < 3000) {
-      if (recorder.count !== lastCount) {
-        lastCount = recorder.count;
-        lastProgress = performance.now();
-      }
+    while (recorder.count < expected && performance.now() - drainStarted < drainSeconds * 1000 && api.child.exitCode === null) {
       await sleep(20);
     }
     const drainedAfter = (performance.now() - drainStarted) / 1000;
@@ -588,6 +584,19 @@ async function round(setup: Setup, mode: Mode): Promise<RoundResult> {
   }
 }
 
+/** RSS per subscription (connection included) from the second half: after − after the first half. */
+function marginalRss(r: RoundResult): number {
+  const [first, second] = r.steps;
+  return first && second ? (second.subscribed.rss - first.subscribed.rss) / r.halves[1]! : NaN;
+}
+
+/** What the goal is judged on, in KB: the larger of (after − before) / N and the marginal figure. */
+function rssPerSubscriptionKb(r: RoundResult): number {
+  const whole = (r.subscribed.rss - r.before.rss) / subscribers / 1024;
+  const marginal = marginalRss(r) / 1024;
+  return Number.isFinite(marginal) ? Math.max(whole, marginal) : whole;
+}
+
 function printProfile(p: ProfileSummary): void {
   console.log(`     by package: ${p.packages.map((g) => `${g.name} ${ms(g.selfMs, 0)}`).join(', ')}`);
   for (const f of p.functions) console.log(`     ${ms(f.selfMs, 0).padStart(9)}  ${f.name}  ${f.url ? `${f.url}:${f.line}` : ''}`);
@@ -603,13 +612,13 @@ function printRound(r: RoundResult): void {
   );
   const perSub = (a: number, b: number) => kb((b - a) / subscribers);
   const goalLatency = r.latency.p99 <= goalP99Ms ? 'MET' : 'NOT MET';
-  const rssPerSub = (r.subscribed.rss - r.before.rss) / subscribers / 1024;
+  const rssPerSub = rssPerSubscriptionKb(r);
   line('publish→receive latency p50 / p95 / p99 (all subscribers)', `${ms(r.latency.p50)} / ${ms(r.latency.p95)} / ${ms(r.latency.p99)}   (max ${ms(r.latency.max)})`);
   line(`  goal p99 ≤ ${goalP99Ms} ms (stock graphql-ws + Pothos: 80 ms)`, goalLatency);
   line('  first subscriber to receive, per event: p50 / p99', `${ms(r.first.p50)} / ${ms(r.first.p99)}   (publish path: Postgres + Redis + one execution)`);
   line('  first → last subscriber, per event: p50 / p99', `${ms(r.spread.p50)} / ${ms(r.spread.p99)}   (fan-out across ${subscribers} sockets)`);
   line('  TaskJournal.change (Postgres transaction + PUBLISH): p50 / p99', `${ms(r.change.p50)} / ${ms(r.change.p99)}`);
-  const complete = r.delivered === r.expected && r.outOfOrder === 0 && r.errors === 0;
+  const complete = r.delivered === r.expected && r.outOfOrder === 0 && r.errors === 0 && r.closed === 0;
   line(
     'events delivered / expected',
     `${r.delivered} / ${r.expected} (${((r.delivered / r.expected) * 100).toFixed(2)}%), out of order ${r.outOfOrder}, errors ${r.errors}, sockets closed by the server ${r.closed}${r.closed ? ` (${r.closeCodes})` : ''} → ${complete ? 'OK' : 'NOT OK'}`,
@@ -625,7 +634,8 @@ function printRound(r: RoundResult): void {
   line(`server RSS with ${subscribers} idle subscriptions`, `${mb(r.subscribed.rss)}   (heap used ${mb(r.subscribed.heapUsed)}, external ${mb(r.subscribed.external)})`);
   line(
     'per idle subscription (after − before) / N, RSS',
-    `${kb((r.subscribed.rss - r.before.rss) / subscribers)}  → ${rssPerSub <= goalKbPerSubscription ? 'MET' : 'NOT MET'} (goal ≤ ${goalKbPerSubscription} KB; stock: ~39 KB per connection)`,
+    `${kb((r.subscribed.rss - r.before.rss) / subscribers)}  → ${rssPerSub <= goalKbPerSubscription ? 'MET' : 'NOT MET'} (goal ≤ ${goalKbPerSubscription} KB; stock: ~39 KB per connection;` +
+      ` judged on the larger of this and the marginal figure below, as RSS moves in steps)`,
   );
   line('  JS heap used / external, same basis', `${perSub(r.before.heapUsed, r.subscribed.heapUsed)} / ${perSub(r.before.external, r.subscribed.external)}`);
   line(`  marginal, second ${h2} (RSS / heap): connection + subscription`, `${per(s1.subscribed.rss, s2.subscribed.rss, h2)} / ${per(s1.subscribed.heapUsed, s2.subscribed.heapUsed, h2)}`);
@@ -786,15 +796,24 @@ async function main(): Promise<void> {
   }
 
   heading('Summary');
-  const widths = [44, 22, 22, 26];
+  const widths = [44, ...results.map(() => 24), 24];
   const row = (cells: string[]) => console.log(`  ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')}`);
   row(['figure', ...results.map((r) => r.mode), 'goal (stock graphql-ws)']);
-  row(widths.slice(0, results.length + 2).map((w) => '-'.repeat(w)));
+  row(widths.map((w) => '-'.repeat(w)));
   const verdict = (ok: boolean) => (ok ? ' MET' : ' NOT MET');
   row(['p50 / p95 latency', ...results.map((r) => `${ms(r.latency.p50)} / ${ms(r.latency.p95)}`), '']);
   row(['p99 latency', ...results.map((r) => `${ms(r.latency.p99)}${verdict(r.latency.p99 <= goalP99Ms)}`), `≤ ${goalP99Ms} ms (80 ms)`]);
-  row(['delivered, in order', ...results.map((r) => `${((r.delivered / r.expected) * 100).toFixed(2)}%${r.outOfOrder ? ` (${r.outOfOrder} out of order)` : ''}`), '100%']);
-  row(['RSS per idle subscription', ...results.map((r) => `${kb((r.subscribed.rss - r.before.rss) / subscribers)}${verdict((r.subscribed.rss - r.before.rss) / subscribers / 1024 <= goalKbPerSubscription)}`), `≤ ${goalKbPerSubscription} KB (~39 KB)`]);
+  row([
+    'delivered, in order, no socket closed',
+    ...results.map((r) => `${((r.delivered / r.expected) * 100).toFixed(2)}%${r.outOfOrder ? `, ${r.outOfOrder} out of order` : ''}${r.closed ? `, ${r.closed} closed` : ''}`),
+    '100%, 0, 0',
+  ]);
+  row(['RSS per idle subscription: (after−before)/N', ...results.map((r) => kb((r.subscribed.rss - r.before.rss) / subscribers)), '']);
+  row([
+    '  marginal (2nd half); verdict on the larger',
+    ...results.map((r) => `${kb(marginalRss(r))}${verdict(rssPerSubscriptionKb(r) <= goalKbPerSubscription)}`),
+    `≤ ${goalKbPerSubscription} KB (~39 KB)`,
+  ]);
   row(['RSS before / with subscribers', ...results.map((r) => `${mb(r.before.rss)} / ${mb(r.subscribed.rss)}`), '']);
   row(['sharedExecutions', ...results.map((r) => String(r.subscribed.sharedExecutions)), '']);
   row(['server CPU per event', ...results.map((r) => ms(r.publishCpuMs / events, 2)), '']);

@@ -62,6 +62,32 @@ describe('taskEvents subscription', () => {
     expect(late.completed).toBe(true);
   });
 
+  it('frees a token\'s connection slot as soon as a socket subscribed to an idle task closes', async () => {
+    const limited = await startTestApi('subs_slots', { shareWith: api, subscriptionLimits: { maxConnectionsPerToken: 2 } });
+    try {
+      // Scheduled an hour ahead: its event stream stays open and idle.
+      const scheduled = await api.gql(
+        `mutation($at: DateTime) { submitTask(input: { type: DIAGNOSTIC, org: "dev", runAt: $at }) { ... on SubmitTaskSuccess { task { id status } } } }`,
+        { at: new Date(Date.now() + 3_600_000).toISOString() },
+        token,
+      );
+      const { id, status } = scheduled.body.data.submitTask.task;
+      expect(status).toBe('SCHEDULED');
+      for (let round = 0; round < 3; round += 1) {
+        const clients = [wsClient(limited.url, token), wsClient(limited.url, token)];
+        const subs = clients.map((client) => collect(client, events, { id }));
+        await waitFor(async () => subs.every((sub) => sub.events.length >= 1), 5000, `round ${round}: both subscribed`);
+        expect(limited.app.subscriptionStats().connections).toBe(2);
+        expect(subs.flatMap((sub) => sub.errors)).toEqual([]);
+        expect(clients.flatMap((client) => client.closeCodes)).toEqual([]);
+        await Promise.all(clients.map((client) => client.dispose()));
+        await waitFor(async () => limited.app.subscriptionStats().connections === 0, 5000, `round ${round}: closed`);
+      }
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('refuses a connection without a valid token', async () => {
     const client = wsClient(api.url, 'syt_' + 'x'.repeat(43));
     const sub = collect(client, events, { id: '00000000-0000-0000-0000-000000000000' });

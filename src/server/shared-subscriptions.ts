@@ -118,7 +118,8 @@ class SharedExecution {
       if (this.consumers.size === 0 && !this.finished) {
         this.finished = true;
         this.onIdle();
-        await this.iterator?.return?.();
+        // Not awaited: the source may be waiting for its next result, and closing a socket must not wait for it.
+        void this.iterator?.return?.();
       }
     });
   }

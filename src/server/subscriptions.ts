@@ -93,6 +93,8 @@ export function attachSubscriptions(
           const sockets = byToken.get(principal.tokenId) ?? new Set();
           sockets.add(ctx.extra.socket);
           byToken.set(principal.tokenId, sockets);
+          // On the socket's own close: graphql-ws's onClose waits until every subscription has wound down.
+          ctx.extra.socket.once('close', () => forget(ctx.extra));
         }
         return true;
       },

@@ -3,6 +3,7 @@
 // every live event is checked against the last sequence number delivered: older ones are dropped, and a jump
 // ahead (a message missed during a reconnect) is filled from the database. A quiet stream also re-reads the
 // database now and then, so even a lost final event is delivered. Ends after the task's final status.
+import { Repeater } from '@repeaterjs/repeater';
 import type { PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage } from '../../events/task-event-bus.js';
 import type { TaskEventKind } from '../../generated/prisma/enums.js';
@@ -23,62 +24,71 @@ function isFinal(event: StreamedTaskEvent): boolean {
   return event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes(status ?? '');
 }
 
-export async function* streamTaskEvents(
+/**
+ * A Repeater rather than an async generator: a subscriber that goes away stops the stream at once (the wait
+ * for live events is raced against `stop`), instead of only after the task's next event.
+ */
+export function streamTaskEvents(
   prisma: PrismaClient,
   live: AsyncIterableIterator<TaskEventMessage>,
   taskId: string,
   afterSeq: number,
   options: { quietRecheckMs: number } = { quietRecheckMs: 5000 },
-): AsyncGenerator<StreamedTaskEvent> {
-  let last = afterSeq;
-  let finished = false;
+): AsyncIterableIterator<StreamedTaskEvent> {
+  return new Repeater<StreamedTaskEvent>(async (push, stop) => {
+    let last = afterSeq;
+    let stopped = false;
+    void stop.then(() => {
+      stopped = true;
+    });
 
-  async function* fromDatabase(): AsyncGenerator<StreamedTaskEvent> {
-    for (;;) {
-      const rows = await prisma.taskEvent.findMany({ where: { taskId, seq: { gt: last } }, orderBy: { seq: 'asc' }, take: pageSize });
-      for (const row of rows) yield { taskId, seq: row.seq, kind: row.kind, payload: row.payload, createdAt: row.createdAt };
-      if (rows.length < pageSize) return;
-    }
-  }
-
-  try {
-    for await (const event of fromDatabase()) {
-      yield event;
-      last = event.seq;
-      if (isFinal(event)) return;
-    }
-    // A task that ended before its final STATUS event was written cannot exist, but one that was already
-    // final with the cursor at its end must still complete.
-    const task = await prisma.task.findUnique({ where: { id: taskId }, select: { status: true, lastEventSeq: true } });
-    if (!task) return;
-    if ((finalTaskStatuses as readonly string[]).includes(task.status) && last >= task.lastEventSeq) return;
-
-    let pending = live.next();
-    while (!finished) {
-      let timer: NodeJS.Timeout | undefined;
-      const quiet = new Promise<'quiet'>((resolve) => {
-        timer = setTimeout(() => resolve('quiet'), options.quietRecheckMs);
-      });
-      const next = await Promise.race([pending, quiet]);
-      clearTimeout(timer);
-      if (next === 'quiet' || (next.value && next.value.seq > last + 1)) {
-        for await (const event of fromDatabase()) {
-          yield event;
+    /** Delivers the persisted events after `last`; true when the final status was among them. */
+    const fromDatabase = async (): Promise<boolean> => {
+      for (;;) {
+        const rows = await prisma.taskEvent.findMany({ where: { taskId, seq: { gt: last } }, orderBy: { seq: 'asc' }, take: pageSize });
+        for (const row of rows) {
+          const event = { taskId, seq: row.seq, kind: row.kind, payload: row.payload, createdAt: row.createdAt };
+          await push(event);
           last = event.seq;
-          if (isFinal(event)) return;
+          if (isFinal(event)) return true;
+          if (stopped) return true;
         }
-        if (next === 'quiet') continue;
+        if (rows.length < pageSize) return false;
       }
-      if (next.done) return;
-      pending = live.next();
-      const message = next.value;
-      if (message.seq <= last) continue;
-      const event: StreamedTaskEvent = { ...message, createdAt: new Date(message.createdAt) };
-      yield event;
-      last = event.seq;
-      if (isFinal(event)) finished = true;
+    };
+
+    try {
+      if (await fromDatabase()) return;
+      // A task that is final with the cursor at its end completes at once.
+      const task = await prisma.task.findUnique({ where: { id: taskId }, select: { status: true, lastEventSeq: true } });
+      if (!task) return;
+      if ((finalTaskStatuses as readonly string[]).includes(task.status) && last >= task.lastEventSeq) return;
+
+      let pending = live.next();
+      while (!stopped) {
+        let timer: NodeJS.Timeout | undefined;
+        const quiet = new Promise<'quiet'>((resolve) => {
+          timer = setTimeout(() => resolve('quiet'), options.quietRecheckMs);
+        });
+        const next = await Promise.race([pending, quiet, stop.then(() => 'stopped' as const)]);
+        clearTimeout(timer);
+        if (next === 'stopped') return;
+        if (next === 'quiet' || (next.value && next.value.seq > last + 1)) {
+          if (await fromDatabase()) return;
+          if (next === 'quiet') continue;
+        }
+        if (next.done) return;
+        pending = live.next();
+        const message = next.value;
+        if (message.seq <= last) continue;
+        const event: StreamedTaskEvent = { ...message, createdAt: new Date(message.createdAt) };
+        await push(event);
+        last = event.seq;
+        if (isFinal(event)) return;
+      }
+    } finally {
+      void live.return?.();
+      stop();
     }
-  } finally {
-    await live.return?.();
-  }
+  });
 }
