@@ -14,6 +14,7 @@
 //   { t: 'heap', top }          → { t: 'heap', file, classes: [{ name, count, selfBytes }] }  (heap snapshot, summarised, deleted)
 //   { t: 'stop' }               → closes the app and exits 0
 // On start it sends { t: 'ready', url }.
+import { appOptionsFromEnv } from '../src/cli/server-command.js';
 import { Session } from 'node:inspector/promises';
 import { createReadStream, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,30 +59,7 @@ async function main(): Promise<void> {
     process.env.BENCH_FANOUT_SERVER === 'floor'
       ? startFloor(runtime.services, feed)
       : // The options `switchyard serve` passes (src/cli/server-command.ts), from the same Env.
-        createApp({
-          services: runtime.services,
-          redis: runtime.redis,
-          logger,
-          graphiql: env.SWITCHYARD_GRAPHIQL,
-          feed,
-          prefix: env.SWITCHYARD_QUEUE_PREFIX,
-          heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
-          webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
-          rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
-          trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
-          operationLimits: {
-            maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
-            maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
-            maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
-            maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
-            introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
-          },
-          subscriptionLimits: {
-            maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
-            maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
-            maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
-          },
-        });
+        createApp(appOptionsFromEnv(env, runtime, logger, feed));
   const address = await app.listen(0, '127.0.0.1');
 
   let session: Session | null = null;

@@ -24,6 +24,7 @@
 //   { t: 'stop' }               → closes the app and exits 0
 // On start it creates an OWNER API token (TokenService, as `switchyard token create` does) and sends
 // { t: 'ready', url, token, pid }.
+import { appOptionsFromEnv } from '../src/cli/server-command.js';
 import { createHmac, randomUUID } from 'node:crypto';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
@@ -101,30 +102,7 @@ async function main(): Promise<void> {
   const runtime = await createRuntime(env, logger);
   if (!(await waitForRedis(runtime.redis, 5000))) throw new Error('Redis is not reachable');
   const feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
-  const app = createApp({
-    services: runtime.services,
-    redis: runtime.redis,
-    logger,
-    graphiql: env.SWITCHYARD_GRAPHIQL,
-    feed,
-    prefix: env.SWITCHYARD_QUEUE_PREFIX,
-    heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
-    webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
-    rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
-    trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
-    operationLimits: {
-      maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
-      maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
-      maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
-      maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
-      introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
-    },
-    subscriptionLimits: {
-      maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
-      maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
-      maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
-    },
-  });
+  const app = createApp(appOptionsFromEnv(env, runtime, logger, feed));
   const address = await app.listen(0, '127.0.0.1');
   const { secret: token } = await runtime.services.tokens.create(cliPrincipal, { name: 'bench-webhooks', role: 'OWNER', userName: 'bench' });
 

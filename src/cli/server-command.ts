@@ -6,12 +6,40 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { TaskEventFeed } from '../events/task-event-feed.js';
 import { waitForRedis } from '../redis.js';
-import { createRuntime } from '../runtime.js';
-import { createApp, type App } from '../server/create-app.js';
+import { createRuntime, type Runtime } from '../runtime.js';
+import { createApp, type App, type AppOptions } from '../server/create-app.js';
 import type { WorkerHost } from '../workers/worker-host.js';
 import { runMigrations } from './migrate-command.js';
 import { createWorkerHost, workerOptionsFromArgs } from './worker-command.js';
 
+
+/** Everything `createApp` takes, from the environment: the one place the API's settings are read. */
+export function appOptionsFromEnv(env: Env, runtime: Runtime, logger: Logger, feed: TaskEventFeed): AppOptions {
+  return {
+    services: runtime.services,
+    redis: runtime.redis,
+    logger,
+    graphiql: env.SWITCHYARD_GRAPHIQL,
+    feed,
+    prefix: env.SWITCHYARD_QUEUE_PREFIX,
+    heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
+    webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
+    rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
+    trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
+    operationLimits: {
+      maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
+      maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
+      maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
+      maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
+      introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
+    },
+    subscriptionLimits: {
+      maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
+      maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
+      maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
+    },
+  };
+}
 
 export interface ServeOptions {
   api: boolean;
@@ -35,30 +63,7 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
   let feed: TaskEventFeed | null = null;
   if (options.api) {
     feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
-    app = createApp({
-      services: runtime.services,
-      redis: runtime.redis,
-      logger,
-      graphiql: env.SWITCHYARD_GRAPHIQL,
-      feed,
-      prefix: env.SWITCHYARD_QUEUE_PREFIX,
-      heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
-      webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
-      rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
-      trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
-      operationLimits: {
-        maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
-        maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
-        maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
-        maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
-        introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
-      },
-      subscriptionLimits: {
-        maxSubscriptionsPerConnection: env.SWITCHYARD_WS_MAX_SUBSCRIPTIONS,
-        maxBufferedBytes: env.SWITCHYARD_WS_MAX_BUFFERED_BYTES,
-        maxConnectionsPerToken: env.SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN,
-      },
-    });
+    app = createApp(appOptionsFromEnv(env, runtime, logger, feed));
     const address = await app.listen(env.PORT, env.HOST);
     logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
   }
