@@ -13,7 +13,7 @@
 // BENCH_STARTUP_BUDGET_SECONDS (20), BENCH_DEADLINE_SECONDS (300).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,14 +37,14 @@ import { ChildSession } from '../src/workers/child-session.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
 import { parseConcurrency, parseQueues } from '../src/workers/worker-config.js';
 import type { WorkerHost } from '../src/workers/worker-host.js';
+import { deleteKeys } from './lib/cleanup.js';
+import { intEnv, sleep, withTimeout } from './lib/env.js';
+import { postgresPortsOf, statFields, statMs, tickMs } from './lib/procfs.js';
+import { heading, labelledLine, loadAverages, ms, printEnd, tableHeader } from './lib/report.js';
+import { quantile } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
 
 const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -78,35 +78,14 @@ function launcherEnvironment(drop: string[] = []): NodeJS.ProcessEnv {
 
 // ----------------------------------------------------------------------------------------------- helpers
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable with Date values from Postgres/Prisma. */
 const epochNow = () => performance.timeOrigin + performance.now();
 
-function quantile(values: number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
 const p50 = (values: number[]) => quantile(values, 0.5);
 const p95 = (values: number[]) => quantile(values, 0.95);
-const ms = (value: number, digits = 1) => (Number.isFinite(value) ? `${value.toFixed(digits)} ms` : 'n/a');
 const pp = (values: number[], digits = 1) => `p50 ${ms(p50(values), digits).padStart(9)}   p95 ${ms(p95(values), digits).padStart(9)}`;
 
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function line(label: string, value: string): void {
-  console.log(`  ${label.padEnd(58)} ${value}`);
-}
-
-function heading(text: string): void {
-  console.log(`\n== ${text}`);
-}
+const line = labelledLine(58);
 
 // --------------------------------------------------------------------------------- CPU accounting (/proc)
 
@@ -132,58 +111,10 @@ interface RawCpu {
   machineTotal: number;
 }
 
-const tickMs = 10; // USER_HZ is 100 on Linux
-
-function statFields(path: string): string[] | null {
-  try {
-    const raw = readFileSync(path, 'utf8');
-    return raw.slice(raw.lastIndexOf(')') + 2).split(' '); // fields from "state" (field 3) on
-  } catch {
-    return null;
-  }
-}
-
-/** Field n (1-based, as in proc(5)) of a stat line split by statFields, in ms. */
-const statMs = (fields: string[] | null, n: number) => Number(fields?.[n - 3] ?? 0) * tickMs;
-
-/** Local TCP ports of this process's connections to port 5432 (its Postgres pool). */
-function ownPostgresPorts(): Set<number> {
-  const ports = new Set<number>();
-  try {
-    const inodes = new Set<string>();
-    for (const fd of readdirSync('/proc/self/fd')) {
-      try {
-        const target = readlinkSync(`/proc/self/fd/${fd}`);
-        const match = /^socket:\[(\d+)\]$/.exec(target);
-        if (match) inodes.add(match[1]!);
-      } catch {
-        // closed meanwhile
-      }
-    }
-    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const row of text.split('\n').slice(1)) {
-        const cols = row.trim().split(/\s+/);
-        if (cols.length < 10 || !inodes.has(cols[9]!)) continue;
-        const remotePort = parseInt(cols[2]!.split(':')[1]!, 16);
-        if (remotePort === 5432) ports.add(parseInt(cols[1]!.split(':')[1]!, 16));
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return ports;
-}
-
 function cpuSnapshot(): RawCpu {
   const self = statFields('/proc/self/stat');
   const byPid = new Map<number, { comm: string; ms: number }>();
-  const ports = ownPostgresPorts();
+  const ports = postgresPortsOf('self');
   try {
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
@@ -545,7 +476,7 @@ async function startStack(spare: boolean): Promise<Stack> {
     async close() {
       watcher.close();
       await runtime.close();
-      await deleteKeys(prefix);
+      await deleteKeys(redisUrl, prefix);
       const client = new pg.Client({ connectionString: baseDatabaseUrl });
       await client.connect();
       try {
@@ -555,20 +486,6 @@ async function startStack(spare: boolean): Promise<Stack> {
       }
     },
   };
-}
-
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 async function startWorker(stack: Stack): Promise<WorkerHost> {
@@ -828,7 +745,7 @@ async function main(): Promise<void> {
 
   console.log('Switchyard dispatch benchmark');
   line('node / cores', `${process.version} / ${cpus().length}`);
-  line('load average at start (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
+  line('load average at start (1/5/15 min)', loadAverages());
   line('task child entry point', taskChild);
   line('NODE_EXTRA_CA_CERTS (passed to task children)', process.env.NODE_EXTRA_CA_CERTS ?? '(unset)');
   if (loadavg()[0]! > cpus().length) {
@@ -964,14 +881,10 @@ async function main(): Promise<void> {
   }
 
   heading('Summary (latencies: p50 / p95)');
-  const widths = [40, 26, 30, 8];
-  const row = (cells: string[]) => console.log(`  ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')}`);
-  row(['figure', 'measured', 'goal', 'verdict']);
-  row(widths.map((w) => '-'.repeat(w)));
+  const row = tableHeader([40, 26, 30, 8], ['figure', 'measured', 'goal', 'verdict']);
   for (const cells of summary) row(cells);
   console.log('');
-  line('load average at end (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
-  line('wall time', `${((performance.now() - began) / 1000).toFixed(1)} s`);
+  printEnd(line, began);
 }
 
 main().then(

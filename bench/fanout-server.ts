@@ -32,6 +32,7 @@ import type { TaskEventMessage } from '../src/events/task-event-bus.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { selfTimeByPackage, selfTimes, type Profile } from './lib/profile.js';
 
 type Request =
   | { t: 'stats'; gc?: boolean }
@@ -152,15 +153,9 @@ async function main(): Promise<void> {
 
 // ------------------------------------------------------------------------------------------ profile summary
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-
 /** Self time per function (samples × interval), heaviest first. */
 function summariseProfile(
-  profile: { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[]; startTime: number; endTime: number },
+  profile: Profile,
   top: number,
 ): {
   totalMs: number;
@@ -168,42 +163,9 @@ function summariseProfile(
   functions: Array<{ name: string; url: string; line: number; selfMs: number }>;
   packages: Array<{ name: string; selfMs: number }>;
 } {
-  const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
-  const selfUs = new Map<number, number>();
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  for (let i = 0; i < samples.length; i += 1) {
-    // timeDeltas[i] is the time before sample i; attribute the following interval to sample i.
-    const dt = deltas[i + 1] ?? 0;
-    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, dt));
-  }
-  const byFunction = new Map<string, { name: string; url: string; line: number; selfMs: number }>();
-  for (const [id, us] of selfUs) {
-    const frame = byNode.get(id)?.callFrame;
-    if (!frame) continue;
-    const name = frame.functionName || '(anonymous)';
-    const url = frame.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/dist-bench\//, '');
-    const key = `${name}|${url}|${frame.lineNumber}`;
-    const entry = byFunction.get(key) ?? { name, url, line: frame.lineNumber + 1, selfMs: 0 };
-    entry.selfMs += us / 1000;
-    byFunction.set(key, entry);
-  }
-  const functions = [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs);
+  const { samples, functions } = selfTimes(profile);
   // Per package (node_modules/<name>), Node internals, our sources, and V8's own entries.
-  const byPackage = new Map<string, number>();
-  for (const f of functions) {
-    const group = f.url.startsWith('node_modules/')
-      ? f.url.split('/').slice(1, f.url.split('/')[1]!.startsWith('@') ? 3 : 2).join('/')
-      : f.url.startsWith('node:')
-        ? 'node: (internals)'
-        : f.url === ''
-          ? f.name.startsWith('(') ? f.name : '(native)'
-          : f.url.includes('/src/')
-            ? 'switchyard src/'
-            : f.url;
-    byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
-  }
-  const packages = [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs).slice(0, 12);
+  const packages = selfTimeByPackage(functions, '/src/').slice(0, 12);
   return { totalMs: (profile.endTime - profile.startTime) / 1000, samples: samples.length, functions: functions.slice(0, top), packages };
 }
 

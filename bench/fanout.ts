@@ -33,7 +33,6 @@ import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { migrate } from '../src/db/migrate.js';
@@ -42,14 +41,13 @@ import { loadEnv } from '../src/env.js';
 import { waitForRedis } from '../src/redis.js';
 import { createRuntime } from '../src/runtime.js';
 import type { Services } from '../src/services.js';
+import { deleteKeys, dropSchema } from './lib/cleanup.js';
+import { intEnv, sleep, withTimeout } from './lib/env.js';
+import { heading, labelledLine, ms, printEnd, tableHeader, verdict } from './lib/report.js';
+import { quantileSorted, sortedCopy } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
 
 const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -79,36 +77,10 @@ const document = 'subscription TaskEvents($id: ID!, $after: String) { taskEvents
 
 // ----------------------------------------------------------------------------------------------- helpers
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-const ms = (value: number, digits = 1) => (Number.isFinite(value) ? `${value.toFixed(digits)} ms` : 'n/a');
 
-/** q-quantile of an ascending-sorted array (nearest rank). */
-function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
-function sortedCopy(values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(values).sort();
-}
-
-function line(label: string, value: string): void {
-  console.log(`  ${label.padEnd(60)} ${value}`);
-}
-
-function heading(text: string): void {
-  console.log(`\n== ${text}`);
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const line = labelledLine(60);
 
 async function waitUntil(condition: () => boolean, timeoutMs: number, what: string, pollMs = 10): Promise<void> {
   const deadline = performance.now() + timeoutMs;
@@ -611,7 +583,7 @@ function printRound(r: RoundResult): void {
         : `Round "floor" (reference, NOT Switchyard): bare ws server, one JSON.stringify per event, ws.send to each socket`,
   );
   const perSub = (a: number, b: number) => kb((b - a) / subscribers);
-  const goalLatency = r.latency.p99 <= goalP99Ms ? 'MET' : 'NOT MET';
+  const goalLatency = verdict(r.latency.p99 <= goalP99Ms);
   const rssPerSub = rssPerSubscriptionKb(r);
   line('publish→receive latency p50 / p95 / p99 (all subscribers)', `${ms(r.latency.p50)} / ${ms(r.latency.p95)} / ${ms(r.latency.p99)}   (max ${ms(r.latency.max)})`);
   line(`  goal p99 ≤ ${goalP99Ms} ms (stock graphql-ws + Pothos: 80 ms)`, goalLatency);
@@ -634,7 +606,7 @@ function printRound(r: RoundResult): void {
   line(`server RSS with ${subscribers} idle subscriptions`, `${mb(r.subscribed.rss)}   (heap used ${mb(r.subscribed.heapUsed)}, external ${mb(r.subscribed.external)})`);
   line(
     'per idle subscription (after − before) / N, RSS',
-    `${kb((r.subscribed.rss - r.before.rss) / subscribers)}  → ${rssPerSub <= goalKbPerSubscription ? 'MET' : 'NOT MET'} (goal ≤ ${goalKbPerSubscription} KB; stock: ~39 KB per connection;` +
+    `${kb((r.subscribed.rss - r.before.rss) / subscribers)}  → ${verdict(rssPerSub <= goalKbPerSubscription)} (goal ≤ ${goalKbPerSubscription} KB; stock: ~39 KB per connection;` +
       ` judged on the larger of this and the marginal figure below, as RSS moves in steps)`,
   );
   line('  JS heap used / external, same basis', `${perSub(r.before.heapUsed, r.subscribed.heapUsed)} / ${perSub(r.before.external, r.subscribed.external)}`);
@@ -671,30 +643,6 @@ function printRound(r: RoundResult): void {
 
 // ----------------------------------------------------------------------------------------------- the bench
 
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: baseDatabaseUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
-}
-
 /** The soft RLIMIT_NOFILE of this process (Linux), which the forked API process inherits. */
 function openFileLimit(): number | null {
   try {
@@ -718,8 +666,8 @@ async function main(): Promise<void> {
   const cleanup = async () => {
     if (cleaning) return;
     cleaning = true;
-    await dropSchema(schema).catch((error) => console.error('dropping schema failed:', error));
-    await deleteKeys(prefix).catch((error) => console.error('deleting Redis keys failed:', error));
+    await dropSchema(baseDatabaseUrl, schema).catch((error) => console.error('dropping schema failed:', error));
+    await deleteKeys(redisUrl, prefix).catch((error) => console.error('deleting Redis keys failed:', error));
     rmSync(artifactDir, { recursive: true, force: true });
   };
   const deadline = setTimeout(() => {
@@ -796,13 +744,10 @@ async function main(): Promise<void> {
   }
 
   heading('Summary');
-  const widths = [44, ...results.map(() => 24), 24];
-  const row = (cells: string[]) => console.log(`  ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')}`);
-  row(['figure', ...results.map((r) => r.mode), 'goal (stock graphql-ws)']);
-  row(widths.map((w) => '-'.repeat(w)));
-  const verdict = (ok: boolean) => (ok ? ' MET' : ' NOT MET');
+  const row = tableHeader([44, ...results.map(() => 24), 24], ['figure', ...results.map((r) => r.mode), 'goal (stock graphql-ws)']);
+  const mark = (ok: boolean) => ` ${verdict(ok)}`;
   row(['p50 / p95 latency', ...results.map((r) => `${ms(r.latency.p50)} / ${ms(r.latency.p95)}`), '']);
-  row(['p99 latency', ...results.map((r) => `${ms(r.latency.p99)}${verdict(r.latency.p99 <= goalP99Ms)}`), `≤ ${goalP99Ms} ms (80 ms)`]);
+  row(['p99 latency', ...results.map((r) => `${ms(r.latency.p99)}${mark(r.latency.p99 <= goalP99Ms)}`), `≤ ${goalP99Ms} ms (80 ms)`]);
   row([
     'delivered, in order, no socket closed',
     ...results.map((r) => `${((r.delivered / r.expected) * 100).toFixed(2)}%${r.outOfOrder ? `, ${r.outOfOrder} out of order` : ''}${r.closed ? `, ${r.closed} closed` : ''}`),
@@ -811,15 +756,14 @@ async function main(): Promise<void> {
   row(['RSS per idle subscription: (after−before)/N', ...results.map((r) => kb((r.subscribed.rss - r.before.rss) / subscribers)), '']);
   row([
     '  marginal (2nd half); verdict on the larger',
-    ...results.map((r) => `${kb(marginalRss(r))}${verdict(rssPerSubscriptionKb(r) <= goalKbPerSubscription)}`),
+    ...results.map((r) => `${kb(marginalRss(r))}${mark(rssPerSubscriptionKb(r) <= goalKbPerSubscription)}`),
     `≤ ${goalKbPerSubscription} KB (~39 KB)`,
   ]);
   row(['RSS before / with subscribers', ...results.map((r) => `${mb(r.before.rss)} / ${mb(r.subscribed.rss)}`), '']);
   row(['sharedExecutions', ...results.map((r) => String(r.subscribed.sharedExecutions)), '']);
   row(['server CPU per event', ...results.map((r) => ms(r.publishCpuMs / events, 2)), '']);
   console.log('');
-  line('load average at end (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
-  line('wall time', `${((performance.now() - began) / 1000).toFixed(1)} s`);
+  printEnd(line, began);
 }
 
 main().then(

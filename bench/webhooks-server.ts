@@ -43,6 +43,7 @@ import { createRuntime } from '../src/runtime.js';
 import { createApp } from '../src/server/create-app.js';
 import type { Services } from '../src/services.js';
 import { normalise } from '../src/webhooks/events.js';
+import { selfTimeByPackage, selfTimes, type Profile } from './lib/profile.js';
 
 type Request =
   | { t: 'stats' }
@@ -363,57 +364,10 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
 
 // ------------------------------------------------------------------------------------------ profile summary
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-
-interface Profile {
-  nodes: ProfileNode[];
-  samples?: number[];
-  timeDeltas?: number[];
-  startTime: number;
-  endTime: number;
-}
-
 /** Self time per function (samples × interval), heaviest first, and per package / area. */
 function summariseProfile(profile: Profile, top: number) {
-  const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
-  const selfUs = new Map<number, number>();
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  for (let i = 0; i < samples.length; i += 1) {
-    // timeDeltas[i] is the time before sample i; attribute the following interval to sample i.
-    const dt = deltas[i + 1] ?? 0;
-    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, dt));
-  }
-  const byFunction = new Map<string, { name: string; url: string; line: number; selfMs: number }>();
-  for (const [id, us] of selfUs) {
-    const frame = byNode.get(id)?.callFrame;
-    if (!frame) continue;
-    const name = frame.functionName || '(anonymous)';
-    const url = frame.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/dist-bench\//, '');
-    const key = `${name}|${url}|${frame.lineNumber}`;
-    const entry = byFunction.get(key) ?? { name, url, line: frame.lineNumber + 1, selfMs: 0 };
-    entry.selfMs += us / 1000;
-    byFunction.set(key, entry);
-  }
-  const functions = [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs);
-  const byPackage = new Map<string, number>();
-  for (const f of functions) {
-    const group = f.url.startsWith('node_modules/')
-      ? f.url.split('/').slice(1, f.url.split('/')[1]!.startsWith('@') ? 3 : 2).join('/')
-      : f.url.startsWith('node:')
-        ? 'node: (internals)'
-        : f.url === ''
-          ? f.name.startsWith('(') ? f.name : '(native)'
-          : f.url.includes('src/')
-            ? 'switchyard src/'
-            : f.url;
-    byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
-  }
-  const packages = [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs);
+  const { byNode, selfUs, samples, functions } = selfTimes(profile);
+  const packages = selfTimeByPackage(functions, 'src/');
   // Inclusive ("total") time of Switchyard's own functions: the sample's node and its callers, each function
   // counted once per sample. An async function's segments after each await show up under its own frame again
   // (resumed from the microtask queue), so this covers the function's synchronous work, not its waiting.

@@ -23,7 +23,7 @@
 // API CPU per call), BENCH_DEADLINE_SECONDS (90). See bench/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,14 +32,14 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
+import { deleteKeys, dropSchema } from './lib/cleanup.js';
+import { intEnv, sleep, withTimeout } from './lib/env.js';
+import { postgresPortsOf, statFields, statMs, tickMs } from './lib/procfs.js';
+import { heading, labelledLine, loadAverages, ms, printEnd, verdict } from './lib/report.js';
+import { quantileSorted } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
 
 const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -71,79 +71,11 @@ const serverFile = fileURLToPath(new URL('./webhooks-server.js', import.meta.url
 
 // ----------------------------------------------------------------------------------------------- helpers
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const ms = (value: number, digits = 1) => (Number.isFinite(value) ? `${value.toFixed(digits)} ms` : 'n/a');
 const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
 
-/** q-quantile of an ascending-sorted array (nearest rank). */
-function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
-function line(label: string, value: string): void {
-  console.log(`  ${label.padEnd(62)} ${value}`);
-}
-
-function heading(text: string): void {
-  console.log(`\n== ${text}`);
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const line = labelledLine(62);
 
 // --------------------------------------------------------------------------------- CPU accounting (/proc)
-
-const tickMs = 10; // USER_HZ is 100 on Linux
-
-function statFields(path: string): string[] | null {
-  try {
-    const raw = readFileSync(path, 'utf8');
-    return raw.slice(raw.lastIndexOf(')') + 2).split(' '); // fields from "state" (field 3) on
-  } catch {
-    return null;
-  }
-}
-
-/** Field n (1-based, as in proc(5)) of a stat line split by statFields, in ms. */
-const statMs = (fields: string[] | null, n: number) => Number(fields?.[n - 3] ?? 0) * tickMs;
-
-/** Local TCP ports of a process's connections to port 5432 (the API process's Prisma pool). */
-function postgresPortsOf(pid: number): Set<number> {
-  const ports = new Set<number>();
-  try {
-    const inodes = new Set<string>();
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (match) inodes.add(match[1]!);
-      } catch {
-        // closed meanwhile
-      }
-    }
-    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const row of text.split('\n').slice(1)) {
-        const cols = row.trim().split(/\s+/);
-        if (cols.length < 10 || !inodes.has(cols[9]!)) continue;
-        if (parseInt(cols[2]!.split(':')[1]!, 16) === 5432) ports.add(parseInt(cols[1]!.split(':')[1]!, 16));
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return ports;
-}
 
 interface RawCpu {
   self: number;
@@ -558,7 +490,7 @@ function printRound(r: RoundResult): void {
   const lat = r.latencies;
   const failed = Object.values(r.failures).reduce((a, b) => a + b, 0);
   heading(`${r.label}: ${r.kind === 'matched' ? 'push to main, one rule fires (200 PROCESSED, 1 task)' : 'push to a feature branch, no rule matches (200 IGNORED)'}`);
-  line('verified deliveries per second (end to end)', `${fmt(rate)} /s   goal ≥ ${fmt(goalPerSecond)}/s on 2 cores → ${rate >= goalPerSecond ? 'MET' : 'NOT MET'}`);
+  line('verified deliveries per second (end to end)', `${fmt(rate)} /s   goal ≥ ${fmt(goalPerSecond)}/s on 2 cores → ${verdict(rate >= goalPerSecond)}`);
   line('latency p50 / p90 / p99 / max', `${ms(quantileSorted(lat, 0.5))} / ${ms(quantileSorted(lat, 0.9))} / ${ms(quantileSorted(lat, 0.99))} / ${ms(lat[lat.length - 1] ?? NaN)}`);
   line('deliveries sent / verified / failed', `${r.sent} / ${r.verified} / ${failed} in ${r.elapsedS.toFixed(2)} s, ${concurrency} in flight, body ${fmt(r.bodyBytes)} bytes`);
   if (failed) {
@@ -678,30 +610,6 @@ async function spotCheck(db: pg.Client, schema: string, jobsQueue: Queue, source
 
 // ----------------------------------------------------------------------------------------------- the bench
 
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: baseDatabaseUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
-}
-
 async function main(): Promise<void> {
   const began = performance.now();
   const suffix = randomBytes(4).toString('hex');
@@ -715,8 +623,8 @@ async function main(): Promise<void> {
     if (cleaning) return;
     cleaning = true;
     await api?.stop().catch(() => undefined);
-    await dropSchema(schema).catch((error) => console.error('dropping schema failed:', error));
-    await deleteKeys(prefix).catch((error) => console.error('deleting Redis keys failed:', error));
+    await dropSchema(baseDatabaseUrl, schema).catch((error) => console.error('dropping schema failed:', error));
+    await deleteKeys(redisUrl, prefix, 1000).catch((error) => console.error('deleting Redis keys failed:', error));
     rmSync(artifactDir, { recursive: true, force: true });
   };
   const deadline = setTimeout(() => {
@@ -735,7 +643,7 @@ async function main(): Promise<void> {
       `${seconds} s per round (rounds: ${rounds.join(', ')}; each after a warm-up of ${warmupDeliveries} deliveries or ${warmupSeconds} s, whichever comes first)`,
   );
   const load = loadavg()[0]!;
-  console.log(`  machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  console.log(`  machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadAverages()}`);
   if (load > cpus().length) {
     console.log(`  WARNING: load average ${load.toFixed(1)} on ${cpus().length} cores before starting: other work competes for the CPU; the rates measure the share this benchmark got (see "CPU per delivery" and the CPU-bound ceiling)`);
   }
@@ -889,8 +797,7 @@ async function main(): Promise<void> {
     );
   }
   line('every answer checked, spot check, totals', problems.length ? `NOT OK (${problems.length}): ${problems.slice(0, 3).join('; ')}` : 'OK');
-  line('load average at end (1/5/15 min)', loadavg().map((v) => v.toFixed(2)).join(' '));
-  line('wall time', `${((performance.now() - began) / 1000).toFixed(1)} s`);
+  printEnd(line, began);
   if (problems.length) process.exitCode = 1;
 }
 

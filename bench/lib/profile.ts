@@ -1,0 +1,72 @@
+// CPU-profile summaries (node:inspector Profiler.stop() output) shared by the benchmark API processes.
+
+export interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+export interface Profile {
+  nodes: ProfileNode[];
+  samples?: number[];
+  timeDeltas?: number[];
+  startTime: number;
+  endTime: number;
+}
+
+export interface FunctionSelfTime {
+  name: string;
+  url: string;
+  line: number;
+  selfMs: number;
+}
+
+/**
+ * Self time per sampled node (µs) and per function (ms, heaviest first). `srcMarker` is the URL fragment that
+ * marks Switchyard's own sources when grouping by package.
+ */
+export function selfTimes(profile: Profile): { byNode: Map<number, ProfileNode>; selfUs: Map<number, number>; samples: number[]; functions: FunctionSelfTime[] } {
+  const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
+  const selfUs = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i += 1) {
+    // timeDeltas[i] is the time before sample i; attribute the following interval to sample i.
+    const dt = deltas[i + 1] ?? 0;
+    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, dt));
+  }
+  const byFunction = new Map<string, FunctionSelfTime>();
+  for (const [id, us] of selfUs) {
+    const frame = byNode.get(id)?.callFrame;
+    if (!frame) continue;
+    const name = frame.functionName || '(anonymous)';
+    const url = frame.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/dist-bench\//, '');
+    const key = `${name}|${url}|${frame.lineNumber}`;
+    const entry = byFunction.get(key) ?? { name, url, line: frame.lineNumber + 1, selfMs: 0 };
+    entry.selfMs += us / 1000;
+    byFunction.set(key, entry);
+  }
+  const functions = [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs);
+  return { byNode, selfUs, samples, functions };
+}
+
+/**
+ * Self time per package (node_modules/<name>), Node internals, our sources (URLs containing `srcMarker`) and V8's
+ * own entries, heaviest first.
+ */
+export function selfTimeByPackage(functions: FunctionSelfTime[], srcMarker: string): Array<{ name: string; selfMs: number }> {
+  const byPackage = new Map<string, number>();
+  for (const f of functions) {
+    const group = f.url.startsWith('node_modules/')
+      ? f.url.split('/').slice(1, f.url.split('/')[1]!.startsWith('@') ? 3 : 2).join('/')
+      : f.url.startsWith('node:')
+        ? 'node: (internals)'
+        : f.url === ''
+          ? f.name.startsWith('(') ? f.name : '(native)'
+          : f.url.includes(srcMarker)
+            ? 'switchyard src/'
+            : f.url;
+    byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
+  }
+  return [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs);
+}
