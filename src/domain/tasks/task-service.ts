@@ -187,8 +187,11 @@ export class TaskService {
       { status: 'CANCELLED', finishedAt: new Date(), errorCode: 'CANCELLED', errorMessage: `Cancelled by ${by}`, phase: null },
       [statusEvent('CANCELLED', { by })],
     );
-    if (cancelled) return cancelled;
-    return this.cancel(actor, taskId); // the state moved under us: decide again
+    if (!cancelled) return this.cancel(actor, taskId); // the state moved under us: decide again
+    // Remove the job again after the commit: a concurrent retry may have given the task a new job, or its add may
+    // have landed after our first removal. (A retry re-checks after its own add, so one of the two sees it.)
+    if (cancelled.jobId) await this.queues.remove(cancelled.queue, cancelled.jobId).catch(() => undefined);
+    return cancelled;
   }
 
   async retry(actor: Principal, taskId: string): Promise<Task> {
@@ -216,7 +219,13 @@ export class TaskService {
       { newJob: true },
     );
     if (!retried) throw notRetryable((await this.require(taskId)).status);
-    return this.enqueueOrFail(retried);
+    const queued = await this.enqueueOrFail(retried);
+    // A concurrent cancel may have ended this attempt before its job was added: take the job back out.
+    const current = await this.prisma.task.findUnique({ where: { id: taskId }, select: { status: true, jobId: true } });
+    if (current && (current.jobId !== queued.jobId || current.status !== 'QUEUED')) {
+      await this.queues.remove(queued.queue, queued.jobId!).catch(() => undefined);
+    }
+    return queued;
   }
 
   async find<T extends Omit<Prisma.TaskFindUniqueArgs, 'where'>>(taskId: string, query?: T) {
