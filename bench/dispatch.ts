@@ -34,6 +34,7 @@ import type { Services } from '../src/services.js';
 import { TaskLifecycle } from '../src/domain/tasks/task-lifecycle.js';
 import { ChildLauncher, childEntryPoint } from '../src/workers/child-launcher.js';
 import { ChildSession } from '../src/workers/child-session.js';
+import { TaskExecutor } from '../src/workers/task-executor.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
 import { parseConcurrency, parseQueues } from '../src/workers/worker-config.js';
 import type { WorkerHost } from '../src/workers/worker-host.js';
@@ -292,9 +293,7 @@ function instrument(): void {
   const lifecycle = TaskLifecycle.prototype as unknown as Record<string, (...args: any[]) => Promise<unknown>>;
   const keyOf: Record<string, (args: any[]) => string> = {
     load: (args) => args[0],
-    claim: (args) => args[0].id,
-    recordChild: (args) => args[0],
-    isCancelRequested: (args) => args[0],
+    claim: (args) => args[0],
     progress: (args) => args[0],
     succeed: (args) => args[0],
   };
@@ -310,6 +309,13 @@ function instrument(): void {
       }
     };
   }
+
+  const executor = TaskExecutor.prototype as unknown as { process: (...args: any[]) => Promise<unknown> };
+  const process_ = executor.process;
+  executor.process = function (this: unknown, ...args: any[]) {
+    mark((args[0] as { data: { taskId: string } }).data.taskId, 'pickup');
+    return process_.apply(this, args);
+  };
 
   const launcher = ChildLauncher.prototype as unknown as Record<string, (...args: any[]) => any>;
   const launch = launcher.launch!;
@@ -373,20 +379,17 @@ function instrument(): void {
 /** Segments of the dispatch path, each from one mark to another; p50 over the tasks that have both. */
 const traceSegments: Array<[string, string, string]> = [
   ['submitTask call (validate, insert task + event, enqueue)', 'submit', 'submit.returned'],
-  ['submitTask returned → job picked up (BullMQ)', 'submit.returned', 'load:start'],
-  ['TaskLifecycle.load (task + org)', 'load:start', 'load:end'],
-  ['claim: RUNNING transaction', 'claim:start', 'claim:end'],
-  ['claim end → take() (issueGrant)', 'claim:end', 'take:start'],
+  ['submitTask returned → job picked up (BullMQ)', 'submit.returned', 'pickup'],
+  ['job picked up → take() (a child, before the claim)', 'pickup', 'take:start'],
   ['take(): synchronous fork() inside take', 'take:start', 'take:end'],
-  ["take() end → 'run' sent to the child", 'take:end', 'run.sent'],
-  ['  of which recordChild + isCancelRequested', 'recordChild:start', 'isCancelRequested:end'],
+  ['claim: one statement (RUNNING + pid, returns the org)', 'claim:start', 'claim:end'],
+  ["claim end → 'run' sent (files, grant, child ready)", 'claim:end', 'run.sent'],
   ["  of which waiting for the child's ready", 'session.run', 'child.readyObserved'],
   ['run sent → PROGRESS message (child imports op, runs)', 'run.sent', 'child.progress'],
   ['PROGRESS message → its transaction ends', 'child.progress', 'progress:end'],
   ['PROGRESS message → done message', 'child.progress', 'child.done'],
   ['done message → child exit observed', 'child.done', 'child.exit'],
   ['child exit → succeed transaction ends', 'child.exit', 'succeed:end'],
-  ["RUNNING written (claim end) → 'run' sent", 'claim:end', 'run.sent'],
   ['TOTAL submit → succeed transaction ends', 'submit', 'succeed:end'],
 ];
 
@@ -789,17 +792,17 @@ async function main(): Promise<void> {
     console.log('  -- Postgres round trips per task (p50 count of queries this process sent; sequential tasks)');
     const rt: Array<[string, string, string]> = [
       ['submitTask', 'submit', 'submit.returned'],
-      ['job picked up → run sent to the child', 'load:start', 'run.sent'],
+      ['job picked up → run sent to the child', 'pickup', 'run.sent'],
       ['PROGRESS handling', 'progress:start', 'progress:end'],
       ['settle (succeed)', 'succeed:start', 'succeed:end'],
       ['whole task', 'submit', 'succeed:end'],
     ];
     for (const [name, from, to] of rt) line(`  ${name}`, `${String(p50(queriesBetween(withSpare.ids, from, to))).padStart(11)}`);
     const sampleTrace = traces.get(withSpare.ids[Math.floor(withSpare.ids.length / 2)] ?? '');
-    if (sampleTrace?.['load:start'] !== undefined && sampleTrace['run.sent'] !== undefined) {
+    if (sampleTrace?.['pickup'] !== undefined && sampleTrace['run.sent'] !== undefined) {
       console.log("     statements from job pick-up to 'run' sent, one task (ms after pick-up):");
-      for (const q of queryLog.filter((q) => q.at >= sampleTrace['load:start']! && q.at <= sampleTrace['run.sent']!)) {
-        console.log(`       +${(q.at - sampleTrace['load:start']!).toFixed(1).padStart(6)} ms  ${shortSql(q.sql)}`);
+      for (const q of queryLog.filter((q) => q.at >= sampleTrace['pickup']! && q.at <= sampleTrace['run.sent']!)) {
+        console.log(`       +${(q.at - sampleTrace['pickup']!).toFixed(1).padStart(6)} ms  ${shortSql(q.sql)}`);
       }
     }
     const replacement = (ids: string[]) => p50(ids.map((id) => traces.get(id)?.['take.replacementFork'] ?? NaN).filter(Number.isFinite));

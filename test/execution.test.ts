@@ -229,6 +229,27 @@ describe('child processes', () => {
     expect(worker.host.launcher.sparePid).not.toBe(nextSpare);
   });
 
+  it('stops the child taken for a job that is not its task\'s current one, without running anything', async () => {
+    // The worker takes a child before it claims the task (so the claim can record its pid). A stale job, here
+    // one added by hand next to a task that waits for its own runAt, claims nothing: that child must exit
+    // without a request, and the task must stay as it was.
+    const waiting = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 }, runAt: new Date(Date.now() + 60_000).toISOString() });
+    expect(waiting.status).toBe('SCHEDULED');
+    const uuid = rawId(waiting.id, 'Task');
+    const spare = await waitFor(async () => worker.host.launcher.sparePid, 5000, 'the spare child');
+    const stale = await api.queues.get('NORMAL').add('DIAGNOSTIC', { taskId: uuid }, { jobId: `${uuid}-stale` });
+    await waitFor(async () => ((await stale.getState()) === 'completed' ? true : null), 10_000, 'the stale job to be processed');
+    expect(await api.queues.get('NORMAL').getJob(stale.id!).then((job) => job?.returnvalue)).toEqual({ skipped: 'stale job' });
+    // The spare it took is gone and was never handed a task.
+    await waitFor(async () => (isAlive(spare) ? null : true), 5000, `child ${spare} to exit`);
+    const after = await getTask(waiting.id);
+    expect(after).toMatchObject({ status: 'SCHEDULED', attempts: 0, startedAt: null });
+    expect(statuses(after)).toEqual([{ status: 'SCHEDULED' }]);
+    expect((await api.prisma.task.findUnique({ where: { id: uuid }, select: { childPid: true } }))?.childPid).toBeNull();
+    const cancelled = await api.gql(CANCEL, { id: waiting.id }, token);
+    expect(cancelled.body.data.cancelTask.task.status).toBe('CANCELLED');
+  });
+
   it('records progress in order with gap-free seq, stores the result, counts one attempt', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 4, stepMs: 20 } });
     expect(submitted.status).toBe('QUEUED');

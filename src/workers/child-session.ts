@@ -64,6 +64,15 @@ export class ChildSession {
     return this.report ?? { kind: 'crashed', exitCode: code, signal };
   }
 
+  /**
+   * Stops a child that was never sent a request (its task could not be claimed or prepared). It is not
+   * handed out again: it may already have been told to abort.
+   */
+  discard(): void {
+    const proc = this.child.process;
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+  }
+
   /** Asks the operation to stop; if it does not exit in time it gets SIGTERM, then SIGKILL. */
   abort(reason: AbortReason): void {
     if (this.abortReason) return;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Task } from '../generated/prisma/client.js';
 import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
 import type { TaskEffects } from '../domain/tasks/task-effects.js';
-import type { TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import type { OrgRef, TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { TaskJobData } from '../queues/task-queues.js';
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
@@ -36,6 +36,9 @@ export interface ExecutorDeps {
 }
 
 /** Retry delay BullMQ will use before attempt `attempt + 1` with exponential backoff. */
+/** claimAndRun()'s answer when the task could not be claimed for this job. */
+const notClaimed = Symbol('not claimed');
+
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
 }
@@ -51,12 +54,20 @@ export class TaskExecutor {
   ) {}
 
   async process(job: Job<TaskJobData>, token: string | undefined): Promise<unknown> {
-    const { lifecycle, logger } = this.deps;
+    // The usual case first, in one statement: a waiting task whose current job this is, of a type that needs
+    // no org lock. Anything else (a stale job, a lost run, a removed org, a lock to wait for) is sorted out below.
+    if (!orgExclusiveTypes.has(job.name as Task['type'])) {
+      const ran = await this.claimAndRun(job);
+      if (ran !== notClaimed) return ran;
+    }
+
+    const { lifecycle } = this.deps;
     let task = await lifecycle.load(job.data.taskId);
     // A job of an earlier attempt, or of a task that no longer exists: nothing to do.
     if (!task || task.jobId !== job.id) return { skipped: 'stale job' };
 
     if (task.status === 'RUNNING') {
+      if (this.running.has(task.id)) return { skipped: 'task is running in this worker' };
       // This job was already running when its worker died (BullMQ found it stalled): a lost run.
       const lost = { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' };
       if (task.attempts >= task.maxAttempts) {
@@ -87,58 +98,80 @@ export class TaskExecutor {
       this.lastWaitPhase.delete(task.id);
     }
 
-    let renewTimer: NodeJS.Timeout | undefined;
+    const renewTimer = exclusive
+      ? setInterval(() => void this.deps.orgLock.renew(org.id, task!.id).catch(() => undefined), this.deps.orgLock.leaseMs / 3)
+      : undefined;
     try {
-      const claimed = await lifecycle.claim(task, this.options.workerId);
-      if (!claimed) return { skipped: 'task left the queue before it started' };
-      if (exclusive) {
-        renewTimer = setInterval(() => void this.deps.orgLock.renew(org.id, task!.id).catch(() => undefined), this.deps.orgLock.leaseMs / 3);
-      }
-      const outcome = await this.runChild(job, claimed, { alias: org.alias, instanceUrl: org.instanceUrl, secretRef: org.secretRef });
-      return await this.settle(claimed, outcome);
+      const ran = await this.claimAndRun(job);
+      return ran === notClaimed ? { skipped: 'task left the queue before it started' } : ran;
     } finally {
-      if (renewTimer) clearInterval(renewTimer);
+      clearInterval(renewTimer);
       if (exclusive) await this.deps.orgLock.release(org.id, task.id).catch(() => undefined);
     }
   }
 
-  private async runChild(job: Job<TaskJobData>, task: Task, org: { alias: string; instanceUrl: string; secretRef: string }): Promise<ChildOutcome> {
-    const { lifecycle, launcher, secrets } = this.deps;
-    let files;
-    try {
-      files = await this.deps.effects.files(task);
-    } catch (error) {
-      return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
-    }
-    let grant;
-    try {
-      grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
-    } catch (error) {
-      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
-      return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
-    }
-    const child = launcher.take();
+  /**
+   * Takes a child first (a ready spare, or a fork that boots while the claim runs), registers its session so a
+   * cancel that arrives the moment the task is RUNNING finds it, then claims the task for this job, recording
+   * the child's pid in the same statement. A child whose task could not be claimed never gets a request.
+   */
+  private async claimAndRun(job: Job<TaskJobData>): Promise<unknown> {
+    const { lifecycle } = this.deps;
+    const taskId = job.data.taskId;
+    if (this.running.has(taskId)) return notClaimed;
+    const child = this.deps.launcher.take();
     const session = new ChildSession(
       child,
       {
         onProgress: async (percent, phase, details) => {
-          await lifecycle.progress(task.id, percent, phase, details);
+          await lifecycle.progress(taskId, percent, phase, details);
           // BullMQ's own view (dashboards such as Bull Board); best effort.
           await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
         },
-        onLog: (level, message) => lifecycle.log(task.id, level, message),
+        onLog: (level, message) => lifecycle.log(taskId, level, message),
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
       },
       this.options.killGraceMs,
     );
-    this.running.set(task.id, session);
+    this.running.set(taskId, session);
+    let claimed;
+    try {
+      claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
+    } finally {
+      if (!claimed) {
+        this.running.delete(taskId);
+        session.discard();
+      }
+    }
+    if (!claimed) return notClaimed;
+    try {
+      return await this.settle(claimed, await this.runChild(claimed, claimed.org, session));
+    } finally {
+      this.running.delete(taskId);
+    }
+  }
+
+  private async runChild(task: Task, org: OrgRef, session: ChildSession): Promise<ChildOutcome> {
+    const { secrets } = this.deps;
+    let files;
+    let grant;
+    try {
+      files = await this.deps.effects.files(task);
+    } catch (error) {
+      session.discard();
+      return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
+    }
+    try {
+      grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+    } catch (error) {
+      session.discard();
+      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
+      return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
+    }
     const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
     const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
     try {
-      // The child gets its request first (a ready spare starts at once); recording its pid and the cancel check
-      // run meanwhile, off the dispatch path. Both end before the outcome is settled, so settling still clears
-      // childPid after it was recorded.
-      const outcome = session.run({
+      return await session.run({
         taskId: task.id,
         type: task.type,
         attempt: task.attempts,
@@ -147,20 +180,8 @@ export class TaskExecutor {
         grant,
         files,
       });
-      try {
-        await lifecycle.recordChild(task.id, session.pid);
-        // A cancel may have arrived between claim and now.
-        if (await lifecycle.isCancelRequested(task.id)) session.abort('cancelled');
-      } catch (error) {
-        // No run the worker cannot record: stop the child before failing the job.
-        session.abort('shutdown');
-        await outcome;
-        throw error;
-      }
-      return await outcome;
     } finally {
       clearTimeout(timer);
-      this.running.delete(task.id);
     }
   }
 

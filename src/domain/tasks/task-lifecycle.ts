@@ -2,7 +2,10 @@
 // Every change goes through the TaskJournal, guarded by the status it expects, so a late or duplicate
 // report (a retried job, a cancelled task) cannot overwrite a newer state.
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
-import type { Org, Task } from '../../generated/prisma/client.js';
+import type { Task } from '../../generated/prisma/client.js';
+import { orgRefColumn, type OrgRef } from './task-statements.js';
+
+export type { OrgRef } from './task-statements.js';
 import { statusEvent, type TaskJournal } from './task-journal.js';
 
 export interface TaskFailure {
@@ -18,23 +21,27 @@ export class TaskLifecycle {
     private readonly journal: TaskJournal,
   ) {}
 
-  async load(taskId: string): Promise<(Task & { org: Org | null }) | null> {
-    return this.prisma.task.findUnique({ where: { id: taskId }, include: { org: true } });
+  /** The task with what a worker needs of its org (null when the org was removed), in one query. */
+  async load(taskId: string): Promise<(Task & { org: OrgRef | null }) | null> {
+    const [row] = await this.prisma.$queryRaw<(Task & { org: OrgRef | null })[]>`
+      SELECT t.*, ${orgRefColumn} FROM "Task" t LEFT JOIN "Org" o ON o."id" = t."orgId" WHERE t."id" = ${taskId}::uuid`;
+    return row ?? null;
   }
 
-  /** QUEUED/SCHEDULED → RUNNING, counting the attempt. Null when the task is no longer waiting. */
-  claim(task: Task, workerId: string): Promise<Task | null> {
-    const attempt = task.attempts + 1;
-    return this.journal.change(
-      task.id,
+  /**
+   * QUEUED/SCHEDULED → RUNNING by the worker holding BullMQ job `jobId`, counting the attempt and recording
+   * the child that will run it, in one statement that also returns the org. Null when the task is no longer
+   * waiting, the job is not its current one, or its org was removed: look closer with load().
+   */
+  async claim(taskId: string, jobId: string, workerId: string, childPid: number | undefined): Promise<(Task & { org: OrgRef }) | null> {
+    // The org is there: the statement only claims a task whose org exists, and reads it in the same snapshot.
+    return (await this.journal.changeWithOrg(
+      taskId,
       ['QUEUED', 'SCHEDULED'],
-      { status: 'RUNNING', attempts: attempt, startedAt: new Date(), workerId, childPid: null, progress: 0, phase: null, errorCode: null, errorMessage: null },
-      [statusEvent('RUNNING', { attempt, worker: workerId })],
-    );
-  }
-
-  async recordChild(taskId: string, pid: number | undefined): Promise<void> {
-    await this.prisma.task.updateMany({ where: { id: taskId, status: 'RUNNING' }, data: { childPid: pid ?? null } });
+      { status: 'RUNNING', startedAt: new Date(), workerId, childPid: childPid ?? null, progress: 0, phase: null, errorCode: null, errorMessage: null },
+      [statusEvent('RUNNING', { worker: workerId })],
+      { jobId, orgExists: true, countAttempt: true },
+    )) as (Task & { org: OrgRef }) | null;
   }
 
   async progress(taskId: string, percent: number, phase: string | undefined, details?: Record<string, unknown>): Promise<void> {
@@ -104,15 +111,12 @@ export class TaskLifecycle {
     await this.journal.change(taskId, ['QUEUED', 'SCHEDULED'], { phase }, log ? [{ kind: 'LOG', payload: { level: 'info', message: phase } }] : []);
   }
 
-  async isCancelRequested(taskId: string): Promise<boolean> {
-    const task = await this.prisma.task.findUnique({ where: { id: taskId }, select: { cancelRequestedAt: true } });
-    return Boolean(task?.cancelRequestedAt);
-  }
-
   /** Running tasks with a pending cancellation, among `taskIds`. */
   async cancelRequested(taskIds: string[]): Promise<string[]> {
     if (taskIds.length === 0) return [];
-    const rows = await this.prisma.task.findMany({ where: { id: { in: taskIds }, cancelRequestedAt: { not: null } }, select: { id: true } });
+    // Polled every few hundred ms while tasks run: raw SQL spares the ORM's per-query compile.
+    const rows = await this.prisma.$queryRaw<{ id: string }[]>`
+      SELECT "id" FROM "Task" WHERE "id" = ANY(${taskIds}::uuid[]) AND "cancelRequestedAt" IS NOT NULL`;
     return rows.map((row) => row.id);
   }
 }

@@ -90,7 +90,8 @@ export class TaskService {
       runAt: input.runAt ?? undefined,
     }, pathPrefix);
     const parsed = parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']);
-    const org = await this.prisma.org.findUnique({ where: { alias: data.org } });
+    // Raw SQL: on the path of every submit and webhook, where the ORM's per-query compile cost showed.
+    const [org] = await this.prisma.$queryRaw<{ id: string; alias: string }[]>`SELECT "id", "alias" FROM "Org" WHERE "alias" = ${data.org}`;
     if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
     const params = await this.resolveReferences(data.type, parsed, org.id, [...pathPrefix, 'params']);
     return {

@@ -1,0 +1,161 @@
+// The task journal's writes as single SQL statements. Every task's life runs through these on the dispatch
+// path (submit, claim, each progress report, settle), and with Prisma's ORM each was a transaction of 3–5
+// statements, each compiled by Prisma's query compiler in JS: a few milliseconds of CPU apiece, which capped
+// how many short tasks a worker could run. One data-modifying CTE per change is one round trip, atomic on its
+// own (a single statement is its own transaction) and still serialised per task by the UPDATE's row lock.
+//
+// Only parameterised tagged templates (Prisma.sql) are used; values never become SQL text. Timestamps are
+// taken from this process's clock, as the ORM does, and columns are named explicitly so a schema change that
+// these statements miss fails loudly in the tests instead of writing the wrong column.
+import { Prisma } from '../../db/prisma.js';
+import type { Org } from '../../generated/prisma/client.js';
+import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
+import type { PendingEvent } from './task-journal.js';
+
+/** The task columns a journal change may set (undefined leaves a column alone). */
+export interface TaskChanges {
+  status?: TaskStatus;
+  attempts?: number;
+  progress?: number;
+  phase?: string | null;
+  errorCode?: string | null;
+  errorMessage?: string | null;
+  result?: unknown;
+  workerId?: string | null;
+  childPid?: number | null;
+  startedAt?: Date | null;
+  finishedAt?: Date | null;
+  runAt?: Date | null;
+  cancelRequestedAt?: Date | null;
+}
+
+/** What a worker needs of a task's org. */
+export type OrgRef = Pick<Org, 'id' | 'alias' | 'instanceUrl' | 'secretRef'>;
+
+/** A new task's columns, as TaskService.create fills them. */
+export interface NewTask {
+  id: string;
+  type: TaskType;
+  status: TaskStatus;
+  queue: TaskQueue;
+  priority: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number | null;
+  input: unknown;
+  source: TaskSource;
+  requestedBy: string;
+  runAt: Date | null;
+  orgId: string | null;
+  orgAlias: string;
+  scheduleId: string | null;
+}
+
+/** SQL for one value of a column, typed the way Postgres stores it. */
+const columnValue: { [K in keyof TaskChanges]-?: (value: NonNullable<TaskChanges[K]> | null) => Prisma.Sql } = {
+  status: (value) => Prisma.sql`CAST(${value} AS "TaskStatus")`,
+  attempts: (value) => Prisma.sql`${value}::int`,
+  progress: (value) => Prisma.sql`${value}::int`,
+  phase: (value) => Prisma.sql`${value}::text`,
+  errorCode: (value) => Prisma.sql`${value}::text`,
+  errorMessage: (value) => Prisma.sql`${value}::text`,
+  // A JSON null result is stored as SQL NULL, as the ORM reads both back as null.
+  result: (value) => (value === null ? Prisma.sql`NULL` : Prisma.sql`${JSON.stringify(value)}::jsonb`),
+  workerId: (value) => Prisma.sql`${value}::text`,
+  childPid: (value) => Prisma.sql`${value}::int`,
+  startedAt: (value) => timestamp(value),
+  finishedAt: (value) => timestamp(value),
+  runAt: (value) => timestamp(value),
+  cancelRequestedAt: (value) => timestamp(value),
+};
+
+function timestamp(value: Date | null): Prisma.Sql {
+  return Prisma.sql`${value}::timestamp(3)`;
+}
+
+function assignments(changes: TaskChanges, now: Date): Prisma.Sql[] {
+  const sets = [Prisma.sql`"updatedAt" = ${timestamp(now)}`];
+  for (const [column, value] of Object.entries(changes) as [keyof TaskChanges, unknown][]) {
+    if (value === undefined) continue;
+    const toSql = columnValue[column] as ((value: unknown) => Prisma.Sql) | undefined;
+    if (!toSql) throw new Error(`Task column ${column} cannot be changed by the journal`);
+    sets.push(Prisma.sql`${Prisma.raw(`"${column}"`)} = ${toSql(value)}`);
+  }
+  return sets;
+}
+
+/**
+ * The events' rows, numbered after the task's previous lastEventSeq (read from `moved`, the updated row), all
+ * stamped `now`. A data-modifying CTE runs to completion even though the outer query does not read it.
+ */
+function insertEvents(events: PendingEvent[], now: Date, attemptInStatus = false): Prisma.Sql {
+  const kinds = events.map((event) => event.kind);
+  const payloads = events.map((event) => JSON.stringify(event.payload));
+  const payload = attemptInStatus
+    ? Prisma.sql`CASE WHEN e.kind = 'STATUS' THEN e.payload::jsonb || jsonb_build_object('attempt', moved."attempts") ELSE e.payload::jsonb END`
+    : Prisma.sql`e.payload::jsonb`;
+  return Prisma.sql`
+    INSERT INTO "TaskEvent" ("taskId", "seq", "kind", "payload", "createdAt")
+    SELECT moved."id", moved."lastEventSeq" - ${events.length}::int + e.ord::int, CAST(e.kind AS "TaskEventKind"), ${payload}, ${timestamp(now)}
+    FROM moved, unnest(${kinds}::text[], ${payloads}::text[]) WITH ORDINALITY AS e(kind, payload, ord)`;
+}
+
+/**
+ * What a worker needs of a task's org as one JSON column (null when the org was removed): `o` is the
+ * joined "Org" row.
+ */
+export const orgRefColumn = Prisma.sql`CASE WHEN o."id" IS NULL THEN NULL
+  ELSE json_build_object('id', o."id", 'alias', o."alias", 'instanceUrl', o."instanceUrl", 'secretRef', o."secretRef") END AS "org"`;
+
+export interface ChangeStatement {
+  taskId: string;
+  /** Only when the task's status is one of these (any status when null). */
+  from: readonly TaskStatus[] | null;
+  /** Only when this is the task's current job (a claim by the job's worker). */
+  jobId?: string;
+  /** Only when the task's org still exists. */
+  orgExists?: boolean;
+  changes: TaskChanges;
+  events: PendingEvent[];
+  /** Give the task a new BullMQ job id, `<id>-<seq of the first event>` (unique per task). */
+  newJob?: boolean;
+  /** Count an attempt (attempts + 1); STATUS events carry the new number as `attempt`. */
+  countAttempt?: boolean;
+  /** Return the task's org too, as an `org` column (see orgRefColumn). */
+  withOrg?: boolean;
+  now: Date;
+}
+
+/** UPDATE … RETURNING the task, with its events appended, in one statement. Returns no row when a guard failed. */
+export function changeTask(statement: ChangeStatement): Prisma.Sql {
+  const { taskId, from, jobId, orgExists, changes, events, newJob, countAttempt, withOrg, now } = statement;
+  const sets = assignments(changes, now);
+  sets.push(Prisma.sql`"lastEventSeq" = "lastEventSeq" + ${events.length}::int`);
+  if (countAttempt) sets.push(Prisma.sql`"attempts" = "attempts" + 1`);
+  // In SET, "lastEventSeq" is still the old value, so + 1 is the first new event's seq.
+  if (newJob) sets.push(Prisma.sql`"jobId" = "id"::text || '-' || ("lastEventSeq" + 1)::text`);
+  const guards = [Prisma.sql`"id" = ${taskId}::uuid`];
+  if (from) guards.push(Prisma.sql`"status" = ANY(CAST(${[...from]}::text[] AS "TaskStatus"[]))`);
+  if (jobId !== undefined) guards.push(Prisma.sql`"jobId" = ${jobId}`);
+  if (orgExists) guards.push(Prisma.sql`EXISTS (SELECT 1 FROM "Org" WHERE "Org"."id" = "Task"."orgId")`);
+  return Prisma.sql`
+    WITH moved AS (
+      UPDATE "Task" SET ${Prisma.join(sets, ', ')} WHERE ${Prisma.join(guards, ' AND ')} RETURNING *
+    )${events.length > 0 ? Prisma.sql`, written AS (${insertEvents(events, now, countAttempt)})` : Prisma.empty}
+    ${withOrg ? Prisma.sql`SELECT moved.*, ${orgRefColumn} FROM moved LEFT JOIN "Org" o ON o."id" = moved."orgId"` : Prisma.sql`SELECT * FROM moved`}`;
+}
+
+/** INSERT of a task with its first event (seq 1, whose job id `<id>-1` it gets), in one statement. */
+export function createTask(task: NewTask, first: PendingEvent, now: Date): Prisma.Sql {
+  return Prisma.sql`
+    WITH moved AS (
+      INSERT INTO "Task" ("id", "type", "status", "queue", "priority", "maxAttempts", "backoffMs", "timeoutMs", "input",
+        "source", "requestedBy", "runAt", "orgId", "orgAlias", "scheduleId", "lastEventSeq", "jobId", "createdAt", "updatedAt")
+      VALUES (${task.id}::uuid, CAST(${task.type} AS "TaskType"), CAST(${task.status} AS "TaskStatus"), CAST(${task.queue} AS "TaskQueue"),
+        ${task.priority}::int, ${task.maxAttempts}::int, ${task.backoffMs}::int, ${task.timeoutMs}::int, ${JSON.stringify(task.input)}::jsonb,
+        CAST(${task.source} AS "TaskSource"), ${task.requestedBy}, ${timestamp(task.runAt)}, ${task.orgId}::uuid, ${task.orgAlias},
+        ${task.scheduleId}::uuid, 1, ${`${task.id}-1`}, ${timestamp(now)}, ${timestamp(now)})
+      RETURNING *
+    ), written AS (${insertEvents([first], now)})
+    SELECT * FROM moved`;
+}
