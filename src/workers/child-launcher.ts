@@ -26,6 +26,9 @@ function childEnvironment(): NodeJS.ProcessEnv {
   return Object.fromEntries(keep.filter((key) => process.env[key] !== undefined).map((key) => [key, process.env[key]]));
 }
 
+/** Longest wait for a taken child to start before its replacement spare is forked anyway. */
+const replenishDelayMs = 50;
+
 export interface LaunchedChild {
   process: ChildProcess;
   /** Resolves when the child has loaded its entry point and can take a request. */
@@ -49,10 +52,11 @@ export class ChildLauncher {
   }
 
   /**
-   * A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked. The new
-   * spare is forked on the next turn of the event loop: fork() blocks this process for tens of milliseconds
-   * (the kernel copies the page tables of the whole worker), and the child just taken should get its request
-   * before that.
+   * A fresh child for one operation; with keepSpare, the spare is handed out and a new one forked once the
+   * child just taken has started its operation (its first report or its exit, or after replenishDelayMs):
+   * fork() blocks this process for milliseconds (the kernel copies the page tables of the whole worker) and
+   * the new spare's start-up takes a core for tens of milliseconds, neither of which should delay the
+   * request to the child just taken or its first steps.
    */
   take(): LaunchedChild {
     if (this.closed) throw new Error('ChildLauncher is closed');
@@ -61,8 +65,23 @@ export class ChildLauncher {
     if (!child || child.process.exitCode !== null || child.process.signalCode !== null || !child.process.connected) {
       child = this.launch(false);
     }
-    if (this.options.keepSpare) setImmediate(() => this.replenish());
+    if (this.options.keepSpare) this.replenishAfterStart(child);
     return child;
+  }
+
+  private replenishAfterStart(child: LaunchedChild): void {
+    const proc = child.process;
+    const started = () => {
+      clearTimeout(timer);
+      proc.off('message', onMessage);
+      proc.off('exit', started);
+      this.replenish();
+    };
+    // 'ready' may still be on its way from a child that was not the spare.
+    const onMessage = (message: ChildMessage) => message.t !== 'ready' && started();
+    const timer = setTimeout(started, replenishDelayMs);
+    proc.on('message', onMessage);
+    proc.once('exit', started);
   }
 
   private replenish(): void {

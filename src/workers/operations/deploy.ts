@@ -15,7 +15,7 @@ export async function runDeployment(ctx: OperationContext<Params>, checkOnly: bo
     throw new OperationError('INVALID_PACKAGE', 'The source artifact is missing from the artifact store', false);
   });
   ctx.progress(2, 'authenticating');
-  const { conn } = await connect(ctx);
+  const { conn } = await connect(ctx, ['metadata']);
   let deployId: string;
   try {
     const started = await conn.metadata.deploy(zip, {

@@ -10,7 +10,7 @@ const quickDeploy: Operation<TaskParams<'QUICK_DEPLOY'>> = {
     const validationId = ctx.params.deployId;
     if (!validationId) throw new OperationError('INVALID_PACKAGE', 'No validated deploy id to promote', false);
     ctx.progress(2, 'authenticating');
-    const { conn } = await connect(ctx);
+    const { conn } = await connect(ctx, ['metadata']);
     let deployId: string;
     try {
       deployId = await conn.metadata.deployRecentValidation({ id: validationId, rest: false });

@@ -27,7 +27,7 @@ const retrieve: Operation<Params> = {
     const version = params.apiVersion ?? defaultApiVersion;
     const types = params.packageXml ? typesFromPackageXml(params.packageXml) : params.members!.map((m) => ({ name: m.type, members: m.members }));
     ctx.progress(2, 'authenticating');
-    const { conn } = await connect(ctx);
+    const { conn } = await connect(ctx, ['metadata']);
     try {
       const started = (await conn.metadata.retrieve({ apiVersion: version, unpackaged: { types, version }, singlePackage: true } as never)) as unknown as { id: string };
       ctx.log(`Retrieve ${started.id} started`);
