@@ -53,6 +53,8 @@ const latencyTasks = intEnv('BENCH_LATENCY_TASKS', 50);
 const throughputTasks = intEnv('BENCH_THROUGHPUT_TASKS', 40);
 const bullJobs = intEnv('BENCH_BULLMQ_JOBS', 200);
 const forkSeconds = intEnv('BENCH_FORK_SECONDS', 3);
+/** Rounds of parts 4 and 3, alternating. */
+const rounds = Math.max(1, intEnv('BENCH_ROUNDS', 3));
 const startupSamples = intEnv('BENCH_STARTUP_SAMPLES', 6);
 /** The latency phase stops taking samples after this long (but not before 15 per mode). */
 const latencyBudgetSeconds = intEnv('BENCH_LATENCY_BUDGET_SECONDS', 45);
@@ -810,22 +812,48 @@ async function main(): Promise<void> {
     const replacement = (ids: string[]) => p50(ids.map((id) => traces.get(id)?.['take.replacementFork'] ?? NaN).filter(Number.isFinite));
     line('  (of take(): forking a replacement spare inside take())', `${ms(replacement(withSpare.ids)).padStart(11)} ${ms(replacement(withoutSpare.ids)).padStart(11)}`);
 
-    heading('4. Fork ceiling: bare Node children, 2 in flight (fork → ready over IPC → exit), launcher options');
-    const forkCeiling = await ceiling(() => forkOnce(emptyChild, launcherEnvironment()), forkSeconds);
-    line('empty children forked and exited per second', `${forkCeiling.perSecond.toFixed(1)} /s  (${forkCeiling.count} in ${forkCeiling.seconds.toFixed(1)} s)`);
+    // Parts 4 and 3 alternate, round after round, so the ceiling and the throughput it is compared with are
+    // measured under the same conditions: on a shared or throttled machine, a run of a few seconds can be 10 %
+    // faster or slower than the next. The goal takes the median of the per-round ratios.
+    heading(`4 + 3. Fork ceiling and end-to-end throughput, alternating, ${rounds} rounds`);
+    console.log('  ceiling: bare Node children, 2 in flight (fork → ready over IPC → exit), launcher options; task-child ceiling: child-main.js running a no-op DIAGNOSTIC, no DB/Redis');
+    console.log(`  throughput: up to ${throughputTasks} no-op tasks (${throughputBudgetSeconds} s budget), queue kept ahead of the worker, NORMAL concurrency 2, until all SUCCEEDED`);
+    const ceilings: Array<Awaited<ReturnType<typeof ceiling>>> = [];
+    const childCeilings: Array<Awaited<ReturnType<typeof ceiling>>> = [];
+    const spareRuns: ThroughputRun[] = [];
+    const plainRuns: ThroughputRun[] = [];
+    for (let round = 1; round <= rounds; round += 1) {
+      const forkRound = await ceiling(() => forkOnce(emptyChild, launcherEnvironment()), forkSeconds);
+      const childRound = await ceiling(taskChildOnce, forkSeconds);
+      const spareRound = await throughputPhase(stack, throughputTasks);
+      const plainRound = await throughputPhase(plainStack, throughputTasks);
+      ceilings.push(forkRound);
+      childCeilings.push(childRound);
+      spareRuns.push(spareRound);
+      plainRuns.push(plainRound);
+      const ratio = (run: ThroughputRun) => `${((run.perSecond / forkRound.perSecond) * 100).toFixed(0)}%`;
+      line(
+        `  round ${round}: ceiling / task-child ceiling / spare / no spare`,
+        `${forkRound.perSecond.toFixed(1)} / ${childRound.perSecond.toFixed(1)} / ${spareRound.perSecond.toFixed(1)} (${ratio(spareRound)}) / ${plainRound.perSecond.toFixed(1)} (${ratio(plainRound)}) per s`,
+      );
+      for (const run of [spareRound, plainRound]) if (run.failed) console.log(`  WARNING: ${run.failed} tasks did not SUCCEED`);
+    }
+    const medianRound = <T>(values: T[], key: (value: T) => number): T => [...values].sort((x, y) => key(x) - key(y))[Math.floor(values.length / 2)]!;
+    const forkCeiling = medianRound(ceilings, (c) => c.perSecond);
+    const childCeiling = medianRound(childCeilings, (c) => c.perSecond);
+    const tput = medianRound(spareRuns, (run) => run.perSecond);
+    const tputNoSpare = medianRound(plainRuns, (run) => run.perSecond);
+    const spareRatio = p50(spareRuns.map((run, i) => run.perSecond / ceilings[i]!.perSecond));
+    const plainRatio = p50(plainRuns.map((run, i) => run.perSecond / ceilings[i]!.perSecond));
+    line('empty children forked and exited per second (median)', `${forkCeiling.perSecond.toFixed(1)} /s  (${forkCeiling.count} in ${forkCeiling.seconds.toFixed(1)} s)`);
     line(
       'fork() call itself, blocking the event loop',
-      `p50 ${ms(p50(forkCeiling.forkSync))} at this process's RSS of ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (the kernel copies the page tables)`,
+      `p50 ${ms(p50(ceilings.flatMap((c) => c.forkSync)))} at this process's RSS of ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (the kernel copies the page tables)`,
     );
-    const childCeiling = await ceiling(taskChildOnce, forkSeconds);
-    line('task children (child-main.js running no-op DIAGNOSTIC) per second', `${childCeiling.perSecond.toFixed(1)} /s  (${childCeiling.count} in ${childCeiling.seconds.toFixed(1)} s, no DB/Redis)`);
-
-    heading(`3. End-to-end throughput: up to ${throughputTasks} no-op tasks (${throughputBudgetSeconds} s budget), queue kept ahead of the worker, NORMAL concurrency 2, until all SUCCEEDED`);
-    const tput = await throughputPhase(stack, throughputTasks);
-    line('tasks per second (spare child, the default)', `${tput.perSecond.toFixed(1)} /s  (${tput.tasks} in ${tput.seconds.toFixed(1)} s${tput.failed ? `, ${tput.failed} not SUCCEEDED!` : ''})`);
+    line('task children (child-main.js, no-op DIAGNOSTIC) per second (median)', `${childCeiling.perSecond.toFixed(1)} /s`);
+    line('tasks per second, spare child (the default; median)', `${tput.perSecond.toFixed(1)} /s  (${tput.tasks} in ${tput.seconds.toFixed(1)} s)`);
     printCpu(tput.cpu, tput.tasks, tput.seconds);
-    const tputNoSpare = await throughputPhase(plainStack, throughputTasks);
-    line('tasks per second (no spare child)', `${tputNoSpare.perSecond.toFixed(1)} /s  (${tputNoSpare.tasks} in ${tputNoSpare.seconds.toFixed(1)} s${tputNoSpare.failed ? `, ${tputNoSpare.failed} not SUCCEEDED!` : ''})`);
+    line('tasks per second, no spare child (median)', `${tputNoSpare.perSecond.toFixed(1)} /s  (${tputNoSpare.tasks} in ${tputNoSpare.seconds.toFixed(1)} s)`);
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
@@ -857,11 +885,10 @@ async function main(): Promise<void> {
     const bullP50 = p50(bull.latency);
     const deltaRunning = p50(withSpare.running) - bullP50;
     const deltaReport = p50(withSpare.childReport) - bullP50;
-    const target = 0.8 * forkCeiling.perSecond;
     heading('Goals');
     line('p50 submit→RUNNING (spare) within 15 ms of BullMQ p50', `${ms(p50(withSpare.running))} vs ${ms(bullP50, 2)}: +${ms(deltaRunning)} → ${deltaRunning <= 15 ? 'MET' : 'NOT MET'}`);
     line("  (same, to the child's first report)", `${ms(p50(withSpare.childReport))} vs ${ms(bullP50, 2)}: +${ms(deltaReport)} → ${deltaReport <= 15 ? 'MET' : 'NOT MET'}`);
-    line('throughput ≥ 0.8 × fork ceiling', `${tput.perSecond.toFixed(1)} /s vs 0.8 × ${forkCeiling.perSecond.toFixed(1)} = ${target.toFixed(1)} /s → ${tput.perSecond >= target ? 'MET' : 'NOT MET'} (${((tput.perSecond / forkCeiling.perSecond) * 100).toFixed(0)}% of ceiling)`);
+    line('throughput ≥ 0.8 × fork ceiling (median of rounds)', `${(spareRatio * 100).toFixed(0)}% of the ceiling measured in the same round → ${spareRatio >= 0.8 ? 'MET' : 'NOT MET'} (medians: ${tput.perSecond.toFixed(1)} /s vs ${forkCeiling.perSecond.toFixed(1)} /s)`);
     const taskChildCost = p50(readyOf(startup.taskChild!)) - p50(readyOf(startup.empty!));
     line('task child start-up over an empty child', `${taskChildCost >= 0 ? '+' : ''}${ms(taskChildCost)} (${ms(p50(readyOf(startup.taskChild!)))} vs ${ms(p50(readyOf(startup.empty!)))}): jsforce is not loaded until an operation needs it`);
     line('  a Salesforce operation then adds (reported)', `+${ms(jsforceCost)} for jsforce core + Metadata API (all of jsforce: +${ms(fullJsforceCost)})`);
@@ -875,8 +902,8 @@ async function main(): Promise<void> {
       ["RUNNING written → 'run' sent, spare", ms(p50(segmentValues(withSpare.ids, 'claim:end', 'run.sent'))), 'p50 (worker dispatch)', ''],
       ["RUNNING written → 'run' sent, no spare", ms(p50(segmentValues(withoutSpare.ids, 'claim:end', 'run.sent'))), 'p50 (worker dispatch)', ''],
       ['Postgres round trips per task', `${p50(queriesBetween(withSpare.ids, 'submit', 'succeed:end'))} (${p50(queriesBetween(withSpare.ids, 'submit', 'run.sent'))} before run)`, 'p50 count', ''],
-      ['throughput c=2, spare', `${tput.perSecond.toFixed(1)} tasks/s`, `≥ ${target.toFixed(1)} /s (0.8×ceiling)`, tput.perSecond >= target ? 'MET' : 'NOT MET'],
-      ['throughput c=2, no spare', `${tputNoSpare.perSecond.toFixed(1)} tasks/s`, `≥ ${target.toFixed(1)} /s (0.8×ceiling)`, tputNoSpare.perSecond >= target ? 'MET' : 'NOT MET'],
+      ['throughput c=2, spare', `${tput.perSecond.toFixed(1)} tasks/s, ${(spareRatio * 100).toFixed(0)}% of ceiling`, '≥ 80% of the same round\'s ceiling', spareRatio >= 0.8 ? 'MET' : 'NOT MET'],
+      ['throughput c=2, no spare', `${tputNoSpare.perSecond.toFixed(1)} tasks/s, ${(plainRatio * 100).toFixed(0)}% of ceiling`, '≥ 80% of the same round\'s ceiling', plainRatio >= 0.8 ? 'MET' : 'NOT MET'],
       ['fork ceiling, empty child, 2 in flight', `${forkCeiling.perSecond.toFixed(1)} forks/s`, 'reference', ''],
       ['task-child ceiling (no DB/Redis)', `${childCeiling.perSecond.toFixed(1)} children/s`, 'reference', ''],
       ['startup: empty child', ms(p50(readyOf(startup.empty!))), 'p50', ''],
