@@ -15,7 +15,8 @@ import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import type { Services } from '../services.js';
-import { SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
+import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
+import { SocketSubscriber } from './socket-subscriber.js';
 
 /** How a subscriber joining a shared execution of each subscription field catches up. */
 const catchUpByField: Record<string, CatchUp> = { taskEvents: 'replay', resourceUtilization: 'latest' };
@@ -51,13 +52,19 @@ export function attachSubscriptions(
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const shared = new SharedSubscriptions();
-  /** Sharing key per operation: same role, document and variables produce the same results. */
-  const shareKeys = new WeakMap<object, string>();
-  /** The socket each operation's context belongs to, to disconnect a subscriber that falls too far behind. */
-  const socketOf = new WeakMap<object, WebSocket>();
-  const tooSlow = (socket: WebSocket | undefined) => () => {
-    logger.warn('closing a subscription socket whose client is not reading (results queued)');
-    socket?.close(slowClientCloseCode, 'Client too slow: too many unread messages');
+  /**
+   * Per operation (by its context): the sharing key (same role, operation and variables produce the same
+   * results), and the socket and subscription id its shared results are written to.
+   */
+  const sharing = new WeakMap<object, { key: string; socket: WebSocket; id: string }>();
+  const tooSlow = (socket: WebSocket) => (unsentBytes: number) => {
+    logger.warn({ bufferedBytes: unsentBytes }, 'closing a subscription socket whose client is not reading');
+    socket.close(slowClientCloseCode, 'Client too slow: too many unread messages');
+  };
+  const subscriberLimits = {
+    maxBufferedBytes: limits.maxBufferedBytes,
+    // A joiner's whole catch-up fits, with room for what arrives while it is written.
+    maxQueued: maxReplayBuffer + 1000,
   };
   const byToken = new Map<string, Set<WebSocket>>();
 
@@ -71,12 +78,17 @@ export function attachSubscriptions(
   const disposable = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args: ExecutionArgs) => {
+      subscribe: async (args: ExecutionArgs) => {
         const run = () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never;
-        const key = shareKeys.get(args.contextValue as object);
-        if (!key) return run();
-        const socket = socketOf.get(args.contextValue as object);
-        return shared.subscribe(key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, tooSlow(socket)) as never;
+        const target = sharing.get(args.contextValue as object);
+        if (!target) return run();
+        // Shared results bypass graphql-ws's per-subscriber sending (see socket-subscriber.ts); graphql-ws gets
+        // an iterator that ends with the subscription, and sends `complete` then.
+        const subscriber = new SocketSubscriber(target.socket, target.id, subscriberLimits, tooSlow(target.socket));
+        const joined = await shared.subscribe(target.key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, subscriber);
+        if ('error' in joined) return joined.error as never;
+        subscriber.attach(joined.leave);
+        return subscriber as never;
       },
       onConnect: async (ctx) => {
         const params = ctx.connectionParams ?? {};
@@ -99,7 +111,7 @@ export function attachSubscriptions(
         return true;
       },
       onClose: (ctx) => forget(ctx.extra),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         // graphql-ws registers this subscription's id before calling onSubscribe, so it is already counted.
         if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
           return [
@@ -125,8 +137,7 @@ export function attachSubscriptions(
         if (errors.length > 0) return errors;
         const contextValue = await contextFactory();
         const role = ctx.extra.principal?.role;
-        if (role) shareKeys.set(contextValue, JSON.stringify([role, payload.operationName ?? null, payload.query, payload.variables ?? null]));
-        socketOf.set(contextValue, ctx.extra.socket);
+        if (role) sharing.set(contextValue, { key: JSON.stringify([role, payload.operationName ?? null, payload.query, payload.variables ?? null]), socket: ctx.extra.socket, id });
         return {
           schema,
           document,
@@ -136,6 +147,7 @@ export function attachSubscriptions(
           rootValue: { execute, subscribe },
         };
       },
+      // Results of operations that are not shared (queries, mutations) still go through graphql-ws's sending.
       onNext: (ctx) => {
         if (ctx.extra.socket.bufferedAmount > limits.maxBufferedBytes) {
           logger.warn({ bufferedBytes: ctx.extra.socket.bufferedAmount }, 'closing a subscription socket whose client is not reading');
