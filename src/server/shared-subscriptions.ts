@@ -13,18 +13,10 @@ export type CatchUp = 'replay' | 'latest' | 'live';
 /** Past this many buffered results a replaying execution stops taking new subscribers (they start their own). */
 export const maxReplayBuffer = 10_000;
 
-/**
- * Unsent bytes on any subscriber's socket past which the execution lets the event loop turn before producing its
- * next result. A burst (a replay from Postgres, many events at once) otherwise runs as one chain of microtasks:
- * nothing is flushed to the kernel and no client in this process reads until it ends, so a reader keeping up
- * could still be cut off as too slow. Live events one at a time never get here.
- */
-const paceBytes = 64 * 1024;
-
 /** Where a shared execution's results go (src/server/socket-subscriber.ts). */
 export interface ResultConsumer {
-  /** The next result as JSON (an ExecutionResult, serialised once for all consumers). Returns the consumer's unsent bytes. */
-  deliver(json: string): number;
+  /** The next result as JSON (an ExecutionResult, serialised once for all consumers). */
+  deliver(json: string): void;
   /** No more results. */
   end(): void;
 }
@@ -59,12 +51,7 @@ class SharedExecution {
           const json = JSON.stringify(next.value);
           if (this.catchUp === 'replay') this.history.push(json);
           if (this.catchUp === 'latest') this.latest = json;
-          let unsent = 0;
-          for (const consumer of this.consumers) {
-            const bytes = consumer.deliver(json);
-            if (bytes > unsent) unsent = bytes;
-          }
-          if (unsent > paceBytes) await new Promise((resolve) => setImmediate(resolve));
+          for (const consumer of this.consumers) consumer.deliver(json);
         }
       } catch {
         // The source failed: end every subscriber's stream (graphql-ws completes them).

@@ -2,40 +2,41 @@
 // results, serialised once for everyone, straight to its socket as graphql-transport-ws `next` frames.
 //
 // Why not hand each subscriber an async iterator and let graphql-ws send: graphql-ws then runs, per subscriber and
-// per result, an iterator step, its `next` hook, a JSON.stringify of the whole message and an awaited write
-// callback; with 1,000 subscribers that per-subscriber JavaScript cost more than the socket writes themselves
-// (bench/fanout.ts). graphql-ws still owns the protocol: connection_init, subscribe, errors, ping/pong and
-// `complete` in both directions. What it gets from `subscribe` is this object, an async iterator that yields
-// nothing and ends when the subscription does, so it sends `complete` after the last frame written here (`ws`
-// keeps writes in order), and a client's `complete` or a closed socket reaches `return()` as usual.
+// per result, an iterator step, its `next` hook, a JSON.stringify of the whole message and an awaited write; with
+// 1,000 subscribers that per-subscriber JavaScript (promises, closures and the garbage they leave) cost more than
+// the socket writes themselves (bench/fanout.ts). graphql-ws still owns the protocol: connection_init,
+// subscribe, errors, ping/pong and `complete` in both directions. What it gets from `subscribe` is this object,
+// an async iterator that yields nothing and ends once the subscription's last frame has been written, so its
+// `complete` follows that frame, and a client's `complete` or a closed socket reaches `return()` as usual.
+//
+// Flow control is the one graphql-ws had: one frame of a subscription on its way to the kernel at a time, the next
+// one written from the previous one's write callback, later results queued here (as JSON strings) meanwhile. So a
+// burst of results (a replay, several events published together) cannot pile up as unsent bytes on a socket whose
+// client is reading, and a client that is not reading is cut off (1008) when its socket has more than
+// `maxBufferedBytes` unsent (several subscriptions on it) or one subscription has more than `maxQueued` results
+// waiting.
 import type { WebSocket } from 'ws';
 
 export interface SocketSubscriberLimits {
-  /** Unsent bytes on the socket past which the client is taken to have stopped reading. */
+  /** Unsent bytes on the socket, when a frame is due, past which the client is taken to have stopped reading. */
   maxBufferedBytes: number;
-  /** Results waiting in this subscriber's own queue (catch-up, or before graphql-ws starts it) past which likewise. */
+  /** Results waiting for this subscription past which likewise. */
   maxQueued: number;
 }
-
-/**
- * During catch-up, frames are written while the socket has less than this unsent, then the rest once that last
- * frame has reached the kernel: a long replay goes out as fast as the client reads it, without first piling up
- * in memory as unsent bytes (which would count against `maxBufferedBytes`).
- */
-const catchUpHighWater = 64 * 1024;
 
 const done: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 export class SocketSubscriber implements AsyncIterableIterator<never> {
   /** `{"id":…,"type":"next","payload":` for this subscription; a frame is this + result JSON + `}`. */
   private readonly framePrefix: string;
+  /** Results waiting, oldest at `head` (null when none: the common case costs no array). */
+  private queue: string[] | null = null;
+  private head = 0;
   /**
-   * Results not written yet: the catch-up, and whatever arrives before graphql-ws starts reading this iterator
-   * (it must know the subscription before its frames go out). Null once everything is written: then results
-   * go straight to the socket.
+   * A frame is on its way to the kernel, or graphql-ws has not started reading this iterator yet (it must know the
+   * subscription before frames for it go out): results queue.
    */
-  private queue: string[] | null = [];
-  private queueHead = 0;
+  private busy = true;
   private started = false;
   /** The execution has no more results. */
   private ended = false;
@@ -63,33 +64,19 @@ export class SocketSubscriber implements AsyncIterableIterator<never> {
 
   // ------------------------------------------------------------------------------ from the shared execution
 
-  /**
-   * One result (an ExecutionResult as JSON). Returns the socket's unsent bytes, so the execution can let the
-   * event loop write (and in-process readers read) before it produces more.
-   */
-  deliver(json: string): number {
-    if (this.gone) return 0;
-    if (this.queue) {
-      if (this.queue.length - this.queueHead >= this.limits.maxQueued) this.cutOff(this.socket.bufferedAmount);
-      else this.queue.push(json);
-      return 0;
-    }
-    // Closing (revoked, cut off, client gone): graphql-ws will end this subscription; `ws` would only count
-    // the bytes of a frame sent now.
-    if (this.socket.readyState !== this.socket.OPEN) return 0;
-    const unsent = this.socket.bufferedAmount;
-    if (unsent > this.limits.maxBufferedBytes) {
-      this.cutOff(unsent);
-      return 0;
-    }
-    this.socket.send(this.framePrefix + json + '}');
-    return unsent;
+  /** The next result (an ExecutionResult as JSON). */
+  deliver(json: string): void {
+    if (this.gone) return;
+    if (!this.busy && !this.queue) return this.write(json);
+    const queue = (this.queue ??= []);
+    if (queue.length - this.head >= this.limits.maxQueued) this.cutOff(this.socket.bufferedAmount);
+    else queue.push(json);
   }
 
   /** No more results: once everything is written, graphql-ws sends `complete`. */
   end(): void {
     this.ended = true;
-    if (this.started && !this.queue) this.finish?.(done);
+    if (!this.busy && !this.queue) this.finish?.(done);
   }
 
   // ------------------------------------------------------------------------------------------ for graphql-ws
@@ -98,12 +85,12 @@ export class SocketSubscriber implements AsyncIterableIterator<never> {
     return this;
   }
 
-  /** graphql-ws reads the subscription: it knows the id now, so frames may go out. Settles when it is over. */
+  /** graphql-ws reads the subscription: frames may go out now. Settles when the subscription is over. */
   next(): Promise<IteratorResult<never>> {
     if (!this.finished) this.finished = new Promise((resolve) => (this.finish = resolve));
     if (!this.started) {
       this.started = true;
-      this.writeQueue();
+      this.written();
     }
     return this.finished;
   }
@@ -117,23 +104,31 @@ export class SocketSubscriber implements AsyncIterableIterator<never> {
 
   // ---------------------------------------------------------------------------------------------- internals
 
-  private readonly writeQueue = (error?: Error | null): void => {
+  private write(json: string): void {
+    // Closing (revoked, cut off, client gone): graphql-ws will end this subscription; `ws` would only count
+    // the bytes of a frame sent now.
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    const unsent = this.socket.bufferedAmount;
+    if (unsent > this.limits.maxBufferedBytes) return this.cutOff(unsent);
+    this.busy = true;
+    this.socket.send(this.framePrefix + json + '}', this.written);
+  }
+
+  /** The previous frame has reached the kernel (or reading has just started): the next one, or the end. */
+  private readonly written = (error?: Error | null): void => {
+    this.busy = false;
+    if (this.gone || error) return; // an error: the socket is gone, and graphql-ws calls return()
     const queue = this.queue;
-    if (!queue || this.gone || error) return; // an error: the socket is gone, and graphql-ws calls return()
-    while (this.queueHead < queue.length) {
-      if (this.socket.readyState !== this.socket.OPEN) return;
-      const frame = this.framePrefix + queue[this.queueHead++]! + '}';
-      if (this.socket.bufferedAmount > catchUpHighWater) {
-        // The rest once this one has reached the kernel (a client that does not read waits here, queueing
-        // further results until maxQueued).
-        this.socket.send(frame, this.writeQueue);
-        return;
+    if (queue) {
+      const json = queue[this.head++]!;
+      if (this.head === queue.length) {
+        this.queue = null;
+        this.head = 0;
       }
-      this.socket.send(frame);
+      this.write(json);
+    } else if (this.ended) {
+      this.finish?.(done);
     }
-    this.queue = null;
-    this.queueHead = 0;
-    if (this.ended) this.finish?.(done);
   };
 
   private leave(): void {
