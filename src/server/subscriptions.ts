@@ -15,6 +15,7 @@ import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import type { Services } from '../services.js';
+import { shareKey } from './share-key.js';
 import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
 import { SocketSubscriber } from './socket-subscriber.js';
 
@@ -137,7 +138,7 @@ export function attachSubscriptions(
         if (errors.length > 0) return errors;
         const contextValue = await contextFactory();
         const role = ctx.extra.principal?.role;
-        if (role) sharing.set(contextValue, { key: JSON.stringify([role, payload.operationName ?? null, payload.query, payload.variables ?? null]), socket: ctx.extra.socket, id });
+        if (role) sharing.set(contextValue, { key: shareKey(role, payload), socket: ctx.extra.socket, id });
         return {
           schema,
           document,
