@@ -368,6 +368,21 @@ describe('authentication and authorisation over the socket', () => {
     await finished(accepted.events[0].submitTask.task.id);
   });
 
+  it('refuses a new connection once its token has expired, even just after the token connected', async () => {
+    const expiresAt = new Date(Date.now() + 1500);
+    const expiring = await apiA.token('VIEWER', { name: 'expiring', expiresAt });
+    const first = wsClient(apiB.url, expiring);
+    const ping = collect(first, '{ viewer { role } }');
+    await ping.done;
+    expect(ping.events).toEqual([{ viewer: { role: 'VIEWER' } }]);
+    await first.dispose();
+    await sleep(expiresAt.getTime() - Date.now() + 50);
+    const again = wsClient(apiB.url, expiring);
+    await collect(again, '{ viewer { role } }').done;
+    await waitFor(async () => again.closeCodes.length > 0, 5000, 'close');
+    expect(again.closeCodes).toEqual([4403]);
+  });
+
   it('closes a revoked token\'s sockets on the other replica with 4403 at once', async () => {
     const member = await apiA.token('MEMBER', { name: 'to-revoke' });
     const tokenId = (await apiA.gql('{ viewer { token { id } } }', {}, member)).body.data.viewer.token.id;

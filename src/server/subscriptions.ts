@@ -15,6 +15,7 @@ import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import type { Services } from '../services.js';
+import { ConnectionPrincipals } from './connection-principals.js';
 import { shareKey } from './share-key.js';
 import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
 import { SocketSubscriber } from './socket-subscriber.js';
@@ -45,6 +46,9 @@ type SocketExtra = {
 
 export const slowClientCloseCode = 1008;
 
+/** How long a token lookup on connect is reused (at most the re-check interval). */
+const principalCacheMs = 10_000;
+
 export function attachSubscriptions(
   server: Server,
   yoga: YogaServerInstance<any, Context>,
@@ -68,6 +72,8 @@ export function attachSubscriptions(
     maxQueued: maxReplayBuffer + 1000,
   };
   const byToken = new Map<string, Set<WebSocket>>();
+  /** Token lookups on connect, remembered briefly (see connection-principals.ts for what keeps that safe). */
+  const principals = new ConnectionPrincipals((token) => services.tokens.authenticateWithExpiry(token), Math.min(principalCacheMs, limits.revalidateMs));
 
   const forget = (extra: SocketExtra) => {
     const tokenId = extra.principal?.tokenId;
@@ -95,7 +101,7 @@ export function attachSubscriptions(
         const params = ctx.connectionParams ?? {};
         const value = params.authorization ?? params.Authorization;
         const token = bearerToken(typeof value === 'string' ? value : null);
-        const principal = token ? await services.tokens.authenticate(token) : null;
+        const principal = token ? await principals.authenticate(token) : null;
         if (!principal) return false; // 4403 Forbidden
         if (principal.tokenId && (byToken.get(principal.tokenId)?.size ?? 0) >= limits.maxConnectionsPerToken) {
           ctx.extra.socket.close(4429, `At most ${limits.maxConnectionsPerToken} connections per token`);
@@ -160,6 +166,7 @@ export function attachSubscriptions(
   );
 
   const closeToken = (tokenId: string) => {
+    principals.forget(tokenId);
     for (const socket of byToken.get(tokenId) ?? []) socket.close(CloseCode.Forbidden, 'Token revoked');
     byToken.delete(tokenId);
   };
@@ -172,6 +179,7 @@ export function attachSubscriptions(
 
   // …and a periodic re-check catches what the announcement cannot: expiry, revocations from the CLI.
   const revalidate = setInterval(() => {
+    principals.sweep();
     void (async () => {
       for (const tokenId of [...byToken.keys()]) {
         const token = await services.tokens.find(tokenId).catch(() => undefined);
