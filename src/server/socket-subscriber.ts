@@ -9,19 +9,16 @@
 // an async iterator that yields nothing and ends once the subscription's last frame has been written, so its
 // `complete` follows that frame, and a client's `complete` or a closed socket reaches `return()` as usual.
 //
-// Flow control is the one graphql-ws had (it awaited each write): a subscription's next frame goes out only once
-// the previous ones have reached the kernel, later results are queued here (as JSON strings) meanwhile. So a burst
-// of results (a replay, several events published together) cannot pile up as unsent bytes on a socket whose client
-// is reading, and a client that is not reading is cut off (1008) when, as a frame is due, its socket has more than
-// `maxBufferedBytes` unsent besides this subscription's own frames (several subscriptions on it), or one
-// subscription has more than `maxQueued` results waiting.
-//
-// Without a write callback where none is needed: a write to a socket with nothing unsent almost always goes
-// straight to the kernel, and a callback would cost a process.nextTick per socket per result (Node schedules one
-// for every synchronous write that has a callback): about a tenth of the fan-out's CPU. So a frame is written
-// without one when the socket has nothing unsent, and what is left unsent right after is noted; only when the
-// socket already had something unsent is the frame written with a callback, and results wait for it. At most two
-// frames of a subscription are thus unsent at a time.
+// Flow control is the one graphql-ws had (it awaited each write), without its cost. A frame goes out at once while
+// the socket has nothing unsent (almost always straight to the kernel), without a write callback: Node schedules a
+// process.nextTick for every synchronous write that has one, a tick per socket per result, about a tenth of the
+// fan-out's CPU. What is left unsent right after is noted. When the socket already has something unsent, the
+// subscription writes one more frame, with a callback, and queues further results here (as JSON strings) until it
+// fires. So at most two of a subscription's frames are unsent at a time: a burst of results (a replay, several
+// events published together) cannot pile up as unsent bytes on a socket whose client is reading. A client that is
+// not reading is cut off (1008) when, as a frame is due, its socket has more than `maxBufferedBytes` unsent besides
+// this subscription's own frame (several subscriptions on it), or when one subscription has more than `maxQueued`
+// results waiting.
 import type { WebSocket } from 'ws';
 
 export interface SocketSubscriberLimits {
