@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { statusEvent } from '../src/domain/tasks/task-journal.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 import { collect, wsClient, type Collected } from './support/ws-client.js';
@@ -103,6 +104,17 @@ async function longLog(n: number, final = true): Promise<string> {
   if (final) await apiA.prisma.task.update({ where: { id: taskId }, data: { status: 'CANCELLED', lastEventSeq: n, finishedAt: new Date() } });
   else await apiA.prisma.task.update({ where: { id: taskId }, data: { lastEventSeq: n - 1 } });
   return id;
+}
+
+/** Appends `count` LOG events to a task in one transaction (announced together: a burst), as a worker would. */
+async function appendLogs(id: string, count: number, label: string): Promise<void> {
+  const events = range(count).map((i) => ({ kind: 'LOG' as const, payload: { level: 'info', message: `${label} ${i} ${'x'.repeat(40)}` } }));
+  await apiA.services.journal.change(decodeGlobalID(id).id, null, {}, events);
+}
+
+/** Ends a task with a final STATUS event, announced live. */
+async function cancelNow(id: string): Promise<void> {
+  await apiA.services.journal.change(decodeGlobalID(id).id, null, { status: 'CANCELLED', finishedAt: new Date() }, [statusEvent('CANCELLED')]);
 }
 
 describe('taskEvents across replicas', () => {
@@ -204,6 +216,60 @@ describe('taskEvents across replicas', () => {
     expect(sub.events.map((e: any) => e.taskEvents.seq)).toEqual(range(n));
   });
 
+  it('shares one execution among the same subscription written differently: each socket gets every event once, in order, and one completing leaves the other alone', async () => {
+    const id = await longLog(3, false); // events 1 and 2; the task stays open
+    const one = await rawClient(apiB, viewer);
+    const two = await rawClient(apiB, await apiA.token('VIEWER')); // another token with the same role
+    const executions = apiB.app.subscriptionStats().sharedExecutions;
+    // The same operation with other whitespace, commas and a comment, and its variables in another order.
+    const reformatted = `# the same\nsubscription ( $id : ID! , $after : String ) {\n  taskEvents(taskId: $id, after: $after) {\n    seq, cursor, kind, payload, createdAt\n  }\n}`;
+    one.ws.send(JSON.stringify({ id: 'a', type: 'subscribe', payload: { query: eventsSubscription, variables: { id, after: '1' } } }));
+    two.ws.send(JSON.stringify({ id: 'b', type: 'subscribe', payload: { query: reformatted, variables: { after: '1', id } } }));
+    const seqs = (client: { messages: any[] }, sid: string) => client.messages.filter((m) => m.id === sid && m.type === 'next').map((m) => m.payload.data.taskEvents.seq);
+    await waitFor(async () => seqs(one, 'a').length === 1 && seqs(two, 'b').length === 1, 5000, 'both to replay event 2');
+    expect(apiB.app.subscriptionStats().sharedExecutions).toBe(executions + 1);
+    // Protocol frames as graphql-ws sends them.
+    expect(one.messages.find((m) => m.type === 'next')).toEqual({
+      id: 'a',
+      type: 'next',
+      payload: { data: { taskEvents: { seq: 2, cursor: '2', kind: 'LOG', payload: { level: 'info', message: expect.stringMatching(/^line 2 /) }, createdAt: expect.any(String) } } },
+    });
+
+    // Live events, one at a time and in bursts.
+    for (const k of [1, 5, 1, 3]) await appendLogs(id, k, 'live');
+    await waitFor(async () => seqs(one, 'a').length === 11 && seqs(two, 'b').length === 11, 5000, 'the live events on both sockets');
+    expect(seqs(one, 'a')).toEqual(range(12).slice(1));
+    expect(seqs(two, 'b')).toEqual(range(12).slice(1));
+
+    // One completes: the other keeps receiving, the first nothing more for that id.
+    one.ws.send(JSON.stringify({ id: 'a', type: 'complete' }));
+    await sleep(100);
+    await appendLogs(id, 2, 'after');
+    await waitFor(async () => seqs(two, 'b').length === 13, 5000, 'the events after the complete');
+    await sleep(100);
+    expect(seqs(one, 'a')).toEqual(range(12).slice(1));
+    expect(apiB.app.subscriptionStats().sharedExecutions).toBe(executions + 1);
+
+    // The same socket subscribes again under a new id: it joins the running execution and catches up.
+    one.ws.send(JSON.stringify({ id: 'c', type: 'subscribe', payload: { query: eventsSubscription, variables: { after: '1', id } } }));
+    await waitFor(async () => seqs(one, 'c').length === 13, 5000, 'the joiner to catch up');
+    expect(apiB.app.subscriptionStats().sharedExecutions).toBe(executions + 1);
+
+    // The final status completes both remaining subscriptions, after their last event.
+    await cancelNow(id);
+    await waitFor(async () => [one, two].every((c) => c.messages.at(-1)?.type === 'complete'), 5000, 'complete on both sockets');
+    for (const [client, sid] of [[one, 'c'], [two, 'b']] as const) {
+      expect(seqs(client, sid)).toEqual(range(15).slice(1));
+      expect(client.messages.filter((m) => m.id === sid).at(-2).payload.data.taskEvents.payload).toEqual({ status: 'CANCELLED' });
+      expect(client.messages.at(-1)).toEqual({ id: sid, type: 'complete' });
+    }
+    expect(one.messages.filter((m) => m.type === 'complete').map((m) => m.id)).toEqual(['c']); // none for the id it completed itself
+    expect(one.messages.concat(two.messages).filter((m) => m.type === 'error')).toEqual([]);
+    await waitFor(async () => apiB.app.subscriptionStats().sharedExecutions === executions, 5000, 'the execution to end');
+    one.ws.terminate();
+    two.ws.terminate();
+  });
+
   it('lets a late subscriber join a shared replay of more than 1024 events and get all of them', async () => {
     const n = 1500;
     const id = await longLog(n, false); // not final: the shared execution stays open, waiting for live events
@@ -300,6 +366,21 @@ describe('authentication and authorisation over the socket', () => {
     expect(accepted.errors).toEqual([]);
     expect(accepted.events[0].submitTask.__typename).toBe('SubmitTaskSuccess');
     await finished(accepted.events[0].submitTask.task.id);
+  });
+
+  it('refuses a new connection once its token has expired, even just after the token connected', async () => {
+    const expiresAt = new Date(Date.now() + 1500);
+    const expiring = await apiA.token('VIEWER', { name: 'expiring', expiresAt });
+    const first = wsClient(apiB.url, expiring);
+    const ping = collect(first, '{ viewer { role } }');
+    await ping.done;
+    expect(ping.events).toEqual([{ viewer: { role: 'VIEWER' } }]);
+    await first.dispose();
+    await sleep(expiresAt.getTime() - Date.now() + 50);
+    const again = wsClient(apiB.url, expiring);
+    await collect(again, '{ viewer { role } }').done;
+    await waitFor(async () => again.closeCodes.length > 0, 5000, 'close');
+    expect(again.closeCodes).toEqual([4403]);
   });
 
   it('closes a revoked token\'s sockets on the other replica with 4403 at once', async () => {
@@ -413,6 +494,48 @@ describe('per-connection limits (replica C: 2 subscriptions, 16 KiB unread)', ()
     expect(code).toBe(1008);
     expect(reason).toMatch(/^Client too slow/);
     expect(messages.filter((m) => m.type === 'next').length).toBeLessThan(2 * n);
+  });
+
+  it('cuts off a client that stops reading from a shared execution with 1008, while the subscriber sharing it gets every event', async () => {
+    const id = await longLog(3, false);
+    const query = fatEvents(300); // ~23 KB per event: one frame waiting unsent is over the 16 KiB limit
+    const reader = wsClient(apiC.url, viewer);
+    const sub = collect(reader, query, { id });
+    await waitFor(async () => sub.events.length === 2, 5000, 'the reader to replay');
+    const executions = apiC.app.subscriptionStats().sharedExecutions;
+    // The paused client shares the reader's subscription and has one more of its own, so two frames can wait
+    // unsent on its socket: more than the 16 KiB limit.
+    const { ws, messages, closed } = await rawClient(apiC, viewer);
+    ws.pause();
+    ws.send(JSON.stringify({ id: 'shared', type: 'subscribe', payload: { query, variables: { id } } }));
+    ws.send(JSON.stringify({ id: 'own', type: 'subscribe', payload: { query: fatEvents(300, 'q'), variables: { id } } }));
+    await waitFor(async () => apiC.app.subscriptionStats().sharedExecutions === executions + 1, 5000, 'the paused client\'s own execution');
+    await sleep(200);
+    expect(apiC.app.subscriptionStats().sharedExecutions).toBe(executions + 1); // it joined the reader's
+
+    // Bursts of events until the kernel's buffers for the paused socket are full and the server gives up on it.
+    const givingUp = () => apiC.logLines.filter((line) => line.includes('client is not reading')).length;
+    const before = givingUp(); // the previous test's
+    const gaveUp = () => givingUp() > before;
+    let published = 2;
+    for (let burst = 0; burst < 200 && !gaveUp(); burst += 1) {
+      await appendLogs(id, 10, `burst ${burst}`);
+      published += 10;
+    }
+    await waitFor(async () => gaveUp(), 15_000, 'the server to give up on the paused client');
+    ws.resume();
+    const { code, reason } = await Promise.race([closed, sleep(10_000).then(() => ({ code: -1, reason: 'not closed' }))]);
+    expect(code).toBe(1008);
+    expect(reason).toMatch(/^Client too slow/);
+    expect(messages.filter((m) => m.type === 'next').length).toBeLessThan(2 * published);
+
+    await cancelNow(id);
+    await sub.done;
+    await reader.dispose();
+    expect(sub.errors).toEqual([]);
+    expect(sub.completed).toBe(true);
+    expect(sub.events.map((e: any) => e.taskEvents.seq)).toEqual(range(published + 1));
+    expect(reader.closeCodes.filter((c) => c !== 1000)).toEqual([]);
   });
 });
 

@@ -1,35 +1,33 @@
 // Subscribers that send the same subscription (same document, variables and role) share one execution:
-// the operation runs once per event and its result goes to all of them, instead of graphql-js executing it
-// once per subscriber per event. A role's scopes decide what a result may contain, so sharing never crosses
-// roles. How a subscriber joining a running execution catches up depends on the field:
+// the operation runs once per event and its result is serialised once and goes to all of them, instead of
+// graphql-js executing (and graphql-ws serialising) it once per subscriber per event. A role's scopes decide
+// what a result may contain, so sharing never crosses roles. How a subscriber joining a running execution
+// catches up depends on the field:
 // - replay: it first receives every result produced so far (taskEvents: the stream from its cursor);
 // - latest: it first receives the most recent result (resourceUtilization: a snapshot now);
 // - live: it receives what comes next (taskUpdated).
 import type { ExecutionResult } from 'graphql';
-import { Repeater } from 'graphql-yoga';
 
 export type CatchUp = 'replay' | 'latest' | 'live';
 
 /** Past this many buffered results a replaying execution stops taking new subscribers (they start their own). */
-const maxReplayBuffer = 10_000;
+export const maxReplayBuffer = 10_000;
 
-/**
- * Results one subscriber may have waiting (its catch-up included). A subscriber that falls further behind is
- * dropped on its own (and told through `onOverflow`); the others sharing the execution never notice.
- */
-const maxQueuedPerSubscriber = maxReplayBuffer + 1000;
+/** Where a shared execution's results go (src/server/socket-subscriber.ts). */
+export interface ResultConsumer {
+  /** The next result as JSON (an ExecutionResult, serialised once for all consumers). */
+  deliver(json: string): void;
+  /** No more results. */
+  end(): void;
+}
 
 type Source = AsyncIterable<ExecutionResult> | ExecutionResult;
 
-interface Consumer {
-  push(value: ExecutionResult): void;
-  stop(): void;
-}
-
 class SharedExecution {
-  readonly consumers = new Set<Consumer>();
-  readonly history: ExecutionResult[] = [];
-  latest: ExecutionResult | undefined;
+  readonly consumers = new Set<ResultConsumer>();
+  /** Every result so far, as JSON (replay), or the latest (latest). */
+  readonly history: string[] = [];
+  latest: string | undefined;
   finished = false;
   private iterator: AsyncIterator<ExecutionResult> | undefined;
 
@@ -49,79 +47,41 @@ class SharedExecution {
         for (;;) {
           const next = await this.iterator!.next();
           if (next.done) break;
-          if (this.catchUp === 'replay') this.history.push(next.value);
-          if (this.catchUp === 'latest') this.latest = next.value;
-          for (const consumer of this.consumers) void consumer.push(next.value);
+          // GraphQLError has toJSON: errors serialise as graphql-ws would send them.
+          const json = JSON.stringify(next.value);
+          if (this.catchUp === 'replay') this.history.push(json);
+          if (this.catchUp === 'latest') this.latest = json;
+          for (const consumer of this.consumers) consumer.deliver(json);
         }
       } catch {
         // The source failed: end every subscriber's stream (graphql-ws completes them).
       } finally {
         this.finished = true;
         this.onIdle();
-        for (const consumer of this.consumers) consumer.stop();
+        for (const consumer of this.consumers) consumer.end();
       }
     })();
   }
 
   /**
-   * A subscriber's stream. It is registered at once, in the same synchronous step that copies what it must
-   * catch up on, so no result can fall in between; results arriving before it is first read are queued.
-   * The queue is ours, not the Repeater's (which throws past 1024 pending pushes): each result is handed
-   * over only once the subscriber has taken the previous one.
+   * Registers a consumer and hands it what it must catch up on, in the same synchronous step, so no result can
+   * fall in between. Returns how to leave; the last consumer to leave stops the execution.
    */
-  join(onOverflow?: () => void): Repeater<ExecutionResult> {
-    const queued: ExecutionResult[] = this.catchUp === 'replay' ? [...this.history] : this.catchUp === 'latest' && this.latest ? [this.latest] : [];
-    let stopped = this.finished;
-    let overflowed = false;
-    let wake: (() => void) | null = null;
-    let halt: ((error?: unknown) => void) | null = null;
-    const tooSlow = () => new Error('Client too slow: too many unread results');
-    const consumer: Consumer = {
-      push: (value) => {
-        if (overflowed) return;
-        if (queued.length < maxQueuedPerSubscriber) {
-          queued.push(value);
-        } else {
-          overflowed = stopped = true;
-          queued.length = 0;
-          this.consumers.delete(consumer);
-          halt?.(tooSlow());
-          onOverflow?.();
-        }
-        wake?.();
-      },
-      stop: () => {
-        stopped = true;
-        wake?.();
-      },
+  join(consumer: ResultConsumer): () => void {
+    if (this.catchUp === 'replay') for (const json of this.history) consumer.deliver(json);
+    if (this.catchUp === 'latest' && this.latest !== undefined) consumer.deliver(this.latest);
+    if (this.finished) {
+      consumer.end();
+      return () => undefined;
+    }
+    this.consumers.add(consumer);
+    return () => {
+      if (!this.consumers.delete(consumer) || this.consumers.size > 0 || this.finished) return;
+      this.finished = true;
+      this.onIdle();
+      // Not awaited: the source may be waiting for its next result, and closing a socket must not wait for it.
+      void this.iterator?.return?.();
     };
-    if (!stopped) this.consumers.add(consumer);
-    return new Repeater<ExecutionResult>(async (push, stop) => {
-      halt = stop;
-      let gone = false;
-      void stop.then(() => {
-        gone = true;
-        wake?.();
-      });
-      while (!gone) {
-        const value = queued.shift();
-        if (value) {
-          await push(value);
-          continue;
-        }
-        if (stopped) break;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-      }
-      stop(overflowed ? tooSlow() : undefined);
-      this.consumers.delete(consumer);
-      if (this.consumers.size === 0 && !this.finished) {
-        this.finished = true;
-        this.onIdle();
-        // Not awaited: the source may be waiting for its next result, and closing a socket must not wait for it.
-        void this.iterator?.return?.();
-      }
-    });
   }
 }
 
@@ -134,16 +94,20 @@ export class SharedSubscriptions {
     return this.executions.size;
   }
 
-  async subscribe(key: string, catchUp: CatchUp, start: () => Promise<Source> | Source, onOverflow?: () => void): Promise<Source> {
+  /**
+   * Joins `consumer` to the execution for `key`, starting it with `start` if there is none. Returns how to leave
+   * it, or the error result `start` produced instead of a stream (nothing to share: graphql-ws sends it).
+   */
+  async subscribe(key: string, catchUp: CatchUp, start: () => Promise<Source> | Source, consumer: ResultConsumer): Promise<{ leave: () => void } | { error: ExecutionResult }> {
     const entry = this.executions.get(key);
     const running = entry instanceof Promise ? (await entry)?.execution : entry;
-    if (running?.acceptsJoiners) return running.join(onOverflow);
+    if (running?.acceptsJoiners) return { leave: running.join(consumer) };
 
     let errorResult: ExecutionResult | undefined;
     const starting = (async () => {
       const source = await start();
       if (!(Symbol.asyncIterator in Object(source))) {
-        errorResult = source as ExecutionResult; // an error result: nothing to share
+        errorResult = source as ExecutionResult;
         return null;
       }
       const execution = new SharedExecution(catchUp, () => {
@@ -161,13 +125,13 @@ export class SharedSubscriptions {
     }
     if (!started) {
       if (this.executions.get(key) === starting) this.executions.delete(key);
-      return errorResult!;
+      return { error: errorResult! };
     }
     const { execution, source } = started;
     if (this.executions.get(key) === starting) this.executions.set(key, execution);
     // The starter joins before the source runs, so it sees the very first result even in live mode.
-    const first = execution.join(onOverflow);
+    const leave = execution.join(consumer);
     execution.run(source);
-    return first;
+    return { leave };
   }
 }

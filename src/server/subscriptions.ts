@@ -15,7 +15,10 @@ import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import type { Services } from '../services.js';
-import { SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
+import { ConnectionPrincipals } from './connection-principals.js';
+import { shareKey } from './share-key.js';
+import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
+import { SocketSubscriber } from './socket-subscriber.js';
 
 /** How a subscriber joining a shared execution of each subscription field catches up. */
 const catchUpByField: Record<string, CatchUp> = { taskEvents: 'replay', resourceUtilization: 'latest' };
@@ -43,6 +46,9 @@ type SocketExtra = {
 
 export const slowClientCloseCode = 1008;
 
+/** How long a token lookup on connect is reused (at most the re-check interval). */
+const principalCacheMs = 10_000;
+
 export function attachSubscriptions(
   server: Server,
   yoga: YogaServerInstance<any, Context>,
@@ -51,15 +57,23 @@ export function attachSubscriptions(
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const shared = new SharedSubscriptions();
-  /** Sharing key per operation: same role, document and variables produce the same results. */
-  const shareKeys = new WeakMap<object, string>();
-  /** The socket each operation's context belongs to, to disconnect a subscriber that falls too far behind. */
-  const socketOf = new WeakMap<object, WebSocket>();
-  const tooSlow = (socket: WebSocket | undefined) => () => {
-    logger.warn('closing a subscription socket whose client is not reading (results queued)');
-    socket?.close(slowClientCloseCode, 'Client too slow: too many unread messages');
+  /**
+   * Per operation (by its context): the sharing key (same role, operation and variables produce the same
+   * results), and the socket and subscription id its shared results are written to.
+   */
+  const sharing = new WeakMap<object, { key: string; socket: WebSocket; id: string }>();
+  const tooSlow = (socket: WebSocket) => (unsentBytes: number) => {
+    logger.warn({ bufferedBytes: unsentBytes }, 'closing a subscription socket whose client is not reading');
+    socket.close(slowClientCloseCode, 'Client too slow: too many unread messages');
+  };
+  const subscriberLimits = {
+    maxBufferedBytes: limits.maxBufferedBytes,
+    // A joiner's whole catch-up fits, with room for what arrives while it is written.
+    maxQueued: maxReplayBuffer + 1000,
   };
   const byToken = new Map<string, Set<WebSocket>>();
+  /** Token lookups on connect, remembered briefly (see connection-principals.ts for what keeps that safe). */
+  const principals = new ConnectionPrincipals((token) => services.tokens.authenticateWithExpiry(token), Math.min(principalCacheMs, limits.revalidateMs));
 
   const forget = (extra: SocketExtra) => {
     const tokenId = extra.principal?.tokenId;
@@ -71,18 +85,23 @@ export function attachSubscriptions(
   const disposable = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args: ExecutionArgs) => {
+      subscribe: async (args: ExecutionArgs) => {
         const run = () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never;
-        const key = shareKeys.get(args.contextValue as object);
-        if (!key) return run();
-        const socket = socketOf.get(args.contextValue as object);
-        return shared.subscribe(key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, tooSlow(socket)) as never;
+        const target = sharing.get(args.contextValue as object);
+        if (!target) return run();
+        // Shared results bypass graphql-ws's per-subscriber sending (see socket-subscriber.ts); graphql-ws gets
+        // an iterator that ends with the subscription, and sends `complete` then.
+        const subscriber = new SocketSubscriber(target.socket, target.id, subscriberLimits, tooSlow(target.socket));
+        const joined = await shared.subscribe(target.key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, subscriber);
+        if ('error' in joined) return joined.error as never;
+        subscriber.attach(joined.leave);
+        return subscriber as never;
       },
       onConnect: async (ctx) => {
         const params = ctx.connectionParams ?? {};
         const value = params.authorization ?? params.Authorization;
         const token = bearerToken(typeof value === 'string' ? value : null);
-        const principal = token ? await services.tokens.authenticate(token) : null;
+        const principal = token ? await principals.authenticate(token) : null;
         if (!principal) return false; // 4403 Forbidden
         if (principal.tokenId && (byToken.get(principal.tokenId)?.size ?? 0) >= limits.maxConnectionsPerToken) {
           ctx.extra.socket.close(4429, `At most ${limits.maxConnectionsPerToken} connections per token`);
@@ -99,7 +118,7 @@ export function attachSubscriptions(
         return true;
       },
       onClose: (ctx) => forget(ctx.extra),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         // graphql-ws registers this subscription's id before calling onSubscribe, so it is already counted.
         if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
           return [
@@ -125,8 +144,7 @@ export function attachSubscriptions(
         if (errors.length > 0) return errors;
         const contextValue = await contextFactory();
         const role = ctx.extra.principal?.role;
-        if (role) shareKeys.set(contextValue, JSON.stringify([role, payload.operationName ?? null, payload.query, payload.variables ?? null]));
-        socketOf.set(contextValue, ctx.extra.socket);
+        if (role) sharing.set(contextValue, { key: shareKey(role, payload), socket: ctx.extra.socket, id });
         return {
           schema,
           document,
@@ -136,6 +154,7 @@ export function attachSubscriptions(
           rootValue: { execute, subscribe },
         };
       },
+      // Results of operations that are not shared (queries, mutations) still go through graphql-ws's sending.
       onNext: (ctx) => {
         if (ctx.extra.socket.bufferedAmount > limits.maxBufferedBytes) {
           logger.warn({ bufferedBytes: ctx.extra.socket.bufferedAmount }, 'closing a subscription socket whose client is not reading');
@@ -147,6 +166,7 @@ export function attachSubscriptions(
   );
 
   const closeToken = (tokenId: string) => {
+    principals.forget(tokenId);
     for (const socket of byToken.get(tokenId) ?? []) socket.close(CloseCode.Forbidden, 'Token revoked');
     byToken.delete(tokenId);
   };
@@ -159,6 +179,7 @@ export function attachSubscriptions(
 
   // …and a periodic re-check catches what the announcement cannot: expiry, revocations from the CLI.
   const revalidate = setInterval(() => {
+    principals.sweep();
     void (async () => {
       for (const tokenId of [...byToken.keys()]) {
         const token = await services.tokens.find(tokenId).catch(() => undefined);

@@ -72,6 +72,11 @@ export class TokenService {
 
   /** The principal a bearer token stands for, or null when it is unknown, malformed, expired or revoked. */
   async authenticate(secret: string): Promise<Principal | null> {
+    return (await this.authenticateWithExpiry(secret))?.principal ?? null;
+  }
+
+  /** As `authenticate`, with the token's expiry, for callers that keep the principal for a while. */
+  async authenticateWithExpiry(secret: string): Promise<{ principal: Principal; expiresAt: Date | null } | null> {
     if (!tokenPattern.test(secret)) return null;
     const token = await this.prisma.apiToken.findUnique({ where: { hash: hashToken(secret) }, include: { user: true } });
     if (!token || token.revokedAt) return null;
@@ -83,7 +88,7 @@ export class TokenService {
         .update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } })
         .catch(() => undefined);
     }
-    return {
+    const principal: Principal = {
       kind: 'token',
       userId: token.userId,
       userName: token.user.name,
@@ -91,6 +96,7 @@ export class TokenService {
       tokenName: token.name,
       role: token.role,
     };
+    return { principal, expiresAt: token.expiresAt };
   }
 
   async revoke(actor: Principal, tokenId: string): Promise<ApiToken> {
