@@ -4,15 +4,41 @@
 // and in commit order, which live-subscription replay relies on. Events are announced on the bus only after
 // their transaction commits.
 import { randomUUID } from 'node:crypto';
-import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import { Prisma, type PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-event-bus.js';
 import type { Task, TaskEvent } from '../../generated/prisma/client.js';
-import type { TaskEventKind, TaskStatus } from '../../generated/prisma/enums.js';
+import type { TaskEventKind, TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import { finalTaskStatuses } from './task-states.js';
 
 export interface PendingEvent {
   kind: TaskEventKind;
   payload: Prisma.InputJsonValue;
+}
+
+/** A task to create: what a validated request fixes; everything else starts at its default. */
+export interface NewTask {
+  type: TaskType;
+  status: 'QUEUED' | 'SCHEDULED';
+  queue: TaskQueue;
+  priority: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number | null;
+  input: Prisma.InputJsonValue;
+  source: TaskSource;
+  requestedBy: string;
+  runAt: Date | null;
+  orgId: string;
+  orgAlias: string;
+  scheduleId: string | null;
+}
+
+/** What live listeners are told about an event (its row id is not part of it). */
+interface AnnouncedEvent {
+  seq: number;
+  kind: TaskEventKind;
+  payload: unknown;
+  createdAt: Date;
 }
 
 export interface ChangeOptions {
@@ -57,23 +83,64 @@ export class TaskJournal {
       }
       return this.writeEvents(tx, task, events, options);
     });
-    if (result) await this.announce(result.task, result.rows);
+    if (result) await this.announce([{ task: result.task, events: result.rows }]);
     return result?.task ?? null;
   }
 
+  /** Creates one task with its first STATUS event; see createMany. */
+  async create(task: NewTask): Promise<Task> {
+    const [created] = await this.createMany([task]);
+    return created!;
+  }
+
   /**
-   * Creates a task together with its first STATUS event (seq 1, whose job id it gets), as two inserts in one
-   * batched transaction: task creation is on the path of every submit and webhook.
+   * Creates tasks, each with its first STATUS event (seq 1, whose job id the task gets), in ONE statement: a
+   * single statement is atomic on its own, so there is no BEGIN/COMMIT, and it is raw SQL because Prisma 6's
+   * query compiler costs more CPU than the round trip (task creation is on the path of every submit and webhook).
+   *
+   * `gate` builds an `INSERT … RETURNING` (given the new task ids) that runs in the same statement: the tasks are
+   * written only when it inserts a row, and an empty list comes back when it does not (e.g. `ON CONFLICT DO
+   * NOTHING` found a duplicate). Either everything commits or nothing does.
    */
-  async create(data: Prisma.TaskUncheckedCreateInput, details: Record<string, unknown> = {}): Promise<Task> {
-    const id = data.id ?? randomUUID();
-    const first = statusEvent(data.status, details);
-    const [task, row] = await this.prisma.$transaction([
-      this.prisma.task.create({ data: { ...data, id, lastEventSeq: 1, jobId: `${id}-1` } }),
-      this.prisma.taskEvent.create({ data: { taskId: id, seq: 1, kind: first.kind, payload: first.payload } }),
-    ]);
-    await this.announce(task, [row]);
-    return task;
+  async createMany(tasks: NewTask[], gate?: (taskIds: string[]) => Prisma.Sql): Promise<Task[]> {
+    if (tasks.length === 0) return [];
+    // Written from this process's clock, like Prisma's @default(now()) and @updatedAt.
+    const now = new Date();
+    const rows = tasks.map((task) => ({ ...task, id: randomUUID(), first: statusEvent(task.status) }));
+    const values = Prisma.join(
+      rows.map(
+        (row) => Prisma.sql`(${row.id}::uuid, ${row.type}::"TaskType", ${row.status}::"TaskStatus", ${row.queue}::"TaskQueue",
+          ${row.priority}::int, ${JSON.stringify(row.input)}::jsonb, ${row.maxAttempts}::int, ${row.backoffMs}::int,
+          ${row.timeoutMs}::int, ${row.source}::"TaskSource", ${row.requestedBy}::text, ${row.runAt}::timestamp(3),
+          ${`${row.id}-1`}::text, ${row.orgId}::uuid, ${row.orgAlias}::text, ${row.scheduleId}::uuid,
+          ${JSON.stringify(row.first.payload)}::jsonb)`,
+      ),
+    );
+    const created = await this.prisma.$queryRaw<Task[]>`
+      WITH ${gate ? Prisma.sql`gate AS (${gate(rows.map((row) => row.id))}),` : Prisma.empty}
+      fresh (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
+             "runAt", "jobId", "orgId", "orgAlias", "scheduleId", "firstEvent") AS (VALUES ${values}),
+      tasks AS (
+        INSERT INTO "Task" (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source,
+                            "requestedBy", "runAt", "jobId", "lastEventSeq", "orgId", "orgAlias", "scheduleId",
+                            "createdAt", "updatedAt")
+        SELECT id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
+               "runAt", "jobId", 1, "orgId", "orgAlias", "scheduleId", ${now}::timestamp(3), ${now}::timestamp(3)
+        FROM fresh ${gate ? Prisma.sql`WHERE EXISTS (SELECT 1 FROM gate)` : Prisma.empty}
+        RETURNING *
+      ),
+      events AS (
+        INSERT INTO "TaskEvent" ("taskId", seq, kind, payload, "createdAt")
+        SELECT fresh.id, 1, 'STATUS', fresh."firstEvent", ${now}::timestamp(3) FROM fresh JOIN tasks ON tasks.id = fresh.id
+      )
+      SELECT * FROM tasks`;
+    const byId = new Map(created.map((task) => [task.id, task]));
+    const written = rows.flatMap((row) => {
+      const task = byId.get(row.id);
+      return task ? [{ task, events: [{ seq: 1, ...row.first, createdAt: now }] }] : [];
+    });
+    await this.announce(written);
+    return written.map(({ task }) => task);
   }
 
   private async writeEvents(
@@ -93,20 +160,25 @@ export class TaskJournal {
     return { task, rows };
   }
 
-  private async announce(task: Task, rows: TaskEvent[]): Promise<void> {
-    const messages = rows.map(
-      (row): TaskEventMessage => ({
-        taskId: task.id,
-        seq: row.seq,
-        kind: row.kind,
-        payload: row.payload,
-        createdAt: row.createdAt.toISOString(),
-        task: { status: task.status, type: task.type, queue: task.queue, source: task.source, orgAlias: task.orgAlias, progress: task.progress },
-      }),
+  /** One publish for all of them (a Redis pipeline), after the commit. */
+  private async announce(written: Array<{ task: Task; events: AnnouncedEvent[] }>): Promise<void> {
+    const messages = written.flatMap(({ task, events }) =>
+      events.map(
+        (event): TaskEventMessage => ({
+          taskId: task.id,
+          seq: event.seq,
+          kind: event.kind,
+          payload: event.payload,
+          createdAt: event.createdAt.toISOString(),
+          task: { status: task.status, type: task.type, queue: task.queue, source: task.source, orgAlias: task.orgAlias, progress: task.progress },
+        }),
+      ),
     );
     // Best effort: the durable log has the events; live listeners catch up from Postgres.
     await this.publisher.publish(messages).catch(() => undefined);
-    const final = rows.some((row) => row.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((row.payload as { status?: string }).status ?? ''));
-    if (final) await this.onFinished(task).catch(() => undefined);
+    for (const { task, events } of written) {
+      const final = events.some((event) => event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((event.payload as { status?: string } | null)?.status ?? ''));
+      if (final) await this.onFinished(task).catch(() => undefined);
+    }
   }
 }

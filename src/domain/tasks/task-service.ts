@@ -61,6 +61,14 @@ export interface TaskFilter {
   source?: TaskSource[] | null;
 }
 
+/** Where a task comes from: recorded on it (source, requestedBy, scheduleId) and when it may start. */
+export interface TaskOrigin {
+  source: TaskSource;
+  requestedBy: string;
+  runAt?: Date | null;
+  scheduleId?: string;
+}
+
 /** Tells the worker running a task to abort it (see workers/worker-host.ts). */
 export type CancelSignal = (taskId: string) => Promise<void>;
 
@@ -134,27 +142,37 @@ export class TaskService {
   }
 
   /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
-  async create(
-    spec: TaskSpec,
-    origin: { source: TaskSource; requestedBy: string; runAt?: Date | null; scheduleId?: string },
-  ): Promise<Task> {
-    const task = await this.journal.create({
-      type: spec.type,
-      status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
-      queue: spec.queue,
-      priority: spec.priority,
-      maxAttempts: spec.maxAttempts,
-      backoffMs: spec.backoffMs,
-      timeoutMs: spec.timeoutMs,
-      input: spec.params,
-      source: origin.source,
-      requestedBy: origin.requestedBy,
-      runAt: origin.runAt ?? null,
-      orgId: spec.orgId,
-      orgAlias: spec.orgAlias,
-      scheduleId: origin.scheduleId ?? null,
-    });
-    return this.enqueueOrFail(task);
+  async create(spec: TaskSpec, origin: TaskOrigin): Promise<Task> {
+    const [task] = await this.createMany([{ spec, origin }]);
+    return task!;
+  }
+
+  /**
+   * Persists validated tasks in one statement and enqueues their jobs in one Redis round trip per queue. With
+   * `gate` (see TaskJournal.createMany) the tasks are written in the same statement as the gate's INSERT, and only
+   * when it inserts a row; otherwise nothing is written and the list is empty.
+   */
+  async createMany(requests: Array<{ spec: TaskSpec; origin: TaskOrigin }>, gate?: (taskIds: string[]) => Prisma.Sql): Promise<Task[]> {
+    const tasks = await this.journal.createMany(
+      requests.map(({ spec, origin }) => ({
+        type: spec.type,
+        status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
+        queue: spec.queue,
+        priority: spec.priority,
+        maxAttempts: spec.maxAttempts,
+        backoffMs: spec.backoffMs,
+        timeoutMs: spec.timeoutMs,
+        input: spec.params,
+        source: origin.source,
+        requestedBy: origin.requestedBy,
+        runAt: origin.runAt ?? null,
+        orgId: spec.orgId,
+        orgAlias: spec.orgAlias,
+        scheduleId: origin.scheduleId ?? null,
+      })),
+      gate,
+    );
+    return this.enqueueOrFail(tasks);
   }
 
   /**
@@ -257,24 +275,27 @@ export class TaskService {
     };
   }
 
-  private async enqueueOrFail(task: Task): Promise<Task> {
+  private async enqueueOrFail<T extends Task | Task[]>(tasks: T): Promise<T> {
+    const list: Task[] = Array.isArray(tasks) ? tasks : [tasks];
     try {
-      await this.queues.enqueue(task);
-      return task;
+      await this.queues.enqueueMany(list);
+      return tasks;
     } catch (error) {
-      // Without Redis the task cannot run; say so now rather than leave it waiting for nothing.
-      await this.journal.change(
-        task.id,
-        waitingTaskStatuses,
-        {
-          status: 'FAILED',
-          finishedAt: new Date(),
-          errorCode: 'QUEUE_UNAVAILABLE',
-          errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
-        },
-        [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
-      );
-      throw new UnavailableError('QUEUE_UNAVAILABLE', 'The task queue is unavailable; the task was not queued', error);
+      // Without Redis the tasks cannot run; say so now rather than leave them waiting for nothing.
+      for (const task of list) {
+        await this.journal.change(
+          task.id,
+          waitingTaskStatuses,
+          {
+            status: 'FAILED',
+            finishedAt: new Date(),
+            errorCode: 'QUEUE_UNAVAILABLE',
+            errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
+          },
+          [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
+        );
+      }
+      throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; ${list.length === 1 ? 'the task was' : 'the tasks were'} not queued`, error);
     }
   }
 }
