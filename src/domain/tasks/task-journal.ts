@@ -31,6 +31,10 @@ export interface NewTask {
   orgId: string;
   orgAlias: string;
   scheduleId: string | null;
+  /** Made up here unless given (a caller that records the id elsewhere in the same statement gives it). */
+  id?: string;
+  /** With a gate (see TaskJournal.createMany): the id of the gate row this task is written with. */
+  gateId?: string;
 }
 
 /** What live listeners are told about an event (its row id is not part of it). */
@@ -89,8 +93,8 @@ export class TaskJournal {
 
   /** Creates one task with its first STATUS event; see createMany. */
   async create(task: NewTask): Promise<Task> {
-    const [created] = await this.createMany([task]);
-    return created!;
+    const { tasks } = await this.createMany([task]);
+    return tasks[0]!;
   }
 
   /**
@@ -98,49 +102,67 @@ export class TaskJournal {
    * single statement is atomic on its own, so there is no BEGIN/COMMIT, and it is raw SQL because Prisma 6's
    * query compiler costs more CPU than the round trip (task creation is on the path of every submit and webhook).
    *
-   * `gate` builds an `INSERT … RETURNING` (given the new task ids) that runs in the same statement: the tasks are
-   * written only when it inserts a row, and an empty list comes back when it does not (e.g. `ON CONFLICT DO
-   * NOTHING` found a duplicate). Either everything commits or nothing does.
+   * `gate` is an `INSERT … RETURNING id` (a uuid) run in the same statement: a task with a `gateId` is written
+   * only when the gate inserted the row with that id (e.g. a webhook delivery that `ON CONFLICT DO NOTHING` did
+   * not find to be a duplicate). `gated` lists the ids the gate inserted. The statement commits as a whole or not
+   * at all.
    */
-  async createMany(tasks: NewTask[], gate?: (taskIds: string[]) => Prisma.Sql): Promise<Task[]> {
-    if (tasks.length === 0) return [];
+  async createMany(tasks: NewTask[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[] }> {
+    if (tasks.length === 0 && !gate) return { tasks: [], gated: [] };
     // Written from this process's clock, like Prisma's @default(now()) and @updatedAt.
     const now = new Date();
-    const rows = tasks.map((task) => ({ ...task, id: randomUUID(), first: statusEvent(task.status) }));
+    const rows = tasks.map((task) => ({ ...task, id: task.id ?? randomUUID(), first: statusEvent(task.status) }));
+    const result = await this.prisma.$queryRaw<Array<Task & { gateId?: string | null }>>`
+      WITH ${gate ? Prisma.sql`gate AS (${gate})${rows.length > 0 ? Prisma.sql`,` : Prisma.empty}` : Prisma.empty}
+      ${rows.length > 0 ? this.insertSql(rows, now, gate !== undefined) : Prisma.empty}
+      ${
+        !gate
+          ? Prisma.sql`SELECT * FROM tasks`
+          : rows.length === 0
+            ? Prisma.sql`SELECT gate.id AS "gateId" FROM gate`
+            : Prisma.sql`SELECT gate.id AS "gateId", tasks.* FROM gate LEFT JOIN fresh ON fresh."gateId" = gate.id LEFT JOIN tasks ON tasks.id = fresh.id`
+      }`;
+    const byId = new Map<string, Task>();
+    const gated = new Set<string>();
+    for (const { gateId, ...task } of result) {
+      if (gateId) gated.add(gateId);
+      if (task.id) byId.set(task.id, task as Task);
+    }
+    const written = rows.flatMap((row) => {
+      const task = byId.get(row.id);
+      return task ? [{ task, events: [{ seq: 1, ...row.first, createdAt: now }] }] : [];
+    });
+    await this.announce(written);
+    return { tasks: written.map(({ task }) => task), gated: [...gated] };
+  }
+
+  /** The CTEs `fresh` (the new rows as VALUES), `tasks` (the INSERT) and the INSERT of their first events. */
+  private insertSql(rows: Array<NewTask & { id: string; first: PendingEvent }>, now: Date, gated: boolean): Prisma.Sql {
     const values = Prisma.join(
       rows.map(
         (row) => Prisma.sql`(${row.id}::uuid, ${row.type}::"TaskType", ${row.status}::"TaskStatus", ${row.queue}::"TaskQueue",
           ${row.priority}::int, ${JSON.stringify(row.input)}::jsonb, ${row.maxAttempts}::int, ${row.backoffMs}::int,
           ${row.timeoutMs}::int, ${row.source}::"TaskSource", ${row.requestedBy}::text, ${row.runAt}::timestamp(3),
           ${`${row.id}-1`}::text, ${row.orgId}::uuid, ${row.orgAlias}::text, ${row.scheduleId}::uuid,
-          ${JSON.stringify(row.first.payload)}::jsonb)`,
+          ${JSON.stringify(row.first.payload)}::jsonb, ${row.gateId ?? null}::uuid)`,
       ),
     );
-    const created = await this.prisma.$queryRaw<Task[]>`
-      WITH ${gate ? Prisma.sql`gate AS (${gate(rows.map((row) => row.id))}),` : Prisma.empty}
+    return Prisma.sql`
       fresh (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
-             "runAt", "jobId", "orgId", "orgAlias", "scheduleId", "firstEvent") AS (VALUES ${values}),
+             "runAt", "jobId", "orgId", "orgAlias", "scheduleId", "firstEvent", "gateId") AS (VALUES ${values}),
       tasks AS (
         INSERT INTO "Task" (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source,
                             "requestedBy", "runAt", "jobId", "lastEventSeq", "orgId", "orgAlias", "scheduleId",
                             "createdAt", "updatedAt")
         SELECT id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
                "runAt", "jobId", 1, "orgId", "orgAlias", "scheduleId", ${now}::timestamp(3), ${now}::timestamp(3)
-        FROM fresh ${gate ? Prisma.sql`WHERE EXISTS (SELECT 1 FROM gate)` : Prisma.empty}
+        FROM fresh ${gated ? Prisma.sql`WHERE "gateId" IN (SELECT id FROM gate)` : Prisma.empty}
         RETURNING *
       ),
       events AS (
         INSERT INTO "TaskEvent" ("taskId", seq, kind, payload, "createdAt")
         SELECT fresh.id, 1, 'STATUS', fresh."firstEvent", ${now}::timestamp(3) FROM fresh JOIN tasks ON tasks.id = fresh.id
-      )
-      SELECT * FROM tasks`;
-    const byId = new Map(created.map((task) => [task.id, task]));
-    const written = rows.flatMap((row) => {
-      const task = byId.get(row.id);
-      return task ? [{ task, events: [{ seq: 1, ...row.first, createdAt: now }] }] : [];
-    });
-    await this.announce(written);
-    return written.map(({ task }) => task);
+      )`;
   }
 
   private async writeEvents(
@@ -174,8 +196,10 @@ export class TaskJournal {
         }),
       ),
     );
-    // Best effort: the durable log has the events; live listeners catch up from Postgres.
-    await this.publisher.publish(messages).catch(() => undefined);
+    // Best effort: the durable log has the events; live listeners catch up from Postgres. Not awaited: the
+    // commands are written at once, so they still reach Redis before anything this caller does next on that
+    // connection (e.g. adding the tasks' jobs), and waiting for Redis's reply would only delay the caller.
+    void this.publisher.publish(messages).catch(() => undefined);
     for (const { task, events } of written) {
       const final = events.some((event) => event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((event.payload as { status?: string } | null)?.status ?? ''));
       if (final) await this.onFinished(task).catch(() => undefined);
