@@ -190,6 +190,9 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
   const { prisma, webhooks, tasks, journal } = services;
   const source = await prisma.webhookSource.findUniqueOrThrow({ where: { id: request.sourceId } });
   const body = Buffer.from(JSON.stringify(request.payload));
+  const payload = { ...request.payload, ref: 'refs/heads/feature/ops' };
+  const featureBody = Buffer.from(JSON.stringify(payload));
+  const config = (await webhooks.sourceForDelivery('GITHUB', source.id))!;
   const opsQueue = new Queue('bench-ops', { connection: services.queues.get('BATCH').opts.connection as Redis, prefix });
   opsQueue.on('error', () => undefined);
   const { spec } = await tasks.validate({ type: 'DIAGNOSTIC', org: request.org });
@@ -329,15 +332,14 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
       name: 'WebhookService.accept, push to main (1 task)',
       run: () => {
         const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
-        return webhooks.accept(source, normalise('GITHUB', headers, request.payload, body), request.payload, body.length);
+        return webhooks.accept(config, normalise('GITHUB', headers, request.payload, body), body);
       },
     },
     {
       name: 'WebhookService.accept, push to a feature branch (no rule)',
       run: () => {
         const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
-        const payload = { ...request.payload, ref: 'refs/heads/feature/ops' };
-        return webhooks.accept(source, normalise('GITHUB', headers, payload, body), payload, body.length);
+        return webhooks.accept(config, normalise('GITHUB', headers, payload, body), featureBody);
       },
     },
   ];
