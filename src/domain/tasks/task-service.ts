@@ -125,7 +125,10 @@ export class TaskService {
       }
     });
     const aliases = [...new Set(parsed.flatMap((entry) => (entry.ok ? [entry.data.org] : [])))];
-    const orgs = new Map(aliases.length > 0 ? (await this.prisma.org.findMany({ where: { alias: { in: aliases } } })).map((org) => [org.alias, org]) : []);
+    // findUnique, not findMany: Prisma sends the findUniques of one tick as one query, including other callers'
+    // (concurrent submitTask calls share it too).
+    const found = await Promise.all(aliases.map((alias) => this.prisma.org.findUnique({ where: { alias } })));
+    const orgs = new Map(found.flatMap((org) => (org ? [[org.alias, org] as const] : [])));
     return Promise.allSettled(
       parsed.map(async (entry): Promise<ValidatedTask> => {
         if (!entry.ok) throw entry.error;
@@ -177,17 +180,18 @@ export class TaskService {
 
   /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
   async create(spec: TaskSpec, origin: TaskOrigin): Promise<Task> {
-    const { tasks } = await this.createMany([{ spec, origin }]);
+    const { tasks, notQueued } = await this.createMany([{ spec, origin }]);
+    if (notQueued) throw notQueued;
     return tasks[0]!;
   }
 
   /**
    * Persists validated tasks in one statement and enqueues their jobs in one Redis round trip per queue. With a
    * `gate` (see TaskJournal.createMany) only the tasks whose gate row was inserted are written (and enqueued), in
-   * the same statement; `gated` lists the gate rows inserted. Throws QUEUE_UNAVAILABLE when the tasks were
-   * written but could not be enqueued (they are then FAILED).
+   * the same statement; `gated` lists the gate rows inserted. `notQueued` is set when the tasks were written but
+   * could not be enqueued: they are then FAILED (QUEUE_UNAVAILABLE), and the caller says so.
    */
-  async createMany(requests: TaskRequest[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[] }> {
+  async createMany(requests: TaskRequest[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[]; notQueued: UnavailableError | null }> {
     const created = await this.journal.createMany(
       requests.map(({ spec, origin, id, gateId }) => ({
         type: spec.type,
@@ -209,8 +213,13 @@ export class TaskService {
       })),
       gate,
     );
-    await this.enqueueOrFail(created.tasks);
-    return created;
+    try {
+      await this.enqueueOrFail(created.tasks);
+      return { ...created, notQueued: null };
+    } catch (error) {
+      if (error instanceof UnavailableError) return { ...created, notQueued: error };
+      throw error;
+    }
   }
 
   /**
