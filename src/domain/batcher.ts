@@ -3,11 +3,17 @@
 // `maxInFlight` batches are already running waits, and goes out together with every other call that arrived
 // meanwhile as soon as one of them finishes. A call to an idle batcher goes out at once (with the other calls of
 // the same tick), so without load there is no added latency: batches only form when calls would queue anyway.
-export interface BatcherOptions {
+export interface BatcherOptions<I> {
   /** Batches running at the same time; more means smaller batches, less means more waiting. */
   maxInFlight: number;
-  /** Largest batch; a longer queue goes out in several. */
+  /** Most calls in one batch; a longer queue goes out in several. */
   maxBatch: number;
+  /**
+   * Optionally, a limit on a batch's total weight (e.g. bytes), `weigh` giving an item's. An item heavier than
+   * the limit on its own still goes, alone.
+   */
+  maxWeight?: number;
+  weigh?: (item: I) => number;
 }
 
 interface Waiting<I, O> {
@@ -24,7 +30,7 @@ export class Batcher<I, O> {
   constructor(
     /** Does the work for a batch: one result per item, in order. A failure fails every call of the batch. */
     private readonly run: (items: I[]) => Promise<O[]>,
-    private readonly options: BatcherOptions,
+    private readonly options: BatcherOptions<I>,
   ) {}
 
   add(item: I): Promise<O> {
@@ -40,8 +46,21 @@ export class Batcher<I, O> {
     // After the current tick, so calls made in the same tick share a batch.
     process.nextTick(() => {
       this.scheduled = false;
-      while (this.waiting.length > 0 && this.inFlight < this.options.maxInFlight) this.start(this.waiting.splice(0, this.options.maxBatch));
+      while (this.waiting.length > 0 && this.inFlight < this.options.maxInFlight) this.start(this.waiting.splice(0, this.nextBatchSize()));
     });
+  }
+
+  private nextBatchSize(): number {
+    const { maxBatch, maxWeight, weigh } = this.options;
+    if (maxWeight === undefined || !weigh) return maxBatch;
+    let size = 0;
+    let weight = 0;
+    for (const { item } of this.waiting) {
+      weight += weigh(item);
+      if (size >= maxBatch || (size > 0 && weight > maxWeight)) break;
+      size += 1;
+    }
+    return size;
   }
 
   private start(batch: Array<Waiting<I, O>>): void {

@@ -136,20 +136,41 @@ export class TaskJournal {
     return { tasks: written.map(({ task }) => task), gated: [...gated] };
   }
 
-  /** The CTEs `fresh` (the new rows as VALUES), `tasks` (the INSERT) and the INSERT of their first events. */
+  /**
+   * The CTEs `fresh` (the new rows), `tasks` (their INSERT) and the INSERT of their first events. The rows travel as
+   * ONE jsonb parameter, unpacked by jsonb_to_recordset: Prisma's query compiler spends about 2 µs of CPU on every
+   * parameter it is given, so a row's 18 values as parameters of their own cost more than the row's whole INSERT.
+   */
   private insertSql(rows: Array<NewTask & { id: string; first: PendingEvent }>, now: Date, gated: boolean): Prisma.Sql {
-    const values = Prisma.join(
-      rows.map(
-        (row) => Prisma.sql`(${row.id}::uuid, ${row.type}::"TaskType", ${row.status}::"TaskStatus", ${row.queue}::"TaskQueue",
-          ${row.priority}::int, ${JSON.stringify(row.input)}::jsonb, ${row.maxAttempts}::int, ${row.backoffMs}::int,
-          ${row.timeoutMs}::int, ${row.source}::"TaskSource", ${row.requestedBy}::text, ${row.runAt}::timestamp(3),
-          ${`${row.id}-1`}::text, ${row.orgId}::uuid, ${row.orgAlias}::text, ${row.scheduleId}::uuid,
-          ${JSON.stringify(row.first.payload)}::jsonb, ${row.gateId ?? null}::uuid)`,
-      ),
+    const json = JSON.stringify(
+      rows.map((row) => ({
+        id: row.id,
+        type: row.type,
+        status: row.status,
+        queue: row.queue,
+        priority: row.priority,
+        input: row.input,
+        maxAttempts: row.maxAttempts,
+        backoffMs: row.backoffMs,
+        timeoutMs: row.timeoutMs,
+        source: row.source,
+        requestedBy: row.requestedBy,
+        runAt: row.runAt,
+        jobId: `${row.id}-1`,
+        orgId: row.orgId,
+        orgAlias: row.orgAlias,
+        scheduleId: row.scheduleId,
+        firstEvent: row.first.payload,
+        gateId: row.gateId ?? null,
+      })),
     );
     return Prisma.sql`
-      fresh (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
-             "runAt", "jobId", "orgId", "orgAlias", "scheduleId", "firstEvent", "gateId") AS (VALUES ${values}),
+      fresh AS (
+        SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS row (
+          id uuid, type "TaskType", status "TaskStatus", queue "TaskQueue", priority int, input jsonb, "maxAttempts" int,
+          "backoffMs" int, "timeoutMs" int, source "TaskSource", "requestedBy" text, "runAt" timestamp(3), "jobId" text,
+          "orgId" uuid, "orgAlias" text, "scheduleId" uuid, "firstEvent" jsonb, "gateId" uuid)
+      ),
       tasks AS (
         INSERT INTO "Task" (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source,
                             "requestedBy", "runAt", "jobId", "lastEventSeq", "orgId", "orgAlias", "scheduleId",

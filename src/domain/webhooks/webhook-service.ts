@@ -12,7 +12,7 @@ import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { Batcher } from '../batcher.js';
-import { NotFoundError, UnavailableError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
 import { taskParamSchemas } from '../tasks/task-params.js';
@@ -64,6 +64,7 @@ interface PendingDelivery {
   delivery: NormalisedDelivery;
   body: Buffer;
   matched: WebhookRule[];
+  receivedAt: Date;
 }
 
 /** A delivery as recorded, and the errors recorded with it (its rules' and, if any, the queue's). */
@@ -89,7 +90,13 @@ export class WebhookService {
    * makes the largest batches, so the least CPU per delivery (bench/webhooks.ts: about 0.1 ms less than with two
    * at a time, at the same rate), and the queue it forms is no longer than a batch takes to write.
    */
-  private readonly deliveries = new Batcher<PendingDelivery, WrittenDelivery | null>((batch) => this.write(batch), { maxInFlight: 1, maxBatch: 50 });
+  private readonly deliveries = new Batcher<PendingDelivery, WrittenDelivery | null>((batch) => this.write(batch), {
+    maxInFlight: 1,
+    maxBatch: 50,
+    // Stored payloads travel in the statement: keep one statement to a few MiB however large the payload cap is.
+    maxWeight: 4 * 1024 * 1024,
+    weigh: ({ body }) => (body.length <= this.storedPayloadBytes ? body.length : 0),
+  });
   /** Deliveries being acted on in this process, by source and delivery key. */
   private readonly inFlight = new Map<string, Promise<DeliveryOutcome>>();
 
@@ -270,10 +277,10 @@ export class WebhookService {
     const matched = config.rules.filter(
       (rule) => matches(rule.event, delivery.event) && matches(rule.repository, delivery.repository) && matches(rule.ref, delivery.ref),
     );
-    const pending: PendingDelivery = { config, delivery, body, matched };
+    const pending: PendingDelivery = { config, delivery, body, matched, receivedAt: new Date() };
     // A batch whose statement failed wrote nothing at all: try this delivery again on its own, so that one bad
     // delivery in a batch (or an org removed since the rules were validated) does not fail the others.
-    const written = await this.deliveries.add(pending).catch(async () => (await this.write([pending]))[0]!);
+    const written = await this.deliveries.add(pending).catch(async () => (await this.write([pending]))[0] ?? null);
     if (!written) {
       const first = await this.prisma.webhookDelivery.findUniqueOrThrow({
         where: { sourceId_deliveryKey: { sourceId: config.source.id, deliveryKey: delivery.deliveryKey.slice(0, 200) } },
@@ -310,7 +317,8 @@ export class WebhookService {
     let next = 0;
     const validations = batch.map(({ matched }) => matched.map(() => flat[next++]!));
     const requests: TaskRequest[] = [];
-    const rows = batch.map(({ config, delivery, body, matched }, index) => {
+    const rows = batch.map((pending, index) => {
+      const { config, delivery, matched } = pending;
       const id = randomUUID();
       const errors: string[] = [];
       const taskIds: string[] = [];
@@ -331,48 +339,55 @@ export class WebhookService {
         taskIds,
         error: errors.length > 0 ? errors.join('; ').slice(0, 2000) : null,
       };
-      return { record, errors, values: this.deliveryValues(config.source.id, delivery, record, matched, body) };
+      return { record, errors, row: this.deliveryRow(pending, record) };
     });
-    let gated: Set<string>;
-    let queueError: string | null = null;
-    try {
-      gated = new Set((await this.tasks.createMany(requests, this.insertDeliveries(rows.map((row) => row.values)))).gated);
-    } catch (error) {
-      if (!(error instanceof UnavailableError)) throw error;
-      // Written, but the jobs could not be enqueued (the tasks are FAILED with QUEUE_UNAVAILABLE).
-      gated = new Set(rows.map((row) => row.record.id));
-      queueError = error.message;
-    }
+    const created = await this.tasks.createMany(requests, this.insertDeliveries(rows.map(({ row }) => row)));
+    const gated = new Set(created.gated);
     return batch.map((pending, index) => {
       const { record, errors } = rows[index]!;
       if (!gated.has(record.id)) return null;
-      const failedRules = queueError && record.taskIds.length > 0 ? pending.matched.filter((_, i) => validations[index]![i]!.status === 'fulfilled') : [];
-      return { record, errors: [...errors, ...failedRules.map((rule) => `rule ${rule.name}: ${queueError}`)] };
+      // Written, but the jobs could not be enqueued (the tasks are FAILED with QUEUE_UNAVAILABLE): each rule that
+      // created a task says so.
+      const notQueued = created.notQueued && record.taskIds.length > 0 ? pending.matched.filter((_, i) => validations[index]![i]!.status === 'fulfilled') : [];
+      return { record, errors: [...errors, ...notQueued.map((rule) => `rule ${rule.name}: ${created.notQueued!.message}`)] };
     });
   }
 
-  /** One delivery row as VALUES, with its outcome. The payload is the body the sender signed (Postgres parses it). */
-  private deliveryValues(sourceId: string, delivery: NormalisedDelivery, record: DeliveryRecord, matched: WebhookRule[], body: Buffer): { key: string; sql: Prisma.Sql } {
+  /** One delivery row with its outcome. The payload is the body the sender signed, as text (Postgres parses it). */
+  private deliveryRow({ config, delivery, body, matched, receivedAt }: PendingDelivery, record: DeliveryRecord) {
     const stored = body.length <= this.storedPayloadBytes;
-    const key = delivery.deliveryKey.slice(0, 200);
     return {
-      key: `${sourceId}:${key}`,
-      sql: Prisma.sql`(${record.id}::uuid, ${sourceId}::uuid, ${key}::text, ${record.event}::text, ${delivery.repository}::text,
-        ${delivery.ref}::text, ${record.status}::"DeliveryStatus", ${matched.map((rule) => rule.id)}::text[], ${record.taskIds}::text[],
-        ${stored ? body.toString('utf8') : null}::jsonb, ${!stored}::boolean, ${record.error}::text, ${new Date()}::timestamp(3))`,
+      id: record.id,
+      sourceId: config.source.id,
+      deliveryKey: delivery.deliveryKey.slice(0, 200),
+      event: record.event,
+      repository: delivery.repository,
+      ref: delivery.ref,
+      status: record.status,
+      matchedRuleIds: matched.map((rule) => rule.id),
+      taskIds: record.taskIds,
+      payload: stored ? body.toString('utf8') : null,
+      payloadTruncated: !stored,
+      error: record.error,
+      receivedAt,
     };
   }
 
   /**
-   * The INSERT of delivery rows that skips every delivery key already recorded (RETURNING the ids it wrote). Rows go
-   * in key order, so two batches that share keys take their locks in the same order and cannot deadlock.
+   * The INSERT of delivery rows that skips every delivery key already recorded (RETURNING the ids it wrote). The
+   * rows travel as one jsonb parameter (see TaskJournal's insert for why), and go in key order, so that two
+   * statements sharing keys take their locks in the same order and cannot deadlock.
    */
-  private insertDeliveries(rows: Array<{ key: string; sql: Prisma.Sql }>): Prisma.Sql {
-    const sorted = [...rows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  private insertDeliveries(rows: Array<ReturnType<WebhookService['deliveryRow']>>): Prisma.Sql {
     return Prisma.sql`
       INSERT INTO "WebhookDelivery" (id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds",
                                      payload, "payloadTruncated", error, "receivedAt")
-      VALUES ${Prisma.join(sorted.map((row) => row.sql))}
+      SELECT id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds", payload::jsonb,
+             "payloadTruncated", error, "receivedAt"
+      FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS row (
+        id uuid, "sourceId" uuid, "deliveryKey" text, event text, repository text, ref text, status "DeliveryStatus",
+        "matchedRuleIds" text[], "taskIds" text[], payload text, "payloadTruncated" boolean, error text, "receivedAt" timestamp(3))
+      ORDER BY "sourceId", "deliveryKey"
       ON CONFLICT ("sourceId", "deliveryKey") DO NOTHING
       RETURNING id`;
   }
