@@ -214,7 +214,7 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
       run: () => tasks.create(spec, origin),
     },
     {
-      // Not on the path: the same two rows through Prisma's compiled queries (as TaskJournal.create was before).
+      // Not on the path: the same two rows through Prisma's compiled queries (how task creation was written before).
       name: '  reference: task + event as Prisma $transaction([create, create])',
       run: () => {
         const id = randomUUID();

@@ -91,12 +91,6 @@ export class TaskJournal {
     return result?.task ?? null;
   }
 
-  /** Creates one task with its first STATUS event; see createMany. */
-  async create(task: NewTask): Promise<Task> {
-    const { tasks } = await this.createMany([task]);
-    return tasks[0]!;
-  }
-
   /**
    * Creates tasks, each with its first STATUS event (seq 1, whose job id the task gets), in ONE statement: a
    * single statement is atomic on its own, so there is no BEGIN/COMMIT, and it is raw SQL because Prisma 6's
