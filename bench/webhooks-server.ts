@@ -10,7 +10,7 @@
 //
 // Instrumentation (this process only, src/ unchanged): pg.Client.prototype.query is wrapped to count the SQL
 // statements this process sends (by first keyword), and ioredis's Redis.prototype.sendCommand and
-// Pipeline.prototype.exec to count Redis round trips (a pipeline is one), so the benchmark can report
+// Pipeline.prototype.exec to count Redis commands and round trips (a pipeline is one), so the benchmark can report
 // statements and round trips per delivery. The wrappers only increment counters.
 //
 // IPC protocol (JSON), requests from the benchmark → replies:
@@ -78,10 +78,11 @@ const originalQuery = pg.Client.prototype.query as (...args: unknown[]) => unkno
 const redisProto = Redis.prototype as unknown as { sendCommand: (command: { name?: string }, ...rest: unknown[]) => unknown };
 const originalSendCommand = redisProto.sendCommand;
 redisProto.sendCommand = function (this: unknown, command, ...rest) {
-  // Commands queued in a pipeline or MULTI do not pass here; Pipeline.exec below counts those round trips.
   const name = String(command?.name ?? '?').toUpperCase();
   redisCounts[name] = (redisCounts[name] ?? 0) + 1;
-  redisRoundTrips += 1;
+  // Pipeline.exec (also BullMQ's addBulk, a MULTI) sends its commands through here too, passing the stream: they
+  // travel in the pipeline's one write, which Pipeline.exec below counts as the round trip.
+  if (rest[0] === undefined) redisRoundTrips += 1;
   return originalSendCommand.call(this, command, ...rest);
 };
 const pipelineProto = Pipeline.prototype as unknown as { exec: (...args: unknown[]) => unknown };

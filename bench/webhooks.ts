@@ -505,7 +505,7 @@ function printRound(r: RoundResult): void {
   );
   line(
     'Redis round trips per delivery (API process)',
-    `${per(r.server.redisRoundTrips).toFixed(2)}  (${Object.entries(r.server.redis).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${per(v).toFixed(2)}`).join(', ') || 'none'})`,
+    `${per(r.server.redisRoundTrips).toFixed(2)}  (commands: ${Object.entries(r.server.redis).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${per(v).toFixed(2)}`).join(', ') || 'none'})`,
   );
   const wall = r.elapsedS * 1000;
   const cores = (value: number) => `${((value / wall) * 100).toFixed(0)}% of a core`;
