@@ -134,7 +134,9 @@ export class TaskQueues {
     const byQueue = new Map<TaskQueue, EnqueueRequest[]>();
     for (const task of tasks) {
       if (!task.jobId) throw new Error(`Task ${task.id} has no job id`);
-      byQueue.set(task.queue, [...(byQueue.get(task.queue) ?? []), task]);
+      const waiting = byQueue.get(task.queue);
+      if (waiting) waiting.push(task);
+      else byQueue.set(task.queue, [task]);
     }
     // A lone job goes as a plain add: one EVALSHA, without addBulk's MULTI around it.
     await Promise.all(

@@ -197,7 +197,7 @@ export class TaskJournal {
     return { task, rows };
   }
 
-  /** One publish for all of them (a Redis pipeline), after the commit. */
+  /** Announces the events of all these tasks with one publish call, after their commit. */
   private async announce(written: Array<{ task: Task; events: AnnouncedEvent[] }>): Promise<void> {
     const messages = written.flatMap(({ task, events }) =>
       events.map(
