@@ -788,7 +788,7 @@ describe('replicas, cached rules and batched writes', () => {
     return { status: res.status, body: (await res.json()) as any };
   }
 
-  /** Polls until `check` holds; 2 s is far below the 30 s a replica may cache a source when it misses the news. */
+  /** Polls until `check` holds; 5 s is far below the 30 s a replica may cache a source when it misses the news. */
   async function within(ms: number, check: () => Promise<boolean>): Promise<void> {
     const start = Date.now();
     while (!(await check())) {
@@ -804,15 +804,15 @@ describe('replicas, cached rules and batched writes', () => {
     expect((await githubTo(apiB, source, main())).body).toMatchObject({ status: 'IGNORED' });
 
     const ruleId = await createRule(source, { name: 'replicated', event: 'push', ref: 'main' }); // on replica A
-    await within(2000, async () => (await githubTo(apiB, source, main())).body.status === 'PROCESSED');
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'PROCESSED');
 
     await data(`mutation($id: ID!) { updateWebhookRule(id: $id, enabled: false) { __typename } }`, { id: ruleId });
-    await within(2000, async () => (await githubTo(apiB, source, main())).body.status === 'IGNORED');
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'IGNORED');
 
     await data(`mutation($id: ID!) { updateWebhookRule(id: $id, enabled: true) { __typename } }`, { id: ruleId });
-    await within(2000, async () => (await githubTo(apiB, source, main())).body.status === 'PROCESSED');
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'PROCESSED');
     await data(`mutation($id: ID!) { deleteWebhookRule(id: $id) { __typename } }`, { id: ruleId });
-    await within(2000, async () => (await githubTo(apiB, source, main())).body.status === 'IGNORED');
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'IGNORED');
   });
 
   it('a secret rotated on one replica is refused by the other at once', async () => {
@@ -824,7 +824,7 @@ describe('replicas, cached rules and batched writes', () => {
       { id: source.id },
     );
     const secret = rotated.rotateWebhookSecret.created.secret;
-    await within(2000, async () => (await githubTo(apiB, source, payload)).status === 401);
+    await within(5000, async () => (await githubTo(apiB, source, payload)).status === 401);
     expect((await githubTo(apiB, { ...source, secret }, payload)).status).toBe(200);
   });
 
