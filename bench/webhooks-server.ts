@@ -10,7 +10,7 @@
 //
 // Instrumentation (this process only, src/ unchanged): pg.Client.prototype.query is wrapped to count the SQL
 // statements this process sends (by first keyword), and ioredis's Redis.prototype.sendCommand and
-// Pipeline.prototype.exec to count Redis round trips (a pipeline is one), so the benchmark can report
+// Pipeline.prototype.exec to count Redis commands and round trips (a pipeline is one), so the benchmark can report
 // statements and round trips per delivery. The wrappers only increment counters.
 //
 // IPC protocol (JSON), requests from the benchmark → replies:
@@ -78,10 +78,11 @@ const originalQuery = pg.Client.prototype.query as (...args: unknown[]) => unkno
 const redisProto = Redis.prototype as unknown as { sendCommand: (command: { name?: string }, ...rest: unknown[]) => unknown };
 const originalSendCommand = redisProto.sendCommand;
 redisProto.sendCommand = function (this: unknown, command, ...rest) {
-  // Commands queued in a pipeline or MULTI do not pass here; Pipeline.exec below counts those round trips.
   const name = String(command?.name ?? '?').toUpperCase();
   redisCounts[name] = (redisCounts[name] ?? 0) + 1;
-  redisRoundTrips += 1;
+  // Pipeline.exec (also BullMQ's addBulk, a MULTI) sends its commands through here too, passing the stream: they
+  // travel in the pipeline's one write, which Pipeline.exec below counts as the round trip.
+  if (rest[0] === undefined) redisRoundTrips += 1;
   return originalSendCommand.call(this, command, ...rest);
 };
 const pipelineProto = Pipeline.prototype as unknown as { exec: (...args: unknown[]) => unknown };
@@ -177,115 +178,45 @@ async function main(): Promise<void> {
 // ----------------------------------------------------------------------------------- steps, one at a time
 
 /**
- * The steps WebhookService.accept and the route take for one matched delivery, each called on its own with the
- * same shapes (same models, where clauses, data, a payload of the same size), `concurrency` at a time for
- * `seconds`, after 10 unmeasured calls: API CPU per call, and SQL statements per call. Plus references that are
- * not on the path ("reference:"): a bare HMAC, the same statements as raw SQL (no Prisma query compilation), and
- * two cheaper ways to write a task with its first event.
- * Last, WebhookService.accept as a whole for both kinds of delivery. These calls write rows and jobs (the
- * references' tasks with source API, jobs of Queue.add on a queue named `bench-ops`; accept's as the route's),
+ * The steps WebhookService.accept and the route take, each called on its own with the same shapes (same models,
+ * data, a payload of the same size), `concurrency` at a time for `seconds` (unless the step says otherwise), after
+ * 10 unmeasured calls: API CPU per call, and SQL statements per call. Plus references that are not on the path
+ * ("reference:"): a bare HMAC, and the same rows written through Prisma's compiled queries, to show what raw SQL
+ * saves. Last, WebhookService.accept as a whole for both kinds of delivery, one call at a time (every delivery in a
+ * statement of its own) and `concurrency` at a time (batched: the deliveries share statements). These calls write
+ * rows and jobs (tasks with source API, jobs of Queue.add on a queue named `bench-ops`; accept's as the route's),
  * so the benchmark asks for them after its totals check.
  */
 async function measureOps(services: Services, request: Extract<Request, { t: 'ops' }>, prefix: string) {
-  const { prisma, webhooks, tasks, journal } = services;
+  const { prisma, webhooks, tasks } = services;
   const source = await prisma.webhookSource.findUniqueOrThrow({ where: { id: request.sourceId } });
   const body = Buffer.from(JSON.stringify(request.payload));
+  const payload = { ...request.payload, ref: 'refs/heads/feature/ops' };
+  const featureBody = Buffer.from(JSON.stringify(payload));
+  const config = (await webhooks.sourceForDelivery('GITHUB', source.id))!;
   const opsQueue = new Queue('bench-ops', { connection: services.queues.get('BATCH').opts.connection as Redis, prefix });
   opsQueue.on('error', () => undefined);
   const { spec } = await tasks.validate({ type: 'DIAGNOSTIC', org: request.org });
-  const delivery = await prisma.webhookDelivery.create({
-    data: { sourceId: source.id, deliveryKey: `ops-${randomUUID()}`, event: 'push', status: 'IGNORED', matchedRuleIds: [], taskIds: [] },
-  });
-  const steps: Array<{ name: string; run: (i: number) => Promise<unknown> }> = [
+  const origin = { source: 'API' as const, requestedBy: 'bench-ops' };
+  const accept = (kind: 'main' | 'feature') => () => {
+    const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
+    return kind === 'main'
+      ? webhooks.accept(config, normalise('GITHUB', headers, request.payload, body), body)
+      : webhooks.accept(config, normalise('GITHUB', headers, payload, featureBody), featureBody);
+  };
+  const steps: Array<{ name: string; concurrency?: number; run: (i: number) => Promise<unknown> }> = [
     { name: 'verify: HMAC-SHA256 of the body (reference, no I/O)', run: async () => createHmac('sha256', 'x'.repeat(43)).update(body).digest('hex') },
-    { name: 'sourceForDelivery: webhookSource.findUnique (+ cached secret)', run: () => webhooks.sourceForDelivery('GITHUB', source.id) },
+    { name: 'sourceForDelivery: source, secret and rules (cached)', run: () => webhooks.sourceForDelivery('GITHUB', source.id) },
+    { name: 'TaskService.validate, one rule (zod + org query)', run: () => tasks.validate({ type: 'DIAGNOSTIC', org: request.org, params: {}, queue: null, priority: 50 }) },
     {
-      name: 'accept: webhookDelivery.create (payload as JSON)',
-      run: () =>
-        prisma.webhookDelivery.create({
-          data: {
-            sourceId: source.id,
-            deliveryKey: randomUUID(),
-            event: 'push',
-            repository: 'acme/app',
-            ref: 'main',
-            status: 'IGNORED',
-            matchedRuleIds: [],
-            taskIds: [],
-            payload: request.payload as never,
-            payloadTruncated: false,
-          },
-        }),
+      // What a lone matched delivery writes besides its own row: one INSERT statement for the task and its first
+      // event, the job, the PUBLISH.
+      name: 'TaskService.create: task + first event in one raw statement, job, PUBLISH',
+      run: () => tasks.create(spec, origin),
     },
     {
-      // Not on the path: the same row written without Prisma's query compiler (ON CONFLICT keeps the de-duplication).
-      name: '  reference: the same INSERT as $executeRaw … ON CONFLICT DO NOTHING',
-      run: () =>
-        prisma.$executeRaw`INSERT INTO "WebhookDelivery" (id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds", payload, "payloadTruncated")
-          VALUES (${randomUUID()}::uuid, ${source.id}::uuid, ${randomUUID()}, 'push', 'acme/app', 'main', 'IGNORED', '{}', '{}', ${JSON.stringify(request.payload)}::jsonb, false)
-          ON CONFLICT ("sourceId", "deliveryKey") DO NOTHING`,
-    },
-    { name: 'accept: webhookRule.findMany (enabled, orderBy createdAt)', run: () => prisma.webhookRule.findMany({ where: { sourceId: source.id, enabled: true }, orderBy: { createdAt: 'asc' } }) },
-    {
-      name: '  reference: the same rules query as $queryRaw',
-      run: () => prisma.$queryRaw`SELECT * FROM "WebhookRule" WHERE "sourceId" = ${source.id}::uuid AND enabled ORDER BY "createdAt" ASC`,
-    },
-    { name: 'TaskService.validate (zod + org.findUnique)', run: () => tasks.validate({ type: 'DIAGNOSTIC', org: request.org, params: {}, queue: null, priority: 50 }) },
-    {
-      name: 'TaskJournal.create (interactive tx: 4 statements + PUBLISH)',
-      run: () =>
-        journal.create({
-          type: spec.type,
-          status: 'QUEUED',
-          queue: spec.queue,
-          priority: spec.priority,
-          maxAttempts: spec.maxAttempts,
-          backoffMs: spec.backoffMs,
-          timeoutMs: spec.timeoutMs,
-          input: spec.params,
-          source: 'API',
-          requestedBy: 'bench-ops',
-          runAt: null,
-          orgId: spec.orgId,
-          orgAlias: spec.orgAlias,
-          scheduleId: null,
-        }),
-    },
-    {
-      // Not on the path: what TaskJournal.create could be (see bench/README.md): the id made here so jobId goes
-      // into the INSERT, and the first STATUS event as a nested create, returned with the task.
-      name: '  reference: task + event as one nested task.create',
-      run: () => {
-        const id = randomUUID();
-        return prisma.task.create({
-          data: {
-            id,
-            type: spec.type,
-            status: 'QUEUED',
-            queue: spec.queue,
-            priority: spec.priority,
-            maxAttempts: spec.maxAttempts,
-            backoffMs: spec.backoffMs,
-            timeoutMs: spec.timeoutMs,
-            input: spec.params,
-            source: 'API',
-            requestedBy: 'bench-ops',
-            runAt: null,
-            orgId: spec.orgId,
-            orgAlias: spec.orgAlias,
-            scheduleId: null,
-            lastEventSeq: 1,
-            jobId: `${id}-1`,
-            events: { create: [{ seq: 1, kind: 'STATUS', payload: { status: 'QUEUED' } }] },
-          },
-          include: { events: true },
-        });
-      },
-    },
-    {
-      // Not on the path: task (jobId in the INSERT) and its first event as a batch transaction (two compiled
-      // queries, no interactive transaction).
-      name: '  reference: task + event as $transaction([create, create])',
+      // Not on the path: the same two rows through Prisma's compiled queries (how task creation was written before).
+      name: '  reference: task + event as Prisma $transaction([create, create])',
       run: () => {
         const id = randomUUID();
         return prisma.$transaction([
@@ -315,31 +246,42 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
       },
     },
     {
-      name: 'TaskQueues.enqueue equivalent: BullMQ Queue.add',
+      // Not on the path: a delivery row (3 KB payload) as a compiled Prisma create and as the raw INSERT accept() sends.
+      name: '  reference: a delivery row as Prisma webhookDelivery.create',
+      run: () =>
+        prisma.webhookDelivery.create({
+          data: {
+            sourceId: source.id,
+            deliveryKey: randomUUID(),
+            event: 'push',
+            repository: 'acme/app',
+            ref: 'main',
+            status: 'IGNORED',
+            matchedRuleIds: [],
+            taskIds: [],
+            payload: request.payload as never,
+            payloadTruncated: false,
+          },
+        }),
+    },
+    {
+      name: '  reference: the same row as $queryRaw INSERT … ON CONFLICT DO NOTHING',
+      run: () =>
+        prisma.$queryRaw`INSERT INTO "WebhookDelivery" (id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds", payload, "payloadTruncated", "receivedAt")
+          VALUES (${randomUUID()}::uuid, ${source.id}::uuid, ${randomUUID()}, 'push', 'acme/app', 'main', 'IGNORED', '{}', '{}', ${body.toString('utf8')}::jsonb, false, ${new Date()}::timestamp(3))
+          ON CONFLICT ("sourceId", "deliveryKey") DO NOTHING RETURNING id`,
+    },
+    {
+      name: 'BullMQ Queue.add (TaskQueues job options)',
       run: () =>
         opsQueue.add('DIAGNOSTIC', { taskId: randomUUID() }, { jobId: randomUUID(), priority: 51, attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } }),
     },
-    {
-      name: 'accept: webhookDelivery.update (status, rule and task ids)',
-      run: () => prisma.webhookDelivery.update({ where: { id: delivery.id }, data: { status: 'IGNORED', matchedRuleIds: [], taskIds: [], error: null } }),
-    },
-    // The whole of WebhookService.accept (everything but HTTP, the rate limit, the signature and the route),
-    // as the route calls it: what the steps above add up to when they run together.
-    {
-      name: 'WebhookService.accept, push to main (1 task)',
-      run: () => {
-        const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
-        return webhooks.accept(source, normalise('GITHUB', headers, request.payload, body), request.payload, body.length);
-      },
-    },
-    {
-      name: 'WebhookService.accept, push to a feature branch (no rule)',
-      run: () => {
-        const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID() };
-        const payload = { ...request.payload, ref: 'refs/heads/feature/ops' };
-        return webhooks.accept(source, normalise('GITHUB', headers, payload, body), payload, body.length);
-      },
-    },
+    // The whole of WebhookService.accept (everything but HTTP, the rate limit, the signature and the route), as
+    // the route calls it: alone, and with others in flight so that deliveries share statements.
+    { name: 'WebhookService.accept, push to main (1 task), one at a time', concurrency: 1, run: accept('main') },
+    { name: `WebhookService.accept, push to main (1 task), ${request.concurrency} at a time`, run: accept('main') },
+    { name: 'WebhookService.accept, push to a feature branch (no rule), one at a time', concurrency: 1, run: accept('feature') },
+    { name: `WebhookService.accept, push to a feature branch (no rule), ${request.concurrency} at a time`, run: accept('feature') },
   ];
   const results: Array<{ name: string; ops: number; cpuMsPerOp: number; sqlPerOp: number }> = [];
   const sqlTotal = () => Object.values(sqlCounts).reduce((a, b) => a + b, 0);
@@ -350,7 +292,7 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
     const cpu0 = process.cpuUsage();
     const endAt = performance.now() + request.seconds * 1000;
     await Promise.all(
-      Array.from({ length: request.concurrency }, async () => {
+      Array.from({ length: step.concurrency ?? request.concurrency }, async () => {
         while (performance.now() < endAt) await step.run(ops++);
       }),
     );

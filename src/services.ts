@@ -76,7 +76,9 @@ export function createServices(deps: ServiceDeps): Services {
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     artifacts,
-    webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes),
+    webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>
+      deps.publisher.control({ type: 'webhook-source-changed', sourceId }),
+    ),
     notifications: (notifications = new NotificationService(deps.prisma, deps.secrets, deps.queues, audit)),
   };
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawId } from '../src/domain/ids.js';
+import { normalise } from '../src/webhooks/events.js';
 import { signTimestamped, verifyGitHub, verifyTimestamped } from '../src/webhooks/signatures.js';
 import { errorFields, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
@@ -764,6 +765,121 @@ describe('Salesforce and CI sources', () => {
 
     const unknown = await timestamped(sources.ci, { ...callback, taskId: randomUUID() });
     expect(unknown.body).toMatchObject({ status: 'FAILED', error: 'taskId: no such task' });
+  });
+});
+
+describe('replicas, cached rules and batched writes', () => {
+  // A second API replica on the same schema, Redis prefix and secret store.
+  let apiB: TestApi;
+  beforeAll(async () => {
+    apiB = await startTestApi('webhooks_b', { shareWith: api });
+  });
+  afterAll(async () => {
+    await apiB?.close();
+  });
+
+  async function githubTo(target: TestApi, source: Source, payload: unknown, delivery: string = randomUUID()) {
+    const body = JSON.stringify(payload);
+    const res = await fetch(`${target.url}${source.path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': githubSignature(source.secret, body) },
+      body,
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  }
+
+  /** Polls until `check` holds; 5 s is far below the 30 s a replica may cache a source when it misses the news. */
+  async function within(ms: number, check: () => Promise<boolean>): Promise<void> {
+    const start = Date.now();
+    while (!(await check())) {
+      if (Date.now() - start > ms) throw new Error(`not within ${ms} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  it('a rule created, disabled or deleted on one replica takes effect on the other at once, not after its cache expires', async () => {
+    const source = await createSource('GITHUB', 'replicated-rules');
+    const main = () => ghPush('acme/app', 'refs/heads/main');
+    // Replica B reads and caches the source while it has no rules.
+    expect((await githubTo(apiB, source, main())).body).toMatchObject({ status: 'IGNORED' });
+
+    const ruleId = await createRule(source, { name: 'replicated', event: 'push', ref: 'main' }); // on replica A
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'PROCESSED');
+
+    await data(`mutation($id: ID!) { updateWebhookRule(id: $id, enabled: false) { __typename } }`, { id: ruleId });
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'IGNORED');
+
+    await data(`mutation($id: ID!) { updateWebhookRule(id: $id, enabled: true) { __typename } }`, { id: ruleId });
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'PROCESSED');
+    await data(`mutation($id: ID!) { deleteWebhookRule(id: $id) { __typename } }`, { id: ruleId });
+    await within(5000, async () => (await githubTo(apiB, source, main())).body.status === 'IGNORED');
+  });
+
+  it('a secret rotated on one replica is refused by the other at once', async () => {
+    const source = await createSource('GITHUB', 'replicated-secret');
+    const payload = ghPush('acme/app', 'refs/heads/feature/y');
+    expect((await githubTo(apiB, source, payload)).status).toBe(200); // B has the secret cached
+    const rotated = await data(
+      `mutation($id: ID!) { rotateWebhookSecret(id: $id) { __typename ... on RotateWebhookSecretSuccess { created { secret } } ${errorFields} } }`,
+      { id: source.id },
+    );
+    const secret = rotated.rotateWebhookSecret.created.secret;
+    await within(5000, async () => (await githubTo(apiB, source, payload)).status === 401);
+    expect((await githubTo(apiB, { ...source, secret }, payload)).status).toBe(200);
+  });
+
+  it('one delivery sent to both replicas at once is recorded once, with one set of tasks', async () => {
+    const delivery = randomUUID();
+    const payload = ghPush('acme/app', 'refs/heads/main'); // fires the rules main and all-acme-pushes
+    const before = await counts();
+    const answers = await Promise.all([api, apiB, api, apiB, api, apiB].map((target) => githubTo(target, sources.gh, payload, delivery)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(answers.filter((a) => !a.body.duplicate)).toHaveLength(1);
+    const first = answers.find((a) => !a.body.duplicate)!.body;
+    expect(first).toMatchObject({ status: 'PROCESSED' });
+    expect(first.taskIds).toHaveLength(2);
+    for (const answer of answers) expect(answer.body).toMatchObject({ deliveryId: first.deliveryId, status: 'PROCESSED', taskIds: first.taskIds });
+    const after = await counts();
+    expect(after.deliveries).toBe(before.deliveries + 1);
+    expect(after.tasks).toBe(before.tasks + 2);
+    expect(await api.prisma.task.count({ where: { id: { in: first.taskIds }, jobId: { not: null }, status: 'QUEUED' } })).toBe(2);
+  });
+
+  it('deliveries accepted together are written together, yet each gets its own outcome; one Postgres refuses fails alone', async () => {
+    const { webhooks } = api.services;
+    const config = (await webhooks.sourceForDelivery('GITHUB', sources.gh.id))!;
+    const send = (payload: unknown) => {
+      const body = Buffer.from(JSON.stringify(payload));
+      return webhooks.accept(config, normalise('GITHUB', { 'x-github-event': 'push', 'x-github-delivery': randomUUID() }, payload as Record<string, unknown>, body), body);
+    };
+    const before = await counts();
+    // Made in the same tick, so they go out as one batch.
+    const settled = await Promise.allSettled([
+      ...Array.from({ length: 10 }, () => send(ghPush('acme/app', 'refs/heads/main'))), // 2 tasks each
+      ...Array.from({ length: 10 }, (_, i) => send(ghPush('acme/app', `refs/heads/feature/batch-${i}`))), // 1 task each (all-acme-pushes)
+      ...Array.from({ length: 10 }, (_, i) => send(ghPush('nobody/app', `refs/heads/feature/batch-${i}`))), // no rule
+      // Valid JSON, but jsonb cannot hold \u0000: Postgres refuses this row, and with it the whole first statement.
+      send({ ...ghPush('acme/app', 'refs/heads/main'), note: '\u0000' }),
+    ]);
+    const answers = settled.slice(0, 30).map((result) => (result as PromiseFulfilledResult<Awaited<ReturnType<typeof send>>>).value);
+    expect(settled.slice(0, 30).every((result) => result.status === 'fulfilled')).toBe(true);
+    expect(settled[30]!.status).toBe('rejected');
+    expect(answers.map((a) => a.delivery.taskIds.length)).toEqual([...Array(10).fill(2), ...Array(10).fill(1), ...Array(10).fill(0)]);
+    expect(answers.map((a) => a.delivery.status)).toEqual([...Array(20).fill('PROCESSED'), ...Array(10).fill('IGNORED')]);
+    expect(new Set(answers.map((a) => a.delivery.id)).size).toBe(30);
+    expect(new Set(answers.flatMap((a) => a.delivery.taskIds)).size).toBe(30);
+    const after = await counts();
+    expect(after.deliveries).toBe(before.deliveries + 30);
+    expect(after.tasks).toBe(before.tasks + 30);
+    // Every answer is what the log says, and every task is queued with its first event.
+    const rows = await api.prisma.webhookDelivery.findMany({ where: { id: { in: answers.map((a) => a.delivery.id) } } });
+    for (const answer of answers) expect(rows.find((row) => row.id === answer.delivery.id)).toMatchObject({ status: answer.delivery.status, taskIds: answer.delivery.taskIds, payloadTruncated: false });
+    const taskIds = answers.flatMap((a) => a.delivery.taskIds);
+    expect(await api.prisma.task.count({ where: { id: { in: taskIds }, status: 'QUEUED', source: 'WEBHOOK', jobId: { not: null } } })).toBe(30);
+    expect(await api.prisma.taskEvent.count({ where: { taskId: { in: taskIds }, seq: 1, kind: 'STATUS' } })).toBe(30);
+    const jobs = await Promise.all(taskIds.map(async (id) => (await api.prisma.task.findUniqueOrThrow({ where: { id } })).jobId!));
+    const queued = await Promise.all((['CRITICAL', 'NORMAL'] as const).flatMap((queue) => jobs.map((jobId) => api.queues.get(queue).getJob(jobId))));
+    expect(queued.filter(Boolean)).toHaveLength(30);
   });
 });
 

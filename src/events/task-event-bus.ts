@@ -26,12 +26,16 @@ export function allTaskEventsChannel(prefix: string): string {
   return `${prefix}:taskEvents`;
 }
 
-/** Requests to workers, e.g. to abort a running task. */
+/** Requests to every process: to workers, e.g. to abort a running task; to API replicas, e.g. to drop a cache. */
 export function controlChannel(prefix: string): string {
   return `${prefix}:control`;
 }
 
-export type ControlMessage = { type: 'cancel'; taskId: string } | { type: 'token-revoked'; tokenId: string };
+export type ControlMessage =
+  | { type: 'cancel'; taskId: string }
+  | { type: 'token-revoked'; tokenId: string }
+  /** A webhook source, its secret or its rules changed: API replicas drop what they cached of it. */
+  | { type: 'webhook-source-changed'; sourceId: string };
 
 export class RedisTaskEventPublisher implements TaskEventPublisher {
   constructor(
@@ -40,14 +44,15 @@ export class RedisTaskEventPublisher implements TaskEventPublisher {
   ) {}
 
   async publish(events: TaskEventMessage[]): Promise<void> {
-    if (events.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const event of events) {
-      const json = JSON.stringify(event);
-      pipeline.publish(taskEventChannel(this.prefix, event.taskId), json);
-      pipeline.publish(allTaskEventsChannel(this.prefix), json);
-    }
-    await pipeline.exec();
+    // Plain commands, not a pipeline: they still go out back to back in this order, and on a connection BullMQ
+    // has defined its scripts on, ioredis copies all of them (64) into every pipeline object, which made a
+    // pipeline cost four times the commands it carries.
+    await Promise.all(
+      events.flatMap((event) => {
+        const json = JSON.stringify(event);
+        return [this.redis.publish(taskEventChannel(this.prefix, event.taskId), json), this.redis.publish(allTaskEventsChannel(this.prefix), json)];
+      }),
+    );
   }
 
   async control(message: ControlMessage): Promise<void> {

@@ -124,24 +124,43 @@ export class TaskQueues {
 
   /** Adds the task's job; adding a job id that already exists is a no-op, so re-enqueueing is safe. */
   async enqueue(task: EnqueueRequest): Promise<void> {
-    if (!task.jobId) throw new Error(`Task ${task.id} has no job id`);
+    await this.enqueueMany([task]);
+  }
+
+  /** Adds the tasks' jobs: one Redis round trip per queue (BullMQ addBulk, a MULTI), not one per job. */
+  async enqueueMany(tasks: EnqueueRequest[]): Promise<void> {
+    if (tasks.length === 0) return;
     this.assertConnected();
-    const delay = task.status === 'SCHEDULED' && task.runAt ? Math.max(0, task.runAt.getTime() - Date.now()) : 0;
-    await this.queues[task.queue].add(
-      task.type,
-      { taskId: task.id },
-      {
-        jobId: task.jobId,
-        priority: bullPriority(task.priority),
-        delay,
-        // Retries of retryable failures: BullMQ waits backoffMs, then doubles it each time.
-        attempts: Math.max(1, task.maxAttempts - task.attempts),
-        backoff: { type: 'exponential', delay: task.backoffMs },
-        // Task history lives in Postgres; Redis keeps only a short tail for BullMQ's own tooling.
-        removeOnComplete: { count: 1000 },
-        removeOnFail: { count: 5000 },
-      },
+    const byQueue = new Map<TaskQueue, EnqueueRequest[]>();
+    for (const task of tasks) {
+      if (!task.jobId) throw new Error(`Task ${task.id} has no job id`);
+      const waiting = byQueue.get(task.queue);
+      if (waiting) waiting.push(task);
+      else byQueue.set(task.queue, [task]);
+    }
+    // A lone job goes as a plain add: one EVALSHA, without addBulk's MULTI around it.
+    await Promise.all(
+      [...byQueue].map(([queue, waiting]) =>
+        waiting.length === 1
+          ? this.queues[queue].add(waiting[0]!.type, { taskId: waiting[0]!.id }, this.jobOptions(waiting[0]!))
+          : this.queues[queue].addBulk(waiting.map((task) => ({ name: task.type, data: { taskId: task.id }, opts: this.jobOptions(task) }))),
+      ),
     );
+  }
+
+  private jobOptions(task: EnqueueRequest) {
+    const delay = task.status === 'SCHEDULED' && task.runAt ? Math.max(0, task.runAt.getTime() - Date.now()) : 0;
+    return {
+      jobId: task.jobId!,
+      priority: bullPriority(task.priority),
+      delay,
+      // Retries of retryable failures: BullMQ waits backoffMs, then doubles it each time.
+      attempts: Math.max(1, task.maxAttempts - task.attempts),
+      backoff: { type: 'exponential', delay: task.backoffMs },
+      // Task history lives in Postgres; Redis keeps only a short tail for BullMQ's own tooling.
+      removeOnComplete: { count: 1000 },
+      removeOnFail: { count: 5000 },
+    };
   }
 
   /** Removes a waiting or delayed job. False when the job is already running (locked by a worker). */

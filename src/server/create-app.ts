@@ -117,6 +117,13 @@ export function createApp(options: AppOptions): App {
     plugins: [useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
   });
 
+  // Webhook sources and rules changed on any replica: drop this replica's cached copy at once (the cache's time
+  // limit covers a missed announcement; see webhook-source-cache.ts).
+  const control = options.feed.control();
+  void (async () => {
+    for await (const message of control) if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
+  })().catch(() => undefined);
+
   const limiter = new RateLimiter(redis, options.prefix);
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
   const trusted = trustedProxyList(options.trustedProxies ?? []);
@@ -196,6 +203,7 @@ export function createApp(options: AppOptions): App {
       await stopHeartbeat?.();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
+      await control.return?.();
       server.closeIdleConnections();
       await closed;
     },

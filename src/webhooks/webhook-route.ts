@@ -100,7 +100,7 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   if (kind === 'GITHUB' && headers['x-github-event'] === 'ping') return reply(res, 200, { status: 'PONG', zen: (payload as { zen?: string }).zen ?? null });
 
   const delivery = normalise(kind, headers, payload as Record<string, unknown>, body);
-  const outcome = await deps.webhooks.accept(source, delivery, payload, body.length);
+  const outcome = await deps.webhooks.accept(found, delivery, body);
   reply(res, 200, {
     deliveryId: outcome.delivery.id,
     duplicate: outcome.duplicate,

@@ -4,16 +4,46 @@
 // one task, so seq is gap-free and in commit order, which live-subscription replay relies on. Events are
 // announced on the bus only after their statement commits.
 import { randomUUID } from 'node:crypto';
-import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import { Prisma, type PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-event-bus.js';
 import type { Task } from '../../generated/prisma/client.js';
-import type { TaskEventKind, TaskStatus } from '../../generated/prisma/enums.js';
+import type { TaskEventKind, TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import { finalTaskStatuses } from './task-states.js';
-import { changeTask, createTask, type NewTask, type OrgRef, type TaskChanges } from './task-statements.js';
+import { changeTask, insertTasks, type OrgRef, type TaskChanges } from './task-statements.js';
 
 export interface PendingEvent {
   kind: TaskEventKind;
   payload: Prisma.InputJsonValue;
+}
+
+/** A task to create: what a validated request fixes; everything else starts at its default. */
+export interface NewTask {
+  type: TaskType;
+  status: 'QUEUED' | 'SCHEDULED';
+  queue: TaskQueue;
+  priority: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number | null;
+  input: Prisma.InputJsonValue;
+  source: TaskSource;
+  requestedBy: string;
+  runAt: Date | null;
+  orgId: string;
+  orgAlias: string;
+  scheduleId: string | null;
+  /** Made up here unless given (a caller that records the id elsewhere in the same statement gives it). */
+  id?: string;
+  /** With a gate (see TaskJournal.createMany): the id of the gate row this task is written with. */
+  gateId?: string;
+}
+
+/** What live listeners are told about an event (its row id is not part of it). */
+interface AnnouncedEvent {
+  seq: number;
+  kind: TaskEventKind;
+  payload: unknown;
+  createdAt: Date;
 }
 
 export interface ChangeOptions {
@@ -67,40 +97,71 @@ export class TaskJournal {
     const written = options.countAttempt
       ? events.map((event) => (event.kind === 'STATUS' ? { ...event, payload: { ...(event.payload as object), attempt: task.attempts } } : event))
       : events;
-    await this.announce(task, written, now);
+    const firstSeq = task.lastEventSeq - written.length + 1;
+    await this.announce([{ task, events: written.map((event, index) => ({ ...event, seq: firstSeq + index, createdAt: now })) }]);
     return task;
   }
 
   /**
-   * Creates a task together with its first STATUS event (seq 1, whose job id it gets) in one statement: task
-   * creation is on the path of every submit and webhook.
+   * Creates tasks, each with its first STATUS event (seq 1, whose job id the task gets), in ONE statement: a
+   * single statement is atomic on its own, so there is no BEGIN/COMMIT, and it is raw SQL because Prisma 6's
+   * query compiler costs more CPU than the round trip (task creation is on the path of every submit and webhook).
+   *
+   * `gate` is an `INSERT … RETURNING id` (a uuid) run in the same statement: a task with a `gateId` is written
+   * only when the gate inserted the row with that id (e.g. a webhook delivery that `ON CONFLICT DO NOTHING` did
+   * not find to be a duplicate). `gated` lists the ids the gate inserted. The statement commits as a whole or not
+   * at all.
    */
-  async create(data: Omit<NewTask, 'id'> & { id?: string }, details: Record<string, unknown> = {}): Promise<Task> {
+  async createMany(tasks: NewTask[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[] }> {
+    if (tasks.length === 0 && !gate) return { tasks: [], gated: [] };
+    // Written from this process's clock, like Prisma's @default(now()) and @updatedAt.
     const now = new Date();
-    const first = statusEvent(data.status, details);
-    const [task] = await this.prisma.$queryRaw<Task[]>(createTask({ ...data, id: data.id ?? randomUUID() }, first, now));
-    await this.announce(task!, [first], now);
-    return task!;
+    const rows = tasks.map((task) => ({ ...task, id: task.id ?? randomUUID(), first: statusEvent(task.status) }));
+    const result = await this.prisma.$queryRaw<Array<Task & { gateId?: string | null }>>`
+      WITH ${gate ? Prisma.sql`gate AS (${gate})${rows.length > 0 ? Prisma.sql`,` : Prisma.empty}` : Prisma.empty}
+      ${rows.length > 0 ? insertTasks(rows, now, gate !== undefined) : Prisma.empty}
+      ${
+        !gate
+          ? Prisma.sql`SELECT * FROM tasks`
+          : rows.length === 0
+            ? Prisma.sql`SELECT gate.id AS "gateId" FROM gate`
+            : Prisma.sql`SELECT gate.id AS "gateId", tasks.* FROM gate LEFT JOIN fresh ON fresh."gateId" = gate.id LEFT JOIN tasks ON tasks.id = fresh.id`
+      }`;
+    const byId = new Map<string, Task>();
+    const gated = new Set<string>();
+    for (const { gateId, ...task } of result) {
+      if (gateId) gated.add(gateId);
+      if (task.id) byId.set(task.id, task as Task);
+    }
+    const written = rows.flatMap((row) => {
+      const task = byId.get(row.id);
+      return task ? [{ task, events: [{ seq: 1, ...row.first, createdAt: now }] }] : [];
+    });
+    await this.announce(written);
+    return { tasks: written.map(({ task }) => task), gated: [...gated] };
   }
 
-  /** `events` were just written as the task's last events, all stamped `now`. */
-  private async announce(task: Task, events: PendingEvent[], now: Date): Promise<void> {
-    if (events.length === 0) return;
-    const firstSeq = task.lastEventSeq - events.length + 1;
-    const createdAt = now.toISOString();
-    const messages = events.map(
-      (event, index): TaskEventMessage => ({
-        taskId: task.id,
-        seq: firstSeq + index,
-        kind: event.kind,
-        payload: event.payload,
-        createdAt,
-        task: { status: task.status, type: task.type, queue: task.queue, source: task.source, orgAlias: task.orgAlias, progress: task.progress },
-      }),
+  /** Announces the events of all these tasks with one publish call, after their commit. */
+  private async announce(written: Array<{ task: Task; events: AnnouncedEvent[] }>): Promise<void> {
+    const messages = written.flatMap(({ task, events }) =>
+      events.map(
+        (event): TaskEventMessage => ({
+          taskId: task.id,
+          seq: event.seq,
+          kind: event.kind,
+          payload: event.payload,
+          createdAt: event.createdAt.toISOString(),
+          task: { status: task.status, type: task.type, queue: task.queue, source: task.source, orgAlias: task.orgAlias, progress: task.progress },
+        }),
+      ),
     );
-    // Best effort: the durable log has the events; live listeners catch up from Postgres.
-    await this.publisher.publish(messages).catch(() => undefined);
-    const final = events.some((event) => event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((event.payload as { status?: string }).status ?? ''));
-    if (final) await this.onFinished(task).catch(() => undefined);
+    // Best effort: the durable log has the events; live listeners catch up from Postgres. Not awaited: the
+    // commands are written at once, so they still reach Redis before anything this caller does next on that
+    // connection (e.g. adding the tasks' jobs), and waiting for Redis's reply would only delay the caller.
+    void this.publisher.publish(messages).catch(() => undefined);
+    for (const { task, events } of written) {
+      const final = events.some((event) => event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((event.payload as { status?: string } | null)?.status ?? ''));
+      if (final) await this.onFinished(task).catch(() => undefined);
+    }
   }
 }

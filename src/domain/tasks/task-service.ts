@@ -61,6 +61,27 @@ export interface TaskFilter {
   source?: TaskSource[] | null;
 }
 
+/** Where a task comes from: recorded on it (source, requestedBy, scheduleId) and when it may start. */
+export interface TaskOrigin {
+  source: TaskSource;
+  requestedBy: string;
+  runAt?: Date | null;
+  scheduleId?: string;
+}
+
+export interface ValidatedTask {
+  spec: TaskSpec;
+  runAt: Date | null;
+}
+
+/** A task to create: a validated spec, where it comes from, and for TaskJournal.createMany its id and gate row. */
+export interface TaskRequest {
+  spec: TaskSpec;
+  origin: TaskOrigin;
+  id?: string;
+  gateId?: string;
+}
+
 /** Tells the worker running a task to abort it (see workers/worker-host.ts). */
 export type CancelSignal = (taskId: string) => Promise<void>;
 
@@ -78,36 +99,60 @@ export class TaskService {
   }
 
   /** Checks a task request (field paths as given) and resolves its org. */
-  async validate(input: SubmitTaskInput, pathPrefix: string[] = []): Promise<{ spec: TaskSpec; runAt: Date | null }> {
-    const data = parseInput(submitInput, {
-      type: input.type,
-      org: input.org,
-      queue: input.queue ?? undefined,
-      priority: input.priority ?? undefined,
-      maxAttempts: input.maxAttempts ?? undefined,
-      retryBackoffMs: input.retryBackoffMs ?? undefined,
-      timeoutMs: input.timeoutMs ?? undefined,
-      runAt: input.runAt ?? undefined,
-    }, pathPrefix);
-    const parsed = parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']);
+  async validate(input: SubmitTaskInput, pathPrefix: string[] = []): Promise<ValidatedTask> {
+    const [result] = await this.validateMany([input], pathPrefix);
+    if (result!.status === 'rejected') throw result!.reason;
+    return result!.value;
+  }
+
+  /** `validate` for several requests at once (each settles on its own), with one query for all their orgs. */
+  async validateMany(inputs: SubmitTaskInput[], pathPrefix: string[] = []): Promise<Array<PromiseSettledResult<ValidatedTask>>> {
+    const parsed = inputs.map((input) => {
+      try {
+        const data = parseInput(submitInput, {
+          type: input.type,
+          org: input.org,
+          queue: input.queue ?? undefined,
+          priority: input.priority ?? undefined,
+          maxAttempts: input.maxAttempts ?? undefined,
+          retryBackoffMs: input.retryBackoffMs ?? undefined,
+          timeoutMs: input.timeoutMs ?? undefined,
+          runAt: input.runAt ?? undefined,
+        }, pathPrefix);
+        return { ok: true as const, data, params: parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']) };
+      } catch (error) {
+        return { ok: false as const, error };
+      }
+    });
+    const aliases = [...new Set(parsed.flatMap((entry) => (entry.ok ? [entry.data.org] : [])))];
     // Raw SQL: on the path of every submit and webhook, where the ORM's per-query compile cost showed.
-    const [org] = await this.prisma.$queryRaw<{ id: string; alias: string }[]>`SELECT "id", "alias" FROM "Org" WHERE "alias" = ${data.org}`;
-    if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
-    const params = await this.resolveReferences(data.type, parsed, org.id, [...pathPrefix, 'params']);
-    return {
-      spec: {
-        type: data.type,
-        orgId: org.id,
-        orgAlias: org.alias,
-        params: params as Prisma.InputJsonValue,
-        queue: data.queue ?? defaultQueueFor[data.type],
-        priority: data.priority,
-        maxAttempts: data.maxAttempts,
-        backoffMs: data.retryBackoffMs,
-        timeoutMs: data.timeoutMs ?? null,
-      },
-      runAt: data.runAt ?? null,
-    };
+    const found = aliases.length
+      ? await this.prisma.$queryRaw<Array<{ id: string; alias: string }>>`SELECT "id", "alias" FROM "Org" WHERE "alias" = ANY(${aliases}::text[])`
+      : [];
+    const orgs = new Map(found.map((org) => [org.alias, org] as const));
+    return Promise.allSettled(
+      parsed.map(async (entry): Promise<ValidatedTask> => {
+        if (!entry.ok) throw entry.error;
+        const { data } = entry;
+        const org = orgs.get(data.org);
+        if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
+        const params = await this.resolveReferences(data.type, entry.params, org.id, [...pathPrefix, 'params']);
+        return {
+          spec: {
+            type: data.type,
+            orgId: org.id,
+            orgAlias: org.alias,
+            params: params as Prisma.InputJsonValue,
+            queue: data.queue ?? defaultQueueFor[data.type],
+            priority: data.priority,
+            maxAttempts: data.maxAttempts,
+            backoffMs: data.retryBackoffMs,
+            timeoutMs: data.timeoutMs ?? null,
+          },
+          runAt: data.runAt ?? null,
+        };
+      }),
+    );
   }
 
   /**
@@ -135,27 +180,47 @@ export class TaskService {
   }
 
   /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
-  async create(
-    spec: TaskSpec,
-    origin: { source: TaskSource; requestedBy: string; runAt?: Date | null; scheduleId?: string },
-  ): Promise<Task> {
-    const task = await this.journal.create({
-      type: spec.type,
-      status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
-      queue: spec.queue,
-      priority: spec.priority,
-      maxAttempts: spec.maxAttempts,
-      backoffMs: spec.backoffMs,
-      timeoutMs: spec.timeoutMs,
-      input: spec.params,
-      source: origin.source,
-      requestedBy: origin.requestedBy,
-      runAt: origin.runAt ?? null,
-      orgId: spec.orgId,
-      orgAlias: spec.orgAlias,
-      scheduleId: origin.scheduleId ?? null,
-    });
-    return this.enqueueOrFail(task);
+  async create(spec: TaskSpec, origin: TaskOrigin): Promise<Task> {
+    const { tasks, notQueued } = await this.createMany([{ spec, origin }]);
+    if (notQueued) throw notQueued;
+    return tasks[0]!;
+  }
+
+  /**
+   * Persists validated tasks in one statement and enqueues their jobs in one Redis round trip per queue. With a
+   * `gate` (see TaskJournal.createMany) only the tasks whose gate row was inserted are written (and enqueued), in
+   * the same statement; `gated` lists the gate rows inserted. `notQueued` is set when the tasks were written but
+   * could not be enqueued: they are then FAILED (QUEUE_UNAVAILABLE), and the caller says so.
+   */
+  async createMany(requests: TaskRequest[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[]; notQueued: UnavailableError | null }> {
+    const created = await this.journal.createMany(
+      requests.map(({ spec, origin, id, gateId }) => ({
+        type: spec.type,
+        status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
+        queue: spec.queue,
+        priority: spec.priority,
+        maxAttempts: spec.maxAttempts,
+        backoffMs: spec.backoffMs,
+        timeoutMs: spec.timeoutMs,
+        input: spec.params,
+        source: origin.source,
+        requestedBy: origin.requestedBy,
+        runAt: origin.runAt ?? null,
+        orgId: spec.orgId,
+        orgAlias: spec.orgAlias,
+        scheduleId: origin.scheduleId ?? null,
+        ...(id ? { id } : {}),
+        ...(gateId ? { gateId } : {}),
+      })),
+      gate,
+    );
+    try {
+      await this.enqueueOrFail(created.tasks);
+      return { ...created, notQueued: null };
+    } catch (error) {
+      if (error instanceof UnavailableError) return { ...created, notQueued: error };
+      throw error;
+    }
   }
 
   /**
@@ -258,24 +323,30 @@ export class TaskService {
     };
   }
 
-  private async enqueueOrFail(task: Task): Promise<Task> {
+  private async enqueueOrFail<T extends Task | Task[]>(tasks: T): Promise<T> {
+    const list: Task[] = Array.isArray(tasks) ? tasks : [tasks];
     try {
-      await this.queues.enqueue(task);
-      return task;
+      await this.queues.enqueueMany(list);
+      return tasks;
     } catch (error) {
-      // Without Redis the task cannot run; say so now rather than leave it waiting for nothing.
-      await this.journal.change(
-        task.id,
-        waitingTaskStatuses,
-        {
-          status: 'FAILED',
-          finishedAt: new Date(),
-          errorCode: 'QUEUE_UNAVAILABLE',
-          errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
-        },
-        [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
-      );
-      throw new UnavailableError('QUEUE_UNAVAILABLE', 'The task queue is unavailable; the task was not queued', error);
+      // Without Redis the tasks cannot run; say so now rather than leave them waiting for nothing. (Should this
+      // write fail too, they stay QUEUED without a job, and the workers' reconciler enqueues them later.)
+      for (const task of list) {
+        await this.journal
+          .change(
+            task.id,
+            waitingTaskStatuses,
+            {
+              status: 'FAILED',
+              finishedAt: new Date(),
+              errorCode: 'QUEUE_UNAVAILABLE',
+              errorMessage: 'The task queue (Redis) was unreachable; retry the task when it is back',
+            },
+            [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
+          )
+          .catch(() => undefined);
+      }
+      throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; ${list.length === 1 ? 'the task was' : 'the tasks were'} not queued`, error);
     }
   }
 }

@@ -9,8 +9,8 @@
 // these statements miss fails loudly in the tests instead of writing the wrong column.
 import { Prisma } from '../../db/prisma.js';
 import type { Org } from '../../generated/prisma/client.js';
-import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
-import type { PendingEvent } from './task-journal.js';
+import type { TaskStatus } from '../../generated/prisma/enums.js';
+import type { NewTask, PendingEvent } from './task-journal.js';
 
 /** The task columns a journal change may set (undefined leaves a column alone). */
 export interface TaskChanges {
@@ -31,25 +31,6 @@ export interface TaskChanges {
 
 /** What a worker needs of a task's org. */
 export type OrgRef = Pick<Org, 'id' | 'alias' | 'instanceUrl' | 'secretRef'>;
-
-/** A new task's columns, as TaskService.create fills them. */
-export interface NewTask {
-  id: string;
-  type: TaskType;
-  status: TaskStatus;
-  queue: TaskQueue;
-  priority: number;
-  maxAttempts: number;
-  backoffMs: number;
-  timeoutMs: number | null;
-  input: unknown;
-  source: TaskSource;
-  requestedBy: string;
-  runAt: Date | null;
-  orgId: string | null;
-  orgAlias: string;
-  scheduleId: string | null;
-}
 
 /** SQL for one value of a column, typed the way Postgres stores it. */
 const columnValue: { [K in keyof TaskChanges]-?: (value: NonNullable<TaskChanges[K]> | null) => Prisma.Sql } = {
@@ -145,17 +126,52 @@ export function changeTask(statement: ChangeStatement): Prisma.Sql {
     ${withOrg ? Prisma.sql`SELECT moved.*, ${orgRefColumn} FROM moved LEFT JOIN "Org" o ON o."id" = moved."orgId"` : Prisma.sql`SELECT * FROM moved`}`;
 }
 
-/** INSERT of a task with its first event (seq 1, whose job id `<id>-1` it gets), in one statement. */
-export function createTask(task: NewTask, first: PendingEvent, now: Date): Prisma.Sql {
+/**
+ * The CTEs `fresh` (the new rows), `tasks` (their INSERT) and the INSERT of their first events. The rows travel as
+ * ONE jsonb parameter, unpacked by jsonb_to_recordset: Prisma's query compiler spends about 2 µs of CPU on every
+ * parameter it is given, so a row's 18 values as parameters of their own cost more than the row's whole INSERT.
+ */
+export function insertTasks(rows: Array<NewTask & { id: string; first: PendingEvent }>, now: Date, gated: boolean): Prisma.Sql {
+  const json = JSON.stringify(
+    rows.map((row) => ({
+      id: row.id,
+      type: row.type,
+      status: row.status,
+      queue: row.queue,
+      priority: row.priority,
+      input: row.input,
+      maxAttempts: row.maxAttempts,
+      backoffMs: row.backoffMs,
+      timeoutMs: row.timeoutMs,
+      source: row.source,
+      requestedBy: row.requestedBy,
+      runAt: row.runAt,
+      jobId: `${row.id}-1`,
+      orgId: row.orgId,
+      orgAlias: row.orgAlias,
+      scheduleId: row.scheduleId,
+      firstEvent: row.first.payload,
+      gateId: row.gateId ?? null,
+    })),
+  );
   return Prisma.sql`
-    WITH moved AS (
-      INSERT INTO "Task" ("id", "type", "status", "queue", "priority", "maxAttempts", "backoffMs", "timeoutMs", "input",
-        "source", "requestedBy", "runAt", "orgId", "orgAlias", "scheduleId", "lastEventSeq", "jobId", "createdAt", "updatedAt")
-      VALUES (${task.id}::uuid, CAST(${task.type} AS "TaskType"), CAST(${task.status} AS "TaskStatus"), CAST(${task.queue} AS "TaskQueue"),
-        ${task.priority}::int, ${task.maxAttempts}::int, ${task.backoffMs}::int, ${task.timeoutMs}::int, ${JSON.stringify(task.input)}::jsonb,
-        CAST(${task.source} AS "TaskSource"), ${task.requestedBy}, ${timestamp(task.runAt)}, ${task.orgId}::uuid, ${task.orgAlias},
-        ${task.scheduleId}::uuid, 1, ${`${task.id}-1`}, ${timestamp(now)}, ${timestamp(now)})
+    fresh AS (
+      SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS row (
+        id uuid, type "TaskType", status "TaskStatus", queue "TaskQueue", priority int, input jsonb, "maxAttempts" int,
+        "backoffMs" int, "timeoutMs" int, source "TaskSource", "requestedBy" text, "runAt" timestamp(3), "jobId" text,
+        "orgId" uuid, "orgAlias" text, "scheduleId" uuid, "firstEvent" jsonb, "gateId" uuid)
+    ),
+    tasks AS (
+      INSERT INTO "Task" (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source,
+                          "requestedBy", "runAt", "jobId", "lastEventSeq", "orgId", "orgAlias", "scheduleId",
+                          "createdAt", "updatedAt")
+      SELECT id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
+             "runAt", "jobId", 1, "orgId", "orgAlias", "scheduleId", ${now}::timestamp(3), ${now}::timestamp(3)
+      FROM fresh ${gated ? Prisma.sql`WHERE "gateId" IN (SELECT id FROM gate)` : Prisma.empty}
       RETURNING *
-    ), written AS (${insertEvents([first], now)})
-    SELECT * FROM moved`;
+    ),
+    events AS (
+      INSERT INTO "TaskEvent" ("taskId", seq, kind, payload, "createdAt")
+      SELECT fresh.id, 1, 'STATUS', fresh."firstEvent", ${now}::timestamp(3) FROM fresh JOIN tasks ON tasks.id = fresh.id
+    )`;
 }
