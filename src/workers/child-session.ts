@@ -31,6 +31,11 @@ export class ChildSession {
     private readonly graceMs: number,
   ) {}
 
+  /** Why the session was aborted, if it was. */
+  get abortedFor(): AbortReason | null {
+    return this.abortReason;
+  }
+
   get pid(): number | undefined {
     return this.child.process.pid;
   }
@@ -52,7 +57,10 @@ export class ChildSession {
     });
     try {
       await this.child.ready;
-      this.send({ t: 'run', request });
+      // Aborted before it started (a cancel or shutdown while the task was being claimed or prepared): the
+      // operation never gets its request, so nothing starts in the org only to be killed.
+      if (this.abortReason) this.discard();
+      else this.send({ t: 'run', request });
     } catch {
       // The child died before it was ready; `exited` reports how.
     }

@@ -38,6 +38,8 @@ export interface ExecutorDeps {
 /** Retry delay BullMQ will use before attempt `attempt + 1` with exponential backoff. */
 /** claimAndRun()'s answer when the task could not be claimed for this job. */
 const notClaimed = Symbol('not claimed');
+/** claimAndRun()'s answer when another job of the same task is being claimed or run in this worker. */
+const busy = Symbol('busy');
 
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
@@ -58,7 +60,7 @@ export class TaskExecutor {
     // no org lock. Anything else (a stale job, a lost run, a removed org, a lock to wait for) is sorted out below.
     if (!orgExclusiveTypes.has(job.name as Task['type'])) {
       const ran = await this.claimAndRun(job);
-      if (ran !== notClaimed) return ran;
+      if (ran !== notClaimed && ran !== busy) return ran;
     }
 
     const { lifecycle } = this.deps;
@@ -103,6 +105,12 @@ export class TaskExecutor {
       : undefined;
     try {
       const ran = await this.claimAndRun(job);
+      if (ran === busy) {
+        // Another job of this task (a stale one) is being claimed here right now; its claim will fail on the job
+        // id. Look again shortly rather than completing this, the task's current job, with nothing done.
+        await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
+        throw new DelayedError();
+      }
       return ran === notClaimed ? { skipped: 'task left the queue before it started' } : ran;
     } finally {
       clearInterval(renewTimer);
@@ -118,7 +126,7 @@ export class TaskExecutor {
   private async claimAndRun(job: Job<TaskJobData>): Promise<unknown> {
     const { lifecycle } = this.deps;
     const taskId = job.data.taskId;
-    if (this.running.has(taskId)) return notClaimed;
+    if (this.running.has(taskId)) return busy;
     const child = this.deps.launcher.take();
     const session = new ChildSession(
       child,
@@ -153,6 +161,12 @@ export class TaskExecutor {
 
   private async runChild(task: Task, org: OrgRef, session: ChildSession): Promise<ChildOutcome> {
     const { secrets } = this.deps;
+    // Cancelled or shut down while the claim ran: no grant is issued and the child gets no request.
+    const aborted = session.abortedFor;
+    if (aborted) {
+      session.discard();
+      return { kind: 'aborted', reason: aborted };
+    }
     let files;
     let grant;
     try {

@@ -114,6 +114,8 @@ export class TaskJournal {
    */
   async createMany(tasks: NewTask[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[] }> {
     if (tasks.length === 0 && !gate) return { tasks: [], gated: [] };
+    // A gated insert writes only rows of inserted gate rows: one without a gate id would vanish silently.
+    if (gate && tasks.some((task) => !task.gateId)) throw new Error('Every task of a gated insert needs a gateId');
     // Written from this process's clock, like Prisma's @default(now()) and @updatedAt.
     const now = new Date();
     const rows = tasks.map((task) => ({ ...task, id: task.id ?? randomUUID(), first: statusEvent(task.status) }));

@@ -112,7 +112,10 @@ export function changeTask(statement: ChangeStatement): Prisma.Sql {
   const { taskId, from, jobId, orgExists, changes, events, newJob, countAttempt, withOrg, now } = statement;
   const sets = assignments(changes, now);
   sets.push(Prisma.sql`"lastEventSeq" = "lastEventSeq" + ${events.length}::int`);
-  if (countAttempt) sets.push(Prisma.sql`"attempts" = "attempts" + 1`);
+  if (countAttempt) {
+    if (changes.attempts !== undefined) throw new Error('A journal change either sets attempts or counts one, not both');
+    sets.push(Prisma.sql`"attempts" = "attempts" + 1`);
+  }
   // In SET, "lastEventSeq" is still the old value, so + 1 is the first new event's seq.
   if (newJob) sets.push(Prisma.sql`"jobId" = "id"::text || '-' || ("lastEventSeq" + 1)::text`);
   const guards = [Prisma.sql`"id" = ${taskId}::uuid`];
