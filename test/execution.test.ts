@@ -250,6 +250,30 @@ describe('child processes', () => {
     expect(cancelled.body.data.cancelTask.task.status).toBe('CANCELLED');
   });
 
+  it('gives a QUEUED task whose job BullMQ already completed a new job when the worker reconciles', async () => {
+    // The state a lost retry leaves: the task waits as QUEUED, but its current job is settled, so nothing would
+    // ever run it. Built here from a finished task's completed job.
+    const finished = await waitForEnd((await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 } })).id);
+    expect(finished.status).toBe('SUCCEEDED');
+    const finishedRow = await api.prisma.task.findUnique({ where: { id: rawId(finished.id, 'Task') }, select: { jobId: true } });
+    const queue = api.queues.get('NORMAL');
+    expect(await (await queue.getJob(finishedRow!.jobId!))!.getState()).toBe('completed');
+
+    const waiting = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 }, runAt: new Date(Date.now() + 60_000).toISOString() });
+    const uuid = rawId(waiting.id, 'Task');
+    const ownJob = (await api.prisma.task.findUnique({ where: { id: uuid }, select: { jobId: true } }))!.jobId!;
+    expect(await queue.remove(ownJob)).toBe(1);
+    await api.prisma.task.update({ where: { id: uuid }, data: { status: 'QUEUED', runAt: null, jobId: finishedRow!.jobId } });
+
+    const report = await worker.host.reconcile();
+    expect(report.requeued).toContain(uuid);
+    const done = await waitForEnd(waiting.id);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    expect(events(done).some((e) => e.kind === 'LOG' && e.payload.message === 'Re-enqueued after its worker was lost')).toBe(true);
+    // Reconciling again changes nothing: the task is settled.
+    expect((await worker.host.reconcile()).requeued).not.toContain(uuid);
+  });
+
   it('records progress in order with gap-free seq, stores the result, counts one attempt', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 4, stepMs: 20 } });
     expect(submitted.status).toBe('QUEUED');

@@ -1,6 +1,7 @@
 // Postgres is the source of truth for tasks; Redis only holds their jobs. When Redis loses jobs (restarted
 // without persistence, flushed) or a worker dies mid-task, this puts the two back in agreement:
-// - a QUEUED/SCHEDULED task without its job gets the job again (same id, remaining delay);
+// - a QUEUED/SCHEDULED task without its job gets the job again (same id, remaining delay), and a QUEUED one
+//   whose job BullMQ has already completed gets a new job;
 // - a RUNNING task whose worker is gone, and whose job is gone or already settled by BullMQ, is retried as a
 //   lost run, or FAILED with WORKER_LOST when it has no attempts left.
 // A worker counts as gone only when its heartbeat is missing twice, a grace period apart: right after a
@@ -43,7 +44,17 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
       if (settled && !(task.workerId && (await deps.isWorkerAlive(task.workerId)))) suspects.push(task);
       continue;
     }
-    if (job) continue;
+    if (job) {
+      // A QUEUED task whose job BullMQ has already completed waits for nothing: its retry was lost (e.g. the run
+      // settled after its worker lost the job's lock, so BullMQ could not schedule the retry). A failed job is
+      // left alone: the worker's failed-job handler settles that task.
+      if (task.status !== 'QUEUED' || (await job.getState()) !== 'completed') continue;
+      const renewed = await lifecycle.renewJob(task.id);
+      if (!renewed) continue;
+      await queues.enqueue(renewed);
+      report.requeued.push(task.id);
+      continue;
+    }
     await queues.enqueue(task);
     report.requeued.push(task.id);
   }
