@@ -79,6 +79,8 @@ export function createServices(deps: ServiceDeps): Services {
     webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>
       deps.publisher.control({ type: 'webhook-source-changed', sourceId }),
     ),
-    notifications: (notifications = new NotificationService(deps.prisma, deps.secrets, deps.queues, audit)),
+    notifications: (notifications = new NotificationService(deps.prisma, deps.secrets, deps.queues, audit, () =>
+      deps.publisher.control({ type: 'notification-subscribers-changed' }),
+    )),
   };
 }

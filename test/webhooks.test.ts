@@ -1143,4 +1143,43 @@ describe('outbound notifications', () => {
     expect(received.filter((r) => r.path === '/b')).toHaveLength(0);
     expect(nodes[b.subscriber.id].attempts.totalCount).toBe(0);
   });
+
+  it('a subscriber added on one replica is notified of the next task another replica settles (cached lists dropped over pub/sub)', async () => {
+    const ntoken = await napi.token('OWNER');
+    const other = await startTestApi('webhooks_notify_b', { shareWith: napi });
+    try {
+      // A CANCELLED task (no subscriber wants task.cancelled yet), settled by this replica.
+      const submitted = await data(
+        `mutation { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: { steps: 1, stepMs: 1 }, runAt: "2099-01-01T00:00:00Z" }) { __typename ... on SubmitTaskSuccess { task { id } } ${errorFields} } }`,
+        {},
+        napi,
+        ntoken,
+      );
+      const taskId = rawId(submitted.submitTask.task.id, 'Task')!;
+      const cancelled = await data(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: submitted.submitTask.task.id }, napi, ntoken);
+      expect(cancelled.cancelTask.__typename).toBe('CancelTaskSuccess');
+      const row = await napi.prisma.task.findUniqueOrThrow({ where: { id: taskId } });
+      expect(row.status).toBe('CANCELLED');
+      // The other replica reads its subscriber list now and keeps it (for 30 s unless told otherwise).
+      await other.services.notifications.taskFinished(row);
+
+      const subscribe = `mutation($url: String!, $events: [String!]) { createNotificationSubscriber(url: $url, events: $events) { __typename } }`;
+      const created = await data(subscribe, { url: `${receiverUrl}/c`, events: ['task.cancelled'] }, napi, ntoken);
+      expect(created.createNotificationSubscriber.__typename).toBe('CreateNotificationSubscriberSuccess');
+      // Well within the 30 s the other replica would otherwise keep its old list.
+      await waitFor(
+        async () => {
+          if (received.some((r) => r.path === '/c')) return true;
+          await other.services.notifications.taskFinished(row);
+          return null;
+        },
+        5000,
+        'the other replica to notify the new subscriber',
+      );
+      const toC = received.find((r) => r.path === '/c')!;
+      expect(JSON.parse(toC.body)).toMatchObject({ event: 'task.cancelled', sentFor: taskId, task: { status: 'CANCELLED' } });
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -35,7 +35,9 @@ export type ControlMessage =
   | { type: 'cancel'; taskId: string }
   | { type: 'token-revoked'; tokenId: string }
   /** A webhook source, its secret or its rules changed: API replicas drop what they cached of it. */
-  | { type: 'webhook-source-changed'; sourceId: string };
+  | { type: 'webhook-source-changed'; sourceId: string }
+  /** Notification subscribers were added or removed: API replicas and workers drop their cached list. */
+  | { type: 'notification-subscribers-changed' };
 
 export class RedisTaskEventPublisher implements TaskEventPublisher {
   constructor(

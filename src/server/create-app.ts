@@ -117,11 +117,15 @@ export function createApp(options: AppOptions): App {
     plugins: [useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
   });
 
-  // Webhook sources and rules changed on any replica: drop this replica's cached copy at once (the cache's time
-  // limit covers a missed announcement; see webhook-source-cache.ts).
+  // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached
+  // copy at once (the caches' time limits cover a missed announcement; see webhook-source-cache.ts and
+  // notification-service.ts).
   const control = options.feed.control();
   void (async () => {
-    for await (const message of control) if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
+    for await (const message of control) {
+      if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
+      else if (message.type === 'notification-subscribers-changed') services.notifications.forgetSubscribers();
+    }
   })().catch(() => undefined);
 
   const limiter = new RateLimiter(redis, options.prefix);

@@ -209,6 +209,8 @@ export class WorkerHost {
       return;
     }
     if (message.type === 'cancel') this.executor.running.get(message.taskId)?.abort('cancelled');
+    // A worker process runs no API: it drops its cached subscriber list itself.
+    else if (message.type === 'notification-subscribers-changed') this.deps.notifications.forgetSubscribers();
   }
 
   /** The pub/sub message can be missed (reconnect); the database request cannot. */

@@ -32,14 +32,55 @@ export function eventsForTask(task: Task): NotificationEvent[] {
   return events;
 }
 
+/** How long a process uses its list of enabled subscribers when no change announcement reaches it. */
+const subscribersTtlMs = 30_000;
+
+interface SubscriberRef {
+  id: string;
+  events: string[];
+}
+
 export class NotificationService {
+  /**
+   * The enabled subscribers, read at most once per subscribersTtlMs instead of once per finished task. A change
+   * made here drops it at once; other processes drop theirs when the change is announced (control channel). A
+   * missed announcement is bounded by the time limit; a removed subscriber's queued jobs are dropped at delivery.
+   */
+  private subscribers: { list: Promise<SubscriberRef[]>; until: number } | null = null;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
     private readonly queues: TaskQueues,
     private readonly audit: AuditService,
+    /** Tells the other API replicas and workers that the subscribers changed. */
+    private readonly announceChange: () => Promise<void> = async () => undefined,
     private readonly requestTimeoutMs = 10_000,
   ) {}
+
+  /** The subscribers changed (here or, announced, elsewhere): read them again for the next finished task. */
+  forgetSubscribers(): void {
+    this.subscribers = null;
+  }
+
+  private async subscribersChanged(): Promise<void> {
+    this.forgetSubscribers();
+    await this.announceChange().catch(() => undefined);
+  }
+
+  private enabledSubscribers(): Promise<SubscriberRef[]> {
+    const now = Date.now();
+    if (this.subscribers && this.subscribers.until > now) return this.subscribers.list;
+    const entry = {
+      list: this.prisma.$queryRaw<SubscriberRef[]>`SELECT "id", "events"::text[] AS "events" FROM "NotificationSubscriber" WHERE "enabled"`,
+      until: now + subscribersTtlMs,
+    };
+    this.subscribers = entry;
+    entry.list.catch(() => {
+      if (this.subscribers === entry) this.subscribers = null;
+    });
+    return entry.list;
+  }
 
   async createSubscriber(actor: Principal, input: { url: string; events?: string[] | null }): Promise<{ subscriber: NotificationSubscriber; secret: string }> {
     const data = parseInput(subscriberInput, { url: input.url, events: input.events ?? undefined });
@@ -52,6 +93,7 @@ export class NotificationService {
       await this.audit.record(tx, actor, 'notification.subscriber.create', 'NotificationSubscriber', id, { url: data.url, events: data.events });
       return created;
     });
+    await this.subscribersChanged();
     return { subscriber, secret };
   }
 
@@ -62,6 +104,7 @@ export class NotificationService {
       await tx.notificationSubscriber.delete({ where: { id } });
       await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
     });
+    await this.subscribersChanged();
     await this.secrets.delete(subscriber.secretRef);
     return subscriber;
   }
@@ -78,10 +121,7 @@ export class NotificationService {
   async taskFinished(task: Task): Promise<void> {
     const events = eventsForTask(task);
     if (events.length === 0) return;
-    // Raw SQL: this runs once for every task that finishes, and the ORM's per-query compile cost showed in the
-    // worker's throughput (bench/dispatch.ts).
-    const subscribers = await this.prisma.$queryRaw<{ id: string; events: string[] }[]>`
-      SELECT "id", "events"::text[] AS "events" FROM "NotificationSubscriber" WHERE "enabled"`;
+    const subscribers = await this.enabledSubscribers();
     const payloadFor = (event: NotificationEvent) => ({
       event,
       sentFor: task.id,
