@@ -8,8 +8,8 @@
 //   (npx tsc -p bench/tsconfig.json, which builds every benchmark in bench/, works as well)
 //
 // See bench/README.md for what each figure means. Tunables (environment): BENCH_DATABASE_URL, BENCH_REDIS_URL,
-// BENCH_LATENCY_TASKS (50), BENCH_LATENCY_BUDGET_SECONDS (45), BENCH_THROUGHPUT_TASKS (40),
-// BENCH_THROUGHPUT_BUDGET_SECONDS (15), BENCH_BULLMQ_JOBS (200), BENCH_FORK_SECONDS (3), BENCH_STARTUP_SAMPLES (6),
+// BENCH_LATENCY_TASKS (50), BENCH_LATENCY_BUDGET_SECONDS (45), BENCH_THROUGHPUT_TASKS (100),
+// BENCH_THROUGHPUT_BUDGET_SECONDS (15), BENCH_BULLMQ_JOBS (200), BENCH_FORK_SECONDS (3), BENCH_ROUNDS (3), BENCH_STARTUP_SAMPLES (6),
 // BENCH_STARTUP_BUDGET_SECONDS (20), BENCH_DEADLINE_SECONDS (300).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -50,7 +50,7 @@ import { quantile } from './lib/stats.js';
 const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const latencyTasks = intEnv('BENCH_LATENCY_TASKS', 50);
-const throughputTasks = intEnv('BENCH_THROUGHPUT_TASKS', 40);
+const throughputTasks = intEnv('BENCH_THROUGHPUT_TASKS', 100);
 const bullJobs = intEnv('BENCH_BULLMQ_JOBS', 200);
 const forkSeconds = intEnv('BENCH_FORK_SECONDS', 3);
 /** Rounds of parts 4 and 3, alternating. */
