@@ -1,12 +1,11 @@
 // The built-in secret store against a real, migrated Postgres schema of its own: AES-256-GCM with a fresh
 // nonce per write, the secret's name bound as AAD, key-id checks, and single-use expiring IPC grants.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
 import { BuiltinSecretStore, SecretKeyMismatchError } from '../src/secrets/builtin-store.js';
-import { testDatabaseUrl } from './support/harness.js';
+import { dropSchema, testDatabaseUrl } from './support/harness.js';
 
 const schema = `t_secret_store_${randomBytes(4).toString('hex')}`;
 let prisma: PrismaClient;
@@ -21,13 +20,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await prisma?.$disconnect();
-  const client = new pg.Client({ connectionString: testDatabaseUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
+  await dropSchema(schema);
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,19 +7,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
 import { AuditService } from '../src/domain/audit/audit-service.js';
 import { TokenService } from '../src/domain/auth/token-service.js';
+import { dropSchema, testDatabaseUrl, testRedisUrl } from './support/harness.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repoRoot, 'bin', 'switchyard.js');
-const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
-const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const schema = `t_cli_${randomBytes(4).toString('hex')}`;
-const databaseUrl = `${baseDatabaseUrl}?schema=${schema}`;
+const databaseUrl = `${testDatabaseUrl}?schema=${schema}`;
 const tokenLine = /^syt_[A-Za-z0-9_-]{43}\n$/;
 
 interface RunResult {
@@ -42,7 +40,7 @@ function run(args: string[], env: Record<string, string> = {}): Promise<RunResul
         HOME: tempDir,
         NODE_ENV: 'test',
         DATABASE_URL: databaseUrl,
-        REDIS_URL: redisUrl,
+        REDIS_URL: testRedisUrl,
         LOG_LEVEL: 'warn',
         SWITCHYARD_KEY_FILE: path.join(tempDir, 'secret-key'),
         ...env,
@@ -91,13 +89,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled(Object.values(pending));
   await prisma?.$disconnect();
-  const client = new pg.Client({ connectionString: baseDatabaseUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
+  await dropSchema(schema);
   if (tempDir) await rm(tempDir, { recursive: true, force: true });
 });
 

@@ -175,7 +175,8 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
   }
 }
 
-async function dropSchema(schema: string): Promise<void> {
+/** Drops a test's Postgres schema and everything in it (no error when it does not exist). */
+export async function dropSchema(schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: testDatabaseUrl });
   await client.connect();
   try {
