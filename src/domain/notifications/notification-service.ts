@@ -11,6 +11,7 @@ import { signTimestamped } from '../../webhooks/signatures.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { NotFoundError } from '../errors.js';
+import { ExpiringCache } from '../expiring-cache.js';
 import { parseInput } from '../validation.js';
 
 export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancelled', 'deployment.completed', 'org.check_failed'] as const;
@@ -43,10 +44,13 @@ interface SubscriberRef {
 export class NotificationService {
   /**
    * The enabled subscribers, read at most once per subscribersTtlMs instead of once per finished task. A change
-   * made here drops it at once; other processes drop theirs when the change is announced (control channel). A
+   * made here drops them at once; other processes drop theirs when the change is announced (control channel). A
    * missed announcement is bounded by the time limit; a removed subscriber's queued jobs are dropped at delivery.
    */
-  private subscribers: { list: Promise<SubscriberRef[]>; until: number } | null = null;
+  private readonly subscribers = new ExpiringCache<'enabled', SubscriberRef[]>(
+    () => this.prisma.$queryRaw<SubscriberRef[]>`SELECT "id", "events"::text[] AS "events" FROM "NotificationSubscriber" WHERE "enabled"`,
+    subscribersTtlMs,
+  );
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -60,26 +64,12 @@ export class NotificationService {
 
   /** The subscribers changed (here or, announced, elsewhere): read them again for the next finished task. */
   forgetSubscribers(): void {
-    this.subscribers = null;
+    this.subscribers.forget('enabled');
   }
 
   private async subscribersChanged(): Promise<void> {
     this.forgetSubscribers();
     await this.announceChange().catch(() => undefined);
-  }
-
-  private enabledSubscribers(): Promise<SubscriberRef[]> {
-    const now = Date.now();
-    if (this.subscribers && this.subscribers.until > now) return this.subscribers.list;
-    const entry = {
-      list: this.prisma.$queryRaw<SubscriberRef[]>`SELECT "id", "events"::text[] AS "events" FROM "NotificationSubscriber" WHERE "enabled"`,
-      until: now + subscribersTtlMs,
-    };
-    this.subscribers = entry;
-    entry.list.catch(() => {
-      if (this.subscribers === entry) this.subscribers = null;
-    });
-    return entry.list;
   }
 
   async createSubscriber(actor: Principal, input: { url: string; events?: string[] | null }): Promise<{ subscriber: NotificationSubscriber; secret: string }> {
@@ -121,7 +111,7 @@ export class NotificationService {
   async taskFinished(task: Task): Promise<void> {
     const events = eventsForTask(task);
     if (events.length === 0) return;
-    const subscribers = await this.enabledSubscribers();
+    const subscribers = await this.subscribers.get('enabled');
     const payloadFor = (event: NotificationEvent) => ({
       event,
       sentFor: task.id,
