@@ -94,8 +94,7 @@ export class TaskExecutor {
         const changed = this.lastWaitPhase.get(task.id) !== phase;
         this.lastWaitPhase.set(task.id, phase);
         await lifecycle.waiting(task.id, phase, changed);
-        await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
-        throw new DelayedError();
+        return this.lookAgainLater(job, token);
       }
       this.lastWaitPhase.delete(task.id);
     }
@@ -108,14 +107,19 @@ export class TaskExecutor {
       if (ran === busy) {
         // Another job of this task (a stale one) is being claimed here right now; its claim will fail on the job
         // id. Look again shortly rather than completing this, the task's current job, with nothing done.
-        await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
-        throw new DelayedError();
+        return this.lookAgainLater(job, token);
       }
       return ran === notClaimed ? { skipped: 'task left the queue before it started' } : ran;
     } finally {
       clearInterval(renewTimer);
       if (exclusive) await this.deps.orgLock.release(org.id, task.id).catch(() => undefined);
     }
+  }
+
+  /** Puts the job back for lockPollMs without spending one of its attempts. */
+  private async lookAgainLater(job: Job<TaskJobData>, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
+    throw new DelayedError();
   }
 
   /**
