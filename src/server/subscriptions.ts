@@ -156,10 +156,8 @@ export function attachSubscriptions(
       },
       // Results of operations that are not shared (queries, mutations) still go through graphql-ws's sending.
       onNext: (ctx) => {
-        if (ctx.extra.socket.bufferedAmount > limits.maxBufferedBytes) {
-          logger.warn({ bufferedBytes: ctx.extra.socket.bufferedAmount }, 'closing a subscription socket whose client is not reading');
-          ctx.extra.socket.close(slowClientCloseCode, 'Client too slow: too many unread messages');
-        }
+        const unsent = ctx.extra.socket.bufferedAmount;
+        if (unsent > limits.maxBufferedBytes) tooSlow(ctx.extra.socket)(unsent);
       },
     },
     wsServer,
