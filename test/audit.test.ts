@@ -57,6 +57,14 @@ async function entriesFor(requestId: string) {
   return api.prisma.auditEntry.findMany({ where: { requestId }, orderBy: { action: 'asc' } });
 }
 
+/** Expects the request to have appended exactly one entry, by the owner, matching `expected`; returns it. */
+async function expectOneEntry(requestId: string, expected: { action: string; targetType: string; targetId: string; details: unknown }) {
+  const entries = await entriesFor(requestId);
+  expect(entries).toHaveLength(1);
+  expect(entries[0]).toMatchObject({ actor: ownerActor, requestId, ...expected });
+  return entries[0]!;
+}
+
 const registerMutation = `mutation($input: RegisterOrgInput!) {
   registerOrg(input: $input) { __typename ... on RegisterOrgSuccess { org { id alias } } ${errorFields} }
 }`;
@@ -125,16 +133,7 @@ describe('audit entries of org mutations', () => {
     const { result, requestId } = await mutate('update', updateMutation, { alias: 'audited-org', patch: { alias: 'audited-renamed', isDevHub: true } }, 'updateOrg');
     expect(result.__typename).toBe('UpdateOrgSuccess');
     sentRequestIds.push(requestId);
-    const entries = await entriesFor(requestId);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({
-      actor: ownerActor,
-      action: 'org.update',
-      targetType: 'Org',
-      targetId: orgId,
-      requestId,
-      details: { alias: 'audited-renamed', isDevHub: true },
-    });
+    await expectOneEntry(requestId, { action: 'org.update', targetType: 'Org', targetId: orgId, details: { alias: 'audited-renamed', isDevHub: true } });
   });
 
   it('rotateOrgCredentials appends org.credentials.write', async () => {
@@ -149,32 +148,14 @@ describe('audit entries of org mutations', () => {
     );
     expect(result.__typename).toBe('RotateOrgCredentialsSuccess');
     sentRequestIds.push(requestId);
-    const entries = await entriesFor(requestId);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({
-      actor: ownerActor,
-      action: 'org.credentials.write',
-      targetType: 'Org',
-      targetId: orgId,
-      requestId,
-      details: { secretStore: 'builtin', rotated: true },
-    });
+    await expectOneEntry(requestId, { action: 'org.credentials.write', targetType: 'Org', targetId: orgId, details: { secretStore: 'builtin', rotated: true } });
   });
 
   it('removeOrg appends org.remove', async () => {
     const { result, requestId } = await mutate('remove', removeMutation, { alias: 'audited-renamed' }, 'removeOrg');
     expect(result).toMatchObject({ __typename: 'RemoveOrgSuccess', removed: { id: orgId } });
     sentRequestIds.push(requestId);
-    const entries = await entriesFor(requestId);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({
-      actor: ownerActor,
-      action: 'org.remove',
-      targetType: 'Org',
-      targetId: orgId,
-      requestId,
-      details: { alias: 'audited-renamed' },
-    });
+    await expectOneEntry(requestId, { action: 'org.remove', targetType: 'Org', targetId: orgId, details: { alias: 'audited-renamed' } });
   });
 
   it('failed mutations append nothing', async () => {
@@ -213,26 +194,20 @@ describe('audit entries of token mutations', () => {
     sentRequestIds.push(requestId);
     tokenSecrets.push(result.created.token);
     tokenId = (await api.prisma.apiToken.findFirstOrThrow({ where: { name: 'ci' } })).id;
-    const entries = await entriesFor(requestId);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({
-      actor: ownerActor,
+    const entry = await expectOneEntry(requestId, {
       action: 'token.create',
       targetType: 'ApiToken',
       targetId: tokenId,
-      requestId,
       details: { name: 'ci', role: 'APPLICATION', user: 'ci-bot' },
     });
-    expect(JSON.stringify(entries[0])).not.toContain(result.created.token);
+    expect(JSON.stringify(entry)).not.toContain(result.created.token);
   });
 
   it('revokeApiToken appends token.revoke once', async () => {
     const { result, requestId } = await mutate('token-revoke', revokeTokenMutation, { id: tokenId }, 'revokeApiToken');
     expect(result.__typename).toBe('RevokeApiTokenSuccess');
     sentRequestIds.push(requestId);
-    const entries = await entriesFor(requestId);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ actor: ownerActor, action: 'token.revoke', targetType: 'ApiToken', targetId: tokenId, requestId, details: { name: 'ci' } });
+    await expectOneEntry(requestId, { action: 'token.revoke', targetType: 'ApiToken', targetId: tokenId, details: { name: 'ci' } });
 
     // Revoking again changes nothing, so it is not audited.
     const before = await api.prisma.auditEntry.count();
