@@ -8,8 +8,9 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildZip, readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
+import { readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { samplePackage } from './support/salesforce-package.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
 /** Alphanumeric, so no escaping (JSON, URL, form encoding) can hide it from a plain search. */
@@ -140,21 +141,6 @@ function expectOrderedLog(task: TaskView): void {
   expect(task.events.map((e) => e.seq)).toEqual(task.events.map((_, i) => i + 1));
   expect(task.events[0]).toMatchObject({ kind: 'STATUS', payload: { status: 'QUEUED' } });
   expect(task.events.at(-1)).toMatchObject({ kind: 'STATUS', payload: { status: task.status } });
-}
-
-function samplePackage(classes: string[]): Buffer {
-  return buildZip({
-    'package.xml':
-      '<?xml version="1.0" encoding="UTF-8"?><Package xmlns="http://soap.sforce.com/2006/04/metadata"><types>' +
-      classes.map((c) => `<members>${c}</members>`).join('') +
-      '<name>ApexClass</name></types><version>62.0</version></Package>',
-    ...Object.fromEntries(
-      classes.flatMap((c) => [
-        [`classes/${c}.cls`, `public class ${c} {}`],
-        [`classes/${c}.cls-meta.xml`, '<ApexClass><apiVersion>62.0</apiVersion><status>Active</status></ApexClass>'],
-      ]),
-    ),
-  });
 }
 
 const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename

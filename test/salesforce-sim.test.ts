@@ -12,6 +12,7 @@ import {
   startSalesforceSim,
   type SalesforceSim,
 } from './fixtures/salesforce-sim.js';
+import { samplePackage } from './support/salesforce-package.js';
 
 const clientId = `3MVG9sim.${randomBytes(12).toString('hex')}`;
 const clientSecret = `sim-secret-${randomBytes(16).toString('hex')}`;
@@ -40,21 +41,6 @@ function connect(token = refreshToken) {
   const refreshes: string[] = [];
   conn.on('refresh', (accessToken: string) => refreshes.push(accessToken));
   return { conn, refreshes };
-}
-
-function samplePackage(classes: string[] = ['Foo']): Buffer {
-  return buildZip({
-    'package.xml':
-      '<?xml version="1.0" encoding="UTF-8"?><Package xmlns="http://soap.sforce.com/2006/04/metadata"><types>' +
-      classes.map((c) => `<members>${c}</members>`).join('') +
-      '<name>ApexClass</name></types><version>62.0</version></Package>',
-    ...Object.fromEntries(
-      classes.flatMap((c) => [
-        [`classes/${c}.cls`, `public class ${c} {}`],
-        [`classes/${c}.cls-meta.xml`, '<ApexClass><apiVersion>62.0</apiVersion><status>Active</status></ApexClass>'],
-      ]),
-    ),
-  });
 }
 
 /**
