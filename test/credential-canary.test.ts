@@ -16,29 +16,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { VaultSecretStore } from '../src/secrets/vault-store.js';
 import { startVaultServer, type VaultServer } from './fixtures/vault-server.js';
 import { startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
+import { canary, encodings } from './support/leak-search.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
-
-/** Alphanumeric, so no escaping (JSON, URL, shell) can hide it from a plain search. */
-const canary = (label: string) => `${label}${randomBytes(20).toString('hex')}Z`;
-
-/** Every form a leaked value is searched in: plain, base64/base64url at the 3 byte alignments, hex. */
-function encodings(value: string): string[] {
-  const bytes = Buffer.from(value, 'utf8');
-  const forms = new Set<string>([value, bytes.toString('hex'), bytes.toString('hex').toUpperCase()]);
-  for (let shift = 0; shift < 3; shift += 1) {
-    const encoded = Buffer.concat([Buffer.alloc(shift, 0x20), bytes]).toString('base64');
-    // Only the 4-character groups made of the value's bytes alone are the same wherever it sits.
-    const inner = encoded.slice(shift === 0 ? 0 : 4, Math.floor((shift + bytes.length) / 3) * 4);
-    forms.add(inner);
-    forms.add(inner.replace(/\+/g, '-').replace(/\//g, '_'));
-  }
-  return [...forms];
-}
 
 interface Leak {
   where: string;

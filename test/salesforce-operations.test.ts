@@ -5,16 +5,14 @@
 // and QUICK_DEPLOY, cancellation mid-deploy, session expiry, API limits and server errors; and at the end a
 // credential canary over everything Switchyard answered, logged and stored.
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { canary, encodings } from './support/leak-search.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
-
-/** Alphanumeric, so no escaping (JSON, URL, form encoding) can hide it from a plain search. */
-const canary = (label: string) => `${label}${randomBytes(20).toString('hex')}Z`;
 
 const MAIN = 'sfops';
 const OTHER = 'sfops-other';
@@ -621,23 +619,10 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
 // Credential canary
 // ---------------------------------------------------------------------------------------------------------
 
-/** Forms a leaked value is searched in: plain, hex, and base64/base64url at the three byte alignments. */
-function encodings(value: string): string[] {
-  const bytes = Buffer.from(value, 'utf8');
-  const forms = new Set<string>([value, bytes.toString('hex'), bytes.toString('hex').toUpperCase(), encodeURIComponent(value)]);
-  for (let shift = 0; shift < 3; shift += 1) {
-    const encoded = Buffer.concat([Buffer.alloc(shift, 0x20), bytes]).toString('base64');
-    const inner = encoded.slice(shift === 0 ? 0 : 4, Math.floor((shift + bytes.length) / 3) * 4);
-    forms.add(inner);
-    forms.add(inner.replace(/\+/g, '-').replace(/\//g, '_'));
-  }
-  return [...forms];
-}
-
 function leaks(where: string, haystack: string, values: string[]): string[] {
   const found: string[] = [];
   values.forEach((value, index) => {
-    for (const form of encodings(value)) if (haystack.includes(form)) found.push(`${where}: secret #${index} (${form === value ? 'plain' : form})`);
+    for (const form of encodings(value, { uriComponent: true })) if (haystack.includes(form)) found.push(`${where}: secret #${index} (${form === value ? 'plain' : form})`);
   });
   return found;
 }
