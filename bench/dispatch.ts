@@ -13,7 +13,6 @@
 // BENCH_STARTUP_BUDGET_SECONDS (20), BENCH_DEADLINE_SECONDS (300).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,17 +37,15 @@ import { TaskExecutor } from '../src/workers/task-executor.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
 import { parseConcurrency, parseQueues } from '../src/workers/worker-config.js';
 import type { WorkerHost } from '../src/workers/worker-host.js';
-import { deleteKeys } from './lib/cleanup.js';
-import { intEnv, sleep, withTimeout } from './lib/env.js';
-import { postgresPortsOf, statFields, statMs, tickMs } from './lib/procfs.js';
+import { deleteKeys, dropSchema } from './lib/cleanup.js';
+import { baseDatabaseUrl, intEnv, redisUrl, sleep, withTimeout } from './lib/env.js';
+import { machineCpu, ownCpuMs, postgresPortsOf, serverProcesses, statFields, statMs } from './lib/procfs.js';
 import { heading, labelledLine, loadAverages, ms, printEnd, tableHeader } from './lib/report.js';
 import { quantile } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
 
-const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const latencyTasks = intEnv('BENCH_LATENCY_TASKS', 50);
 const throughputTasks = intEnv('BENCH_THROUGHPUT_TASKS', 100);
 const bullJobs = intEnv('BENCH_BULLMQ_JOBS', 200);
@@ -118,46 +115,15 @@ interface RawCpu {
 
 function cpuSnapshot(): RawCpu {
   const self = statFields('/proc/self/stat');
-  const byPid = new Map<number, { comm: string; ms: number }>();
   const ports = postgresPortsOf('self');
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let comm: string;
-      try {
-        comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-      } catch {
-        continue;
-      }
-      if (comm !== 'postgres' && comm !== 'redis-server') continue;
-      if (comm === 'postgres') {
-        // Only the backends serving this process: "postgres: 15/main: postgres db 127.0.0.1(34394) idle".
-        let cmdline = '';
-        try {
-          cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-        } catch {
-          continue;
-        }
-        const port = /\((\d+)\)/.exec(cmdline)?.[1];
-        if (!port || !ports.has(Number(port))) continue;
-      }
-      const fields = statFields(`/proc/${entry}/stat`);
-      byPid.set(Number(entry), { comm, ms: statMs(fields, 14) + statMs(fields, 15) });
-    }
-  } catch {
-    // no /proc: figures stay 0
+  const byPid = new Map<number, { comm: string; ms: number }>();
+  for (const [pid, { comm, ms, port }] of serverProcesses()) {
+    // Only the Postgres backends serving this process (its pool's connections); every redis-server.
+    if (comm === 'postgres' && !ports.has(port!)) continue;
+    byPid.set(pid, { comm, ms });
   }
-  let machineBusy = 0;
-  let machineTotal = 0;
-  try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = cpu;
-    machineTotal = (user + nice + system + idle + iowait + irq + softirq + steal) * tickMs;
-    machineBusy = machineTotal - (idle + iowait) * tickMs;
-  } catch {
-    // no /proc
-  }
-  return { self: statMs(self, 14) + statMs(self, 15), children: statMs(self, 16) + statMs(self, 17), byPid, machineBusy, machineTotal };
+  const machine = machineCpu();
+  return { self: ownCpuMs(self), children: statMs(self, 16) + statMs(self, 17), byPid, machineBusy: machine.busy, machineTotal: machine.total };
 }
 
 function cpuDelta(a: RawCpu, b: RawCpu): CpuSnapshot {
@@ -484,13 +450,7 @@ async function startStack(spare: boolean): Promise<Stack> {
       watcher.close();
       await runtime.close();
       await deleteKeys(redisUrl, prefix);
-      const client = new pg.Client({ connectionString: baseDatabaseUrl });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await client.end();
-      }
+      await dropSchema(baseDatabaseUrl, schema);
     },
   };
 }

@@ -13,141 +13,92 @@
 //   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions: [{ name, url, line, selfMs }], file }
 //   { t: 'heap', top }          → { t: 'heap', file, classes: [{ name, count, selfBytes }] }  (heap snapshot, summarised, deleted)
 //   { t: 'stop' }               → closes the app and exits 0
-// On start it sends { t: 'ready', url }.
+// On start it sends { t: 'ready', url }. Assembly, profile-start/-stop and stop are shared with webhooks-server.ts
+// (bench/lib/api-server.ts); the benchmark's side is bench/lib/api-process.ts.
 import { appOptionsFromEnv } from '../src/cli/server-command.js';
-import { Session } from 'node:inspector/promises';
-import { createReadStream, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
-import { loadEnv } from '../src/env.js';
-import { TaskEventFeed } from '../src/events/task-event-feed.js';
-import { createLogger } from '../src/logger.js';
-import { waitForRedis } from '../src/redis.js';
-import { createRuntime } from '../src/runtime.js';
+import type { TaskEventFeed } from '../src/events/task-event-feed.js';
 import { createApp } from '../src/server/create-app.js';
 import type { Services } from '../src/services.js';
 import type { TaskEventMessage } from '../src/events/task-event-bus.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { selfTimeByPackage, selfTimes, type Profile } from './lib/profile.js';
+import { send, serveRequests, startApiServer } from './lib/api-server.js';
+import { selfTimeByPackage, selfTimes, type Profile, type ProfileFigures } from './lib/profile.js';
 
 type Request =
   | { t: 'stats'; gc?: boolean }
-  | { t: 'profile-start' }
-  | { t: 'profile-stop'; top?: number }
-  | { t: 'heap'; top?: number }
-  | { t: 'stop' };
-
-/** Replies to the benchmark; a benchmark that has gone away (deadline, Ctrl-C) is not an error here. */
-const send = (message: unknown) => {
-  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
-};
+  | { t: 'heap'; top?: number };
 
 async function main(): Promise<void> {
-  const raw = process.env.BENCH_SWITCHYARD_ENV;
-  if (!raw) throw new Error('BENCH_SWITCHYARD_ENV is required (bench/fanout-server.js is started by bench/fanout.js)');
-  // The same configuration path as `switchyard serve`: loadEnv, createRuntime, TaskEventFeed, createApp.
-  const env = loadEnv(JSON.parse(raw) as NodeJS.ProcessEnv);
-  const logger = createLogger(env.LOG_LEVEL, { write: () => undefined });
-  const runtime = await createRuntime(env, logger);
-  if (!(await waitForRedis(runtime.redis, 5000))) throw new Error('Redis is not reachable');
-  const feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
-  // BENCH_FANOUT_SERVER=floor: the reference fan-out instead of the API (see startFloor below).
-  const app =
+  const { app, address, stop } = await startApiServer('fanout-server', { write: () => undefined }, ({ env, logger, runtime, feed }) =>
+    // BENCH_FANOUT_SERVER=floor: the reference fan-out instead of the API (see startFloor below).
     process.env.BENCH_FANOUT_SERVER === 'floor'
       ? startFloor(runtime.services, feed)
       : // The options `switchyard serve` passes (src/cli/server-command.ts), from the same Env.
-        createApp(appOptionsFromEnv(env, runtime, logger, feed));
-  const address = await app.listen(0, '127.0.0.1');
+        createApp(appOptionsFromEnv(env, runtime, logger, feed)),
+  );
 
-  let session: Session | null = null;
   let elu = performance.eventLoopUtilization();
   // How late the event loop gets round to timers and I/O (reset at every stats request): while a fan-out runs
   // in one go (microtasks only), nothing else (Redis, pongs, new sockets) is served.
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
 
-  const stop = async () => {
-    await app.close().catch(() => undefined);
-    feed.close();
-    await runtime.close().catch(() => undefined);
-    process.exit(0);
+  const profiling = {
+    intervalUs: 200,
+    filePrefix: 'switchyard-fanout',
+    summarise: summariseProfile,
+    notStarted: { totalMs: 0, samples: 0, functions: [] },
   };
-
-  process.on('message', (raw) => {
-    const request = raw as Request;
-    void (async () => {
-      switch (request.t) {
-        case 'stats': {
-          if (request.gc && typeof globalThis.gc === 'function') {
-            // Full GCs with pauses in between: weak maps and finalisers settle, and V8's background unmapper
-            // returns freed pages to the OS before RSS is read.
-            for (let i = 0; i < 3; i += 1) {
-              globalThis.gc();
-              await new Promise((resolve) => setTimeout(resolve, 150));
-            }
+  serveRequests<Request>('fanout-server', stop, profiling, async (request) => {
+    switch (request.t) {
+      case 'stats': {
+        if (request.gc && typeof globalThis.gc === 'function') {
+          // Full GCs with pauses in between: weak maps and finalisers settle, and V8's background unmapper
+          // returns freed pages to the OS before RSS is read.
+          for (let i = 0; i < 3; i += 1) {
+            globalThis.gc();
+            await new Promise((resolve) => setTimeout(resolve, 150));
           }
-          const memory = process.memoryUsage();
-          const cpu = process.cpuUsage();
-          const now = performance.eventLoopUtilization();
-          const sinceLast = performance.eventLoopUtilization(now, elu);
-          elu = now;
-          const delay = { p99: loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0, max: loopDelay.count ? loopDelay.max / 1e6 : 0 };
-          loopDelay.reset();
-          send({
-            t: 'stats',
-            rss: memory.rss,
-            heapUsed: memory.heapUsed,
-            heapTotal: memory.heapTotal,
-            external: memory.external,
-            arrayBuffers: memory.arrayBuffers,
-            cpuMs: (cpu.user + cpu.system) / 1000,
-            elu: sinceLast.utilization,
-            loopDelayP99Ms: delay.p99,
-            loopDelayMaxMs: delay.max,
-            ...app.subscriptionStats(),
-          });
-          return;
         }
-        case 'profile-start': {
-          session = new Session();
-          session.connect();
-          await session.post('Profiler.enable');
-          await session.post('Profiler.setSamplingInterval', { interval: 200 });
-          await session.post('Profiler.start');
-          send({ t: 'profile-started' });
-          return;
-        }
-        case 'profile-stop': {
-          if (!session) return send({ t: 'profile', totalMs: 0, samples: 0, functions: [], file: null });
-          const { profile } = await session.post('Profiler.stop');
-          session.disconnect();
-          session = null;
-          const file = join(tmpdir(), `switchyard-fanout-${process.pid}-${Date.now()}.cpuprofile`);
-          writeFileSync(file, JSON.stringify(profile));
-          send({ t: 'profile', file, ...summariseProfile(profile, request.top ?? 25) });
-          return;
-        }
-        case 'heap': {
-          globalThis.gc?.();
-          const file = writeHeapSnapshot(join(tmpdir(), `switchyard-fanout-${process.pid}-${Date.now()}.heapsnapshot`));
-          const classes = await summariseHeap(file, request.top ?? 30);
-          rmSync(file, { force: true }); // hundreds of MB; the summary is what the benchmark prints
-          send({ t: 'heap', file, classes });
-          return;
-        }
-        case 'stop':
-          await stop();
+        const memory = process.memoryUsage();
+        const cpu = process.cpuUsage();
+        const now = performance.eventLoopUtilization();
+        const sinceLast = performance.eventLoopUtilization(now, elu);
+        elu = now;
+        const delay = { p99: loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0, max: loopDelay.count ? loopDelay.max / 1e6 : 0 };
+        loopDelay.reset();
+        send({
+          t: 'stats',
+          rss: memory.rss,
+          heapUsed: memory.heapUsed,
+          heapTotal: memory.heapTotal,
+          external: memory.external,
+          arrayBuffers: memory.arrayBuffers,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          elu: sinceLast.utilization,
+          loopDelayP99Ms: delay.p99,
+          loopDelayMaxMs: delay.max,
+          ...app.subscriptionStats(),
+        });
+        return;
       }
-    })().catch((error) => {
-      console.error('fanout-server:', error);
-      process.exit(1);
-    });
+      case 'heap': {
+        globalThis.gc?.();
+        const file = writeHeapSnapshot(join(tmpdir(), `switchyard-fanout-${process.pid}-${Date.now()}.heapsnapshot`));
+        const classes = await summariseHeap(file, request.top ?? 30);
+        rmSync(file, { force: true }); // hundreds of MB; the summary is what the benchmark prints
+        send({ t: 'heap', file, classes });
+        return;
+      }
+    }
   });
-  process.on('disconnect', () => void stop());
   send({ t: 'ready', url: `http://127.0.0.1:${address.port}` });
 }
 
@@ -157,12 +108,7 @@ async function main(): Promise<void> {
 function summariseProfile(
   profile: Profile,
   top: number,
-): {
-  totalMs: number;
-  samples: number;
-  functions: Array<{ name: string; url: string; line: number; selfMs: number }>;
-  packages: Array<{ name: string; selfMs: number }>;
-} {
+): ProfileFigures {
   const { samples, functions } = selfTimes(profile);
   // Per package (node_modules/<name>), Node internals, our sources, and V8's own entries.
   const packages = selfTimeByPackage(functions, '/src/').slice(0, 12);

@@ -26,13 +26,10 @@
 // BENCH_FANOUT_DRAIN_SECONDS (30: how long to wait for a backlog after the last publish), BENCH_FANOUT_NICE
 // (e.g. -10, needs root: scheduling priority of this process and the API process on a busy machine),
 // BENCH_DEADLINE_SECONDS (240). See bench/README.md.
-import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { migrate } from '../src/db/migrate.js';
@@ -41,16 +38,16 @@ import { loadEnv } from '../src/env.js';
 import { waitForRedis } from '../src/redis.js';
 import { createRuntime } from '../src/runtime.js';
 import type { Services } from '../src/services.js';
-import { deleteKeys, dropSchema } from './lib/cleanup.js';
-import { intEnv, sleep, withTimeout } from './lib/env.js';
+import { forkApi, ForkedApi } from './lib/api-process.js';
+import { intEnv, redisUrl, sleep, withTimeout } from './lib/env.js';
+import type { ProfileSummary } from './lib/profile.js';
 import { heading, labelledLine, ms, printEnd, tableHeader, verdict } from './lib/report.js';
+import { createScratch, runEnvironment } from './lib/scratch.js';
 import { quantileSorted, sortedCopy } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
 
-const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const subscribers = intEnv('BENCH_FANOUT_SUBSCRIBERS', 1000);
 const rate = intEnv('BENCH_FANOUT_RATE', 20);
 const seconds = intEnv('BENCH_FANOUT_SECONDS', 10);
@@ -122,87 +119,37 @@ interface HeapClass {
   selfBytes: number;
 }
 
-interface ProfileSummary {
-  totalMs: number;
-  samples: number;
-  file: string | null;
-  functions: Array<{ name: string; url: string; line: number; selfMs: number }>;
-  packages: Array<{ name: string; selfMs: number }>;
-}
-
 /** The API process running now, for the deadline handler. */
 let currentApi: ApiProcess | null = null;
 /** Set by the deadline handler: failures from then on are the abort's doing. */
 let aborting = false;
 
-class ApiProcess {
+class ApiProcess extends ForkedApi<ProfileSummary> {
   private constructor(
-    readonly child: ChildProcess,
+    child: ChildProcess,
     readonly url: string,
-  ) {}
-
-  static async start(env: Record<string, string>): Promise<ApiProcess> {
-    const child = fork(serverFile, [], {
-      execArgv: ['--expose-gc'],
-      env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production', ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json',
-    });
-    if (nice !== null && child.pid) setPriority(child.pid, nice);
-    const url = await withTimeout(
-      new Promise<string>((resolve, reject) => {
-        child.once('error', reject);
-        child.once('exit', (code) => reject(new Error(`fanout-server exited with code ${code} before it was ready`)));
-        child.on('message', (message: { t?: string; url?: string }) => {
-          if (message.t === 'ready') resolve(message.url!);
-        });
-      }),
-      30_000,
-      'the API process to start',
-    );
-    currentApi = new ApiProcess(child, url);
-    return currentApi;
+  ) {
+    super(child, 60_000);
   }
 
-  private request<T>(message: object, reply: string, timeoutMs = 60_000): Promise<T> {
-    return withTimeout(
-      new Promise<T>((resolve) => {
-        const onMessage = (answer: { t?: string }) => {
-          if (answer.t !== reply) return;
-          this.child.off('message', onMessage);
-          resolve(answer as T);
-        };
-        this.child.on('message', onMessage);
-        this.child.send(message);
-      }),
-      timeoutMs,
-      `the API process to answer ${reply}`,
-    );
+  static async start(env: Record<string, string>): Promise<ApiProcess> {
+    const { child, ready } = await forkApi<{ url: string }>(serverFile, 'fanout-server', {
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production', ...env },
+      afterFork: (forked) => {
+        if (nice !== null && forked.pid) setPriority(forked.pid, nice);
+      },
+    });
+    currentApi = new ApiProcess(child, ready.url);
+    return currentApi;
   }
 
   stats(gc: boolean): Promise<ServerStats> {
     return this.request({ t: 'stats', gc }, 'stats');
   }
 
-  async profileStart(): Promise<void> {
-    await this.request({ t: 'profile-start' }, 'profile-started');
-  }
-
-  profileStop(top = 25): Promise<ProfileSummary> {
-    return this.request({ t: 'profile-stop', top }, 'profile');
-  }
-
   async heap(): Promise<HeapClass[]> {
     return (await this.request<{ classes: HeapClass[] }>({ t: 'heap', top: 100_000 }, 'heap', 120_000)).classes;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ t: 'stop' });
-    await withTimeout(exited, 10_000, 'the API process to exit').catch(() => {
-      this.child.kill('SIGKILL');
-    });
   }
 }
 
@@ -656,19 +603,12 @@ function openFileLimit(): number | null {
 
 async function main(): Promise<void> {
   const began = performance.now();
-  const suffix = randomBytes(4).toString('hex');
-  const schema = `bench_fanout_${suffix}`;
-  const prefix = `sybench-fanout-${suffix}`;
-  const databaseUrl = `${baseDatabaseUrl}?schema=${schema}`;
-  const secretKey = randomBytes(32);
-  const artifactDir = mkdtempSync(join(tmpdir(), `sybench-fanout-${suffix}-`));
+  const scratch = createScratch('fanout');
   let cleaning = false;
   const cleanup = async () => {
     if (cleaning) return;
     cleaning = true;
-    await dropSchema(baseDatabaseUrl, schema).catch((error) => console.error('dropping schema failed:', error));
-    await deleteKeys(redisUrl, prefix).catch((error) => console.error('deleting Redis keys failed:', error));
-    rmSync(artifactDir, { recursive: true, force: true });
+    await scratch.remove();
   };
   const deadline = setTimeout(() => {
     console.error(`\nBenchmark exceeded BENCH_DEADLINE_SECONDS=${deadlineSeconds}; aborting.`);
@@ -698,19 +638,10 @@ async function main(): Promise<void> {
     throw new Error(`The open-file limit (${openFiles}) is too low for ${subscribers} sockets in one process: raise it first (ulimit -n ${subscribers * 2 + 1024})`);
   }
 
-  await migrate(databaseUrl, migrationsDir);
+  await migrate(scratch.databaseUrl, migrationsDir);
   // One configuration for this process (setup and publishing) and the API process, read through loadEnv
   // from an explicit object (nothing from this shell's environment, e.g. no VAULT_ADDR).
-  const switchyardEnv: Record<string, string> = {
-    NODE_ENV: 'production',
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: redisUrl,
-    SWITCHYARD_QUEUE_PREFIX: prefix,
-    SWITCHYARD_SECRET_KEY: secretKey.toString('hex'),
-    SWITCHYARD_ARTIFACT_DIR: artifactDir,
-    SWITCHYARD_GRAPHIQL: 'false',
-    LOG_LEVEL: 'info',
-  };
+  const switchyardEnv = runEnvironment(scratch, { LOG_LEVEL: 'info' });
   const runtime = await createRuntime(loadEnv(switchyardEnv), pino({ level: 'warn' }));
   if (!(await waitForRedis(runtime.redis, 5000))) throw new Error(`Redis at ${redisUrl} is not reachable`);
   const services = runtime.services;

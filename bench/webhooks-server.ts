@@ -16,46 +16,31 @@
 // IPC protocol (JSON), requests from the benchmark → replies:
 //   { t: 'stats' }              → { t: 'stats', cpuMs, elu, rss, heapUsed, sql: {KEYWORD: n}, redis: {COMMAND: n}, redisRoundTrips }
 //   { t: 'profile-start' }      → { t: 'profile-started' }           (V8 CPU profiler through node:inspector)
-//   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions, packages, file }
+//   { t: 'profile-stop', top }  → { t: 'profile', totalMs, samples, functions, packages, inclusive, file }
 //   { t: 'ops', sourceId, org, payload, seconds, concurrency }
 //                               → { t: 'ops', results: [{ name, ops, cpuMsPerOp, sqlPerOp }] }: each step of the delivery
 //                                 path called on its own, `concurrency` at a time for `seconds`, and the API CPU per call
 //                                 (see measureOps; it writes rows, so the benchmark asks for it after its totals check)
 //   { t: 'stop' }               → closes the app and exits 0
 // On start it creates an OWNER API token (TokenService, as `switchyard token create` does) and sends
-// { t: 'ready', url, token, pid }.
+// { t: 'ready', url, token, pid }. Assembly, profile-start/-stop and stop are shared with fanout-server.ts
+// (bench/lib/api-server.ts); the benchmark's side is bench/lib/api-process.ts.
 import { appOptionsFromEnv } from '../src/cli/server-command.js';
 import { createHmac, randomUUID } from 'node:crypto';
-import { Session } from 'node:inspector/promises';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue } from 'bullmq';
 import { Pipeline, Redis } from 'ioredis';
 import pg from 'pg';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
-import { loadEnv } from '../src/env.js';
-import { TaskEventFeed } from '../src/events/task-event-feed.js';
-import { createLogger } from '../src/logger.js';
-import { waitForRedis } from '../src/redis.js';
-import { createRuntime } from '../src/runtime.js';
 import { createApp } from '../src/server/create-app.js';
 import type { Services } from '../src/services.js';
 import { normalise } from '../src/webhooks/events.js';
+import { send, serveRequests, startApiServer } from './lib/api-server.js';
 import { selfTimeByPackage, selfTimes, type Profile } from './lib/profile.js';
 
 type Request =
   | { t: 'stats' }
-  | { t: 'profile-start' }
-  | { t: 'profile-stop'; top?: number }
-  | { t: 'ops'; sourceId: string; org: string; payload: Record<string, unknown>; seconds: number; concurrency: number }
-  | { t: 'stop' };
-
-/** Replies to the benchmark; a benchmark that has gone away (deadline, Ctrl-C) is not an error here. */
-const send = (message: unknown) => {
-  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
-};
+  | { t: 'ops'; sourceId: string; org: string; payload: Record<string, unknown>; seconds: number; concurrency: number };
 
 // ------------------------------------------------------------------------------------------ counters
 
@@ -96,82 +81,45 @@ pipelineProto.exec = function (this: { length?: number }, ...args: unknown[]) {
 // ------------------------------------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
-  const raw = process.env.BENCH_SWITCHYARD_ENV;
-  if (!raw) throw new Error('BENCH_SWITCHYARD_ENV is required (bench/webhooks-server.js is started by bench/webhooks.js)');
-  // The same configuration path as `switchyard serve`: loadEnv, createRuntime, TaskEventFeed, createApp.
-  const env = loadEnv(JSON.parse(raw) as NodeJS.ProcessEnv);
-  const logger = createLogger(env.LOG_LEVEL, process.stderr);
-  const runtime = await createRuntime(env, logger);
-  if (!(await waitForRedis(runtime.redis, 5000))) throw new Error('Redis is not reachable');
-  const feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
-  const app = createApp(appOptionsFromEnv(env, runtime, logger, feed));
-  const address = await app.listen(0, '127.0.0.1');
+  const { env, runtime, address, stop } = await startApiServer('webhooks-server', process.stderr, ({ env, logger, runtime, feed }) =>
+    createApp(appOptionsFromEnv(env, runtime, logger, feed)),
+  );
   const { secret: token } = await runtime.services.tokens.create(cliPrincipal, { name: 'bench-webhooks', role: 'OWNER', userName: 'bench' });
 
-  let session: Session | null = null;
   let elu = performance.eventLoopUtilization();
 
-  const stop = async () => {
-    await app.close().catch(() => undefined);
-    feed.close();
-    await runtime.close().catch(() => undefined);
-    process.exit(0);
+  const profiling = {
+    intervalUs: 250,
+    filePrefix: 'switchyard-webhooks',
+    summarise: summariseProfile,
+    notStarted: { totalMs: 0, samples: 0, functions: [], packages: [] },
   };
-
-  process.on('message', (raw) => {
-    const request = raw as Request;
-    void (async () => {
-      switch (request.t) {
-        case 'stats': {
-          const memory = process.memoryUsage();
-          const cpu = process.cpuUsage();
-          const now = performance.eventLoopUtilization();
-          const sinceLast = performance.eventLoopUtilization(now, elu);
-          elu = now;
-          send({
-            t: 'stats',
-            cpuMs: (cpu.user + cpu.system) / 1000,
-            elu: sinceLast.utilization,
-            rss: memory.rss,
-            heapUsed: memory.heapUsed,
-            sql: { ...sqlCounts },
-            redis: { ...redisCounts },
-            redisRoundTrips,
-          });
-          return;
-        }
-        case 'profile-start': {
-          session = new Session();
-          session.connect();
-          await session.post('Profiler.enable');
-          await session.post('Profiler.setSamplingInterval', { interval: 250 });
-          await session.post('Profiler.start');
-          send({ t: 'profile-started' });
-          return;
-        }
-        case 'profile-stop': {
-          if (!session) return send({ t: 'profile', totalMs: 0, samples: 0, functions: [], packages: [], file: null });
-          const { profile } = await session.post('Profiler.stop');
-          session.disconnect();
-          session = null;
-          const file = join(tmpdir(), `switchyard-webhooks-${process.pid}-${Date.now()}.cpuprofile`);
-          writeFileSync(file, JSON.stringify(profile));
-          send({ t: 'profile', file, ...summariseProfile(profile as unknown as Profile, request.top ?? 25) });
-          return;
-        }
-        case 'ops': {
-          send({ t: 'ops', results: await measureOps(runtime.services, request, env.SWITCHYARD_QUEUE_PREFIX) });
-          return;
-        }
-        case 'stop':
-          await stop();
+  serveRequests<Request>('webhooks-server', stop, profiling, async (request) => {
+    switch (request.t) {
+      case 'stats': {
+        const memory = process.memoryUsage();
+        const cpu = process.cpuUsage();
+        const now = performance.eventLoopUtilization();
+        const sinceLast = performance.eventLoopUtilization(now, elu);
+        elu = now;
+        send({
+          t: 'stats',
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          elu: sinceLast.utilization,
+          rss: memory.rss,
+          heapUsed: memory.heapUsed,
+          sql: { ...sqlCounts },
+          redis: { ...redisCounts },
+          redisRoundTrips,
+        });
+        return;
       }
-    })().catch((error) => {
-      console.error('webhooks-server:', error);
-      process.exit(1);
-    });
+      case 'ops': {
+        send({ t: 'ops', results: await measureOps(runtime.services, request, env.SWITCHYARD_QUEUE_PREFIX) });
+        return;
+      }
+    }
   });
-  process.on('disconnect', () => void stop());
   send({ t: 'ready', url: `http://127.0.0.1:${address.port}`, token, pid: process.pid });
 }
 

@@ -21,28 +21,26 @@
 // each kind with the V8 CPU profiler on in the API process; its figures are not the reference),
 // BENCH_WEBHOOKS_OPS=0 (skip the step-by-step part: each step of the delivery path called alone in the API process,
 // API CPU per call), BENCH_DEADLINE_SECONDS (90). See bench/README.md.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
-import { deleteKeys, dropSchema } from './lib/cleanup.js';
-import { intEnv, sleep, withTimeout } from './lib/env.js';
-import { postgresPortsOf, statFields, statMs, tickMs } from './lib/procfs.js';
+import { forkApi, ForkedApi } from './lib/api-process.js';
+import { baseDatabaseUrl, intEnv, redisUrl } from './lib/env.js';
+import { machineCpu, ownCpuMs, postgresPortsOf, serverProcesses, statFields, type ServerProcess } from './lib/procfs.js';
+import type { ProfileSummary } from './lib/profile.js';
 import { heading, labelledLine, loadAverages, ms, printEnd, verdict } from './lib/report.js';
+import { createScratch, runEnvironment } from './lib/scratch.js';
 import { quantileSorted } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
 
-const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const seconds = intEnv('BENCH_WEBHOOKS_SECONDS', 10);
 const concurrency = intEnv('BENCH_WEBHOOKS_CONCURRENCY', 32);
 /**
@@ -79,53 +77,16 @@ const line = labelledLine(62);
 
 interface RawCpu {
   self: number;
-  /** CPU ms by pid: the API process, its Postgres backends (matched by client port), redis-server. */
-  byPid: Map<number, { comm: string; ms: number; port: number | null }>;
+  /** CPU ms by pid of every Postgres backend (with its client's port) and redis-server; cpuDelta keeps the API's backends. */
+  byPid: Map<number, ServerProcess>;
   machineBusy: number;
   machineTotal: number;
 }
 
 function cpuSnapshot(): RawCpu {
-  const byPid = new Map<number, { comm: string; ms: number; port: number | null }>();
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let comm: string;
-      try {
-        comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-      } catch {
-        continue;
-      }
-      if (comm !== 'postgres' && comm !== 'redis-server') continue;
-      let port: number | null = null;
-      if (comm === 'postgres') {
-        // "postgres: 15/main: postgres switchyard_test 127.0.0.1(34394) idle"
-        try {
-          const found = /\((\d+)\)/.exec(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))?.[1];
-          if (!found) continue;
-          port = Number(found);
-        } catch {
-          continue;
-        }
-      }
-      const fields = statFields(`/proc/${entry}/stat`);
-      byPid.set(Number(entry), { comm, ms: statMs(fields, 14) + statMs(fields, 15), port });
-    }
-  } catch {
-    // no /proc: figures stay 0
-  }
-  let machineBusy = 0;
-  let machineTotal = 0;
-  try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = cpu;
-    machineTotal = (user + nice + system + idle + iowait + irq + softirq + steal) * tickMs;
-    machineBusy = machineTotal - (idle + iowait) * tickMs;
-  } catch {
-    // no /proc
-  }
-  const self = statFields('/proc/self/stat');
-  return { self: statMs(self, 14) + statMs(self, 15), byPid, machineBusy, machineTotal };
+  const byPid = serverProcesses();
+  const machine = machineCpu();
+  return { self: ownCpuMs(statFields('/proc/self/stat')), byPid, machineBusy: machine.busy, machineTotal: machine.total };
 }
 
 interface CpuDelta {
@@ -162,12 +123,8 @@ interface ServerStats {
   redisRoundTrips: number;
 }
 
-interface ProfileSummary {
-  totalMs: number;
-  samples: number;
-  file: string | null;
-  functions: Array<{ name: string; url: string; line: number; selfMs: number }>;
-  packages: Array<{ name: string; selfMs: number }>;
+/** The profile summary webhooks-server.ts replies with: also the total (inclusive) time of Switchyard's functions. */
+interface InclusiveProfileSummary extends ProfileSummary {
   inclusive: Array<{ name: string; url: string; line: number; totalMs: number }>;
 }
 
@@ -178,74 +135,30 @@ interface OpResult {
   sqlPerOp: number;
 }
 
-class ApiProcess {
+class ApiProcess extends ForkedApi<InclusiveProfileSummary> {
   private constructor(
-    readonly child: ChildProcess,
+    child: ChildProcess,
     readonly url: string,
     readonly token: string,
     readonly pid: number,
-  ) {}
-
-  static async start(env: Record<string, string>): Promise<ApiProcess> {
-    const child = fork(serverFile, [], {
-      execArgv: [],
-      env: { ...process.env, NODE_ENV: 'production', ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json',
-    });
-    const ready = await withTimeout(
-      new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
-        child.once('error', reject);
-        child.once('exit', (code) => reject(new Error(`webhooks-server exited with code ${code} before it was ready`)));
-        child.on('message', (message: { t?: string; url?: string; token?: string; pid?: number }) => {
-          if (message.t === 'ready') resolve({ url: message.url!, token: message.token!, pid: message.pid! });
-        });
-      }),
-      30_000,
-      'the API process to start',
-    );
-    return new ApiProcess(child, ready.url, ready.token, ready.pid);
+  ) {
+    super(child, 30_000);
   }
 
-  private request<T>(message: object, reply: string, timeoutMs = 30_000): Promise<T> {
-    return withTimeout(
-      new Promise<T>((resolve) => {
-        const onMessage = (answer: { t?: string }) => {
-          if (answer.t !== reply) return;
-          this.child.off('message', onMessage);
-          resolve(answer as T);
-        };
-        this.child.on('message', onMessage);
-        this.child.send(message);
-      }),
-      timeoutMs,
-      `the API process to answer ${reply}`,
-    );
+  static async start(env: Record<string, string>): Promise<ApiProcess> {
+    const { child, ready } = await forkApi<{ url: string; token: string; pid: number }>(serverFile, 'webhooks-server', {
+      execArgv: [],
+      env: { ...process.env, NODE_ENV: 'production', ...env },
+    });
+    return new ApiProcess(child, ready.url, ready.token, ready.pid);
   }
 
   stats(): Promise<ServerStats> {
     return this.request({ t: 'stats' }, 'stats');
   }
 
-  async profileStart(): Promise<void> {
-    await this.request({ t: 'profile-start' }, 'profile-started');
-  }
-
-  profileStop(top = 25): Promise<ProfileSummary> {
-    return this.request({ t: 'profile-stop', top }, 'profile');
-  }
-
   ops(request: { sourceId: string; org: string; payload: Record<string, unknown>; seconds: number; concurrency: number }): Promise<OpResult[]> {
     return this.request<{ results: OpResult[] }>({ t: 'ops', ...request }, 'ops', 60_000).then((answer) => answer.results);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ t: 'stop' });
-    await withTimeout(exited, 10_000, 'the API process to exit').catch(() => {
-      this.child.kill('SIGKILL');
-    });
   }
 }
 
@@ -379,7 +292,7 @@ interface RoundResult {
   bodyBytes: number;
   server: { cpuMs: number; elu: number; sql: Record<string, number>; redis: Record<string, number>; redisRoundTrips: number };
   cpu: CpuDelta;
-  profile: ProfileSummary | null;
+  profile: InclusiveProfileSummary | null;
 }
 
 const sha40 = () => randomBytes(20).toString('hex');
@@ -527,7 +440,7 @@ function printRound(r: RoundResult): void {
   if (r.profile) printProfile(r.profile);
 }
 
-function printProfile(p: ProfileSummary): void {
+function printProfile(p: InclusiveProfileSummary): void {
   console.log(`  -- API CPU profile: ${p.samples} samples over ${ms(p.totalMs, 0)} (${p.file})`);
   const busy = p.packages.filter((g) => g.name !== '(idle)').reduce((sum, g) => sum + g.selfMs, 0);
   console.log(`     self time by package (% of non-idle samples): ${p.packages.filter((g) => g.name !== '(idle)').slice(0, 12).map((g) => `${g.name} ${((g.selfMs / busy) * 100).toFixed(0)}%`).join(', ')}`);
@@ -612,20 +525,15 @@ async function spotCheck(db: pg.Client, schema: string, jobsQueue: Queue, source
 
 async function main(): Promise<void> {
   const began = performance.now();
-  const suffix = randomBytes(4).toString('hex');
-  const schema = `bench_webhooks_${suffix}`;
-  const prefix = `sybench-webhooks-${suffix}`;
-  const databaseUrl = `${baseDatabaseUrl}?schema=${schema}`;
-  const artifactDir = mkdtempSync(join(tmpdir(), `sybench-webhooks-${suffix}-`));
+  const scratch = createScratch('webhooks', 1000);
+  const { schema, prefix } = scratch;
   let api: ApiProcess | null = null;
   let cleaning = false;
   const cleanup = async () => {
     if (cleaning) return;
     cleaning = true;
     await api?.stop().catch(() => undefined);
-    await dropSchema(baseDatabaseUrl, schema).catch((error) => console.error('dropping schema failed:', error));
-    await deleteKeys(redisUrl, prefix, 1000).catch((error) => console.error('deleting Redis keys failed:', error));
-    rmSync(artifactDir, { recursive: true, force: true });
+    await scratch.remove();
   };
   const deadline = setTimeout(() => {
     console.error(`\nBenchmark exceeded BENCH_DEADLINE_SECONDS=${deadlineSeconds}; aborting.`);
@@ -648,26 +556,19 @@ async function main(): Promise<void> {
     console.log(`  WARNING: load average ${load.toFixed(1)} on ${cpus().length} cores before starting: other work competes for the CPU; the rates measure the share this benchmark got (see "CPU per delivery" and the CPU-bound ceiling)`);
   }
 
-  await migrate(databaseUrl, migrationsDir);
+  await migrate(scratch.databaseUrl, migrationsDir);
   // The API's configuration, read through loadEnv in the API process from this explicit object (nothing from
   // this shell's environment, e.g. no VAULT_ADDR): production defaults (Prisma pool 10, 1 MB webhook bodies,
   // 64 KB stored payloads), no org check on registration (no worker runs), a webhook rate limit that does not
   // bite, warnings on stderr.
-  const switchyardEnv: Record<string, string> = {
-    NODE_ENV: 'production',
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: redisUrl,
-    SWITCHYARD_QUEUE_PREFIX: prefix,
-    SWITCHYARD_SECRET_KEY: randomBytes(32).toString('hex'),
-    SWITCHYARD_ARTIFACT_DIR: artifactDir,
-    SWITCHYARD_GRAPHIQL: 'false',
+  const switchyardEnv = runEnvironment(scratch, {
     SWITCHYARD_CHECK_ORGS: 'false',
     // The webhook rate limit stays on, so its Redis sliding window (one EVAL per request) is part of what is
     // measured, but far above this benchmark's rate: the default (1,200 per minute per sender address) would
     // turn all but 20 deliveries a second from this one loopback address into 429s.
     SWITCHYARD_RATE_LIMIT_WEBHOOKS: String(webhookRateLimit),
     LOG_LEVEL: 'warn',
-  };
+  });
   api = await ApiProcess.start({ BENCH_SWITCHYARD_ENV: JSON.stringify(switchyardEnv) });
   const db = new pg.Client({ connectionString: baseDatabaseUrl });
   await db.connect();

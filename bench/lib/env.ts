@@ -1,5 +1,9 @@
 // Shared settings and timing helpers for the benchmarks in bench/.
 
+/** The database the benchmarks create their throw-away schemas in (bench/README.md: BENCH_DATABASE_URL). */
+export const baseDatabaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/switchyard_test';
+export const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
 /** A positive integer from the environment, or `fallback` when unset or not a positive integer. */
 export function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];

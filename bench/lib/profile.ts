@@ -21,6 +21,19 @@ export interface FunctionSelfTime {
   selfMs: number;
 }
 
+/** What an API process reports for one profile (its reply to profile-stop, see api-server.ts), before the file. */
+export interface ProfileFigures {
+  totalMs: number;
+  samples: number;
+  functions: FunctionSelfTime[];
+  packages: Array<{ name: string; selfMs: number }>;
+}
+
+/** The reply to profile-stop as the benchmark reads it: the figures and the .cpuprofile file kept (null: none taken). */
+export interface ProfileSummary extends ProfileFigures {
+  file: string | null;
+}
+
 /**
  * Self time per sampled node (µs) and per function (ms, heaviest first). `srcMarker` is the URL fragment that
  * marks Switchyard's own sources when grouping by package.
