@@ -17,7 +17,7 @@ import { VaultSecretStore } from '../src/secrets/vault-store.js';
 import { startVaultServer, type VaultServer } from './fixtures/vault-server.js';
 import { startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
 import { canary, encodings } from './support/leak-search.js';
-import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -285,19 +285,14 @@ async function runCanaryScenario({ api, worker, workerSecrets }: Scenario, extra
   expect(childEnvKeys.filter((key) => !allowedChildEnv.has(key) && !key.startsWith('NODE_CHANNEL_'))).toEqual([]);
   expect(await api.prisma.task.findUnique({ where: { id: long }, select: { status: true } })).toEqual({ status: 'RUNNING' });
 
-  const finished = async (id: string) =>
-    waitFor(
-      async () => {
-        const res = await gql(
-          `query($id: ID!) { task(id: $id) { status attempts result error { code message } phase params events(first: 200) { edges { cursor node { seq kind payload createdAt } } } } }`,
-          { id },
-        );
-        const task = res.body.data?.task;
-        return task && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(task.status) ? task : null;
-      },
-      20_000,
-      `task ${id} to finish`,
+  const readTask = async (id: string) => {
+    const res = await gql(
+      `query($id: ID!) { task(id: $id) { status attempts result error { code message } phase params events(first: 200) { edges { cursor node { seq kind payload createdAt } } } } }`,
+      { id },
     );
+    return res.body.data?.task;
+  };
+  const finished = (id: string) => waitForTaskStatus(readTask, id, FINAL_STATUSES, 20_000);
   const [ok, failed, longDone] = [await finished(succeeds), await finished(fails), await finished(long)];
   expect(ok.status).toBe('SUCCEEDED');
   expect(longDone.status).toBe('SUCCEEDED');

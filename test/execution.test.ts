@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrgLock } from '../src/workers/org-lock.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
-import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 
 let api: TestApi;
 let sim: SalesforceSim;
@@ -58,8 +58,6 @@ interface TaskView {
   events: { totalCount: number; edges: Array<{ node: EventView }> };
 }
 
-const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
-
 /** The UUID inside a global id such as base64("Task:<uuid>"). */
 function rawId(globalId: string, typename: string): string {
   const decoded = Buffer.from(globalId, 'base64').toString('utf8');
@@ -80,18 +78,7 @@ async function getTask(id: string): Promise<TaskView> {
   return res.body.data.task;
 }
 
-async function waitForStatus(id: string, statuses: string[], timeoutMs = 10_000): Promise<TaskView> {
-  return waitFor(
-    async () => {
-      const task = await getTask(id);
-      return statuses.includes(task.status) ? task : null;
-    },
-    timeoutMs,
-    `task ${id} to become ${statuses.join('/')}`,
-  );
-}
-
-const waitForEnd = (id: string, timeoutMs?: number) => waitForStatus(id, FINAL, timeoutMs);
+const waitForEnd = (id: string, timeoutMs = 10_000) => waitForTaskStatus(getTask, id, FINAL_STATUSES, timeoutMs);
 
 interface RunningChild {
   pid: number;

@@ -12,7 +12,7 @@ import { readZip, startSalesforceSim, type SalesforceSim } from './fixtures/sale
 import { startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
 import { canary, encodings } from './support/leak-search.js';
 import { samplePackage } from './support/salesforce-package.js';
-import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 
 const MAIN = 'sfops';
 const OTHER = 'sfops-other';
@@ -116,18 +116,7 @@ async function getTask(id: string): Promise<TaskView> {
   return { ...task, events: task.events.edges.map((e: { node: TaskEventNode }) => e.node) };
 }
 
-const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
-
-async function waitTask(id: string, statuses: string[] = FINAL, timeoutMs = 40_000): Promise<TaskView> {
-  return waitFor(
-    async () => {
-      const task = await getTask(id);
-      return statuses.includes(task.status) ? task : null;
-    },
-    timeoutMs,
-    `task ${id} to be ${statuses.join('/')}`,
-  );
-}
+const waitTask = (id: string, statuses = FINAL_STATUSES, timeoutMs = 40_000) => waitForTaskStatus(getTask, id, statuses, timeoutMs);
 
 /** The task's UUID from its global id (base64 "Task:uuid"). */
 const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;

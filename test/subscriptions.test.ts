@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { statusEvent } from '../src/domain/tasks/task-journal.js';
 import { startTestApi, type TestApi } from './support/harness.js';
-import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 import { collect, wsClient, type Collected } from './support/ws-client.js';
 
 let apiA: TestApi;
@@ -68,12 +68,7 @@ async function taskRow(id: string) {
   return apiA.prisma.task.findUniqueOrThrow({ where: { id: decodeGlobalID(id).id } });
 }
 
-async function finished(id: string, timeoutMs = 15_000) {
-  return waitFor(async () => {
-    const row = await taskRow(id);
-    return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(row.status) ? row : null;
-  }, timeoutMs, `task ${id} to finish`);
-}
+const finished = (id: string, timeoutMs = 15_000) => waitForTaskStatus(taskRow, id, FINAL_STATUSES, timeoutMs);
 
 const evs = (sub: Collected): Ev[] => sub.events.map((e: any) => e.taskEvents as Ev);
 const codes = (sub: Collected): unknown[] => sub.errors.flat().map((e: any) => e?.extensions?.code ?? e?.message ?? String(e));

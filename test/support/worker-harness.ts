@@ -47,3 +47,26 @@ export async function waitFor<T>(check: () => Promise<T | null | undefined | fal
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** The statuses a task ends in. */
+export const FINAL_STATUSES: readonly string[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+/**
+ * Polls a task, read by `read(id)` as the test needs it (a GraphQL selection, a Prisma row…), until its status
+ * is one of `statuses` (by default a final one), and returns it.
+ */
+export async function waitForTaskStatus<T extends { status: string }>(
+  read: (id: string) => Promise<T | null | undefined>,
+  id: string,
+  statuses: readonly string[] = FINAL_STATUSES,
+  timeoutMs = 15_000,
+): Promise<T> {
+  return waitFor(
+    async () => {
+      const task = await read(id);
+      return task && statuses.includes(task.status) ? task : null;
+    },
+    timeoutMs,
+    `task ${id} to be ${statuses.join('/')}`,
+  );
+}
