@@ -1,11 +1,11 @@
 // Opens a jsforce connection inside the per-task child: the refresh token is exchanged for an access token
 // here, and jsforce refreshes it again by itself when a session expires mid-operation. Neither token leaves
-// this process. jsforce is loaded only by operations that talk to Salesforce, and only its core plus the APIs
-// the operation uses: the package's index also loads Bulk, Bulk 2.0, Chatter, Analytics, Apex, Tooling,
-// SOAP and the Streaming API (with its Faye client), which no operation here needs.
+// this process. jsforce is loaded only by operations that talk to Salesforce, and only as much of it as the
+// operation uses (load-jsforce.ts).
 import type { Connection } from 'jsforce';
 import type { OperationContext } from '../operation.js';
 import { toOperationError } from './errors.js';
+import { loadJsforce, type JsforceApi } from './load-jsforce.js';
 
 /** The Salesforce CLI's connected app, which SFDX auth URLs without a client id were issued for. */
 const defaultClientId = 'PlatformCLI';
@@ -17,14 +17,9 @@ export interface SalesforceSession {
   identityUrl: string | undefined;
 }
 
-/** jsforce API modules an operation may ask for; each registers itself on Connection when imported. */
-const apiModules = {
-  metadata: () => import('jsforce/lib/api/metadata.js'),
-};
-
-export async function connect(ctx: OperationContext<{ apiVersion?: string }>, apis: Array<keyof typeof apiModules> = []): Promise<SalesforceSession> {
+export async function connect(ctx: OperationContext<{ apiVersion?: string }>, apis: JsforceApi[] = []): Promise<SalesforceSession> {
   const credentials = await ctx.credentials();
-  const [jsforce] = await Promise.all([import('jsforce/lib/core.js'), ...apis.map((api) => apiModules[api]())]);
+  const jsforce = loadJsforce(apis);
   const oauth2 = {
     clientId: credentials.clientId ?? defaultClientId,
     ...(credentials.clientSecret ? { clientSecret: credentials.clientSecret } : {}),

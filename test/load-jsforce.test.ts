@@ -1,0 +1,117 @@
+// jsforce as a task child loads it (src/workers/operations/salesforce/load-jsforce.ts): the packages jsforce
+// requires eagerly but Switchyard never uses are stand-ins until first use. Each case runs in a fresh Node
+// process (test/support/jsforce-probe.mjs), as a task child would: the module cache is per process.
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deferredDependencies } from '../src/workers/operations/salesforce/load-jsforce.js';
+import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
+import { samplePackage } from './support/salesforce-package.js';
+
+type States = Record<string, 'deferred' | 'loaded' | 'absent'>;
+const every = (state: string) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
+
+const probe = fileURLToPath(new URL('./support/jsforce-probe.mjs', import.meta.url));
+const clientId = `3MVG9probe.${randomBytes(8).toString('hex')}`;
+const clientSecret = `probe-secret-${randomBytes(8).toString('hex')}`;
+const refreshToken = `5Aep861probe${randomBytes(16).toString('hex')}`;
+
+let sim: SalesforceSim;
+let dir: string;
+
+beforeAll(async () => {
+  sim = await startSalesforceSim({ org: { Name: 'Probe Org', InstanceName: 'NA1' } });
+  sim.addRefreshToken(refreshToken, { clientId, clientSecret });
+  dir = await mkdtemp(join(tmpdir(), 'switchyard-jsforce-probe-'));
+});
+
+afterAll(async () => {
+  await sim?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Sends one job to a fresh probe process and returns its answer. */
+function runProbe<T>(job: Record<string, unknown>): Promise<T & { error?: string }> {
+  return new Promise((resolve, reject) => {
+    const child = fork(probe, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', (answer) => resolve(answer as T & { error?: string }));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`probe exited (${code}) without answering`)));
+    child.send(job);
+  });
+}
+
+interface RunResult {
+  type: string;
+  ok: boolean;
+  code?: string;
+  message?: string;
+  result?: Record<string, any>;
+}
+
+describe("jsforce's deferred dependencies", () => {
+  it('are not loaded by any Salesforce operation Switchyard runs', { timeout: 60_000 }, async () => {
+    const sourceZip = join(dir, 'package.zip');
+    await writeFile(sourceZip, samplePackage(['Foo', 'FooTest']));
+    const credentials = { instanceUrl: sim.instanceUrl, refreshToken, clientId, clientSecret };
+    const deploy = { artifactId: 'probe', testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 };
+    const first = await runProbe<{ results: RunResult[]; states: States }>({
+      job: 'operations',
+      credentials,
+      artifactDir: dir,
+      runs: [
+        { type: 'ORG_CHECK', params: {} },
+        { type: 'VALIDATE', params: deploy, sourceZip },
+        { type: 'DEPLOY', params: deploy, sourceZip },
+        { type: 'RETRIEVE', params: { members: [{ type: 'ApexClass', members: ['Foo'] }], pollIntervalMs: 100 } },
+      ],
+    });
+    expect(first.error).toBeUndefined();
+    expect(first.results.map((r) => [r.type, r.ok, r.code])).toEqual([
+      ['ORG_CHECK', true, undefined],
+      ['VALIDATE', true, undefined],
+      ['DEPLOY', true, undefined],
+      ['RETRIEVE', true, undefined],
+    ]);
+    const [orgCheck, validation, deployment] = first.results;
+    expect(orgCheck!.result).toMatchObject({ organizationId: sim.org.Id, organizationName: 'Probe Org', username: sim.user.username });
+    expect(sim.getDeploy(validation!.result!.deployId)).toMatchObject({ done: true, success: true, options: { checkOnly: true } });
+    expect(sim.getDeploy(deployment!.result!.deployId)).toMatchObject({ done: true, success: true });
+    // Connecting put every stand-in in place, and none of the operations used one.
+    expect(first.states).toEqual(every('deferred'));
+
+    // A quick deploy of that validation, in a child of its own as Switchyard runs it.
+    const second = await runProbe<{ results: RunResult[]; states: States }>({
+      job: 'operations',
+      credentials,
+      artifactDir: dir,
+      runs: [{ type: 'QUICK_DEPLOY', params: { deployId: validation!.result!.deployId, pollIntervalMs: 100 } }],
+    });
+    expect(second.results.map((r) => [r.type, r.ok, r.code, r.message])).toEqual([['QUICK_DEPLOY', true, undefined, undefined]]);
+    expect(sim.getDeploy(validation!.result!.deployId)!.quickDeployedAs).toBe(second.results[0]!.result!.deployId);
+    expect(second.states).toEqual(every('deferred'));
+  });
+
+  it('still work, through the code that imports them, when something does use them', async () => {
+    const answer = await runProbe<{ uses: Record<string, unknown>; esModule: Record<string, boolean>; before: States; after: States }>({ job: 'use-each' });
+    expect(answer.error).toBeUndefined();
+    expect(answer.uses).toEqual({
+      csv: [{ Id: '001', Name: 'Acme' }],
+      csvOut: 'Id,Name\n001,Acme\n',
+      formIsFormData: true,
+      formBody: expect.stringMatching(/Content-Disposition: form-data; name="entity_content"\r\nContent-Type: application\/json\r\n\r\n\{"a":1\}/),
+      agentProxyHost: '127.0.0.1',
+      xml: '<deploy><id>0Af</id></deploy>',
+      url: '/services/data',
+    });
+    expect(answer.before).toEqual(every('deferred'));
+    // csv-parse and csv-stringify (the streaming parsers) stay deferred: parseCSV and toCSV use the sync ones.
+    expect(answer.after).toEqual({ ...every('loaded'), 'csv-parse': 'deferred', 'csv-stringify': 'deferred' });
+    // The stand-ins answer `__esModule` without loading the package: true for none of them.
+    expect(answer.esModule).toEqual(Object.fromEntries(deferredDependencies.map((d) => [d.request, false])));
+  });
+});

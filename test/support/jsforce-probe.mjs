@@ -1,0 +1,79 @@
+// A fresh Node process that loads jsforce the way a task child does (load-jsforce.ts) and reports which of
+// jsforce's deferred dependencies were loaded. A separate process, because the module cache is per process.
+// Plain JavaScript run by node on the compiled dist/, like a task child; driven over IPC by
+// test/load-jsforce.test.ts:
+//   { job: 'operations', runs, credentials, artifactDir } runs Switchyard's operations themselves (the
+//     registry's modules, with an operation context as child-main.ts builds it) against the Salesforce
+//     simulator;
+//   { job: 'use-each' } uses each deferred dependency through the code that imports it.
+import { createRequire } from 'node:module';
+import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
+import { operationLoaders } from '../../dist/workers/operations/registry.js';
+import {
+  deferredDependencies,
+  loadJsforce,
+  resolveDeferred,
+  deferredDependencyStates,
+} from '../../dist/workers/operations/salesforce/load-jsforce.js';
+
+async function operations({ runs, credentials, artifactDir }) {
+  const results = [];
+  for (const { type, params, sourceZip } of runs) {
+    const ctx = {
+      taskId: `probe-${type}`,
+      attempt: 1,
+      params: taskParamSchemas[type].parse(params),
+      org: { alias: 'probe', instanceUrl: credentials.instanceUrl },
+      files: { artifactDir, ...(sourceZip ? { sourceZip } : {}) },
+      credentials: async () => credentials,
+      progress: () => {},
+      log: () => {},
+      signal: new AbortController().signal,
+    };
+    const operation = (await operationLoaders[type]()).default;
+    try {
+      results.push({ type, ok: true, result: await operation.run(ctx) });
+    } catch (error) {
+      results.push({ type, ok: false, code: error.code, message: error.message });
+    }
+  }
+  return { results, states: deferredDependencyStates() };
+}
+
+function useEach() {
+  loadJsforce(['metadata']);
+  const before = deferredDependencyStates();
+  const jsforceRequire = createRequire(createRequire(import.meta.url).resolve('jsforce/lib/core.js'));
+  const standIn = (request) => createRequire(import.meta.url)(resolveDeferred(deferredDependencies.find((d) => d.request === request)));
+  const csv = jsforceRequire('./csv.js');
+  const FormData = standIn('form-data');
+  const form = new FormData();
+  form.append('entity_content', JSON.stringify({ a: 1 }), { contentType: 'application/json' });
+  const createAgent = standIn('https-proxy-agent');
+  const agent = createAgent('http://127.0.0.1:3128');
+  const xml2js = jsforceRequire('xml2js');
+  const { URL: WhatwgUrl } = standIn('whatwg-url');
+  const uses = {
+    csv: csv.parseCSV('Id,Name\n001,Acme\n'),
+    csvOut: csv.toCSV([{ Id: '001', Name: 'Acme' }]),
+    formIsFormData: form instanceof FormData,
+    formBody: form.getBuffer().toString(),
+    agentProxyHost: agent.proxy.host,
+    xml: new xml2js.Builder({ headless: true, renderOpts: { pretty: false } }).buildObject({ deploy: { id: '0Af' } }),
+    url: new WhatwgUrl('https://example.my.salesforce.com/services/data?x=1').pathname,
+  };
+  // Once used, the real module is in the cache: what its importers would get without deferral.
+  const require = createRequire(import.meta.url);
+  const esModule = Object.fromEntries(deferredDependencies.map((d) => [d.request, require(resolveDeferred(d)).__esModule ?? false]));
+  return { uses, esModule, before, after: deferredDependencyStates() };
+}
+
+process.once('message', async (message) => {
+  let reply;
+  try {
+    reply = message.job === 'operations' ? await operations(message) : useEach();
+  } catch (error) {
+    reply = { error: String(error?.stack ?? error) };
+  }
+  process.send(reply, () => process.exit(0));
+});
