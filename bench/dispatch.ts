@@ -68,7 +68,7 @@ const noopParams = { steps: 1, stepMs: 0 };
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const emptyChild = fileURLToPath(new URL('./children/empty-child.js', import.meta.url));
 const jsforceChild = fileURLToPath(new URL('./children/jsforce-child.js', import.meta.url));
-/** What src/workers/operations/salesforce/connect.ts loads for an operation that uses the Metadata API. */
+/** jsforce's core and Metadata API: what a Metadata API operation needs, here loaded plainly with import(). */
 const salesforceModules = ['jsforce/lib/core.js', 'jsforce/lib/api/metadata.js'];
 const taskChild = childEntryPoint();
 
@@ -817,7 +817,7 @@ async function main(): Promise<void> {
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
-    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [] };
+    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [] };
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
     await forkOnce(jsforceChild, launcherEnvironment()); // warm the page cache for jsforce's files
     const startupEnds = performance.now() + startupBudgetSeconds * 1000;
@@ -828,6 +828,7 @@ async function main(): Promise<void> {
       startup.taskChild!.push(await taskChildStartup());
       startup.jsforce!.push(await forkOnce(jsforceChild, launcherEnvironment()));
       startup.salesforce!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, salesforceModules));
+      startup.switchyard!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, ['--switchyard']));
     }
     const readyOf = (results: ForkResult[]) => results.map((r) => r.readyMs);
     const cpuOf = (results: ForkResult[]) => results.map((r) => r.cpuMs ?? NaN);
@@ -835,11 +836,20 @@ async function main(): Promise<void> {
     if (hasExtraCa) line('empty child without NODE_EXTRA_CA_CERTS', `${pp(readyOf(startup.emptyNoCa!))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyNoCa!)))}`);
     line('task child (child-main.js) until ready', pp(readyOf(startup.taskChild!)));
     line("child that imports 'jsforce' (all APIs)", `${pp(readyOf(startup.jsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce!)))}`);
-    line('child that imports what a Metadata operation does', `${pp(readyOf(startup.salesforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.salesforce!)))}`);
-    const fullJsforceCost = p50(readyOf(startup.jsforce!)) - p50(readyOf(startup.empty!));
-    const jsforceCost = p50(readyOf(startup.salesforce!)) - p50(readyOf(startup.empty!));
-    line("import cost, 'jsforce' (p50 difference)", `${ms(fullJsforceCost)}  (${startup.jsforce!.length} samples each)`);
-    line('import cost, core + Metadata API (p50 difference)', `${ms(jsforceCost)}  (what a Switchyard Salesforce child loads)`);
+    line("child that import()s jsforce's core + Metadata API", `${pp(readyOf(startup.salesforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.salesforce!)))}`);
+    line('child that loads them as Switchyard does (load-jsforce.ts)', `${pp(readyOf(startup.switchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyard!)))}`);
+    const overEmpty = (results: ForkResult[]) => ({
+      ready: p50(readyOf(results)) - p50(readyOf(startup.empty!)),
+      cpu: p50(cpuOf(results)) - p50(cpuOf(startup.empty!)),
+    });
+    const fullJsforceCost = overEmpty(startup.jsforce!);
+    const importCost = overEmpty(startup.salesforce!);
+    const jsforceCost = overEmpty(startup.switchyard!);
+    const emptyCpu = p50(cpuOf(startup.empty!));
+    const costLine = (cost: { ready: number; cpu: number }) => `+${ms(cost.ready)} start-up, +${ms(cost.cpu)} CPU (${((cost.cpu / emptyCpu) * 100).toFixed(0)}% of an empty child's CPU)`;
+    line("cost over an empty child: import('jsforce')", `${costLine(fullJsforceCost)}  (${startup.jsforce!.length} samples each)`);
+    line('  import() of core + Metadata API', costLine(importCost));
+    line('  core + Metadata API as Switchyard loads them', `${costLine(jsforceCost)}  (what a Salesforce child pays)`);
 
     // ------------------------------------------------------------------------------------ goals, summary
     const bullP50 = p50(bull.latency);
@@ -851,7 +861,7 @@ async function main(): Promise<void> {
     line('throughput ≥ 0.8 × fork ceiling (median of rounds)', `${(spareRatio * 100).toFixed(0)}% of the ceiling measured in the same round → ${spareRatio >= 0.8 ? 'MET' : 'NOT MET'} (medians: ${tput.perSecond.toFixed(1)} /s vs ${forkCeiling.perSecond.toFixed(1)} /s)`);
     const taskChildCost = p50(readyOf(startup.taskChild!)) - p50(readyOf(startup.empty!));
     line('task child start-up over an empty child', `${taskChildCost >= 0 ? '+' : ''}${ms(taskChildCost)} (${ms(p50(readyOf(startup.taskChild!)))} vs ${ms(p50(readyOf(startup.empty!)))}): jsforce is not loaded until an operation needs it`);
-    line('  a Salesforce operation then adds (reported)', `+${ms(jsforceCost)} for jsforce core + Metadata API (all of jsforce: +${ms(fullJsforceCost)})`);
+    line('  a Salesforce operation then adds (reported)', `${costLine(jsforceCost)} for jsforce core + Metadata API (import('jsforce'): ${costLine(fullJsforceCost)})`);
 
     summary.push(
       ['submit→RUNNING, spare', `${ms(p50(withSpare.running))} / ${ms(p95(withSpare.running))}`, `p50 ≤ BullMQ p50 + 15 ms`, deltaRunning <= 15 ? 'MET' : 'NOT MET'],
@@ -869,11 +879,12 @@ async function main(): Promise<void> {
       ['startup: empty child', ms(p50(readyOf(startup.empty!))), 'p50', ''],
       ...(hasExtraCa ? [['startup: empty, no NODE_EXTRA_CA_CERTS', ms(p50(readyOf(startup.emptyNoCa!))), 'p50', ''] as [string, string, string, string]] : []),
       ['startup: child-main.js', ms(p50(readyOf(startup.taskChild!))), 'p50', ''],
-      ['startup: jsforce core + Metadata', ms(p50(readyOf(startup.salesforce!))), 'p50', ''],
-      ["startup: all of 'jsforce'", ms(p50(readyOf(startup.jsforce!))), 'p50', ''],
-      ['child own CPU: empty / core+Metadata / all', `${ms(p50(cpuOf(startup.empty!)))} / ${ms(p50(cpuOf(startup.salesforce!)))} / ${ms(p50(cpuOf(startup.jsforce!)))}`, 'p50', ''],
+      ['startup: core + Metadata, Switchyard', ms(p50(readyOf(startup.switchyard!))), 'p50', ''],
+      ['startup: core + Metadata, import()', ms(p50(readyOf(startup.salesforce!))), 'p50', ''],
+      ["startup: import('jsforce')", ms(p50(readyOf(startup.jsforce!))), 'p50', ''],
+      ['child CPU: empty / Switchyard / import() / all', [startup.empty!, startup.switchyard!, startup.salesforce!, startup.jsforce!].map((r) => ms(p50(cpuOf(r)))).join(' / '), 'p50', ''],
       ['task child over empty child', `${taskChildCost >= 0 ? '+' : ''}${ms(taskChildCost)}`, 'p50 start-up, reported', ''],
-      ['jsforce cost per Salesforce child', `+${ms(jsforceCost)}`, 'reported', ''],
+      ['jsforce cost per Salesforce child', `+${ms(jsforceCost.ready)} start-up, +${ms(jsforceCost.cpu)} CPU`, 'reported', ''],
     );
   } finally {
     await plainStack?.close();

@@ -1,8 +1,13 @@
-// An empty child that first loads jsforce modules: the difference between its start-up and empty-child.ts's is
-// what importing them costs each task child. The modules come as arguments (default: the package's index,
-// which loads every API); bench/dispatch.ts also passes what connect.ts loads for a Metadata API operation
-// (jsforce/lib/core.js and jsforce/lib/api/metadata.js).
-const modules = process.argv.length > 2 ? process.argv.slice(2) : ['jsforce'];
-for (const name of modules) await import(name); // names in variables, so tsc does not type-check jsforce here
+// An empty child that first loads jsforce: the difference between its start-up and empty-child.ts's is what
+// loading jsforce costs each task child. bench/dispatch.ts runs it three ways:
+//   --switchyard      jsforce's core and Metadata API exactly as a Switchyard Salesforce operation loads them
+//                     (src/workers/operations/salesforce/load-jsforce.ts: require(), deferred dependencies);
+//   <module names>    those modules with import(), each in turn (e.g. the core and the Metadata API);
+//   (nothing)         import('jsforce'), the package's index, which loads every API.
+import { loadJsforce } from '../../src/workers/operations/salesforce/load-jsforce.js';
+
+const args = process.argv.slice(2);
+if (args[0] === '--switchyard') loadJsforce(['metadata']);
+else for (const name of args.length > 0 ? args : ['jsforce']) await import(name); // names in variables, so tsc does not type-check jsforce here
 if (process.send) process.send({ t: 'ready', cpu: process.cpuUsage() }, undefined, {}, () => process.exit(0));
 else process.exit(0);
