@@ -388,7 +388,9 @@ describe('DEPLOY, VALIDATE and QUICK_DEPLOY', { timeout: 60_000 }, () => {
     expect(seen.zipEntries).toEqual([...readZip(zip).keys()]);
     expect(seen).toMatchObject({ status: 'Succeeded', done: true, success: true, polls: 5 });
 
-    const counted = progressEvents(task).filter((p) => p.details);
+    // First the deploy id alone, as soon as the deployment started (what a retry would follow), then each poll.
+    const [started, ...counted] = progressEvents(task).filter((p) => p.details);
+    expect(started).toEqual({ percent: 5, phase: 'started', details: { deployId } });
     expect(counted.length).toBe(5);
     for (const p of counted) expect(p.details).toMatchObject({ deployId, componentsTotal: 3, testsTotal: 4 });
     const deployed = counted.map((p) => p.details.componentsDeployed);
@@ -601,6 +603,68 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     ]);
     // An unreachable org is not an authentication problem: the org keeps its status.
     expect((await gql(`{ org(alias: "${MAIN}") { status } }`)).org.status).toBe('CONNECTED');
+  });
+
+  it('a retry follows the deployment its first attempt started instead of starting another', async () => {
+    sim.deployPlan({ pollsToFinish: 3 });
+    sim.failNext('checkDeployStatus', 500);
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.attempts).toBe(2);
+    expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(statusEvents(task)[2]).toMatchObject({ after: 'ORG_UNREACHABLE' });
+    // One deployment: the first attempt started it and failed on its first poll; the second only polled it.
+    const calls = soapCalls(from).map((r) => [r.operation, r.status]);
+    expect(calls.slice(0, 2)).toEqual([
+      ['deploy', 200],
+      ['checkDeployStatus', 500],
+    ]);
+    expect(calls.slice(2).every(([operation, status]) => operation === 'checkDeployStatus' && status === 200)).toBe(true);
+    const { deployId } = task.result;
+    expect(sim.getDeploy(deployId)).toMatchObject({ done: true, success: true });
+    // The first attempt recorded the deploy id before its first poll, which is what the retry went by.
+    expect(progressEvents(task)).toContainEqual({ percent: 5, phase: 'started', details: { deployId } });
+    expect(task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message)).toContain(`Following deployment ${deployId}, started by an earlier attempt`);
+  });
+
+  it('a retried QUICK_DEPLOY follows its deployment: a validation can be quick-deployed only once', async () => {
+    sim.deployPlan({ pollsToFinish: 1 });
+    const validation = await waitTask(await submit('VALIDATE', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 }));
+    expect(validation.status).toBe('SUCCEEDED');
+    sim.deployPlan({ pollsToFinish: 2 });
+    sim.failNext('checkDeployStatus', 500);
+    const from = lastSeq();
+    const id = await submit('QUICK_DEPLOY', { validationTaskId: validation.id, pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(soapCalls(from).filter((r) => r.operation === 'deployRecentValidation')).toHaveLength(1);
+    expect(sim.getDeploy(validation.result.deployId)!.quickDeployedAs).toBe(task.result.deployId);
+    expect(task.result).toMatchObject({ validationId: validation.result.deployId, success: true });
+  });
+
+  it('retryTask starts a new run: its retries never follow a deployment of the run before', async () => {
+    // Run 1: attempt 1 starts deployment A and fails polling it; attempt 2 follows A and fails too.
+    sim.deployPlan({ pollsToFinish: 2 });
+    sim.failNext('checkDeployStatus', 500, 2);
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const failed = await waitTask(id);
+    expect(failed).toMatchObject({ status: 'FAILED', attempts: 2, error: { code: 'ORG_UNREACHABLE' } });
+    const first = progressEvents(failed).find((p) => p.details?.deployId)!.details.deployId as string;
+
+    // Run 2 (retryTask): attempt 1 cannot start a deployment; attempt 2 starts B rather than follow A.
+    sim.failNext('deploy', 500);
+    sim.deployPlan({ pollsToFinish: 2 });
+    const retried = await gql(`mutation($id: ID!) { retryTask(id: $id) { __typename } }`, { id });
+    expect(retried.retryTask.__typename).toBe('RetryTaskSuccess');
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(task.result.deployId).not.toBe(first);
+    expect(soapCalls(from).filter((r) => r.operation === 'deploy').map((r) => r.status)).toEqual([200, 500, 200]);
   });
 });
 

@@ -53,6 +53,7 @@ async function run(request: RunRequest): Promise<void> {
     params: request.params,
     org: request.org,
     files: request.files,
+    ...(request.resume ? { resume: request.resume } : {}),
     credentials: () => (credentials ??= redeem(request)),
     progress: (percent, phase, details) =>
       void send({ t: 'progress', percent: Math.max(0, Math.min(100, Math.round(percent))), ...(phase ? { phase } : {}), ...(details ? { details } : {}) }),

@@ -12,6 +12,8 @@ export interface RunRequest {
   grant: CredentialGrant;
   /** Files the operation may use: the artifact store, and the zip a deployment deploys. */
   files: { artifactDir: string; sourceZip?: string };
+  /** On a retry: the deployment an earlier attempt started, which this one follows instead of starting another. */
+  resume?: { deployId: string };
 }
 
 export type ParentMessage =

@@ -179,6 +179,15 @@ export class TaskExecutor {
       session.discard();
       return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
     }
+    let deployId;
+    try {
+      deployId = await this.deps.effects.startedDeployment(task);
+    } catch (error) {
+      // Not knowing whether a deployment is already running must not start a second one: try again later.
+      session.discard();
+      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'looking up an earlier attempt\'s deployment failed');
+      return { kind: 'failed', code: 'WORKER_ERROR', message: 'The worker could not read the task\'s earlier attempts', retryable: true };
+    }
     try {
       grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
     } catch (error) {
@@ -197,6 +206,7 @@ export class TaskExecutor {
         org: { alias: org.alias, instanceUrl: org.instanceUrl },
         grant,
         files,
+        ...(deployId ? { resume: { deployId } } : {}),
       });
     } finally {
       clearTimeout(timer);

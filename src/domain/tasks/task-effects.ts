@@ -1,6 +1,7 @@
 // What a task's outcome means beyond the task itself, applied by the worker (the child process that ran the
 // operation has no database access): an org check updates its Org, a retrieval's zip becomes an Artifact,
-// an authentication failure marks the org. Also prepares the files an operation needs.
+// an authentication failure marks the org. Also prepares what an operation needs from the control plane: its
+// files, and on a retry the deployment an earlier attempt started.
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
@@ -20,6 +21,9 @@ interface RetrieveResult {
   artifact?: { sha256: string; sizeBytes: number; fileName: string };
 }
 
+/** Types whose operation starts a deployment in Salesforce, which goes on when the attempt that started it fails. */
+const deploymentTypes: ReadonlySet<string> = new Set(['DEPLOY', 'VALIDATE', 'QUICK_DEPLOY']);
+
 export class TaskEffects {
   constructor(
     private readonly prisma: PrismaClient,
@@ -34,6 +38,26 @@ export class TaskEffects {
       return { artifactDir: this.artifacts.dir, sourceZip: this.artifacts.pathOf(artifact) };
     }
     return { artifactDir: this.artifacts.dir };
+  }
+
+  /**
+   * The deployment an earlier attempt of this run started in Salesforce: the deploy id the last PROGRESS event
+   * since the task was (re)submitted carries. A retry follows that deployment to its end instead of starting a
+   * second one of the same package (which Salesforce would queue behind the first, or refuse for a quick deploy
+   * already used). `retryTask` starts a new run: events from before it do not count.
+   */
+  async startedDeployment(task: Task): Promise<string | undefined> {
+    if (task.attempts <= 1 || !deploymentTypes.has(task.type)) return undefined;
+    const rows = await this.prisma.$queryRaw<Array<{ deployId: string }>>`
+      SELECT payload->'details'->>'deployId' AS "deployId"
+      FROM "TaskEvent"
+      WHERE "taskId" = ${task.id}::uuid AND kind = 'PROGRESS' AND payload->'details'->>'deployId' IS NOT NULL
+        AND seq > COALESCE(
+          (SELECT max(seq) FROM "TaskEvent" WHERE "taskId" = ${task.id}::uuid AND kind = 'STATUS' AND payload ? 'retriedBy'),
+          0)
+      ORDER BY seq DESC
+      LIMIT 1`;
+    return rows[0]?.deployId;
   }
 
   /** Applies a success; returns the result to store on the task. */

@@ -10,6 +10,12 @@ type Params = TaskParams<'DEPLOY'>;
 
 export async function runDeployment(ctx: OperationContext<Params>, checkOnly: boolean): Promise<unknown> {
   const { params } = ctx;
+  if (ctx.resume) {
+    ctx.progress(2, 'authenticating');
+    const { conn } = await connect(ctx, ['metadata']);
+    ctx.log(`Following ${checkOnly ? 'validation' : 'deployment'} ${ctx.resume.deployId}, started by an earlier attempt`);
+    return followDeployment(conn, ctx.resume.deployId, ctx, params.pollIntervalMs);
+  }
   if (!ctx.files.sourceZip) throw new OperationError('INVALID_PACKAGE', 'The deployment has no source artifact', false);
   const zip = await readFile(ctx.files.sourceZip).catch(() => {
     throw new OperationError('INVALID_PACKAGE', 'The source artifact is missing from the artifact store', false);
@@ -32,6 +38,8 @@ export async function runDeployment(ctx: OperationContext<Params>, checkOnly: bo
     throw /zip|package/i.test(failure.message) ? new OperationError('INVALID_PACKAGE', failure.message, false) : failure;
   }
   ctx.log(`${checkOnly ? 'Validation' : 'Deployment'} ${deployId} started`);
+  // Recorded before the first poll: a retry of this task follows this deployment (TaskEffects.startedDeployment).
+  ctx.progress(5, 'started', { deployId });
   return followDeployment(conn, deployId, ctx, params.pollIntervalMs);
 }
 

@@ -16,6 +16,8 @@ export interface OperationContext<P = unknown> {
   params: P;
   org: { alias: string; instanceUrl: string };
   files: { artifactDir: string; sourceZip?: string };
+  /** On a retry: the deployment an earlier attempt started in Salesforce; follow it rather than start another. */
+  resume?: { deployId: string };
   /** Redeems the task's single-use grant the first time it is called; later calls return the same value. */
   credentials(): Promise<OrgCredentials>;
   /** Reports progress; `details` (counters such as components deployed) goes into the PROGRESS event. */

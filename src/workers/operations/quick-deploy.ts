@@ -12,12 +12,19 @@ const quickDeploy: Operation<TaskParams<'QUICK_DEPLOY'>> = {
     ctx.progress(2, 'authenticating');
     const { conn } = await connect(ctx, ['metadata']);
     let deployId: string;
-    try {
-      deployId = await conn.metadata.deployRecentValidation({ id: validationId, rest: false });
-    } catch (error) {
-      throw toOperationError(error, `quick-deploying validation ${validationId}`);
+    if (ctx.resume) {
+      // A validation can be quick-deployed once: an earlier attempt's deployment is the one to follow.
+      deployId = ctx.resume.deployId;
+      ctx.log(`Following quick deploy ${deployId} of validation ${validationId}, started by an earlier attempt`);
+    } else {
+      try {
+        deployId = await conn.metadata.deployRecentValidation({ id: validationId, rest: false });
+      } catch (error) {
+        throw toOperationError(error, `quick-deploying validation ${validationId}`);
+      }
+      ctx.log(`Quick deploy ${deployId} of validation ${validationId} started`);
+      ctx.progress(5, 'started', { deployId }); // before the first poll, for a retry to follow
     }
-    ctx.log(`Quick deploy ${deployId} of validation ${validationId} started`);
     return { validationId, ...(await followDeployment(conn, deployId, ctx, ctx.params.pollIntervalMs)) };
   },
 };
