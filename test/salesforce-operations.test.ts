@@ -25,6 +25,8 @@ const secrets = [clientSecret, mainRefreshToken, otherRefreshToken, rotatedRefre
 
 let api: TestApi;
 let worker: TestWorker;
+/** Log lines of workers a test shut down and replaced, for the canary search at the end. */
+const retiredWorkerLogLines: string[] = [];
 let sim: SalesforceSim;
 let token: string;
 /** Every GraphQL (and upload) response body, for the canary search at the end. */
@@ -630,6 +632,29 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message)).toContain(`Following deployment ${deployId}, started by an earlier attempt`);
   });
 
+  it('a worker shut down mid-deployment leaves it running in Salesforce; the retry on the next worker follows it', async () => {
+    sim.deployPlan({ pollsToFinish: 6 });
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const started = await waitFor(async () => progressEvents(await getTask(id)).find((p) => p.phase === 'started'), 15_000, 'the deployment to start');
+    const { deployId } = started.details;
+    await worker.close(50); // drains for 50 ms, then stops the running child for the shutdown
+    retiredWorkerLogLines.push(...worker.logLines);
+    worker = await startTestWorker(api);
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(task.result.deployId).toBe(deployId);
+    expect(statusEvents(task)[2]).toMatchObject({ status: 'QUEUED', after: 'WORKER_SHUTDOWN' });
+    const operations = soapCalls(from).map((r) => r.operation);
+    expect(operations.filter((o) => o === 'deploy')).toHaveLength(1);
+    expect(operations).not.toContain('cancelDeploy');
+    expect(sim.getDeploy(deployId)).toMatchObject({ done: true, success: true });
+    const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message);
+    expect(logs).toContain(`Stopped following deployment ${deployId}: the worker is shutting down, and a retry follows it`);
+    expect(logs).toContain(`Following deployment ${deployId}, started by an earlier attempt`);
+  });
+
   it('a retried QUICK_DEPLOY follows its deployment: a validation can be quick-deployed only once', async () => {
     sim.deployPlan({ pollsToFinish: 1 });
     const validation = await waitTask(await submit('VALIDATE', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 }));
@@ -724,7 +749,7 @@ describe('credential canary', { timeout: 60_000 }, () => {
       ...leaks('GraphQL responses', responses.join('\n'), [...secrets, ...accessTokens]),
       ...leaks('task data', taskData, [...secrets, ...accessTokens]),
       ...leaks('API log', api.logLines.join('\n'), [...secrets, ...accessTokens]),
-      ...leaks('worker log', worker.logLines.join('\n'), [...secrets, ...accessTokens]),
+      ...leaks('worker log', [...retiredWorkerLogLines, ...worker.logLines].join('\n'), [...secrets, ...accessTokens]),
       ...leaks('pg_dump', dump, [...secrets, ...accessTokens]),
     ];
     expect(found).toEqual([]);

@@ -1,7 +1,7 @@
 // Entry point of the per-task child process. It holds credentials for one operation only: it redeems its
 // single-use grant when the operation first asks, keeps the value in this closure, and exits when the
 // operation ends, so the credentials die with the process. It imports neither Prisma nor Redis.
-import type { ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
+import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 import { OperationError, type OperationContext, type OrgCredentials } from './operations/operation.js';
 import { operationLoaders } from './operations/registry.js';
 
@@ -21,8 +21,17 @@ let pendingCredentials: ((message: Extract<ParentMessage, { t: 'credentials' }>)
 process.on('message', (message: ParentMessage) => {
   if (message.t === 'run') void run(message.request);
   else if (message.t === 'credentials') pendingCredentials?.(message);
-  else if (message.t === 'abort') abort.abort(new OperationError('ABORTED', message.reason));
+  else if (message.t === 'abort') abort.abort(abortError(message.reason));
 });
+
+/**
+ * What the operation's signal is aborted with. A shutdown is not the end of the task's work: it runs again
+ * on another worker, and an operation may leave Salesforce busy with it for the retry to follow.
+ */
+function abortError(reason: AbortReason): OperationError {
+  if (reason === 'shutdown') return new OperationError('WORKER_SHUTDOWN', 'The worker is shutting down', true);
+  return new OperationError('ABORTED', reason === 'timeout' ? 'The task timed out' : 'The task was cancelled');
+}
 
 async function redeem(request: RunRequest): Promise<OrgCredentials> {
   const { grant } = request;

@@ -2,9 +2,9 @@
 // order, answer its credential redemption, and escalate an abort (ask, then SIGTERM, then SIGKILL).
 import type { SecretValue } from '../secrets/secret-store.js';
 import type { LaunchedChild } from './child-launcher.js';
-import type { ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
+import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 
-export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
+export type { AbortReason };
 
 export type ChildOutcome =
   | { kind: 'succeeded'; result: unknown }
@@ -86,7 +86,7 @@ export class ChildSession {
     if (this.abortReason) return;
     this.abortReason = reason;
     const proc = this.child.process;
-    this.send({ t: 'abort', reason: reason === 'timeout' ? 'The task timed out' : 'The task was cancelled' });
+    this.send({ t: 'abort', reason });
     this.timers.push(
       setTimeout(() => proc.kill('SIGTERM'), this.graceMs),
       setTimeout(() => proc.kill('SIGKILL'), this.graceMs * 2),

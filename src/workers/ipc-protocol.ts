@@ -16,10 +16,13 @@ export interface RunRequest {
   resume?: { deployId: string };
 }
 
+/** Why the worker stops an operation: its task was cancelled or ran out of time, or the worker is shutting down. */
+export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
+
 export type ParentMessage =
   | { t: 'run'; request: RunRequest }
   | { t: 'credentials'; value: SecretValue | null; error?: string }
-  | { t: 'abort'; reason: string };
+  | { t: 'abort'; reason: AbortReason };
 
 export type LogLevel = 'info' | 'warn' | 'error';
 

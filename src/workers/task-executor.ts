@@ -171,14 +171,6 @@ export class TaskExecutor {
       session.discard();
       return { kind: 'aborted', reason: aborted };
     }
-    let files;
-    let grant;
-    try {
-      files = await this.deps.effects.files(task);
-    } catch (error) {
-      session.discard();
-      return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
-    }
     let deployId;
     try {
       deployId = await this.deps.effects.startedDeployment(task);
@@ -187,6 +179,14 @@ export class TaskExecutor {
       session.discard();
       this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'looking up an earlier attempt\'s deployment failed');
       return { kind: 'failed', code: 'WORKER_ERROR', message: 'The worker could not read the task\'s earlier attempts', retryable: true };
+    }
+    let files;
+    let grant;
+    try {
+      files = await this.deps.effects.files(task, deployId !== undefined);
+    } catch (error) {
+      session.discard();
+      return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
     }
     try {
       grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);

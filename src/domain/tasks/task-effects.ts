@@ -30,10 +30,13 @@ export class TaskEffects {
     private readonly artifacts: ArtifactService,
   ) {}
 
-  /** Resolves the deployment source; a missing artifact fails the task instead of reaching Salesforce. */
-  async files(task: Task): Promise<OperationFiles> {
+  /**
+   * Resolves the deployment source; a missing artifact fails the task instead of reaching Salesforce. A retry
+   * that follows a deployment already started (`resuming`) needs no source.
+   */
+  async files(task: Task, resuming = false): Promise<OperationFiles> {
     const params = task.input as { artifactId?: string };
-    if ((task.type === 'DEPLOY' || task.type === 'VALIDATE') && params.artifactId) {
+    if ((task.type === 'DEPLOY' || task.type === 'VALIDATE') && params.artifactId && !resuming) {
       const artifact = await this.artifacts.require(params.artifactId);
       return { artifactDir: this.artifacts.dir, sourceZip: this.artifacts.pathOf(artifact) };
     }

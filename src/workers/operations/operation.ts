@@ -31,6 +31,11 @@ export interface Operation<P = unknown> {
   run(ctx: OperationContext<P>): Promise<unknown>;
 }
 
+/** Whether an operation's signal was aborted because its worker is shutting down (the task will run again). */
+export function isShutdown(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason instanceof OperationError && signal.reason.code === 'WORKER_SHUTDOWN';
+}
+
 /** A failure with a stable code. Retryable ones are run again (with backoff) while attempts remain. */
 export class OperationError extends Error {
   constructor(

@@ -3,7 +3,7 @@
 // cancellation asks Salesforce to cancel and waits (bounded) for it to say Canceled.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection } from 'jsforce';
-import { OperationError, type OperationContext } from '../operation.js';
+import { isShutdown, OperationError, type OperationContext } from '../operation.js';
 import { toOperationError } from './errors.js';
 
 /** How long a cancelled deployment waits for Salesforce to confirm; kept below the worker's kill grace. */
@@ -111,10 +111,18 @@ function progressOf(summary: DeploymentSummary): number {
   return Math.max(5, Math.min(99, Math.round(componentShare * 50 + (tests.completed / tests.total) * 50)));
 }
 
-/** Polls a started deployment until it ends; throws DEPLOY_FAILED (with details) or CANCELLED. */
+/**
+ * Polls a started deployment until it ends; throws DEPLOY_FAILED (with details) or CANCELLED. A cancelled or
+ * timed-out task cancels the deployment in Salesforce; a worker shutdown leaves it running, for the task's
+ * retry to follow (TaskEffects.startedDeployment).
+ */
 export async function followDeployment(conn: Connection, deployId: string, ctx: OperationContext, pollIntervalMs: number): Promise<DeploymentSummary> {
   let cancelling = false;
   for (;;) {
+    if (ctx.signal.aborted && isShutdown(ctx.signal)) {
+      ctx.log(`Stopped following deployment ${deployId}: the worker is shutting down, and a retry follows it`, 'warn');
+      throw ctx.signal.reason;
+    }
     if (ctx.signal.aborted && !cancelling) {
       cancelling = true;
       ctx.log(`Cancelling deployment ${deployId} in Salesforce`, 'warn');
