@@ -846,7 +846,8 @@ async function main(): Promise<void> {
     const importCost = overEmpty(startup.salesforce!);
     const jsforceCost = overEmpty(startup.switchyard!);
     const emptyCpu = p50(cpuOf(startup.empty!));
-    const costLine = (cost: { ready: number; cpu: number }) => `+${ms(cost.ready)} start-up, +${ms(cost.cpu)} CPU (${((cost.cpu / emptyCpu) * 100).toFixed(0)}% of an empty child's CPU)`;
+    const signed = (value: number) => `${value >= 0 ? '+' : ''}${ms(value)}`;
+    const costLine = (cost: { ready: number; cpu: number }) => `${signed(cost.ready)} start-up, ${signed(cost.cpu)} CPU (${((cost.cpu / emptyCpu) * 100).toFixed(0)}% of an empty child's CPU)`;
     line("cost over an empty child: import('jsforce')", `${costLine(fullJsforceCost)}  (${startup.jsforce!.length} samples each)`);
     line('  import() of core + Metadata API', costLine(importCost));
     line('  core + Metadata API as Switchyard loads them', `${costLine(jsforceCost)}  (what a Salesforce child pays)`);
@@ -860,7 +861,7 @@ async function main(): Promise<void> {
     line("  (same, to the child's first report)", `${ms(p50(withSpare.childReport))} vs ${ms(bullP50, 2)}: +${ms(deltaReport)} → ${deltaReport <= 15 ? 'MET' : 'NOT MET'}`);
     line('throughput ≥ 0.8 × fork ceiling (median of rounds)', `${(spareRatio * 100).toFixed(0)}% of the ceiling measured in the same round → ${spareRatio >= 0.8 ? 'MET' : 'NOT MET'} (medians: ${tput.perSecond.toFixed(1)} /s vs ${forkCeiling.perSecond.toFixed(1)} /s)`);
     const taskChildCost = p50(readyOf(startup.taskChild!)) - p50(readyOf(startup.empty!));
-    line('task child start-up over an empty child', `${taskChildCost >= 0 ? '+' : ''}${ms(taskChildCost)} (${ms(p50(readyOf(startup.taskChild!)))} vs ${ms(p50(readyOf(startup.empty!)))}): jsforce is not loaded until an operation needs it`);
+    line('task child start-up over an empty child', `${signed(taskChildCost)} (${ms(p50(readyOf(startup.taskChild!)))} vs ${ms(p50(readyOf(startup.empty!)))}): jsforce is not loaded until an operation needs it`);
     line('  a Salesforce operation then adds (reported)', `${costLine(jsforceCost)} for jsforce core + Metadata API (import('jsforce'): ${costLine(fullJsforceCost)})`);
 
     summary.push(
@@ -883,8 +884,8 @@ async function main(): Promise<void> {
       ['startup: core + Metadata, import()', ms(p50(readyOf(startup.salesforce!))), 'p50', ''],
       ["startup: import('jsforce')", ms(p50(readyOf(startup.jsforce!))), 'p50', ''],
       ['child CPU: empty / Switchyard / import() / all', [startup.empty!, startup.switchyard!, startup.salesforce!, startup.jsforce!].map((r) => ms(p50(cpuOf(r)))).join(' / '), 'p50', ''],
-      ['task child over empty child', `${taskChildCost >= 0 ? '+' : ''}${ms(taskChildCost)}`, 'p50 start-up, reported', ''],
-      ['jsforce cost per Salesforce child', `+${ms(jsforceCost.ready)} start-up, +${ms(jsforceCost.cpu)} CPU`, 'reported', ''],
+      ['task child over empty child', `${signed(taskChildCost)}`, 'p50 start-up, reported', ''],
+      ['jsforce cost per Salesforce child', `${signed(jsforceCost.ready)} start-up, ${signed(jsforceCost.cpu)} CPU`, 'reported', ''],
     );
   } finally {
     await plainStack?.close();

@@ -13,7 +13,7 @@ import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-si
 import { samplePackage } from './support/salesforce-package.js';
 
 type States = Record<string, 'deferred' | 'loaded' | 'absent'>;
-const every = (state: string) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
+const every = <T>(state: T) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
 
 const probe = fileURLToPath(new URL('./support/jsforce-probe.mjs', import.meta.url));
 const clientId = `3MVG9probe.${randomBytes(8).toString('hex')}`;
@@ -37,7 +37,9 @@ afterAll(async () => {
 /** Sends one job to a fresh probe process and returns its answer. */
 function runProbe<T>(job: Record<string, unknown>): Promise<T & { error?: string }> {
   return new Promise((resolve, reject) => {
-    const child = fork(probe, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // No proxy settings: with HTTPS_PROXY or HTTP_PROXY set, jsforce sends every request through https-proxy-agent.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(https?|no)_proxy$/i.test(key)));
+    const child = fork(probe, [], { env, execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child.once('message', (answer) => resolve(answer as T & { error?: string }));
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`probe exited (${code}) without answering`)));
@@ -96,8 +98,8 @@ describe("jsforce's deferred dependencies", () => {
     expect(second.states).toEqual(every('deferred'));
   });
 
-  it('still work, through the code that imports them, when something does use them', async () => {
-    const answer = await runProbe<{ uses: Record<string, unknown>; esModule: Record<string, boolean>; before: States; after: States }>({ job: 'use-each' });
+  it('still work when something uses them (through the code that imports them, where that is easy)', async () => {
+    const answer = await runProbe<{ uses: Record<string, unknown>; before: States; after: States }>({ job: 'use-each' });
     expect(answer.error).toBeUndefined();
     expect(answer.uses).toEqual({
       csv: [{ Id: '001', Name: 'Acme' }],
@@ -107,11 +109,17 @@ describe("jsforce's deferred dependencies", () => {
       agentProxyHost: '127.0.0.1',
       xml: '<deploy><id>0Af</id></deploy>',
       url: '/services/data',
+      stringifyKeys: true,
+      prototypeOfFormData: true,
     });
     expect(answer.before).toEqual(every('deferred'));
-    // csv-parse and csv-stringify (the streaming parsers) stay deferred: parseCSV and toCSV use the sync ones.
-    expect(answer.after).toEqual({ ...every('loaded'), 'csv-parse': 'deferred', 'csv-stringify': 'deferred' });
-    // The stand-ins answer `__esModule` without loading the package: true for none of them.
-    expect(answer.esModule).toEqual(Object.fromEntries(deferredDependencies.map((d) => [d.request, false])));
+    // csv-parse (the streaming parser) stays deferred: parseCSV uses the sync one.
+    expect(answer.after).toEqual({ ...every('loaded'), 'csv-parse': 'deferred' });
+  });
+
+  it('are none of them ES modules compiled to CommonJS, as the stand-ins answer without loading them', async () => {
+    const answer = await runProbe<{ flags: Record<string, boolean>; states: States }>({ job: 'es-module-flags' });
+    expect(answer.states).toEqual(every('loaded')); // the real packages, nothing deferred in this process
+    expect(answer.flags).toEqual(every(false));
   });
 });

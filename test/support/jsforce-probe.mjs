@@ -5,7 +5,9 @@
 //   { job: 'operations', runs, credentials, artifactDir } runs Switchyard's operations themselves (the
 //     registry's modules, with an operation context as child-main.ts builds it) against the Salesforce
 //     simulator;
-//   { job: 'use-each' } uses each deferred dependency through the code that imports it.
+//   { job: 'use-each' } uses each deferred dependency, through the code that imports it where that is easy;
+//   { job: 'es-module-flags' } loads each deferred dependency plainly (nothing deferred) and reports its
+//     `__esModule`, which the stand-ins answer without loading.
 import { createRequire } from 'node:module';
 import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
@@ -61,17 +63,24 @@ function useEach() {
     agentProxyHost: agent.proxy.host,
     xml: new xml2js.Builder({ headless: true, renderOpts: { pretty: false } }).buildObject({ deploy: { id: '0Af' } }),
     url: new WhatwgUrl('https://example.my.salesforce.com/services/data?x=1').pathname,
+    // Reflection loads the package too: its own keys, an `in` check, its prototype.
+    stringifyKeys: Object.keys(standIn('csv-stringify')).includes('stringify') && 'stringify' in standIn('csv-stringify'),
+    prototypeOfFormData: Object.getPrototypeOf(FormData) === Object.getPrototypeOf(form.constructor),
   };
-  // Once used, the real module is in the cache: what its importers would get without deferral.
+  return { uses, before, after: deferredDependencyStates() };
+}
+
+function esModuleFlags() {
   const require = createRequire(import.meta.url);
-  const esModule = Object.fromEntries(deferredDependencies.map((d) => [d.request, require(resolveDeferred(d)).__esModule ?? false]));
-  return { uses, esModule, before, after: deferredDependencyStates() };
+  return Object.fromEntries(deferredDependencies.map((d) => [d.request, require(resolveDeferred(d)).__esModule ?? false]));
 }
 
 process.once('message', async (message) => {
   let reply;
   try {
-    reply = message.job === 'operations' ? await operations(message) : useEach();
+    if (message.job === 'operations') reply = await operations(message);
+    else if (message.job === 'use-each') reply = useEach();
+    else reply = { flags: esModuleFlags(), states: deferredDependencyStates() };
   } catch (error) {
     reply = { error: String(error?.stack ?? error) };
   }

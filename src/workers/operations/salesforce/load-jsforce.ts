@@ -46,7 +46,7 @@ export const deferredDependencies: readonly DeferredDependency[] = [
   {
     request: 'https-proxy-agent',
     via: ['jsforce/lib/core.js'],
-    usedFor: "a Connection's proxyUrl option, which Switchyard does not set",
+    usedFor: 'requests through an HTTP(S) proxy: jsforce uses one when HTTPS_PROXY or HTTP_PROXY is set (the launcher passes them on), and then loads it on the first request',
   },
 ];
 
@@ -75,8 +75,10 @@ function defer(request: string, file: string): void {
   const standIn = new Module(file);
   standIn.filename = file;
   standIn.loaded = true;
-  // A function target, so the stand-in can be called and constructed like a module that exports a function.
-  standIn.exports = new Proxy(function deferredModule() {}, {
+  // A bound function as the target: it can be called and constructed like a module that exports a function,
+  // and has no own `prototype` (a plain function's is non-configurable, which Proxy invariants would then force
+  // on every module's answers). Every trap but the two shortcuts below loads the module and forwards to it.
+  standIn.exports = new Proxy(function deferredModule() {}.bind(null), {
     get(_target, key) {
       // TypeScript's and node-fetch's import helpers ask this while importing; none of these packages is an
       // ES module compiled to CommonJS (the test checks), so the answer needs no loading.
@@ -87,6 +89,16 @@ function defer(request: string, file: string): void {
       return Reflect.get(load(), key);
     },
     has: (_target, key) => Reflect.has(load(), key),
+    ownKeys: () => Reflect.ownKeys(load()),
+    getOwnPropertyDescriptor(_target, key) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(load(), key);
+      // Reported configurable: the target does not have the property, and a proxy may not claim otherwise.
+      return descriptor && { ...descriptor, configurable: true };
+    },
+    getPrototypeOf: () => Reflect.getPrototypeOf(load()),
+    set: (_target, key, value) => Reflect.set(load(), key, value),
+    deleteProperty: (_target, key) => Reflect.deleteProperty(load(), key),
+    defineProperty: (_target, key, descriptor) => Reflect.defineProperty(load(), key, descriptor),
     apply: (_target, self, args) => Reflect.apply(load() as (...args: unknown[]) => unknown, self, args),
     construct: (_target, args, newTarget) => Reflect.construct(load() as new (...args: unknown[]) => object, args, newTarget) as object,
   });
