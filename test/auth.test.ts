@@ -139,7 +139,7 @@ async function stateSnapshot(): Promise<string> {
   const jobs = await Promise.all(
     (['CRITICAL', 'NORMAL', 'BATCH'] as const).map(async (q) => {
       const queue = api.queues.get(q);
-      const all = await queue.getJobs(['waiting', 'delayed', 'prioritized', 'active', 'paused']);
+      const all = await queue.getJobs(['waiting', 'delayed', 'prioritized', 'active', 'waiting-children']);
       return all.map((job) => `${q}:${job.id}`).sort();
     }),
   );

@@ -140,7 +140,7 @@ async function upload(bytes: Uint8Array, fileName: string): Promise<any> {
   const form = new FormData();
   form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
   form.append('map', JSON.stringify({ 0: ['variables.file'] }));
-  form.append('0', new Blob([bytes], { type: 'application/zip' }), fileName);
+  form.append('0', new Blob([new Uint8Array(bytes)], { type: 'application/zip' }), fileName);
   const response = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
   const text = await response.text();
   responses.push(text);
