@@ -210,6 +210,7 @@ function taskChildOnce(): Promise<ForkResult> {
       taskId: '00000000-0000-0000-0000-000000000000',
       type: 'DIAGNOSTIC',
       attempt: 1,
+      maxAttempts: 1,
       params: noopParams,
       org: { alias: 'bench', instanceUrl: 'https://bench.my.salesforce.com' },
       grant: { kind: 'ipc', token: 'unused', expiresAt: new Date(Date.now() + 60_000).toISOString() },

@@ -109,8 +109,9 @@ describe("jsforce's deferred dependencies", () => {
       agentProxyHost: '127.0.0.1',
       xml: '<deploy><id>0Af</id></deploy>',
       url: '/services/data',
+      stringifyIn: true,
       stringifyKeys: true,
-      prototypeOfFormData: true,
+      stringifyPrototype: true,
     });
     expect(answer.before).toEqual(every('deferred'));
     // csv-parse (the streaming parser) stays deferred: parseCSV uses the sync one.

@@ -655,6 +655,21 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(logs).toContain(`Following deployment ${deployId}, started by an earlier attempt`);
   });
 
+  it('a worker shut down on the last attempt cancels the deployment: no retry would follow it', async () => {
+    sim.deployPlan({ pollsToFinish: 6 });
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 1 });
+    const started = await waitFor(async () => progressEvents(await getTask(id)).find((p) => p.phase === 'started'), 15_000, 'the deployment to start');
+    const { deployId } = started.details;
+    await worker.close(50);
+    retiredWorkerLogLines.push(...worker.logLines);
+    worker = await startTestWorker(api);
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'WORKER_SHUTDOWN' } });
+    expect(soapCalls(from).filter((r) => r.operation === 'cancelDeploy').map((r) => r.status)).toEqual([200]);
+    expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+  });
+
   it('a retried QUICK_DEPLOY follows its deployment: a validation can be quick-deployed only once', async () => {
     sim.deployPlan({ pollsToFinish: 1 });
     const validation = await waitTask(await submit('VALIDATE', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 }));

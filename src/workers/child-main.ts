@@ -59,6 +59,7 @@ async function run(request: RunRequest): Promise<void> {
   const ctx: OperationContext = {
     taskId: request.taskId,
     attempt: request.attempt,
+    maxAttempts: request.maxAttempts,
     params: request.params,
     org: request.org,
     files: request.files,

@@ -7,6 +7,8 @@ export interface RunRequest {
   taskId: string;
   type: string;
   attempt: number;
+  /** The task's limit: on the last attempt nothing runs again after a failure or a shutdown. */
+  maxAttempts: number;
   params: unknown;
   org: { alias: string; instanceUrl: string };
   grant: CredentialGrant;

@@ -202,11 +202,12 @@ export class TaskExecutor {
         taskId: task.id,
         type: task.type,
         attempt: task.attempts,
+        maxAttempts: task.maxAttempts,
         params: task.input,
         org: { alias: org.alias, instanceUrl: org.instanceUrl },
         grant,
         files,
-        ...(deployId ? { resume: { deployId } } : {}),
+        ...(deployId !== undefined ? { resume: { deployId } } : {}),
       });
     } finally {
       clearTimeout(timer);

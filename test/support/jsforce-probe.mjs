@@ -24,6 +24,7 @@ async function operations({ runs, credentials, artifactDir }) {
     const ctx = {
       taskId: `probe-${type}`,
       attempt: 1,
+      maxAttempts: 1,
       params: taskParamSchemas[type].parse(params),
       org: { alias: 'probe', instanceUrl: credentials.instanceUrl },
       files: { artifactDir, ...(sourceZip ? { sourceZip } : {}) },
@@ -40,6 +41,15 @@ async function operations({ runs, credentials, artifactDir }) {
     }
   }
   return { results, states: deferredDependencyStates() };
+}
+
+/** Reflection on a stand-in (an object module): `in` loads it; keys and prototype are the module's. */
+function reflection(stringify) {
+  return {
+    stringifyIn: 'stringify' in stringify,
+    stringifyKeys: Object.keys(stringify).includes('stringify'),
+    stringifyPrototype: Object.getPrototypeOf(stringify) === Object.prototype, // the stand-in's own target is a function
+  };
 }
 
 function useEach() {
@@ -63,9 +73,7 @@ function useEach() {
     agentProxyHost: agent.proxy.host,
     xml: new xml2js.Builder({ headless: true, renderOpts: { pretty: false } }).buildObject({ deploy: { id: '0Af' } }),
     url: new WhatwgUrl('https://example.my.salesforce.com/services/data?x=1').pathname,
-    // Reflection loads the package too: its own keys, an `in` check, its prototype.
-    stringifyKeys: Object.keys(standIn('csv-stringify')).includes('stringify') && 'stringify' in standIn('csv-stringify'),
-    prototypeOfFormData: Object.getPrototypeOf(FormData) === Object.getPrototypeOf(form.constructor),
+    ...reflection(standIn('csv-stringify')),
   };
   return { uses, before, after: deferredDependencyStates() };
 }

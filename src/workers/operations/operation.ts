@@ -13,6 +13,8 @@ export interface OperationContext<P = unknown> {
   taskId: string;
   /** 1 for the first run, 2 for the first retry… */
   attempt: number;
+  /** The task's limit on attempts: when `attempt` has reached it, no retry follows this run. */
+  maxAttempts: number;
   params: P;
   org: { alias: string; instanceUrl: string };
   files: { artifactDir: string; sourceZip?: string };
@@ -23,7 +25,11 @@ export interface OperationContext<P = unknown> {
   /** Reports progress; `details` (counters such as components deployed) goes into the PROGRESS event. */
   progress(percent: number, phase?: string, details?: Record<string, unknown>): void;
   log(message: string, level?: LogLevel): void;
-  /** Aborted when the task is cancelled or times out; stop promptly and clean up. */
+  /**
+   * Aborted when the task is cancelled or times out (stop promptly and clean up), or when the worker shuts down
+   * (`isShutdown`): then the task runs again elsewhere if attempts remain, and work it started in Salesforce
+   * may be left for that retry to pick up.
+   */
   signal: AbortSignal;
 }
 
@@ -31,7 +37,7 @@ export interface Operation<P = unknown> {
   run(ctx: OperationContext<P>): Promise<unknown>;
 }
 
-/** Whether an operation's signal was aborted because its worker is shutting down (the task will run again). */
+/** Whether an operation's signal was aborted because its worker is shutting down (not cancelled or timed out). */
 export function isShutdown(signal: AbortSignal): boolean {
   return signal.aborted && signal.reason instanceof OperationError && signal.reason.code === 'WORKER_SHUTDOWN';
 }

@@ -113,13 +113,14 @@ function progressOf(summary: DeploymentSummary): number {
 
 /**
  * Polls a started deployment until it ends; throws DEPLOY_FAILED (with details) or CANCELLED. A cancelled or
- * timed-out task cancels the deployment in Salesforce; a worker shutdown leaves it running, for the task's
- * retry to follow (TaskEffects.startedDeployment).
+ * timed-out task cancels the deployment in Salesforce. A worker shutdown leaves it running for the task's retry
+ * to follow (TaskEffects.startedDeployment), unless this is the last attempt: with no retry to follow it, it is
+ * cancelled too.
  */
 export async function followDeployment(conn: Connection, deployId: string, ctx: OperationContext, pollIntervalMs: number): Promise<DeploymentSummary> {
   let cancelling = false;
   for (;;) {
-    if (ctx.signal.aborted && isShutdown(ctx.signal)) {
+    if (isShutdown(ctx.signal) && ctx.attempt < ctx.maxAttempts) {
       ctx.log(`Stopped following deployment ${deployId}: the worker is shutting down, and a retry follows it`, 'warn');
       throw ctx.signal.reason;
     }

@@ -98,7 +98,11 @@ function defer(request: string, file: string): void {
     getPrototypeOf: () => Reflect.getPrototypeOf(load()),
     set: (_target, key, value) => Reflect.set(load(), key, value),
     deleteProperty: (_target, key) => Reflect.deleteProperty(load(), key),
-    defineProperty: (_target, key, descriptor) => Reflect.defineProperty(load(), key, descriptor),
+    // A non-configurable property cannot be reported for a key the target lacks, nor can the target be frozen
+    // behind the module's back: both are refused (no jsforce or node-fetch path does either).
+    defineProperty: (_target, key, descriptor) => descriptor.configurable !== false && Reflect.defineProperty(load(), key, descriptor),
+    isExtensible: () => true,
+    preventExtensions: () => false,
     apply: (_target, self, args) => Reflect.apply(load() as (...args: unknown[]) => unknown, self, args),
     construct: (_target, args, newTarget) => Reflect.construct(load() as new (...args: unknown[]) => object, args, newTarget) as object,
   });
