@@ -73,12 +73,22 @@ interface SubmitOptions {
   org?: string;
   maxAttempts?: number;
   retryBackoffMs?: number;
+  timeoutMs?: number;
 }
 
 async function submitRaw(type: string, params: Record<string, unknown>, options: SubmitOptions = {}) {
   const data = await gql(
     `mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status queue } } ${fieldErrors} } }`,
-    { input: { type, org: options.org ?? MAIN, params, maxAttempts: options.maxAttempts ?? 1, retryBackoffMs: options.retryBackoffMs ?? 100 } },
+    {
+      input: {
+        type,
+        org: options.org ?? MAIN,
+        params,
+        maxAttempts: options.maxAttempts ?? 1,
+        retryBackoffMs: options.retryBackoffMs ?? 100,
+        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      },
+    },
   );
   return data.submitTask;
 }
@@ -666,6 +676,17 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     worker = await startTestWorker(api);
     const task = await waitTask(id);
     expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'WORKER_SHUTDOWN' } });
+    expect(soapCalls(from).filter((r) => r.operation === 'cancelDeploy').map((r) => r.status)).toEqual([200]);
+    expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+  });
+
+  it('a deployment task that times out cancels its deployment in Salesforce, though attempts remain', async () => {
+    sim.deployPlan({ pollsToFinish: 40 });
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, timeoutMs: 1500 });
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'TIMEOUT' } });
+    const { deployId } = progressEvents(task).find((p) => p.phase === 'started')!.details;
     expect(soapCalls(from).filter((r) => r.operation === 'cancelDeploy').map((r) => r.status)).toEqual([200]);
     expect(sim.getDeploy(deployId)!.canceled).toBe(true);
   });
