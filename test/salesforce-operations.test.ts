@@ -136,6 +136,26 @@ const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString('ut
 const progressEvents = (task: TaskView) => task.events.filter((e) => e.kind === 'PROGRESS').map((e) => e.payload);
 const statusEvents = (task: TaskView) => task.events.filter((e) => e.kind === 'STATUS').map((e) => e.payload);
 
+/** A task that ran twice: its first attempt failed with `after` and was retried, the second ended `final`. */
+function expectRetriedOnce(task: TaskView, after: string, final: string): void {
+  expect(task.status).toBe(final);
+  expect(task.attempts).toBe(2);
+  expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', final]);
+  expect(statusEvents(task)[2]).toMatchObject({ after, retryInMs: 100 });
+}
+
+/**
+ * Waits until the task's deployment has started, then shuts the worker down (a 50 ms drain, after which the
+ * running child is stopped for the shutdown) and starts another. Returns the deploy id.
+ */
+async function restartWorkerOnceDeploying(taskId: string): Promise<string> {
+  const started = await waitFor(async () => progressEvents(await getTask(taskId)).find((p) => p.phase === 'started'), 15_000, 'the deployment to start');
+  await worker.close(50);
+  retiredWorkerLogLines.push(...worker.logLines);
+  worker = await startTestWorker(api);
+  return started.details.deployId as string;
+}
+
 function expectOrderedLog(task: TaskView): void {
   expect(task.events.map((e) => e.seq)).toEqual(task.events.map((_, i) => i + 1));
   expect(task.events[0]).toMatchObject({ kind: 'STATUS', payload: { status: 'QUEUED' } });
@@ -586,10 +606,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const task = await waitTask(id);
     expect(task.error).toBeNull();
-    expect(task.status).toBe('SUCCEEDED');
-    expect(task.attempts).toBe(2);
-    expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
-    expect(statusEvents(task)[2]).toMatchObject({ after: 'SF_API_LIMIT', retryInMs: 100 });
+    expectRetriedOnce(task, 'SF_API_LIMIT', 'SUCCEEDED');
     const deploys = soapCalls(from).filter((r) => r.operation === 'deploy');
     expect(deploys.map((r) => [r.status, r.errorCode ?? null])).toEqual([
       [500, 'REQUEST_LIMIT_EXCEEDED'],
@@ -603,10 +620,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const task = await waitTask(id);
-    expect(task.status).toBe('FAILED');
-    expect(task.attempts).toBe(2);
-    expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'FAILED']);
-    expect(statusEvents(task)[2]).toMatchObject({ after: 'ORG_UNREACHABLE', retryInMs: 100 });
+    expectRetriedOnce(task, 'ORG_UNREACHABLE', 'FAILED');
     expect(task.error!.code).toBe('ORG_UNREACHABLE');
     expect(task.error!.message).toMatch(/while starting the deployment: UNKNOWN_EXCEPTION: An unexpected error occurred/);
     expect(soapCalls(from).map((r) => [r.operation, r.status, r.injected ?? null])).toEqual([
@@ -624,10 +638,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const task = await waitTask(id);
     expect(task.error).toBeNull();
-    expect(task.status).toBe('SUCCEEDED');
-    expect(task.attempts).toBe(2);
-    expect(statusEvents(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
-    expect(statusEvents(task)[2]).toMatchObject({ after: 'ORG_UNREACHABLE' });
+    expectRetriedOnce(task, 'ORG_UNREACHABLE', 'SUCCEEDED');
     // One deployment: the first attempt started it and failed on its first poll; the second only polled it.
     const calls = soapCalls(from).map((r) => [r.operation, r.status]);
     expect(calls.slice(0, 2)).toEqual([
@@ -646,11 +657,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     sim.deployPlan({ pollsToFinish: 6 });
     const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
-    const started = await waitFor(async () => progressEvents(await getTask(id)).find((p) => p.phase === 'started'), 15_000, 'the deployment to start');
-    const { deployId } = started.details;
-    await worker.close(50); // drains for 50 ms, then stops the running child for the shutdown
-    retiredWorkerLogLines.push(...worker.logLines);
-    worker = await startTestWorker(api);
+    const deployId = await restartWorkerOnceDeploying(id);
     const task = await waitTask(id);
     expect(task.error).toBeNull();
     expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
@@ -669,11 +676,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     sim.deployPlan({ pollsToFinish: 6 });
     const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 1 });
-    const started = await waitFor(async () => progressEvents(await getTask(id)).find((p) => p.phase === 'started'), 15_000, 'the deployment to start');
-    const { deployId } = started.details;
-    await worker.close(50);
-    retiredWorkerLogLines.push(...worker.logLines);
-    worker = await startTestWorker(api);
+    const deployId = await restartWorkerOnceDeploying(id);
     const task = await waitTask(id);
     expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'WORKER_SHUTDOWN' } });
     expect(soapCalls(from).filter((r) => r.operation === 'cancelDeploy').map((r) => r.status)).toEqual([200]);
