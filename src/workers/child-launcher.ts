@@ -75,7 +75,9 @@ export class ChildLauncher {
       clearTimeout(timer);
       proc.off('message', onMessage);
       proc.off('exit', started);
-      this.replenish();
+      // After this turn of the event loop: the session handles the message first (its event statement goes out
+      // before fork() blocks this process), since this listener was registered before the session's.
+      setImmediate(() => this.replenish());
     };
     // 'ready' may still be on its way from a child that was not the spare.
     const onMessage = (message: ChildMessage) => message.t !== 'ready' && started();
