@@ -694,6 +694,44 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(sim.getDeploy(deployId)!.canceled).toBe(true);
   });
 
+  it('cancelTask on a deployment task waiting for its retry cancels the deployment its first attempt started', async () => {
+    sim.deployPlan({ pollsToFinish: 40 });
+    sim.failNext('checkDeployStatus', 500);
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 3, retryBackoffMs: 60_000 });
+    const waiting = await waitFor(async () => {
+      const task = await getTask(id);
+      return task.status === 'QUEUED' && task.attempts === 1 ? task : null;
+    }, 15_000, 'the retry to be queued');
+    const { deployId } = progressEvents(waiting).find((p) => p.phase === 'started')!.details;
+
+    const cancelled = await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status cancelRequestedAt } } } }`, { id });
+    // Not over yet: the task runs once more (now, not after its 60 s backoff), only to cancel the deployment.
+    expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'QUEUED', cancelRequestedAt: expect.any(String) } });
+    const task = await waitTask(id, FINAL_STATUSES, 20_000);
+    expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
+    const operations = soapCalls(from).map((r) => r.operation);
+    expect(operations.filter((o) => o === 'deploy')).toHaveLength(1);
+    expect(operations.filter((o) => o === 'cancelDeploy')).toHaveLength(1);
+    expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+    const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message as string);
+    expect(logs.some((m) => m.endsWith(`deployment ${deployId}, which an earlier attempt started, is cancelled in Salesforce first`))).toBe(true);
+    expect(logs).toContain(`Cancelling deployment ${deployId} in Salesforce`);
+  });
+
+  it('cancelTask on a deployment task waiting for its retry, with no deployment started, cancels it at once', async () => {
+    sim.failNext('deploy', 500);
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 60_000 });
+    await waitFor(async () => {
+      const task = await getTask(id);
+      return task.status === 'QUEUED' && task.attempts === 1;
+    }, 15_000, 'the retry to be queued');
+    const cancelled = await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status } } } }`, { id });
+    expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'CANCELLED' } });
+    expect(soapCalls(from).map((r) => r.operation)).toEqual(['deploy']);
+  });
+
   it('a retried QUICK_DEPLOY follows its deployment: a validation can be quick-deployed only once', async () => {
     sim.deployPlan({ pollsToFinish: 1 });
     const validation = await waitTask(await submit('VALIDATE', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 }));

@@ -171,6 +171,15 @@ export class TaskQueues {
     return (await this.queues[queue].remove(jobId)) === 1;
   }
 
+  /** Makes a delayed job (a retry waiting out its backoff) due now. False when the job is gone. */
+  async promote(queue: TaskQueue, jobId: string): Promise<boolean> {
+    this.assertConnected();
+    const job = await this.queues[queue].getJob(jobId);
+    if (!job) return false;
+    if (await job.isDelayed()) await job.promote().catch(() => undefined); // it may have just become due
+    return true;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...Object.values(this.queues), this.schedules, this.notifications].map((queue) => queue.close()));
   }

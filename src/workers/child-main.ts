@@ -55,6 +55,9 @@ async function redeem(request: RunRequest): Promise<OrgCredentials> {
 }
 
 async function run(request: RunRequest): Promise<void> {
+  // A run that only cancels (the task was cancelled while it waited for this retry) starts out aborted: the
+  // operation follows the deployment in `resume` just far enough to cancel it.
+  if (request.cancel) abort.abort(abortError('cancelled'));
   let credentials: Promise<OrgCredentials> | null = null;
   const ctx: OperationContext = {
     taskId: request.taskId,

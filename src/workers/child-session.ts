@@ -21,6 +21,8 @@ export interface SessionHooks {
 
 export class ChildSession {
   private abortReason: AbortReason | null = null;
+  /** This run only cancels what an earlier attempt started (its request says so): a cancel has nothing to stop. */
+  private cancelOnly = false;
   private report: ChildOutcome | null = null;
   private chain: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
@@ -81,9 +83,21 @@ export class ChildSession {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
   }
 
+  /**
+   * Marks a run that only cancels (TaskService.cancel of a deployment task waiting for its retry): cancel
+   * requests for its task are ignored, since its request already tells the child to cancel; a timeout or a
+   * shutdown still stops it.
+   */
+  markCancelOnly(): void {
+    this.cancelOnly = true;
+    // A cancel request that reached this session first would keep the run from starting at all; the 'abort'
+    // it sent is harmless (the child starts out aborted anyway), and its SIGTERM/SIGKILL grace still applies.
+    if (this.abortReason === 'cancelled') this.abortReason = null;
+  }
+
   /** Asks the operation to stop; if it does not exit in time it gets SIGTERM, then SIGKILL. */
   abort(reason: AbortReason): void {
-    if (this.abortReason) return;
+    if (this.abortReason || (reason === 'cancelled' && this.cancelOnly)) return;
     this.abortReason = reason;
     const proc = this.child.process;
     this.send({ t: 'abort', reason });

@@ -16,6 +16,8 @@ export interface RunRequest {
   files: { artifactDir: string; sourceZip?: string };
   /** On a retry: the deployment an earlier attempt started, which this one follows instead of starting another. */
   resume?: { deployId: string };
+  /** The task was cancelled while it waited for this retry: cancel the deployment in `resume`, and nothing else. */
+  cancel?: true;
 }
 
 /** Why the worker stops an operation: its task was cancelled or ran out of time, or the worker is shutting down. */

@@ -86,7 +86,9 @@ export class TaskExecutor {
     }
     const org = task.org;
 
-    const exclusive = orgExclusiveTypes.has(task.type);
+    // A run that only cancels an earlier attempt's deployment (cancelRequestedAt on a waiting task) deploys nothing:
+    // it must not wait behind other deployments for the org lock.
+    const exclusive = orgExclusiveTypes.has(task.type) && !task.cancelRequestedAt;
     if (exclusive) {
       const attempt = await this.deps.orgLock.tryAcquire(org.id, task.id, task.createdAt);
       if (!attempt.acquired) {
@@ -149,6 +151,9 @@ export class TaskExecutor {
     let claimed;
     try {
       claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
+      // Cancelled while it waited for this retry (TaskService.cancel): this run only cancels what an earlier
+      // attempt started in Salesforce.
+      if (claimed?.cancelRequestedAt) session.markCancelOnly();
     } finally {
       if (!claimed) {
         this.running.delete(taskId);
@@ -180,6 +185,11 @@ export class TaskExecutor {
       this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'looking up an earlier attempt\'s deployment failed');
       return { kind: 'failed', code: 'WORKER_ERROR', message: 'The worker could not read the task\'s earlier attempts', retryable: true };
     }
+    if (task.cancelRequestedAt && deployId === undefined) {
+      // Cancelled while it waited, with no deployment of an earlier attempt to cancel: nothing to run.
+      session.discard();
+      return { kind: 'aborted', reason: 'cancelled' };
+    }
     let files;
     let grant;
     try {
@@ -208,6 +218,7 @@ export class TaskExecutor {
         grant,
         files,
         ...(deployId !== undefined ? { resume: { deployId } } : {}),
+        ...(task.cancelRequestedAt ? { cancel: true as const } : {}),
       });
     } finally {
       clearTimeout(timer);
@@ -216,6 +227,17 @@ export class TaskExecutor {
 
   private async settle(task: Task, outcome: ChildOutcome): Promise<unknown> {
     const { lifecycle, logger } = this.deps;
+    if (task.cancelRequestedAt && outcome.kind !== 'succeeded') {
+      // A run that only cancelled an earlier attempt's deployment. Whatever Salesforce said, the task was
+      // cancelled; a cancellation that did not go through is on record.
+      if (outcome.kind === 'failed' && outcome.code !== 'CANCELLED') {
+        await lifecycle.log(task.id, 'warn', `The deployment could not be cancelled in Salesforce: ${outcome.code}: ${outcome.message}`);
+      } else if (outcome.kind === 'crashed' || (outcome.kind === 'aborted' && outcome.reason !== 'cancelled')) {
+        await lifecycle.log(task.id, 'warn', `The cancellation in Salesforce did not finish (${outcome.kind === 'crashed' ? 'the process exited' : outcome.reason})`);
+      }
+      await lifecycle.cancelled(task.id);
+      return { status: 'CANCELLED' };
+    }
     switch (outcome.kind) {
       case 'succeeded':
         await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result));

@@ -5,6 +5,7 @@
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
+import { lastStartedDeployment } from './started-deployment.js';
 import type { TaskFailure } from './task-lifecycle.js';
 
 export interface OperationFiles {
@@ -20,9 +21,6 @@ interface OrgCheckResult {
 interface RetrieveResult {
   artifact?: { sha256: string; sizeBytes: number; fileName: string };
 }
-
-/** Types whose operation starts a deployment in Salesforce, which goes on when the attempt that started it fails. */
-const deploymentTypes: ReadonlySet<string> = new Set(['DEPLOY', 'VALIDATE', 'QUICK_DEPLOY']);
 
 export class TaskEffects {
   constructor(
@@ -44,23 +42,12 @@ export class TaskEffects {
   }
 
   /**
-   * The deployment an earlier attempt of this run started in Salesforce: the deploy id the last PROGRESS event
-   * since the task was (re)submitted carries. A retry follows that deployment to its end instead of starting a
-   * second one of the same package (which Salesforce would queue behind the first, or refuse for a quick deploy
-   * already used). `retryTask` starts a new run: events from before it do not count.
+   * On a retry, the deployment an earlier attempt of this run started in Salesforce: the retry follows it to its
+   * end instead of starting a second one of the same package (which Salesforce would queue behind the first, or
+   * refuse for a quick deploy already used).
    */
-  async startedDeployment(task: Task): Promise<string | undefined> {
-    if (task.attempts <= 1 || !deploymentTypes.has(task.type)) return undefined;
-    const rows = await this.prisma.$queryRaw<Array<{ deployId: string }>>`
-      SELECT payload->'details'->>'deployId' AS "deployId"
-      FROM "TaskEvent"
-      WHERE "taskId" = ${task.id}::uuid AND kind = 'PROGRESS' AND payload->'details'->>'deployId' IS NOT NULL
-        AND seq > COALESCE(
-          (SELECT max(seq) FROM "TaskEvent" WHERE "taskId" = ${task.id}::uuid AND kind = 'STATUS' AND payload ? 'retriedBy'),
-          0)
-      ORDER BY seq DESC
-      LIMIT 1`;
-    return rows[0]?.deployId;
+  startedDeployment(task: Task): Promise<string | undefined> {
+    return task.attempts > 1 ? lastStartedDeployment(this.prisma, task) : Promise.resolve(undefined);
   }
 
   /** Applies a success; returns the result to store on the task. */

@@ -7,6 +7,7 @@ import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generate
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
+import { lastStartedDeployment } from './started-deployment.js';
 import { rawId } from '../ids.js';
 import { parseInput } from '../validation.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
@@ -225,7 +226,9 @@ export class TaskService {
 
   /**
    * A waiting task is cancelled at once. A running one gets cancelRequestedAt and its worker is told to
-   * abort it; it ends CANCELLED when the child has stopped (follow its events).
+   * abort it; it ends CANCELLED when the child has stopped (follow its events). So does a deployment task
+   * waiting for a retry whose earlier attempt started a deployment: it runs once more, only to cancel that
+   * deployment in Salesforce (a worker's run holds the credentials; nothing else may).
    */
   async cancel(actor: Principal, taskId: string): Promise<Task> {
     const task = await this.require(taskId);
@@ -243,6 +246,8 @@ export class TaskService {
     if (!(waitingTaskStatuses as readonly string[]).includes(task.status)) {
       throw new InvalidStateError('TASK_NOT_CANCELLABLE', `A ${task.status} task cannot be cancelled`, task.status);
     }
+    const deployId = await lastStartedDeployment(this.prisma, task);
+    if (deployId !== undefined) return this.cancelStartedDeployment(actor, task, deployId);
     if (task.jobId && !(await withQueue(() => this.queues.remove(task.queue, task.jobId!), 'remove the job'))) {
       // A worker locked the job between our read and the removal: treat it as running.
       await this.signalCancel(task.id);
@@ -258,6 +263,22 @@ export class TaskService {
     // have landed after our first removal. (A retry re-checks after its own add, so one of the two sees it.)
     if (cancelled.jobId) await this.queues.remove(cancelled.queue, cancelled.jobId).catch(() => undefined);
     return cancelled;
+  }
+
+  /**
+   * Marks a waiting deployment task for cancellation and makes its job due now: the worker that picks it up
+   * cancels the deployment `deployId` in Salesforce instead of following it (TaskExecutor), then ends the task
+   * CANCELLED.
+   */
+  private async cancelStartedDeployment(actor: Principal, task: Task, deployId: string): Promise<Task> {
+    const by = actorLabel(actor);
+    const requested = await this.journal.change(task.id, waitingTaskStatuses, { cancelRequestedAt: task.cancelRequestedAt ?? new Date() }, [
+      { kind: 'LOG', payload: { level: 'warn', message: `Cancellation requested by ${by}: deployment ${deployId}, which an earlier attempt started, is cancelled in Salesforce first` } },
+    ]);
+    if (!requested) return this.cancel(actor, task.id); // it started or ended meanwhile: decide again
+    // A job Redis lost is given a new one by the reconciler, and that one runs the cancellation.
+    if (requested.jobId) await withQueue(() => this.queues.promote(requested.queue, requested.jobId!), 'promote the job');
+    return requested;
   }
 
   async retry(actor: Principal, taskId: string): Promise<Task> {
