@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import jsforce from 'jsforce';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
@@ -717,6 +718,28 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message as string);
     expect(logs.some((m) => m.endsWith(`deployment ${deployId}, which an earlier attempt started, is cancelled in Salesforce first`))).toBe(true);
     expect(logs).toContain(`Cancelling deployment ${deployId} in Salesforce`);
+  });
+
+  it('cancelTask on a deployment task waiting for its retry reports a deployment that had already succeeded', async () => {
+    sim.deployPlan({ pollsToFinish: 1 });
+    sim.failNext('checkDeployStatus', 500);
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 3, retryBackoffMs: 60_000 });
+    const waiting = await waitFor(async () => {
+      const task = await getTask(id);
+      return task.status === 'QUEUED' && task.attempts === 1 ? task : null;
+    }, 15_000, 'the retry to be queued');
+    const { deployId } = progressEvents(waiting).find((p) => p.phase === 'started')!.details;
+    // Salesforce finishes the deployment meanwhile (the simulator advances a deployment as it is polled).
+    const conn = new jsforce.Connection({ oauth2: { clientId, clientSecret, loginUrl: sim.loginUrl }, instanceUrl: sim.instanceUrl, refreshToken: mainRefreshToken, version: '62.0' });
+    expect(await conn.metadata.checkDeployStatus(deployId)).toMatchObject({ done: true, status: 'Succeeded' });
+
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id });
+    const task = await waitTask(id, FINAL_STATUSES, 20_000);
+    // Not CANCELLED: the package was deployed, and the task says so.
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2, result: { deployId, status: 'Succeeded', success: true } });
+    expect(soapCalls(from).filter((r) => r.operation === 'cancelDeploy').map((r) => r.errorCode)).toEqual([expect.stringMatching(/INVALID_ID_FIELD|DEPLOYMENT_ALREADY_COMPLETED/)]);
+    expect(task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message)).toContain(`Deployment ${deployId} had already ended Succeeded: there was nothing to cancel`);
   });
 
   it('cancelTask on a deployment task waiting for its retry, with no deployment started, cancels it at once', async () => {

@@ -70,6 +70,8 @@ export class ChildSession {
     this.timers.forEach(clearTimeout);
     await this.chain;
     if (this.report?.kind === 'succeeded') return this.report;
+    // A run that only cancels reports how the cancellation went, even if a shutdown or timeout came meanwhile.
+    if (this.cancelOnly && this.report) return this.report;
     if (this.abortReason) return { kind: 'aborted', reason: this.abortReason };
     return this.report ?? { kind: 'crashed', exitCode: code, signal };
   }
@@ -90,9 +92,14 @@ export class ChildSession {
    */
   markCancelOnly(): void {
     this.cancelOnly = true;
-    // A cancel request that reached this session first would keep the run from starting at all; the 'abort'
-    // it sent is harmless (the child starts out aborted anyway), and its SIGTERM/SIGKILL grace still applies.
-    if (this.abortReason === 'cancelled') this.abortReason = null;
+    // A cancel request that reached this session first would keep the run from starting at all, and its
+    // SIGTERM/SIGKILL could cut the cancellation short; the 'abort' it sent is harmless (the child starts out
+    // aborted anyway).
+    if (this.abortReason === 'cancelled') {
+      this.abortReason = null;
+      this.timers.forEach(clearTimeout);
+      this.timers = [];
+    }
   }
 
   /** Asks the operation to stop; if it does not exit in time it gets SIGTERM, then SIGKILL. */

@@ -227,16 +227,9 @@ export class TaskExecutor {
 
   private async settle(task: Task, outcome: ChildOutcome): Promise<unknown> {
     const { lifecycle, logger } = this.deps;
-    if (task.cancelRequestedAt && outcome.kind !== 'succeeded') {
-      // A run that only cancelled an earlier attempt's deployment. Whatever Salesforce said, the task was
-      // cancelled; a cancellation that did not go through is on record.
-      if (outcome.kind === 'failed' && outcome.code !== 'CANCELLED') {
-        await lifecycle.log(task.id, 'warn', `The deployment could not be cancelled in Salesforce: ${outcome.code}: ${outcome.message}`);
-      } else if (outcome.kind === 'crashed' || (outcome.kind === 'aborted' && outcome.reason !== 'cancelled')) {
-        await lifecycle.log(task.id, 'warn', `The cancellation in Salesforce did not finish (${outcome.kind === 'crashed' ? 'the process exited' : outcome.reason})`);
-      }
-      await lifecycle.cancelled(task.id);
-      return { status: 'CANCELLED' };
+    if (task.cancelRequestedAt) {
+      const settled = await this.settleCancelOnly(task, outcome);
+      if (settled) return settled;
     }
     switch (outcome.kind) {
       case 'succeeded':
@@ -263,6 +256,27 @@ export class TaskExecutor {
           retryable: true,
         });
     }
+  }
+
+  /**
+   * A run that only cancelled the deployment an earlier attempt started (TaskService.cancel). Cancelled, it ends
+   * CANCELLED. A deployment that had already ended on its own is reported as such (null: the usual settling).
+   * A cancellation that could not be made is tried again by the next attempt while one remains; after that the
+   * task ends CANCELLED with a warning that Salesforce may still be deploying.
+   */
+  private async settleCancelOnly(task: Task, outcome: ChildOutcome): Promise<unknown> {
+    const { lifecycle } = this.deps;
+    const cancelled = (outcome.kind === 'failed' && outcome.code === 'CANCELLED') || (outcome.kind === 'aborted' && outcome.reason === 'cancelled');
+    if (outcome.kind === 'succeeded' || (outcome.kind === 'failed' && outcome.code === 'DEPLOY_FAILED')) return null;
+    if (!cancelled) {
+      const retryable = outcome.kind === 'crashed' || (outcome.kind === 'aborted' && outcome.reason === 'shutdown') || (outcome.kind === 'failed' && outcome.retryable);
+      if (retryable && task.attempts < task.maxAttempts) return null; // requeued; the next run cancels
+      const why = outcome.kind === 'failed' ? `${outcome.code}: ${outcome.message}` : outcome.kind === 'crashed' ? 'the process exited' : outcome.reason;
+      if (outcome.kind === 'failed') await this.deps.effects.failed(task, outcome).catch(() => undefined); // e.g. marks the org AUTH_FAILED
+      await lifecycle.log(task.id, 'warn', `The deployment could not be cancelled in Salesforce and may still be running (${why})`);
+    }
+    await lifecycle.cancelled(task.id);
+    return { status: 'CANCELLED' };
   }
 
   private async retryOrFail(task: Task, failure: TaskFailure & { retryable: boolean }): Promise<never> {

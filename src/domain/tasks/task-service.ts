@@ -272,12 +272,16 @@ export class TaskService {
    */
   private async cancelStartedDeployment(actor: Principal, task: Task, deployId: string): Promise<Task> {
     const by = actorLabel(actor);
-    const requested = await this.journal.change(task.id, waitingTaskStatuses, { cancelRequestedAt: task.cancelRequestedAt ?? new Date() }, [
-      { kind: 'LOG', payload: { level: 'warn', message: `Cancellation requested by ${by}: deployment ${deployId}, which an earlier attempt started, is cancelled in Salesforce first` } },
-    ]);
+    // Asking again only makes the job due again (it may have been running when we first asked).
+    const requested = task.cancelRequestedAt
+      ? task
+      : await this.journal.change(task.id, waitingTaskStatuses, { cancelRequestedAt: new Date() }, [
+          { kind: 'LOG', payload: { level: 'warn', message: `Cancellation requested by ${by}: deployment ${deployId}, which an earlier attempt started, is cancelled in Salesforce first` } },
+        ]);
     if (!requested) return this.cancel(actor, task.id); // it started or ended meanwhile: decide again
-    // A job Redis lost is given a new one by the reconciler, and that one runs the cancellation.
-    if (requested.jobId) await withQueue(() => this.queues.promote(requested.queue, requested.jobId!), 'promote the job');
+    // The cancellation is on record either way. If Redis cannot take the promotion now, the run comes after the
+    // job's backoff (or, for a job Redis lost, from the reconciler); asking again makes it due.
+    if (requested.jobId) await this.queues.promote(requested.queue, requested.jobId).catch(() => false);
     return requested;
   }
 

@@ -131,8 +131,14 @@ export async function followDeployment(conn: Connection, deployId: string, ctx: 
       const deadline = Date.now() + cancelWaitMs;
       for (;;) {
         const raw = (await conn.metadata.checkDeployStatus(deployId, false).catch(() => null)) as unknown as RawDeployResult | null;
-        if (raw && (raw.status === 'Canceled' || bool(raw.done))) {
+        if (raw?.status === 'Canceled') {
           throw new OperationError('CANCELLED', `Deployment ${deployId} ended ${raw.status} after cancellation`, false, summarise(raw));
+        }
+        if (raw && bool(raw.done)) {
+          // It ended on its own before the cancellation took: report how, as if it had not been cancelled (the
+          // poll below reads the details).
+          ctx.log(`Deployment ${deployId} had already ended ${raw.status}: there was nothing to cancel`, 'warn');
+          break;
         }
         if (Date.now() > deadline) throw new OperationError('CANCELLED', `Salesforce did not confirm the cancellation of ${deployId} in time`, false);
         await sleep(Math.min(pollIntervalMs, 1000));
