@@ -157,6 +157,28 @@ async function restartWorkerOnceDeploying(taskId: string): Promise<string> {
   return started.details.deployId as string;
 }
 
+/** Waits until the task's first attempt has failed and it is QUEUED for its retry. */
+function waitForRetry(taskId: string): Promise<TaskView> {
+  return waitFor(async () => {
+    const task = await getTask(taskId);
+    return task.status === 'QUEUED' && task.attempts === 1 ? task : null;
+  }, 15_000, 'the retry to be queued');
+}
+
+/**
+ * A DEPLOY of `artifactId` whose first attempt started a deployment (finishing after `pollsToFinish` polls) and failed on its
+ * first poll, now QUEUED for a retry 60 s away. Returns the task, its deploy id and the simulator's request
+ * sequence number before it.
+ */
+async function deploymentWaitingForRetry(artifactId: string, pollsToFinish: number): Promise<{ id: string; deployId: string; from: number }> {
+  sim.deployPlan({ pollsToFinish });
+  sim.failNext('checkDeployStatus', 500);
+  const from = lastSeq();
+  const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 3, retryBackoffMs: 60_000 });
+  const waiting = await waitForRetry(id);
+  return { id, deployId: progressEvents(waiting).find((p) => p.phase === 'started')!.details.deployId, from };
+}
+
 function expectOrderedLog(task: TaskView): void {
   expect(task.events.map((e) => e.seq)).toEqual(task.events.map((_, i) => i + 1));
   expect(task.events[0]).toMatchObject({ kind: 'STATUS', payload: { status: 'QUEUED' } });
@@ -696,15 +718,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
   });
 
   it('cancelTask on a deployment task waiting for its retry cancels the deployment its first attempt started', async () => {
-    sim.deployPlan({ pollsToFinish: 40 });
-    sim.failNext('checkDeployStatus', 500);
-    const from = lastSeq();
-    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 3, retryBackoffMs: 60_000 });
-    const waiting = await waitFor(async () => {
-      const task = await getTask(id);
-      return task.status === 'QUEUED' && task.attempts === 1 ? task : null;
-    }, 15_000, 'the retry to be queued');
-    const { deployId } = progressEvents(waiting).find((p) => p.phase === 'started')!.details;
+    const { id, deployId, from } = await deploymentWaitingForRetry(artifactId, 40);
 
     const cancelled = await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status cancelRequestedAt } } } }`, { id });
     // Not over yet: the task runs once more (now, not after its 60 s backoff), only to cancel the deployment.
@@ -721,15 +735,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
   });
 
   it('cancelTask on a deployment task waiting for its retry reports a deployment that had already succeeded', async () => {
-    sim.deployPlan({ pollsToFinish: 1 });
-    sim.failNext('checkDeployStatus', 500);
-    const from = lastSeq();
-    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 3, retryBackoffMs: 60_000 });
-    const waiting = await waitFor(async () => {
-      const task = await getTask(id);
-      return task.status === 'QUEUED' && task.attempts === 1 ? task : null;
-    }, 15_000, 'the retry to be queued');
-    const { deployId } = progressEvents(waiting).find((p) => p.phase === 'started')!.details;
+    const { id, deployId, from } = await deploymentWaitingForRetry(artifactId, 1);
     // Salesforce finishes the deployment meanwhile (the simulator advances a deployment as it is polled).
     const conn = new jsforce.Connection({ oauth2: { clientId, clientSecret, loginUrl: sim.loginUrl }, instanceUrl: sim.instanceUrl, refreshToken: mainRefreshToken, version: '62.0' });
     expect(await conn.metadata.checkDeployStatus(deployId)).toMatchObject({ done: true, status: 'Succeeded' });
@@ -746,10 +752,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     sim.failNext('deploy', 500);
     const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 60_000 });
-    await waitFor(async () => {
-      const task = await getTask(id);
-      return task.status === 'QUEUED' && task.attempts === 1;
-    }, 15_000, 'the retry to be queued');
+    await waitForRetry(id);
     const cancelled = await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status } } } }`, { id });
     expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'CANCELLED' } });
     expect(soapCalls(from).map((r) => r.operation)).toEqual(['deploy']);
