@@ -166,9 +166,9 @@ function waitForRetry(taskId: string): Promise<TaskView> {
 }
 
 /**
- * A DEPLOY of `artifactId` whose first attempt started a deployment (finishing after `pollsToFinish` polls) and failed on its
- * first poll, now QUEUED for a retry 60 s away. Returns the task, its deploy id and the simulator's request
- * sequence number before it.
+ * A DEPLOY of `artifactId` whose first attempt started a deployment (finishing after `pollsToFinish` polls)
+ * and failed on its first poll, now QUEUED for a retry 60 s away. Returns the task, its deploy id and the
+ * simulator's request sequence number before it.
  */
 async function deploymentWaitingForRetry(artifactId: string, pollsToFinish: number): Promise<{ id: string; deployId: string; from: number }> {
   sim.deployPlan({ pollsToFinish });
