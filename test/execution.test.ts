@@ -337,6 +337,28 @@ describe('cancellation', () => {
   });
 });
 
+describe('cancellation during a worker shutdown', () => {
+  it('a cancel after the shutdown abort ends the task CANCELLED when its retry is claimed, without running it', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts: 2, retryBackoffMs: 100 });
+    await runningChild(submitted.id, 100_000);
+    const closing = worker.close(50); // the drain ends at once; the child, ignoring the abort, runs until SIGTERM
+    await sleep(150);
+    // The shutdown came first, so this run ends as WORKER_SHUTDOWN and is requeued, with cancelRequestedAt set.
+    const res = await api.gql(CANCEL, { id: submitted.id }, token);
+    expect(res.body.data.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING', cancelRequestedAt: expect.any(String) } });
+    await closing;
+    worker = await startTestWorker(api);
+
+    const task = await waitForEnd(submitted.id, 10_000);
+    expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
+    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'CANCELLED']);
+    expect(statuses(task)[2]).toMatchObject({ after: 'WORKER_SHUTDOWN' });
+    // The second run was claimed only to be cancelled: its operation never ran (no progress after it).
+    const secondRun = events(task).filter((e) => e.kind === 'STATUS' && e.payload.status === 'RUNNING')[1]!;
+    expect(events(task).filter((e) => e.kind === 'PROGRESS' && e.seq > secondRun.seq)).toEqual([]);
+  });
+});
+
 describe('timeouts, retries and failures', () => {
   it('fails a run that exceeds timeoutMs with TIMEOUT and does not retry it', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 100, stepMs: 100 }, timeoutMs: 300, maxAttempts: 3, retryBackoffMs: 0 });
