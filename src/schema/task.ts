@@ -57,7 +57,7 @@ export const TaskNode = builder.prismaNode('Task', {
     cancelRequestedAt: t.expose('cancelRequestedAt', {
       type: 'DateTime',
       nullable: true,
-      description: 'Set when cancelTask was called on the running task, or on a deployment task waiting for a retry whose earlier attempt started a deployment (it runs once more, only to cancel that deployment in Salesforce); it ends CANCELLED once its process has stopped.',
+      description: 'Set when cancelTask was called on the running task, or on a deployment task waiting for a retry whose earlier attempt started a deployment (it runs once more, only to cancel that deployment in Salesforce); it ends CANCELLED once its process has stopped (SUCCEEDED if a deployment it followed had already succeeded).',
     }),
     timeoutMs: t.int({
       description: 'Time limit of one run, in milliseconds.',

@@ -89,6 +89,7 @@ export class TaskExecutor {
     // A run that only cancels an earlier attempt's deployment (cancelRequestedAt on a waiting task) deploys nothing:
     // it must not wait behind other deployments for the org lock.
     const exclusive = orgExclusiveTypes.has(task.type) && !task.cancelRequestedAt;
+    if (!exclusive) this.lastWaitPhase.delete(task.id);
     if (exclusive) {
       const attempt = await this.deps.orgLock.tryAcquire(org.id, task.id, task.createdAt);
       if (!attempt.acquired) {

@@ -140,7 +140,8 @@ export async function followDeployment(conn: Connection, deployId: string, ctx: 
           ctx.log(`Deployment ${deployId} had already ended ${raw.status}: there was nothing to cancel`, 'warn');
           break;
         }
-        if (Date.now() > deadline) throw new OperationError('CANCELLED', `Salesforce did not confirm the cancellation of ${deployId} in time`, false);
+        // Retryable: a run that exists only to cancel tries again (a task's own cancel ends CANCELLED regardless).
+        if (Date.now() > deadline) throw new OperationError('CANCEL_UNCONFIRMED', `Salesforce did not confirm the cancellation of ${deployId} in time`, true);
         await sleep(Math.min(pollIntervalMs, 1000));
       }
     }
@@ -173,6 +174,7 @@ export async function followDeployment(conn: Connection, deployId: string, ctx: 
       }
       return summary;
     }
-    await sleep(pollIntervalMs, undefined, { signal: ctx.signal }).catch(() => undefined);
+    // Once cancelling, the signal is spent: polling on (a deployment that had already ended) must still wait.
+    await sleep(pollIntervalMs, undefined, cancelling ? undefined : { signal: ctx.signal }).catch(() => undefined);
   }
 }
