@@ -32,6 +32,7 @@ import { Queue } from 'bullmq';
 import { Pipeline, Redis } from 'ioredis';
 import pg from 'pg';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { newTask } from '../src/domain/tasks/task-service.js';
 import { createApp } from '../src/server/create-app.js';
 import type { Services } from '../src/services.js';
 import { normalise } from '../src/webhooks/events.js';
@@ -168,27 +169,7 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
       run: () => {
         const id = randomUUID();
         return prisma.$transaction([
-          prisma.task.create({
-            data: {
-              id,
-              type: spec.type,
-              status: 'QUEUED',
-              queue: spec.queue,
-              priority: spec.priority,
-              maxAttempts: spec.maxAttempts,
-              backoffMs: spec.backoffMs,
-              timeoutMs: spec.timeoutMs,
-              input: spec.params,
-              source: 'API',
-              requestedBy: 'bench-ops',
-              runAt: null,
-              orgId: spec.orgId,
-              orgAlias: spec.orgAlias,
-              scheduleId: null,
-              lastEventSeq: 1,
-              jobId: `${id}-1`,
-            },
-          }),
+          prisma.task.create({ data: { ...newTask({ spec, origin }), id, lastEventSeq: 1, jobId: `${id}-1` } }),
           prisma.taskEvent.create({ data: { taskId: id, seq: 1, kind: 'STATUS', payload: { status: 'QUEUED' } } }),
         ]);
       },

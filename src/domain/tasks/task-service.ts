@@ -7,11 +7,11 @@ import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generate
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
-import { lastStartedDeployment } from './started-deployment.js';
 import { rawId } from '../ids.js';
 import { parseInput } from '../validation.js';
+import { lastStartedDeployment } from './started-deployment.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
-import { statusEvent, type TaskJournal } from './task-journal.js';
+import { statusEvent, type NewTask, type TaskJournal } from './task-journal.js';
 import { retryableTaskStatuses, waitingTaskStatuses } from './task-states.js';
 
 export const taskTypes = ['ORG_CHECK', 'RETRIEVE', 'VALIDATE', 'DEPLOY', 'QUICK_DEPLOY', 'DIAGNOSTIC'] as const;
@@ -81,6 +81,28 @@ export interface TaskRequest {
   origin: TaskOrigin;
   id?: string;
   gateId?: string;
+}
+
+/** The row a validated request creates: QUEUED, or SCHEDULED while its runAt is in the future. */
+export function newTask({ spec, origin, id, gateId }: TaskRequest): NewTask {
+  return {
+    type: spec.type,
+    status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
+    queue: spec.queue,
+    priority: spec.priority,
+    maxAttempts: spec.maxAttempts,
+    backoffMs: spec.backoffMs,
+    timeoutMs: spec.timeoutMs,
+    input: spec.params,
+    source: origin.source,
+    requestedBy: origin.requestedBy,
+    runAt: origin.runAt ?? null,
+    orgId: spec.orgId,
+    orgAlias: spec.orgAlias,
+    scheduleId: origin.scheduleId ?? null,
+    ...(id ? { id } : {}),
+    ...(gateId ? { gateId } : {}),
+  };
 }
 
 /** Tells the worker running a task to abort it (see workers/worker-host.ts). */
@@ -194,27 +216,7 @@ export class TaskService {
    * could not be enqueued: they are then FAILED (QUEUE_UNAVAILABLE), and the caller says so.
    */
   async createMany(requests: TaskRequest[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[]; notQueued: UnavailableError | null }> {
-    const created = await this.journal.createMany(
-      requests.map(({ spec, origin, id, gateId }) => ({
-        type: spec.type,
-        status: origin.runAt && origin.runAt.getTime() > Date.now() ? 'SCHEDULED' : 'QUEUED',
-        queue: spec.queue,
-        priority: spec.priority,
-        maxAttempts: spec.maxAttempts,
-        backoffMs: spec.backoffMs,
-        timeoutMs: spec.timeoutMs,
-        input: spec.params,
-        source: origin.source,
-        requestedBy: origin.requestedBy,
-        runAt: origin.runAt ?? null,
-        orgId: spec.orgId,
-        orgAlias: spec.orgAlias,
-        scheduleId: origin.scheduleId ?? null,
-        ...(id ? { id } : {}),
-        ...(gateId ? { gateId } : {}),
-      })),
-      gate,
-    );
+    const created = await this.journal.createMany(requests.map(newTask), gate);
     try {
       await this.enqueueOrFail(created.tasks);
       return { ...created, notQueued: null };
