@@ -60,15 +60,15 @@ interface Answer {
   body: any;
 }
 
-async function post(path: string, body: string, headers: Record<string, string>, contentType = 'application/json'): Promise<Answer> {
-  const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
+async function post(path: string, body: string, headers: Record<string, string>, contentType = 'application/json', on: TestApi = api): Promise<Answer> {
+  const res = await fetch(`${on.url}${path}`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
   return { status: res.status, contentType: res.headers.get('content-type'), body: await res.json() };
 }
 
 const githubSignature = (secret: string, body: string | Buffer) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
 /** The headers GitHub sends with a delivery ("Webhook events and payloads: Delivery headers"). */
-function github(source: Source, event: string, payload: unknown, delivery: string = randomUUID()) {
+function github(source: Source, event: string, payload: unknown, delivery: string = randomUUID(), on: TestApi = api) {
   const body = JSON.stringify(payload);
   return post(source.path, body, {
     'user-agent': 'GitHub-Hookshot/044aadd',
@@ -79,7 +79,7 @@ function github(source: Source, event: string, payload: unknown, delivery: strin
     'x-github-hook-installation-target-type': 'repository',
     'x-hub-signature': `sha1=${createHmac('sha1', source.secret).update(body).digest('hex')}`,
     'x-hub-signature-256': githubSignature(source.secret, body),
-  });
+  }, 'application/json', on);
 }
 
 /** The headers GitLab sends ("Webhooks: Delivery headers"). */
@@ -597,6 +597,29 @@ describe('GitHub deliveries', () => {
     const res = await github(sources.gh, 'push', ghPush('initech/app', 'refs/heads/main'));
     expect(res).toMatchObject({ status: 200, body: { status: 'FAILED', taskIds: [] } });
     expect(res.body.error).toMatch(/^rule doomed-cleanup: /);
+  });
+
+  it('records a delivery whose tasks could not be queued (Redis down) as FAILED, naming the rule', async () => {
+    // A replica of this API whose Redis is not there (nothing listens on port 1).
+    const down = await startTestApi('webhooks_down', { shareWith: api, redisUrl: 'redis://127.0.0.1:1' });
+    try {
+      for (const queue of ['CRITICAL', 'NORMAL', 'BATCH'] as const) down.queues.get(queue).on('error', () => {});
+      const res = await github(sources.gh, 'push', ghPush('acme/app', 'refs/heads/release/2.0'), randomUUID(), down);
+      expect(res).toMatchObject({ status: 200, body: { status: 'FAILED' } });
+      expect(res.body.taskIds).toHaveLength(2); // release-branches and all-acme-pushes: written, then not queued
+      expect(res.body.error).toMatch(/^rule release-branches: .*unavailable.*; rule all-acme-pushes: /i);
+      const row = await api.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: res.body.deliveryId } });
+      expect(row).toMatchObject({ status: 'FAILED', error: res.body.error });
+      const tasks = await api.prisma.task.findMany({ where: { id: { in: (res.body.taskIds as string[]).map((id) => rawId(id, 'Task')!) } } });
+      expect(tasks.map((t) => [t.status, t.errorCode])).toEqual([
+        ['FAILED', 'QUEUE_UNAVAILABLE'],
+        ['FAILED', 'QUEUE_UNAVAILABLE'],
+      ]);
+      // Out of the way of the listing test below, which expects exactly the other FAILED deliveries.
+      await api.prisma.webhookDelivery.delete({ where: { id: res.body.deliveryId } });
+    } finally {
+      await down.close();
+    }
   });
 
   it('answers a repeated X-GitHub-Delivery with the first outcome and creates nothing more', async () => {

@@ -67,10 +67,10 @@ interface PendingDelivery {
   receivedAt: Date;
 }
 
-/** A delivery as recorded, and the errors recorded with it (its rules' and, if any, the queue's). */
+/** A delivery as its row was written, and errors that came after the row (its jobs could not be enqueued). */
 interface WrittenDelivery {
   record: DeliveryRecord;
-  errors: string[];
+  unrecorded: string[];
 }
 
 /** Tells every API replica that a source or its rules changed (they drop what they cached of it). */
@@ -288,13 +288,14 @@ export class WebhookService {
       });
       return { delivery: first, duplicate: true };
     }
-    const errors = [...written.errors];
-    if (config.source.kind === 'CI' && delivery.taskId && !(await this.attachToTask(delivery))) errors.push('taskId: no such task');
-    // Rare: something failed after the delivery was recorded.
-    if (errors.length > written.errors.length) {
+    const { record, unrecorded } = written;
+    if (config.source.kind === 'CI' && delivery.taskId && !(await this.attachToTask(delivery))) unrecorded.push('taskId: no such task');
+    // Rare: something failed after the delivery row was written (its jobs could not be enqueued, or a CI
+    // callback names no task). The row says so too.
+    if (unrecorded.length > 0) {
       const failed = await this.prisma.webhookDelivery.update({
-        where: { id: written.record.id },
-        data: { status: 'FAILED', error: errors.join('; ').slice(0, 2000) },
+        where: { id: record.id },
+        data: { status: 'FAILED', error: [record.error, ...unrecorded].filter(Boolean).join('; ').slice(0, 2000) },
         select: deliveryRecordFields,
       });
       return { delivery: failed, duplicate: false };
@@ -322,6 +323,8 @@ export class WebhookService {
       const id = randomUUID();
       const errors: string[] = [];
       const taskIds: string[] = [];
+      /** The rules that created a task here, by name. */
+      const creators: string[] = [];
       validations[index]!.forEach((result, ruleIndex) => {
         const rule = matched[ruleIndex]!;
         if (result.status === 'rejected') {
@@ -330,6 +333,7 @@ export class WebhookService {
         }
         const taskId = randomUUID();
         taskIds.push(taskId);
+        creators.push(rule.name);
         requests.push({ spec: result.value.spec, origin: { source: 'WEBHOOK', requestedBy: `webhook:${config.source.name}/${rule.name}` }, id: taskId, gateId: id });
       });
       const record: DeliveryRecord = {
@@ -339,17 +343,16 @@ export class WebhookService {
         taskIds,
         error: errors.length > 0 ? errors.join('; ').slice(0, 2000) : null,
       };
-      return { record, errors, row: this.deliveryRow(pending, record) };
+      return { record, creators, row: this.deliveryRow(pending, record) };
     });
     const created = await this.tasks.createMany(requests, this.insertDeliveries(rows.map(({ row }) => row)));
     const gated = new Set(created.gated);
-    return batch.map((pending, index) => {
-      const { record, errors } = rows[index]!;
+    const { notQueued } = created;
+    return rows.map(({ record, creators }) => {
       if (!gated.has(record.id)) return null;
       // Written, but the jobs could not be enqueued (the tasks are FAILED with QUEUE_UNAVAILABLE): each rule that
       // created a task says so.
-      const notQueued = created.notQueued && record.taskIds.length > 0 ? pending.matched.filter((_, i) => validations[index]![i]!.status === 'fulfilled') : [];
-      return { record, errors: [...errors, ...notQueued.map((rule) => `rule ${rule.name}: ${created.notQueued!.message}`)] };
+      return { record, unrecorded: notQueued ? creators.map((name) => `rule ${name}: ${notQueued.message}`) : [] };
     });
   }
 
