@@ -38,8 +38,10 @@ export function streamTaskEvents(
   return new Repeater<StreamedTaskEvent>(async (push, stop) => {
     let last = afterSeq;
     let stopped = false;
-    void stop.then(() => {
+    // One promise for the whole stream: a `stop.then` per live event would each stay attached until the end.
+    const stopping = stop.then(() => {
       stopped = true;
+      return 'stopped' as const;
     });
 
     /** Delivers the persisted events after `last`; true when the final status was among them. */
@@ -70,7 +72,7 @@ export function streamTaskEvents(
         const quiet = new Promise<'quiet'>((resolve) => {
           timer = setTimeout(() => resolve('quiet'), options.quietRecheckMs);
         });
-        const next = await Promise.race([pending, quiet, stop.then(() => 'stopped' as const)]);
+        const next = await Promise.race([pending, quiet, stopping]);
         clearTimeout(timer);
         if (next === 'stopped') return;
         if (next === 'quiet' || (next.value && next.value.seq > last + 1)) {
