@@ -9,7 +9,7 @@ import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-eve
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskEventKind, TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import { finalTaskStatuses } from './task-states.js';
-import { changeTask, insertTasks, type OrgRef, type TaskChanges } from './task-statements.js';
+import { changeTask, insertTasks, type ChangeOptions, type OrgRef, type TaskChanges } from './task-statements.js';
 
 export interface PendingEvent {
   kind: TaskEventKind;
@@ -44,17 +44,6 @@ interface AnnouncedEvent {
   kind: TaskEventKind;
   payload: unknown;
   createdAt: Date;
-}
-
-export interface ChangeOptions {
-  /** Give the task a new BullMQ job id, derived from the seq of the first event (unique per task). */
-  newJob?: boolean;
-  /** Only when this is the task's current BullMQ job (a worker claiming the job it was handed). */
-  jobId?: string;
-  /** Only when the task's org still exists. */
-  orgExists?: boolean;
-  /** Count an attempt (attempts + 1); STATUS events carry the new number as `attempt`. */
-  countAttempt?: boolean;
 }
 
 export function statusEvent(status: TaskStatus, details: Record<string, unknown> = {}): PendingEvent {

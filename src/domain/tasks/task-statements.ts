@@ -88,20 +88,24 @@ function insertEvents(events: PendingEvent[], now: Date, attemptInStatus = false
 export const orgRefColumn = Prisma.sql`CASE WHEN o."id" IS NULL THEN NULL
   ELSE json_build_object('id', o."id", 'alias', o."alias", 'instanceUrl', o."instanceUrl", 'secretRef', o."secretRef") END AS "org"`;
 
-export interface ChangeStatement {
-  taskId: string;
-  /** Only when the task's status is one of these (any status when null). */
-  from: readonly TaskStatus[] | null;
-  /** Only when this is the task's current job (a claim by the job's worker). */
+/** Guards and extras of a task change (TaskJournal.change). */
+export interface ChangeOptions {
+  /** Give the task a new BullMQ job id, `<id>-<seq of the first event>` (unique per task). */
+  newJob?: boolean;
+  /** Only when this is the task's current BullMQ job (a worker claiming the job it was handed). */
   jobId?: string;
   /** Only when the task's org still exists. */
   orgExists?: boolean;
-  changes: TaskChanges;
-  events: PendingEvent[];
-  /** Give the task a new BullMQ job id, `<id>-<seq of the first event>` (unique per task). */
-  newJob?: boolean;
   /** Count an attempt (attempts + 1); STATUS events carry the new number as `attempt`. */
   countAttempt?: boolean;
+}
+
+export interface ChangeStatement extends ChangeOptions {
+  taskId: string;
+  /** Only when the task's status is one of these (any status when null). */
+  from: readonly TaskStatus[] | null;
+  changes: TaskChanges;
+  events: PendingEvent[];
   /** Return the task's org too, as an `org` column (see orgRefColumn). */
   withOrg?: boolean;
   now: Date;
