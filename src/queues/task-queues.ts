@@ -176,7 +176,7 @@ export class TaskQueues {
     this.assertConnected();
     const job = await this.queues[queue].getJob(jobId);
     if (!job) return false;
-    if (await job.isDelayed()) await job.promote().catch(() => undefined); // it may have just become due
+    await job.promote().catch(() => undefined); // refused unless delayed: it is due, or running, already
     return true;
   }
 

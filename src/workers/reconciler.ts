@@ -48,7 +48,8 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
       // A QUEUED task whose job BullMQ has already completed waits for nothing: its retry was lost (e.g. the run
       // settled after its worker lost the job's lock, so BullMQ could not schedule the retry). A failed job is
       // left alone: the worker's failed-job handler settles that task.
-      if (task.status !== 'QUEUED' || (await job.getState()) !== 'completed') continue;
+      // (Only a job BullMQ has finished has finishedOn: the state is asked of those alone.)
+      if (task.status !== 'QUEUED' || !job.finishedOn || (await job.getState()) !== 'completed') continue;
       const renewed = await lifecycle.renewJob(task.id);
       if (!renewed) continue;
       await queues.enqueue(renewed);
