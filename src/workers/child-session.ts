@@ -4,8 +4,6 @@ import type { SecretValue } from '../secrets/secret-store.js';
 import type { LaunchedChild } from './child-launcher.js';
 import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 
-export type { AbortReason };
-
 export type ChildOutcome =
   | { kind: 'succeeded'; result: unknown }
   | { kind: 'failed'; code: string; message: string; retryable: boolean; details?: unknown }

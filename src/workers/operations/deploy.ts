@@ -1,5 +1,6 @@
 // DEPLOY and VALIDATE (check-only): deploys an artifact's zip with the Metadata API and follows it.
 import { readFile } from 'node:fs/promises';
+import type { Connection } from 'jsforce';
 import type { TaskParams } from '../../domain/tasks/task-params.js';
 import { OperationError, type Operation, type OperationContext } from './operation.js';
 import { connect } from './salesforce/connect.js';
@@ -8,21 +9,16 @@ import { toOperationError } from './salesforce/errors.js';
 
 type Params = TaskParams<'DEPLOY'>;
 
-export async function runDeployment(ctx: OperationContext<Params>, checkOnly: boolean): Promise<unknown> {
-  const { params } = ctx;
-  if (ctx.resume) {
-    ctx.progress(2, 'authenticating');
-    const { conn } = await connect(ctx, ['metadata']);
-    ctx.log(`Following ${checkOnly ? 'validation' : 'deployment'} ${ctx.resume.deployId}, started by an earlier attempt`);
-    return followDeployment(conn, ctx.resume.deployId, ctx, params.pollIntervalMs);
-  }
+/** The zip to deploy, from the artifact store; a missing one fails the task before anything reaches Salesforce. */
+async function readSource(ctx: OperationContext<Params>): Promise<Buffer> {
   if (!ctx.files.sourceZip) throw new OperationError('INVALID_PACKAGE', 'The deployment has no source artifact', false);
-  const zip = await readFile(ctx.files.sourceZip).catch(() => {
+  return readFile(ctx.files.sourceZip).catch(() => {
     throw new OperationError('INVALID_PACKAGE', 'The source artifact is missing from the artifact store', false);
   });
-  ctx.progress(2, 'authenticating');
-  const { conn } = await connect(ctx, ['metadata']);
-  let deployId: string;
+}
+
+/** Starts the deployment; a zip or package Salesforce refuses is INVALID_PACKAGE. */
+async function startDeployment(conn: Connection, zip: Buffer, params: Params, checkOnly: boolean): Promise<string> {
   try {
     const started = await conn.metadata.deploy(zip, {
       checkOnly,
@@ -32,14 +28,29 @@ export async function runDeployment(ctx: OperationContext<Params>, checkOnly: bo
       ignoreWarnings: params.ignoreWarnings,
       singlePackage: params.singlePackage,
     });
-    deployId = (started as unknown as { id: string }).id;
+    return (started as unknown as { id: string }).id;
   } catch (error) {
     const failure = toOperationError(error, 'starting the deployment');
     throw /zip|package/i.test(failure.message) ? new OperationError('INVALID_PACKAGE', failure.message, false) : failure;
   }
-  ctx.log(`${checkOnly ? 'Validation' : 'Deployment'} ${deployId} started`);
-  // Recorded before the first poll: a retry of this task follows this deployment (TaskEffects.startedDeployment).
-  ctx.progress(5, 'started', { deployId });
+}
+
+export async function runDeployment(ctx: OperationContext<Params>, checkOnly: boolean): Promise<unknown> {
+  const { params, resume } = ctx;
+  // A retry follows the deployment an earlier attempt started: only a new deployment needs the zip.
+  const zip = resume ? null : await readSource(ctx);
+  ctx.progress(2, 'authenticating');
+  const { conn } = await connect(ctx, ['metadata']);
+  let deployId: string;
+  if (resume) {
+    deployId = resume.deployId;
+    ctx.log(`Following ${checkOnly ? 'validation' : 'deployment'} ${deployId}, started by an earlier attempt`);
+  } else {
+    deployId = await startDeployment(conn, zip!, params, checkOnly);
+    ctx.log(`${checkOnly ? 'Validation' : 'Deployment'} ${deployId} started`);
+    // Recorded before the first poll: a retry of this task follows this deployment (TaskEffects.startedDeployment).
+    ctx.progress(5, 'started', { deployId });
+  }
   return followDeployment(conn, deployId, ctx, params.pollIntervalMs);
 }
 
