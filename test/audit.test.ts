@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorFields, startTestApi, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { canary } from './support/leak-search.js';
 
 let api: TestApi;
 let owner: string;
@@ -91,7 +92,6 @@ const auditQuery = `query Audit($first: Int, $after: String, $last: Int, $before
   }
 }`;
 
-const canary = (label: string) => `CANARY${label}${randomBytes(20).toString('hex')}`;
 const credentialCanaries: string[] = [];
 const tokenSecrets: string[] = [];
 /** Request ids of the successful mutations, in the order they were sent. */

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTestApi, type TestApi } from './support/harness.js';
-import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
+import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 /** Redis database this file may flush; nothing else of the suite is expected to live there. */
@@ -99,13 +99,8 @@ async function taskView(api: TestApi, token: string, id: string): Promise<TaskVi
   return { ...task, events: task.events.edges.map((edge: any) => edge.node) };
 }
 
-const finalStatuses = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
-
-async function waitFinal(api: TestApi, token: string, id: string, timeoutMs = 15_000): Promise<TaskView> {
-  return waitFor(async () => {
-    const task = await taskView(api, token, id);
-    return finalStatuses.has(task.status) ? task : null;
-  }, timeoutMs, `task ${id} to finish`);
+function waitFinal(api: TestApi, token: string, id: string, timeoutMs = 15_000): Promise<TaskView> {
+  return waitForTaskStatus((taskId) => taskView(api, token, taskId), id, FINAL_STATUSES, timeoutMs);
 }
 
 function statusEvents(task: TaskView): any[] {
