@@ -111,7 +111,7 @@ function summariseProfile(
 ): ProfileFigures {
   const { samples, functions } = selfTimes(profile);
   // Per package (node_modules/<name>), Node internals, our sources, and V8's own entries.
-  const packages = selfTimeByPackage(functions, '/src/').slice(0, 12);
+  const packages = selfTimeByPackage(functions).slice(0, 12);
   return { totalMs: (profile.endTime - profile.startTime) / 1000, samples: samples.length, functions: functions.slice(0, top), packages };
 }
 

@@ -238,7 +238,7 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
 /** Self time per function (samples × interval), heaviest first, and per package / area. */
 function summariseProfile(profile: Profile, top: number) {
   const { byNode, selfUs, samples, functions } = selfTimes(profile);
-  const packages = selfTimeByPackage(functions, 'src/');
+  const packages = selfTimeByPackage(functions);
   // Inclusive ("total") time of Switchyard's own functions: the sample's node and its callers, each function
   // counted once per sample. An async function's segments after each await show up under its own frame again
   // (resumed from the microtask queue), so this covers the function's synchronous work, not its waiting.

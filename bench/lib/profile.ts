@@ -35,8 +35,8 @@ export interface ProfileSummary extends ProfileFigures {
 }
 
 /**
- * Self time per sampled node (µs) and per function (ms, heaviest first). `srcMarker` is the URL fragment that
- * marks Switchyard's own sources when grouping by package.
+ * Self time per sampled node (µs) and per function (ms, heaviest first). URLs are shortened: `node_modules/…`
+ * for packages, `src/…` (relative to dist-bench/) for Switchyard's own sources.
  */
 export function selfTimes(profile: Profile): { byNode: Map<number, ProfileNode>; selfUs: Map<number, number>; samples: number[]; functions: FunctionSelfTime[] } {
   const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
@@ -64,10 +64,10 @@ export function selfTimes(profile: Profile): { byNode: Map<number, ProfileNode>;
 }
 
 /**
- * Self time per package (node_modules/<name>), Node internals, our sources (URLs containing `srcMarker`) and V8's
- * own entries, heaviest first.
+ * Self time per package (node_modules/<name>), Node internals, our sources (`src/…`, as selfTimes shortens them)
+ * and V8's own entries, heaviest first.
  */
-export function selfTimeByPackage(functions: FunctionSelfTime[], srcMarker: string): Array<{ name: string; selfMs: number }> {
+export function selfTimeByPackage(functions: FunctionSelfTime[]): Array<{ name: string; selfMs: number }> {
   const byPackage = new Map<string, number>();
   for (const f of functions) {
     const group = f.url.startsWith('node_modules/')
@@ -76,7 +76,7 @@ export function selfTimeByPackage(functions: FunctionSelfTime[], srcMarker: stri
         ? 'node: (internals)'
         : f.url === ''
           ? f.name.startsWith('(') ? f.name : '(native)'
-          : f.url.includes(srcMarker)
+          : f.url.startsWith('src/')
             ? 'switchyard src/'
             : f.url;
     byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
