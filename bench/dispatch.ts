@@ -68,6 +68,7 @@ const noopParams = { steps: 1, stepMs: 0 };
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const emptyChild = fileURLToPath(new URL('./children/empty-child.js', import.meta.url));
 const jsforceChild = fileURLToPath(new URL('./children/jsforce-child.js', import.meta.url));
+const vaultChild = fileURLToPath(new URL('./children/vault-child.js', import.meta.url));
 /** jsforce's core and Metadata API: what a Metadata API operation needs, here loaded plainly with import(). */
 const salesforceModules = ['jsforce/lib/core.js', 'jsforce/lib/api/metadata.js'];
 const taskChild = childEntryPoint();
@@ -818,9 +819,10 @@ async function main(): Promise<void> {
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
-    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [] };
+    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], vault: [], vaultSwitchyard: [] };
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
     await forkOnce(jsforceChild, launcherEnvironment()); // warm the page cache for jsforce's files
+    await forkOnce(vaultChild, launcherEnvironment()); // and node-vault's
     const startupEnds = performance.now() + startupBudgetSeconds * 1000;
     for (let i = 0; i < startupSamples; i += 1) {
       if (i >= 3 && performance.now() > startupEnds) break; // time budget spent
@@ -830,6 +832,8 @@ async function main(): Promise<void> {
       startup.jsforce!.push(await forkOnce(jsforceChild, launcherEnvironment()));
       startup.salesforce!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, salesforceModules));
       startup.switchyard!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, ['--switchyard']));
+      startup.vault!.push(await forkOnce(vaultChild, launcherEnvironment()));
+      startup.vaultSwitchyard!.push(await forkOnce(vaultChild, launcherEnvironment(), undefined, ['--switchyard']));
     }
     const readyOf = (results: ForkResult[]) => results.map((r) => r.readyMs);
     const cpuOf = (results: ForkResult[]) => results.map((r) => r.cpuMs ?? NaN);
@@ -839,6 +843,8 @@ async function main(): Promise<void> {
     line("child that imports 'jsforce' (all APIs)", `${pp(readyOf(startup.jsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce!)))}`);
     line("child that import()s jsforce's core + Metadata API", `${pp(readyOf(startup.salesforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.salesforce!)))}`);
     line('child that loads them as Switchyard does (load-jsforce.ts)', `${pp(readyOf(startup.switchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyard!)))}`);
+    line("child that require()s 'node-vault'", `${pp(readyOf(startup.vault!))}   own CPU p50 ${ms(p50(cpuOf(startup.vault!)))}`);
+    line('child that loads it as Switchyard does (vault-unwrap.ts)', `${pp(readyOf(startup.vaultSwitchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.vaultSwitchyard!)))}`);
     const overEmpty = (results: ForkResult[]) => ({
       ready: p50(readyOf(results)) - p50(readyOf(startup.empty!)),
       cpu: p50(cpuOf(results)) - p50(cpuOf(startup.empty!)),
@@ -852,6 +858,9 @@ async function main(): Promise<void> {
     line("cost over an empty child: import('jsforce')", `${costLine(fullJsforceCost)}  (${startup.jsforce!.length} samples each)`);
     line('  import() of core + Metadata API', costLine(importCost));
     line('  core + Metadata API as Switchyard loads them', `${costLine(jsforceCost)}  (what a Salesforce child pays)`);
+    const vaultCost = overEmpty(startup.vaultSwitchyard!);
+    line("cost over an empty child: require('node-vault')", costLine(overEmpty(startup.vault!)));
+    line('  node-vault as Switchyard loads it', `${costLine(vaultCost)}  (what a child redeeming a Vault grant adds)`);
 
     // ------------------------------------------------------------------------------------ goals, summary
     const bullP50 = p50(bull.latency);
@@ -887,6 +896,7 @@ async function main(): Promise<void> {
       ['child CPU: empty / Switchyard / import() / all', [startup.empty!, startup.switchyard!, startup.salesforce!, startup.jsforce!].map((r) => ms(p50(cpuOf(r)))).join(' / '), 'p50', ''],
       ['task child over empty child', `${signed(taskChildCost)}`, 'p50 start-up, reported', ''],
       ['jsforce cost per Salesforce child', `${signed(jsforceCost.ready)} start-up, ${signed(jsforceCost.cpu)} CPU`, 'reported', ''],
+      ['node-vault cost per child (Vault)', `${signed(vaultCost.ready)} start-up, ${signed(vaultCost.cpu)} CPU`, 'reported', ''],
     );
   } finally {
     await plainStack?.close();

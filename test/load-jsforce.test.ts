@@ -1,7 +1,6 @@
 // jsforce as a task child loads it (src/workers/operations/salesforce/load-jsforce.ts): the packages jsforce
 // requires eagerly but Switchyard never uses are stand-ins until first use. Each case runs in a fresh Node
 // process (test/support/jsforce-probe.mjs), as a task child would: the module cache is per process.
-import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deferredDependencies } from '../src/workers/operations/salesforce/load-jsforce.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
+import { runProbe } from './support/probe.js';
 import { samplePackage } from './support/salesforce-package.js';
 
 type States = Record<string, 'deferred' | 'loaded' | 'absent'>;
@@ -34,18 +34,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Sends one job to a fresh probe process and returns its answer. */
-function runProbe<T>(job: Record<string, unknown>): Promise<T & { error?: string }> {
-  return new Promise((resolve, reject) => {
-    // No proxy settings: with HTTPS_PROXY or HTTP_PROXY set, jsforce sends every request through https-proxy-agent.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(https?|no)_proxy$/i.test(key)));
-    const child = fork(probe, [], { env, execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('message', (answer) => resolve(answer as T & { error?: string }));
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`probe exited (${code}) without answering`)));
-    child.send(job);
-  });
-}
+const probeJob = <T>(job: Record<string, unknown>) => runProbe<T>(probe, job);
 
 interface RunResult {
   type: string;
@@ -61,7 +50,7 @@ describe("jsforce's deferred dependencies", () => {
     await writeFile(sourceZip, samplePackage(['Foo', 'FooTest']));
     const credentials = { instanceUrl: sim.instanceUrl, refreshToken, clientId, clientSecret };
     const deploy = { artifactId: 'probe', testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 };
-    const first = await runProbe<{ results: RunResult[]; states: States }>({
+    const first = await probeJob<{ results: RunResult[]; states: States }>({
       job: 'operations',
       credentials,
       artifactDir: dir,
@@ -87,7 +76,7 @@ describe("jsforce's deferred dependencies", () => {
     expect(first.states).toEqual(every('deferred'));
 
     // A quick deploy of that validation, in a child of its own as Switchyard runs it.
-    const second = await runProbe<{ results: RunResult[]; states: States }>({
+    const second = await probeJob<{ results: RunResult[]; states: States }>({
       job: 'operations',
       credentials,
       artifactDir: dir,
@@ -99,7 +88,7 @@ describe("jsforce's deferred dependencies", () => {
   });
 
   it('still work when something uses them (through the code that imports them, where that is easy)', async () => {
-    const answer = await runProbe<{ uses: Record<string, unknown>; before: States; after: States }>({ job: 'use-each' });
+    const answer = await probeJob<{ uses: Record<string, unknown>; before: States; after: States }>({ job: 'use-each' });
     expect(answer.error).toBeUndefined();
     expect(answer.uses).toEqual({
       csv: [{ Id: '001', Name: 'Acme' }],
@@ -119,7 +108,7 @@ describe("jsforce's deferred dependencies", () => {
   });
 
   it('are none of them ES modules compiled to CommonJS, as the stand-ins answer without loading them', async () => {
-    const answer = await runProbe<{ flags: Record<string, boolean>; states: States }>({ job: 'es-module-flags' });
+    const answer = await probeJob<{ flags: Record<string, boolean>; states: States }>({ job: 'es-module-flags' });
     expect(answer.states).toEqual(every('loaded')); // the real packages, nothing deferred in this process
     expect(answer.flags).toEqual(every(false));
   });

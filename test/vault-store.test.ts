@@ -3,6 +3,7 @@
 // backend selection and the Vault environment variables. No Postgres or Redis needed.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PrismaClient } from '../src/db/prisma.js';
@@ -11,8 +12,9 @@ import { BuiltinSecretStore } from '../src/secrets/builtin-store.js';
 import { createSecretStore } from '../src/secrets/create-secret-store.js';
 import type { CredentialGrant, SecretValue } from '../src/secrets/secret-store.js';
 import { VaultRequestError, VaultSecretStore } from '../src/secrets/vault-store.js';
-import { unwrapVaultGrant } from '../src/secrets/vault-unwrap.js';
+import { deferredDependencies, unwrapVaultGrant } from '../src/secrets/vault-unwrap.js';
 import { startVaultServer, type VaultServer } from './fixtures/vault-server.js';
+import { runProbe } from './support/probe.js';
 
 const rootToken = `hvs.root-${randomBytes(12).toString('hex')}`;
 const roleId = `role-${randomBytes(8).toString('hex')}`;
@@ -47,6 +49,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function expectGrant(grant: CredentialGrant): asserts grant is Extract<CredentialGrant, { kind: 'vault' }> {
   expect(grant.kind).toBe('vault');
 }
+
+const unwrapProbe = fileURLToPath(new URL('./support/vault-unwrap-probe.mjs', import.meta.url));
+const everyDeferred = (state: string) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
 
 describe('VaultSecretStore with a static token', () => {
   let vault: VaultServer;
@@ -174,6 +179,16 @@ describe('credential grants (response wrapping)', () => {
     expect(error.message).toContain('wrapping token is not valid or does not exist');
     expect(error.message).toContain('already used');
     expect(shown(error)).not.toContain(grant.token);
+  });
+
+  it('a fresh process redeems a grant without loading the packages axios only needs for multipart and proxies', async () => {
+    const grant = await store.issueGrant('orgs/g', 30);
+    expectGrant(grant);
+    const answer = await runProbe<{ value: SecretValue; states: Record<string, string> }>(unwrapProbe, { job: 'unwrap', grant });
+    expect(answer.error).toBeUndefined();
+    expect(answer.value).toEqual(value);
+    expect(vault.requests.at(-1)).toMatchObject({ method: 'POST', path: '/v1/sys/wrapping/unwrap', status: 200 });
+    expect(answer.states).toEqual(everyDeferred('deferred'));
   });
 
   it('an expired grant cannot be unwrapped', async () => {
@@ -429,7 +444,22 @@ describe('Vault environment variables', () => {
 });
 
 describe('the child-process module', () => {
-  it('vault-unwrap.ts imports only node-vault and Node built-ins', () => {
+  it("loads node-vault with axios's multipart and proxy packages as stand-ins that still work when used", async () => {
+    const answer = await runProbe<{ uses: Record<string, unknown>; before: Record<string, string>; after: Record<string, string> }>(unwrapProbe, {
+      job: 'use-each',
+    });
+    expect(answer.error).toBeUndefined();
+    expect(answer.before).toEqual(everyDeferred('deferred'));
+    expect(answer.uses).toEqual({
+      formBody: expect.stringMatching(/Content-Disposition: form-data; name="entity"\r\n\r\nx\r\n/),
+      formIsFormData: true,
+      agentIsAgent: true,
+      agentProxyHost: '127.0.0.1',
+    });
+    expect(answer.after).toEqual(everyDeferred('loaded'));
+  });
+
+  it('vault-unwrap.ts imports only node-vault, Node built-ins and the module stand-ins', () => {
     const source = readFileSync(new URL('../src/secrets/vault-unwrap.ts', import.meta.url), 'utf8');
     const specifiers = [
       ...source.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+'([^']+)'/gm),
@@ -437,6 +467,9 @@ describe('the child-process module', () => {
       ...source.matchAll(/\brequire\(\s*'([^']+)'\s*\)/g),
     ].map((match) => match[1]!);
     expect(specifiers).toContain('node-vault');
-    for (const specifier of specifiers) expect(specifier === 'node-vault' || specifier.startsWith('node:')).toBe(true);
+    for (const specifier of specifiers) expect(['node-vault', '../deferred-modules.js'].includes(specifier) || specifier.startsWith('node:')).toBe(true);
+    // deferred-modules.ts, in turn, imports Node built-ins only.
+    const standIns = readFileSync(new URL('../src/deferred-modules.ts', import.meta.url), 'utf8');
+    for (const match of standIns.matchAll(/^\s*import\s[^;]*?from\s+'([^']+)'/gm)) expect(match[1]).toMatch(/^node:/);
   });
 });

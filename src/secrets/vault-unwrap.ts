@@ -2,10 +2,48 @@
 // response-wrapping token it was handed over IPC (POST sys/wrapping/unwrap with the wrapping token as its
 // client token) and gets the KV v2 secret once; the token is worthless afterwards, and after its TTL.
 //
-// This module is loaded by that child, so it imports nothing but node-vault: no Prisma, no Redis, nothing
-// else from Switchyard. The few helpers the parent's VaultSecretStore shares with it live here for the same
-// reason (vault-store.ts imports them; never the other way round).
-import vault from 'node-vault';
+// This module is loaded by that child, so it imports nothing but node-vault and the module stand-ins
+// (deferred-modules.ts): no Prisma, no Redis, nothing else from Switchyard. The few helpers the parent's
+// VaultSecretStore shares with it live here for the same reason (vault-store.ts imports them; never the other
+// way round).
+import { createRequire } from 'node:module';
+import type vault from 'node-vault';
+import { deferDependencies, deferredStates, type DeferredDependency, type DeferredState } from '../deferred-modules.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Packages node-vault's HTTP client (axios) requires when it loads but a Vault call never uses. Together they
+ * are about a third of what loading node-vault costs (form-data pulls in mime-db and the get-intrinsic
+ * family), which every child redeeming a Vault grant would pay again. They stay stand-ins until first use
+ * (deferred-modules.ts); test/vault-store.test.ts checks that a grant is redeemed without loading them.
+ */
+export const deferredDependencies: readonly DeferredDependency[] = [
+  {
+    request: 'form-data',
+    via: ['node-vault', 'axios'],
+    usedFor: "axios's multipart bodies (toFormData); node-vault sends and receives JSON only",
+  },
+  {
+    request: 'https-proxy-agent',
+    via: ['node-vault', 'axios'],
+    usedFor: "axios's tunnel through an HTTPS proxy (HTTPS_PROXY and friends, which the launcher passes on): loaded on the first proxied request",
+  },
+];
+
+/** Where each of node-vault's deferred dependencies stands in this process. */
+export function deferredDependencyStates(): Record<string, DeferredState> {
+  return deferredStates(deferredDependencies);
+}
+
+/**
+ * node-vault, loaded with require() after its unused dependencies are deferred: an ES import would load them
+ * before any code here runs (and would make Node scan node-vault's source for named exports besides).
+ */
+function loadNodeVault(): typeof vault {
+  deferDependencies(deferredDependencies);
+  return require('node-vault') as typeof vault;
+}
 
 /** Same shape as SecretValue in secret-store.ts (not imported, to keep this module self-contained). */
 export type UnwrappedSecret = Record<string, string>;
@@ -66,7 +104,7 @@ export function createVaultClient(options: {
     rpDefaults: { strictSSL: true },
     requestOptions: { timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS },
   } satisfies vault.VaultOptions & { rpDefaults: { strictSSL: boolean } };
-  const client = vault(config) as VaultClient;
+  const client = loadNodeVault()(config) as VaultClient;
   client.token = options.token ?? '';
   client.namespace = options.namespace || undefined;
   client.pathPrefix = '';

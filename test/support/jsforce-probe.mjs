@@ -11,10 +11,10 @@
 import { createRequire } from 'node:module';
 import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
+import { resolveDeferred } from '../../dist/deferred-modules.js';
 import {
   deferredDependencies,
   loadJsforce,
-  resolveDeferred,
   deferredDependencyStates,
 } from '../../dist/workers/operations/salesforce/load-jsforce.js';
 

@@ -1,0 +1,106 @@
+// Stand-ins for CommonJS packages a library requires when it loads but that a task child never uses.
+//
+// Task children are never reused, so each one pays again for every module it loads; jsforce
+// (workers/operations/salesforce/load-jsforce.ts) and node-vault (secrets/vault-unwrap.ts) each pull in
+// packages that only serve paths Switchyard never takes (multipart bodies, CSV, proxies, ...). Each such
+// package is put in the CommonJS module cache as a stand-in that loads the real package on first use, so a
+// path that does need one still works; it only pays then. The library's own list says why each is unused,
+// and a test per library runs its real operations in a fresh process and checks none of them got loaded.
+import Module, { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/** A package a library (or one of its dependencies) requires eagerly but Switchyard never uses. */
+export interface DeferredDependency {
+  /** The request as its importer writes it. */
+  request: string;
+  /** The chain of importers it is resolved from, starting at the library's entry module. */
+  via: string[];
+  /** What would use it, and why nothing Switchyard runs does. */
+  usedFor: string;
+}
+
+export type DeferredState = 'deferred' | 'loaded' | 'absent';
+
+/** The file a dependency's request resolves to, exactly as its importer would resolve it. */
+export function resolveDeferred(dependency: DeferredDependency): string {
+  let importer = require.resolve(dependency.via[0]!);
+  for (const next of dependency.via.slice(1)) importer = createRequire(importer).resolve(next);
+  return createRequire(importer).resolve(dependency.request);
+}
+
+/** Stand-ins by file: two libraries may defer the same package (jsforce and axios both require form-data). */
+const standIns = new Map<string, Module>();
+
+/**
+ * Puts a stand-in for a CommonJS module in the module cache. The stand-in loads the real module on the first
+ * call, construction or property read, then forwards everything to it; the real module replaces it in the
+ * cache, so later importers get the real one directly.
+ */
+function defer(file: string): void {
+  if (require.cache[file]) return; // loaded already (for real, or deferred by an earlier call)
+  let real: object | undefined;
+  const load = (): object => {
+    if (!real) {
+      delete require.cache[file];
+      real = require(file) as object;
+    }
+    return real;
+  };
+  const standIn = new Module(file);
+  standIn.filename = file;
+  standIn.loaded = true;
+  // A bound function as the target: it can be called and constructed like a module that exports a function,
+  // and has no own `prototype` (a plain function's is non-configurable, which Proxy invariants would then force
+  // on every module's answers). Every trap but the two shortcuts below loads the module and forwards to it.
+  standIn.exports = new Proxy(function deferredModule() {}.bind(null), {
+    get(_target, key) {
+      // TypeScript's, node-fetch's and axios's import helpers ask this while importing; no deferred package is
+      // an ES module compiled to CommonJS (each library's test checks), so the answer needs no loading.
+      if (key === '__esModule' && !real) return undefined;
+      // jsforce asks `body instanceof FormData` of every request body, axios `agent instanceof HttpsProxyAgent`.
+      // Until the package is loaded no instance of anything it exports can exist (construction goes through
+      // this stand-in and loads it).
+      if (key === Symbol.hasInstance && !real) return () => false;
+      return Reflect.get(load(), key);
+    },
+    has: (_target, key) => Reflect.has(load(), key),
+    ownKeys: () => Reflect.ownKeys(load()),
+    getOwnPropertyDescriptor(_target, key) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(load(), key);
+      // Reported configurable: the target does not have the property, and a proxy may not claim otherwise.
+      return descriptor && { ...descriptor, configurable: true };
+    },
+    getPrototypeOf: () => Reflect.getPrototypeOf(load()),
+    set: (_target, key, value) => Reflect.set(load(), key, value),
+    deleteProperty: (_target, key) => Reflect.deleteProperty(load(), key),
+    // A non-configurable property cannot be reported for a key the target lacks, nor can the target be frozen
+    // behind the module's back: both are refused (no library deferred here does either).
+    defineProperty: (_target, key, descriptor) => descriptor.configurable !== false && Reflect.defineProperty(load(), key, descriptor),
+    isExtensible: () => true,
+    preventExtensions: () => false,
+    apply: (_target, self, args) => Reflect.apply(load() as (...args: unknown[]) => unknown, self, args),
+    construct: (_target, args, newTarget) => Reflect.construct(load() as new (...args: unknown[]) => object, args, newTarget) as object,
+  });
+  require.cache[file] = standIn;
+  standIns.set(file, standIn);
+}
+
+/** Defers each dependency not loaded yet; safe to call more than once, and for lists that overlap. */
+export function deferDependencies(dependencies: readonly DeferredDependency[]): void {
+  for (const dependency of dependencies) defer(resolveDeferred(dependency));
+}
+
+/**
+ * Where each dependency stands in this process (for tests and benchmarks): `deferred` while its stand-in is
+ * unused, `loaded` once the real package is in the module cache, `absent` if nothing has required it.
+ */
+export function deferredStates(dependencies: readonly DeferredDependency[]): Record<string, DeferredState> {
+  return Object.fromEntries(
+    dependencies.map((dependency) => {
+      const file = resolveDeferred(dependency);
+      const cached = require.cache[file];
+      return [dependency.request, !cached ? 'absent' : cached === standIns.get(file) ? 'deferred' : 'loaded'];
+    }),
+  );
+}
