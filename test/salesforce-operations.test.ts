@@ -207,6 +207,10 @@ async function download(path: string, bearer: string | null = token): Promise<Re
   return fetch(`${api.url}${path}`, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
 }
 
+/** A jsforce connection of the test's own to the main org, to look at (and so advance) a deployment. */
+const salesforce = () =>
+  new jsforce.Connection({ oauth2: { clientId, clientSecret, loginUrl: sim.loginUrl }, instanceUrl: sim.instanceUrl, refreshToken: mainRefreshToken, version: '62.0' });
+
 const soapCalls = (from: number) => sim.requests.filter((r) => r.seq > from && r.operation);
 const lastSeq = () => sim.requests.at(-1)?.seq ?? 0;
 
@@ -596,6 +600,29 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(task.events.some((e) => e.kind === 'LOG' && /Cancelling deployment/.test(e.payload.message))).toBe(true);
   });
 
+  it('cancelTask on a running deployment that had already failed ends FAILED with DEPLOY_FAILED and the failures', async () => {
+    sim.deployPlan({ components: 2, pollsToFinish: 3, componentFailures: [{ fullName: 'Alpha', lineNumber: 3, columnNumber: 1, problem: 'Unexpected token' }] });
+    // Polls 30 s apart: the child has polled once and waits for its next poll when the cancel comes.
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 30_000 });
+    const deployId = await waitFor(
+      async () => progressEvents(await getTask(id)).find((p) => p.details?.componentsTotal !== undefined)?.details.deployId as string | undefined,
+      15_000,
+      'the first poll',
+    );
+    // Salesforce ends the deployment meanwhile (the simulator advances a deployment as it is polled).
+    const conn = salesforce();
+    await waitFor(async () => (await conn.metadata.checkDeployStatus(deployId)).done === true, 5_000, 'the deployment to end');
+
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id });
+    const task = await waitTask(id);
+    // Not CANCELLED: the deployment had failed, and the task says how.
+    expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'DEPLOY_FAILED' }, result: { deployId, status: 'Failed', success: false } });
+    expect(task.result.componentFailures).toEqual([expect.objectContaining({ fullName: 'Alpha', line: 3, problem: 'Unexpected token' })]);
+    const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message);
+    expect(logs).toContain(`Cancelling deployment ${deployId} in Salesforce`);
+    expect(logs).toContain(`Deployment ${deployId} had already ended Failed: there was nothing to cancel`);
+  });
+
   it('an access token that expires mid-deployment is refreshed by jsforce and the deployment succeeds', async () => {
     sim.deployPlan({ components: 2, pollsToFinish: 4 });
     const refreshesBefore = sim.tokenRefreshCount;
@@ -738,8 +765,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
   it('cancelTask on a deployment task waiting for its retry reports a deployment that had already succeeded', async () => {
     const { id, deployId, from } = await deploymentWaitingForRetry(artifactId, 1);
     // Salesforce finishes the deployment meanwhile (the simulator advances a deployment as it is polled).
-    const conn = new jsforce.Connection({ oauth2: { clientId, clientSecret, loginUrl: sim.loginUrl }, instanceUrl: sim.instanceUrl, refreshToken: mainRefreshToken, version: '62.0' });
-    expect(await conn.metadata.checkDeployStatus(deployId)).toMatchObject({ done: true, status: 'Succeeded' });
+    expect(await salesforce().metadata.checkDeployStatus(deployId)).toMatchObject({ done: true, status: 'Succeeded' });
 
     await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id });
     const task = await waitTask(id, FINAL_STATUSES, 20_000);

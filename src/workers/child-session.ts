@@ -7,8 +7,11 @@ import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } f
 export type ChildOutcome =
   | { kind: 'succeeded'; result: unknown }
   | { kind: 'failed'; code: string; message: string; retryable: boolean; details?: unknown }
-  | { kind: 'aborted'; reason: AbortReason }
+  /** `report`: the failure the child reported anyway, e.g. that its work had ended on its own before the abort. */
+  | { kind: 'aborted'; reason: AbortReason; report?: FailedReport }
   | { kind: 'crashed'; exitCode: number | null; signal: string | null };
+
+export type FailedReport = Extract<ChildOutcome, { kind: 'failed' }>;
 
 export interface SessionHooks {
   onProgress(percent: number, phase: string | undefined, details: Record<string, unknown> | undefined): Promise<void>;
@@ -70,7 +73,7 @@ export class ChildSession {
     if (this.report?.kind === 'succeeded') return this.report;
     // A run that only cancels reports how the cancellation went, even if a shutdown or timeout came meanwhile.
     if (this.cancelOnly && this.report) return this.report;
-    if (this.abortReason) return { kind: 'aborted', reason: this.abortReason };
+    if (this.abortReason) return { kind: 'aborted', reason: this.abortReason, ...(this.report?.kind === 'failed' ? { report: this.report } : {}) };
     return this.report ?? { kind: 'crashed', exitCode: code, signal };
   }
 

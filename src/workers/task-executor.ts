@@ -11,7 +11,7 @@ import type { OrgRef, TaskFailure, TaskLifecycle } from '../domain/tasks/task-li
 import type { TaskJobData } from '../queues/task-queues.js';
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
-import { ChildSession, type ChildOutcome } from './child-session.js';
+import { ChildSession, type ChildOutcome, type FailedReport } from './child-session.js';
 import type { OrgLock } from './org-lock.js';
 
 export interface ExecutorOptions {
@@ -40,6 +40,14 @@ export interface ExecutorDeps {
 const notClaimed = Symbol('not claimed');
 /** claimAndRun()'s answer when another job of the same task is being claimed or run in this worker. */
 const busy = Symbol('busy');
+
+/**
+ * A failure that is the outcome of the work itself, not of how it was run: Salesforce ended the deployment
+ * Failed. It stands whether or not the task was being cancelled, timed out or shut down meanwhile.
+ */
+function endedOnItsOwn(report: FailedReport): boolean {
+  return report.code === 'DEPLOY_FAILED';
+}
 
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
@@ -237,6 +245,9 @@ export class TaskExecutor {
         await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result));
         return { status: 'SUCCEEDED' };
       case 'aborted':
+        // The work had ended on its own before the abort took (a deployment that had already failed): that is
+        // how the task ended, details included, whatever stopped it.
+        if (outcome.report && endedOnItsOwn(outcome.report)) return this.retryOrFail(task, outcome.report);
         if (outcome.reason === 'cancelled') {
           await lifecycle.cancelled(task.id);
           return { status: 'CANCELLED' };
@@ -268,7 +279,7 @@ export class TaskExecutor {
   private async settleCancelOnly(task: Task, outcome: ChildOutcome): Promise<unknown> {
     const { lifecycle } = this.deps;
     const cancelled = (outcome.kind === 'failed' && outcome.code === 'CANCELLED') || (outcome.kind === 'aborted' && outcome.reason === 'cancelled');
-    if (outcome.kind === 'succeeded' || (outcome.kind === 'failed' && outcome.code === 'DEPLOY_FAILED')) return null;
+    if (outcome.kind === 'succeeded' || (outcome.kind === 'failed' && endedOnItsOwn(outcome))) return null;
     if (!cancelled) {
       const retryable = outcome.kind === 'crashed' || (outcome.kind === 'aborted' && outcome.reason === 'shutdown') || (outcome.kind === 'failed' && outcome.retryable);
       if (retryable && task.attempts < task.maxAttempts) return null; // requeued; the next run cancels
