@@ -12,6 +12,7 @@ import type { TaskJobData } from '../queues/task-queues.js';
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
 import { ChildSession, type ChildOutcome, type FailedReport } from './child-session.js';
+import type { RunRequest } from './ipc-protocol.js';
 import type { OrgLock } from './org-lock.js';
 
 export interface ExecutorOptions {
@@ -178,60 +179,62 @@ export class TaskExecutor {
   }
 
   private async runChild(task: Task, org: OrgRef, session: ChildSession): Promise<ChildOutcome> {
+    const prepared = await this.prepare(task, org, session);
+    if ('kind' in prepared) {
+      // Nothing to run: the child never gets a request.
+      session.discard();
+      return prepared;
+    }
+    const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
+    const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
+    try {
+      return await session.run(prepared);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The child's run request: an earlier attempt's deployment, the files and a credential grant; or why not. */
+  private async prepare(task: Task, org: OrgRef, session: ChildSession): Promise<RunRequest | ChildOutcome> {
     const { secrets } = this.deps;
     // Cancelled or shut down while the claim ran: no grant is issued and the child gets no request.
     const aborted = session.abortedFor;
-    if (aborted) {
-      session.discard();
-      return { kind: 'aborted', reason: aborted };
-    }
+    if (aborted) return { kind: 'aborted', reason: aborted };
     let deployId;
     try {
       deployId = await this.deps.effects.startedDeployment(task);
     } catch (error) {
       // Not knowing whether a deployment is already running must not start a second one: try again later.
-      session.discard();
       this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'looking up an earlier attempt\'s deployment failed');
       return { kind: 'failed', code: 'WORKER_ERROR', message: 'The worker could not read the task\'s earlier attempts', retryable: true };
     }
-    if (task.cancelRequestedAt && deployId === undefined) {
-      // Cancelled while it waited, with no deployment of an earlier attempt to cancel: nothing to run.
-      session.discard();
-      return { kind: 'aborted', reason: 'cancelled' };
-    }
+    // Cancelled while it waited, with no deployment of an earlier attempt to cancel: nothing to run.
+    if (task.cancelRequestedAt && deployId === undefined) return { kind: 'aborted', reason: 'cancelled' };
     let files;
     let grant;
     try {
       files = await this.deps.effects.files(task, deployId !== undefined);
     } catch (error) {
-      session.discard();
       return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
     }
     try {
       grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
     } catch (error) {
-      session.discard();
       this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
       return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
     }
-    const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
-    const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
-    try {
-      return await session.run({
-        taskId: task.id,
-        type: task.type,
-        attempt: task.attempts,
-        maxAttempts: task.maxAttempts,
-        params: task.input,
-        org: { alias: org.alias, instanceUrl: org.instanceUrl },
-        grant,
-        files,
-        ...(deployId !== undefined ? { resume: { deployId } } : {}),
-        ...(task.cancelRequestedAt ? { cancel: true as const } : {}),
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+    return {
+      taskId: task.id,
+      type: task.type,
+      attempt: task.attempts,
+      maxAttempts: task.maxAttempts,
+      params: task.input,
+      org: { alias: org.alias, instanceUrl: org.instanceUrl },
+      grant,
+      files,
+      ...(deployId !== undefined ? { resume: { deployId } } : {}),
+      ...(task.cancelRequestedAt ? { cancel: true as const } : {}),
+    };
   }
 
   private async settle(task: Task, outcome: ChildOutcome): Promise<unknown> {
