@@ -88,16 +88,15 @@ export class TaskQueues {
     this.notifications = quiet(new Queue<NotificationJobData>(notificationsQueueName, { connection, prefix }));
   }
 
-  /** Six attempts over about a minute (1, 2, 4, 8, 16 s apart), unless configured otherwise. */
-  async notify(data: NotificationJobData, attempts = 6, backoffMs = 1000): Promise<void> {
+  /**
+   * Queues notification deliveries in one Redis round trip (addBulk), each with six attempts over about a
+   * minute (1, 2, 4, 8, 16 s apart) unless configured otherwise.
+   */
+  async notify(deliveries: NotificationJobData[], attempts = 6, backoffMs = 1000): Promise<void> {
+    if (deliveries.length === 0) return;
     this.assertConnected();
-    await this.notifications.add(data.event, data, {
-      jobId: data.notificationId,
-      attempts,
-      backoff: { type: 'exponential', delay: backoffMs },
-      removeOnComplete: { count: 1000 },
-      removeOnFail: { count: 5000 },
-    });
+    const opts = { attempts, backoff: { type: 'exponential', delay: backoffMs }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } };
+    await this.notifications.addBulk(deliveries.map((data) => ({ name: data.event, data, opts: { ...opts, jobId: data.notificationId } })));
   }
 
   async upsertScheduler(scheduleId: string, cron: string, timezone: string): Promise<void> {

@@ -127,12 +127,12 @@ export class NotificationService {
         finishedAt: task.finishedAt?.toISOString() ?? null,
       },
     });
-    for (const subscriber of subscribers) {
-      for (const event of events) {
-        if (subscriber.events.length > 0 && !subscriber.events.includes(event)) continue;
-        await this.queues.notify({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: payloadFor(event) });
-      }
-    }
+    const deliveries = subscribers.flatMap((subscriber) =>
+      events
+        .filter((event) => subscriber.events.length === 0 || subscriber.events.includes(event))
+        .map((event) => ({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: payloadFor(event) })),
+    );
+    await this.queues.notify(deliveries);
   }
 
   /** One delivery attempt (run by a worker); throws so BullMQ retries with backoff. */
