@@ -37,8 +37,28 @@ export class TaskEventFeed {
   }
 
   /** Requests to every process (cancellations, token revocations). */
-  control(): AsyncIterableIterator<ControlMessage> {
+  private control(): AsyncIterableIterator<ControlMessage> {
     return this.pubSub.subscribe(controlChannel(this.prefix)) as unknown as AsyncIterableIterator<ControlMessage>;
+  }
+
+  /**
+   * Calls `handle` with each control message from now on, until the returned stop function is called. A
+   * handler that throws ends nothing: the next message is handled as usual.
+   */
+  onControl(handle: (message: ControlMessage) => void): () => Promise<void> {
+    const messages = this.control();
+    void (async () => {
+      for await (const message of messages) {
+        try {
+          handle(message);
+        } catch {
+          // the handler's own failure; later messages still count
+        }
+      }
+    })().catch(() => undefined);
+    return async () => {
+      await messages.return?.();
+    };
   }
 
   close(): void {

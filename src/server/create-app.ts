@@ -120,13 +120,10 @@ export function createApp(options: AppOptions): App {
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached
   // copy at once (the caches' time limits cover a missed announcement; see webhook-source-cache.ts and
   // notification-service.ts).
-  const control = options.feed.control();
-  void (async () => {
-    for await (const message of control) {
-      if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
-      else if (message.type === 'notification-subscribers-changed') services.notifications.forgetSubscribers();
-    }
-  })().catch(() => undefined);
+  const stopControl = options.feed.onControl((message) => {
+    if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
+    else if (message.type === 'notification-subscribers-changed') services.notifications.forgetSubscribers();
+  });
 
   const limiter = new RateLimiter(redis, options.prefix);
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
@@ -207,7 +204,7 @@ export function createApp(options: AppOptions): App {
       await stopHeartbeat?.();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
-      await control.return?.();
+      await stopControl();
       server.closeIdleConnections();
       await closed;
     },

@@ -170,10 +170,9 @@ export function attachSubscriptions(
   };
 
   // Revocations announced by any replica close this replica's sockets of that token at once…
-  const control = deps.feed.control();
-  void (async () => {
-    for await (const message of control) if (message.type === 'token-revoked') closeToken(message.tokenId);
-  })().catch(() => undefined);
+  const stopControl = deps.feed.onControl((message) => {
+    if (message.type === 'token-revoked') closeToken(message.tokenId);
+  });
 
   // …and a periodic re-check catches what the announcement cannot: expiry, revocations from the CLI.
   const revalidate = setInterval(() => {
@@ -193,7 +192,7 @@ export function attachSubscriptions(
     sharedExecutions: () => shared.size,
     async close() {
       clearInterval(revalidate);
-      await control.return?.();
+      await stopControl();
       for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
       await disposable.dispose();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));
