@@ -55,8 +55,9 @@ function defer(file: string): void {
   // on every module's answers). Every trap but the two shortcuts below loads the module and forwards to it.
   standIn.exports = new Proxy(function deferredModule() {}.bind(null), {
     get(_target, key) {
-      // TypeScript's, node-fetch's and axios's import helpers ask this while importing; no deferred package is
-      // an ES module compiled to CommonJS (each library's test checks), so the answer needs no loading.
+      // TypeScript's and node-fetch's import helpers ask this while importing; no deferred package is an ES
+      // module compiled to CommonJS (load-jsforce.test.ts and vault-store.test.ts check), so the answer needs
+      // no loading.
       if (key === '__esModule' && !real) return undefined;
       // jsforce asks `body instanceof FormData` of every request body, axios `agent instanceof HttpsProxyAgent`.
       // Until the package is loaded no instance of anything it exports can exist (construction goes through
@@ -86,14 +87,27 @@ function defer(file: string): void {
   standIns.set(file, standIn);
 }
 
-/** Defers each dependency not loaded yet; safe to call more than once, and for lists that overlap. */
+/**
+ * Defers each dependency not loaded yet; safe to call more than once, and for lists that overlap. One that no
+ * longer resolves from where it is listed (a library update moved or dropped it) is left alone: the library
+ * then loads what it loads, and only the saving is lost (the library's test says so).
+ */
 export function deferDependencies(dependencies: readonly DeferredDependency[]): void {
-  for (const dependency of dependencies) defer(resolveDeferred(dependency));
+  for (const dependency of dependencies) {
+    let file;
+    try {
+      file = resolveDeferred(dependency);
+    } catch {
+      continue;
+    }
+    defer(file);
+  }
 }
 
 /**
  * Where each dependency stands in this process (for tests and benchmarks): `deferred` while its stand-in is
- * unused, `loaded` once the real package is in the module cache, `absent` if nothing has required it.
+ * unused, `loaded` once the real package is in the module cache, `absent` if nothing has required it. Throws
+ * for a dependency that no longer resolves from where it is listed.
  */
 export function deferredStates(dependencies: readonly DeferredDependency[]): Record<string, DeferredState> {
   return Object.fromEntries(

@@ -380,6 +380,16 @@ describe('timeouts, retries and failures', () => {
     expect(statuses(later).at(-1)).toMatchObject({ code: 'TIMEOUT' });
   });
 
+  it("a timed-out run's own failure report does not replace TIMEOUT (only a deployment's DEPLOY_FAILED would)", async () => {
+    // The child ignores the abort and reports DEPLOY_FAILED 400 ms in, before its SIGTERM (timeout + 500 ms grace).
+    const failWith = { code: 'DEPLOY_FAILED', message: 'not a deployment', retryable: false };
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 400, ignoreAbort: true, failWith }, timeoutMs: 200, maxAttempts: 2, retryBackoffMs: 0 });
+    const { exit } = await runningChild(submitted.id, 400);
+    const task = await waitForEnd(submitted.id, 5000);
+    expect(await exit).toEqual({ code: 0, signal: null }); // it did report, and exited by itself
+    expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'TIMEOUT' } });
+  });
+
   it('retries a retryable failure with exponential backoff, then succeeds', async () => {
     const submitted = await submit({
       type: 'DIAGNOSTIC',

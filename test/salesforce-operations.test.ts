@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import jsforce from 'jsforce';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
@@ -600,27 +601,46 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(task.events.some((e) => e.kind === 'LOG' && /Cancelling deployment/.test(e.payload.message))).toBe(true);
   });
 
-  it('cancelTask on a running deployment that had already failed ends FAILED with DEPLOY_FAILED and the failures', async () => {
+  /**
+   * A DEPLOY whose child has polled its deployment once and waits 30 s for the next poll, while Salesforce ends
+   * that deployment Failed (the simulator advances a deployment as it is polled: the test polls it to its end).
+   */
+  async function deploymentFailedUnseen(options: SubmitOptions = {}): Promise<{ id: string; deployId: string }> {
     sim.deployPlan({ components: 2, pollsToFinish: 3, componentFailures: [{ fullName: 'Alpha', lineNumber: 3, columnNumber: 1, problem: 'Unexpected token' }] });
-    // Polls 30 s apart: the child has polled once and waits for its next poll when the cancel comes.
-    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 30_000 });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 30_000 }, options);
     const deployId = await waitFor(
       async () => progressEvents(await getTask(id)).find((p) => p.details?.componentsTotal !== undefined)?.details.deployId as string | undefined,
       15_000,
       'the first poll',
     );
-    // Salesforce ends the deployment meanwhile (the simulator advances a deployment as it is polled).
     const conn = salesforce();
     await waitFor(async () => (await conn.metadata.checkDeployStatus(deployId)).done === true, 5_000, 'the deployment to end');
+    return { id, deployId };
+  }
 
-    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id });
-    const task = await waitTask(id);
-    // Not CANCELLED: the deployment had failed, and the task says how.
+  /** The task ended as its deployment did: FAILED with DEPLOY_FAILED and the failures, after finding nothing to cancel. */
+  function expectEndedAsDeploymentFailed(task: TaskView, deployId: string): void {
     expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'DEPLOY_FAILED' }, result: { deployId, status: 'Failed', success: false } });
     expect(task.result.componentFailures).toEqual([expect.objectContaining({ fullName: 'Alpha', line: 3, problem: 'Unexpected token' })]);
     const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message);
     expect(logs).toContain(`Cancelling deployment ${deployId} in Salesforce`);
     expect(logs).toContain(`Deployment ${deployId} had already ended Failed: there was nothing to cancel`);
+  }
+
+  it('cancelTask on a running deployment that had already failed ends FAILED with DEPLOY_FAILED and the failures', async () => {
+    const { id, deployId } = await deploymentFailedUnseen();
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id });
+    // Not CANCELLED: the deployment had failed, and the task says how.
+    expectEndedAsDeploymentFailed(await waitTask(id), deployId);
+  });
+
+  it('a deployment task that times out after its deployment had already failed ends FAILED with DEPLOY_FAILED, not TIMEOUT', async () => {
+    const { id, deployId } = await deploymentFailedUnseen({ timeoutMs: 4000, maxAttempts: 2, retryBackoffMs: 100 });
+    const task = await waitTask(id);
+    expectEndedAsDeploymentFailed(task, deployId);
+    // Final: not retried though an attempt remained.
+    await sleep(500);
+    expect((await getTask(id)).status).toBe('FAILED');
   });
 
   it('an access token that expires mid-deployment is refreshed by jsforce and the deployment succeeds', async () => {

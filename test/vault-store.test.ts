@@ -51,7 +51,7 @@ function expectGrant(grant: CredentialGrant): asserts grant is Extract<Credentia
 }
 
 const unwrapProbe = fileURLToPath(new URL('./support/vault-unwrap-probe.mjs', import.meta.url));
-const everyDeferred = (state: string) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
+const everyDeferred = (state: unknown) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
 
 describe('VaultSecretStore with a static token', () => {
   let vault: VaultServer;
@@ -453,10 +453,17 @@ describe('the child-process module', () => {
     expect(answer.uses).toEqual({
       formBody: expect.stringMatching(/Content-Disposition: form-data; name="entity"\r\n\r\nx\r\n/),
       formIsFormData: true,
-      agentIsAgent: true,
-      agentProxyHost: '127.0.0.1',
+      // The tunnel reached the proxy, which refused it.
+      proxyRequests: ['CONNECT vault.example.invalid:8200 HTTP/1.1'],
+      proxiedOutcome: 'ERR_BAD_RESPONSE',
     });
     expect(answer.after).toEqual(everyDeferred('loaded'));
+  });
+
+  it('defers no package that is an ES module compiled to CommonJS (the stand-ins answer __esModule without loading)', async () => {
+    const answer = await runProbe<{ flags: Record<string, boolean>; states: Record<string, string> }>(unwrapProbe, { job: 'es-module-flags' });
+    expect(answer.states).toEqual(everyDeferred('loaded')); // the real packages, nothing deferred in this process
+    expect(answer.flags).toEqual(everyDeferred(false));
   });
 
   it('vault-unwrap.ts imports only node-vault, Node built-ins and the module stand-ins', () => {

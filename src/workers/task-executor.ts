@@ -5,6 +5,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Task } from '../generated/prisma/client.js';
+import { deploymentTypes } from '../domain/tasks/started-deployment.js';
 import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
 import type { TaskEffects } from '../domain/tasks/task-effects.js';
 import type { OrgRef, TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
@@ -43,11 +44,12 @@ const notClaimed = Symbol('not claimed');
 const busy = Symbol('busy');
 
 /**
- * A failure that is the outcome of the work itself, not of how it was run: Salesforce ended the deployment
- * Failed. It stands whether or not the task was being cancelled, timed out or shut down meanwhile.
+ * A failure that is the outcome of the work itself, not of how it was run: Salesforce ended the task's
+ * deployment Failed. It stands whether or not the task was being cancelled, timed out or shut down meanwhile,
+ * and it is final. Only a deployment type can report it (a DIAGNOSTIC may report any code it is asked to).
  */
-function endedOnItsOwn(report: FailedReport): boolean {
-  return report.code === 'DEPLOY_FAILED';
+function endedOnItsOwn(task: Task, report: FailedReport): boolean {
+  return deploymentTypes.has(task.type) && report.code === 'DEPLOY_FAILED';
 }
 
 function backoffFor(task: Task, attempt: number): number {
@@ -250,7 +252,7 @@ export class TaskExecutor {
       case 'aborted':
         // The work had ended on its own before the abort took (a deployment that had already failed): that is
         // how the task ended, details included, whatever stopped it.
-        if (outcome.report && endedOnItsOwn(outcome.report)) return this.retryOrFail(task, outcome.report);
+        if (outcome.report && endedOnItsOwn(task, outcome.report)) return this.retryOrFail(task, { ...outcome.report, retryable: false });
         if (outcome.reason === 'cancelled') {
           await lifecycle.cancelled(task.id);
           return { status: 'CANCELLED' };
@@ -282,7 +284,7 @@ export class TaskExecutor {
   private async settleCancelOnly(task: Task, outcome: ChildOutcome): Promise<unknown> {
     const { lifecycle } = this.deps;
     const cancelled = (outcome.kind === 'failed' && outcome.code === 'CANCELLED') || (outcome.kind === 'aborted' && outcome.reason === 'cancelled');
-    if (outcome.kind === 'succeeded' || (outcome.kind === 'failed' && endedOnItsOwn(outcome))) return null;
+    if (outcome.kind === 'succeeded' || (outcome.kind === 'failed' && endedOnItsOwn(task, outcome))) return null;
     if (!cancelled) {
       const retryable = outcome.kind === 'crashed' || (outcome.kind === 'aborted' && outcome.reason === 'shutdown') || (outcome.kind === 'failed' && outcome.retryable);
       if (retryable && task.attempts < task.maxAttempts) return null; // requeued; the next run cancels

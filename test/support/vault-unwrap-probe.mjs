@@ -1,38 +1,72 @@
 // A fresh Node process that redeems a Vault grant the way a task child does (src/secrets/vault-unwrap.ts,
 // from the compiled dist/) and reports which of node-vault's deferred dependencies were loaded. A separate
 // process, because the module cache is per process. Driven over IPC by test/vault-store.test.ts:
-//   { job: 'unwrap', grant }  unwraps the grant, as child-main.ts does for a Vault grant;
-//   { job: 'use-each' }        has node-vault's axios use each deferred dependency after loading node-vault.
+//   { job: 'unwrap', grant }     unwraps the grant, as child-main.ts does for a Vault grant;
+//   { job: 'use-each' }          has node-vault's axios use each deferred dependency: a multipart body, and an
+//                                https request through an HTTP proxy (a local listener that sees the CONNECT);
+//   { job: 'es-module-flags' }   loads each deferred dependency plainly (nothing deferred) and reports its
+//                                `__esModule`, which the stand-ins answer without loading.
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { deferredDependencyStates, unwrapVaultGrant, createVaultClient } from '../../dist/secrets/vault-unwrap.js';
+import { createServer } from 'node:net';
+import { resolveDeferred } from '../../dist/deferred-modules.js';
+import { createVaultClient, deferredDependencies, deferredDependencyStates, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
 
 async function unwrap({ grant }) {
   const value = await unwrapVaultGrant(grant);
   return { value, states: deferredDependencyStates() };
 }
 
-function useEach() {
+/** A proxy that answers every CONNECT with 502 and remembers the request line. */
+async function refusingProxy() {
+  const requests = [];
+  const server = createServer((socket) => {
+    let head = '';
+    socket.on('data', (chunk) => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      requests.push(head.split('\r\n')[0]);
+      socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n');
+    });
+    socket.on('error', () => undefined);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: server.address().port, requests, close: () => server.close() };
+}
+
+async function useEach() {
   createVaultClient({ address: 'http://127.0.0.1:8200', token: 'probe' }); // loads node-vault, defers the rest
   const before = deferredDependencyStates();
-  const requireFromVault = createRequire(createRequire(import.meta.url).resolve('node-vault'));
-  const axios = requireFromVault('axios');
-  // axios builds multipart bodies with form-data (platform.classes.FormData), through the stand-in.
+  const axios = createRequire(createRequire(import.meta.url).resolve('node-vault'))('axios');
+  // axios builds multipart bodies with form-data (its platform's FormData class: the stand-in).
   const form = axios.toFormData({ entity: 'x' });
-  const HttpsProxyAgent = createRequire(requireFromVault.resolve('axios'))('https-proxy-agent');
-  const agent = new HttpsProxyAgent('http://127.0.0.1:3128');
+  // An https request through an HTTP proxy goes through axios's tunnelling agent, https-proxy-agent.
+  const proxy = await refusingProxy();
+  const proxied = await axios
+    .get('https://vault.example.invalid:8200/v1/sys/health', { proxy: { protocol: 'http', host: '127.0.0.1', port: proxy.port }, timeout: 5000 })
+    .then(() => 'answered', (error) => error.code ?? error.message);
+  proxy.close();
   const uses = {
     formBody: form.getBuffer().toString(),
-    formIsFormData: axios.isAxiosError !== undefined && form instanceof axios.defaults.env.FormData,
-    agentIsAgent: agent instanceof HttpsProxyAgent,
-    agentProxyHost: agent.proxy.host,
+    formIsFormData: form instanceof axios.defaults.env.FormData,
+    proxyRequests: proxy.requests,
+    proxiedOutcome: proxied,
   };
   return { uses, before, after: deferredDependencyStates() };
+}
+
+function esModuleFlags() {
+  const require = createRequire(import.meta.url);
+  return Object.fromEntries(deferredDependencies.map((d) => [d.request, require(resolveDeferred(d)).__esModule ?? false]));
 }
 
 process.once('message', async (message) => {
   let reply;
   try {
-    reply = message.job === 'unwrap' ? await unwrap(message) : useEach();
+    if (message.job === 'unwrap') reply = await unwrap(message);
+    else if (message.job === 'use-each') reply = await useEach();
+    else reply = { flags: esModuleFlags(), states: deferredDependencyStates() };
   } catch (error) {
     reply = { error: String(error?.stack ?? error) };
   }
