@@ -357,6 +357,21 @@ describe('cancellation during a worker shutdown', () => {
     const secondRun = events(task).filter((e) => e.kind === 'STATUS' && e.payload.status === 'RUNNING')[1]!;
     expect(events(task).filter((e) => e.kind === 'PROGRESS' && e.seq > secondRun.seq)).toEqual([]);
   });
+
+  it('a cancel after the shutdown abort of the last attempt ends the task CANCELLED, not FAILED with WORKER_SHUTDOWN', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts: 1 });
+    await runningChild(submitted.id, 100_000);
+    const closing = worker.close(50);
+    await sleep(150);
+    const res = await api.gql(CANCEL, { id: submitted.id }, token);
+    expect(res.body.data.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING' } });
+    await closing;
+    worker = await startTestWorker(api);
+
+    const task = await waitForEnd(submitted.id, 10_000);
+    expect(task).toMatchObject({ status: 'CANCELLED', attempts: 1, error: { code: 'CANCELLED' } });
+    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'CANCELLED']);
+  });
 });
 
 describe('timeouts, retries and failures', () => {
