@@ -2,7 +2,7 @@
 // file, then rename), and the same bytes always land at the same path, so writers never conflict. Only
 // Node built-ins: the per-task child process writes retrieved zips here itself.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface StoredFile {
@@ -19,12 +19,30 @@ export async function storeArtifactBytes(dir: string, bytes: Uint8Array): Promis
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const target = artifactPath(dir, sha256);
   const existing = await stat(target).catch(() => null);
-  if (existing?.size === bytes.byteLength) return { sha256, sizeBytes: bytes.byteLength };
+  if (existing?.size === bytes.byteLength) {
+    // Written again now, as far as pruning is concerned: it removes only files older than its cutoff.
+    const now = new Date();
+    if (await utimes(target, now, now).then(() => true, () => false)) return { sha256, sizeBytes: bytes.byteLength };
+  }
   await mkdir(path.dirname(target), { recursive: true });
   const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(temporary, bytes, { mode: 0o640 });
   await rename(temporary, target);
   return { sha256, sizeBytes: bytes.byteLength };
+}
+
+/**
+ * Removes the file of `sha256` if it was last written before `writtenBefore` (a file written since may be
+ * about to get a new record: see ArtifactService.prune). True if a file was removed.
+ */
+export async function removeArtifactFile(dir: string, sha256: string, writtenBefore: Date): Promise<boolean> {
+  const target = artifactPath(dir, sha256);
+  const found = await stat(target).catch(() => null);
+  if (!found || found.mtime >= writtenBefore) return false;
+  return unlink(target).then(
+    () => true,
+    () => false, // gone already (another worker pruned it)
+  );
 }
 
 /** A zip starts with a local file header (PK\x03\x04) or, when empty, an end-of-central-directory record. */

@@ -43,6 +43,7 @@ export function createWorkerHost(runtime: Runtime, logger: Logger, selection: Re
       orgLockPollMs: env.SWITCHYARD_ORG_LOCK_POLL_MS,
       heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
       reconcileIntervalMs: env.SWITCHYARD_RECONCILE_INTERVAL_MS,
+      artifactRetentionDays: env.SWITCHYARD_ARTIFACT_RETENTION_DAYS,
     },
   );
 }

@@ -47,8 +47,10 @@ export interface WorkerHostOptions {
   orgLockPollMs: number;
   /** How often this worker announces itself; it counts as gone after three missed beats. */
   heartbeatMs: number;
-  /** How often the reconciler runs after the one at start. */
+  /** How often the reconciler runs after the one at start (artifact pruning runs after it). */
   reconcileIntervalMs: number;
+  /** Artifacts older than this many days that nothing still uses are deleted (ArtifactService.prune); 0 keeps them. */
+  artifactRetentionDays: number;
 }
 
 export interface WorkerHostDeps {
@@ -110,7 +112,11 @@ export class WorkerHost {
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.options.heartbeatMs);
     await this.reconcile();
-    this.reconcileTimer = setInterval(() => void this.reconcile().catch(() => undefined), this.options.reconcileIntervalMs);
+    void this.pruneArtifacts();
+    this.reconcileTimer = setInterval(
+      () => void this.reconcile().then(() => this.pruneArtifacts(), () => undefined),
+      this.options.reconcileIntervalMs,
+    );
     await this.subscriber.subscribe(controlChannel(this.options.prefix));
     this.subscriber.on('message', (_channel, raw: string) => this.onControl(raw));
     for (const queue of this.options.queues) {
@@ -175,6 +181,20 @@ export class WorkerHost {
       workerGraceMs: Math.round(this.options.heartbeatMs * 1.5),
       logger: this.deps.logger,
     });
+  }
+
+  /** Deletes expired artifacts nothing uses any more (see ArtifactService.prune); null when retention is off. */
+  async pruneArtifacts(): Promise<{ artifacts: number; files: number } | null> {
+    const days = this.options.artifactRetentionDays;
+    if (days <= 0) return null;
+    try {
+      const pruned = await this.deps.artifacts.prune(new Date(Date.now() - days * 86_400_000));
+      if (pruned.artifacts > 0) this.deps.logger.info({ ...pruned, retentionDays: days }, 'deleted expired artifacts');
+      return pruned;
+    } catch (error) {
+      this.deps.logger.warn({ err: (error as Error).message }, 'pruning expired artifacts failed');
+      return null;
+    }
   }
 
   /** Announces this worker (and what it is running) for three beats; resource views read these keys. */

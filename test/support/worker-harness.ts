@@ -30,6 +30,7 @@ export async function startTestWorker(api: TestApi, options: Partial<WorkerHostO
       orgLockPollMs: 200,
       heartbeatMs: 500,
       reconcileIntervalMs: 60_000,
+      artifactRetentionDays: 0,
       ...options,
     },
   );

@@ -1,0 +1,171 @@
+// Artifact retention: a worker deletes artifacts older than SWITCHYARD_ARTIFACT_RETENTION_DAYS that nothing may
+// still use (records and files), and keeps those a waiting task, a schedule or a webhook rule names. Real
+// Postgres, Redis, artifact directory and worker; an artifact is made "old" by backdating its record and its
+// file's modification time.
+import { existsSync, utimesSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorFields, startTestApi, type TestApi } from './support/harness.js';
+import { samplePackage } from './support/salesforce-package.js';
+import { startTestWorker, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
+
+let api: TestApi;
+let worker: TestWorker;
+let token: string;
+
+const DAY_MS = 86_400_000;
+const RETENTION_DAYS = 30;
+
+const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename
+  ... on UploadArtifactSuccess { artifact { id sha256 downloadPath } } ${errorFields} } }`;
+
+interface Uploaded {
+  id: string;
+  sha256: string;
+  downloadPath: string;
+}
+
+async function gql(query: string, variables: Record<string, unknown> = {}): Promise<any> {
+  const res = await api.gql(query, variables, token);
+  expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+  return res.body.data;
+}
+
+async function upload(bytes: Uint8Array, fileName: string): Promise<Uploaded> {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
+  form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.append('0', new Blob([new Uint8Array(bytes)], { type: 'application/zip' }), fileName);
+  const response = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  const body = await response.json();
+  expect(body.data.uploadArtifact.__typename, JSON.stringify(body)).toBe('UploadArtifactSuccess');
+  return body.data.uploadArtifact.artifact;
+}
+
+const uuidOf = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
+const fileOf = (artifact: Uploaded) => api.services.artifacts.pathOf({ sha256: artifact.sha256 } as never);
+
+/** Makes an artifact `days` old: its record's creation and its file's last write. */
+async function age(artifact: Uploaded, days: number, file = true): Promise<void> {
+  const then = new Date(Date.now() - days * DAY_MS);
+  await api.prisma.artifact.update({ where: { id: uuidOf(artifact.id) }, data: { createdAt: then } });
+  if (file) utimesSync(fileOf(artifact), then, then);
+}
+
+async function download(artifact: Uploaded): Promise<number> {
+  const response = await fetch(`${api.url}${artifact.downloadPath}`, { headers: { authorization: `Bearer ${token}` } });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+beforeAll(async () => {
+  api = await startTestApi('artifact-retention');
+  token = await api.token('OWNER');
+  const org = await api.gql(
+    `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`,
+    { input: { alias: 'keep', kind: 'SANDBOX', credentials: { instanceUrl: 'https://keep.sandbox.my.salesforce.com', refreshToken: '5Aep861keepToken' } } },
+    token,
+  );
+  expect(org.body.data.registerOrg.__typename).toBe('RegisterOrgSuccess');
+  // Only the BATCH queue: the tasks below (on NORMAL) stay waiting, as tasks a busy worker has yet to run would.
+  worker = await startTestWorker(api, { queues: ['BATCH'], artifactRetentionDays: RETENTION_DAYS });
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+});
+
+describe('artifact retention', () => {
+  it('deletes expired artifacts nothing uses, and keeps those a waiting task, a schedule or a webhook rule names', async () => {
+    const expired = await upload(samplePackage(['Expired']), 'expired.zip');
+    const recent = await upload(samplePackage(['Recent']), 'recent.zip');
+    const forTask = await upload(samplePackage(['ForTask']), 'task.zip');
+    const forSchedule = await upload(samplePackage(['ForSchedule']), 'schedule.zip');
+    const forRule = await upload(samplePackage(['ForRule']), 'rule.zip');
+    const finishedTask = await upload(samplePackage(['Finished']), 'finished.zip');
+
+    const deploy = (artifact: Uploaded) => ({ artifactId: artifact.id, testLevel: 'NoTestRun' });
+    const waiting = await gql(`mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status } } } }`, {
+      input: { type: 'VALIDATE', org: 'keep', queue: 'NORMAL', params: deploy(forTask) },
+    });
+    expect(waiting.submitTask.task.status).toBe('QUEUED');
+    const schedule = await gql(`mutation($input: ScheduleTaskInput!) { scheduleTask(input: $input) { __typename ${errorFields} } }`, {
+      input: { type: 'VALIDATE', org: 'keep', cron: '0 3 * * *', params: deploy(forSchedule) },
+    });
+    expect(schedule.scheduleTask.__typename).toBe('ScheduleTaskSuccess');
+    const source = await gql(`mutation { createWebhookSource(kind: GITHUB, name: "retention") { __typename ... on CreateWebhookSourceSuccess { created { source { id } } } } }`);
+    const rule = await gql(`mutation($input: WebhookRuleInput!) { createWebhookRule(input: $input) { __typename ${errorFields} } }`, {
+      input: { name: 'validate pushes', sourceId: source.createWebhookSource.created.source.id, event: 'push', taskType: 'VALIDATE', org: 'keep', params: deploy(forRule) },
+    });
+    expect(rule.createWebhookRule.__typename).toBe('CreateWebhookRuleSuccess');
+    // A task that finished (cancelled here) keeps nothing alive.
+    const finished = await gql(`mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id } } } }`, {
+      input: { type: 'VALIDATE', org: 'keep', queue: 'NORMAL', params: deploy(finishedTask) },
+    });
+    const finishedId = finished.submitTask.task.id as string;
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: finishedId });
+
+    for (const artifact of [expired, forTask, forSchedule, forRule, finishedTask]) await age(artifact, RETENTION_DAYS + 1);
+    await age(recent, RETENTION_DAYS - 1);
+
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 2, files: 2 });
+
+    const listed = await gql(`{ artifacts(first: 20) { totalCount edges { node { id } } } }`);
+    expect(listed.artifacts.edges.map((e: any) => e.node.id).sort()).toEqual([recent, forTask, forSchedule, forRule].map((a) => a.id).sort());
+    for (const gone of [expired, finishedTask]) {
+      expect(await download(gone)).toBe(404);
+      expect(existsSync(fileOf(gone))).toBe(false);
+    }
+    for (const kept of [recent, forTask, forSchedule, forRule]) {
+      expect(await download(kept)).toBe(200);
+      expect(existsSync(fileOf(kept))).toBe(true);
+    }
+    // Nothing more to do on the next pass.
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 0, files: 0 });
+
+    // Retrying the finished task now fails plainly: its artifact is gone. (The waiting task is cancelled first, so
+    // the worker started for the retry has nothing else to run.)
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: waiting.submitTask.task.id });
+    const retried = await api.gql(`mutation($id: ID!) { retryTask(id: $id) { __typename ... on RetryTaskSuccess { task { id queue } } } }`, { id: finishedId }, token);
+    expect(retried.body.data.retryTask.__typename).toBe('RetryTaskSuccess');
+    const other = await startTestWorker(api, { queues: ['NORMAL'] });
+    try {
+      const getTask = async (id: string) =>
+        (await gql(`query($id: ID!) { task(id: $id) { id status error { code message } } }`, { id })).task as { status: string; error: { code: string } | null };
+      const task = await waitForTaskStatus(getTask, finishedId, ['FAILED'], 15_000);
+      expect(task.error).toMatchObject({ code: 'ARTIFACT_NOT_FOUND' });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('keeps the file while another record of the same bytes remains, and a file written since the cutoff', async () => {
+    await worker.host.pruneArtifacts(); // what the test before left to prune (its waiting task was cancelled)
+    const bytes = samplePackage(['Shared']);
+    const older = await upload(bytes, 'older.zip');
+    const newer = await upload(bytes, 'newer.zip'); // same bytes, same file; the upload touched it
+    expect(newer.sha256).toBe(older.sha256);
+    await age(older, RETENTION_DAYS + 5);
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 0 });
+    expect(await download(newer)).toBe(200);
+
+    // A record past the retention whose file was (re)written recently: the record goes, the file stays, so an
+    // upload of those bytes recording itself at that moment keeps its file.
+    const rewritten = await upload(samplePackage(['Rewritten']), 'rewritten.zip');
+    await age(rewritten, RETENTION_DAYS + 5, false);
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 0 });
+    expect(existsSync(fileOf(rewritten))).toBe(true);
+  });
+
+  it('keeps everything when retention is 0', async () => {
+    const kept = await upload(samplePackage(['Forever']), 'forever.zip');
+    await age(kept, 10_000);
+    const keeper = await startTestWorker(api, { queues: ['BATCH'], artifactRetentionDays: 0 });
+    try {
+      expect(await keeper.host.pruneArtifacts()).toBeNull();
+    } finally {
+      await keeper.close();
+    }
+    expect(await download(kept)).toBe(200);
+  });
+});
