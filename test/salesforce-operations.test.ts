@@ -574,18 +574,26 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     artifactId = uploaded.artifact.id;
   });
 
-  it('cancelTask on a running deployment cancels it in Salesforce and ends CANCELLED', async () => {
-    sim.deployPlan({ components: 2, pollsToFinish: 500 });
-    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 });
-    const running = await waitFor(
+  /** Waits until the task's deployment is in progress in Salesforce (past Pending); returns its deploy id. */
+  function deploymentPolled(id: string): Promise<{ deployId: string }> {
+    return waitFor(
       async () => {
         const task = await getTask(id);
         const polls = progressEvents(task).filter((p) => p.details);
-        return task.status === 'RUNNING' && polls.length >= 2 ? { task, deployId: polls[0].details.deployId as string } : null;
+        const inProgress = polls.some((p) => p.phase.startsWith('InProgress'));
+        return task.status === 'RUNNING' && inProgress ? { deployId: polls[0].details.deployId as string } : null;
       },
       15_000,
       'the deployment to be polled',
     );
+  }
+
+  const mayStillRun = /could not be cancelled in Salesforce and may still be running/;
+
+  it('cancelTask on a running deployment cancels it in Salesforce and ends CANCELLED', async () => {
+    sim.deployPlan({ components: 2, pollsToFinish: 500 });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 });
+    const running = await deploymentPolled(id);
     const cancelled = await gql(
       `mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status cancelRequestedAt } } ${fieldErrors} } }`,
       { id },
@@ -599,6 +607,22 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(cancels[0]!.status).toBe(200);
     expect(sim.getDeploy(running.deployId)).toMatchObject({ canceled: true, status: 'Canceled', done: true });
     expect(task.events.some((e) => e.kind === 'LOG' && /Cancelling deployment/.test(e.payload.message))).toBe(true);
+    expect(task.events.some((e) => e.kind === 'LOG' && mayStillRun.test(e.payload.message))).toBe(false);
+  });
+
+  it('cancelTask on a deployment whose cancellation Salesforce has not confirmed when the child is stopped warns that it may still run', async () => {
+    // Canceling for the next 10,000 polls: the child waits for Canceled until its SIGTERM (kill grace 500 ms).
+    sim.deployPlan({ components: 2, pollsToFinish: 500, cancelPolls: 10_000 });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 });
+    const { deployId } = await deploymentPolled(id);
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id });
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'CANCELLED', error: { code: 'CANCELLED' } });
+    expect(sim.getDeploy(deployId)).toMatchObject({ status: 'Canceling', done: false });
+    const warnings = task.events.filter((e) => e.kind === 'LOG' && e.payload.level === 'warn').map((e) => e.payload.message);
+    expect(warnings).toContain(
+      `The deployment could not be cancelled in Salesforce and may still be running (its process was stopped before Salesforce confirmed the cancellation of ${deployId})`,
+    );
   });
 
   /**

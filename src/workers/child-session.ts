@@ -24,8 +24,6 @@ export class ChildSession {
   private abortReason: AbortReason | null = null;
   /** This run only cancels what an earlier attempt started (its request says so): a cancel has nothing to stop. */
   private cancelOnly = false;
-  /** A cancel came after another abort (a shutdown): the task's last attempt then ends CANCELLED. */
-  private cancelledAfterAbort = false;
   private report: ChildOutcome | null = null;
   private chain: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
@@ -75,14 +73,7 @@ export class ChildSession {
     if (this.report?.kind === 'succeeded') return this.report;
     // A run that only cancels reports how the cancellation went, even if a shutdown or timeout came meanwhile.
     if (this.cancelOnly && this.report) return this.report;
-    if (this.abortReason) {
-      // Shut down on its last attempt and cancelled meanwhile: no retry follows, so the cancel is the outcome
-      // (an operation stopped on its last attempt leaves nothing running, e.g. it cancels its deployment). With
-      // attempts left it is requeued as WORKER_SHUTDOWN, and the claim of the retry sees the cancel.
-      const lastAttempt = request.attempt >= request.maxAttempts;
-      const reason = this.cancelledAfterAbort && this.abortReason === 'shutdown' && lastAttempt ? 'cancelled' : this.abortReason;
-      return { kind: 'aborted', reason, ...(this.report?.kind === 'failed' ? { report: this.report } : {}) };
-    }
+    if (this.abortReason) return { kind: 'aborted', reason: this.abortReason, ...(this.report?.kind === 'failed' ? { report: this.report } : {}) };
     return this.report ?? { kind: 'crashed', exitCode: code, signal };
   }
 
@@ -114,11 +105,7 @@ export class ChildSession {
 
   /** Asks the operation to stop; if it does not exit in time it gets SIGTERM, then SIGKILL. */
   abort(reason: AbortReason): void {
-    if (reason === 'cancelled' && this.cancelOnly) return;
-    if (this.abortReason) {
-      if (reason === 'cancelled') this.cancelledAfterAbort = true;
-      return;
-    }
+    if (this.abortReason || (reason === 'cancelled' && this.cancelOnly)) return;
     this.abortReason = reason;
     const proc = this.child.process;
     this.send({ t: 'abort', reason });

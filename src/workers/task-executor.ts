@@ -249,11 +249,15 @@ export class TaskExecutor {
       case 'succeeded':
         await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result));
         return { status: 'SUCCEEDED' };
-      case 'aborted':
+      case 'aborted': {
         // The work had ended on its own before the abort took (a deployment that had already failed): that is
         // how the task ended, details included, whatever stopped it.
         if (outcome.report && endedOnItsOwn(task, outcome.report)) return this.retryOrFail(task, { ...outcome.report, retryable: false });
-        if (outcome.reason === 'cancelled') {
+        // Shut down on its last attempt: no retry follows, so a cancel that came meanwhile is how the task ends.
+        // Postgres is asked, since the worker stops polling for cancels when its shutdown starts.
+        const lastAttempt = task.attempts >= task.maxAttempts;
+        if (outcome.reason === 'cancelled' || (outcome.reason === 'shutdown' && lastAttempt && (await this.cancelRequested(task.id)))) {
+          await this.warnIfDeploymentLeftRunning(task, outcome.report);
           await lifecycle.cancelled(task.id);
           return { status: 'CANCELLED' };
         }
@@ -263,6 +267,7 @@ export class TaskExecutor {
           throw new UnrecoverableError('TIMEOUT');
         }
         return this.retryOrFail(task, { code: 'WORKER_SHUTDOWN', message: 'The worker shut down while the task ran', retryable: true });
+      }
       case 'failed':
         return this.retryOrFail(task, outcome);
       case 'crashed':
@@ -290,10 +295,31 @@ export class TaskExecutor {
       if (retryable && task.attempts < task.maxAttempts) return null; // requeued; the next run cancels
       const why = outcome.kind === 'failed' ? `${outcome.code}: ${outcome.message}` : outcome.kind === 'crashed' ? 'the process exited' : outcome.reason;
       if (outcome.kind === 'failed') await this.deps.effects.failed(task, outcome).catch(() => undefined); // e.g. marks the org AUTH_FAILED
-      await lifecycle.log(task.id, 'warn', `The deployment could not be cancelled in Salesforce and may still be running (${why})`);
+      await this.logDeploymentMayRun(task.id, why);
     }
     await lifecycle.cancelled(task.id);
     return { status: 'CANCELLED' };
+  }
+
+  /** Whether a cancel of the task is on record (it may have come after this run's claim). */
+  private async cancelRequested(taskId: string): Promise<boolean> {
+    const current = await this.deps.lifecycle.load(taskId).catch(() => null);
+    return Boolean(current?.cancelRequestedAt);
+  }
+
+  /**
+   * A cancelled deployment task whose child did not report its deployment Canceled (the child was stopped
+   * first, or Salesforce did not confirm in time): if the run had started a deployment, say it may still run.
+   */
+  private async warnIfDeploymentLeftRunning(task: Task, report: FailedReport | undefined): Promise<void> {
+    if (!deploymentTypes.has(task.type) || report?.code === 'CANCELLED') return;
+    const deployId = await this.deps.effects.deploymentOf(task).catch(() => undefined);
+    if (deployId === undefined) return;
+    await this.logDeploymentMayRun(task.id, report ? `${report.code}: ${report.message}` : `its process was stopped before Salesforce confirmed the cancellation of ${deployId}`);
+  }
+
+  private logDeploymentMayRun(taskId: string, why: string): Promise<void> {
+    return this.deps.lifecycle.log(taskId, 'warn', `The deployment could not be cancelled in Salesforce and may still be running (${why})`);
   }
 
   private async retryOrFail(task: Task, failure: TaskFailure & { retryable: boolean }): Promise<never> {

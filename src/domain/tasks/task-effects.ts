@@ -50,6 +50,11 @@ export class TaskEffects {
     return task.attempts > 1 ? lastStartedDeployment(this.prisma, task) : Promise.resolve(undefined);
   }
 
+  /** The deployment the task's current run started, this attempt included (after the run, e.g. to report it). */
+  deploymentOf(task: Task): Promise<string | undefined> {
+    return lastStartedDeployment(this.prisma, task);
+  }
+
   /** Applies a success; returns the result to store on the task. */
   async succeeded(task: Task, result: unknown): Promise<unknown> {
     if (task.type === 'ORG_CHECK' && task.orgId) {
