@@ -1,8 +1,9 @@
-// Artifact retention: a worker deletes artifacts older than SWITCHYARD_ARTIFACT_RETENTION_DAYS that nothing may
-// still use (records and files), and keeps those a waiting task, a schedule or a webhook rule names. Real
-// Postgres, Redis, artifact directory and worker; an artifact is made "old" by backdating its record and its
-// file's modification time.
-import { existsSync, utimesSync } from 'node:fs';
+// Artifact retention: a worker deletes artifacts created and last used more than SWITCHYARD_ARTIFACT_RETENTION_DAYS
+// ago that nothing may still use (records and files), and keeps those a waiting task, a schedule or a webhook
+// rule names. Real Postgres, Redis, artifact directory and worker; an artifact is made "old" by backdating its
+// record and its file's modification time.
+import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
@@ -44,12 +45,16 @@ async function upload(bytes: Uint8Array, fileName: string): Promise<Uploaded> {
 const uuidOf = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
 const fileOf = (artifact: Uploaded) => api.services.artifacts.pathOf({ sha256: artifact.sha256 } as never);
 
-/** Makes an artifact `days` old: its record's creation and its file's last write. */
+const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
+
+/** Makes an artifact `days` old: its record's creation and last use, and its file's last write. */
 async function age(artifact: Uploaded, days: number, file = true): Promise<void> {
-  const then = new Date(Date.now() - days * DAY_MS);
-  await api.prisma.artifact.update({ where: { id: uuidOf(artifact.id) }, data: { createdAt: then } });
+  const then = daysAgo(days);
+  await api.prisma.artifact.update({ where: { id: uuidOf(artifact.id) }, data: { createdAt: then, lastUsedAt: null } });
   if (file) utimesSync(fileOf(artifact), then, then);
 }
+
+const SUBMIT = `mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status } } ${errorFields} } }`;
 
 async function download(artifact: Uploaded): Promise<number> {
   const response = await fetch(`${api.url}${artifact.downloadPath}`, { headers: { authorization: `Bearer ${token}` } });
@@ -67,7 +72,8 @@ beforeAll(async () => {
   );
   expect(org.body.data.registerOrg.__typename).toBe('RegisterOrgSuccess');
   // Only the BATCH queue: the tasks below (on NORMAL) stay waiting, as tasks a busy worker has yet to run would.
-  worker = await startTestWorker(api, { queues: ['BATCH'], artifactRetentionDays: RETENTION_DAYS });
+  // Its own prune runs at start (sweeping the empty directory) and otherwise only when a test asks.
+  worker = await startTestWorker(api, { queues: ['BATCH'], artifactRetentionDays: RETENTION_DAYS, reconcileIntervalMs: 3_600_000 });
 });
 
 afterAll(async () => {
@@ -85,7 +91,7 @@ describe('artifact retention', () => {
     const finishedTask = await upload(samplePackage(['Finished']), 'finished.zip');
 
     const deploy = (artifact: Uploaded) => ({ artifactId: artifact.id, testLevel: 'NoTestRun' });
-    const waiting = await gql(`mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id status } } } }`, {
+    const waiting = await gql(SUBMIT, {
       input: { type: 'VALIDATE', org: 'keep', queue: 'NORMAL', params: deploy(forTask) },
     });
     expect(waiting.submitTask.task.status).toBe('QUEUED');
@@ -99,7 +105,7 @@ describe('artifact retention', () => {
     });
     expect(rule.createWebhookRule.__typename).toBe('CreateWebhookRuleSuccess');
     // A task that finished (cancelled here) keeps nothing alive.
-    const finished = await gql(`mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename ... on SubmitTaskSuccess { task { id } } } }`, {
+    const finished = await gql(SUBMIT, {
       input: { type: 'VALIDATE', org: 'keep', queue: 'NORMAL', params: deploy(finishedTask) },
     });
     const finishedId = finished.submitTask.task.id as string;
@@ -108,7 +114,7 @@ describe('artifact retention', () => {
     for (const artifact of [expired, forTask, forSchedule, forRule, finishedTask]) await age(artifact, RETENTION_DAYS + 1);
     await age(recent, RETENTION_DAYS - 1);
 
-    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 2, files: 2 });
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 2, files: 2, failures: 0 });
 
     const listed = await gql(`{ artifacts(first: 20) { totalCount edges { node { id } } } }`);
     expect(listed.artifacts.edges.map((e: any) => e.node.id).sort()).toEqual([recent, forTask, forSchedule, forRule].map((a) => a.id).sort());
@@ -121,7 +127,7 @@ describe('artifact retention', () => {
       expect(existsSync(fileOf(kept))).toBe(true);
     }
     // Nothing more to do on the next pass.
-    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 0, files: 0 });
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 0, files: 0, failures: 0 });
 
     // Retrying the finished task now fails plainly: its artifact is gone. (The waiting task is cancelled first, so
     // the worker started for the retry has nothing else to run.)
@@ -143,18 +149,64 @@ describe('artifact retention', () => {
     await worker.host.pruneArtifacts(); // what the test before left to prune (its waiting task was cancelled)
     const bytes = samplePackage(['Shared']);
     const older = await upload(bytes, 'older.zip');
-    const newer = await upload(bytes, 'newer.zip'); // same bytes, same file; the upload touched it
-    expect(newer.sha256).toBe(older.sha256);
     await age(older, RETENTION_DAYS + 5);
-    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 0 });
+    const newer = await upload(bytes, 'newer.zip'); // same bytes, same file: the upload wrote it again just now
+    expect(newer.sha256).toBe(older.sha256);
+    expect(statSync(fileOf(newer)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 0, failures: 0 });
     expect(await download(newer)).toBe(200);
 
     // A record past the retention whose file was (re)written recently: the record goes, the file stays, so an
     // upload of those bytes recording itself at that moment keeps its file.
     const rewritten = await upload(samplePackage(['Rewritten']), 'rewritten.zip');
     await age(rewritten, RETENTION_DAYS + 5, false);
-    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 0 });
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 0, failures: 0 });
     expect(existsSync(fileOf(rewritten))).toBe(true);
+  });
+
+  it('counts retention from the last time a task, schedule or rule named the artifact', async () => {
+    const reused = await upload(samplePackage(['Reused']), 'reused.zip');
+    await age(reused, RETENTION_DAYS + 10);
+    // A task submitted now names it (then is cancelled: finished tasks keep nothing alive by themselves).
+    const submitted = await gql(SUBMIT, { input: { type: 'DEPLOY', org: 'keep', queue: 'NORMAL', params: { artifactId: reused.id, testLevel: 'NoTestRun' } } });
+    await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: submitted.submitTask.task.id });
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 0, files: 0, failures: 0 });
+    expect(await download(reused)).toBe(200);
+    // That use, too, is past the retention once enough days go by.
+    await api.prisma.artifact.update({ where: { id: uuidOf(reused.id) }, data: { lastUsedAt: daysAgo(RETENTION_DAYS + 1) } });
+    expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 1, failures: 0 });
+    expect(await download(reused)).toBe(404);
+  });
+
+  it('refuses a webhook rule or a task naming an artifact that does not exist', async () => {
+    const missing = Buffer.from('Artifact:00000000-0000-4000-8000-000000000000').toString('base64');
+    const source = await gql(`mutation { createWebhookSource(kind: GITLAB, name: "missing") { __typename ... on CreateWebhookSourceSuccess { created { source { id } } } } }`);
+    const rule = await gql(`mutation($input: WebhookRuleInput!) { createWebhookRule(input: $input) { __typename ${errorFields} } }`, {
+      input: { name: 'deploy', sourceId: source.createWebhookSource.created.source.id, taskType: 'DEPLOY', org: 'keep', params: { artifactId: missing } },
+    });
+    expect(rule.createWebhookRule).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ path: ['params', 'artifactId'] }] });
+    const task = await gql(SUBMIT, { input: { type: 'VALIDATE', org: 'keep', params: { artifactId: missing } } });
+    expect(task.submitTask).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ path: ['params', 'artifactId'] }] });
+  });
+
+  it('sweeps files no record names, and leftovers of interrupted writes, once they are past the retention', async () => {
+    const dir = api.services.artifacts.dir;
+    const orphan = (digit: string) => {
+      const digest = digit.repeat(64);
+      mkdirSync(path.join(dir, digest.slice(0, 2)), { recursive: true });
+      const file = path.join(dir, digest.slice(0, 2), `${digest}.zip`);
+      writeFileSync(file, 'PK\x05\x06');
+      return file;
+    };
+    const oldOrphan = orphan('a');
+    const newOrphan = orphan('b');
+    const temporary = `${orphan('c')}.0123abcd.tmp`;
+    writeFileSync(temporary, 'partial');
+    const kept = await upload(samplePackage(['Recorded']), 'recorded.zip');
+    for (const file of [oldOrphan, temporary, fileOf(kept)]) utimesSync(file, daysAgo(RETENTION_DAYS + 1), daysAgo(RETENTION_DAYS + 1));
+
+    expect(await api.services.artifacts.pruneFiles(daysAgo(RETENTION_DAYS))).toEqual({ files: 2, failures: 0 });
+    expect([oldOrphan, newOrphan, temporary, fileOf(kept)].map((file) => existsSync(file))).toEqual([false, true, false, true]);
   });
 
   it('keeps everything when retention is 0', async () => {

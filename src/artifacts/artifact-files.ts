@@ -2,7 +2,7 @@
 // file, then rename), and the same bytes always land at the same path, so writers never conflict. Only
 // Node built-ins: the per-task child process writes retrieved zips here itself.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface StoredFile {
@@ -33,16 +33,43 @@ export async function storeArtifactBytes(dir: string, bytes: Uint8Array): Promis
 
 /**
  * Removes the file of `sha256` if it was last written before `writtenBefore` (a file written since may be
- * about to get a new record: see ArtifactService.prune). True if a file was removed.
+ * about to get a new record: see ArtifactService.prune). True if a file was removed; throws if one could not be.
  */
 export async function removeArtifactFile(dir: string, sha256: string, writtenBefore: Date): Promise<boolean> {
-  const target = artifactPath(dir, sha256);
-  const found = await stat(target).catch(() => null);
+  return removeIfOlder(artifactPath(dir, sha256), writtenBefore);
+}
+
+async function removeIfOlder(file: string, writtenBefore: Date): Promise<boolean> {
+  const found = await stat(file).catch(() => null);
   if (!found || found.mtime >= writtenBefore) return false;
-  return unlink(target).then(
-    () => true,
-    () => false, // gone already (another worker pruned it)
-  );
+  try {
+    await unlink(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // another worker removed it first
+    throw error;
+  }
+}
+
+/** Every stored file's digest, and the temporary files interrupted writes left behind (with their paths). */
+export async function listArtifactFiles(dir: string): Promise<{ digests: string[]; temporary: string[] }> {
+  const digests: string[] = [];
+  const temporary: string[] = [];
+  const shards = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const shard of shards) {
+    if (!shard.isDirectory() || !/^[0-9a-f]{2}$/.test(shard.name)) continue;
+    for (const name of await readdir(path.join(dir, shard.name)).catch(() => [] as string[])) {
+      const digest = /^([0-9a-f]{64})\.zip$/.exec(name)?.[1];
+      if (digest) digests.push(digest);
+      else if (/^[0-9a-f]{64}\.zip\.[0-9a-f]+\.tmp$/.test(name)) temporary.push(path.join(dir, shard.name, name));
+    }
+  }
+  return { digests, temporary };
+}
+
+/** Removes a temporary file last written before `writtenBefore` (an interrupted write); true if removed. */
+export function removeStaleTemporary(file: string, writtenBefore: Date): Promise<boolean> {
+  return removeIfOlder(file, writtenBefore);
 }
 
 /** A zip starts with a local file header (PK\x03\x04) or, when empty, an end-of-central-directory record. */

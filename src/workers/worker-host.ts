@@ -10,7 +10,7 @@ import type { ScheduleService } from '../domain/tasks/schedule-service.js';
 import type { TaskJournal } from '../domain/tasks/task-journal.js';
 import { TaskEffects } from '../domain/tasks/task-effects.js';
 import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
-import type { ArtifactService } from '../domain/artifacts/artifact-service.js';
+import type { ArtifactService, PruneResult } from '../domain/artifacts/artifact-service.js';
 import type { NotificationService } from '../domain/notifications/notification-service.js';
 import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
 import type { TaskQueue } from '../generated/prisma/enums.js';
@@ -64,6 +64,9 @@ export interface WorkerHostDeps {
   logger: Logger;
 }
 
+/** How often a worker reads the whole artifact directory for files no record names. */
+const fileSweepIntervalMs = 24 * 3_600_000;
+
 export function workerKey(prefix: string, workerId: string): string {
   return `${prefix}:worker:${workerId}`;
 }
@@ -82,6 +85,8 @@ export class WorkerHost {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
   private readonly sampler = new ProcessSampler();
+  /** When pruneArtifacts next sweeps the artifact directory for unrecorded files (at start, then daily). */
+  private nextFileSweepAt = 0;
 
   constructor(
     private readonly deps: WorkerHostDeps,
@@ -183,13 +188,24 @@ export class WorkerHost {
     });
   }
 
-  /** Deletes expired artifacts nothing uses any more (see ArtifactService.prune); null when retention is off. */
-  async pruneArtifacts(): Promise<{ artifacts: number; files: number } | null> {
+  /**
+   * Deletes expired artifacts nothing uses any more (ArtifactService.prune), and once a day also sweeps the
+   * directory for files no record names (pruneFiles); null when retention is off.
+   */
+  async pruneArtifacts(): Promise<PruneResult | null> {
     const days = this.options.artifactRetentionDays;
     if (days <= 0) return null;
+    const cutoff = new Date(Date.now() - days * 86_400_000);
     try {
-      const pruned = await this.deps.artifacts.prune(new Date(Date.now() - days * 86_400_000));
-      if (pruned.artifacts > 0) this.deps.logger.info({ ...pruned, retentionDays: days }, 'deleted expired artifacts');
+      const pruned = await this.deps.artifacts.prune(cutoff);
+      if (Date.now() >= this.nextFileSweepAt) {
+        this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
+        const swept = await this.deps.artifacts.pruneFiles(cutoff);
+        pruned.files += swept.files;
+        pruned.failures += swept.failures;
+      }
+      if (pruned.artifacts > 0 || pruned.files > 0) this.deps.logger.info({ ...pruned, retentionDays: days }, 'deleted expired artifacts');
+      if (pruned.failures > 0) this.deps.logger.warn({ failures: pruned.failures, dir: this.deps.artifacts.dir }, 'some expired artifact files could not be removed');
       return pruned;
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, 'pruning expired artifacts failed');

@@ -3,12 +3,45 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { stat } from 'node:fs/promises';
-import { artifactPath, looksLikeZip, removeArtifactFile, storeArtifactBytes, type StoredFile } from '../../artifacts/artifact-files.js';
+import {
+  artifactPath,
+  listArtifactFiles,
+  looksLikeZip,
+  removeArtifactFile,
+  removeStaleTemporary,
+  storeArtifactBytes,
+  type StoredFile,
+} from '../../artifacts/artifact-files.js';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Artifact } from '../../generated/prisma/client.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { NotFoundError, ValidationFailedError } from '../errors.js';
 import { rawId } from '../ids.js';
+
+/** What a prune removed: artifact records, files, and files it could not remove. */
+export interface PruneResult {
+  artifacts: number;
+  files: number;
+  failures: number;
+}
+
+/** Task types whose params name an artifact (`params.artifactId`). */
+const artifactTaskTypes: ReadonlySet<string> = new Set(['DEPLOY', 'VALIDATE']);
+
+/**
+ * For a task type whose params name an artifact (a task being submitted, a schedule or a webhook rule being
+ * created): checks the artifact exists and marks it used now, so its retention starts again, and returns the
+ * params with its raw UUID. No such artifact is a ValidationError at `path`.artifactId. One UPDATE does both:
+ * a prune that deleted the artifact first makes this fail, and a prune after it sees the artifact in use, so
+ * nothing is saved naming an artifact a prune is deleting.
+ */
+export async function useArtifactParam(prisma: PrismaClient, type: string, params: Record<string, unknown>, path: string[]): Promise<Record<string, unknown>> {
+  if (!artifactTaskTypes.has(type) || typeof params.artifactId !== 'string') return params;
+  const id = rawId(params.artifactId, 'Artifact');
+  const used = id ? await prisma.artifact.updateMany({ where: { id }, data: { lastUsedAt: new Date() } }) : { count: 0 };
+  if (used.count !== 1) throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
+  return { ...params, artifactId: id };
+}
 
 export class ArtifactService {
   constructor(
@@ -52,14 +85,14 @@ export class ArtifactService {
   }
 
   /**
-   * Deletes the artifacts created before `cutoff` that nothing may still use: none referenced by a task that
-   * has yet to run or is running, by a schedule, or by a webhook rule. A finished task keeps no artifact alive
-   * (retrying it later fails with ARTIFACT_NOT_FOUND), and a RETRIEVE task's result then names an artifact
-   * that is gone. Files are content-addressed: a file goes when no artifact record is left for its bytes, and
-   * only if it was written before `cutoff` too (an upload of the same bytes touches it before it records them).
-   * Safe to run from several workers at once.
+   * Deletes the artifacts created and last used (useArtifactParam) before `cutoff` that nothing may still use:
+   * none named by a task that has yet to run or is running, by a schedule, or by a webhook rule. A finished task
+   * keeps no artifact alive (retrying it later fails with ARTIFACT_NOT_FOUND), and a RETRIEVE task's result then
+   * names an artifact that is gone. Files are content-addressed: a file goes when no artifact record is left for
+   * its bytes, and only if it was written before `cutoff` too (an upload of the same bytes touches it before it
+   * records them). Safe to run from several workers at once.
    */
-  async prune(cutoff: Date): Promise<{ artifacts: number; files: number }> {
+  async prune(cutoff: Date): Promise<PruneResult> {
     const [schedules, rules] = await Promise.all([
       this.prisma.schedule.findMany({ select: { input: true } }),
       this.prisma.webhookRule.findMany({ select: { params: true } }),
@@ -72,22 +105,53 @@ export class ArtifactService {
     });
     const deleted = await this.prisma.$queryRaw<Array<{ sha256: string }>>`
       DELETE FROM "Artifact" a
-      WHERE a."createdAt" < ${cutoff}::timestamp(3)
+      WHERE COALESCE(a."lastUsedAt", a."createdAt") < ${cutoff}::timestamp(3)
         AND a.id <> ALL(${referenced}::uuid[])
         AND NOT EXISTS (
           SELECT 1 FROM "Task" t
           WHERE t.status IN ('SCHEDULED', 'QUEUED', 'RUNNING') AND t.input->>'artifactId' = a.id::text)
       RETURNING a.sha256`;
-    const digests = [...new Set(deleted.map((row) => row.sha256))];
-    if (digests.length === 0) return { artifacts: 0, files: 0 };
-    const kept = await this.prisma.$queryRaw<Array<{ sha256: string }>>`
-      SELECT DISTINCT sha256 FROM "Artifact" WHERE sha256 = ANY(${digests}::text[])`;
-    const keptDigests = new Set(kept.map((row) => row.sha256));
-    let files = 0;
-    for (const digest of digests) {
-      if (!keptDigests.has(digest) && (await removeArtifactFile(this.dir, digest, cutoff))) files += 1;
+    const removed = await this.removeUnrecorded([...new Set(deleted.map((row) => row.sha256))], cutoff);
+    return { artifacts: deleted.length, ...removed };
+  }
+
+  /**
+   * Removes every file written before `cutoff` that no artifact record names, and temporary files interrupted
+   * writes left: what prune() does not reach (an upload whose record was never written, a retrieval whose task
+   * failed after its child wrote the zip, a prune stopped between its statement and its files). It reads the
+   * whole directory, so workers run it seldom.
+   */
+  async pruneFiles(cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
+    const { digests, temporary } = await listArtifactFiles(this.dir);
+    const removed = await this.removeUnrecorded(digests, cutoff);
+    for (const file of temporary) {
+      try {
+        if (await removeStaleTemporary(file, cutoff)) removed.files += 1;
+      } catch {
+        removed.failures += 1;
+      }
     }
-    return { artifacts: deleted.length, files };
+    return removed;
+  }
+
+  /** Removes the files of `digests` that no record names and that were written before `cutoff`. */
+  private async removeUnrecorded(digests: string[], cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
+    const result = { files: 0, failures: 0 };
+    for (let start = 0; start < digests.length; start += 1000) {
+      const chunk = digests.slice(start, start + 1000);
+      const recorded = await this.prisma.$queryRaw<Array<{ sha256: string }>>`
+        SELECT DISTINCT sha256 FROM "Artifact" WHERE sha256 = ANY(${chunk}::text[])`;
+      const kept = new Set(recorded.map((row) => row.sha256));
+      for (const digest of chunk) {
+        if (kept.has(digest)) continue;
+        try {
+          if (await removeArtifactFile(this.dir, digest, cutoff)) result.files += 1;
+        } catch {
+          result.failures += 1; // e.g. EACCES: counted, and the next sweep tries again
+        }
+      }
+    }
+    return result;
   }
 
   pathOf(artifact: Artifact): string {

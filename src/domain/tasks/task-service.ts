@@ -5,6 +5,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
+import { useArtifactParam } from '../artifacts/artifact-service.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
 import { rawId } from '../ids.js';
@@ -184,12 +185,6 @@ export class TaskService {
    * deploy id is filled in).
    */
   private async resolveReferences(type: TaskType, params: Record<string, unknown>, orgId: string, path: string[]): Promise<Record<string, unknown>> {
-    if ((type === 'DEPLOY' || type === 'VALIDATE') && typeof params.artifactId === 'string') {
-      const artifactId = rawId(params.artifactId, 'Artifact');
-      const artifact = artifactId ? await this.prisma.artifact.findUnique({ where: { id: artifactId }, select: { id: true } }) : null;
-      if (!artifact) throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
-      return { ...params, artifactId: artifact.id };
-    }
     if (type === 'QUICK_DEPLOY' && typeof params.validationTaskId === 'string') {
       const validationTaskId = rawId(params.validationTaskId, 'Task');
       const validation = validationTaskId ? await this.prisma.task.findUnique({ where: { id: validationTaskId } }) : null;
@@ -199,7 +194,7 @@ export class TaskService {
       }
       return { ...params, validationTaskId: validation.id, deployId };
     }
-    return params;
+    return useArtifactParam(this.prisma, type, params, path); // a deployment's artifact, marked used
   }
 
   /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */

@@ -12,6 +12,7 @@ import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { Batcher } from '../batcher.js';
+import { useArtifactParam } from '../artifacts/artifact-service.js';
 import { NotFoundError } from '../errors.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
@@ -195,10 +196,12 @@ export class WebhookService {
   async createRule(actor: Principal, input: WebhookRuleInput): Promise<WebhookRule> {
     const data = parseInput(ruleInput, input);
     const source = await this.requireSource(rawId(input.sourceId, 'WebhookSource') ?? '00000000-0000-0000-0000-000000000000');
-    const params = parseInput(taskParamSchemas[data.taskType], data.params ?? {}, ['params']);
+    const parsedParams = parseInput(taskParamSchemas[data.taskType], data.params ?? {}, ['params']);
     if (!(await this.prisma.org.findUnique({ where: { alias: data.org }, select: { id: true } }))) {
       throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
     }
+    // A deployment rule's artifact must exist (each task the rule creates checks it again); naming it keeps it.
+    const params = await useArtifactParam(this.prisma, data.taskType, parsedParams, ['params']);
     const rule = await this.prisma.webhookRule.create({
       data: {
         name: data.name,

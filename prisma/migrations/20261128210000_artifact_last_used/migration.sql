@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Artifact" ADD COLUMN     "lastUsedAt" TIMESTAMP(3);
