@@ -39,14 +39,15 @@ export async function removeArtifactFile(dir: string, sha256: string, writtenBef
   return removeIfOlder(artifactPath(dir, sha256), writtenBefore);
 }
 
+const missing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
+
 async function removeIfOlder(file: string, writtenBefore: Date): Promise<boolean> {
-  const found = await stat(file).catch(() => null);
-  if (!found || found.mtime >= writtenBefore) return false;
   try {
+    if ((await stat(file)).mtime >= writtenBefore) return false;
     await unlink(file);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // another worker removed it first
+    if (missing(error)) return false; // another worker removed it first
     throw error;
   }
 }
@@ -55,10 +56,14 @@ async function removeIfOlder(file: string, writtenBefore: Date): Promise<boolean
 export async function listArtifactFiles(dir: string): Promise<{ digests: string[]; temporary: string[] }> {
   const digests: string[] = [];
   const temporary: string[] = [];
-  const shards = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  // No directory yet is an empty store; anything else (unreadable, unmounted) is an error for the caller to report.
+  const shards = await readdir(dir, { withFileTypes: true }).catch((error: unknown) => {
+    if (missing(error)) return [];
+    throw error;
+  });
   for (const shard of shards) {
     if (!shard.isDirectory() || !/^[0-9a-f]{2}$/.test(shard.name)) continue;
-    for (const name of await readdir(path.join(dir, shard.name)).catch(() => [] as string[])) {
+    for (const name of await readdir(path.join(dir, shard.name))) {
       const digest = /^([0-9a-f]{64})\.zip$/.exec(name)?.[1];
       if (digest) digests.push(digest);
       else if (/^[0-9a-f]{64}\.zip\.[0-9a-f]+\.tmp$/.test(name)) temporary.push(path.join(dir, shard.name, name));

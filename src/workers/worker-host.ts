@@ -64,8 +64,10 @@ export interface WorkerHostDeps {
   logger: Logger;
 }
 
-/** How often a worker reads the whole artifact directory for files no record names. */
+/** How often a worker reads the whole artifact directory for files no record names (and first at start). */
 const fileSweepIntervalMs = 24 * 3_600_000;
+/** …and how soon it tries again after a sweep failed (e.g. the directory could not be read). */
+const fileSweepRetryMs = 3_600_000;
 
 export function workerKey(prefix: string, workerId: string): string {
   return `${prefix}:worker:${workerId}`;
@@ -196,21 +198,29 @@ export class WorkerHost {
     const days = this.options.artifactRetentionDays;
     if (days <= 0) return null;
     const cutoff = new Date(Date.now() - days * 86_400_000);
+    const { logger, artifacts } = this.deps;
+    let pruned: PruneResult;
     try {
-      const pruned = await this.deps.artifacts.prune(cutoff);
-      if (Date.now() >= this.nextFileSweepAt) {
-        this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
-        const swept = await this.deps.artifacts.pruneFiles(cutoff);
-        pruned.files += swept.files;
-        pruned.failures += swept.failures;
-      }
-      if (pruned.artifacts > 0 || pruned.files > 0) this.deps.logger.info({ ...pruned, retentionDays: days }, 'deleted expired artifacts');
-      if (pruned.failures > 0) this.deps.logger.warn({ failures: pruned.failures, dir: this.deps.artifacts.dir }, 'some expired artifact files could not be removed');
-      return pruned;
+      pruned = await artifacts.prune(cutoff);
     } catch (error) {
-      this.deps.logger.warn({ err: (error as Error).message }, 'pruning expired artifacts failed');
+      logger.warn({ err: (error as Error).message }, 'pruning expired artifacts failed');
       return null;
     }
+    if (Date.now() >= this.nextFileSweepAt) {
+      try {
+        const swept = await artifacts.pruneFiles(cutoff);
+        this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
+        pruned.files += swept.files;
+        pruned.failures += swept.failures;
+        pruned.firstFailure ??= swept.firstFailure;
+      } catch (error) {
+        this.nextFileSweepAt = Date.now() + fileSweepRetryMs;
+        logger.warn({ err: (error as Error).message, dir: artifacts.dir }, 'sweeping the artifact directory failed');
+      }
+    }
+    if (pruned.artifacts > 0 || pruned.files > 0) logger.info({ artifacts: pruned.artifacts, files: pruned.files, retentionDays: days }, 'deleted expired artifacts');
+    if (pruned.failures > 0) logger.warn({ failures: pruned.failures, first: pruned.firstFailure, dir: artifacts.dir }, 'some expired artifact files could not be removed');
+    return pruned;
   }
 
   /** Announces this worker (and what it is running) for three beats; resource views read these keys. */

@@ -18,28 +18,52 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import { NotFoundError, ValidationFailedError } from '../errors.js';
 import { rawId } from '../ids.js';
 
-/** What a prune removed: artifact records, files, and files it could not remove. */
+/** What a prune removed: artifact records, files, and files it could not remove (with the first reason). */
 export interface PruneResult {
   artifacts: number;
   files: number;
   failures: number;
+  firstFailure?: string;
+}
+
+/** A use within this long is not written again: bursts of tasks naming one artifact do not queue on its row. */
+const useResolutionMs = 3_600_000;
+
+/**
+ * Marks an artifact used now (its retention starts again) and says whether it exists. A prune that deletes it
+ * first makes this false; a prune after it sees it used. An artifact used within the last hour is only looked up:
+ * no prune deletes it either, as retention is at least a day.
+ */
+export async function markArtifactUsed(prisma: PrismaClient, id: string): Promise<boolean> {
+  if (!/^[0-9a-f-]{36}$/.test(id)) return false;
+  const now = new Date();
+  const marked = await prisma.$executeRaw`
+    UPDATE "Artifact" SET "lastUsedAt" = ${now}::timestamp(3)
+    WHERE id = ${id}::uuid AND "lastUsedAt" < ${new Date(now.getTime() - useResolutionMs)}::timestamp(3)`;
+  return marked > 0 || (await prisma.artifact.count({ where: { id } })) > 0;
 }
 
 /** Task types whose params name an artifact (`params.artifactId`). */
 const artifactTaskTypes: ReadonlySet<string> = new Set(['DEPLOY', 'VALIDATE']);
 
+/** The artifact a task's params name (`params.artifactId` of a DEPLOY or VALIDATE), as given; undefined if none. */
+export function artifactParam(type: string, params: unknown): string | undefined {
+  const id = (params as { artifactId?: unknown } | null)?.artifactId;
+  return artifactTaskTypes.has(type) && typeof id === 'string' ? id : undefined;
+}
+
 /**
  * For a task type whose params name an artifact (a task being submitted, a schedule or a webhook rule being
- * created): checks the artifact exists and marks it used now, so its retention starts again, and returns the
- * params with its raw UUID. No such artifact is a ValidationError at `path`.artifactId. One UPDATE does both:
- * a prune that deleted the artifact first makes this fail, and a prune after it sees the artifact in use, so
- * nothing is saved naming an artifact a prune is deleting.
+ * created): checks the artifact exists and marks it used (markArtifactUsed), and returns the params with its raw
+ * UUID. No such artifact is a ValidationError at `path`.artifactId.
  */
 export async function useArtifactParam(prisma: PrismaClient, type: string, params: Record<string, unknown>, path: string[]): Promise<Record<string, unknown>> {
-  if (!artifactTaskTypes.has(type) || typeof params.artifactId !== 'string') return params;
-  const id = rawId(params.artifactId, 'Artifact');
-  const used = id ? await prisma.artifact.updateMany({ where: { id }, data: { lastUsedAt: new Date() } }) : { count: 0 };
-  if (used.count !== 1) throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
+  const given = artifactParam(type, params);
+  if (given === undefined) return params;
+  const id = rawId(given, 'Artifact');
+  if (!id || !(await markArtifactUsed(prisma, id))) {
+    throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
+  }
   return { ...params, artifactId: id };
 }
 
@@ -85,7 +109,7 @@ export class ArtifactService {
   }
 
   /**
-   * Deletes the artifacts created and last used (useArtifactParam) before `cutoff` that nothing may still use:
+   * Deletes the artifacts last used (created, or named: markArtifactUsed) before `cutoff` that nothing may still use:
    * none named by a task that has yet to run or is running, by a schedule, or by a webhook rule. A finished task
    * keeps no artifact alive (retrying it later fails with ARTIFACT_NOT_FOUND), and a RETRIEVE task's result then
    * names an artifact that is gone. Files are content-addressed: a file goes when no artifact record is left for
@@ -97,7 +121,7 @@ export class ArtifactService {
       this.prisma.schedule.findMany({ select: { input: true } }),
       this.prisma.webhookRule.findMany({ select: { params: true } }),
     ]);
-    // Rules keep params as they were given: a global id or a raw UUID.
+    // Rules created before artifacts were checked keep the id as it was given: a global id or a raw UUID.
     const referenced = [...schedules.map((s) => s.input), ...rules.map((r) => r.params)].flatMap((params) => {
       const id = (params as { artifactId?: unknown } | null)?.artifactId;
       const raw = typeof id === 'string' ? rawId(id, 'Artifact') : null;
@@ -105,7 +129,7 @@ export class ArtifactService {
     });
     const deleted = await this.prisma.$queryRaw<Array<{ sha256: string }>>`
       DELETE FROM "Artifact" a
-      WHERE COALESCE(a."lastUsedAt", a."createdAt") < ${cutoff}::timestamp(3)
+      WHERE a."lastUsedAt" < ${cutoff}::timestamp(3)
         AND a.id <> ALL(${referenced}::uuid[])
         AND NOT EXISTS (
           SELECT 1 FROM "Task" t
@@ -124,31 +148,20 @@ export class ArtifactService {
   async pruneFiles(cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
     const { digests, temporary } = await listArtifactFiles(this.dir);
     const removed = await this.removeUnrecorded(digests, cutoff);
-    for (const file of temporary) {
-      try {
-        if (await removeStaleTemporary(file, cutoff)) removed.files += 1;
-      } catch {
-        removed.failures += 1;
-      }
-    }
+    for (const file of temporary) await countRemoval(removed, () => removeStaleTemporary(file, cutoff));
     return removed;
   }
 
   /** Removes the files of `digests` that no record names and that were written before `cutoff`. */
   private async removeUnrecorded(digests: string[], cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
-    const result = { files: 0, failures: 0 };
+    const result: Omit<PruneResult, 'artifacts'> = { files: 0, failures: 0 };
     for (let start = 0; start < digests.length; start += 1000) {
       const chunk = digests.slice(start, start + 1000);
       const recorded = await this.prisma.$queryRaw<Array<{ sha256: string }>>`
         SELECT DISTINCT sha256 FROM "Artifact" WHERE sha256 = ANY(${chunk}::text[])`;
       const kept = new Set(recorded.map((row) => row.sha256));
       for (const digest of chunk) {
-        if (kept.has(digest)) continue;
-        try {
-          if (await removeArtifactFile(this.dir, digest, cutoff)) result.files += 1;
-        } catch {
-          result.failures += 1; // e.g. EACCES: counted, and the next sweep tries again
-        }
+        if (!kept.has(digest)) await countRemoval(result, () => removeArtifactFile(this.dir, digest, cutoff));
       }
     }
     return result;
@@ -164,6 +177,16 @@ export class ArtifactService {
 
   private record(stored: StoredFile, data: Omit<Prisma.ArtifactUncheckedCreateInput, 'sha256' | 'sizeBytes'>): Promise<Artifact> {
     return this.prisma.artifact.create({ data: { ...data, sha256: stored.sha256, sizeBytes: stored.sizeBytes } });
+  }
+}
+
+/** Runs one removal, counting it, or its failure (e.g. EACCES: the next prune tries again). */
+async function countRemoval(result: Omit<PruneResult, 'artifacts'>, remove: () => Promise<boolean>): Promise<void> {
+  try {
+    if (await remove()) result.files += 1;
+  } catch (error) {
+    result.failures += 1;
+    result.firstFailure ??= (error as Error).message;
   }
 }
 

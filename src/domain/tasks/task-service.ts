@@ -5,7 +5,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
-import { useArtifactParam } from '../artifacts/artifact-service.js';
+import { artifactParam, markArtifactUsed, useArtifactParam } from '../artifacts/artifact-service.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
 import { rawId } from '../ids.js';
@@ -287,6 +287,11 @@ export class TaskService {
     const notRetryable = (status: string) =>
       new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${status}`, status);
     if (!(retryableTaskStatuses as readonly string[]).includes(task.status)) throw notRetryable(task.status);
+    // Its artifact must still be there (the artifact retention deletes those of finished tasks), and is used again.
+    const artifactId = artifactParam(task.type, task.input);
+    if (artifactId !== undefined && !(await markArtifactUsed(this.prisma, rawId(artifactId, 'Artifact') ?? ''))) {
+      throw new NotFoundError('ARTIFACT_NOT_FOUND', "The task's artifact has been deleted (artifact retention): upload the zip again and submit a new task");
+    }
     const retried = await this.journal.change(
       task.id,
       retryableTaskStatuses,
