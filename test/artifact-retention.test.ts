@@ -166,6 +166,9 @@ describe('artifact retention', () => {
     await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: submitted.submitTask.task.id });
     expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 0, files: 0, failures: 0 });
     expect(await download(reused)).toBe(200);
+    const shown = await gql(`query($id: ID!) { node(id: $id) { ... on Artifact { createdAt lastUsedAt } } }`, { id: reused.id });
+    expect(Date.parse(shown.node.lastUsedAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect(Date.parse(shown.node.createdAt)).toBeLessThan(Date.now() - RETENTION_DAYS * DAY_MS);
     // That use, too, is past the retention once enough days go by.
     await api.prisma.artifact.update({ where: { id: uuidOf(reused.id) }, data: { lastUsedAt: daysAgo(RETENTION_DAYS + 1) } });
     expect(await worker.host.pruneArtifacts()).toEqual({ artifacts: 1, files: 1, failures: 0 });
