@@ -374,6 +374,32 @@ describe('cancellation during a worker shutdown', () => {
   });
 });
 
+describe('a cancel that misses the running child', () => {
+  it('makes the retry of a run that failed meanwhile due at once, and it ends CANCELLED without running', async () => {
+    // No cancellation poll, and the cancel is written to Postgres only: as if its pub/sub message had been
+    // missed, or it had come as the run was being requeued.
+    await worker.close();
+    worker = await startTestWorker(api, { cancelPollMs: 600_000 });
+    try {
+      const failWith = { code: 'FLAKY', message: 'fails once', retryable: true };
+      const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 800, failWith }, maxAttempts: 3, retryBackoffMs: 60_000 });
+      await runningChild(submitted.id, 800);
+      await api.prisma.task.update({ where: { id: rawId(submitted.id, 'Task') }, data: { cancelRequestedAt: new Date() } });
+
+      // Without it, the retry would come after the 60 s backoff.
+      const task = await waitForEnd(submitted.id, 10_000);
+      expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
+      expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'CANCELLED']);
+      expect(statuses(task)[2]).toMatchObject({ after: 'FLAKY' });
+      const secondRun = events(task).filter((e) => e.kind === 'STATUS' && e.payload.status === 'RUNNING')[1]!;
+      expect(events(task).filter((e) => e.kind === 'PROGRESS' && e.seq > secondRun.seq)).toEqual([]);
+    } finally {
+      await worker.close();
+      worker = await startTestWorker(api);
+    }
+  });
+});
+
 describe('timeouts, retries and failures', () => {
   it('fails a run that exceeds timeoutMs with TIMEOUT and does not retry it', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 100, stepMs: 100 }, timeoutMs: 300, maxAttempts: 3, retryBackoffMs: 0 });

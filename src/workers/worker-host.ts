@@ -272,7 +272,16 @@ export class WorkerHost {
     const task = await this.lifecycle.load(job.data.taskId).catch(() => null);
     if (!task || task.jobId !== job.id) return;
     const finalFailure = job.attemptsMade >= (job.opts.attempts ?? 1) || /stalled/i.test(error.message);
-    if (!finalFailure) return;
+    if (!finalFailure) {
+      // Requeued for a retry, and cancelled since this run started: the cancel found the task RUNNING (and its
+      // child gone) or found no delayed job to make due (TaskService.cancel), so it would wait out the backoff.
+      // Make it due now: the retry's claim sees the cancel. (A run that only cancelled keeps its backoff: its
+      // cancel came before it started.)
+      if (task.status === 'QUEUED' && task.cancelRequestedAt && task.startedAt && task.cancelRequestedAt > task.startedAt) {
+        await this.deps.queues.promote(task.queue, job.id!).catch(() => false);
+      }
+      return;
+    }
     if (task.status === 'RUNNING') {
       await this.lifecycle.fail(task.id, { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' });
     } else if (task.status === 'QUEUED') {
