@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
 import { resolveDeferred } from '../../dist/deferred-modules.js';
+import { serveProbe } from './probe-child.mjs';
 import {
   deferredDependencies,
   loadJsforce,
@@ -78,19 +79,4 @@ function useEach() {
   return { uses, before, after: deferredDependencyStates() };
 }
 
-function esModuleFlags() {
-  const require = createRequire(import.meta.url);
-  return Object.fromEntries(deferredDependencies.map((d) => [d.request, require(resolveDeferred(d)).__esModule ?? false]));
-}
-
-process.once('message', async (message) => {
-  let reply;
-  try {
-    if (message.job === 'operations') reply = await operations(message);
-    else if (message.job === 'use-each') reply = useEach();
-    else reply = { flags: esModuleFlags(), states: deferredDependencyStates() };
-  } catch (error) {
-    reply = { error: String(error?.stack ?? error) };
-  }
-  process.send(reply, () => process.exit(0));
-});
+serveProbe({ operations, 'use-each': useEach }, deferredDependencies);

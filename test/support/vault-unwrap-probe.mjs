@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { resolveDeferred } from '../../dist/deferred-modules.js';
+import { serveProbe } from './probe-child.mjs';
 import { createVaultClient, deferredDependencies, deferredDependencyStates, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
 
 async function unwrap({ grant }) {
@@ -56,19 +56,4 @@ async function useEach() {
   return { uses, before, after: deferredDependencyStates() };
 }
 
-function esModuleFlags() {
-  const require = createRequire(import.meta.url);
-  return Object.fromEntries(deferredDependencies.map((d) => [d.request, require(resolveDeferred(d)).__esModule ?? false]));
-}
-
-process.once('message', async (message) => {
-  let reply;
-  try {
-    if (message.job === 'unwrap') reply = await unwrap(message);
-    else if (message.job === 'use-each') reply = await useEach();
-    else reply = { flags: esModuleFlags(), states: deferredDependencyStates() };
-  } catch (error) {
-    reply = { error: String(error?.stack ?? error) };
-  }
-  process.send(reply, () => process.exit(0));
-});
+serveProbe({ unwrap, 'use-each': useEach }, deferredDependencies);
