@@ -1,4 +1,5 @@
-// Stand-ins for CommonJS packages a library requires when it loads but that a task child never uses.
+// Stand-ins for CommonJS packages a library requires when it loads but that a task child uses only on rare paths
+// (a configured proxy) or never.
 //
 // Task children are never reused, so each one pays again for every module it loads; jsforce
 // (workers/operations/salesforce/load-jsforce.ts) and node-vault (secrets/vault-unwrap.ts) each pull in

@@ -56,8 +56,8 @@ export const envSchema = z
     // Metadata zips (uploads, retrievals): a directory shared by the API and every worker.
     SWITCHYARD_ARTIFACT_DIR: z.string().min(1).default('.switchyard/artifacts'),
     SWITCHYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(100 * 1024 * 1024),
-    // Workers delete artifacts older than this many days unless a waiting or running task, a schedule or a
-    // webhook rule uses them; 0 keeps every artifact.
+    // Workers delete artifacts not used for this many days unless a waiting or running task, a schedule or a
+    // webhook rule names them; 0 keeps every artifact.
     SWITCHYARD_ARTIFACT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     // Inbound webhooks: largest accepted body, and how much of a payload the delivery log keeps.
     SWITCHYARD_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),

@@ -765,6 +765,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message);
     expect(logs).toContain(`Stopped following deployment ${deployId}: the worker is shutting down, and a retry follows it`);
     expect(logs).toContain(`Following deployment ${deployId}, started by an earlier attempt`);
+    expect(logs.some((m) => mayStillRun.test(m))).toBe(false); // left running on purpose, for the retry
   });
 
   it('a worker shut down on the last attempt cancels the deployment: no retry would follow it', async () => {
@@ -787,6 +788,20 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const { deployId } = progressEvents(task).find((p) => p.phase === 'started')!.details;
     expect(soapCalls(from).filter((r) => r.operation === 'cancelDeploy').map((r) => r.status)).toEqual([200]);
     expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+    expect(task.events.some((e) => e.kind === 'LOG' && mayStillRun.test(e.payload.message))).toBe(false);
+  });
+
+  it('a deployment task that times out before Salesforce confirms the cancellation ends TIMEOUT, warning that it may still run', async () => {
+    sim.deployPlan({ pollsToFinish: 500, cancelPolls: 10_000 }); // Canceling until long after the child's SIGTERM
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, timeoutMs: 1500 });
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'TIMEOUT' } });
+    const { deployId } = progressEvents(task).find((p) => p.phase === 'started')!.details;
+    expect(sim.getDeploy(deployId)).toMatchObject({ status: 'Canceling', done: false });
+    const warnings = task.events.filter((e) => e.kind === 'LOG' && e.payload.level === 'warn').map((e) => e.payload.message);
+    expect(warnings).toContain(
+      `The deployment could not be cancelled in Salesforce and may still be running (its process was stopped before Salesforce confirmed the cancellation of ${deployId})`,
+    );
   });
 
   it('cancelTask on a deployment task waiting for its retry cancels the deployment its first attempt started', async () => {

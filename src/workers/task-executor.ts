@@ -256,8 +256,10 @@ export class TaskExecutor {
         // Shut down on its last attempt: no retry follows, so a cancel that came meanwhile is how the task ends.
         // Postgres is asked, since the worker stops polling for cancels when its shutdown starts.
         const lastAttempt = task.attempts >= task.maxAttempts;
+        // Every way of ending here but a shutdown with attempts left (whose retry follows the deployment) has the
+        // child cancel its deployment, and Salesforce may not have confirmed it.
+        if (outcome.reason !== 'shutdown' || lastAttempt) await this.warnIfDeploymentLeftRunning(task, outcome.report);
         if (outcome.reason === 'cancelled' || (outcome.reason === 'shutdown' && lastAttempt && (await this.cancelRequested(task.id)))) {
-          await this.warnIfDeploymentLeftRunning(task, outcome.report);
           await lifecycle.cancelled(task.id);
           return { status: 'CANCELLED' };
         }
@@ -311,8 +313,9 @@ export class TaskExecutor {
   }
 
   /**
-   * A cancelled deployment task whose child did not report its deployment Canceled (the child was stopped
-   * first, or Salesforce did not confirm in time): if the run had started a deployment, say it may still run.
+   * A deployment task stopped by a cancel, a timeout or a last-attempt shutdown whose child did not report its
+   * deployment Canceled (the child was stopped first, or Salesforce did not confirm in time): if the run had
+   * started a deployment, say it may still run.
    */
   private async warnIfDeploymentLeftRunning(task: Task, report: FailedReport | undefined): Promise<void> {
     if (!deploymentTypes.has(task.type) || report?.code === 'CANCELLED') return;

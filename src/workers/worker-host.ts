@@ -1,6 +1,7 @@
 // A Switchyard worker: BullMQ workers for the chosen queues, each job run by the TaskExecutor in a fresh
 // child process. Listens for cancellation requests (Redis pub/sub, with a database poll as a safety net),
-// settles jobs BullMQ gave up on (stalled too often), and drains on shutdown.
+// settles jobs BullMQ gave up on (stalled too often), makes a retry due at once when a cancel came as its run
+// was requeued, prunes expired artifacts, and drains on shutdown.
 import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -49,7 +50,7 @@ export interface WorkerHostOptions {
   heartbeatMs: number;
   /** How often the reconciler runs after the one at start (artifact pruning runs after it). */
   reconcileIntervalMs: number;
-  /** Artifacts older than this many days that nothing still uses are deleted (ArtifactService.prune); 0 keeps them. */
+  /** Artifacts not used for this many days that nothing still names are deleted (ArtifactService.prune); 0 keeps them. */
   artifactRetentionDays: number;
 }
 
@@ -266,7 +267,10 @@ export class WorkerHost {
     for (const id of requested) this.executor.running.get(id)?.abort('cancelled');
   }
 
-  /** BullMQ gave up on a job without our processor settling its task (e.g. it stalled too often). */
+  /**
+   * A job failed: BullMQ gave up on it without our processor settling its task (e.g. it stalled too often), or
+   * it was requeued for a retry that a cancel makes pointless to wait for.
+   */
   private async onJobFailed(job: Job<TaskJobData> | undefined, error: Error): Promise<void> {
     if (!job) return;
     const task = await this.lifecycle.load(job.data.taskId).catch(() => null);
