@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { ArtifactService } from '../src/domain/artifacts/artifact-service.js';
-import { errorFields, startTestApi, type TestApi } from './support/harness.js';
+import { rawId } from '../src/domain/ids.js';
+import { errorFields, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { startTestWorker, type TestWorker } from './support/worker-harness.js';
 
@@ -35,17 +36,12 @@ async function gql(query: string, variables: Record<string, unknown> = {}): Prom
 }
 
 async function upload(bytes: Uint8Array, fileName: string): Promise<Uploaded> {
-  const form = new FormData();
-  form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
-  form.append('map', JSON.stringify({ 0: ['variables.file'] }));
-  form.append('0', new Blob([new Uint8Array(bytes)], { type: 'application/zip' }), fileName);
-  const response = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
-  const body = await response.json();
+  const body = JSON.parse((await postZip(api.url, token, UPLOAD, bytes, fileName)).text);
   expect(body.data.uploadArtifact.__typename, JSON.stringify(body)).toBe('UploadArtifactSuccess');
   return body.data.uploadArtifact.artifact;
 }
 
-const uuidOf = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
+const uuidOf = (globalId: string) => rawId(globalId, 'Artifact')!;
 const fileOf = (artifact: Uploaded) => api.services.artifacts.pathOf({ sha256: artifact.sha256 } as never);
 
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
@@ -190,25 +186,28 @@ describe('artifact retention', () => {
     // A store of its own, on the same database: only what this test puts there.
     const dir = mkdtempSync(path.join(tmpdir(), 'sy-artifact-sweep-'));
     const store = new ArtifactService(api.prisma, dir, 1024 * 1024);
-    const orphan = (digit: string) => {
-      const digest = digit.repeat(64);
-      mkdirSync(path.join(dir, digest.slice(0, 2)), { recursive: true });
-      const file = path.join(dir, digest.slice(0, 2), `${digest}.zip`);
-      writeFileSync(file, 'PK\x05\x06');
-      return file;
-    };
-    const oldOrphan = orphan('a');
-    const newOrphan = orphan('b');
-    const newOrphanC = orphan('c');
-    const temporary = `${newOrphanC}.0123abcd.tmp`;
-    writeFileSync(temporary, 'partial');
-    const recorded = await store.upload(cliPrincipal, 'recorded.zip', samplePackage(['Recorded']));
-    const recordedFile = store.pathOf(recorded);
-    for (const file of [oldOrphan, temporary, recordedFile]) utimesSync(file, daysAgo(RETENTION_DAYS + 1), daysAgo(RETENTION_DAYS + 1));
+    try {
+      const orphan = (digit: string) => {
+        const digest = digit.repeat(64);
+        mkdirSync(path.join(dir, digest.slice(0, 2)), { recursive: true });
+        const file = path.join(dir, digest.slice(0, 2), `${digest}.zip`);
+        writeFileSync(file, 'PK\x05\x06');
+        return file;
+      };
+      const oldOrphan = orphan('a');
+      const newOrphan = orphan('b');
+      const newOrphanC = orphan('c');
+      const temporary = `${newOrphanC}.0123abcd.tmp`;
+      writeFileSync(temporary, 'partial');
+      const recorded = await store.upload(cliPrincipal, 'recorded.zip', samplePackage(['Recorded']));
+      const recordedFile = store.pathOf(recorded);
+      for (const file of [oldOrphan, temporary, recordedFile]) utimesSync(file, daysAgo(RETENTION_DAYS + 1), daysAgo(RETENTION_DAYS + 1));
 
-    expect(await store.pruneFiles(daysAgo(RETENTION_DAYS))).toEqual({ files: 2, failures: 0 });
-    expect([oldOrphan, newOrphan, newOrphanC, temporary, recordedFile].map((file) => existsSync(file))).toEqual([false, true, true, false, true]);
-    rmSync(dir, { recursive: true, force: true });
+      expect(await store.pruneFiles(daysAgo(RETENTION_DAYS))).toEqual({ files: 2, failures: 0 });
+      expect([oldOrphan, newOrphan, newOrphanC, temporary, recordedFile].map((file) => existsSync(file))).toEqual([false, true, true, false, true]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps everything when retention is 0', async () => {

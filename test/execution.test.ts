@@ -337,38 +337,40 @@ describe('cancellation', () => {
   });
 });
 
+/** The task's second run was claimed only to be cancelled: its operation never ran (no progress after it). */
+function expectSecondRunOnlyCancelled(task: TaskView): void {
+  const secondRun = events(task).filter((e) => e.kind === 'STATUS' && e.payload.status === 'RUNNING')[1]!;
+  expect(events(task).filter((e) => e.kind === 'PROGRESS' && e.seq > secondRun.seq)).toEqual([]);
+}
+
 describe('cancellation during a worker shutdown', () => {
-  it('a cancel after the shutdown abort ends the task CANCELLED when its retry is claimed, without running it', async () => {
-    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts: 2, retryBackoffMs: 100 });
-    await runningChild(submitted.id, 100_000);
-    const closing = worker.close(50); // the drain ends at once; the child, ignoring the abort, runs until SIGTERM
-    await sleep(150);
-    // The shutdown came first, so this run ends as WORKER_SHUTDOWN and is requeued, with cancelRequestedAt set.
-    const res = await api.gql(CANCEL, { id: submitted.id }, token);
-    expect(res.body.data.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING', cancelRequestedAt: expect.any(String) } });
-    await closing;
-    worker = await startTestWorker(api);
-
-    const task = await waitForEnd(submitted.id, 10_000);
-    expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
-    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'CANCELLED']);
-    expect(statuses(task)[2]).toMatchObject({ after: 'WORKER_SHUTDOWN' });
-    // The second run was claimed only to be cancelled: its operation never ran (no progress after it).
-    const secondRun = events(task).filter((e) => e.kind === 'STATUS' && e.payload.status === 'RUNNING')[1]!;
-    expect(events(task).filter((e) => e.kind === 'PROGRESS' && e.seq > secondRun.seq)).toEqual([]);
-  });
-
-  it('a cancel after the shutdown abort of the last attempt ends the task CANCELLED, not FAILED with WORKER_SHUTDOWN', async () => {
-    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts: 1 });
+  /**
+   * A task whose child ignores aborts, running when its worker shuts down (the drain ends at once, the child runs
+   * until SIGTERM), and cancelled after the shutdown abort; then a fresh worker. Returns the task's id.
+   */
+  async function cancelledDuringShutdown(maxAttempts: number): Promise<string> {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts, retryBackoffMs: 100 });
     await runningChild(submitted.id, 100_000);
     const closing = worker.close(50);
     await sleep(150);
     const res = await api.gql(CANCEL, { id: submitted.id }, token);
-    expect(res.body.data.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING' } });
+    expect(res.body.data.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING', cancelRequestedAt: expect.any(String) } });
     await closing;
     worker = await startTestWorker(api);
+    return submitted.id;
+  }
 
-    const task = await waitForEnd(submitted.id, 10_000);
+  it('a cancel after the shutdown abort ends the task CANCELLED when its retry is claimed, without running it', async () => {
+    // The shutdown came first, so this run ends as WORKER_SHUTDOWN and is requeued, with cancelRequestedAt set.
+    const task = await waitForEnd(await cancelledDuringShutdown(2), 10_000);
+    expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
+    expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'CANCELLED']);
+    expect(statuses(task)[2]).toMatchObject({ after: 'WORKER_SHUTDOWN' });
+    expectSecondRunOnlyCancelled(task);
+  });
+
+  it('a cancel after the shutdown abort of the last attempt ends the task CANCELLED, not FAILED with WORKER_SHUTDOWN', async () => {
+    const task = await waitForEnd(await cancelledDuringShutdown(1), 10_000);
     expect(task).toMatchObject({ status: 'CANCELLED', attempts: 1, error: { code: 'CANCELLED' } });
     expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'CANCELLED']);
   });
@@ -391,8 +393,7 @@ describe('a cancel that misses the running child', () => {
       expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
       expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'CANCELLED']);
       expect(statuses(task)[2]).toMatchObject({ after: 'FLAKY' });
-      const secondRun = events(task).filter((e) => e.kind === 'STATUS' && e.payload.status === 'RUNNING')[1]!;
-      expect(events(task).filter((e) => e.kind === 'PROGRESS' && e.seq > secondRun.seq)).toEqual([]);
+      expectSecondRunOnlyCancelled(task);
     } finally {
       await worker.close();
       worker = await startTestWorker(api);

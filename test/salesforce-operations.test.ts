@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import jsforce from 'jsforce';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readZip, startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
-import { startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { postZip, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
 import { canary, encodings } from './support/leak-search.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
@@ -189,16 +189,11 @@ function expectOrderedLog(task: TaskView): void {
 const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename
   ... on UploadArtifactSuccess { artifact { id fileName sha256 sizeBytes source createdBy downloadPath } } ${fieldErrors} } }`;
 
-/** uploadArtifact through the GraphQL multipart request spec: fields operations, map, then the file. */
+/** uploadArtifact through the GraphQL multipart request spec. */
 async function upload(bytes: Uint8Array, fileName: string): Promise<any> {
-  const form = new FormData();
-  form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
-  form.append('map', JSON.stringify({ 0: ['variables.file'] }));
-  form.append('0', new Blob([new Uint8Array(bytes)], { type: 'application/zip' }), fileName);
-  const response = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
-  const text = await response.text();
+  const { status, text } = await postZip(api.url, token, UPLOAD, bytes, fileName);
   responses.push(text);
-  expect(response.status, text).toBe(200);
+  expect(status, text).toBe(200);
   const body = JSON.parse(text);
   expect(body.errors, text).toBeUndefined();
   return body.data.uploadArtifact;

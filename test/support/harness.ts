@@ -188,3 +188,16 @@ export async function dropSchema(schema: string): Promise<void> {
 
 /** Common GraphQL selections for mutation results. */
 export const errorFields = '... on Error { code message } ... on ValidationError { fieldErrors { path message } }';
+
+/**
+ * A mutation with one `$file: File!` variable, sent through the GraphQL multipart request spec (fields
+ * operations, map, then the file) as a zip; returns the HTTP status and the raw answer.
+ */
+export async function postZip(url: string, token: string, query: string, bytes: Uint8Array, fileName: string): Promise<{ status: number; text: string }> {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({ query, variables: { file: null } }));
+  form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.append('0', new Blob([new Uint8Array(bytes)], { type: 'application/zip' }), fileName);
+  const response = await fetch(`${url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  return { status: response.status, text: await response.text() };
+}
