@@ -57,14 +57,7 @@ async function redeem(request: RunRequest): Promise<OrgCredentials> {
 async function run(request: RunRequest): Promise<void> {
   // A run that only cancels (the task was cancelled while it waited for this retry) starts out aborted: the
   // operation follows the deployment in `resume` just far enough to cancel it.
-  if (request.cancel) {
-    // Nothing to cancel without a deployment to follow: never let such a request run the operation.
-    if (!request.resume) {
-      await send({ t: 'failed', code: 'CANCELLED', message: 'Nothing to cancel', retryable: false });
-      process.exit(0);
-    }
-    abort.abort(abortError('cancelled'));
-  }
+  if (request.resume?.cancel) abort.abort(abortError('cancelled'));
   let credentials: Promise<OrgCredentials> | null = null;
   const ctx: OperationContext = {
     taskId: request.taskId,

@@ -14,10 +14,11 @@ export interface RunRequest {
   grant: CredentialGrant;
   /** Files the operation may use: the artifact store, and the zip a deployment deploys. */
   files: { artifactDir: string; sourceZip?: string };
-  /** On a retry: the deployment an earlier attempt started, which this one follows instead of starting another. */
-  resume?: { deployId: string };
-  /** The task was cancelled while it waited for this retry: cancel the deployment in `resume`, and nothing else. */
-  cancel?: true;
+  /**
+   * On a retry: the deployment an earlier attempt started, which this one follows instead of starting another.
+   * `cancel`: the task was cancelled while it waited for this retry; cancel that deployment, and nothing else.
+   */
+  resume?: { deployId: string; cancel?: true };
 }
 
 /** Why the worker stops an operation: its task was cancelled or ran out of time, or the worker is shutting down. */

@@ -52,6 +52,11 @@ function endedOnItsOwn(task: Task, report: FailedReport): boolean {
   return deploymentTypes.has(task.type) && report.code === 'DEPLOY_FAILED';
 }
 
+/** What the worker learns about a run as it goes. */
+interface RunState {
+  deployId: string | undefined;
+}
+
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
 }
@@ -146,10 +151,13 @@ export class TaskExecutor {
     const taskId = job.data.taskId;
     if (this.running.has(taskId)) return busy;
     const child = this.deps.launcher.take();
+    // The deployment this run follows (an earlier attempt's, or the one its operation reports starting).
+    const run: RunState = { deployId: undefined };
     const session = new ChildSession(
       child,
       {
         onProgress: async (percent, phase, details) => {
+          if (typeof details?.deployId === 'string') run.deployId = details.deployId;
           await lifecycle.progress(taskId, percent, phase, details);
           // BullMQ's own view (dashboards such as Bull Board); best effort.
           await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
@@ -174,19 +182,20 @@ export class TaskExecutor {
     }
     if (!claimed) return notClaimed;
     try {
-      return await this.settle(claimed, await this.runChild(claimed, claimed.org, session));
+      return await this.settle(claimed, await this.runChild(claimed, claimed.org, session, run), run);
     } finally {
       this.running.delete(taskId);
     }
   }
 
-  private async runChild(task: Task, org: OrgRef, session: ChildSession): Promise<ChildOutcome> {
+  private async runChild(task: Task, org: OrgRef, session: ChildSession, run: RunState): Promise<ChildOutcome> {
     const prepared = await this.prepare(task, org, session);
     if ('kind' in prepared) {
       // Nothing to run: the child never gets a request.
       session.discard();
       return prepared;
     }
+    run.deployId = prepared.resume?.deployId;
     const timeoutMs = task.timeoutMs ?? defaultTimeoutMsFor[task.type];
     const timer = setTimeout(() => session.abort('timeout'), timeoutMs);
     try {
@@ -234,12 +243,11 @@ export class TaskExecutor {
       org: { alias: org.alias, instanceUrl: org.instanceUrl },
       grant,
       files,
-      ...(deployId !== undefined ? { resume: { deployId } } : {}),
-      ...(task.cancelRequestedAt ? { cancel: true as const } : {}),
+      ...(deployId !== undefined ? { resume: { deployId, ...(task.cancelRequestedAt ? { cancel: true as const } : {}) } } : {}),
     };
   }
 
-  private async settle(task: Task, outcome: ChildOutcome): Promise<unknown> {
+  private async settle(task: Task, outcome: ChildOutcome, run: RunState): Promise<unknown> {
     const { lifecycle, logger } = this.deps;
     if (task.cancelRequestedAt) {
       const settled = await this.settleCancelOnly(task, outcome);
@@ -258,7 +266,7 @@ export class TaskExecutor {
         const lastAttempt = task.attempts >= task.maxAttempts;
         // Every way of ending here but a shutdown with attempts left (whose retry follows the deployment) has the
         // child cancel its deployment, and Salesforce may not have confirmed it.
-        if (outcome.reason !== 'shutdown' || lastAttempt) await this.warnIfDeploymentLeftRunning(task, outcome.report);
+        if (outcome.reason !== 'shutdown' || lastAttempt) await this.warnIfDeploymentLeftRunning(task.id, run.deployId, outcome.report);
         if (outcome.reason === 'cancelled' || (outcome.reason === 'shutdown' && lastAttempt && (await this.cancelRequested(task.id)))) {
           await lifecycle.cancelled(task.id);
           return { status: 'CANCELLED' };
@@ -315,13 +323,11 @@ export class TaskExecutor {
   /**
    * A deployment task stopped by a cancel, a timeout or a last-attempt shutdown whose child did not report its
    * deployment Canceled (the child was stopped first, or Salesforce did not confirm in time): if the run had
-   * started a deployment, say it may still run.
+   * started or followed a deployment, say it may still run.
    */
-  private async warnIfDeploymentLeftRunning(task: Task, report: FailedReport | undefined): Promise<void> {
-    if (!deploymentTypes.has(task.type) || report?.code === 'CANCELLED') return;
-    const deployId = await this.deps.effects.deploymentOf(task).catch(() => undefined);
-    if (deployId === undefined) return;
-    await this.logDeploymentMayRun(task.id, report ? `${report.code}: ${report.message}` : `its process was stopped before Salesforce confirmed the cancellation of ${deployId}`);
+  private async warnIfDeploymentLeftRunning(taskId: string, deployId: string | undefined, report: FailedReport | undefined): Promise<void> {
+    if (deployId === undefined || report?.code === 'CANCELLED') return;
+    await this.logDeploymentMayRun(taskId, report ? `${report.code}: ${report.message}` : `its process was stopped before Salesforce confirmed the cancellation of ${deployId}`);
   }
 
   private logDeploymentMayRun(taskId: string, why: string): Promise<void> {

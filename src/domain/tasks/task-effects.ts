@@ -4,7 +4,7 @@
 // files, and on a retry the deployment an earlier attempt started.
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
-import type { ArtifactService } from '../artifacts/artifact-service.js';
+import { artifactParam, type ArtifactService } from '../artifacts/artifact-service.js';
 import { lastStartedDeployment } from './started-deployment.js';
 import type { TaskFailure } from './task-lifecycle.js';
 
@@ -33,9 +33,9 @@ export class TaskEffects {
    * that follows a deployment already started (`resuming`) needs no source.
    */
   async files(task: Task, resuming = false): Promise<OperationFiles> {
-    const params = task.input as { artifactId?: string };
-    if ((task.type === 'DEPLOY' || task.type === 'VALIDATE') && params.artifactId && !resuming) {
-      const artifact = await this.artifacts.require(params.artifactId);
+    const artifactId = artifactParam(task.type, task.input);
+    if (artifactId && !resuming) {
+      const artifact = await this.artifacts.require(artifactId);
       return { artifactDir: this.artifacts.dir, sourceZip: this.artifacts.pathOf(artifact) };
     }
     return { artifactDir: this.artifacts.dir };
@@ -48,11 +48,6 @@ export class TaskEffects {
    */
   startedDeployment(task: Task): Promise<string | undefined> {
     return task.attempts > 1 ? lastStartedDeployment(this.prisma, task) : Promise.resolve(undefined);
-  }
-
-  /** The deployment the task's current run started, this attempt included (after the run, e.g. to report it). */
-  deploymentOf(task: Task): Promise<string | undefined> {
-    return lastStartedDeployment(this.prisma, task);
   }
 
   /** Applies a success; returns the result to store on the task. */
