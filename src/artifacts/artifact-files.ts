@@ -31,17 +31,13 @@ export async function storeArtifactBytes(dir: string, bytes: Uint8Array): Promis
   return { sha256, sizeBytes: bytes.byteLength };
 }
 
-/**
- * Removes the file of `sha256` if it was last written before `writtenBefore` (a file written since may be
- * about to get a new record: see ArtifactService.prune). True if a file was removed; throws if one could not be.
- */
-export async function removeArtifactFile(dir: string, sha256: string, writtenBefore: Date): Promise<boolean> {
-  return removeIfOlder(artifactPath(dir, sha256), writtenBefore);
-}
-
 const missing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
-async function removeIfOlder(file: string, writtenBefore: Date): Promise<boolean> {
+/**
+ * Removes a file last written before `writtenBefore` (a file written since may be about to get a new record: see
+ * ArtifactService.prune). True if it was removed; throws if it could not be.
+ */
+export async function removeFileIfOlder(file: string, writtenBefore: Date): Promise<boolean> {
   try {
     if ((await stat(file)).mtime >= writtenBefore) return false;
     await unlink(file);
@@ -70,11 +66,6 @@ export async function listArtifactFiles(dir: string): Promise<{ digests: string[
     }
   }
   return { digests, temporary };
-}
-
-/** Removes a temporary file last written before `writtenBefore` (an interrupted write); true if removed. */
-export function removeStaleTemporary(file: string, writtenBefore: Date): Promise<boolean> {
-  return removeIfOlder(file, writtenBefore);
 }
 
 /** A zip starts with a local file header (PK\x03\x04) or, when empty, an end-of-central-directory record. */

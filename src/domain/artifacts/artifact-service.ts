@@ -7,8 +7,7 @@ import {
   artifactPath,
   listArtifactFiles,
   looksLikeZip,
-  removeArtifactFile,
-  removeStaleTemporary,
+  removeFileIfOlder,
   storeArtifactBytes,
   type StoredFile,
 } from '../../artifacts/artifact-files.js';
@@ -30,17 +29,20 @@ export interface PruneResult {
 const useResolutionMs = 3_600_000;
 
 /**
- * Marks an artifact used now (its retention starts again) and says whether it exists. A prune that deletes it
- * first makes this false; a prune after it sees it used. An artifact used within the last hour is only looked up:
- * no prune deletes it either, as retention is at least a day.
+ * Marks an artifact (its global id or raw UUID) used now, so its retention starts again; returns its raw UUID, or
+ * null if there is no such artifact. A prune that deletes it first makes this null; a prune after it sees it used.
+ * An artifact used within the last hour is only looked up: no prune deletes it either, as retention is at least a
+ * day. (The look-up is a statement of its own: it must see a concurrent prune's deletion, which the UPDATE waited
+ * for.)
  */
-export async function markArtifactUsed(prisma: PrismaClient, id: string): Promise<boolean> {
-  if (!/^[0-9a-f-]{36}$/.test(id)) return false;
+export async function markArtifactUsed(prisma: PrismaClient, value: string): Promise<string | null> {
+  const id = rawId(value, 'Artifact');
+  if (!id) return null;
   const now = new Date();
   const marked = await prisma.$executeRaw`
     UPDATE "Artifact" SET "lastUsedAt" = ${now}::timestamp(3)
     WHERE id = ${id}::uuid AND "lastUsedAt" < ${new Date(now.getTime() - useResolutionMs)}::timestamp(3)`;
-  return marked > 0 || (await prisma.artifact.count({ where: { id } })) > 0;
+  return marked > 0 || (await prisma.artifact.count({ where: { id } })) > 0 ? id : null;
 }
 
 /** Task types whose params name an artifact (`params.artifactId`). */
@@ -60,10 +62,8 @@ export function artifactParam(type: string, params: unknown): string | undefined
 export async function useArtifactParam(prisma: PrismaClient, type: string, params: Record<string, unknown>, path: string[]): Promise<Record<string, unknown>> {
   const given = artifactParam(type, params);
   if (given === undefined) return params;
-  const id = rawId(given, 'Artifact');
-  if (!id || !(await markArtifactUsed(prisma, id))) {
-    throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
-  }
+  const id = await markArtifactUsed(prisma, given);
+  if (!id) throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
   return { ...params, artifactId: id };
 }
 
@@ -148,7 +148,7 @@ export class ArtifactService {
   async pruneFiles(cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
     const { digests, temporary } = await listArtifactFiles(this.dir);
     const removed = await this.removeUnrecorded(digests, cutoff);
-    for (const file of temporary) await countRemoval(removed, () => removeStaleTemporary(file, cutoff));
+    for (const file of temporary) await countRemoval(removed, () => removeFileIfOlder(file, cutoff));
     return removed;
   }
 
@@ -161,7 +161,7 @@ export class ArtifactService {
         SELECT DISTINCT sha256 FROM "Artifact" WHERE sha256 = ANY(${chunk}::text[])`;
       const kept = new Set(recorded.map((row) => row.sha256));
       for (const digest of chunk) {
-        if (!kept.has(digest)) await countRemoval(result, () => removeArtifactFile(this.dir, digest, cutoff));
+        if (!kept.has(digest)) await countRemoval(result, () => removeFileIfOlder(artifactPath(this.dir, digest), cutoff));
       }
     }
     return result;

@@ -289,7 +289,7 @@ export class TaskService {
     if (!(retryableTaskStatuses as readonly string[]).includes(task.status)) throw notRetryable(task.status);
     // Its artifact must still be there (the artifact retention deletes those of finished tasks), and is used again.
     const artifactId = artifactParam(task.type, task.input);
-    if (artifactId !== undefined && !(await markArtifactUsed(this.prisma, rawId(artifactId, 'Artifact') ?? ''))) {
+    if (artifactId !== undefined && !(await markArtifactUsed(this.prisma, artifactId))) {
       throw new NotFoundError('ARTIFACT_NOT_FOUND', "The task's artifact has been deleted (artifact retention): upload the zip again and submit a new task");
     }
     const retried = await this.journal.change(
