@@ -67,6 +67,8 @@ export interface WorkerHostDeps {
 
 /** How often a worker reads the whole artifact directory for files no record names (and first at start). */
 const fileSweepIntervalMs = 24 * 3_600_000;
+/** How often a worker prunes artifact records: retention is counted in days, and uses are recorded to the hour. */
+const pruneIntervalMs = 3_600_000;
 /** …and how soon it tries again after a sweep failed (e.g. the directory could not be read). */
 const fileSweepRetryMs = 3_600_000;
 
@@ -90,6 +92,8 @@ export class WorkerHost {
   private readonly sampler = new ProcessSampler();
   /** When pruneArtifacts next sweeps the artifact directory for unrecorded files (at start, then daily). */
   private nextFileSweepAt = 0;
+  /** When the reconciler's timer next runs pruneArtifacts (at start, then hourly). */
+  private nextPruneAt = 0;
 
   constructor(
     private readonly deps: WorkerHostDeps,
@@ -120,9 +124,9 @@ export class WorkerHost {
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.options.heartbeatMs);
     await this.reconcile();
-    void this.pruneArtifacts();
+    void this.pruneArtifactsWhenDue();
     this.reconcileTimer = setInterval(
-      () => void this.reconcile().then(() => this.pruneArtifacts(), () => undefined),
+      () => void this.reconcile().then(() => this.pruneArtifactsWhenDue(), () => undefined),
       this.options.reconcileIntervalMs,
     );
     await this.subscriber.subscribe(controlChannel(this.options.prefix));
@@ -189,6 +193,12 @@ export class WorkerHost {
       workerGraceMs: Math.round(this.options.heartbeatMs * 1.5),
       logger: this.deps.logger,
     });
+  }
+
+  private async pruneArtifactsWhenDue(): Promise<void> {
+    if (Date.now() < this.nextPruneAt) return;
+    this.nextPruneAt = Date.now() + pruneIntervalMs;
+    await this.pruneArtifacts();
   }
 
   /**
