@@ -8,7 +8,7 @@
 // way round).
 import { createRequire } from 'node:module';
 import type vault from 'node-vault';
-import { deferDependencies, deferredStates, type DeferredDependency, type DeferredState } from '../deferred-modules.js';
+import { deferDependencies, type DeferredDependency } from '../deferred-modules.js';
 
 const require = createRequire(import.meta.url);
 
@@ -30,11 +30,6 @@ export const deferredDependencies: readonly DeferredDependency[] = [
     usedFor: "axios's tunnel through an HTTPS proxy (HTTPS_PROXY and friends, which the launcher passes on): loaded on the first proxied request",
   },
 ];
-
-/** Where each of node-vault's deferred dependencies stands in this process. */
-export function deferredDependencyStates(): Record<string, DeferredState> {
-  return deferredStates(deferredDependencies);
-}
 
 /**
  * node-vault, loaded with require() after its unused dependencies are deferred: an ES import would load them

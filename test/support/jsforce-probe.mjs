@@ -11,13 +11,11 @@
 import { createRequire } from 'node:module';
 import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
-import { resolveDeferred } from '../../dist/deferred-modules.js';
+import { deferredStates, resolveDeferred } from '../../dist/deferred-modules.js';
 import { serveProbe } from './probe-child.mjs';
-import {
-  deferredDependencies,
-  loadJsforce,
-  deferredDependencyStates,
-} from '../../dist/workers/operations/salesforce/load-jsforce.js';
+import { deferredDependencies, loadJsforce } from '../../dist/workers/operations/salesforce/load-jsforce.js';
+
+const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
 async function operations({ runs, credentials, artifactDir }) {
   const results = [];

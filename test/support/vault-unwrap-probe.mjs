@@ -10,7 +10,10 @@ import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { serveProbe } from './probe-child.mjs';
-import { createVaultClient, deferredDependencies, deferredDependencyStates, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
+import { deferredStates } from '../../dist/deferred-modules.js';
+import { createVaultClient, deferredDependencies, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
+
+const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
 async function unwrap({ grant }) {
   const value = await unwrapVaultGrant(grant);

@@ -112,25 +112,21 @@ export class NotificationService {
     const events = eventsForTask(task);
     if (events.length === 0) return;
     const subscribers = await this.subscribers.get('enabled');
-    const payloadFor = (event: NotificationEvent) => ({
-      event,
-      sentFor: task.id,
-      task: {
-        id: task.id,
-        type: task.type,
-        status: task.status,
-        org: task.orgAlias,
-        queue: task.queue,
-        source: task.source,
-        attempts: task.attempts,
-        error: task.errorCode ? { code: task.errorCode, message: task.errorMessage } : null,
-        finishedAt: task.finishedAt?.toISOString() ?? null,
-      },
-    });
+    const summary = {
+      id: task.id,
+      type: task.type,
+      status: task.status,
+      org: task.orgAlias,
+      queue: task.queue,
+      source: task.source,
+      attempts: task.attempts,
+      error: task.errorCode ? { code: task.errorCode, message: task.errorMessage } : null,
+      finishedAt: task.finishedAt?.toISOString() ?? null,
+    };
     const deliveries = subscribers.flatMap((subscriber) =>
       events
         .filter((event) => subscriber.events.length === 0 || subscriber.events.includes(event))
-        .map((event) => ({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: payloadFor(event) })),
+        .map((event) => ({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: { event, sentFor: task.id, task: summary } })),
     );
     await this.queues.notify(deliveries);
   }

@@ -8,7 +8,7 @@
 // test/load-jsforce.test.ts checks both halves: a Metadata API deploy, a query and a token refresh load none
 // of them, and each still works when used.
 import { createRequire } from 'node:module';
-import { deferDependencies, deferredStates, type DeferredDependency, type DeferredState } from '../../../deferred-modules.js';
+import { deferDependencies, type DeferredDependency } from '../../../deferred-modules.js';
 
 const require = createRequire(import.meta.url);
 
@@ -39,11 +39,6 @@ export const deferredDependencies: readonly DeferredDependency[] = [
     usedFor: 'requests through an HTTP(S) proxy: jsforce uses one when HTTPS_PROXY or HTTP_PROXY is set (the launcher passes them on), and then loads it on the first request',
   },
 ];
-
-/** Where each of jsforce's deferred dependencies stands in this process (deferred-modules.ts). */
-export function deferredDependencyStates(): Record<string, DeferredState> {
-  return deferredStates(deferredDependencies);
-}
 
 /** jsforce API modules an operation may ask for; each registers itself on Connection when loaded. */
 const apiModules = {
