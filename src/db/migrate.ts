@@ -114,8 +114,11 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
     await admin.query(`CREATE DATABASE ${quoteIdent(target.database)}`);
     return true;
   } catch (error) {
-    // 42P04 duplicate_database: another process created it first.
-    if ((error as { code?: string }).code === '42P04') return false;
+    // Another process created it first. Postgres says so with 42P04 duplicate_database when that process had
+    // committed before this statement began, and with 23505 unique_violation (on pg_database's name index)
+    // when both were creating it at the same moment.
+    const code = (error as { code?: string }).code;
+    if (code === '42P04' || code === '23505') return false;
     throw error;
   } finally {
     await admin.end();
