@@ -1,10 +1,16 @@
 // The built-in secret store against a real, migrated Postgres schema of its own: AES-256-GCM with a fresh
 // nonce per write, the secret's name bound as AAD, key-id checks, and single-use expiring IPC grants.
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
+import { loadEnv } from '../src/env.js';
 import { BuiltinSecretStore, SecretKeyMismatchError } from '../src/secrets/builtin-store.js';
+import { resolveSecretKey } from '../src/secrets/local-key.js';
 import { dropSchema, testDatabaseUrl } from './support/harness.js';
 
 const schema = `t_secret_store_${randomBytes(4).toString('hex')}`;
@@ -203,5 +209,39 @@ describe('grants', () => {
     const grant = await store.issueGrant('orgs/deleted', 30);
     await store.delete('orgs/deleted');
     expect(await store.redeem(grant.token)).toBeNull();
+  });
+});
+
+describe('development key file (SWITCHYARD_SECRET_KEY unset)', () => {
+  const silent = pino({ level: 'silent' });
+  const envWith = (file: string) => loadEnv({ SWITCHYARD_KEY_FILE: file });
+
+  it('starts racing to create the key (API and workers on a fresh checkout) all get the one key that is saved, readable only by its owner', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'switchyard-key-'));
+    try {
+      const file = path.join(dir, 'nested', 'secret-key');
+      const keys = await Promise.all(Array.from({ length: 8 }, () => resolveSecretKey(envWith(file), silent)));
+      const saved = (await readFile(file, 'utf8')).trim();
+      expect(saved).toMatch(/^[0-9a-f]{64}$/);
+      expect(new Set(keys.map((one) => one.toString('hex')))).toEqual(new Set([saved]));
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect(await readdir(path.dirname(file))).toEqual(['secret-key']); // nothing half-written left beside it
+      // A later start reads it.
+      expect((await resolveSecretKey(envWith(file), silent)).toString('hex')).toBe(saved);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a key file that does not hold a key, rather than replacing it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'switchyard-key-'));
+    try {
+      const file = path.join(dir, 'secret-key');
+      await writeFile(file, 'not a key\n');
+      await expect(resolveSecretKey(envWith(file), silent)).rejects.toThrow(`${file} does not hold a 32-byte key (64 hex characters)`);
+      expect(await readFile(file, 'utf8')).toBe('not a key\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@
 // keeps a generated key in a git-ignored file. Production refuses to start without the variable (env.ts):
 // losing that file would make every stored credential unreadable.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { decodeSecretKey, type Env } from '../env.js';
@@ -19,12 +19,17 @@ export async function resolveSecretKey(env: Env, logger: Logger): Promise<Buffer
   }
   const key = randomBytes(32);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  // 'wx' fails if another process created the file in the meantime; then read theirs.
+  // Written whole under a name of its own, then linked into place: link() fails if another process saved its
+  // key first (then read theirs), and nobody can read a file that is created but not yet written.
+  const draft = `${file}.${process.pid}.${key.toString('hex', 0, 4)}.tmp`;
+  await writeFile(draft, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    await writeFile(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    await link(draft, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return resolveSecretKey(env, logger);
     throw error;
+  } finally {
+    await unlink(draft);
   }
   logger.warn(
     { keyFile: file },
