@@ -1,9 +1,16 @@
 // GraphQL hardening and rate limits as a client sees them (the Caddy edge test covers them through Caddy).
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApi, type TestApi } from './support/harness.js';
+import { postZip, startTestApi, type TestApi } from './support/harness.js';
+import { samplePackage } from './support/salesforce-package.js';
 
 let api: TestApi;
 let token: string;
+/** An API with small body limits, and no rate limit. */
+let bodies: TestApi;
+let bodiesToken: string;
+const maxRequestBytes = 4096;
+const maxUploadBytes = 8192;
 
 beforeAll(async () => {
   api = await startTestApi('hardening', {
@@ -13,10 +20,12 @@ beforeAll(async () => {
     },
   });
   token = await api.token('OWNER');
+  bodies = await startTestApi('hardening-bodies', { app: { bodyLimits: { maxRequestBytes, maxUploadBytes } } });
+  bodiesToken = await bodies.token('OWNER');
 });
 
 afterAll(async () => {
-  await api?.close();
+  await Promise.all([api?.close(), bodies?.close()]);
 });
 
 const codes = (res: { body: { errors?: Array<{ extensions?: Record<string, unknown> }> } }) => res.body.errors?.map((e) => e.extensions?.code);
@@ -57,5 +66,104 @@ describe('rate limits', () => {
     const keys = await api.redis.keys(`${api.queuePrefix}:ratelimit:*`);
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.join(' ')).not.toContain(token);
+  });
+});
+
+/** POSTs to /graphql without a Content-Length (Transfer-Encoding: chunked), in the given pieces. */
+function postChunked(url: string, contentType: string, pieces: Array<string | Buffer>): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}/graphql`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${bodiesToken}`, 'transfer-encoding': 'chunked' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    for (const piece of pieces) req.write(piece);
+    req.end();
+  });
+}
+
+const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename ... on UploadArtifactSuccess { artifact { id sizeBytes } } } }`;
+const REGISTER = `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`;
+
+describe('body limits (without the Caddy edge)', () => {
+  const orgCount = () => bodies.prisma.org.count();
+  const artifactCount = () => bodies.prisma.artifact.count();
+
+  it('refuses a JSON body whose Content-Length is over the limit with 413, running nothing', async () => {
+    const before = await orgCount();
+    const padding = 'x'.repeat(maxRequestBytes);
+    const res = await bodies.gql(REGISTER, { input: { alias: 'too-big', kind: 'SANDBOX', credentials: { instanceUrl: 'https://big.my.salesforce.com', refreshToken: padding } } }, bodiesToken);
+    expect(res.status).toBe(413);
+    expect(codes(res)).toEqual(['PAYLOAD_TOO_LARGE']);
+    expect(res.body.errors![0]!.message).toBe(`Request bodies are limited to ${maxRequestBytes} bytes`);
+    expect(await orgCount()).toBe(before);
+  });
+
+  it('reads a chunked JSON body up to the limit: within it runs, over it is refused with 413, empty is a 400', async () => {
+    const query = JSON.stringify({ query: '{ viewer { role } }' });
+    const within = await postChunked(bodies.url, 'application/json', [query.slice(0, 5), query.slice(5)]);
+    expect(within).toEqual({ status: 200, body: { data: { viewer: { role: 'OWNER' } } } });
+
+    const before = await orgCount();
+    const big = JSON.stringify({ query: REGISTER, variables: { input: { alias: 'chunked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://c.my.salesforce.com', refreshToken: 'y'.repeat(maxRequestBytes) } } } });
+    const over = await postChunked(bodies.url, 'application/json', [big.slice(0, 1000), big.slice(1000)]);
+    expect(over.status).toBe(413);
+    expect(over.body.errors.map((e: any) => e.extensions.code)).toEqual(['PAYLOAD_TOO_LARGE']);
+    expect(await orgCount()).toBe(before);
+
+    const empty = await postChunked(bodies.url, 'application/json', []);
+    expect(empty.status).toBe(400);
+    expect(empty.body.errors.map((e: any) => e.extensions.code)).toEqual(['BAD_REQUEST']);
+  });
+
+  it('refuses an uploaded file over SWITCHYARD_MAX_UPLOAD_BYTES with 413 while it streams, storing nothing; one within it is stored', async () => {
+    const before = await artifactCount();
+    // Declared small enough to be read, so the form-data parser's own limit refuses it.
+    const over = await postZip(bodies.url, bodiesToken, UPLOAD, Buffer.alloc(maxUploadBytes + 1, 7), 'big.zip');
+    expect(over.status).toBe(413);
+    expect(JSON.parse(over.text).errors.map((e: any) => [e.extensions.code, e.message])).toEqual([['PAYLOAD_TOO_LARGE', `Uploaded files are limited to ${maxUploadBytes} bytes`]]);
+
+    // Chunked, and far larger: refused as well.
+    const boundary = 'switchyard-test-boundary';
+    const part = (headers: string, content: string | Buffer) => [Buffer.from(`--${boundary}\r\n${headers}\r\n\r\n`), Buffer.from(content), Buffer.from('\r\n')];
+    const huge = await postChunked(bodies.url, `multipart/form-data; boundary=${boundary}`, [
+      ...part('Content-Disposition: form-data; name="operations"', JSON.stringify({ query: UPLOAD, variables: { file: null } })),
+      ...part('Content-Disposition: form-data; name="map"', JSON.stringify({ 0: ['variables.file'] })),
+      ...part('Content-Disposition: form-data; name="0"; filename="huge.zip"\r\nContent-Type: application/zip', Buffer.alloc(64 * maxUploadBytes, 7)),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
+    expect(huge.status).toBe(413);
+    expect(huge.body.errors.map((e: any) => e.extensions.code)).toEqual(['PAYLOAD_TOO_LARGE']);
+    expect(await artifactCount()).toBe(before);
+
+    const zip = samplePackage(['Small']);
+    expect(zip.length).toBeLessThanOrEqual(maxUploadBytes);
+    const within = await postZip(bodies.url, bodiesToken, UPLOAD, zip, 'small.zip');
+    expect(JSON.parse(within.text).data.uploadArtifact).toMatchObject({ __typename: 'UploadArtifactSuccess', artifact: { sizeBytes: zip.length } });
+    expect(await artifactCount()).toBe(before + 1);
+  });
+
+  it('refuses a multipart field other than the file over the limit with 413', async () => {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: `${UPLOAD} ${'#'.repeat(maxRequestBytes)}`, variables: { file: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+    form.append('0', new Blob([new Uint8Array(samplePackage(['Field']))]), 'field.zip');
+    const res = await fetch(`${bodies.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${bodiesToken}` }, body: form });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).errors.map((e: any) => [e.extensions.code, e.message])).toEqual([
+      ['PAYLOAD_TOO_LARGE', `Multipart fields other than the file are limited to ${maxRequestBytes} bytes`],
+    ]);
+  });
+
+  it('refuses a request carrying more than one file with 413', async () => {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.file'], 1: ['variables.other'] }));
+    form.append('0', new Blob([new Uint8Array(samplePackage(['One']))]), 'one.zip');
+    form.append('1', new Blob([new Uint8Array(samplePackage(['Two']))]), 'two.zip');
+    const res = await fetch(`${bodies.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${bodiesToken}` }, body: form });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).errors.map((e: any) => [e.extensions.code, e.message])).toEqual([['PAYLOAD_TOO_LARGE', 'One file can be uploaded per request']]);
   });
 });

@@ -18,6 +18,7 @@ import { useAuthentication } from './authentication.js';
 import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
+import { checkGraphqlBody, graphqlFetchApi, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError } from './mask-error.js';
 import { clientAddress, RateLimiter, tokenKey, trustedProxyList } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
@@ -37,12 +38,16 @@ export interface AppOptions {
   heartbeatMs?: number;
   /** Largest webhook body accepted. */
   webhookMaxBytes?: number;
+  /** Largest /graphql body, and largest uploaded file (see graphql-body.ts). */
+  bodyLimits?: Partial<GraphqlBodyLimits>;
   operationLimits?: Partial<OperationLimits>;
   /** Requests per minute: per token (or client address) for /graphql, per source and address for webhooks. */
   rateLimits?: { api: number; webhooks: number };
   /** Addresses of proxies (Caddy) whose X-Forwarded-For and X-Request-Id are believed. */
   trustedProxies?: string[];
 }
+
+const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
 
 const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxTokens: 5000, introspection: true };
 
@@ -76,10 +81,14 @@ function requestIdFrom(req: IncomingMessage): string {
   return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
+/** An answer before Yoga: shaped as a GraphQL response for /graphql, as `{ error }` elsewhere. */
+function refuse(res: ServerResponse, status: number, code: string, message: string, graphql: boolean): void {
+  sendJson(res, status, graphql ? { errors: [{ message, extensions: { code } }] } : { error: { code, message } });
+}
+
 function tooManyRequests(res: ServerResponse, retryAfterSeconds: number, graphql: boolean): void {
   res.setHeader('retry-after', String(retryAfterSeconds));
-  const message = `Rate limit exceeded; retry in ${retryAfterSeconds} s`;
-  sendJson(res, 429, graphql ? { errors: [{ message, extensions: { code: 'RATE_LIMITED' } }] } : { error: { code: 'RATE_LIMITED', message } });
+  refuse(res, 429, 'RATE_LIMITED', `Rate limit exceeded; retry in ${retryAfterSeconds} s`, graphql);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -89,12 +98,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 export function createApp(options: AppOptions): App {
   const { services, redis, logger } = options;
+  const bodyLimits = { ...defaultBodyLimits, ...options.bodyLimits };
   const yoga = createYoga<ServerContext, Context>({
     schema: getSchema(),
     graphqlEndpoint: '/graphql',
     graphiql: options.graphiql ? { title: 'Switchyard', headers: '{\n  "Authorization": "Bearer syt_…"\n}' } : false,
     landingPage: false,
     maskedErrors: { maskError },
+    fetchAPI: graphqlFetchApi(bodyLimits),
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -114,7 +125,7 @@ export function createApp(options: AppOptions): App {
         feed: options.feed,
         logger,
       }),
-    plugins: [useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
+    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
   });
 
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached
@@ -137,10 +148,18 @@ export function createApp(options: AppOptions): App {
       if (path === '/graphql') {
         const token = bearerToken(req.headers.authorization);
         const key = token ? `t:${tokenKey(token)}` : `ip:${clientAddress(req, trusted)}`;
-        void limiter.hit('api', key, rateLimits.api).then((decision) => {
-          if (!decision.allowed) tooManyRequests(res, decision.retryAfterSeconds, true);
-          else void yoga(req, res, { requestId });
-        });
+        void limiter
+          .hit('api', key, rateLimits.api)
+          .then(async (decision) => {
+            if (!decision.allowed) return tooManyRequests(res, decision.retryAfterSeconds, true);
+            const refusal = await checkGraphqlBody(req, bodyLimits);
+            if (refusal) return refuse(res, refusal.status, refusal.code, refusal.message, true);
+            void yoga(req, res, { requestId });
+          })
+          .catch((error) => {
+            logger.error({ err: error }, 'graphql request failed before execution');
+            if (!res.headersSent) refuse(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error', true);
+          });
         return;
       }
       if (path?.startsWith('/webhooks/')) {
@@ -152,14 +171,14 @@ export function createApp(options: AppOptions): App {
           .then((decision) => (decision.allowed ? handleWebhook(req, res, path, deps, sendJson) : tooManyRequests(res, decision.retryAfterSeconds, false)))
           .catch((error) => {
           logger.error({ err: error }, 'webhook handling failed');
-          if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error' } });
+          if (!res.headersSent) refuse(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error', false);
         });
         return;
       }
       if (path?.startsWith('/artifacts/')) {
         void serveArtifact(req, res, path.slice('/artifacts/'.length), services, sendJson).catch((error) => {
           logger.error({ err: error }, 'artifact download failed');
-          if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error' } });
+          if (!res.headersSent) refuse(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error', false);
         });
         return;
       }

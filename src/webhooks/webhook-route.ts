@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { WebhookService } from '../domain/webhooks/webhook-service.js';
 import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
+import { BodyTooLarge, readBody } from '../server/read-body.js';
 import { verifyGitHub, verifyGitLab, verifyTimestamped } from './signatures.js';
 
 const kinds: Record<string, WebhookKind> = { github: 'GITHUB', gitlab: 'GITLAB', salesforce: 'SALESFORCE', ci: 'CI' };
@@ -23,26 +24,6 @@ type Reply = (res: ServerResponse, status: number, body: unknown) => void;
 
 export function rejectedCounterKey(prefix: string): string {
   return `${prefix}:webhooks:rejected`;
-}
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new BodyTooLarge());
-        req.resume(); // drain without keeping it
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

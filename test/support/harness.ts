@@ -69,7 +69,7 @@ export interface TestApiOptions {
   /** Queue an ORG_CHECK on registerOrg/rotateOrgCredentials, as production does (off by default in tests). */
   checkOrgsOnRegister?: boolean;
   /** Rate limits, operation limits, trusted proxies… as `switchyard serve` would pass them. */
-  app?: Pick<AppOptions, 'rateLimits' | 'operationLimits' | 'trustedProxies' | 'webhookMaxBytes'>;
+  app?: Pick<AppOptions, 'rateLimits' | 'operationLimits' | 'trustedProxies' | 'webhookMaxBytes' | 'bodyLimits'>;
 }
 
 /** What a replica started with `shareWith` needs from the API it joins. */
@@ -99,12 +99,12 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     redis,
     prefix: queuePrefix,
     artifactDir: mkdtempSync(path.join(tmpdir(), `sy-artifacts-${suffix}-`)),
-    maxUploadBytes: 10 * 1024 * 1024,
+    maxUploadBytes: options.app?.bodyLimits?.maxUploadBytes ?? 10 * 1024 * 1024,
     checkOrgsOnRegister: options.checkOrgsOnRegister ?? false,
     webhookStoredPayloadBytes: 64 * 1024,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
-  const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits, ...options.app });
+  const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits, ...options.app, bodyLimits: { maxUploadBytes: 10 * 1024 * 1024, ...options.app?.bodyLimits } });
   const address = await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${address.port}`;
 
