@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawId } from '../src/domain/ids.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 import { collect, wsClient } from './support/ws-client.js';
@@ -38,6 +39,28 @@ describe('taskEvents subscription', () => {
     const seqs = sub.events.map((e: any) => e.taskEvents.seq);
     expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
     expect(sub.events.at(-1).taskEvents.payload.status).toBe('SUCCEEDED');
+  });
+
+  it("follows a retried task past the final status of its earlier run, to the retry's", async () => {
+    const id = (await api.gql(submit, { p: { steps: 10, stepMs: 100 } }, token)).body.data.submitTask.task.id;
+    const status = async () => (await api.prisma.task.findUnique({ where: { id: rawId(id, 'Task')! } }))?.status;
+    await waitFor(async () => (await status()) === 'RUNNING', 10_000, 'first run started');
+    await api.gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id }, token);
+    await waitFor(async () => (await status()) === 'CANCELLED', 10_000, 'first run cancelled');
+    const retried = await api.gql(`mutation($id: ID!) { retryTask(id: $id) { __typename } }`, { id }, token);
+    expect(retried.body.data.retryTask.__typename).toBe('RetryTaskSuccess');
+    // Followed from the start, while the retry runs: the stream goes past CANCELLED to the retry's end.
+    const client = wsClient(api.url, token);
+    const sub = collect(client, events, { id });
+    await sub.done;
+    await client.dispose();
+    expect(sub.errors).toEqual([]);
+    expect(sub.completed).toBe(true);
+    const statuses = sub.events.filter((e: any) => e.taskEvents.kind === 'STATUS').map((e: any) => e.taskEvents.payload.status);
+    expect(statuses.indexOf('CANCELLED')).toBeGreaterThan(0);
+    expect(statuses.slice(statuses.indexOf('CANCELLED'))).toEqual(['CANCELLED', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    const seqs = sub.events.map((e: any) => e.taskEvents.seq);
+    expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
   });
 
   it('shares one execution among identical subscriptions, with late joiners caught up', async () => {

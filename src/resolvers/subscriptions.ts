@@ -15,7 +15,7 @@ builder.subscriptionFields((t) => ({
   taskEvents: t.field({
     type: TaskEventObject,
     description:
-      'A task\'s events in order: those after `after` (all when omitted) from the log, then live ones, with no gap and no duplicate. Completes after the task\'s final status.',
+      'A task\'s events in order: those after `after` (all when omitted) from the log, then live ones, with no gap and no duplicate. Completes after the task\'s final status (the one its log ends with: a retried task\'s log goes on past the final status of the run before).',
     authScopes: { read: true },
     args: {
       taskId: t.arg.id({ required: true, description: 'The task\'s id (global id or UUID).' }),

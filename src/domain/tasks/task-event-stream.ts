@@ -2,7 +2,8 @@
 // gap and no duplicate across the boundary. The live listener is attached before the database is read, and
 // every live event is checked against the last sequence number delivered: older ones are dropped, and a jump
 // ahead (a message missed during a reconnect) is filled from the database. A quiet stream also re-reads the
-// database now and then, so even a lost final event is delivered. Ends after the task's final status.
+// database now and then, so even a lost final event is delivered. Ends after the task's final status: the one
+// the log ends with, since a retried task's log goes on after the final status of the run before.
 import { Repeater } from '@repeaterjs/repeater';
 import type { PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage } from '../../events/task-event-bus.js';
@@ -44,18 +45,19 @@ export function streamTaskEvents(
       return 'stopped' as const;
     });
 
-    /** Delivers the persisted events after `last`; true when the final status was among them. */
+    /** Delivers the persisted events after `last`; true when the last of them is a final status. */
     const fromDatabase = async (): Promise<boolean> => {
+      let endsFinal = false;
       for (;;) {
         const rows = await prisma.taskEvent.findMany({ where: { taskId, seq: { gt: last } }, orderBy: { seq: 'asc' }, take: pageSize });
         for (const row of rows) {
           const event = { taskId, seq: row.seq, kind: row.kind, payload: row.payload, createdAt: row.createdAt };
           await push(event);
           last = event.seq;
-          if (isFinal(event)) return true;
+          endsFinal = isFinal(event);
           if (stopped) return true;
         }
-        if (rows.length < pageSize) return false;
+        if (rows.length < pageSize) return endsFinal;
       }
     };
 
