@@ -160,7 +160,7 @@ describe('a worker killed with SIGKILL mid-task', () => {
     );
     for (const row of firstRun) {
       expect(row.attempts).toBe(1);
-      expect(row.workerId).toMatch(new RegExp(`:${workerPid}$`));
+      expect(row.workerId).toMatch(new RegExp(`:${workerPid}:[0-9a-f]{6}$`));
     }
     const taskChildren = firstRun.map((row) => row.childPid!);
     const allChildren = childrenOf(workerPid);
@@ -283,4 +283,70 @@ describe('Redis losing everything', () => {
     expect(new Date(ran.startedAt!).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
     expect(await api.prisma.task.count({ where: { status: { in: ['RUNNING', 'QUEUED', 'SCHEDULED'] } } })).toBe(0);
   }, 45_000);
+});
+
+describe('lost runs found by several workers at once', () => {
+  /** A RUNNING task whose run (on `workerId`, attempt 1) no worker is doing, and whose job is gone. */
+  async function orphanedRun(api: TestApi, token: string, alias: string, workerId: string, params: Record<string, unknown>): Promise<string> {
+    const id = await submit(api, token, { org: alias, params, maxAttempts: 3, runAt: new Date(Date.now() + 3_600_000).toISOString() });
+    const task = await api.prisma.task.findUniqueOrThrow({ where: { id } });
+    expect(await api.queues.get(task.queue).remove(task.jobId!)).toBe(1);
+    await api.prisma.task.update({ where: { id }, data: { status: 'RUNNING', runAt: null, attempts: 1, startedAt: new Date(), workerId, childPid: 999_999 } });
+    return id;
+  }
+
+  it('a reconciler that saw a lost run before another recovered it leaves the new run alone: the task runs once more, not twice', async () => {
+    const api = await startTestApi('crash_two_reconcilers');
+    cleanups.push(() => api.close());
+    const token = await api.token('OWNER');
+    await registerOrg(api, token, 'two');
+    const id = await orphanedRun(api, token, 'two', 'gone-host:999999:000000', { steps: 20, stepMs: 200 });
+
+    // B's start-up pass sees the lost run first, then looks at its worker's heartbeat again after a long grace…
+    const slow = startTestWorker(api, { heartbeatMs: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // …while A's pass recovers it, and A runs it again (4 s) under a new job.
+    const fast = await startTestWorker(api, { heartbeatMs: 200 });
+    cleanups.push(() => fast.close());
+    const running = await waitFor(async () => {
+      const task = await api.prisma.task.findUnique({ where: { id } });
+      return task?.status === 'RUNNING' && task.attempts === 2 ? task : null;
+    }, 5000, 'the run A recovered');
+    expect(running.workerId).toBe(fast.host.workerId);
+    const b = await slow; // B's pass has ended: after its grace, with the new run under way
+    cleanups.push(() => b.close());
+    // Two workers of one host and pid (as a container restarted in place would be) are told apart.
+    expect(b.host.workerId.split(':').slice(0, 2)).toEqual(fast.host.workerId.split(':').slice(0, 2));
+    expect(b.host.workerId).not.toBe(fast.host.workerId);
+    const report = b.logLines.map((line) => JSON.parse(line)).find((line) => line.msg === 'reconciled tasks with the queue');
+    expect(report?.recovered ?? []).toEqual([]);
+
+    const done = await waitFinal(api, token, id, 15_000);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(statusEvents(done).map((p) => `${p.status}${p.after ? `:${p.after}` : ''}`)).toEqual(['SCHEDULED', 'QUEUED:WORKER_LOST', 'RUNNING', 'SUCCEEDED']);
+  }, 30_000);
+
+  it("a job handed over as stalled while its worker is alive (it only lost the job's lock) waits for that run, and recovers it once the worker is gone", async () => {
+    const api = await startTestApi('crash_stalled_alive');
+    cleanups.push(() => api.close());
+    const token = await api.token('OWNER');
+    await registerOrg(api, token, 'alive');
+    // The owner: a live worker (its heartbeat beats) that consumes no queue the task is in.
+    const owner = await startTestWorker(api, { queues: ['CRITICAL'] });
+    cleanups.push(() => owner.close());
+    const id = await orphanedRun(api, token, 'alive', owner.host.workerId, { steps: 1, stepMs: 10 });
+    const task = await api.prisma.task.findUniqueOrThrow({ where: { id } });
+    // Its job comes back to another worker, as BullMQ hands over a job whose lock expired.
+    const other = await startTestWorker(api, { queues: ['NORMAL'], heartbeatMs: 300 });
+    cleanups.push(() => other.close());
+    await api.queues.get(task.queue).add(task.type, { taskId: id }, { jobId: task.jobId! });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const untouched = await api.prisma.task.findUniqueOrThrow({ where: { id } });
+    expect(untouched).toMatchObject({ status: 'RUNNING', attempts: 1, workerId: owner.host.workerId });
+
+    await owner.close(); // its heartbeat goes with it
+    const done = await waitFinal(api, token, id, 15_000);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(statusEvents(done).map((p) => `${p.status}${p.after ? `:${p.after}` : ''}`)).toEqual(['SCHEDULED', 'QUEUED:WORKER_LOST', 'RUNNING', 'SUCCEEDED']);
+  }, 30_000);
 });

@@ -40,7 +40,7 @@ const ChildStatsRef = builder.objectRef<ChildStats>('TaskProcess').implement({
 const WorkerStatsRef = builder.objectRef<WorkerStats>('WorkerProcess').implement({
   description: 'A worker process that announced itself within the last three heartbeats.',
   fields: (t) => ({
-    workerId: t.exposeString('workerId', { description: 'host:pid' }),
+    workerId: t.exposeString('workerId', { description: 'host:pid:nonce (the nonce tells apart two lives of a worker with the same host name and pid)' }),
     host: t.exposeString('host'),
     pid: t.exposeInt('pid'),
     queues: t.field({ type: [TaskQueueEnum], resolve: (w) => w.queues }),

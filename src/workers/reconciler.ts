@@ -64,15 +64,18 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
     for (const task of suspects) {
       if (task.workerId && (await deps.isWorkerAlive(task.workerId))) continue;
       const lost = { code: 'WORKER_LOST', message: 'The task was running when its worker or queue was lost' };
+      // Only the run this pass saw, by its job: another worker's reconciler may have recovered the task during the
+      // grace, and a worker may be running it again already under a new job.
+      const guard = { jobId: task.jobId! };
       if (task.attempts >= task.maxAttempts) {
-        if (await lifecycle.fail(task.id, lost)) report.failed.push(task.id);
+        if (await lifecycle.fail(task.id, lost, ['RUNNING'], guard)) report.failed.push(task.id);
         continue;
       }
-      const requeued = await lifecycle.requeue(task.id, lost, 0);
+      // With a new job in the same statement: the old one, if BullMQ still keeps it as failed or completed, would
+      // block its id, and a task left QUEUED on it would wait for nothing.
+      const requeued = await lifecycle.requeue(task.id, lost, 0, { ...guard, newJob: true });
       if (!requeued) continue;
-      // The old job, if BullMQ still keeps it as failed or completed, would block its id: start a new one.
-      const renewed = await lifecycle.renewJob(requeued.id);
-      if (renewed) await queues.enqueue(renewed);
+      await queues.enqueue(requeued);
       report.recovered.push(task.id);
     }
   }

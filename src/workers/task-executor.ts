@@ -2,6 +2,7 @@
 // request and a single-use credential grant, relays the child's reports into the task's event log, and
 // settles the task from the child's outcome. Retries are BullMQ's (attempts with exponential backoff);
 // this decides which failures deserve one.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Task } from '../generated/prisma/client.js';
@@ -34,6 +35,9 @@ export interface ExecutorDeps {
   redeemIpcGrant: ((token: string) => Promise<SecretValue | null>) | null;
   launcher: ChildLauncher;
   orgLock: OrgLock;
+  /** Whether a worker's heartbeat is in Redis, and how long to wait before asking twice (as the reconciler does). */
+  isWorkerAlive: (workerId: string) => Promise<boolean>;
+  workerGraceMs: number;
   logger: Logger;
 }
 
@@ -86,13 +90,16 @@ export class TaskExecutor {
 
     if (task.status === 'RUNNING') {
       if (this.running.has(task.id)) return { skipped: 'task is running in this worker' };
-      // This job was already running when its worker died (BullMQ found it stalled): a lost run.
+      // BullMQ handed this job over as stalled. Its worker died, or only lost the job's lock while its run goes
+      // on (Redis unreachable, or its event loop blocked, for longer than the lock lasts): a live worker's run is
+      // left to finish, and this job looks again later (then finds the task settled, or its worker gone).
+      if (await this.workerStillRuns(task.workerId)) return this.lookAgainLater(job, token);
       const lost = { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' };
       if (task.attempts >= task.maxAttempts) {
-        await lifecycle.fail(task.id, lost);
+        await lifecycle.fail(task.id, lost, ['RUNNING'], { jobId: job.id! });
         throw new UnrecoverableError(lost.code);
       }
-      await lifecycle.requeue(task.id, lost, 0);
+      if (!(await lifecycle.requeue(task.id, lost, 0, { jobId: job.id! }))) return { skipped: 'task moved on meanwhile' };
       task = (await lifecycle.load(task.id))!;
     }
     if (task.status !== 'QUEUED' && task.status !== 'SCHEDULED') return { skipped: `task is ${task.status}` };
@@ -133,6 +140,17 @@ export class TaskExecutor {
       clearInterval(renewTimer);
       if (exclusive) await this.deps.orgLock.release(org.id, task.id).catch(() => undefined);
     }
+  }
+
+  /**
+   * Whether the worker `workerId` is alive: its heartbeat is there now, or again after a grace (right after a Redis
+   * restart every live worker's heartbeat is missing until its next beat).
+   */
+  private async workerStillRuns(workerId: string | null): Promise<boolean> {
+    if (!workerId || workerId === this.options.workerId) return false;
+    if (await this.deps.isWorkerAlive(workerId)) return true;
+    await sleep(this.deps.workerGraceMs);
+    return this.deps.isWorkerAlive(workerId);
   }
 
   /** Puts the job back for lockPollMs without spending one of its attempts. */

@@ -2,6 +2,7 @@
 // child process. Listens for cancellation requests (Redis pub/sub, with a database poll as a safety net),
 // settles jobs BullMQ gave up on (stalled too often), makes a retry due at once when a cancel came as its run
 // was requeued, prunes expired artifacts, and drains on shutdown.
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -77,7 +78,11 @@ export function workerKey(prefix: string, workerId: string): string {
 }
 
 export class WorkerHost {
-  readonly workerId = `${hostname()}:${process.pid}`;
+  /**
+   * host:pid:nonce. The nonce tells apart two lives of a worker with the same host name and pid (a container
+   * restarted in place runs node as pid 1 again): the new one's heartbeat must not vouch for the old one's tasks.
+   */
+  readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   readonly executor: TaskExecutor;
   private readonly workers: Worker[] = [];
   private readonly connection: Redis;
@@ -114,6 +119,8 @@ export class WorkerHost {
         redeemIpcGrant: secrets instanceof BuiltinSecretStore ? (token) => secrets.redeem(token) : null,
         launcher: this.launcher,
         orgLock: new OrgLock(this.connection, options.prefix, options.orgLockLeaseMs, options.orgLockPollMs),
+        isWorkerAlive: (workerId) => this.isWorkerAlive(workerId),
+        workerGraceMs: this.workerGraceMs,
         logger: deps.logger,
       },
       { workerId: this.workerId, killGraceMs: options.killGraceMs, grantTtlSeconds: 60, lockPollMs: options.orgLockPollMs },
@@ -189,10 +196,19 @@ export class WorkerHost {
       prisma: this.deps.prisma,
       queues: this.deps.queues,
       lifecycle: this.lifecycle,
-      isWorkerAlive: async (workerId) => (await this.connection.exists(workerKey(this.options.prefix, workerId))) === 1,
-      workerGraceMs: Math.round(this.options.heartbeatMs * 1.5),
+      isWorkerAlive: (workerId) => this.isWorkerAlive(workerId),
+      workerGraceMs: this.workerGraceMs,
       logger: this.deps.logger,
     });
+  }
+
+  private async isWorkerAlive(workerId: string): Promise<boolean> {
+    return (await this.connection.exists(workerKey(this.options.prefix, workerId))) === 1;
+  }
+
+  /** A little more than one heartbeat interval: between the two looks at a heartbeat that seems missing. */
+  private get workerGraceMs(): number {
+    return Math.round(this.options.heartbeatMs * 1.5);
   }
 
   private async pruneArtifactsWhenDue(): Promise<void> {

@@ -3,7 +3,7 @@
 // report (a retried job, a cancelled task) cannot overwrite a newer state.
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
-import { orgRefColumn, type OrgRef } from './task-statements.js';
+import { orgRefColumn, type ChangeOptions, type OrgRef } from './task-statements.js';
 
 export type { OrgRef } from './task-statements.js';
 import { statusEvent, type TaskJournal } from './task-journal.js';
@@ -66,7 +66,8 @@ export class TaskLifecycle {
     );
   }
 
-  fail(taskId: string, failure: TaskFailure, from: Task['status'][] = ['RUNNING']): Promise<Task | null> {
+  /** `guard.jobId`: only while that is still the task's job (see requeue). */
+  fail(taskId: string, failure: TaskFailure, from: Task['status'][] = ['RUNNING'], guard: Pick<ChangeOptions, 'jobId'> = {}): Promise<Task | null> {
     return this.journal.change(
       taskId,
       from,
@@ -79,6 +80,7 @@ export class TaskLifecycle {
         ...(failure.details !== undefined ? { result: failure.details as Prisma.InputJsonValue } : {}),
       },
       [statusEvent('FAILED', { code: failure.code, message: failure.message })],
+      guard,
     );
   }
 
@@ -91,13 +93,19 @@ export class TaskLifecycle {
     );
   }
 
-  /** RUNNING → QUEUED: the run ended in a retryable failure (or was lost) and will be run again. */
-  requeue(taskId: string, failure: TaskFailure, retryInMs: number): Promise<Task | null> {
+  /**
+   * RUNNING → QUEUED: the run ended in a retryable failure (or was lost) and will be run again.
+   * `guard.jobId` makes it conditional on the job the caller saw: whoever acts on a run it read earlier (a lost
+   * run found by a reconciler) must not requeue a later run of the same task. `guard.newJob` gives the task a new
+   * job id in the same statement.
+   */
+  requeue(taskId: string, failure: TaskFailure, retryInMs: number, guard: Pick<ChangeOptions, 'jobId' | 'newJob'> = {}): Promise<Task | null> {
     return this.journal.change(
       taskId,
       ['RUNNING'],
       { status: 'QUEUED', errorCode: failure.code, errorMessage: failure.message, childPid: null, workerId: null, phase: `retrying in ${retryInMs} ms` },
       [statusEvent('QUEUED', { retryInMs, after: failure.code, message: failure.message })],
+      guard,
     );
   }
 
