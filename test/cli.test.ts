@@ -1,12 +1,15 @@
 // The `switchyard` command as an operator runs it: the built CLI (bin/switchyard.js → dist/) in a child
 // process, against its own Postgres schema. Build first (`npx tsc -p tsconfig.json`) when src/ changed.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
@@ -30,8 +33,11 @@ let tempDir: string;
 let prisma: PrismaClient;
 let tokens: TokenService;
 
-/** Runs the CLI with a clean environment: only what is given here, nothing inherited from vitest. */
-function run(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+/**
+ * Runs the CLI with a clean environment: only what is given here, nothing inherited from vitest. `onStdout` sees
+ * its output as it comes, with the process (to send it a signal).
+ */
+function run(args: string[], env: Record<string, string> = {}, onStdout?: (output: string, child: ChildProcess) => void): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       cwd: repoRoot,
@@ -49,7 +55,10 @@ function run(args: string[], env: Record<string, string> = {}): Promise<RunResul
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      onStdout?.(stdout, child);
+    });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
     child.on('error', reject);
@@ -174,6 +183,57 @@ describe('configuration', { timeout: 60_000 }, () => {
     expect(result.stderr).toContain('Invalid configuration');
     expect(result.stderr).toMatch(/PORT/);
     expect(result.stderr).toMatch(/REDIS_URL/);
+  });
+});
+
+describe('start-up failures', { timeout: 60_000 }, () => {
+  it('`start` whose API port is taken exits 1, after closing the workers it had started: no heartbeat is left beating', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const redis = new Redis(testRedisUrl);
+    const prefix = `cli_start_${randomBytes(4).toString('hex')}`;
+    try {
+      const { port } = blocker.address() as AddressInfo;
+      const result = await run(['start', '--concurrency', 'critical=1,normal=1,batch=1'], { PORT: String(port), HOST: '127.0.0.1', SWITCHYARD_QUEUE_PREFIX: prefix });
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      const fatal = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((line) => line.level === 60);
+      expect(fatal).toMatchObject({ msg: 'switchyard failed to start', err: { code: 'EADDRINUSE' } });
+      const left = await redis.keys(`${prefix}:worker:*`);
+      expect(left, JSON.stringify(await Promise.all(left.map(async (k) => [k, await redis.ttl(k), await redis.get(k)])))).toEqual([]);
+    } finally {
+      blocker.close();
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+});
+
+describe('signals while starting', { timeout: 60_000 }, () => {
+  it('SIGTERM during the start-up is not lost: the process finishes the step under way, then shuts down in order and exits 0', async () => {
+    const redis = new Redis(testRedisUrl);
+    const prefix = `cli_sigterm_${randomBytes(4).toString('hex')}`;
+    try {
+      let signalled = false;
+      // Sent as soon as the migrations are done, while the worker is still starting (before this change the
+      // handlers were installed only once everything had started, and the signal killed the process outright).
+      const result = await run(['start'], { PORT: '0', HOST: '127.0.0.1', SWITCHYARD_QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' }, (output, child) => {
+        if (!signalled && output.includes('"msg":"database schema is up to date"')) {
+          signalled = true;
+          child.kill('SIGTERM');
+        }
+      });
+      expect(signalled).toBe(true);
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      const messages = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line).msg);
+      expect(messages).toContain('shutting down');
+      expect(messages.at(-1)).toBe('stopped');
+      expect(await redis.keys(`${prefix}:worker:*`)).toEqual([]);
+    } finally {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
   });
 });
 

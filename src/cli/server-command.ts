@@ -50,25 +50,26 @@ export interface ServeOptions {
 
 export async function serve(env: Env, logger: Logger, options: ServeOptions): Promise<void> {
   const selection = options.workers ? workerOptionsFromArgs(env, options.workerArgs) : null;
-  await runMigrations(env, logger);
-  const runtime = await createRuntime(env, logger);
-  if (!(await waitForRedis(runtime.redis, 5000))) {
-    logger.warn('Redis is not reachable yet; serving anyway, /readyz reports 503 until it is');
-  }
+  let runtime: Runtime | null = null;
   let app: App | null = null;
   let workers: WorkerHost | null = null;
-  if (selection) {
-    workers = createWorkerHost(runtime, logger, selection);
-    await workers.start();
-  }
   let feed: TaskEventFeed | null = null;
-  if (options.api) {
-    feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
-    app = createApp(appOptionsFromEnv(env, runtime, logger, feed));
-    const address = await app.listen(env.PORT, env.HOST);
-    logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
-  }
 
+  /**
+   * Closes, in order, whatever has started: stop taking requests and jobs, drain, then queues, Prisma, Redis. A
+   * step that fails (an API whose port was taken has nothing to close) does not keep the next from running.
+   */
+  const closeStarted = async () => {
+    const steps: Array<[string, (() => Promise<unknown> | void) | null]> = [
+      ['API', app && (() => app!.close())],
+      ['event feed', feed && (() => feed!.close())],
+      ['workers', workers && (() => workers!.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS))],
+      ['queues, Prisma and Redis', runtime && (() => runtime!.close())],
+    ];
+    for (const [name, close] of steps) {
+      if (close) await Promise.resolve(close()).catch((error: unknown) => logger.error({ err: error }, `closing the ${name} failed`));
+    }
+  };
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -80,13 +81,48 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
       // Drain time, then the abort → SIGTERM → SIGKILL escalation of children still running, then a margin.
     }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 2 * env.SWITCHYARD_KILL_GRACE_MS + 5000);
     deadline.unref();
-    await app?.close();
-    feed?.close();
-    await workers?.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS);
-    await runtime.close();
+    await closeStarted();
     logger.info('stopped');
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  // Signals are handled from the start. One that arrives while a step of the start-up is under way (migrating,
+  // reconciling) stops the process once that step ends, with the same orderly drain as later: in `start`, workers
+  // may already be running tasks while the API is still being set up.
+  let signalled: string | null = null;
+  let started = false;
+  const onSignal = (signal: string) => {
+    signalled ??= signal;
+    if (started) void stop(signal);
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+
+  try {
+    await runMigrations(env, logger);
+    if (signalled) return stop(signalled);
+    runtime = await createRuntime(env, logger);
+    if (!(await waitForRedis(runtime.redis, 5000))) {
+      logger.warn('Redis is not reachable yet; serving anyway, /readyz reports 503 until it is');
+    }
+    if (signalled) return stop(signalled);
+    if (selection) {
+      workers = createWorkerHost(runtime, logger, selection);
+      await workers.start();
+    }
+    if (signalled) return stop(signalled);
+    if (options.api) {
+      feed = new TaskEventFeed(env.REDIS_URL, env.SWITCHYARD_QUEUE_PREFIX);
+      app = createApp(appOptionsFromEnv(env, runtime, logger, feed));
+      const address = await app.listen(env.PORT, env.HOST);
+      logger.info({ url: `http://${address.address}:${address.port}/graphql` }, 'Switchyard API listening');
+    }
+  } catch (error) {
+    // A process that failed to start must not linger half-started (a worker's heartbeat beating with no queue
+    // consumed, connections open): it closes what did start and exits, so a supervisor restarts it.
+    logger.fatal({ err: error }, 'switchyard failed to start');
+    await closeStarted();
+    process.exit(1);
+  }
+  started = true;
+  if (signalled) return stop(signalled);
 }

@@ -8,6 +8,29 @@ import { controlChannel, type ControlMessage, type TaskEventMessage } from './ta
 
 type Topics = Record<string, [TaskEventMessage | ControlMessage]>;
 
+/**
+ * A client as the event target uses it (on, subscribe, unsubscribe, publish). The event target leaves the promises
+ * of its commands unobserved, so one still pending when the feed closes (say, the SUBSCRIBE of a replica that
+ * failed to start, closed at once) would be rejected with nobody listening, and end the process before it closed
+ * the rest. Losing such a command at close is harmless: here each is observed.
+ */
+function withHandledCommands(client: Redis): Redis {
+  const observed = <T>(promise: Promise<T>): Promise<T> => {
+    promise.catch(() => undefined);
+    return promise;
+  };
+  const adapter = {
+    on: (event: string, listener: (...args: unknown[]) => void) => {
+      client.on(event, listener);
+      return adapter;
+    },
+    subscribe: (...channels: string[]) => observed(client.subscribe(...channels)),
+    unsubscribe: (...channels: string[]) => observed(client.unsubscribe(...channels)),
+    publish: (channel: string, message: string) => observed(client.publish(channel, message)),
+  };
+  return adapter as unknown as Redis;
+}
+
 export class TaskEventFeed {
   private readonly pubSub: PubSub<Topics>;
   private readonly publishClient: Redis;
@@ -22,7 +45,7 @@ export class TaskEventFeed {
     this.subscribeClient = new Redis(redisUrl, { connectionName: 'switchyard-feed-sub', maxRetriesPerRequest: null });
     for (const client of [this.publishClient, this.subscribeClient]) client.on('error', () => undefined);
     this.pubSub = createPubSub<Topics>({
-      eventTarget: createRedisEventTarget({ publishClient: this.publishClient, subscribeClient: this.subscribeClient }),
+      eventTarget: createRedisEventTarget({ publishClient: withHandledCommands(this.publishClient), subscribeClient: withHandledCommands(this.subscribeClient) }),
     });
   }
 
