@@ -12,6 +12,7 @@ import { can, type Permission } from './domain/auth/permissions.js';
 import { ValidationFailedError } from './domain/errors.js';
 import type PrismaTypes from './generated/pothos-types.js';
 import { getDatamodel } from './generated/pothos-types.js';
+import { decodeNodeId, lookUpNodes } from './resolvers/node-lookup.js';
 
 type AuthScopes = Record<Permission, boolean>;
 
@@ -19,7 +20,7 @@ function capitalise(name: string): string {
   return name.charAt(0).toUpperCase() + name.slice(1);
 }
 
-export const builder = new SchemaBuilder<{
+type BuilderTypes = {
   Context: Context;
   PrismaTypes: PrismaTypes;
   AuthScopes: AuthScopes;
@@ -31,7 +32,11 @@ export const builder = new SchemaBuilder<{
     ID: { Input: string; Output: string | number };
     File: { Input: File; Output: never };
   };
-}>({
+};
+
+// Typed out because node(id:) and nodes(ids:) load through the builder itself, which would otherwise leave
+// its type to be inferred from its own initializer.
+export const builder: PothosSchemaTypes.SchemaBuilder<PothosSchemaTypes.ExtendDefaultTypes<BuilderTypes>> = new SchemaBuilder<BuilderTypes>({
   plugins: [ScopeAuthPlugin, ErrorsPlugin, ZodPlugin, PrismaPlugin, RelayPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
@@ -74,9 +79,17 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
-    // Node ids are opaque strings; `node(id:)` and `nodes(ids:)` resolve any of them.
-    nodeQueryOptions: { authScopes: { read: true } },
-    nodesQueryOptions: { authScopes: { read: true } },
+    // Node ids are opaque strings; `node(id:)` and `nodes(ids:)` resolve any of them, null for an object that
+    // does not exist and VALIDATION_FAILED for a malformed id (resolvers/node-lookup.ts).
+    decodeGlobalID: decodeNodeId,
+    nodeQueryOptions: {
+      authScopes: { read: true },
+      resolve: async (_root, args, context, info) => (await lookUpNodes(builder, [args.id], () => ['id'], context, info))[0],
+    },
+    nodesQueryOptions: {
+      authScopes: { read: true },
+      resolve: (_root, args, context, info) => lookUpNodes(builder, args.ids, (index) => ['ids', String(index)], context, info),
+    },
   },
 });
 
