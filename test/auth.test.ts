@@ -888,6 +888,18 @@ describe('createApiToken', () => {
     expect(res.body.data.createApiToken).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     expect(await api.prisma.apiToken.count()).toBe(count);
   });
+
+  it('refuses an expiry on a day that does not exist, or past year 9999, as a malformed DateTime, creating nothing', async () => {
+    const count = await api.prisma.apiToken.count();
+    const malformed = await api.gql(create, { input: { name: 'odd', role: 'VIEWER', expiresAt: 'next year' } }, tokens.OWNER);
+    for (const expiresAt of ['2029-02-29T00:00:00Z', '2030-06-31T00:00:00Z', '9999-12-31T23:59:59-00:01']) {
+      const res = await api.gql(create, { input: { name: 'odd', role: 'VIEWER', expiresAt } }, tokens.OWNER);
+      expect(res.body.data?.createApiToken ?? null, expiresAt).toBeNull();
+      expect(res.body.errors, expiresAt).toEqual(malformed.body.errors);
+      expect(res.body.errors![0]!.message).toContain('input.expiresAt');
+    }
+    expect(await api.prisma.apiToken.count()).toBe(count);
+  });
 });
 
 describe('viewer', () => {
