@@ -12,6 +12,7 @@ import { can, type Permission } from './domain/auth/permissions.js';
 import { ValidationFailedError } from './domain/errors.js';
 import type PrismaTypes from './generated/pothos-types.js';
 import { getDatamodel } from './generated/pothos-types.js';
+import { decodeNodeId, lookUpNodes } from './resolvers/node-lookup.js';
 
 type AuthScopes = Record<Permission, boolean>;
 
@@ -19,7 +20,7 @@ function capitalise(name: string): string {
   return name.charAt(0).toUpperCase() + name.slice(1);
 }
 
-export const builder = new SchemaBuilder<{
+type BuilderTypes = {
   Context: Context;
   PrismaTypes: PrismaTypes;
   AuthScopes: AuthScopes;
@@ -31,7 +32,11 @@ export const builder = new SchemaBuilder<{
     ID: { Input: string; Output: string | number };
     File: { Input: File; Output: never };
   };
-}>({
+};
+
+// Typed out because node(id:) and nodes(ids:) load through the builder itself, which would otherwise leave
+// its type to be inferred from its own initializer.
+export const builder: PothosSchemaTypes.SchemaBuilder<PothosSchemaTypes.ExtendDefaultTypes<BuilderTypes>> = new SchemaBuilder<BuilderTypes>({
   plugins: [ScopeAuthPlugin, ErrorsPlugin, ZodPlugin, PrismaPlugin, RelayPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
@@ -74,9 +79,17 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
-    // Node ids are opaque strings; `node(id:)` and `nodes(ids:)` resolve any of them.
-    nodeQueryOptions: { authScopes: { read: true } },
-    nodesQueryOptions: { authScopes: { read: true } },
+    // Node ids are opaque strings; `node(id:)` and `nodes(ids:)` resolve any of them, null for an object that
+    // does not exist and VALIDATION_FAILED for a malformed id (resolvers/node-lookup.ts).
+    decodeGlobalID: decodeNodeId,
+    nodeQueryOptions: {
+      authScopes: { read: true },
+      resolve: async (_root, args, context, info) => (await lookUpNodes(builder, [args.id], () => ['id'], context, info))[0],
+    },
+    nodesQueryOptions: {
+      authScopes: { read: true },
+      resolve: (_root, args, context, info) => lookUpNodes(builder, args.ids, (index) => ['ids', String(index)], context, info),
+    },
   },
 });
 
@@ -90,13 +103,27 @@ builder.scalarType('DateTime', {
   },
 });
 
+const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+// The instants Postgres timestamps can take from us: it has no year 0 (0000-01-01 failed the insert with
+// 22008), and the input has four-digit years, which an offset must not push past 9999 either.
+const earliestDateTime = Date.parse('0001-01-01T00:00:00.000Z');
+const latestDateTime = Date.parse('9999-12-31T23:59:59.999Z');
+
 function parseDateTime(value: unknown): Date {
-  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
+  const parts = typeof value === 'string' ? dateTimePattern.exec(value) : null;
+  const time = parts ? Date.parse(parts[0]) : Number.NaN;
+  // Date.parse refuses a month 13 or a minute 60, but rolls a day past the end of the month into the next
+  // one (2027-02-30 was stored as March 2) and takes hour 24 as the next midnight: refuse those here.
+  const [year, month, day, hour] = (parts ?? []).slice(1, 5).map(Number) as [number, number, number, number];
+  if (!parts || !(time >= earliestDateTime && time <= latestDateTime) || day > daysInMonth(year, month) || hour > 23) {
     throw new GraphQLError('DateTime must be an ISO 8601 string with a time zone, e.g. 2026-01-31T09:00:00Z');
   }
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime is not a valid instant');
-  return date;
+  return new Date(time);
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
 
 builder.scalarType('File', {

@@ -314,6 +314,65 @@ describe('nodes of restricted types', () => {
   });
 });
 
+describe('node(id:) and nodes(ids:) with ids that name nothing', () => {
+  const NODE = 'query($id: ID!) { node(id: $id) { __typename id } }';
+  const NODES = 'query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }';
+  const globalId = (text: string) => Buffer.from(text).toString('base64');
+  const missing = (typename: string) => encodeGlobalID(typename, randomUUID());
+
+  it('answers null for a well-formed id of an object that does not exist, whatever its type', async () => {
+    for (const typename of ['Org', 'Task', 'ApiToken', 'AuditEntry', 'Schedule', 'Artifact']) {
+      const res = await api.gql(NODE, { id: missing(typename) }, tokens.OWNER);
+      expect(res.body.errors, typename).toBeUndefined();
+      expect(res.body.data.node, typename).toBeNull();
+    }
+  });
+
+  it('nulls only the missing entries of nodes(ids:)', async () => {
+    const ids = [baseOrgGid, missing('Task'), baseTaskGid, missing('AuditEntry'), missing('ApiToken')];
+    const res = await api.gql(NODES, { ids }, tokens.OWNER);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data.nodes).toEqual([
+      { __typename: 'Org', id: baseOrgGid },
+      null,
+      { __typename: 'Task', id: baseTaskGid },
+      null,
+      null,
+    ]);
+  });
+
+  it.each([
+    ['a global id with a non-UUID', () => globalId('Task:0')],
+    ['an audit entry id with a number', () => globalId('AuditEntry:1')],
+    ['garbage', () => 'nope'],
+    ['a type that is not a Node', () => globalId(`TaskEvent:${randomUUID()}`)],
+    ['a type that does not exist', () => globalId(`Nothing:${randomUUID()}`)],
+  ])('rejects %s as a validation error at its argument', async (_label, id) => {
+    const single = await api.gql(NODE, { id: id() }, tokens.OWNER);
+    expect(single.body.data?.node ?? null).toBeNull();
+    expect(single.body.errors).toHaveLength(1);
+    expect(single.body.errors![0]).toMatchObject({
+      path: ['node'],
+      extensions: { code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['id'], message: expect.any(String) }] },
+    });
+    expect(single.body.errors![0]!.message).not.toContain(id());
+
+    const list = await api.gql(NODES, { ids: [baseOrgGid, id()] }, tokens.OWNER);
+    expect(list.body.data?.nodes ?? null).toBeNull();
+    expect(list.body.errors).toHaveLength(1);
+    expect(list.body.errors![0]).toMatchObject({
+      path: ['nodes'],
+      extensions: { code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['ids', '1'], message: expect.any(String) }] },
+    });
+  });
+
+  it('still refuses an existing audit entry to a role without readAudit, next to a missing one', async () => {
+    const res = await api.gql(NODES, { ids: [missing('AuditEntry'), auditEntryGid] }, tokens.MEMBER);
+    expect(codes(res)).toEqual(['FORBIDDEN']);
+    expect(JSON.stringify(res.body)).not.toContain('org.register');
+  });
+});
+
 describe('mutations, by role', () => {
   interface MutationCase<F> {
     document: string;
@@ -827,6 +886,18 @@ describe('createApiToken', () => {
     const count = await api.prisma.apiToken.count();
     const res = await api.gql(create, { input: { name: 'stale', role: 'VIEWER', expiresAt: '2020-01-01T00:00:00Z' } }, tokens.OWNER);
     expect(res.body.data.createApiToken).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+    expect(await api.prisma.apiToken.count()).toBe(count);
+  });
+
+  it('refuses an expiry on a day that does not exist, or past year 9999, as a malformed DateTime, creating nothing', async () => {
+    const count = await api.prisma.apiToken.count();
+    const malformed = await api.gql(create, { input: { name: 'odd', role: 'VIEWER', expiresAt: 'next year' } }, tokens.OWNER);
+    for (const expiresAt of ['2029-02-29T00:00:00Z', '2030-06-31T00:00:00Z', '9999-12-31T23:59:59-00:01']) {
+      const res = await api.gql(create, { input: { name: 'odd', role: 'VIEWER', expiresAt } }, tokens.OWNER);
+      expect(res.body.data?.createApiToken ?? null, expiresAt).toBeNull();
+      expect(res.body.errors, expiresAt).toEqual(malformed.body.errors);
+      expect(res.body.errors![0]!.message).toContain('input.expiresAt');
+    }
     expect(await api.prisma.apiToken.count()).toBe(count);
   });
 });

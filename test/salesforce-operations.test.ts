@@ -346,7 +346,12 @@ describe('RETRIEVE', { timeout: 60_000 }, () => {
 
     expect((await download(artifact.downloadPath, null)).status).toBe(401);
     expect((await download(artifact.downloadPath, 'not-a-token')).status).toBe(401);
-    expect((await download(`/artifacts/${randomUUID()}`)).status).toBe(404);
+    // An unknown id, or one whose %-escapes do not decode, is the same 404.
+    for (const path of [`/artifacts/${randomUUID()}`, '/artifacts/%ZZ', '/artifacts/%E2%82', '/artifacts/%']) {
+      const missing = await download(path);
+      expect(missing.status, path).toBe(404);
+      expect(await missing.json()).toMatchObject({ error: { code: 'ARTIFACT_NOT_FOUND' } });
+    }
   });
 
   it('retrieves a package.xml', async () => {

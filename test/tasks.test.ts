@@ -593,6 +593,38 @@ describe('submitTask validation', () => {
     expect(result.fieldErrors!.map((e) => e.path.join('.')).sort()).toEqual(['params.artifactId', 'params.rollbackOnError', 'params.testLevel']);
   });
 
+  it.each([
+    ['a day past the end of February', '2027-02-30T00:00:00Z'],
+    ['February 29 of a common year', '2027-02-29T00:00:00Z'],
+    ['April 31', '2026-04-31T09:00:00+02:00'],
+    ['hour 24', '2026-05-01T24:00:00Z'],
+    ['year 0', '0000-01-01T00:00:00Z'],
+    ['year 1 that its offset takes back into year 0', '0001-01-01T00:30:00+01:00'],
+    ['year 9999 that its offset takes into year 10000', '9999-12-31T23:30:00-01:00'],
+  ])('refuses %s as runAt as it refuses a malformed DateTime, persisting and enqueueing nothing', async (_label, runAt) => {
+    const before = await c.footprint();
+    const malformed = await api.gql(SUBMIT, { input: { type: 'ORG_CHECK', org: 'uat', runAt: 'tomorrow' } }, c.member);
+    const res = await api.gql(SUBMIT, { input: { type: 'ORG_CHECK', org: 'uat', runAt } }, c.member);
+    expect(res.status).toBe(malformed.status);
+    expect(res.body.data?.submitTask ?? null).toBeNull();
+    expect(res.body.errors).toEqual(malformed.body.errors);
+    expect(res.body.errors![0]!.message).toContain('input.runAt');
+    expect(res.body.errors![0]!.message).toContain('DateTime must be an ISO 8601 string');
+    // Written into the document rather than passed as a variable, it is refused the same way.
+    const literal = await api.gql(`mutation { submitTask(input: {type: ORG_CHECK, org: "uat", runAt: "${runAt}"}) { __typename } }`, {}, c.member);
+    expect(literal.body.data?.submitTask ?? null).toBeNull();
+    expect(literal.body.errors![0]!.message).toContain('DateTime must be an ISO 8601 string');
+    expect(await c.footprint()).toEqual(before);
+  });
+
+  it('takes February 29 of a leap year and the first instant of year 1 as runAt', async () => {
+    const leap = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt: '2028-02-29T23:30:00-01:00' });
+    expect(leap).toMatchObject({ status: 'SCHEDULED', runAt: '2028-03-01T00:30:00.000Z' });
+    const first = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt: '0001-01-01T00:00:00Z' });
+    expect(first).toMatchObject({ status: 'QUEUED', runAt: '0001-01-01T00:00:00.000Z' });
+    for (const { id } of [leap, first]) expect(await c.cancel(id)).toMatchObject({ __typename: 'CancelTaskSuccess' });
+  });
+
   it('answers ORG_NOT_FOUND for an unknown org, persisting and enqueueing nothing', async () => {
     const before = await c.footprint();
     const result = await c.submitRaw({ type: 'ORG_CHECK', org: 'nowhere' });

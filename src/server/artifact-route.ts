@@ -25,7 +25,8 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, i
     reply(res, 403, { error: { code: 'FORBIDDEN', message: 'Your role may not read artifacts' } });
     return;
   }
-  const artifactId = rawId(decodeURIComponent(id), 'Artifact');
+  const decoded = decodePathSegment(id);
+  const artifactId = decoded === null ? null : rawId(decoded, 'Artifact');
   const artifact = artifactId ? await services.artifacts.find(artifactId) : null;
   if (!artifact) {
     reply(res, 404, { error: { code: 'ARTIFACT_NOT_FOUND', message: 'No artifact with that id' } });
@@ -48,4 +49,17 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, i
     return;
   }
   await pipeline(services.artifacts.open(artifact), res).catch(() => res.destroy());
+}
+
+/**
+ * The segment with its %-escapes decoded, or null when they are not percent-encoded UTF-8 (`%ZZ`, a cut-off
+ * sequence): no artifact has such an id, so it is a 404 like any other unknown id, not a failed request.
+ */
+function decodePathSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch (error) {
+    if (error instanceof URIError) return null;
+    throw error;
+  }
 }
