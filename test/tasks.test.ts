@@ -8,7 +8,7 @@ import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { controlChannel } from '../src/events/task-event-bus.js';
 import type { Prisma } from '../src/db/prisma.js';
 import type { TaskQueue } from '../src/generated/prisma/enums.js';
-import { errorFields, startTestApi, type TestApi } from './support/harness.js';
+import { concurrently, errorFields, startTestApi, type TestApi } from './support/harness.js';
 
 const queueNamesList = ['CRITICAL', 'NORMAL', 'BATCH'] as const;
 
@@ -1136,6 +1136,19 @@ describe('scheduleTask and removeSchedule', () => {
     expect((await schedule('europe/paris')).fieldErrors[0].message).toContain('Europe/Paris');
     expect(await api.prisma.schedule.count()).toBe(before);
   });
+
+  it('answers SCHEDULE_NOT_FOUND to all but one of six concurrent removals, as to a later one', async () => {
+    const created = await schedule('Asia/Kolkata');
+    const id = scheduleUuid(created.schedule.id);
+    expect(await api.queues.hasScheduler(id)).toBe(true);
+    const results = await concurrently(api, c.member, Array.from({ length: 6 }, () => ({ query: REMOVE_SCHEDULE, variables: { id: created.schedule.id }, field: 'removeSchedule' })));
+    const later = await remove(created.schedule.id);
+    expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'SCHEDULE_NOT_FOUND' });
+    expect(results.filter((r) => r.__typename === 'RemoveScheduleSuccess')).toEqual([{ __typename: 'RemoveScheduleSuccess', removed: { id } }]);
+    expect(results.filter((r) => r.__typename !== 'RemoveScheduleSuccess')).toEqual(Array(5).fill(later));
+    expect(await api.queues.hasScheduler(id)).toBe(false);
+    expect(await api.prisma.schedule.findUnique({ where: { id } })).toBeNull();
+  });
 });
 
 describe('with Redis down', () => {
@@ -1182,6 +1195,17 @@ describe('with Redis down', () => {
     expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     expect(await d.task(globalId)).toMatchObject({ status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } });
     expect((await d.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED']);
+  });
+
+  it('answers QUEUE_UNAVAILABLE to removeSchedule and keeps the schedule', async () => {
+    // scheduleTask cannot create one without Redis: write it as scheduleTask would have.
+    const org = await down.prisma.org.findUniqueOrThrow({ where: { alias: 'uat' } });
+    const row = await down.prisma.schedule.create({
+      data: { type: 'ORG_CHECK', orgId: org.id, input: {}, cron: '0 * * * *', timezone: 'UTC', queue: 'CRITICAL', priority: 50, maxAttempts: 3, backoffMs: 1000, createdBy: 'test' },
+    });
+    const result = await d.mutate(REMOVE_SCHEDULE, { id: Buffer.from(`Schedule:${row.id}`).toString('base64') }, 'removeSchedule');
+    expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await down.prisma.schedule.findUnique({ where: { id: row.id } })).not.toBeNull();
   });
 
   it('still validates before touching the queue', async () => {

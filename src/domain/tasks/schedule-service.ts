@@ -5,12 +5,16 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Schedule, Task } from '../../generated/prisma/client.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { NotFoundError, ValidationFailedError, withQueue } from '../errors.js';
+import { NotFoundError, unlessGone, ValidationFailedError, withQueue } from '../errors.js';
 import type { SubmitTaskInput, TaskService } from './task-service.js';
 
 export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'source'> {
   cron: string;
   timezone?: string | null;
+}
+
+function scheduleNotFound(): NotFoundError {
+  return new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
 }
 
 const timeZoneExamples = 'such as Europe/Paris, Asia/Kolkata or UTC';
@@ -94,9 +98,18 @@ export class ScheduleService {
 
   async remove(scheduleId: string): Promise<Schedule> {
     const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
-    if (!schedule) throw new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
-    await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
-    await this.prisma.schedule.delete({ where: { id: schedule.id } });
+    if (!schedule) throw scheduleNotFound();
+    // The row is deleted first, in a transaction kept open while Redis drops the scheduler: with Redis down the
+    // delete rolls back and the schedule stays whole. Of concurrent removals, the others wait on the row lock,
+    // then find the row gone and answer SCHEDULE_NOT_FOUND without touching Redis.
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.schedule.delete({ where: { id: schedule.id } });
+          await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
+        }),
+      scheduleNotFound,
+    );
     return schedule;
   }
 
