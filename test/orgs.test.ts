@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger } from './support/capture-logger.js';
-import { errorFields, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { auditEntriesFor, concurrently, errorFields, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
 import { canary, encodings } from './support/leak-search.js';
 
 const run = promisify(execFile);
@@ -509,6 +509,19 @@ describe('removeOrg', () => {
 
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {
     expect(await remove('no-such-org')).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+  });
+
+  it('answers ORG_NOT_FOUND to all but one of six concurrent removals, as to a later one, and audits one', async () => {
+    await registerOk('rm-race', { instanceUrl: 'https://rmr.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-race' } });
+    const results = await concurrently(api, owner, Array.from({ length: 6 }, () => ({ query: removeMutation, variables: { alias: 'rm-race' }, field: 'removeOrg' })));
+    responses.push(JSON.stringify(results));
+    const later = await remove('rm-race');
+    expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+    expect(results.filter((r) => r.__typename === 'RemoveOrgSuccess')).toEqual([{ __typename: 'RemoveOrgSuccess', removed: { id: row.id, alias: 'rm-race' } }]);
+    expect(results.filter((r) => r.__typename !== 'RemoveOrgSuccess')).toEqual(Array(5).fill(later));
+    expect((await auditEntriesFor(api, owner, row.id)).map((e) => e.action).filter((action) => action === 'org.remove')).toEqual(['org.remove']);
+    expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).toBeNull();
   });
 });
 

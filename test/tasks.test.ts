@@ -8,7 +8,7 @@ import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { controlChannel } from '../src/events/task-event-bus.js';
 import type { Prisma } from '../src/db/prisma.js';
 import type { TaskQueue } from '../src/generated/prisma/enums.js';
-import { errorFields, startTestApi, type TestApi } from './support/harness.js';
+import { concurrently, errorFields, startTestApi, type TestApi } from './support/harness.js';
 
 const queueNamesList = ['CRITICAL', 'NORMAL', 'BATCH'] as const;
 
@@ -26,6 +26,12 @@ const RETRY = `mutation($id: ID!) {
   retryTask(id: $id) { __typename ... on RetryTaskSuccess { task { ${TASK_FIELDS} } } ${ERRORS} }
 }`;
 const TASK = `query($id: ID!) { task(id: $id) { ${TASK_FIELDS} } }`;
+const SCHEDULE = `mutation($input: ScheduleTaskInput!) {
+  scheduleTask(input: $input) { __typename ... on ScheduleTaskSuccess { schedule { id cron timezone nextRunAt } } ${errorFields} }
+}`;
+const REMOVE_SCHEDULE = `mutation($id: ID!) {
+  removeSchedule(id: $id) { __typename ... on RemoveScheduleSuccess { removed { id } } ${errorFields} }
+}`;
 const EVENTS = `query($id: ID!, $first: Int, $after: String) {
   task(id: $id) {
     events(first: $first, after: $after) {
@@ -1116,6 +1122,67 @@ describe('concurrency', () => {
   });
 });
 
+describe('scheduleTask and removeSchedule', () => {
+  const schedule = (timezone: string, cron = '30 9 * * *') =>
+    c.mutate(SCHEDULE, { input: { type: 'ORG_CHECK', org: 'uat', cron, timezone } }, 'scheduleTask') as Promise<any>;
+  const remove = (id: string) => c.mutate(REMOVE_SCHEDULE, { id }, 'removeSchedule') as Promise<any>;
+  const scheduleUuid = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').slice('Schedule:'.length);
+
+  it('accepts current IANA names, links and UTC by any of its names, and BullMQ fires them when nextRunAt says', async () => {
+    // Node 20's Intl.supportedValuesOf('timeZone') lists none of these (it has Asia/Calcutta, Europe/Kiev, …).
+    for (const timezone of ['Asia/Kolkata', 'Europe/Kyiv', 'Asia/Ho_Chi_Minh', 'America/Argentina/Buenos_Aires', 'Etc/UTC', 'GMT', 'US/Eastern', 'UTC']) {
+      const created = await schedule(timezone);
+      expect(created, timezone).toMatchObject({ __typename: 'ScheduleTaskSuccess', schedule: { cron: '30 9 * * *', timezone } });
+      const id = scheduleUuid(created.schedule.id);
+      const nextRunAt = Date.parse(created.schedule.nextRunAt);
+      expect(nextRunAt).toBeGreaterThan(Date.now());
+      expect(nextRunAt).toBeLessThanOrEqual(Date.now() + 86_400_000);
+      // The job scheduler that fires the schedule reads the zone the same way: its next firing is nextRunAt.
+      const scheduler = await api.queues.schedules.getJobScheduler(id);
+      expect(scheduler, timezone).toMatchObject({ tz: timezone, pattern: '30 9 * * *', next: nextRunAt });
+      expect((await remove(created.schedule.id)).__typename).toBe('RemoveScheduleSuccess');
+    }
+  });
+
+  it('reads the pattern in the zone: 09:30 in Asia/Kolkata (UTC+05:30, no DST) is 04:00 UTC', async () => {
+    const created = await schedule('Asia/Kolkata');
+    expect(created.__typename).toBe('ScheduleTaskSuccess');
+    const nextRunAt = new Date(created.schedule.nextRunAt);
+    expect(nextRunAt.toISOString()).toMatch(/T04:00:00\.000Z$/);
+    expect(nextRunAt.getTime() - Date.now()).toBeLessThanOrEqual(86_400_000);
+    const listed = await api.gql(`{ schedules(first: 10) { edges { node { id timezone nextRunAt } } } }`, {}, c.member);
+    expect(listed.body.data.schedules.edges.map((e: any) => e.node)).toContainEqual({ id: created.schedule.id, timezone: 'Asia/Kolkata', nextRunAt: created.schedule.nextRunAt });
+    const scheduler = await api.queues.schedules.getJobScheduler(scheduleUuid(created.schedule.id));
+    expect(scheduler?.next).toBe(nextRunAt.getTime());
+    await remove(created.schedule.id);
+  });
+
+  it('refuses unknown zones and names not spelled as in the time zone database, creating nothing', async () => {
+    const before = await api.prisma.schedule.count();
+    for (const timezone of ['Mars/Olympus_Mons', 'Etc/Unknown', '+05:30', ' UTC', '', 'asia/kolkata', 'europe/paris', 'Europe/PARIS', 'utc']) {
+      const result = await schedule(timezone);
+      expect(result, JSON.stringify(timezone)).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+      expect(result.fieldErrors.map((e: any) => e.path)).toEqual([['timezone']]);
+    }
+    // Where Intl knows the zone only the spelling is wrong, and the message gives the right one.
+    expect((await schedule('europe/paris')).fieldErrors[0].message).toContain('Europe/Paris');
+    expect(await api.prisma.schedule.count()).toBe(before);
+  });
+
+  it('answers SCHEDULE_NOT_FOUND to all but one of six concurrent removals, as to a later one', async () => {
+    const created = await schedule('Asia/Kolkata');
+    const id = scheduleUuid(created.schedule.id);
+    expect(await api.queues.hasScheduler(id)).toBe(true);
+    const results = await concurrently(api, c.member, Array.from({ length: 6 }, () => ({ query: REMOVE_SCHEDULE, variables: { id: created.schedule.id }, field: 'removeSchedule' })));
+    const later = await remove(created.schedule.id);
+    expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'SCHEDULE_NOT_FOUND' });
+    expect(results.filter((r) => r.__typename === 'RemoveScheduleSuccess')).toEqual([{ __typename: 'RemoveScheduleSuccess', removed: { id } }]);
+    expect(results.filter((r) => r.__typename !== 'RemoveScheduleSuccess')).toEqual(Array(5).fill(later));
+    expect(await api.queues.hasScheduler(id)).toBe(false);
+    expect(await api.prisma.schedule.findUnique({ where: { id } })).toBeNull();
+  });
+});
+
 describe('with Redis down', () => {
   let d: Client;
   /** Artifacts in the Redis-down API's own database. */
@@ -1160,6 +1227,17 @@ describe('with Redis down', () => {
     expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     expect(await d.task(globalId)).toMatchObject({ status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } });
     expect((await d.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED']);
+  });
+
+  it('answers QUEUE_UNAVAILABLE to removeSchedule and keeps the schedule', async () => {
+    // scheduleTask cannot create one without Redis: write it as scheduleTask would have.
+    const org = await down.prisma.org.findUniqueOrThrow({ where: { alias: 'uat' } });
+    const row = await down.prisma.schedule.create({
+      data: { type: 'ORG_CHECK', orgId: org.id, input: {}, cron: '0 * * * *', timezone: 'UTC', queue: 'CRITICAL', priority: 50, maxAttempts: 3, backoffMs: 1000, createdBy: 'test' },
+    });
+    const result = await d.mutate(REMOVE_SCHEDULE, { id: Buffer.from(`Schedule:${row.id}`).toString('base64') }, 'removeSchedule');
+    expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await down.prisma.schedule.findUnique({ where: { id: row.id } })).not.toBeNull();
   });
 
   it('still validates before touching the queue', async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawId } from '../src/domain/ids.js';
 import { normalise } from '../src/webhooks/events.js';
 import { signTimestamped, verifyGitHub, verifyTimestamped } from '../src/webhooks/signatures.js';
-import { errorFields, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
+import { auditEntriesFor, concurrently, errorFields, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
 const execFileAsync = promisify(execFile);
@@ -449,6 +449,19 @@ describe('sources and their secrets', () => {
     const again = await data(`mutation($id: ID!) { deleteWebhookSource(id: $id) { __typename ${errorFields} } }`, { id: source.id });
     expect(again.deleteWebhookSource).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_SOURCE_NOT_FOUND' });
   });
+
+  it('answers WEBHOOK_SOURCE_NOT_FOUND to all but one of six concurrent deletions, as to a later one, and audits one', async () => {
+    const source = await createSource('CI', 'raced');
+    const id = rawId(source.id, 'WebhookSource')!;
+    const query = `mutation($id: ID!) { deleteWebhookSource(id: $id) { __typename ... on DeleteWebhookSourceSuccess { source { id } } ${errorFields} } }`;
+    const results = await concurrently(api, token, Array.from({ length: 6 }, () => ({ query, variables: { id: source.id }, field: 'deleteWebhookSource' })));
+    const later = (await data(query, { id: source.id })).deleteWebhookSource;
+    expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_SOURCE_NOT_FOUND' });
+    expect(results.filter((r) => r.__typename === 'DeleteWebhookSourceSuccess')).toEqual([{ __typename: 'DeleteWebhookSourceSuccess', source: { id: source.id } }]);
+    expect(results.filter((r) => r.__typename !== 'DeleteWebhookSourceSuccess')).toEqual(Array(5).fill(later));
+    expect((await auditEntriesFor(api, token, id)).map((e) => e.action)).toEqual(['webhook.source.delete', 'webhook.source.create']);
+    expect(await api.prisma.secret.count({ where: { name: `webhooks/${id}` } })).toBe(0);
+  });
 });
 
 describe('rules', () => {
@@ -511,6 +524,52 @@ describe('rules', () => {
     const badPriorityOnCreate = await data(ruleMutation, { input: { ...base, priority: -1 } });
     expect(badPriorityOnCreate.createWebhookRule.fieldErrors.map((f: any) => f.path)).toEqual([['priority']]);
     expect(await api.prisma.webhookRule.count()).toBe(before);
+  });
+
+  const deleteRule = { query: `mutation($id: ID!) { deleteWebhookRule(id: $id) { __typename ... on DeleteWebhookRuleSuccess { rule { id } } ${errorFields} } }`, field: 'deleteWebhookRule' };
+  const updateRule = { query: `mutation($id: ID!) { updateWebhookRule(id: $id, priority: 60) { __typename ... on UpdateWebhookRuleSuccess { rule { id } } ${errorFields} } }`, field: 'updateWebhookRule' };
+
+  it('answers WEBHOOK_RULE_NOT_FOUND to all but one of six concurrent deletions, as to a later one', async () => {
+    const source = await createSource('GITHUB', 'raced-rules');
+    const id = await createRule(source, { name: 'raced' });
+    const results = await concurrently(api, token, Array.from({ length: 6 }, () => ({ ...deleteRule, variables: { id } })));
+    const later = (await data(deleteRule.query, { id })).deleteWebhookRule;
+    expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_RULE_NOT_FOUND' });
+    expect(results.filter((r) => r.__typename === 'DeleteWebhookRuleSuccess')).toEqual([{ __typename: 'DeleteWebhookRuleSuccess', rule: { id } }]);
+    expect(results.filter((r) => r.__typename !== 'DeleteWebhookRuleSuccess')).toEqual(Array(5).fill(later));
+  });
+
+  it('answers WEBHOOK_RULE_NOT_FOUND to updates that lose a race with the rule\'s deletion', async () => {
+    const source = await createSource('GITHUB', 'raced-updates');
+    for (let round = 0; round < 3; round += 1) {
+      const id = await createRule(source, { name: `raced-${round}` });
+      const results = await concurrently(api, token, Array.from({ length: 6 }, (_, i) => ({ ...(i % 2 === 0 ? updateRule : deleteRule), variables: { id } })));
+      const later = (await data(updateRule.query, { id })).updateWebhookRule;
+      expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_RULE_NOT_FOUND' });
+      expect(results.filter((r) => r.__typename === 'DeleteWebhookRuleSuccess')).toEqual([{ __typename: 'DeleteWebhookRuleSuccess', rule: { id } }]);
+      // An update either came before the deletion or answers as one after it does.
+      for (const result of results.filter((_, i) => i % 2 === 0)) {
+        expect([{ __typename: 'UpdateWebhookRuleSuccess', rule: { id } }, later]).toContainEqual(result);
+      }
+    }
+  });
+});
+
+describe('notification subscribers', () => {
+  it('answers SUBSCRIBER_NOT_FOUND to all but one of six concurrent deletions, as to a later one, and audits one', async () => {
+    const created = await data(
+      `mutation { createNotificationSubscriber(url: "https://hooks.example.com/raced") { __typename ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } ${errorFields} } }`,
+    );
+    const { id } = created.createNotificationSubscriber.created.subscriber;
+    const uuid = rawId(id, 'NotificationSubscriber')!;
+    const query = `mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename ... on DeleteNotificationSubscriberSuccess { subscriber { id } } ${errorFields} } }`;
+    const results = await concurrently(api, token, Array.from({ length: 6 }, () => ({ query, variables: { id }, field: 'deleteNotificationSubscriber' })));
+    const later = (await data(query, { id })).deleteNotificationSubscriber;
+    expect(later).toMatchObject({ __typename: 'NotFoundError', code: 'SUBSCRIBER_NOT_FOUND' });
+    expect(results.filter((r) => r.__typename === 'DeleteNotificationSubscriberSuccess')).toEqual([{ __typename: 'DeleteNotificationSubscriberSuccess', subscriber: { id } }]);
+    expect(results.filter((r) => r.__typename !== 'DeleteNotificationSubscriberSuccess')).toEqual(Array(5).fill(later));
+    expect((await auditEntriesFor(api, token, uuid)).map((e) => e.action)).toEqual(['notification.subscriber.delete', 'notification.subscriber.create']);
+    expect(await api.prisma.secret.count({ where: { name: `notifications/${uuid}` } })).toBe(0);
   });
 });
 

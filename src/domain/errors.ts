@@ -103,6 +103,22 @@ export class InvalidStateError extends DomainError {
   }
 }
 
+/**
+ * Runs a write (update or delete) of a row the caller has just found. Should a concurrent request delete the row
+ * in between, Prisma refuses the write with P2025 ("record to update or delete not found"); the caller then
+ * answers `notFound()`, exactly as it would have a moment later, when its own lookup would have missed the row.
+ * Throwing also stops the caller before its side effects (audit entries in the same transaction roll back;
+ * secrets, schedulers and announcements after it are skipped): the request that did delete the row does them.
+ */
+export async function unlessGone<T>(write: () => Promise<T>, notFound: () => NotFoundError): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'P2025') throw notFound();
+    throw error;
+  }
+}
+
 /** Runs a queue operation; any failure of it means Redis is unreachable for the caller. */
 export async function withQueue<T>(operation: () => Promise<T>, what: string): Promise<T> {
   try {

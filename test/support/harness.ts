@@ -190,6 +190,28 @@ export async function dropSchema(schema: string): Promise<void> {
 export const errorFields = '... on Error { code message } ... on ValidationError { fieldErrors { path message } }';
 
 /**
+ * Sends each of `requests` (a mutation, its variables, and the field that holds its result) at the same time and
+ * answers each result, in the order given. A top-level error (an unexpected error is masked as one) throws,
+ * showing every answer.
+ */
+export async function concurrently(
+  api: TestApi,
+  token: string,
+  requests: Array<{ query: string; variables: Record<string, unknown>; field: string }>,
+): Promise<any[]> {
+  const responses = await Promise.all(requests.map(({ query, variables }) => api.gql(query, variables, token)));
+  if (responses.some((res) => res.body.errors)) throw new Error(`GraphQL errors: ${JSON.stringify(responses.map((res) => res.body))}`);
+  return responses.map((res, i) => res.body.data[requests[i]!.field]);
+}
+
+/** Audit entries (newest first) about one target, as an OWNER sees them through `auditEntries`. */
+export async function auditEntriesFor(api: TestApi, owner: string, targetId: string): Promise<Array<{ action: string; targetId: string }>> {
+  const res = await api.gql(`{ auditEntries(first: 500) { edges { node { action targetId } } } }`, {}, owner);
+  if (res.body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(res.body.errors)}`);
+  return res.body.data.auditEntries.edges.map((edge: any) => edge.node).filter((entry: { targetId: string }) => entry.targetId === targetId);
+}
+
+/**
  * A mutation with one `$file: File!` variable, sent through the GraphQL multipart request spec (fields
  * operations, map, then the file) as a zip; returns the HTTP status and the raw answer.
  */

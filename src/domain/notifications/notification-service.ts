@@ -10,7 +10,7 @@ import type { SecretStore } from '../../secrets/secret-store.js';
 import { signTimestamped } from '../../webhooks/signatures.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, unlessGone } from '../errors.js';
 import { ExpiringCache } from '../expiring-cache.js';
 import { parseInput } from '../validation.js';
 
@@ -89,11 +89,17 @@ export class NotificationService {
 
   async deleteSubscriber(actor: Principal, id: string): Promise<NotificationSubscriber> {
     const subscriber = await this.prisma.notificationSubscriber.findUnique({ where: { id } });
-    if (!subscriber) throw new NotFoundError('SUBSCRIBER_NOT_FOUND', 'No notification subscriber with that id');
-    await this.prisma.$transaction(async (tx) => {
-      await tx.notificationSubscriber.delete({ where: { id } });
-      await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
-    });
+    const notFound = () => new NotFoundError('SUBSCRIBER_NOT_FOUND', 'No notification subscriber with that id');
+    if (!subscriber) throw notFound();
+    // Of concurrent deletions, only the one whose delete finds the row records it, announces it and removes the secret.
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.notificationSubscriber.delete({ where: { id } });
+          await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
+        }),
+      notFound,
+    );
     await this.subscribersChanged();
     await this.secrets.delete(subscriber.secretRef);
     return subscriber;

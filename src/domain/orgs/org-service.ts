@@ -6,7 +6,7 @@ import type { OrgKind } from '../../generated/prisma/enums.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
 import type { AuditService } from '../audit/audit-service.js';
 import type { Principal } from '../auth/principal.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError, unlessGone } from '../errors.js';
 import { activeTaskStatuses } from '../tasks/task-states.js';
 import { parseInput } from '../validation.js';
 import { credentialsToSecret, parseCredentials, type CredentialsInput } from './org-credentials.js';
@@ -55,6 +55,10 @@ function isUniqueViolation(error: unknown): boolean {
 
 function aliasTaken(alias: string): ConflictError {
   return new ConflictError('ALIAS_TAKEN', `An org with alias "${alias}" is already registered`);
+}
+
+function orgNotFound(alias: string): NotFoundError {
+  return new NotFoundError('ORG_NOT_FOUND', `No org with alias "${alias}"`);
 }
 
 export class OrgService {
@@ -156,10 +160,16 @@ export class OrgService {
         `Org "${alias}" has ${active} scheduled, queued or running task(s); cancel them first`,
       );
     }
-    await this.prisma.$transaction(async (tx) => {
-      await tx.org.delete({ where: { id: org.id } });
-      await this.audit.record(tx, actor, 'org.remove', 'Org', org.id, { alias: org.alias });
-    });
+    // Of concurrent removals, the one whose delete finds the row records it and deletes the secret; the others
+    // answer ORG_NOT_FOUND, like a removal that came after it.
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.org.delete({ where: { id: org.id } });
+          await this.audit.record(tx, actor, 'org.remove', 'Org', org.id, { alias: org.alias });
+        }),
+      () => orgNotFound(alias),
+    );
     await this.secrets.delete(org.secretRef);
     return org;
   }
@@ -170,7 +180,7 @@ export class OrgService {
 
   async requireByAlias(alias: string): Promise<Org> {
     const org = await this.prisma.org.findUnique({ where: { alias } });
-    if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${alias}"`);
+    if (!org) throw orgNotFound(alias);
     return org;
   }
 

@@ -5,7 +5,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Schedule, Task } from '../../generated/prisma/client.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { NotFoundError, ValidationFailedError, withQueue } from '../errors.js';
+import { NotFoundError, unlessGone, ValidationFailedError, withQueue } from '../errors.js';
 import type { SubmitTaskInput, TaskService } from './task-service.js';
 
 export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'source'> {
@@ -13,11 +13,43 @@ export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'sour
   timezone?: string | null;
 }
 
+function scheduleNotFound(): NotFoundError {
+  return new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
+}
+
+const timeZoneExamples = 'such as Europe/Paris, Asia/Kolkata or UTC';
+
+/**
+ * Refuses what is not a time zone name as the IANA database spells it. Intl.DateTimeFormat is the judge, not
+ * Intl.supportedValuesOf('timeZone'): on Node 20 that lists only ICU's canonical ids, often the old names
+ * (Asia/Calcutta, Europe/Kiev), so current names, links such as US/Eastern, and UTC itself were missing from it.
+ * Intl.DateTimeFormat knows every name of the time zone database, and it is what cron-parser (through luxon)
+ * reads the zone with, both for nextRunAt here and in BullMQ's job scheduler, which fires the schedule: a
+ * zone that passes here is one the schedule fires in.
+ */
+function checkTimeZone(timezone: string): void {
+  let resolved: string;
+  try {
+    resolved = new Intl.DateTimeFormat('en-US', { timeZone: timezone }).resolvedOptions().timeZone;
+  } catch {
+    throw ValidationFailedError.single(['timezone'], `must be an IANA time zone ${timeZoneExamples}`);
+  }
+  // Intl also matches names case-insensitively. The name is stored and shown as given, so it must be spelled
+  // as the database spells it: one zone, one spelling. Intl names a zone's canonical id, which tells the
+  // right spelling when only the case differs. For links (which it resolves to another id), every part of a
+  // database name starts with a capital, which catches names typed in lower case; it also keeps out UTC
+  // offsets such as +05:30, which newer Intl versions accept as zones.
+  if (timezone !== resolved && timezone.toLowerCase() === resolved.toLowerCase()) {
+    throw ValidationFailedError.single(['timezone'], `must be spelled as in the IANA time zone database: ${resolved}`);
+  }
+  if (!timezone.split('/').every((part) => /^[A-Z]/.test(part))) {
+    throw ValidationFailedError.single(['timezone'], `must be spelled as in the IANA time zone database, ${timeZoneExamples}`);
+  }
+}
+
 /** The next firing after `from`, or a VALIDATION_FAILED naming the bad field. */
 export function nextFiring(cron: string, timezone: string, from = new Date()): Date {
-  if (!Intl.supportedValuesOf('timeZone').includes(timezone) && timezone !== 'UTC') {
-    throw ValidationFailedError.single(['timezone'], 'must be an IANA time zone such as Europe/Paris or UTC');
-  }
+  checkTimeZone(timezone);
   const fields = cron.trim().split(/\s+/);
   if (fields.length < 5 || fields.length > 6) {
     throw ValidationFailedError.single(['cron'], 'must have 5 fields (minute hour day month weekday) or 6 with seconds first');
@@ -66,9 +98,18 @@ export class ScheduleService {
 
   async remove(scheduleId: string): Promise<Schedule> {
     const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
-    if (!schedule) throw new NotFoundError('SCHEDULE_NOT_FOUND', 'No schedule with that id');
-    await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
-    await this.prisma.schedule.delete({ where: { id: schedule.id } });
+    if (!schedule) throw scheduleNotFound();
+    // The row is deleted first, in a transaction kept open while Redis drops the scheduler: with Redis down the
+    // delete rolls back and the schedule stays whole. Of concurrent removals, the others wait on the row lock,
+    // then find the row gone and answer SCHEDULE_NOT_FOUND without touching Redis.
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.schedule.delete({ where: { id: schedule.id } });
+          await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
+        }),
+      scheduleNotFound,
+    );
     return schedule;
   }
 

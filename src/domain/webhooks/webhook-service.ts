@@ -13,7 +13,7 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { Batcher } from '../batcher.js';
 import { useArtifactParam } from '../artifacts/artifact-service.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, unlessGone } from '../errors.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
 import { taskParamSchemas } from '../tasks/task-params.js';
@@ -22,6 +22,14 @@ import { parseInput } from '../validation.js';
 import { WebhookSourceCache, type SourceConfig } from './webhook-source-cache.js';
 
 export type { SourceConfig } from './webhook-source-cache.js';
+
+function sourceNotFound(): NotFoundError {
+  return new NotFoundError('WEBHOOK_SOURCE_NOT_FOUND', 'No webhook source with that id');
+}
+
+function ruleNotFound(): NotFoundError {
+  return new NotFoundError('WEBHOOK_RULE_NOT_FOUND', 'No webhook rule with that id');
+}
 
 /**
  * Longest time a replica goes on using a source's secret and rules after they changed elsewhere, should the
@@ -139,10 +147,15 @@ export class WebhookService {
 
   async deleteSource(actor: Principal, sourceId: string): Promise<WebhookSource> {
     const source = await this.requireSource(sourceId);
-    await this.prisma.$transaction(async (tx) => {
-      await tx.webhookSource.delete({ where: { id: source.id } });
-      await this.audit.record(tx, actor, 'webhook.source.delete', 'WebhookSource', source.id, { name: source.name });
-    });
+    // Of concurrent deletions, only the one whose delete finds the row records it and removes the secret.
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.webhookSource.delete({ where: { id: source.id } });
+          await this.audit.record(tx, actor, 'webhook.source.delete', 'WebhookSource', source.id, { name: source.name });
+        }),
+      sourceNotFound,
+    );
     await this.secrets.delete(source.secretRef);
     await this.sourceChanged(source.id);
     return source;
@@ -150,7 +163,7 @@ export class WebhookService {
 
   async requireSource(sourceId: string): Promise<WebhookSource> {
     const source = await this.prisma.webhookSource.findUnique({ where: { id: sourceId } });
-    if (!source) throw new NotFoundError('WEBHOOK_SOURCE_NOT_FOUND', 'No webhook source with that id');
+    if (!source) throw sourceNotFound();
     return source;
   }
 
@@ -223,23 +236,27 @@ export class WebhookService {
   }
 
   async updateRule(ruleId: string, patch: { enabled?: boolean | null; priority?: number | null; name?: string | null }): Promise<WebhookRule> {
-    const rule = await this.prisma.webhookRule.findUnique({ where: { id: ruleId } });
-    if (!rule) throw new NotFoundError('WEBHOOK_RULE_NOT_FOUND', 'No webhook rule with that id');
+    const rule = await this.requireRule(ruleId);
     const data = parseInput(ruleInput.pick({ enabled: true, priority: true, name: true }).partial(), {
       enabled: patch.enabled ?? undefined,
       priority: patch.priority ?? undefined,
       name: patch.name ?? undefined,
     });
-    const updated = await this.prisma.webhookRule.update({ where: { id: ruleId }, data });
+    const updated = await unlessGone(() => this.prisma.webhookRule.update({ where: { id: ruleId }, data }), ruleNotFound);
     await this.sourceChanged(rule.sourceId);
     return updated;
   }
 
   async deleteRule(ruleId: string): Promise<WebhookRule> {
-    const rule = await this.prisma.webhookRule.findUnique({ where: { id: ruleId } });
-    if (!rule) throw new NotFoundError('WEBHOOK_RULE_NOT_FOUND', 'No webhook rule with that id');
-    await this.prisma.webhookRule.delete({ where: { id: ruleId } });
+    const rule = await this.requireRule(ruleId);
+    await unlessGone(() => this.prisma.webhookRule.delete({ where: { id: ruleId } }), ruleNotFound);
     await this.sourceChanged(rule.sourceId);
+    return rule;
+  }
+
+  private async requireRule(ruleId: string): Promise<WebhookRule> {
+    const rule = await this.prisma.webhookRule.findUnique({ where: { id: ruleId } });
+    if (!rule) throw ruleNotFound();
     return rule;
   }
 
