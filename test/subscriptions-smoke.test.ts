@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawId } from '../src/domain/ids.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
-import { collect, wsClient } from './support/ws-client.js';
+import { collect, wsClient, type Collected } from './support/ws-client.js';
 
 let api: TestApi;
 let worker: TestWorker;
@@ -27,17 +27,23 @@ afterAll(async () => {
 const submit = `mutation($p: JSON) { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: $p }) { ... on SubmitTaskSuccess { task { id } } } }`;
 const events = `subscription($id: ID!, $after: String) { taskEvents(taskId: $id, after: $after) { seq cursor kind payload } }`;
 
+/** Follows a task's events from the start until the stream completes; they must come complete and in order. */
+async function followToEnd(id: string): Promise<Collected<any>> {
+  const client = wsClient(api.url, token);
+  const sub = collect(client, events, { id });
+  await sub.done;
+  await client.dispose();
+  expect(sub.errors).toEqual([]);
+  expect(sub.completed).toBe(true);
+  const seqs = sub.events.map((e: any) => e.taskEvents.seq);
+  expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
+  return sub;
+}
+
 describe('taskEvents subscription', () => {
   it('streams a running task\'s events in order and completes', async () => {
     const id = (await api.gql(submit, { p: { steps: 5, stepMs: 50 } }, token)).body.data.submitTask.task.id;
-    const client = wsClient(api.url, token);
-    const sub = collect(client, events, { id });
-    await sub.done;
-    await client.dispose();
-    expect(sub.errors).toEqual([]);
-    expect(sub.completed).toBe(true);
-    const seqs = sub.events.map((e: any) => e.taskEvents.seq);
-    expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
+    const sub = await followToEnd(id);
     expect(sub.events.at(-1).taskEvents.payload.status).toBe('SUCCEEDED');
   });
 
@@ -50,17 +56,10 @@ describe('taskEvents subscription', () => {
     const retried = await api.gql(`mutation($id: ID!) { retryTask(id: $id) { __typename } }`, { id }, token);
     expect(retried.body.data.retryTask.__typename).toBe('RetryTaskSuccess');
     // Followed from the start, while the retry runs: the stream goes past CANCELLED to the retry's end.
-    const client = wsClient(api.url, token);
-    const sub = collect(client, events, { id });
-    await sub.done;
-    await client.dispose();
-    expect(sub.errors).toEqual([]);
-    expect(sub.completed).toBe(true);
+    const sub = await followToEnd(id);
     const statuses = sub.events.filter((e: any) => e.taskEvents.kind === 'STATUS').map((e: any) => e.taskEvents.payload.status);
     expect(statuses.indexOf('CANCELLED')).toBeGreaterThan(0);
     expect(statuses.slice(statuses.indexOf('CANCELLED'))).toEqual(['CANCELLED', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
-    const seqs = sub.events.map((e: any) => e.taskEvents.seq);
-    expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
   });
 
   it('shares one execution among identical subscriptions, with late joiners caught up', async () => {
