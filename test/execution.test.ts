@@ -2,6 +2,7 @@
 // (from dist/), BullMQ on Redis and Postgres. Nothing is mocked. Tests run one after another on purpose: the
 // spare-child checks need to know which children the worker forked.
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrgLock } from '../src/workers/org-lock.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
@@ -569,6 +570,23 @@ describe('per-org lock', () => {
   });
 });
 
+describe('per-org lock after Redis lost it', () => {
+  it('a holder renewing a lock that is gone takes it back, so the next deploy keeps waiting; it never takes over another holder', async () => {
+    const lock = new OrgLock(api.redis, api.queuePrefix, 60_000, 200);
+    const orgId = randomUUID();
+    try {
+      expect(await lock.tryAcquire(orgId, 'running', new Date())).toEqual({ acquired: true });
+      await api.redis.del(`${api.queuePrefix}:orglock:${orgId}`); // what a Redis restarted empty leaves
+      expect(await lock.renew(orgId, 'running')).toBe(true);
+      expect(await lock.tryAcquire(orgId, 'next', new Date())).toEqual({ acquired: false, position: 1, holder: 'running' });
+      expect(await lock.renew(orgId, 'next')).toBe(false);
+      expect(await api.redis.get(`${api.queuePrefix}:orglock:${orgId}`)).toBe('running');
+    } finally {
+      await lock.release(orgId, 'running');
+    }
+  });
+});
+
 describe('delayed and recurring tasks', () => {
   it('keeps a task with a future runAt SCHEDULED, then runs it no earlier than runAt', async () => {
     const runAt = new Date(Date.now() + 1500);
@@ -610,6 +628,8 @@ describe('delayed and recurring tasks', () => {
       'two scheduled tasks to run',
     );
     for (const task of fired) expect(task).toMatchObject({ source: 'SCHEDULE', requestedBy: `schedule:${scheduleId}`, type: 'DIAGNOSTIC' });
+    // Each task's id is named after its firing's job (version 8 UUIDs), so a firing handed over again finds it.
+    for (const task of fired) expect(rawId(task.id, 'Task')![14]).toBe('8');
 
     const removed = await api.gql(REMOVE_SCHEDULE, { id: created.schedule.id }, token);
     expect(removed.body.data.removeSchedule).toEqual({ __typename: 'RemoveScheduleSuccess', removed: { id: scheduleId } });
@@ -622,6 +642,23 @@ describe('delayed and recurring tasks', () => {
     await sleep(2100);
     expect((await api.gql(SCHEDULED_TASKS, {}, token)).body.data.tasks.totalCount).toBe(settled);
     expect(await api.queues.hasScheduler(scheduleId)).toBe(false);
+  });
+
+  it('a firing handed over again (its worker died before BullMQ recorded it done) finds its task instead of creating another', async () => {
+    const res = await api.gql(SCHEDULE, { input: { type: 'DIAGNOSTIC', org: 'exec', params: { steps: 1, stepMs: 0 }, cron: '0 0 1 1 *' } }, token);
+    const scheduleId = rawId(res.body.data.scheduleTask.schedule.id, 'Schedule')!;
+    try {
+      const firing = `repeat:${scheduleId}:1798761600000`;
+      const first = await api.services.schedules.fire(scheduleId, firing);
+      const again = await api.services.schedules.fire(scheduleId, firing);
+      expect(first).not.toBeNull();
+      expect(again?.id).toBe(first!.id);
+      const nextYear = await api.services.schedules.fire(scheduleId, `repeat:${scheduleId}:1830297600000`);
+      expect(nextYear?.id).not.toBe(first!.id);
+      expect(await api.prisma.task.count({ where: { scheduleId } })).toBe(2);
+    } finally {
+      await api.gql(REMOVE_SCHEDULE, { id: res.body.data.scheduleTask.schedule.id }, token);
+    }
   });
 
   it('rejects an invalid cron pattern and an unknown time zone', async () => {

@@ -32,8 +32,15 @@ end
 return {0, position + 1, holder or ''}
 `;
 
+// A holder takes back a lock that is gone (Redis restarted without persistence while its deployment ran): the
+// deployment still runs, and a waiting one must not start beside it. A lock another task holds stays theirs.
 const renewScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0
 `;
 
@@ -73,6 +80,7 @@ export class OrgLock {
     return acquired === 1 ? { acquired: true } : { acquired: false, position, holder };
   }
 
+  /** Extends the lease, or takes back a lock that is gone; false when another task holds it. */
   async renew(orgId: string, taskId: string): Promise<boolean> {
     return (await this.redis.eval(renewScript, 1, this.keys(orgId)[0], taskId, this.leaseMs)) === 1;
   }

@@ -125,9 +125,12 @@ export class TaskExecutor {
       this.lastWaitPhase.delete(task.id);
     }
 
-    const renewTimer = exclusive
-      ? setInterval(() => void this.deps.orgLock.renew(org.id, task!.id).catch(() => undefined), this.deps.orgLock.leaseMs / 3)
-      : undefined;
+    const renewLock = async () => {
+      if (await this.deps.orgLock.renew(org.id, task!.id)) return;
+      // Redis lost the lock and another deployment took it before this renewal could take it back.
+      this.deps.logger.warn({ taskId: task!.id, orgId: org.id }, 'another task holds the org lock while this deployment runs');
+    };
+    const renewTimer = exclusive ? setInterval(() => void renewLock().catch(() => undefined), this.deps.orgLock.leaseMs / 3) : undefined;
     try {
       const ran = await this.claimAndRun(job);
       if (ran === busy) {

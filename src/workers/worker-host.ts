@@ -148,12 +148,17 @@ export class WorkerHost {
         maxStalledCount: 1,
         autorun: true,
       });
-      worker.on('failed', (job, error) => void this.onJobFailed(job as Job<TaskJobData> | undefined, error));
+      worker.on('failed', (job, error) =>
+        // Nobody awaits an event listener: a failure here (Postgres unreachable just then) must not end the worker.
+        void this.onJobFailed(job as Job<TaskJobData> | undefined, error).catch((failure: unknown) =>
+          this.deps.logger.error({ err: failure, jobId: job?.id }, 'settling the task of a failed job failed'),
+        ),
+      );
       worker.on('error', (error) => this.deps.logger.warn({ err: error.message, queue }, 'worker error'));
       this.workers.push(worker);
     }
     // Every worker also turns schedule firings into tasks; BullMQ hands each firing to exactly one of them.
-    const firings = new Worker<ScheduleJobData>(schedulesQueueName, async (job) => ({ taskId: (await this.deps.schedules.fire(job.data.scheduleId))?.id ?? null }), {
+    const firings = new Worker<ScheduleJobData>(schedulesQueueName, async (job) => ({ taskId: (await this.deps.schedules.fire(job.data.scheduleId, job.id))?.id ?? null }), {
       connection: this.connection,
       prefix: this.options.prefix,
       concurrency: 1,
@@ -313,7 +318,7 @@ export class WorkerHost {
       return;
     }
     if (task.status === 'RUNNING') {
-      await this.lifecycle.fail(task.id, { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' });
+      await this.lifecycle.fail(task.id, { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' }, ['RUNNING'], { jobId: job.id! });
     } else if (task.status === 'QUEUED') {
       await this.lifecycle.fail(task.id, { code: task.errorCode ?? 'FAILED', message: task.errorMessage ?? error.message }, ['QUEUED']);
     }

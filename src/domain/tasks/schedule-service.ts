@@ -6,6 +6,7 @@ import type { Schedule, Task } from '../../generated/prisma/client.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { NotFoundError, unlessGone, ValidationFailedError, withQueue } from '../errors.js';
+import { uuidFromName } from '../ids.js';
 import type { SubmitTaskInput, TaskService } from './task-service.js';
 
 export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'source'> {
@@ -121,14 +122,26 @@ export class ScheduleService {
     return this.prisma.schedule.count();
   }
 
-  /** A firing: creates the schedule's task. A firing of a deleted schedule removes its scheduler instead. */
-  async fire(scheduleId: string): Promise<Task | null> {
+  /**
+   * A firing: creates the schedule's task. A firing of a deleted schedule removes its scheduler instead.
+   * `firingId` (the firing job's id, the same each time BullMQ hands the job over) makes it idempotent: a firing
+   * handed over again, because its worker died after creating the task but before BullMQ recorded the firing
+   * done, finds the task it created instead of creating a second one.
+   */
+  async fire(scheduleId: string, firingId?: string): Promise<Task | null> {
     const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId }, include: { org: true } });
     if (!schedule) {
       await this.queues.removeScheduler(scheduleId);
       return null;
     }
-    await this.prisma.schedule.update({ where: { id: schedule.id }, data: { lastFiredAt: new Date() } });
+    const taskId = firingId === undefined ? undefined : uuidFromName(`schedule-firing:${firingId}`);
+    if (taskId !== undefined) {
+      const created = await this.prisma.task.findUnique({ where: { id: taskId } });
+      if (created) return created;
+    }
+    // updateMany: a schedule removed since it was read is no error, only no firing.
+    const fired = await this.prisma.schedule.updateMany({ where: { id: schedule.id }, data: { lastFiredAt: new Date() } });
+    if (fired.count === 0) return null;
     return this.tasks.create(
       {
         type: schedule.type,
@@ -142,6 +155,7 @@ export class ScheduleService {
         timeoutMs: schedule.timeoutMs,
       },
       { source: 'SCHEDULE', requestedBy: `schedule:${schedule.id}`, scheduleId: schedule.id },
+      taskId,
     );
   }
 

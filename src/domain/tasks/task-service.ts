@@ -198,8 +198,9 @@ export class TaskService {
   }
 
   /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
-  async create(spec: TaskSpec, origin: TaskOrigin): Promise<Task> {
-    const { tasks, notQueued } = await this.createMany([{ spec, origin }]);
+  /** `id`: the new task's id, when the caller must know it in advance (else a random one). */
+  async create(spec: TaskSpec, origin: TaskOrigin, id?: string): Promise<Task> {
+    const { tasks, notQueued } = await this.createMany([{ spec, origin, ...(id ? { id } : {}) }]);
     if (notQueued) throw notQueued;
     return tasks[0]!;
   }
