@@ -167,3 +167,30 @@ describe('body limits (without the Caddy edge)', () => {
     expect(((await res.json()) as any).errors.map((e: any) => [e.extensions.code, e.message])).toEqual([['PAYLOAD_TOO_LARGE', 'One file can be uploaded per request']]);
   });
 });
+
+describe('strings Postgres cannot store', () => {
+  const SUBMIT = `mutation($input: SubmitTaskInput!) { submitTask(input: $input) { __typename } }`;
+
+  it('refuses NUL and unpaired surrogates in variables and in literals with VALIDATION_FAILED naming where, storing nothing', async () => {
+    const before = { orgs: await bodies.prisma.org.count(), secrets: await bodies.prisma.secret.count(), tasks: await bodies.prisma.task.count() };
+    const nul = await bodies.gql(REGISTER, { input: { alias: 'u\u0000at', kind: 'SANDBOX', credentials: { instanceUrl: 'https://nul.my.salesforce.com', refreshToken: 'rt' } } }, bodiesToken);
+    expect(nul.status).toBe(200);
+    expect(nul.body.errors!.map((e) => e.extensions)).toEqual([
+      { code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['$input', 'alias'], message: 'must not contain NUL (U+0000) or an unpaired surrogate' }] },
+    ]);
+    const surrogate = await bodies.gql(SUBMIT, { input: { type: 'DIAGNOSTIC', org: 'any', params: { failWith: { code: 'X', message: 'half \ud800 a pair' } } } }, bodiesToken);
+    expect(surrogate.body.errors!.map((e) => e.extensions)).toEqual([
+      { code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['$input', 'params', 'failWith', 'message'], message: 'must not contain NUL (U+0000) or an unpaired surrogate' }] },
+    ]);
+    const literal = await bodies.gql(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "u\\u0000at" }) { __typename } }`, {}, bodiesToken);
+    expect(literal.body.errors!.map((e) => e.extensions)).toEqual([
+      { code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['input', 'org'], message: 'must not contain NUL (U+0000) or an unpaired surrogate' }] },
+    ]);
+    const query = await bodies.gql(`query($alias: String!) { org(alias: $alias) { id } }`, { alias: 'x\u0000' }, bodiesToken);
+    expect(codes(query)).toEqual(['VALIDATION_FAILED']);
+    expect({ orgs: await bodies.prisma.org.count(), secrets: await bodies.prisma.secret.count(), tasks: await bodies.prisma.task.count() }).toEqual(before);
+    // A character outside the Basic Multilingual Plane is a pair of surrogates, and fine.
+    const emoji = await bodies.gql(`query($alias: String!) { org(alias: $alias) { id } }`, { alias: 'rocket-\u{1F680}' }, bodiesToken);
+    expect(emoji.body.errors).toBeUndefined();
+  });
+});

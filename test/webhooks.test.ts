@@ -6,6 +6,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
+import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawId } from '../src/domain/ids.js';
 import { normalise } from '../src/webhooks/events.js';
@@ -410,6 +411,13 @@ describe('sources and their secrets', () => {
     }
   });
 
+  it('removes the secret it wrote again when the source itself cannot be written', async () => {
+    const secrets = await api.prisma.secret.count();
+    // Refused by Postgres (text cannot hold NUL); the API refuses such a name before this point.
+    await expect(api.services.webhooks.createSource(cliPrincipal, { kind: 'GITHUB', name: 'nul\u0000name' })).rejects.toThrow();
+    expect(await api.prisma.secret.count()).toBe(secrets);
+  });
+
   it('rotates: the old secret is refused at once, the new one works', async () => {
     const source = await createSource('GITHUB', 'rotating');
     const payload = ghPush('acme/app', 'refs/heads/feature/x');
@@ -679,6 +687,16 @@ describe('GitHub deliveries', () => {
     } finally {
       await down.close();
     }
+  });
+
+  it('records a delivery holding NUL or an unpaired surrogate, which Postgres cannot store, with U+FFFD in their place', async () => {
+    const payload = ghPush('acme/app', 'refs/heads/main', { head_commit: { id: 'a'.repeat(40), message: 'fix\u0000 the build \ud800' } });
+    const res = await github(sources.gh, 'push', payload);
+    expect(res).toMatchObject({ status: 200, body: { duplicate: false, status: 'PROCESSED', event: 'push' } });
+    const delivery = await api.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: res.body.deliveryId } });
+    expect((delivery.payload as any).head_commit.message).toBe('fix\uFFFD the build \uFFFD');
+    // Still known by the body that was signed: the same delivery again is a duplicate.
+    expect((await github(sources.gh, 'push', payload, delivery.deliveryKey)).body).toMatchObject({ duplicate: true, deliveryId: delivery.id });
   });
 
   it('answers a repeated X-GitHub-Delivery with the first outcome and creates nothing more', async () => {

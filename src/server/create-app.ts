@@ -23,6 +23,7 @@ import { maskError } from './mask-error.js';
 import { clientAddress, RateLimiter, tokenKey, trustedProxyList } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
+import { useStorableStrings } from './storable-strings.js';
 import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
 
 export interface AppOptions {
@@ -125,7 +126,7 @@ export function createApp(options: AppOptions): App {
         feed: options.feed,
         logger,
       }),
-    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
+    plugins: [useBodyLimitErrors(bodyLimits), useStorableStrings(), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
   });
 
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { WebhookService } from '../domain/webhooks/webhook-service.js';
 import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
+import { storableJson } from '../domain/storable-text.js';
 import { BodyTooLarge, readBody } from '../server/read-body.js';
 import { verifyGitHub, verifyGitLab, verifyTimestamped } from './signatures.js';
 
@@ -80,8 +81,11 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
   if (kind === 'GITHUB' && headers['x-github-event'] === 'ping') return reply(res, 200, { status: 'PONG', zen: (payload as { zen?: string }).zen ?? null });
 
-  const delivery = normalise(kind, headers, payload as Record<string, unknown>, body);
-  const outcome = await deps.webhooks.accept(found, delivery, body);
+  // Postgres can store neither NUL nor a lone surrogate, which a commit message may well hold: they are recorded as
+  // U+FFFD, in the stored payload and in all that is taken from it. The delivery is still known by the signed body.
+  const storable = storableJson(payload) as Record<string, unknown>;
+  const delivery = normalise(kind, headers, storable, body);
+  const outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
   reply(res, 200, {
     deliveryId: outcome.delivery.id,
     duplicate: outcome.duplicate,

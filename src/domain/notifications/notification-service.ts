@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
 import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
-import type { SecretStore } from '../../secrets/secret-store.js';
+import { putSecretThen, type SecretStore } from '../../secrets/secret-store.js';
 import { signTimestamped } from '../../webhooks/signatures.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
@@ -77,12 +77,13 @@ export class NotificationService {
     const id = randomUUID();
     const secret = randomBytes(32).toString('base64url');
     const secretRef = `notifications/${id}`;
-    await this.secrets.put(secretRef, { secret });
-    const subscriber = await this.prisma.$transaction(async (tx) => {
-      const created = await tx.notificationSubscriber.create({ data: { id, url: data.url, events: data.events, secretRef, createdBy: actorLabel(actor) } });
-      await this.audit.record(tx, actor, 'notification.subscriber.create', 'NotificationSubscriber', id, { url: data.url, events: data.events });
-      return created;
-    });
+    const subscriber = await putSecretThen(this.secrets, secretRef, { secret }, () =>
+      this.prisma.$transaction(async (tx) => {
+        const created = await tx.notificationSubscriber.create({ data: { id, url: data.url, events: data.events, secretRef, createdBy: actorLabel(actor) } });
+        await this.audit.record(tx, actor, 'notification.subscriber.create', 'NotificationSubscriber', id, { url: data.url, events: data.events });
+        return created;
+      }),
+    );
     await this.subscribersChanged();
     return { subscriber, secret };
   }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Org } from '../../generated/prisma/client.js';
 import type { OrgKind } from '../../generated/prisma/enums.js';
-import type { SecretStore } from '../../secrets/secret-store.js';
+import { putSecretThen, type SecretStore } from '../../secrets/secret-store.js';
 import type { AuditService } from '../audit/audit-service.js';
 import type { Principal } from '../auth/principal.js';
 import { ConflictError, NotFoundError, unlessGone } from '../errors.js';
@@ -83,21 +83,19 @@ export class OrgService {
     }
     const id = randomUUID();
     const secretRef = `orgs/${id}`;
-    // The secret is written first: an org row must never point at credentials that do not exist. If the
-    // row then fails, the orphaned secret is removed again.
-    await this.secrets.put(secretRef, credentialsToSecret(credentials));
     let org: Org;
     try {
-      org = await this.prisma.$transaction(async (tx) => {
-        const org = await tx.org.create({
-          data: { id, alias: data.alias, kind: data.kind, isDevHub: data.isDevHub, instanceUrl: credentials.instanceUrl, secretRef },
-        });
-        await this.audit.record(tx, actor, 'org.register', 'Org', org.id, { alias: org.alias, kind: org.kind });
-        await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind });
-        return org;
-      });
+      org = await putSecretThen(this.secrets, secretRef, credentialsToSecret(credentials), () =>
+        this.prisma.$transaction(async (tx) => {
+          const org = await tx.org.create({
+            data: { id, alias: data.alias, kind: data.kind, isDevHub: data.isDevHub, instanceUrl: credentials.instanceUrl, secretRef },
+          });
+          await this.audit.record(tx, actor, 'org.register', 'Org', org.id, { alias: org.alias, kind: org.kind });
+          await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind });
+          return org;
+        }),
+      );
     } catch (error) {
-      await this.secrets.delete(secretRef).catch(() => undefined);
       if (isUniqueViolation(error)) throw aliasTaken(data.alias);
       throw error;
     }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { Prisma, type PrismaClient } from '../../db/prisma.js';
 import type { WebhookDelivery, WebhookRule, WebhookSource } from '../../generated/prisma/client.js';
 import type { WebhookKind } from '../../generated/prisma/enums.js';
-import type { SecretStore } from '../../secrets/secret-store.js';
+import { putSecretThen, type SecretStore } from '../../secrets/secret-store.js';
 import { matches } from '../../webhooks/glob.js';
 import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
@@ -127,12 +127,13 @@ export class WebhookService {
     const secret = randomBytes(32).toString('base64url');
     const id = crypto.randomUUID();
     const secretRef = `webhooks/${id}`;
-    await this.secrets.put(secretRef, { secret });
-    const source = await this.prisma.$transaction(async (tx) => {
-      const created = await tx.webhookSource.create({ data: { id, kind: data.kind, name: data.name, secretRef, createdBy: actorLabel(actor) } });
-      await this.audit.record(tx, actor, 'webhook.source.create', 'WebhookSource', id, { kind: data.kind, name: data.name });
-      return created;
-    });
+    const source = await putSecretThen(this.secrets, secretRef, { secret }, () =>
+      this.prisma.$transaction(async (tx) => {
+        const created = await tx.webhookSource.create({ data: { id, kind: data.kind, name: data.name, secretRef, createdBy: actorLabel(actor) } });
+        await this.audit.record(tx, actor, 'webhook.source.create', 'WebhookSource', id, { kind: data.kind, name: data.name });
+        return created;
+      }),
+    );
     return { source, secret };
   }
 
@@ -272,7 +273,7 @@ export class WebhookService {
 
   /**
    * Records a verified delivery once and acts on it. A repeated delivery id answers with the first outcome
-   * and does nothing else. `body` is the raw JSON object the signature was checked on.
+   * and does nothing else. `body` is the JSON object to record: the body the signature was checked on, or its storable copy (webhook-route.ts).
    */
   async accept(config: SourceConfig, delivery: NormalisedDelivery, body: Buffer): Promise<DeliveryOutcome> {
     // A copy arriving while the first is still being acted on (a sender retrying on a slow answer) waits for
