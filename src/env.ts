@@ -87,6 +87,7 @@ export const envSchema = z
     SWITCHYARD_SPARE_CHILD: booleanString.default(true),
     SWITCHYARD_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5000),
     SWITCHYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+    SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
     SWITCHYARD_CANCEL_POLL_MS: z.coerce.number().int().min(100).default(2000),
     SWITCHYARD_ORG_LOCK_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
     SWITCHYARD_ORG_LOCK_POLL_MS: z.coerce.number().int().min(100).default(2000),

@@ -38,6 +38,7 @@ export async function createRuntime(env: Env, logger: Logger): Promise<Runtime> 
     artifactDir: path.resolve(env.SWITCHYARD_ARTIFACT_DIR),
     maxUploadBytes: env.SWITCHYARD_MAX_UPLOAD_BYTES,
     checkOrgsOnRegister: env.SWITCHYARD_CHECK_ORGS,
+    scheduleMinIntervalSeconds: env.SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS,
     webhookStoredPayloadBytes: env.SWITCHYARD_WEBHOOK_STORED_PAYLOAD_BYTES,
   });
   return {

@@ -45,6 +45,8 @@ export interface ServiceDeps {
   checkOrgsOnRegister: boolean;
   /** How much of a webhook payload the delivery log keeps. */
   webhookStoredPayloadBytes: number;
+  /** Shortest time allowed between two firings of a schedule (default 60 s). */
+  scheduleMinIntervalSeconds?: number;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -73,7 +75,7 @@ export function createServices(deps: ServiceDeps): Services {
         : null,
     ),
     tasks,
-    schedules: new ScheduleService(deps.prisma, deps.queues, tasks),
+    schedules: new ScheduleService(deps.prisma, deps.queues, tasks, deps.scheduleMinIntervalSeconds),
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     artifacts,
     webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>

@@ -4,6 +4,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { ScheduleService } from '../src/domain/tasks/schedule-service.js';
 import { OrgLock } from '../src/workers/org-lock.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
@@ -661,9 +663,30 @@ describe('delayed and recurring tasks', () => {
     }
   });
 
+  it('stores a pattern with its fields separated by single spaces, and knows day names (THU is no H)', async () => {
+    const res = await api.gql(SCHEDULE, { input: { type: 'DIAGNOSTIC', org: 'exec', params: {}, cron: ' 0 9\n* *\tTHU ' } }, token);
+    expect(res.body.data.scheduleTask.__typename, JSON.stringify(res.body)).toBe('ScheduleTaskSuccess');
+    expect(res.body.data.scheduleTask.schedule.cron).toBe('0 9 * * THU');
+    await api.gql(REMOVE_SCHEDULE, { id: res.body.data.scheduleTask.schedule.id }, token);
+  });
+
+  it('refuses a pattern that fires more often than SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS (60 s by default)', async () => {
+    const schedules = new ScheduleService(api.prisma, api.queues, api.services.tasks);
+    const input = { type: 'DIAGNOSTIC' as const, org: 'exec', params: {} };
+    for (const cron of ['* * * * * *', '*/30 * * * * *', '0,30 * * * * *']) {
+      await expect(schedules.create(cliPrincipal, { ...input, cron }), cron).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+        issues: [{ path: ['cron'], message: expect.stringMatching(/^fires every (1|30) s at times; schedules may fire at most every 60 s/) }],
+      });
+    }
+    const everyMinute = await schedules.create(cliPrincipal, { ...input, cron: '* * * * *' });
+    await schedules.remove(everyMinute.id);
+    expect(await api.prisma.schedule.count()).toBe(0);
+  });
+
   it('rejects an invalid cron pattern and an unknown time zone', async () => {
     const input = { type: 'DIAGNOSTIC', org: 'exec', params: {} };
-    for (const cron of ['every minute', '61 * * * *', '* * * * * * *']) {
+    for (const cron of ['every minute', '61 * * * *', '* * * * * * *', 'H * * * *', '0 H/4 * * *', '5,H(0-29) * * * *']) {
       const res = await api.gql(SCHEDULE, { input: { ...input, cron } }, token);
       const result = res.body.data.scheduleTask;
       expect(result.__typename, cron).toBe('ValidationError');

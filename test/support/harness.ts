@@ -102,6 +102,8 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     maxUploadBytes: options.app?.bodyLimits?.maxUploadBytes ?? 10 * 1024 * 1024,
     checkOrgsOnRegister: options.checkOrgsOnRegister ?? false,
     webhookStoredPayloadBytes: 64 * 1024,
+    // The recurring-task tests fire every second.
+    scheduleMinIntervalSeconds: 1,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
   const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits, ...options.app, bodyLimits: { maxUploadBytes: 10 * 1024 * 1024, ...options.app?.bodyLimits } });

@@ -48,17 +48,43 @@ function checkTimeZone(timezone: string): void {
   }
 }
 
-/** The next firing after `from`, or a VALIDATION_FAILED naming the bad field. */
-export function nextFiring(cron: string, timezone: string, from = new Date()): Date {
+/** The pattern with its fields separated by single spaces, as it is stored (a pasted newline included). */
+export function normaliseCron(cron: string): string {
+  return cron.trim().split(/\s+/).join(' ');
+}
+
+function parseCron(cron: string, timezone: string, from: Date) {
   checkTimeZone(timezone);
-  const fields = cron.trim().split(/\s+/);
+  const fields = normaliseCron(cron).split(' ');
   if (fields.length < 5 || fields.length > 6) {
     throw ValidationFailedError.single(['cron'], 'must have 5 fields (minute hour day month weekday) or 6 with seconds first');
   }
+  // cron-parser reads H as a value drawn at random each time the pattern is parsed (without a seed), and BullMQ
+  // parses it on its own: the schedule would fire at another time than nextRunAt shows, which changes on every read.
+  if (fields.some((field) => field.split(',').some((part) => /^H(\(|\/|$)/i.test(part)))) {
+    throw ValidationFailedError.single(['cron'], 'must not use H (a hashed value): name the minute, hour or day');
+  }
   try {
-    return CronExpressionParser.parse(cron, { tz: timezone, currentDate: from }).next().toDate();
+    return CronExpressionParser.parse(normaliseCron(cron), { tz: timezone, currentDate: from });
   } catch (error) {
     throw ValidationFailedError.single(['cron'], `is not a valid cron pattern: ${(error as Error).message}`);
+  }
+}
+
+/** The next firing after `from`, or a VALIDATION_FAILED naming the bad field. */
+export function nextFiring(cron: string, timezone: string, from = new Date()): Date {
+  return parseCron(cron, timezone, from).next().toDate();
+}
+
+/**
+ * Refuses a pattern that fires more often than every `minSeconds` (among its next firings): a slip such as
+ * `* * * * * *` (every second) would otherwise create a task, say a deployment, every second.
+ */
+function checkInterval(cron: string, timezone: string, minSeconds: number): void {
+  const firings = parseCron(cron, timezone, new Date()).take(20).map((firing) => firing.getTime());
+  const shortest = Math.min(...firings.slice(1).map((time, index) => time - firings[index]!));
+  if (shortest < minSeconds * 1000) {
+    throw ValidationFailedError.single(['cron'], `fires every ${shortest / 1000} s at times; schedules may fire at most every ${minSeconds} s (SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS)`);
   }
 }
 
@@ -67,18 +93,21 @@ export class ScheduleService {
     private readonly prisma: PrismaClient,
     private readonly queues: TaskQueues,
     private readonly tasks: TaskService,
+    /** Shortest time allowed between two firings of a schedule. */
+    private readonly minIntervalSeconds = 60,
   ) {}
 
   async create(actor: Principal, input: ScheduleTaskInput): Promise<Schedule> {
     const timezone = input.timezone ?? 'UTC';
-    nextFiring(input.cron, timezone);
+    const cron = normaliseCron(input.cron);
+    checkInterval(cron, timezone, this.minIntervalSeconds);
     const { spec } = await this.tasks.validate(input);
     const schedule = await this.prisma.schedule.create({
       data: {
         type: spec.type,
         orgId: spec.orgId,
         input: spec.params,
-        cron: input.cron.trim(),
+        cron,
         timezone,
         queue: spec.queue,
         priority: spec.priority,
