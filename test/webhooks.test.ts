@@ -644,6 +644,9 @@ describe('GitHub deliveries', () => {
     expect(sync.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.synchronize' });
     const closed = await github(sources.gh, 'pull_request', ghPullRequest('closed', 'acme/app', 'release/2024.06'));
     expect(closed.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.closed' });
+    // A malformed action (an object where GitHub sends a name) counts as none.
+    const odd = await github(sources.gh, 'pull_request', { ...ghPullRequest('opened', 'acme/app', 'release/2024.06'), action: { name: 'opened' } });
+    expect(odd.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.unknown' });
   });
 
   it('does not fire a disabled rule', async () => {

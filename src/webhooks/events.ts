@@ -27,7 +27,10 @@ function stripRef(ref: unknown): { ref: string | null; isTag: boolean } {
 }
 
 const fallbackKey = (body: Buffer) => `sha256:${createHash('sha256').update(body).digest('hex')}`;
+// Payload fields are the sender's JSON: anything that is not a non-empty string (an object where a name belongs)
+// counts as absent, rather than being recorded as "[object Object]".
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value.slice(0, 500) : undefined);
+const idOf = (value: unknown): string | undefined => (typeof value === 'number' && Number.isFinite(value) ? String(value) : str(value));
 
 export function normalise(kind: WebhookKind, headers: Headers, payload: Json, body: Buffer): NormalisedDelivery {
   switch (kind) {
@@ -40,28 +43,28 @@ export function normalise(kind: WebhookKind, headers: Headers, payload: Json, bo
         return { event: isTag ? 'tag' : 'push', repository, ref, deliveryKey: key };
       }
       if (name === 'pull_request') {
-        return { event: `pull_request.${payload.action ?? 'unknown'}`, repository, ref: str(payload.pull_request?.base?.ref) ?? null, deliveryKey: key };
+        return { event: `pull_request.${str(payload.action) ?? 'unknown'}`, repository, ref: str(payload.pull_request?.base?.ref) ?? null, deliveryKey: key };
       }
       return { event: name, repository, ref: null, deliveryKey: key };
     }
     case 'GITLAB': {
-      const name = headers['x-gitlab-event'] ?? payload.object_kind ?? 'unknown';
+      const name = headers['x-gitlab-event'] ?? str(payload.object_kind) ?? 'unknown';
       const key = headers['x-gitlab-event-uuid'] ?? headers['idempotency-key'] ?? fallbackKey(body);
       const repository = str(payload.project?.path_with_namespace) ?? null;
       if (name === 'Push Hook' || payload.object_kind === 'push') return { event: 'push', repository, ref: stripRef(payload.ref).ref, deliveryKey: key };
       if (name === 'Tag Push Hook' || payload.object_kind === 'tag_push') return { event: 'tag', repository, ref: stripRef(payload.ref).ref, deliveryKey: key };
       if (name === 'Merge Request Hook' || payload.object_kind === 'merge_request') {
         const attributes = payload.object_attributes ?? {};
-        return { event: `merge_request.${attributes.action ?? 'unknown'}`, repository, ref: str(attributes.target_branch) ?? null, deliveryKey: key };
+        return { event: `merge_request.${str(attributes.action) ?? 'unknown'}`, repository, ref: str(attributes.target_branch) ?? null, deliveryKey: key };
       }
-      return { event: String(name), repository, ref: null, deliveryKey: key };
+      return { event: name, repository, ref: null, deliveryKey: key };
     }
     case 'SALESFORCE':
       return {
         event: str(payload.event) ?? str(payload.eventName) ?? headers['x-switchyard-event'] ?? 'unknown',
         repository: null,
         ref: str(payload.ref) ?? null,
-        deliveryKey: headers['x-switchyard-delivery'] ?? headers['idempotency-key'] ?? str(payload.replayId?.toString()) ?? fallbackKey(body),
+        deliveryKey: headers['x-switchyard-delivery'] ?? headers['idempotency-key'] ?? idOf(payload.replayId) ?? fallbackKey(body),
       };
     case 'CI':
       return {
