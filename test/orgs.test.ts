@@ -523,6 +523,27 @@ describe('removeOrg', () => {
     expect((await auditEntriesFor(api, owner, row.id)).map((e) => e.action).filter((action) => action === 'org.remove')).toEqual(['org.remove']);
     expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).toBeNull();
   });
+
+  it('rotations and updates racing a removal answer success or ORG_NOT_FOUND, and leave no secret without its org', async () => {
+    for (let round = 0; round < 3; round += 1) {
+      const alias = `rm-rotate-${round}`;
+      await registerOk(alias, { instanceUrl: 'https://rmrot.my.salesforce.com', refreshToken: fakeRefreshToken() });
+      const row = await api.prisma.org.findUniqueOrThrow({ where: { alias } });
+      const credentials = { instanceUrl: 'https://rmrot.my.salesforce.com', refreshToken: fakeRefreshToken() };
+      const results = await concurrently(api, owner, [
+        ...Array.from({ length: 3 }, () => ({ query: rotateMutation, variables: { alias, credentials }, field: 'rotateOrgCredentials' })),
+        { query: updateMutation, variables: { alias, patch: { isDevHub: true } }, field: 'updateOrg' },
+        { query: removeMutation, variables: { alias }, field: 'removeOrg' },
+      ]);
+      responses.push(JSON.stringify(results));
+      for (const result of results.slice(0, 4)) {
+        expect(result.__typename === 'NotFoundError' ? result.code : 'ok', JSON.stringify(result)).toMatch(/^(ok|ORG_NOT_FOUND)$/);
+      }
+      const org = await api.prisma.org.findUnique({ where: { id: row.id } });
+      const secret = await api.prisma.secret.findUnique({ where: { name: row.secretRef } });
+      expect({ org: org !== null, secret: secret !== null }, JSON.stringify(results)).toEqual({ org: org !== null, secret: org !== null });
+    }
+  });
 });
 
 

@@ -25,18 +25,3 @@ export interface SecretStore {
   /** Issues a grant for the secret valid for at most `ttlSeconds` (Vault wrap TTL ≤ 60 s). */
   issueGrant(name: string, ttlSeconds: number): Promise<CredentialGrant>;
 }
-
-/**
- * Writes a new secret, then `write`s the rows that name it. The secret goes first, since a row must never name a
- * secret that does not exist; if the rows cannot be written, the secret is deleted again rather than left behind
- * with nothing naming it.
- */
-export async function putSecretThen<T>(secrets: SecretStore, name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
-  await secrets.put(name, value);
-  try {
-    return await write();
-  } catch (error) {
-    await secrets.delete(name).catch(() => undefined);
-    throw error;
-  }
-}

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Org } from '../../generated/prisma/client.js';
 import type { OrgKind } from '../../generated/prisma/enums.js';
-import { putSecretThen, type SecretStore } from '../../secrets/secret-store.js';
+import type { SecretStore } from '../../secrets/secret-store.js';
+import { putSecretThen, replaceSecretThen } from '../secret-writes.js';
 import type { AuditService } from '../audit/audit-service.js';
 import type { Principal } from '../auth/principal.js';
 import { ConflictError, NotFoundError, unlessGone } from '../errors.js';
@@ -110,8 +111,8 @@ export class OrgService {
       ['patch'],
     );
     const org = await this.requireByAlias(alias);
-    try {
-      return await this.prisma.$transaction(async (tx) => {
+    const write = () =>
+      this.prisma.$transaction(async (tx) => {
         const updated = await tx.org.update({ where: { id: org.id }, data });
         // Tasks are filtered by alias; keep the org's own history under its current name.
         if (data.alias && data.alias !== org.alias) {
@@ -120,6 +121,8 @@ export class OrgService {
         await this.audit.record(tx, actor, 'org.update', 'Org', org.id, { ...data, previousAlias: org.alias });
         return updated;
       });
+    try {
+      return await unlessGone(write, () => orgNotFound(alias));
     } catch (error) {
       if (isUniqueViolation(error)) throw aliasTaken(data.alias ?? alias);
       throw error;
@@ -129,16 +132,15 @@ export class OrgService {
   async rotateCredentials(actor: Principal, alias: string, input: CredentialsInput): Promise<Org> {
     const org = await this.requireByAlias(alias);
     const credentials = parseCredentials(input);
-    await this.secrets.put(org.secretRef, credentialsToSecret(credentials));
-    const rotated = await this.prisma.$transaction(async (tx) => {
-      // New credentials have not been checked against Salesforce yet.
-      const updated = await tx.org.update({
-        where: { id: org.id },
-        data: { instanceUrl: credentials.instanceUrl, status: 'UNVERIFIED' },
+    const write = () =>
+      this.prisma.$transaction(async (tx) => {
+        // New credentials have not been checked against Salesforce yet.
+        const updated = await tx.org.update({ where: { id: org.id }, data: { instanceUrl: credentials.instanceUrl, status: 'UNVERIFIED' } });
+        await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind, rotated: true });
+        return updated;
       });
-      await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind, rotated: true });
-      return updated;
-    });
+    // Removed meanwhile: the secret this wrote again (after the removal deleted it) goes too.
+    const rotated = await replaceSecretThen(this.secrets, org.secretRef, credentialsToSecret(credentials), () => unlessGone(write, () => orgNotFound(alias)));
     await this.check(actor, rotated);
     return rotated;
   }

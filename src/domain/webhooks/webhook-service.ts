@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { Prisma, type PrismaClient } from '../../db/prisma.js';
 import type { WebhookDelivery, WebhookRule, WebhookSource } from '../../generated/prisma/client.js';
 import type { WebhookKind } from '../../generated/prisma/enums.js';
-import { putSecretThen, type SecretStore } from '../../secrets/secret-store.js';
+import type { SecretStore } from '../../secrets/secret-store.js';
+import { putSecretThen, replaceSecretThen } from '../secret-writes.js';
 import { matches } from '../../webhooks/glob.js';
 import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
@@ -140,7 +141,9 @@ export class WebhookService {
   async rotateSourceSecret(actor: Principal, sourceId: string): Promise<{ source: WebhookSource; secret: string }> {
     const source = await this.requireSource(sourceId);
     const secret = randomBytes(32).toString('base64url');
-    await this.secrets.put(source.secretRef, { secret });
+    // The source must still be there once its new secret is written: a deletion in between removed its secret
+    // before this put wrote it again.
+    await replaceSecretThen(this.secrets, source.secretRef, { secret }, () => this.requireSource(source.id));
     await this.sourceChanged(source.id);
     await this.prisma.$transaction((tx) => this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', source.id));
     return { source, secret };
