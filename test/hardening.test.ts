@@ -194,3 +194,14 @@ describe('strings Postgres cannot store', () => {
     expect(emoji.body.errors).toBeUndefined();
   });
 });
+
+describe('logs', () => {
+  it("does not log a client's mistake (a malformed id) as a server error", async () => {
+    const before = bodies.logLines.length;
+    const res = await bodies.gql(`{ task(id: "nope") { id } }`, {}, bodiesToken);
+    expect(codes(res)).toEqual(['VALIDATION_FAILED']);
+    expect(res.body.errors![0]!.message).toMatch(/^Invalid input at id: /);
+    const errors = bodies.logLines.slice(before).map((line) => JSON.parse(line)).filter((line) => line.level >= 50);
+    expect(errors).toEqual([]);
+  });
+});

@@ -1,6 +1,6 @@
 // What clients see of errors that are not typed results.
 // - A DomainError thrown where the field has no typed error result (e.g. task(id:) with a malformed id) is
-//   an expected failure: its message and code are kept.
+//   an expected failure: its message and code are kept, and it is not logged as an error.
 // - graphql-js quotes the whole offending value when a variable does not match its type (e.g. a credentials
 //   object with a misspelt field), and scalars quote a value of the wrong type (a token sent as a list).
 //   Such values can be secrets, so the quotes are cut; which field is wrong and why stays. The error is
@@ -25,16 +25,15 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
   if (!(error instanceof GraphQLError)) return defaultMaskError(error, message, isDev);
   const original = error.originalError;
   if (original instanceof DomainError) {
-    return new GraphQLError(original.message, {
-      nodes: error.nodes,
-      source: error.source,
-      positions: error.positions,
-      path: error.path,
-      extensions: {
-        code: original.code,
-        ...(original instanceof ValidationFailedError ? { fieldErrors: original.issues } : {}),
-      },
-    });
+    // Shown as it is, and changed in place: it is the client's mistake (a malformed id, say), and Yoga logs at
+    // error level every error that maskError replaces.
+    error.message = original.message;
+    (error as { extensions: GraphQLError['extensions'] }).extensions = {
+      ...error.extensions,
+      code: original.code,
+      ...(original instanceof ValidationFailedError ? { fieldErrors: original.issues } : {}),
+    };
+    return error;
   }
   const redacted = redactQuotedValues(error.message);
   if (redacted !== error.message) {
