@@ -13,6 +13,7 @@ import { ValidationFailedError } from './domain/errors.js';
 import type PrismaTypes from './generated/pothos-types.js';
 import { getDatamodel } from './generated/pothos-types.js';
 import { decodeNodeId, lookUpNodes } from './resolvers/node-lookup.js';
+import ConnectionArgumentsPlugin from './schema/connection-arguments.js';
 
 type AuthScopes = Record<Permission, boolean>;
 
@@ -37,7 +38,9 @@ type BuilderTypes = {
 // Typed out because node(id:) and nodes(ids:) load through the builder itself, which would otherwise leave
 // its type to be inferred from its own initializer.
 export const builder: PothosSchemaTypes.SchemaBuilder<PothosSchemaTypes.ExtendDefaultTypes<BuilderTypes>> = new SchemaBuilder<BuilderTypes>({
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, ZodPlugin, PrismaPlugin, RelayPlugin],
+  // Order matters: the first plugin's resolver wrapper runs first, so permissions are checked before paging
+  // arguments, and those before the Prisma plugin plans and loads a connection.
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, ZodPlugin, ConnectionArgumentsPlugin, PrismaPlugin, RelayPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
     authScopes: (ctx) => {

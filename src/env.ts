@@ -68,6 +68,8 @@ export const envSchema = z
     SWITCHYARD_GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
     SWITCHYARD_GRAPHQL_MAX_FIELDS: z.coerce.number().int().min(10).default(1000),
     SWITCHYARD_GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),
+    // Bracket nesting of a document and of its variables; graphql-js overflows its stack a few thousand deep.
+    SWITCHYARD_GRAPHQL_MAX_NESTING: z.coerce.number().int().min(10).max(1000).default(100),
     SWITCHYARD_INTROSPECTION: booleanString.optional(),
     // Rate limits (Redis sliding windows shared by every replica), per minute; 0 turns one off.
     SWITCHYARD_RATE_LIMIT_API: z.coerce.number().int().min(0).default(600),

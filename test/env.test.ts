@@ -104,6 +104,14 @@ describe('loadEnv overrides', () => {
     expect(problemVariables(envError({ PORT: '80.5' }))).toEqual(['PORT']);
     expect(problemVariables(envError({ PORT: 'http' }))).toEqual(['PORT']);
   });
+
+  it('bounds SWITCHYARD_GRAPHQL_MAX_NESTING to 10..1000, default 100', () => {
+    expect(loadEnv({}).SWITCHYARD_GRAPHQL_MAX_NESTING).toBe(100);
+    expect(loadEnv({ SWITCHYARD_GRAPHQL_MAX_NESTING: '250' }).SWITCHYARD_GRAPHQL_MAX_NESTING).toBe(250);
+    for (const value of ['9', '1001', 'deep']) {
+      expect(problemVariables(envError({ SWITCHYARD_GRAPHQL_MAX_NESTING: value }))).toEqual(['SWITCHYARD_GRAPHQL_MAX_NESTING']);
+    }
+  });
 });
 
 describe('loadEnv errors', () => {

@@ -3,6 +3,8 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
+import { waitFor } from './support/worker-harness.js';
+import { rawClient } from './support/ws-client.js';
 
 let api: TestApi;
 let token: string;
@@ -11,6 +13,9 @@ let bodies: TestApi;
 let bodiesToken: string;
 const maxRequestBytes = 4096;
 const maxUploadBytes = 8192;
+/** An API with the default operation limits (5000 tokens, nesting 100), where a deep document fits the token limit. */
+let nesting: TestApi;
+let nestingToken: string;
 
 beforeAll(async () => {
   api = await startTestApi('hardening', {
@@ -22,10 +27,12 @@ beforeAll(async () => {
   token = await api.token('OWNER');
   bodies = await startTestApi('hardening-bodies', { app: { bodyLimits: { maxRequestBytes, maxUploadBytes } } });
   bodiesToken = await bodies.token('OWNER');
+  nesting = await startTestApi('hardening-nesting');
+  nestingToken = await nesting.token('OWNER');
 });
 
 afterAll(async () => {
-  await Promise.all([api?.close(), bodies?.close()]);
+  await Promise.all([api?.close(), bodies?.close(), nesting?.close()]);
 });
 
 const codes = (res: { body: { errors?: Array<{ extensions?: Record<string, unknown> }> } }) => res.body.errors?.map((e) => e.extensions?.code);
@@ -44,6 +51,75 @@ describe('operation limits', () => {
     expect(tokens.body.errors![0]!.message).toMatch(/400 tokens/);
     const introspection = await api.gql('{ __schema { queryType { name } } }', {}, token);
     expect(codes(introspection)).toContain('INTROSPECTION_DISABLED');
+  });
+});
+
+describe('nesting limit (SWITCHYARD_GRAPHQL_MAX_NESTING, default 100)', () => {
+  const submit = (params: string) => `mutation { submitTask(input: {type: DIAGNOSTIC, org: "uat", params: ${params}}) { __typename ... on Error { code } } }`;
+  /** POSTs a body written by hand: a client's JSON.stringify overflows on the nesting these tests send. */
+  async function postRaw(body: string, withToken = true) {
+    const response = await fetch(`${nesting.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(withToken ? { authorization: `Bearer ${nestingToken}` } : {}) },
+      body,
+    });
+    return { status: response.status, body: (await response.json()) as { data?: any; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> } };
+  }
+
+  // Under the 5000-token limit, each of these overflowed graphql-js's recursive parser: HTTP 500 "Unexpected error."
+  it.each([
+    ['a list value 2000 levels deep', submit(`${'['.repeat(2000)}${']'.repeat(2000)}`)],
+    ['an object value 1500 levels deep', submit(`${'{a:'.repeat(1500)}1${'}'.repeat(1500)}`)],
+    ['a selection set 2000 levels deep', `{ ${'a { '.repeat(2000)}b${' }'.repeat(2000)} }`],
+  ])('refuses %s before parsing it, with HTTP 400 and GRAPHQL_PARSE_FAILED, with or without a token', async (_label, query) => {
+    for (const token of [nestingToken, null]) {
+      const res = await nesting.gql(query, {}, token);
+      expect(res.status).toBe(400);
+      expect(res.body.errors).toHaveLength(1);
+      expect(res.body.errors![0]!.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
+      expect(res.body.errors![0]!.message).toMatch(/^The document nests brackets \d+ levels deep; the limit is 100$/);
+    }
+  });
+
+  it('parses a document within the limit, and does not count brackets in strings, block strings and comments', async () => {
+    const within = await nesting.gql(submit(`{steps: 1, x: ${'['.repeat(90)}${']'.repeat(90)}}`), {}, nestingToken);
+    expect(within.status).toBe(200);
+    expect(within.body.data.submitTask).toEqual({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+    const quoted = await nesting.gql(
+      `query { a: org(alias: "${'[{('.repeat(200)}\\"") { alias } b: org(alias: """${'{'.repeat(200)}\\""" ]""") { alias } } # ${'{'.repeat(200)}`,
+      {},
+      nestingToken,
+    );
+    expect(quoted.status).toBe(200);
+    expect(quoted.body).toEqual({ data: { a: null, b: null } });
+  });
+
+  it('refuses variables nested deeper than the limit over HTTP, with or without a token', async () => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    for (const withToken of [true, false]) {
+      const res = await postRaw(`{"query":"mutation($p: JSON) { submitTask(input: {type: DIAGNOSTIC, org: \\"uat\\", params: $p}) { __typename } }","variables":{"p":{"x":${deep}}}}`, withToken);
+      expect(res.status).toBe(400);
+      expect(res.body.errors?.map((e) => e.extensions?.code)).toEqual(['GRAPHQL_PARSE_FAILED']);
+      expect(res.body.errors![0]!.message).toBe('The variables nest 20002 levels deep; the limit is 100');
+    }
+    // Within the limit the operation runs (the params are then refused by their own validation).
+    const within = await postRaw(`{"query":"mutation($p: JSON) { submitTask(input: {type: DIAGNOSTIC, org: \\"uat\\", params: $p}) { __typename } }","variables":{"p":{"x":${'['.repeat(90)}${']'.repeat(90)}}}}`);
+    expect(within.body).toEqual({ data: { submitTask: { __typename: 'ValidationError' } } });
+  });
+
+  it('refuses variables nested deeper than the limit over WebSocket, keeping the connection open', async () => {
+    // Their sharing key was computed recursively: the socket was closed with 4500 (internal error).
+    const { ws, messages, closed } = await rawClient(nesting, nestingToken);
+    const query = JSON.stringify('subscription($a: String) { taskEvents(taskId: "x", after: $a) { seq } }');
+    ws.send(`{"id":"deep","type":"subscribe","payload":{"query":${query},"variables":{"a":${'['.repeat(20_000)}${']'.repeat(20_000)}}}}`);
+    const refused = await waitFor(async () => messages.find((m) => m.id === 'deep'), 5000, 'an answer');
+    expect(refused.type).toBe('error');
+    expect(refused.payload.map((e: { extensions?: { code?: string } }) => e.extensions?.code)).toEqual(['GRAPHQL_PARSE_FAILED']);
+    ws.send(JSON.stringify({ id: 'next', type: 'subscribe', payload: { query: '{ viewer { role } }' } }));
+    const answered = await waitFor(async () => messages.find((m) => m.id === 'next' && m.type === 'next'), 5000, 'the next answer');
+    expect(answered.payload).toEqual({ data: { viewer: { role: 'OWNER' } } });
+    ws.close();
+    expect((await closed).code).toBe(1005);
   });
 });
 

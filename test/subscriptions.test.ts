@@ -1,14 +1,12 @@
 // Live updates end to end: two API replicas on one Postgres schema and Redis prefix, one real worker forking
 // real children (from dist/), graphql-ws clients on real sockets. Nothing is mocked.
-import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { statusEvent } from '../src/domain/tasks/task-journal.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
-import { collect, wsClient, type Collected } from './support/ws-client.js';
+import { collect, rawClient, wsClient, type Collected } from './support/ws-client.js';
 
 let apiA: TestApi;
 let apiB: TestApi;
@@ -419,18 +417,6 @@ describe('authentication and authorisation over the socket', () => {
     }
   });
 });
-
-/** A bare graphql-transport-ws client on `ws`, so the test decides when (and whether) to read. */
-async function rawClient(api: TestApi, token: string) {
-  const ws = new WebSocket(`${api.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
-  const messages: any[] = [];
-  ws.on('message', (data) => messages.push(JSON.parse(String(data))));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  await once(ws, 'open');
-  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
-  await waitFor(async () => messages.some((m) => m.type === 'connection_ack'), 5000, 'connection_ack');
-  return { ws, messages, closed };
-}
 
 describe('per-connection limits (replica C: 2 subscriptions, 16 KiB unread)', () => {
   let apiC: TestApi;

@@ -811,6 +811,90 @@ describe('tasks and task queries', () => {
     expect(rest.body.data.task.events.edges.map((e: { node: { seq: number } }) => e.node.seq)).toEqual([3, 4]);
     expect(rest.body.data.task.events.pageInfo.hasNextPage).toBe(false);
   });
+
+  describe('bad paging arguments', () => {
+    const base64 = (text: string) => Buffer.from(text).toString('base64');
+    let owner: string;
+    beforeAll(async () => {
+      owner = await listApi.token('OWNER');
+    });
+
+    /** The one error a bad argument gives: VALIDATION_FAILED at the connection, naming the arguments. */
+    function expectRefused(res: { body: { errors?: Array<{ path?: unknown; extensions?: Record<string, unknown>; message: string }> } }, path: unknown[], argumentPaths: string[][]) {
+      expect(res.body.errors, JSON.stringify(res.body)).toHaveLength(1);
+      const [error] = res.body.errors!;
+      expect(error!.path).toEqual(path);
+      expect(error!.extensions?.code).toBe('VALIDATION_FAILED');
+      expect((error!.extensions?.fieldErrors as Array<{ path: string[] }>).map((f) => f.path)).toEqual(argumentPaths);
+      expect(error!.message).toMatch(/^Invalid input/);
+    }
+
+    // Each decodes like a cursor but holds no id of the list (the last two are no cursors at all).
+    const cursors: Array<[string, string]> = [
+      ['a string that is no UUID', base64('GPC:S:not-a-uuid')],
+      ['an empty string', base64('GPC:S:')],
+      ['a number', base64('GPC:N:123')],
+      ['a date', base64('GPC:D:2026-01-01')],
+      ['bytes', base64('GPC:B:true')],
+      ['a JSON object', base64('GPC:J:{}')],
+      ['a compound cursor (of Task.events)', base64(`GPC:T:["S:${randomUUID()}","N:1"]`)],
+      ['garbage', 'not-a-cursor'],
+      ['nothing', ''],
+    ];
+    it.each(['tasks', 'apiTokens', 'orgs', 'schedules', 'artifacts'].flatMap((field) => cursors.map(([label, cursor]) => [field, label, cursor] as const)))(
+      'refuses as after and before of %s a cursor holding %s',
+      async (field, _label, cursor) => {
+        const after = await listApi.gql(`query($c: String) { ${field}(first: 1, after: $c) { totalCount edges { cursor } } }`, { c: cursor }, owner);
+        expectRefused(after, [field], [['after']]);
+        expect(after.body.data ?? null).toBeNull();
+        const before = await listApi.gql(`query($c: String) { ${field}(last: 1, before: $c) { edges { cursor } } }`, { c: cursor }, owner);
+        expectRefused(before, [field], [['before']]);
+      },
+    );
+
+    it.each<[string, string]>([
+      ['a compound cursor with no UUID', base64('GPC:T:["S:nope","N:1"]')],
+      ['a number that is no seq', base64('GPC:N:abc')],
+      ['a seq out of range', base64(`GPC:T:["S:${randomUUID()}","N:99999999999"]`)],
+      ['a single number', base64('GPC:N:99999999999')],
+      ['a cursor of the tasks list', base64(`GPC:S:${randomUUID()}`)],
+    ])('refuses %s as a cursor of Task.events at that field, not at the task', async (_label, cursor) => {
+      const res = await listApi.gql(EVENTS, { id: t[5]!, first: 2, after: cursor }, l.member);
+      expectRefused(res, ['task', 'events'], [['after']]);
+      // events is non-null, so GraphQL nulls the task; nothing else.
+      expect(res.body.data).toEqual({ task: null });
+    });
+
+    it('refuses a bad cursor of Org.tasks at that field, nested in a list', async () => {
+      const res = await listApi.gql('query($c: String) { orgs { edges { node { alias tasks(after: $c) { totalCount } } } } }', { c: base64('GPC:S:nope') }, l.member);
+      expect(res.body.errors?.every((e) => e.extensions?.code === 'VALIDATION_FAILED' && e.path?.at(-1) === 'tasks')).toBe(true);
+      expect(res.body.errors?.map((e) => e.path)).toContainEqual(['orgs', 'edges', 0, 'node', 'tasks']);
+    });
+
+    it('refuses negative page sizes and conflicting directions with VALIDATION_FAILED, naming every problem', async () => {
+      const page = await l.list({ first: 2 });
+      const [start, end] = [page.pageInfo.startCursor, page.pageInfo.endCursor];
+      const cases: Array<[Record<string, unknown>, string[][]]> = [
+        [{ first: -1 }, [['first']]],
+        [{ last: -1 }, [['last']]],
+        [{ first: 1, before: end }, [['before']]],
+        [{ last: 1, after: start }, [['after']]],
+        [{ after: start, before: end }, [['before']]],
+        [{ first: -1, after: 'nope' }, [['first'], ['after']]],
+      ];
+      for (const [variables, argumentPaths] of cases) {
+        const res = await listApi.gql(LIST, variables, l.member);
+        expectRefused(res, ['tasks'], argumentPaths);
+      }
+      const events = await listApi.gql(EVENTS, { id: t[5]!, first: -1 }, l.member);
+      expectRefused(events, ['task', 'events'], [['first']]);
+    });
+
+    it('still checks permissions first', async () => {
+      const res = await listApi.gql('query($c: String) { apiTokens(after: $c) { totalCount } }', { c: 'not-a-cursor' }, l.member);
+      expect(res.body.errors?.map((e) => e.extensions?.code)).toEqual(['FORBIDDEN']);
+    });
+  });
 });
 
 describe('cancelTask', () => {

@@ -32,6 +32,7 @@ export function appOptionsFromEnv(env: Env, runtime: Runtime, logger: Logger, fe
       maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
       maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
       maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
+      maxNesting: env.SWITCHYARD_GRAPHQL_MAX_NESTING,
       introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',
     },
     subscriptionLimits: {

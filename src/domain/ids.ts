@@ -5,6 +5,11 @@ import { createHash } from 'node:crypto';
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const typenamePattern = /^[A-Za-z_]\w*$/;
 
+/** Whether the value is a UUID (any case), the form of every row id. */
+export function isUuid(value: string): boolean {
+  return uuidPattern.test(value);
+}
+
 /** The UUID behind a raw UUID or a global id of `typename`; null for anything else. */
 export function rawId(value: string, typename: string): string | null {
   if (uuidPattern.test(value)) return value.toLowerCase();

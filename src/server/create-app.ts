@@ -50,7 +50,7 @@ export interface AppOptions {
 
 const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
 
-const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxTokens: 5000, introspection: true };
+const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxTokens: 5000, maxNesting: 100, introspection: true };
 
 const defaultSubscriptionLimits: SubscriptionLimits = {
   maxSubscriptionsPerConnection: 20,

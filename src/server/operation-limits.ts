@@ -1,6 +1,10 @@
 // Limits on what one GraphQL operation may ask for, checked before execution: nesting depth, aliases,
 // the number of fields selected (a simple cost), and tokens in the document (checked while parsing, so a
 // huge document is refused before it is held in memory as an AST). Introspection can be switched off.
+// Bracket nesting of the document and of the variables is checked before parsing: graphql-js parses
+// recursively, so `[[[…]]]` or `{a:{a:…}}` a few thousand levels deep (well under the token limit) overflowed
+// the call stack, a RangeError answered as a 500, and nested variables overflowed what walks them recursively
+// (JSON.stringify, the WebSocket sharing key).
 import { GraphQLError, Kind, type ASTVisitor, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { parse } from 'graphql';
@@ -10,11 +14,67 @@ export interface OperationLimits {
   maxAliases: number;
   maxFields: number;
   maxTokens: number;
+  /** Deepest nesting of brackets in the document, and of arrays and objects in the variables. */
+  maxNesting: number;
   introspection: boolean;
 }
 
 function limitError(code: string, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code } });
+}
+
+/** Refused before parsing, like a document over the token limit (Yoga sets that code only for HTTP requests). */
+function unparsable(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED', http: { status: 400 } } });
+}
+
+/** The deepest nesting of `{`, `[` and `(` in a GraphQL document, outside strings and comments; one linear scan. */
+export function documentNesting(source: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < source.length; i += 1) {
+    const char = source[i];
+    if (char === '{' || char === '[' || char === '(') deepest = Math.max(deepest, ++depth);
+    else if (char === '}' || char === ']' || char === ')') depth -= 1;
+    else if (char === '#') i = lineEnd(source, i);
+    else if (char === '"') i = source.startsWith('""', i + 1) ? closing(source, i + 2, '"""') : Math.min(closing(source, i, '"'), lineEnd(source, i));
+  }
+  return deepest;
+}
+
+/** Where the line ends: comments run to it, and so does an unterminated string (which the parser reports). */
+function lineEnd(source: string, from: number): number {
+  const newline = source.indexOf('\n', from);
+  return newline === -1 ? source.length : newline;
+}
+
+/** The index of the last character of the next `quote` after `from` not escaped by a backslash (else the end). */
+function closing(source: string, from: number, quote: string): number {
+  for (let i = from + 1; i < source.length; i += 1) {
+    if (source[i] === '\\') i += 1;
+    else if (source.startsWith(quote, i)) return i + quote.length - 1;
+  }
+  return source.length;
+}
+
+/** Arrays and plain objects: what JSON parses to (not an uploaded File, whose bytes are no nesting). */
+function isJsonContainer(value: unknown): value is object {
+  if (value === null || typeof value !== 'object') return false;
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  return Array.isArray(value) || prototype === Object.prototype || prototype === null;
+}
+
+/** The deepest nesting of arrays and objects in a JSON value, walked without recursion. */
+export function valueNesting(value: unknown): number {
+  let deepest = 0;
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, depth] = next;
+    if (!isJsonContainer(item)) continue;
+    deepest = Math.max(deepest, depth + 1);
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 /** Depth, aliases and fields of the whole operation, following fragments (each counted where it is spread). */
@@ -68,9 +128,20 @@ function limitsRule(limits: OperationLimits) {
 
 export function useOperationLimits(limits: OperationLimits): Plugin {
   return {
-    onParse({ setParseFn }) {
+    onParse({ context, setParseFn }) {
+      // Checked on every request, here rather than in the parse function: Yoga caches a document's parse
+      // result (and error) by its text, and the variables differ from one request to the next.
+      const variables = (context as { params?: { variables?: unknown } }).params?.variables;
+      const variablesNesting = valueNesting(variables);
+      if (variablesNesting > limits.maxNesting) {
+        throw unparsable(`The variables nest ${variablesNesting} levels deep; the limit is ${limits.maxNesting}`);
+      }
       // graphql-js stops at the limit with "Document contains more that N tokens" (reported as GRAPHQL_PARSE_FAILED).
-      setParseFn((source, options) => parse(source, { ...options, maxTokens: limits.maxTokens }));
+      setParseFn((source, options) => {
+        const nesting = documentNesting(typeof source === 'string' ? source : source.body);
+        if (nesting > limits.maxNesting) throw unparsable(`The document nests brackets ${nesting} levels deep; the limit is ${limits.maxNesting}`);
+        return parse(source, { ...options, maxTokens: limits.maxTokens });
+      });
     },
     onValidate({ addValidationRule }) {
       addValidationRule(limitsRule(limits));

@@ -1,6 +1,8 @@
 // A graphql-ws client over a real `ws` socket, collecting what a subscription delivers.
+import { once } from 'node:events';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { waitFor } from './worker-harness.js';
 
 export interface Collected<T = any> {
   events: T[];
@@ -45,4 +47,16 @@ export function collect<T = any>(client: Client, query: string, variables: Recor
     );
   });
   return result;
+}
+
+/** A bare graphql-transport-ws client on `ws`, so the test decides when (and whether) to read, and what to send. */
+export async function rawClient(api: { url: string }, token: string) {
+  const ws = new WebSocket(`${api.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const messages: any[] = [];
+  ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await once(ws, 'open');
+  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+  await waitFor(async () => messages.some((m) => m.type === 'connection_ack'), 5000, 'connection_ack');
+  return { ws, messages, closed };
 }
