@@ -281,3 +281,12 @@ describe('logs', () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe('WebSocket messages', () => {
+  it('closes a socket that sends a message over SWITCHYARD_MAX_REQUEST_BYTES with 1009, as HTTP refuses such a body', async () => {
+    const client = await rawClient(bodies, bodiesToken);
+    const query = `subscription { taskChanges { id } } # ${'x'.repeat(maxRequestBytes)}`;
+    client.ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+    expect((await client.closed).code).toBe(1009);
+  });
+});

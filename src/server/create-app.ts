@@ -52,7 +52,7 @@ const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, max
 
 const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxTokens: 5000, maxNesting: 100, introspection: true };
 
-const defaultSubscriptionLimits: SubscriptionLimits = {
+const defaultSubscriptionLimits: Omit<SubscriptionLimits, 'maxMessageBytes'> = {
   maxSubscriptionsPerConnection: 20,
   maxBufferedBytes: 4 * 1024 * 1024,
   revalidateMs: 30_000,
@@ -201,7 +201,7 @@ export function createApp(options: AppOptions): App {
     services,
     feed: options.feed,
     logger,
-    limits: { ...defaultSubscriptionLimits, ...options.subscriptionLimits },
+    limits: { ...defaultSubscriptionLimits, maxMessageBytes: bodyLimits.maxRequestBytes, ...options.subscriptionLimits },
   });
 
   let stopHeartbeat: (() => Promise<void>) | null = null;

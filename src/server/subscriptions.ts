@@ -37,6 +37,8 @@ export interface SubscriptionLimits {
   revalidateMs: number;
   /** Open connections one token may hold on this replica. */
   maxConnectionsPerToken: number;
+  /** Largest message a client may send (ws closes the socket with 1009 otherwise): as for an HTTP request body. */
+  maxMessageBytes: number;
 }
 
 type SocketExtra = {
@@ -55,7 +57,7 @@ export function attachSubscriptions(
   deps: { services: Services; feed: TaskEventFeed; logger: Logger; limits: SubscriptionLimits },
 ): { close(): Promise<void>; connections(): number; sharedExecutions(): number } {
   const { services, logger, limits } = deps;
-  const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: deps.limits.maxMessageBytes });
   const shared = new SharedSubscriptions();
   /**
    * Per operation (by its context): the sharing key (same role, operation and variables produce the same
