@@ -339,8 +339,15 @@ describe('lost runs found by several workers at once', () => {
     // Its job comes back to another worker, as BullMQ hands over a job whose lock expired.
     const other = await startTestWorker(api, { queues: ['NORMAL'], heartbeatMs: 300 });
     cleanups.push(() => other.close());
-    await api.queues.get(task.queue).add(task.type, { taskId: id }, { jobId: task.jobId! });
+    const spare = await waitFor(async () => other.host.launcher.sparePid, 5000, 'the spare child');
+    // Delayed a little, to be marked stalled (as BullMQ counts it in the job's hash) before a worker takes it.
+    const job = await api.queues.get(task.queue).add(task.type, { taskId: id }, { jobId: task.jobId!, delay: 300 });
+    const jobKey = `${api.queuePrefix}:${job.queueName}:${job.id}`;
+    expect(await api.redis.hget(jobKey, 'name')).toBe(task.type);
+    expect(await api.redis.hincrby(jobKey, 'stc', 1)).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Looking again takes no child: the spare waiting for real work is the same.
+    expect(other.host.launcher.sparePid).toBe(spare);
     const untouched = await api.prisma.task.findUniqueOrThrow({ where: { id } });
     expect(untouched).toMatchObject({ status: 'RUNNING', attempts: 1, workerId: owner.host.workerId });
 

@@ -670,6 +670,22 @@ describe('delayed and recurring tasks', () => {
     await api.gql(REMOVE_SCHEDULE, { id: res.body.data.scheduleTask.schedule.id }, token);
   });
 
+  it('still shows nextRunAt of a schedule stored before today\'s checks (its pattern uses H)', async () => {
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'exec' } });
+    const stored = await api.prisma.schedule.create({
+      data: { type: 'DIAGNOSTIC', orgId: org.id, input: {}, cron: 'H 3 * * *', timezone: 'UTC', queue: 'NORMAL', priority: 50, maxAttempts: 1, backoffMs: 1000, createdBy: 'cli' },
+    });
+    try {
+      const res = await api.gql(`{ schedules(first: 10) { edges { node { cron nextRunAt } } } }`, {}, token);
+      expect(res.body.errors).toBeUndefined();
+      const next = Date.parse(res.body.data.schedules.edges.find((e: any) => e.node.cron === 'H 3 * * *').node.nextRunAt);
+      expect(next).toBeGreaterThan(Date.now());
+      expect(new Date(next).getUTCHours()).toBe(3);
+    } finally {
+      await api.prisma.schedule.delete({ where: { id: stored.id } });
+    }
+  });
+
   it('refuses a pattern that fires more often than SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS (60 s by default)', async () => {
     const schedules = new ScheduleService(api.prisma, api.queues, api.services.tasks);
     const input = { type: 'DIAGNOSTIC' as const, org: 'exec', params: {} };

@@ -265,6 +265,10 @@ describe('strings Postgres cannot store', () => {
     const query = await bodies.gql(`query($alias: String!) { org(alias: $alias) { id } }`, { alias: 'x\u0000' }, bodiesToken);
     expect(codes(query)).toEqual(['VALIDATION_FAILED']);
     expect({ orgs: await bodies.prisma.org.count(), secrets: await bodies.prisma.secret.count(), tasks: await bodies.prisma.task.count() }).toEqual(before);
+    // Without a valid token the answer is 401 and nothing more, whatever the strings hold.
+    const anonymous = await bodies.gql(REGISTER, { input: { alias: 'u\u0000at', kind: 'SANDBOX', credentials: { instanceUrl: 'https://nul.my.salesforce.com', refreshToken: 'rt' } } });
+    expect(anonymous.status).toBe(401);
+    expect(codes(anonymous)).toEqual(['UNAUTHENTICATED']);
     // A character outside the Basic Multilingual Plane is a pair of surrogates, and fine.
     const emoji = await bodies.gql(`query($alias: String!) { org(alias: $alias) { id } }`, { alias: 'rocket-\u{1F680}' }, bodiesToken);
     expect(emoji.body.errors).toBeUndefined();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawId } from '../src/domain/ids.js';
+import { streamTaskEvents } from '../src/domain/tasks/task-event-stream.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 import { collect, wsClient, type Collected } from './support/ws-client.js';
@@ -60,6 +61,22 @@ describe('taskEvents subscription', () => {
     const statuses = sub.events.filter((e: any) => e.taskEvents.kind === 'STATUS').map((e: any) => e.taskEvents.payload.status);
     expect(statuses.indexOf('CANCELLED')).toBeGreaterThan(0);
     expect(statuses.slice(statuses.indexOf('CANCELLED'))).toEqual(['CANCELLED', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+  });
+
+  it('completes when the task has ended though a LOG line came after its final status and the live final status was missed', async () => {
+    const runAt = new Date(Date.now() + 3_600_000).toISOString();
+    const id = rawId((await api.gql(`mutation($p: JSON, $runAt: DateTime) { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: $p, runAt: $runAt }) { ... on SubmitTaskSuccess { task { id } } } }`, { p: { steps: 1, stepMs: 0 }, runAt }, token)).body.data.submitTask.task.id, 'Task')!;
+    // A live side that never delivers: every event has to come from the quiet re-reads of the log.
+    const silent: AsyncIterableIterator<never> = { next: () => new Promise(() => undefined), [Symbol.asyncIterator]() { return this; } };
+    const seen: Array<{ kind: string; payload: any }> = [];
+    const done = (async () => {
+      for await (const event of streamTaskEvents(api.prisma, silent, id, 0, { quietRecheckMs: 100 })) seen.push(event);
+    })();
+    await waitFor(async () => seen.length >= 1, 5000, 'the first event');
+    await api.services.journal.change(id, ['SCHEDULED'], { status: 'CANCELLED', finishedAt: new Date() }, [{ kind: 'STATUS', payload: { status: 'CANCELLED' } }]);
+    await api.services.journal.change(id, null, {}, [{ kind: 'LOG', payload: { level: 'info', message: 'a late line' } }]);
+    await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error('the stream did not complete')), 5000))]);
+    expect(seen.map((event) => event.kind)).toEqual(['STATUS', 'STATUS', 'LOG']);
   });
 
   it('shares one execution among identical subscriptions, with late joiners caught up', async () => {

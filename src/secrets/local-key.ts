@@ -21,10 +21,15 @@ export async function resolveSecretKey(env: Env, logger: Logger): Promise<Buffer
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   // Written whole under a name of its own, then linked into place: link() fails if another process saved its
   // key first (then read theirs), and nobody can read a file that is created but not yet written.
+  const content = `${key.toString('hex')}\n`;
   const draft = `${file}.${process.pid}.${key.toString('hex', 0, 4)}.tmp`;
-  await writeFile(draft, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  await writeFile(draft, content, { mode: 0o600, flag: 'wx' });
   try {
-    await link(draft, file);
+    await link(draft, file).catch(async (error: NodeJS.ErrnoException) => {
+      // A file system without hard links (some shares and bind mounts): create the file in place, as before.
+      if (error.code !== 'EPERM' && error.code !== 'ENOTSUP' && error.code !== 'EOPNOTSUPP') throw error;
+      await writeFile(file, content, { mode: 0o600, flag: 'wx' });
+    });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return resolveSecretKey(env, logger);
     throw error;

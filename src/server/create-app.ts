@@ -126,7 +126,9 @@ export function createApp(options: AppOptions): App {
         feed: options.feed,
         logger,
       }),
-    plugins: [useBodyLimitErrors(bodyLimits), useStorableStrings(), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication()],
+    // Order matters among hooks that may end an operation early (which skips the later ones): authentication comes
+    // before the string check, so a request without a valid token learns nothing but that.
+    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication(), useStorableStrings()],
   });
 
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached
@@ -158,6 +160,8 @@ export function createApp(options: AppOptions): App {
             void yoga(req, res, { requestId });
           })
           .catch((error) => {
+            // A client that went away mid-body (its request errors with "aborted") is no server failure.
+            if (req.destroyed) return;
             logger.error({ err: error }, 'graphql request failed before execution');
             if (!res.headersSent) refuse(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error', true);
           });

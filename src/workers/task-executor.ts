@@ -78,7 +78,9 @@ export class TaskExecutor {
   async process(job: Job<TaskJobData>, token: string | undefined): Promise<unknown> {
     // The usual case first, in one statement: a waiting task whose current job this is, of a type that needs
     // no org lock. Anything else (a stale job, a lost run, a removed org, a lock to wait for) is sorted out below.
-    if (!orgExclusiveTypes.has(job.name as Task['type'])) {
+    // Not for a job that has stalled before: its task may still be running on a live worker (see below), and a
+    // claim attempt takes a child it would then throw away.
+    if (!orgExclusiveTypes.has(job.name as Task['type']) && !job.stalledCounter) {
       const ran = await this.claimAndRun(job);
       if (ran !== notClaimed && ran !== busy) return ran;
     }
@@ -93,7 +95,7 @@ export class TaskExecutor {
       // BullMQ handed this job over as stalled. Its worker died, or only lost the job's lock while its run goes
       // on (Redis unreachable, or its event loop blocked, for longer than the lock lasts): a live worker's run is
       // left to finish, and this job looks again later (then finds the task settled, or its worker gone).
-      if (await this.workerStillRuns(task.workerId)) return this.lookAgainLater(job, token);
+      if (await this.workerStillRuns(task.workerId)) return this.lookAgainLater(job, token, this.deps.workerGraceMs);
       const lost = { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' };
       if (task.attempts >= task.maxAttempts) {
         await lifecycle.fail(task.id, lost, ['RUNNING'], { jobId: job.id! });
@@ -156,9 +158,9 @@ export class TaskExecutor {
     return this.deps.isWorkerAlive(workerId);
   }
 
-  /** Puts the job back for lockPollMs without spending one of its attempts. */
-  private async lookAgainLater(job: Job<TaskJobData>, token: string | undefined): Promise<never> {
-    await job.moveToDelayed(Date.now() + this.options.lockPollMs, token);
+  /** Puts the job back for `delayMs` (lockPollMs by default) without spending one of its attempts. */
+  private async lookAgainLater(job: Job<TaskJobData>, token: string | undefined, delayMs = this.options.lockPollMs): Promise<never> {
+    await job.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
   }
 

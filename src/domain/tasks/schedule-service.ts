@@ -54,6 +54,27 @@ export function normaliseCron(cron: string): string {
 }
 
 function parseCron(cron: string, timezone: string, from: Date) {
+  try {
+    return CronExpressionParser.parse(normaliseCron(cron), { tz: timezone, currentDate: from });
+  } catch (error) {
+    throw ValidationFailedError.single(['cron'], `is not a valid cron pattern: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The next firing after `from`. Stored schedules passed the checks of their day, which newer versions may have
+ * tightened (see checkNewSchedule): their patterns are only parsed here, so each still shows its next firing.
+ */
+export function nextFiring(cron: string, timezone: string, from = new Date()): Date {
+  return parseCron(cron, timezone, from).next().toDate();
+}
+
+/**
+ * What a new schedule's pattern and zone must be, or a VALIDATION_FAILED naming the bad field. Among its next
+ * firings none may follow the one before sooner than `minSeconds`: a slip such as `* * * * * *` (every second)
+ * would otherwise create a task, say a deployment, every second.
+ */
+export function checkNewSchedule(cron: string, timezone: string, minSeconds: number): void {
   checkTimeZone(timezone);
   const fields = normaliseCron(cron).split(' ');
   if (fields.length < 5 || fields.length > 6) {
@@ -64,23 +85,6 @@ function parseCron(cron: string, timezone: string, from: Date) {
   if (fields.some((field) => field.split(',').some((part) => /^H(\(|\/|$)/i.test(part)))) {
     throw ValidationFailedError.single(['cron'], 'must not use H (a hashed value): name the minute, hour or day');
   }
-  try {
-    return CronExpressionParser.parse(normaliseCron(cron), { tz: timezone, currentDate: from });
-  } catch (error) {
-    throw ValidationFailedError.single(['cron'], `is not a valid cron pattern: ${(error as Error).message}`);
-  }
-}
-
-/** The next firing after `from`, or a VALIDATION_FAILED naming the bad field. */
-export function nextFiring(cron: string, timezone: string, from = new Date()): Date {
-  return parseCron(cron, timezone, from).next().toDate();
-}
-
-/**
- * Refuses a pattern that fires more often than every `minSeconds` (among its next firings): a slip such as
- * `* * * * * *` (every second) would otherwise create a task, say a deployment, every second.
- */
-function checkInterval(cron: string, timezone: string, minSeconds: number): void {
   const firings = parseCron(cron, timezone, new Date()).take(20).map((firing) => firing.getTime());
   const shortest = Math.min(...firings.slice(1).map((time, index) => time - firings[index]!));
   if (shortest < minSeconds * 1000) {
@@ -100,7 +104,7 @@ export class ScheduleService {
   async create(actor: Principal, input: ScheduleTaskInput): Promise<Schedule> {
     const timezone = input.timezone ?? 'UTC';
     const cron = normaliseCron(input.cron);
-    checkInterval(cron, timezone, this.minIntervalSeconds);
+    checkNewSchedule(cron, timezone, this.minIntervalSeconds);
     const { spec } = await this.tasks.validate(input);
     const schedule = await this.prisma.schedule.create({
       data: {
@@ -129,17 +133,12 @@ export class ScheduleService {
   async remove(scheduleId: string): Promise<Schedule> {
     const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
     if (!schedule) throw scheduleNotFound();
-    // The row is deleted first, in a transaction kept open while Redis drops the scheduler: with Redis down the
-    // delete rolls back and the schedule stays whole. Of concurrent removals, the others wait on the row lock,
-    // then find the row gone and answer SCHEDULE_NOT_FOUND without touching Redis.
-    await unlessGone(
-      () =>
-        this.prisma.$transaction(async (tx) => {
-          await tx.schedule.delete({ where: { id: schedule.id } });
-          await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
-        }),
-      scheduleNotFound,
-    );
+    // The scheduler goes first: with Redis down the schedule stays whole (QUEUE_UNAVAILABLE), and no transaction is
+    // held open across a Redis call. Of concurrent removals, each drops the scheduler (idempotent) and one deletes
+    // the row; the others answer SCHEDULE_NOT_FOUND. A scheduler restored meanwhile (by a reconciler that still saw
+    // the row) removes itself at its next firing, which finds no schedule (fire()).
+    await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
+    await unlessGone(() => this.prisma.schedule.delete({ where: { id: schedule.id } }), scheduleNotFound);
     return schedule;
   }
 

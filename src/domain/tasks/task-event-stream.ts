@@ -61,12 +61,17 @@ export function streamTaskEvents(
       }
     };
 
-    try {
-      if (await fromDatabase()) return;
-      // A task that is final with the cursor at its end completes at once.
+    /**
+     * Whether the task has ended with everything delivered. A final status need not be the log's last event (a
+     * child's late LOG line can follow it), so this asks the task rather than the events.
+     */
+    const endedAndDelivered = async (): Promise<boolean> => {
       const task = await prisma.task.findUnique({ where: { id: taskId }, select: { status: true, lastEventSeq: true } });
-      if (!task) return;
-      if ((finalTaskStatuses as readonly string[]).includes(task.status) && last >= task.lastEventSeq) return;
+      return !task || ((finalTaskStatuses as readonly string[]).includes(task.status) && last >= task.lastEventSeq);
+    };
+
+    try {
+      if ((await fromDatabase()) || (await endedAndDelivered())) return;
 
       let pending = live.next();
       while (!stopped) {
@@ -79,7 +84,10 @@ export function streamTaskEvents(
         if (next === 'stopped') return;
         if (next === 'quiet' || (next.value && next.value.seq > last + 1)) {
           if (await fromDatabase()) return;
-          if (next === 'quiet') continue;
+          if (next === 'quiet') {
+            if (await endedAndDelivered()) return;
+            continue;
+          }
         }
         if (next.done) return;
         pending = live.next();
