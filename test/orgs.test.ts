@@ -362,6 +362,16 @@ describe('updateOrg', () => {
     expect(row).toMatchObject({ alias: 'upd-b', kind: 'PRODUCTION', isDevHub: false });
   });
 
+  it('writes and audits nothing for a patch that changes nothing', async () => {
+    const audited = async () => (await auditEntriesFor(api, owner, rawId)).length;
+    const before = await audited();
+    for (const patch of [{}, { kind: 'PRODUCTION', isDevHub: false }, { alias: 'upd-b' }]) {
+      const result = await update('upd-b', patch);
+      expect(result.org).toMatchObject({ id: original.id, alias: 'upd-b', kind: 'PRODUCTION', isDevHub: false });
+    }
+    expect(await audited()).toBe(before);
+  });
+
   it('refuses a rename onto a taken alias with ALIAS_TAKEN', async () => {
     const before = await storedCounts();
     const result = await update('upd-b', { alias: 'upd-other', kind: 'SCRATCH' });

@@ -111,6 +111,8 @@ export class OrgService {
       ['patch'],
     );
     const org = await this.requireByAlias(alias);
+    // Nothing to change (every field omitted, or each as it is): nothing is written, and nothing audited.
+    if (Object.entries(data).every(([key, value]) => value === undefined || org[key as keyof typeof data] === value)) return org;
     const write = () =>
       this.prisma.$transaction(async (tx) => {
         const updated = await tx.org.update({ where: { id: org.id }, data });
