@@ -1279,3 +1279,23 @@ describe('outbound notifications', () => {
     }
   });
 });
+
+// Last: its deliveries are FAILED, which the delivery-log tests above count.
+describe('rules and org aliases', () => {
+  it("never creates a task for another org that took over the alias of the rule's org (renamed or removed)", async () => {
+    const register = (alias: string, kind: string, host: string) =>
+      data(`mutation($a: String!, $k: OrgKind!, $u: String!) { registerOrg(input: { alias: $a, kind: $k, credentials: { instanceUrl: $u, refreshToken: "5Aep861take" } }) { __typename } }`, { a: alias, k: kind, u: `https://${host}.my.salesforce.com` });
+    const source = await createSource('GITHUB', 'takeover');
+    for (const [alias, leave] of [['take-renamed', `mutation { updateOrg(alias: "take-renamed", patch: { alias: "take-renamed-2" }) { __typename } }`], ['take-removed', `mutation { removeOrg(alias: "take-removed") { __typename } }`]] as const) {
+      expect((await register(alias, 'SANDBOX', 'sandbox')).registerOrg.__typename).toBe('RegisterOrgSuccess');
+      await createRule(source, { name: `for-${alias}`, event: 'push', repository: `takeover/${alias}`, org: alias });
+      expect(Object.values(await data(leave))[0]).toMatchObject({ __typename: expect.stringMatching(/Success$/) });
+      expect((await register(alias, 'PRODUCTION', 'production')).registerOrg.__typename).toBe('RegisterOrgSuccess');
+      const tasksBefore = await api.prisma.task.count({ where: { orgAlias: alias } });
+      const res = await github(source, 'push', ghPush(`takeover/${alias}`, 'refs/heads/main'));
+      expect(res.body).toMatchObject({ status: 'FAILED', taskIds: [] });
+      expect(res.body.error).toBe(`rule for-${alias}: org "${alias}" is not the org this rule was created for (that org was renamed or removed)`);
+      expect(await api.prisma.task.count({ where: { orgAlias: alias } })).toBe(tasksBefore);
+    }
+  });
+});

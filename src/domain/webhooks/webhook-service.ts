@@ -214,9 +214,8 @@ export class WebhookService {
     const data = parseInput(ruleInput, input);
     const source = await this.requireSource(rawId(input.sourceId, 'WebhookSource') ?? '00000000-0000-0000-0000-000000000000');
     const parsedParams = parseInput(taskParamSchemas[data.taskType], data.params ?? {}, ['params']);
-    if (!(await this.prisma.org.findUnique({ where: { alias: data.org }, select: { id: true } }))) {
-      throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
-    }
+    const org = await this.prisma.org.findUnique({ where: { alias: data.org }, select: { id: true } });
+    if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
     // A deployment rule's artifact must exist (each task the rule creates checks it again); naming it keeps it.
     const params = await useArtifactParam(this.prisma, data.taskType, parsedParams, ['params']);
     const rule = await this.prisma.webhookRule.create({
@@ -228,6 +227,7 @@ export class WebhookService {
         ref: data.ref ?? null,
         taskType: data.taskType,
         orgAlias: data.org,
+        orgId: org.id,
         params: params as Prisma.InputJsonValue,
         queue: data.queue ?? null,
         priority: data.priority,
@@ -353,6 +353,12 @@ export class WebhookService {
         const rule = matched[ruleIndex]!;
         if (result.status === 'rejected') {
           errors.push(`rule ${rule.name}: ${(result.reason as Error).message}`);
+          return;
+        }
+        // The alias now names another org (the rule's was renamed or removed, and another took the name over): a
+        // rule made for a sandbox must not start work on whatever org is called that today.
+        if (result.value.spec.orgId !== rule.orgId) {
+          errors.push(`rule ${rule.name}: org "${rule.orgAlias}" is not the org this rule was created for (that org was renamed or removed)`);
           return;
         }
         const taskId = randomUUID();
