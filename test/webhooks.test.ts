@@ -10,6 +10,7 @@ import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawId } from '../src/domain/ids.js';
 import { normalise } from '../src/webhooks/events.js';
+import { matches } from '../src/webhooks/glob.js';
 import { signTimestamped, verifyGitHub, verifyTimestamped } from '../src/webhooks/signatures.js';
 import { auditEntriesFor, concurrently, errorFields, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
@@ -343,6 +344,32 @@ afterAll(async () => {
   await notifySetup?.catch(() => undefined);
   await worker?.close();
   await Promise.all([api?.close(), napi?.close()]);
+});
+
+describe('rule globs', () => {
+  it('match * within a segment, ** across segments, ? one character, and everything else literally', () => {
+    expect(matches('release/*', 'release/2024.06')).toBe(true);
+    expect(matches('release/*', 'release/2024/06')).toBe(false);
+    expect(matches('release/**', 'release/2024/06')).toBe(true);
+    expect(matches('v?.*', 'v1.2')).toBe(true);
+    expect(matches('v?.*', 'v10.2')).toBe(false);
+    expect(matches('a?c', 'a/c')).toBe(false);
+    expect(matches('acme/*', 'acme/app')).toBe(true);
+    expect(matches('acme/*', 'globex/app')).toBe(false);
+    expect(matches('*', '')).toBe(true);
+    expect(matches('**/main', 'team/feature/main')).toBe(true);
+    expect(matches('[a].(b)+', '[a].(b)+')).toBe(true);
+    expect(matches('[a].(b)+', 'a.b')).toBe(false);
+    expect(matches(null, 'anything')).toBe(true);
+    expect(matches('*', null)).toBe(false);
+  });
+
+  it('answer at once for a pattern of many stars against a long value (a backtracking matcher would take hours)', () => {
+    const pattern = `${'*a'.repeat(14)}*b`;
+    expect(matches(pattern, 'a'.repeat(80))).toBe(false);
+    expect(matches(pattern, `${'a'.repeat(80)}b`)).toBe(true);
+    expect(matches(`${'**a'.repeat(14)}**b`, `${'a/'.repeat(60)}c`)).toBe(false);
+  });
 });
 
 describe('signatures', () => {

@@ -19,18 +19,20 @@ export interface NormalisedDelivery {
 type Headers = Record<string, string | undefined>;
 type Json = Record<string, any>;
 
-function stripRef(ref: unknown): { ref: string | null; isTag: boolean } {
-  if (typeof ref !== 'string') return { ref: null, isTag: false };
+// Payload fields are the sender's JSON: anything that is not a non-empty string (an object where a name belongs)
+// counts as absent, rather than being recorded as "[object Object]".
+const str = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value.slice(0, 500) : undefined);
+const idOf = (value: unknown): string | undefined => (typeof value === 'number' && Number.isFinite(value) ? String(value) : str(value));
+
+function stripRef(value: unknown): { ref: string | null; isTag: boolean } {
+  const ref = str(value);
+  if (ref === undefined) return { ref: null, isTag: false };
   if (ref.startsWith('refs/tags/')) return { ref: ref.slice('refs/tags/'.length), isTag: true };
   if (ref.startsWith('refs/heads/')) return { ref: ref.slice('refs/heads/'.length), isTag: false };
   return { ref, isTag: false };
 }
 
 const fallbackKey = (body: Buffer) => `sha256:${createHash('sha256').update(body).digest('hex')}`;
-// Payload fields are the sender's JSON: anything that is not a non-empty string (an object where a name belongs)
-// counts as absent, rather than being recorded as "[object Object]".
-const str = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value.slice(0, 500) : undefined);
-const idOf = (value: unknown): string | undefined => (typeof value === 'number' && Number.isFinite(value) ? String(value) : str(value));
 
 export function normalise(kind: WebhookKind, headers: Headers, payload: Json, body: Buffer): NormalisedDelivery {
   switch (kind) {
