@@ -25,7 +25,7 @@ beforeAll(async () => {
     },
   });
   token = await api.token('OWNER');
-  bodies = await startTestApi('hardening-bodies', { app: { bodyLimits: { maxRequestBytes, maxUploadBytes } } });
+  bodies = await startTestApi('hardening-bodies', { app: { bodyLimits: { maxRequestBytes, maxUploadBytes } }, subscriptionLimits: { revalidateMs: 300 } });
   bodiesToken = await bodies.token('OWNER');
   nesting = await startTestApi('hardening-nesting');
   nestingToken = await nesting.token('OWNER');
@@ -292,5 +292,52 @@ describe('WebSocket messages', () => {
     const query = `subscription { taskChanges { id } } # ${'x'.repeat(maxRequestBytes)}`;
     client.ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
     expect((await client.closed).code).toBe(1009);
+  });
+});
+
+describe('subscriptions over server-sent events', () => {
+  /** A `resourceUtilization` stream over SSE, as its events come: each `next` payload, and whether it completed. */
+  async function follow(token: string) {
+    const response = await fetch(`${bodies.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'subscription { resourceUtilization(intervalSeconds: 1) { at } }' }),
+    });
+    expect(response.status).toBe(200);
+    const stream = { results: [] as any[], completed: false, ended: Promise.resolve() };
+    stream.ended = (async () => {
+      let text = '';
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        text += Buffer.from(chunk).toString('utf8');
+        let cut: number;
+        while ((cut = text.indexOf('\n\n')) >= 0) {
+          const message = text.slice(0, cut);
+          text = text.slice(cut + 2);
+          const event = /^event: (.*)$/m.exec(message)?.[1];
+          const data = /^data: (.*)$/m.exec(message)?.[1];
+          if (event === 'next' && data) stream.results.push(JSON.parse(data));
+          if (event === 'complete') stream.completed = true;
+        }
+      }
+    })();
+    return stream;
+  }
+
+  it('end when their token is revoked (announced at once) or stops authenticating (found by the re-check)', async () => {
+    for (const how of ['revokeApiToken', 'revoked behind the API\'s back'] as const) {
+      const token = await bodies.token('VIEWER');
+      const row = await bodies.prisma.apiToken.findFirstOrThrow({ orderBy: { createdAt: 'desc' } });
+      const stream = await follow(token);
+      await waitFor(async () => stream.results.length >= 1, 5000, 'the first result');
+      if (how === 'revokeApiToken') {
+        const res = await bodies.gql(`mutation($id: ID!) { revokeApiToken(id: $id) { __typename } }`, { id: row.id }, bodiesToken);
+        expect(res.body.data.revokeApiToken.__typename).toBe('RevokeApiTokenSuccess');
+      } else {
+        await bodies.prisma.apiToken.update({ where: { id: row.id }, data: { revokedAt: new Date() } });
+      }
+      await Promise.race([stream.ended, new Promise((_, reject) => setTimeout(() => reject(new Error(`the stream went on (${how})`)), 5000))]);
+      expect(stream.results.at(-1)).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
+      expect(stream.results.slice(0, -1).every((result) => result.data?.resourceUtilization)).toBe(true);
+    }
   });
 });

@@ -2,8 +2,9 @@
 // load the schema before a token is pasted in). A presented but invalid token is always refused, even for
 // introspection, so a client learns at once that its token is bad. Runs for HTTP and WebSocket alike.
 import { GraphQLError, Kind, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { AuthenticatedContext } from '../context.js';
+import type { TokenStreams } from './token-streams.js';
 
 export function unauthenticated(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } } });
@@ -35,13 +36,26 @@ function check(context: AuthenticatedContext, document: DocumentNode, operationN
   }
 }
 
-export function useAuthentication(): Plugin {
+/**
+ * `streams`: subscriptions over HTTP are handed to it, to end when their token stops authenticating. Over
+ * WebSocket the connection is closed then instead (subscriptions.ts), and one execution may serve sockets of
+ * several tokens, so those are left alone.
+ */
+export function useAuthentication(streams?: TokenStreams): Plugin {
   return {
     onExecute({ args }) {
       check(args.contextValue as unknown as AuthenticatedContext, args.document, args.operationName);
     },
     onSubscribe({ args }) {
-      check(args.contextValue as unknown as AuthenticatedContext, args.document, args.operationName);
+      const context = args.contextValue as unknown as AuthenticatedContext & { connectionParams?: unknown };
+      check(context, args.document, args.operationName);
+      const tokenId = context.principal?.tokenId;
+      if (!streams || !tokenId || context.connectionParams !== undefined) return undefined;
+      return {
+        onSubscribeResult({ result, setResult }) {
+          if (isAsyncIterable(result)) setResult(streams.watch(tokenId, result));
+        },
+      };
     },
   };
 }

@@ -24,6 +24,7 @@ import { clientAddress, RateLimiter, tokenKey, trustedProxyList } from './rate-l
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { useStorableStrings } from './storable-strings.js';
+import { TokenStreams } from './token-streams.js';
 import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
 
 export interface AppOptions {
@@ -100,6 +101,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 export function createApp(options: AppOptions): App {
   const { services, redis, logger } = options;
   const bodyLimits = { ...defaultBodyLimits, ...options.bodyLimits };
+  const subscriptionLimits = { ...defaultSubscriptionLimits, maxMessageBytes: bodyLimits.maxRequestBytes, ...options.subscriptionLimits };
+  const tokenStreams = new TokenStreams(services.tokens, subscriptionLimits.revalidateMs);
   const yoga = createYoga<ServerContext, Context>({
     schema: getSchema(),
     graphqlEndpoint: '/graphql',
@@ -128,15 +131,16 @@ export function createApp(options: AppOptions): App {
       }),
     // Order matters among hooks that may end an operation early (which skips the later ones): authentication comes
     // before the string check, so a request without a valid token learns nothing but that.
-    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication(), useStorableStrings()],
+    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication(tokenStreams), useStorableStrings()],
   });
 
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached
   // copy at once (the caches' time limits cover a missed announcement; see webhook-source-cache.ts and
-  // notification-service.ts).
+  // notification-service.ts). A token revoked on any replica ends this replica's HTTP subscription streams of it.
   const stopControl = options.feed.onControl((message) => {
     if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
     else if (message.type === 'notification-subscribers-changed') services.notifications.forgetSubscribers();
+    else if (message.type === 'token-revoked') tokenStreams.end(message.tokenId);
   });
 
   const limiter = new RateLimiter(redis, options.prefix);
@@ -205,7 +209,7 @@ export function createApp(options: AppOptions): App {
     services,
     feed: options.feed,
     logger,
-    limits: { ...defaultSubscriptionLimits, maxMessageBytes: bodyLimits.maxRequestBytes, ...options.subscriptionLimits },
+    limits: subscriptionLimits,
   });
 
   let stopHeartbeat: (() => Promise<void>) | null = null;
@@ -229,6 +233,7 @@ export function createApp(options: AppOptions): App {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
       await stopControl();
+      tokenStreams.close();
       server.closeIdleConnections();
       await closed;
     },

@@ -181,9 +181,8 @@ export function attachSubscriptions(
     principals.sweep();
     void (async () => {
       for (const tokenId of [...byToken.keys()]) {
-        const token = await services.tokens.find(tokenId).catch(() => undefined);
-        if (token === undefined) continue; // database hiccup: try again next time
-        if (!token || token.revokedAt || (token.expiresAt && token.expiresAt.getTime() <= Date.now())) closeToken(tokenId);
+        // undefined: a database hiccup, try again next time
+        if ((await services.tokens.stillValid(tokenId)) === false) closeToken(tokenId);
       }
     })();
   }, limits.revalidateMs);

@@ -121,6 +121,16 @@ export class TokenService {
     return this.prisma.apiToken.count();
   }
 
+  /**
+   * Whether the token still authenticates (exists, not revoked, not expired); undefined when Postgres could not
+   * say (look again later). Long-lived connections and streams ask this now and then.
+   */
+  async stillValid(tokenId: string): Promise<boolean | undefined> {
+    const token = await this.prisma.apiToken.findUnique({ where: { id: tokenId }, select: { revokedAt: true, expiresAt: true } }).catch(() => undefined);
+    if (token === undefined) return undefined;
+    return token !== null && !token.revokedAt && !(token.expiresAt && token.expiresAt.getTime() <= Date.now());
+  }
+
   async find<T extends Omit<Prisma.ApiTokenFindUniqueArgs, 'where'>>(tokenId: string, query?: T) {
     return this.prisma.apiToken.findUnique({ ...(query as T), where: { id: tokenId } });
   }
