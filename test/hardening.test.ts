@@ -323,6 +323,18 @@ describe('subscriptions over server-sent events', () => {
     return stream;
   }
 
+  it('refuse bad arguments with VALIDATION_FAILED and HTTP 200, as queries do, not a 500', async () => {
+    for (const accept of ['text/event-stream', 'application/json']) {
+      const response = await fetch(`${bodies.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept, authorization: `Bearer ${bodiesToken}` },
+        body: JSON.stringify({ query: 'subscription { resourceUtilization(intervalSeconds: 0) { at } }' }),
+      });
+      expect(response.status, accept).toBe(200);
+      expect(await response.text()).toContain('"code":"VALIDATION_FAILED"');
+    }
+  });
+
   it('end when their token is revoked (announced at once) or stops authenticating (found by the re-check)', async () => {
     for (const how of ['revokeApiToken', 'revoked behind the API\'s back'] as const) {
       const token = await bodies.token('VIEWER');

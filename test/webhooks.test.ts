@@ -1215,6 +1215,9 @@ describe('outbound notifications', () => {
     const invalid = await data(subscribe, { url: 'ftp://example.com/x', events: ['task.exploded'] }, napi, ntoken);
     expect(invalid.createNotificationSubscriber.__typename).toBe('ValidationError');
     expect(invalid.createNotificationSubscriber.fieldErrors.map((f: any) => f.path[0]).sort()).toEqual(['events', 'url']);
+    // fetch refuses URLs with credentials: such a subscriber could never be notified, and would keep the password.
+    const withCredentials = await data(subscribe, { url: 'https://user:pw@hooks.example.com/x' }, napi, ntoken);
+    expect(withCredentials.createNotificationSubscriber).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ path: ['url'], message: 'must not contain a user name or password' }] });
     const secretRow = await napi.prisma.notificationSubscriber.findUniqueOrThrow({ where: { id: rawId(a.subscriber.id, 'NotificationSubscriber')! } });
     expect(JSON.stringify(secretRow)).not.toContain(a.secret);
 

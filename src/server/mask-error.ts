@@ -33,6 +33,9 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
       code: original.code,
       ...(original instanceof ValidationFailedError ? { fieldErrors: original.issues } : {}),
     };
+    // Without its original error it is what it now is, an expected GraphQL error: Yoga answers HTTP 500 for a
+    // result without data whose errors have other causes (a subscription refusing its arguments over SSE).
+    (error as { originalError: Error | undefined }).originalError = undefined;
     return error;
   }
   const redacted = redactQuotedValues(error.message);

@@ -19,7 +19,13 @@ export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancel
 export type NotificationEvent = (typeof notificationEvents)[number];
 
 const subscriberInput = z.object({
-  url: z.string().refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), 'must be an http(s) URL'),
+  url: z
+    .string()
+    .max(2048)
+    .refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), 'must be an http(s) URL')
+    // fetch refuses a URL with credentials, so no notification would ever arrive, and the password would be kept
+    // in the URL and in every failed attempt's error. Subscribers authenticate Switchyard by the signature.
+    .refine((value) => !URL.canParse(value) || (!new URL(value).username && !new URL(value).password), 'must not contain a user name or password'),
   events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
 });
 
@@ -167,7 +173,9 @@ export class NotificationService {
       await response.body?.cancel().catch(() => undefined);
       if (status < 200 || status >= 300) error = `HTTP ${status}`;
     } catch (failure) {
-      error = (failure as Error).name === 'TimeoutError' ? 'timed out' : ((failure as Error).message ?? 'request failed').slice(0, 300);
+      // Messages may quote the URL: one a subscriber was created with before credentials were refused keeps them out.
+      const message = ((failure as Error).message ?? 'request failed').replace(/\/\/[^/@\s]*@/g, '//…@');
+      error = (failure as Error).name === 'TimeoutError' ? 'timed out' : message.slice(0, 300);
     }
     await this.prisma.notificationAttempt.create({
       data: {
