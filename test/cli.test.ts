@@ -11,6 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDuration } from '../src/cli/token-command.js';
+import { UsageError } from '../src/cli/usage-error.js';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
 import { AuditService } from '../src/domain/audit/audit-service.js';
@@ -92,6 +94,7 @@ beforeAll(async () => {
     badConfig: run(['token', 'list'], { PORT: 'abc', REDIS_URL: 'nope' }),
     missingName: createAdmin.then(() => run(['token', 'create', '--role', 'OWNER'])),
     badRole: list.then(() => run(['token', 'create', '--name', 'bad-role', '--role', 'KING'])),
+    emptyExpiry: createAdmin.then(() => run(['token', 'create', '--name', 'no-expiry', '--expires-in', ''])),
   });
 });
 
@@ -156,6 +159,7 @@ describe('bad usage', { timeout: 60_000 }, () => {
     ['unknownCommand', /Unknown command "frobnicate"/],
     ['missingName', /token create needs --name/],
     ['badRole', /role/],
+    ['emptyExpiry', /--expires-in must look like 30m, 12h or 90d \(got ""\)/],
   ];
   for (const [name, message] of cases) {
     it(`${name} exits 2 with a message on stderr and nothing on stdout`, async () => {
@@ -168,8 +172,14 @@ describe('bad usage', { timeout: 60_000 }, () => {
     });
   }
 
+  it('--expires-in takes 1 minute up to 3650 days, and refuses what Postgres could not store', () => {
+    expect(parseDuration('30m')).toBe(30 * 60_000);
+    expect(parseDuration('3650d')).toBe(3650 * 86_400_000);
+    for (const value of ['', '0d', '3651d', '9999999d', '99999999999999999999d', '1w']) expect(() => parseDuration(value), value).toThrow(UsageError);
+  });
+
   it('a refused create creates no token', async () => {
-    await Promise.all([pending.missingName, pending.badRole]);
+    await Promise.all([pending.missingName, pending.badRole, pending.emptyExpiry]);
     expect(await prisma.apiToken.count({ where: { name: { not: 'admin' } } })).toBe(0);
     expect(await prisma.user.count({ where: { name: { not: 'admin' } } })).toBe(0);
   });

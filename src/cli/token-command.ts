@@ -13,10 +13,15 @@ import { UsageError } from './usage-error.js';
 
 const durationUnits: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** Ten years: a longer-lived token is better made without an expiry, on purpose. */
+const longestDurationMs = 3650 * 86_400_000;
+
 export function parseDuration(value: string): number {
   const match = /^(\d+)([mhd])$/.exec(value);
   if (!match) throw new UsageError(`--expires-in must look like 30m, 12h or 90d (got "${value}")`);
-  return Number(match[1]) * durationUnits[match[2]!]!;
+  const ms = Number(match[1]) * durationUnits[match[2]!]!;
+  if (ms <= 0 || ms > longestDurationMs) throw new UsageError(`--expires-in must be more than 0 and at most 3650d (got "${value}"); leave it out for a token that does not expire`);
+  return ms;
 }
 
 export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Promise<void> {
@@ -39,7 +44,8 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
         });
         if (!values.name) throw new UsageError('token create needs --name');
         const role = values.role!.toUpperCase();
-        const expiresAt = values['expires-in'] ? new Date(Date.now() + parseDuration(values['expires-in'])) : undefined;
+        // An empty --expires-in is a mistake, not a request for a token that never expires.
+        const expiresAt = values['expires-in'] !== undefined ? new Date(Date.now() + parseDuration(values['expires-in'])) : undefined;
         const { secret, token } = await tokens.create(cliPrincipal, {
           name: values.name,
           role: role as never,
