@@ -79,6 +79,15 @@ describe('taskEvents subscription', () => {
     expect(seen.map((event) => event.kind)).toEqual(['STATUS', 'STATUS', 'LOG']);
   });
 
+  it('answers TASK_NOT_FOUND for a task that does not exist, rather than a stream that completes empty', async () => {
+    const client = wsClient(api.url, token);
+    const sub = collect(client, events, { id: '00000000-0000-4000-8000-000000000000' });
+    await sub.done;
+    await client.dispose();
+    expect(sub.events).toEqual([]);
+    expect(sub.errors.flat().map((e: any) => e?.extensions?.code)).toEqual(['TASK_NOT_FOUND']);
+  });
+
   it('shares one execution among identical subscriptions, with late joiners caught up', async () => {
     const id = (await api.gql(submit, { p: { steps: 20, stepMs: 40 } }, token)).body.data.submitTask.task.id;
     const clients = Array.from({ length: 4 }, () => wsClient(api.url, token));

@@ -1072,6 +1072,18 @@ describe('retryTask', () => {
     ]);
   });
 
+  it('refuses with ORG_NOT_FOUND a task whose org was removed, even once another org has its alias', async () => {
+    await c.registerOrg('gone-retry');
+    const task = await c.submit({ type: 'DIAGNOSTIC', org: 'gone-retry', params: { steps: 1, stepMs: 1 } });
+    expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
+    const removed = await api.gql(`mutation { removeOrg(alias: "gone-retry") { __typename } }`, {}, c.owner);
+    expect(removed.body.data.removeOrg.__typename).toBe('RemoveOrgSuccess');
+    await c.registerOrg('gone-retry');
+    const result = await c.retry(task.id);
+    expect(result).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+    expect((await c.row(task.id)).status).toBe('CANCELLED');
+  });
+
   it('re-queues a cancelled SCHEDULED task at once', async () => {
     const task = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt: new Date(Date.now() + 3_600_000).toISOString() });
     expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');

@@ -548,6 +548,10 @@ describe('rules', () => {
     const before = await api.prisma.webhookRule.count();
     const unknownOrg = await data(ruleMutation, { input: { ...base, org: 'nope' } });
     expect(unknownOrg.createWebhookRule).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
+    // An empty match field matches anything, as a left-out one does.
+    const blank = await data(ruleMutation, { input: { sourceId: sources.gh.id, name: 'blank-fields', event: '', repository: '  ', ref: '', taskType: 'DIAGNOSTIC', org: 'dev', params: {}, enabled: false } });
+    expect(blank.createWebhookRule).toMatchObject({ __typename: 'CreateWebhookRuleSuccess', rule: { event: null, repository: null, ref: null } });
+    await data(`mutation($id: ID!) { deleteWebhookRule(id: $id) { __typename } }`, { id: blank.createWebhookRule.rule.id });
     const badParams = await data(ruleMutation, { input: { ...base, params: { steps: 0 } } });
     expect(badParams.createWebhookRule).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     expect(badParams.createWebhookRule.fieldErrors.map((f: any) => f.path)).toEqual([['params', 'steps']]);

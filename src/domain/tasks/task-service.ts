@@ -288,6 +288,9 @@ export class TaskService {
     const notRetryable = (status: string) =>
       new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${status}`, status);
     if (!(retryableTaskStatuses as readonly string[]).includes(task.status)) throw notRetryable(task.status);
+    // Its org must still be there: the run would only fail with ORG_NOT_FOUND (the org goes with its id; an org that
+    // took over the alias since is another org).
+    if (!task.orgId) throw new NotFoundError('ORG_NOT_FOUND', `Org ${task.orgAlias} has been removed: submit a new task for the org it should run on`);
     // Its artifact must still be there (the artifact retention deletes those of finished tasks), and is used again.
     const artifactId = artifactParam(task.type, task.input);
     if (artifactId !== undefined && !(await markArtifactUsed(this.prisma, artifactId))) {

@@ -43,10 +43,12 @@ const sourceInput = z.object({
   name: z.string().trim().min(1).max(100),
 });
 
-const globField = z.string().trim().min(1).max(200).nullish();
+/** A match field: empty (null, left out, or blank) matches anything, as the docs say. */
+const matchField = z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? null : value), z.string().trim().max(200).nullish());
+const globField = matchField;
 const ruleInput = z.object({
   name: z.string().trim().min(1).max(100),
-  event: z.string().trim().min(1).max(200).nullish(),
+  event: matchField,
   repository: globField,
   ref: globField,
   taskType: z.enum(taskTypes),
