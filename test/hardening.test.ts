@@ -1,7 +1,6 @@
 // GraphQL hardening and rate limits as a client sees them (the Caddy edge test covers them through Caddy).
-import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postZip, startTestApi, type TestApi } from './support/harness.js';
+import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { waitFor } from './support/worker-harness.js';
 import { rawClient } from './support/ws-client.js';
@@ -146,18 +145,8 @@ describe('rate limits', () => {
 });
 
 /** POSTs to /graphql without a Content-Length (Transfer-Encoding: chunked), in the given pieces. */
-function postChunked(url: string, contentType: string, pieces: Array<string | Buffer>): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${url}/graphql`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${bodiesToken}`, 'transfer-encoding': 'chunked' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    for (const piece of pieces) req.write(piece);
-    req.end();
-  });
-}
+const postGraphqlChunked = (url: string, contentType: string, pieces: Array<string | Buffer>) =>
+  postChunked(`${url}/graphql`, { 'content-type': contentType, authorization: `Bearer ${bodiesToken}` }, pieces);
 
 const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename ... on UploadArtifactSuccess { artifact { id sizeBytes } } } }`;
 const REGISTER = `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`;
@@ -178,17 +167,17 @@ describe('body limits (without the Caddy edge)', () => {
 
   it('reads a chunked JSON body up to the limit: within it runs, over it is refused with 413, empty is a 400', async () => {
     const query = JSON.stringify({ query: '{ viewer { role } }' });
-    const within = await postChunked(bodies.url, 'application/json', [query.slice(0, 5), query.slice(5)]);
-    expect(within).toEqual({ status: 200, body: { data: { viewer: { role: 'OWNER' } } } });
+    const within = await postGraphqlChunked(bodies.url, 'application/json', [query.slice(0, 5), query.slice(5)]);
+    expect({ status: within.status, body: within.body }).toEqual({ status: 200, body: { data: { viewer: { role: 'OWNER' } } } });
 
     const before = await orgCount();
     const big = JSON.stringify({ query: REGISTER, variables: { input: { alias: 'chunked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://c.my.salesforce.com', refreshToken: 'y'.repeat(maxRequestBytes) } } } });
-    const over = await postChunked(bodies.url, 'application/json', [big.slice(0, 1000), big.slice(1000)]);
+    const over = await postGraphqlChunked(bodies.url, 'application/json', [big.slice(0, 1000), big.slice(1000)]);
     expect(over.status).toBe(413);
     expect(over.body.errors.map((e: any) => e.extensions.code)).toEqual(['PAYLOAD_TOO_LARGE']);
     expect(await orgCount()).toBe(before);
 
-    const empty = await postChunked(bodies.url, 'application/json', []);
+    const empty = await postGraphqlChunked(bodies.url, 'application/json', []);
     expect(empty.status).toBe(400);
     expect(empty.body.errors.map((e: any) => e.extensions.code)).toEqual(['BAD_REQUEST']);
   });
@@ -203,7 +192,7 @@ describe('body limits (without the Caddy edge)', () => {
     // Chunked, and far larger: refused as well.
     const boundary = 'switchyard-test-boundary';
     const part = (headers: string, content: string | Buffer) => [Buffer.from(`--${boundary}\r\n${headers}\r\n\r\n`), Buffer.from(content), Buffer.from('\r\n')];
-    const huge = await postChunked(bodies.url, `multipart/form-data; boundary=${boundary}`, [
+    const huge = await postGraphqlChunked(bodies.url, `multipart/form-data; boundary=${boundary}`, [
       ...part('Content-Disposition: form-data; name="operations"', JSON.stringify({ query: UPLOAD, variables: { file: null } })),
       ...part('Content-Disposition: form-data; name="map"', JSON.stringify({ 0: ['variables.file'] })),
       ...part('Content-Disposition: form-data; name="0"; filename="huge.zip"\r\nContent-Type: application/zip', Buffer.alloc(64 * maxUploadBytes, 7)),

@@ -4,29 +4,18 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { maintenanceUrl, parseDatabaseUrl, quoteIdent } from '../src/db/connection.js';
 import { defaultMigrationsDir, migrate } from '../src/db/migrate.js';
-import { testDatabaseUrl } from './support/harness.js';
+import { queryDatabase, testDatabaseUrl } from './support/harness.js';
 
 const database = `switchyard_migrate_${randomBytes(4).toString('hex')}`;
 const serverUrl = new URL(testDatabaseUrl);
 serverUrl.pathname = `/${database}`;
 const databaseUrl = serverUrl.toString();
 
-async function adminQuery<T extends pg.QueryResultRow>(connectionString: string, sql: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
 afterAll(async () => {
-  await adminQuery(maintenanceUrl(parseDatabaseUrl(databaseUrl)), `DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`);
+  await queryDatabase(`DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`, maintenanceUrl(parseDatabaseUrl(databaseUrl)));
 });
 
 describe('migrate', { timeout: 60_000 }, () => {
@@ -34,10 +23,10 @@ describe('migrate', { timeout: 60_000 }, () => {
     const results = await Promise.all(Array.from({ length: 8 }, (_, index) => migrate(`${databaseUrl}?schema=${index % 2 === 0 ? 'public' : 'second'}`)));
     expect(results.filter((result) => result.createdDatabase)).toHaveLength(1);
 
-    const rows = await adminQuery<{ schema: string; migration_name: string }>(
-      databaseUrl,
+    const rows = await queryDatabase<{ schema: string; migration_name: string }>(
       `SELECT 'public' AS schema, migration_name FROM public."_prisma_migrations"
        UNION ALL SELECT 'second', migration_name FROM second."_prisma_migrations" ORDER BY 1, 2`,
+      databaseUrl,
     );
     for (const schema of ['public', 'second']) {
       const applied = results.filter((_, index) => (index % 2 === 0 ? 'public' : 'second') === schema).flatMap((result) => result.applied);
@@ -54,7 +43,7 @@ describe('migrate', { timeout: 60_000 }, () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'switchyard-migrations-'));
     try {
       await cp(defaultMigrationsDir, dir, { recursive: true });
-      const first = (await adminQuery<{ migration_name: string }>(databaseUrl, 'SELECT min(migration_name) AS migration_name FROM public."_prisma_migrations"'))[0]!.migration_name;
+      const first = (await queryDatabase<{ migration_name: string }>('SELECT min(migration_name) AS migration_name FROM public."_prisma_migrations"', databaseUrl))[0]!.migration_name;
       await writeFile(path.join(dir, first, 'migration.sql'), '-- edited after it was applied\n', { flag: 'a' });
       await expect(migrate(databaseUrl, dir)).rejects.toThrow(`Migration ${first} was changed after it was applied (checksum mismatch)`);
     } finally {

@@ -12,7 +12,7 @@ import { rawId } from '../src/domain/ids.js';
 import { normalise } from '../src/webhooks/events.js';
 import { matches } from '../src/webhooks/glob.js';
 import { signTimestamped, verifyGitHub, verifyTimestamped } from '../src/webhooks/signatures.js';
-import { auditEntriesFor, concurrently, errorFields, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
+import { auditEntriesFor, concurrently, errorFields, postChunked, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
 const execFileAsync = promisify(execFile);
@@ -1060,21 +1060,8 @@ describe('bad input', () => {
     const headers = { 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': githubSignature(sources.gh.secret, big) };
     await expectNothingStored(() => post(sources.gh.path, big, headers), 413, 'PAYLOAD_TOO_LARGE');
     // Chunked, without Content-Length: the limit applies while reading.
-    await expectNothingStored(
-      () =>
-        new Promise<Answer>((resolve, reject) => {
-          const req = httpRequest(`${api.url}${sources.gh.path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked', ...headers } }, (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
-            res.on('end', () => resolve({ status: res.statusCode!, contentType: res.headers['content-type'] ?? null, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-          });
-          req.on('error', reject);
-          for (let offset = 0; offset < big.length; offset += 64 * 1024) req.write(big.slice(offset, offset + 64 * 1024));
-          req.end();
-        }),
-      413,
-      'PAYLOAD_TOO_LARGE',
-    );
+    const pieces = Array.from({ length: Math.ceil(big.length / (64 * 1024)) }, (_, i) => big.slice(i * 64 * 1024, (i + 1) * 64 * 1024));
+    await expectNothingStored(() => postChunked(`${api.url}${sources.gh.path}`, { 'content-type': 'application/json', ...headers }, pieces), 413, 'PAYLOAD_TOO_LARGE');
   });
 
   it('refuses other media types with 415 and bad JSON after a valid signature with 400', async () => {

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { request as httpRequest } from 'node:http';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
@@ -178,14 +179,19 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
 }
 
 /** Drops a test's Postgres schema and everything in it (no error when it does not exist). */
-export async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: testDatabaseUrl });
+/** Runs one SQL statement on its own connection (to `connectionString`, the test database by default). */
+export async function queryDatabase<T extends pg.QueryResultRow>(sql: string, connectionString = testDatabaseUrl): Promise<T[]> {
+  const client = new pg.Client({ connectionString });
   await client.connect();
   try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    return (await client.query<T>(sql)).rows;
   } finally {
     await client.end();
   }
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  await queryDatabase(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
 }
 
 /** Common GraphQL selections for mutation results. */
@@ -224,4 +230,18 @@ export async function postZip(url: string, token: string, query: string, bytes: 
   form.append('0', new Blob([new Uint8Array(bytes)], { type: 'application/zip' }), fileName);
   const response = await fetch(`${url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
   return { status: response.status, text: await response.text() };
+}
+
+/** POSTs `pieces` to `url` without a Content-Length (Transfer-Encoding: chunked); the answer's body is JSON. */
+export function postChunked(url: string, headers: Record<string, string>, pieces: Iterable<string | Buffer>): Promise<{ status: number; contentType: string | null; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', headers: { ...headers, 'transfer-encoding': 'chunked' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, contentType: res.headers['content-type'] ?? null, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    for (const piece of pieces) req.write(piece);
+    req.end();
+  });
 }
