@@ -3,18 +3,23 @@
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
 import { NotFoundError } from './errors.js';
 
-/**
- * Writes a new secret, then `write`s the rows that name it. The secret goes first, since a row must never name a
- * secret that does not exist; if the rows cannot be written, the secret is deleted again.
- */
-export async function putSecretThen<T>(secrets: SecretStore, name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
+/** Writes the secret, then `write`; deletes the secret again when `write` fails in a way `orphans` says leaves it unnamed. */
+async function putSecretAnd<T>(secrets: SecretStore, name: string, value: SecretValue, write: () => Promise<T>, orphans: (error: unknown) => boolean): Promise<T> {
   await secrets.put(name, value);
   try {
     return await write();
   } catch (error) {
-    await secrets.delete(name).catch(() => undefined);
+    if (orphans(error)) await secrets.delete(name).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Writes a new secret, then `write`s the rows that name it. The secret goes first, since a row must never name a
+ * secret that does not exist; if the rows cannot be written, the secret is deleted again.
+ */
+export function putSecretThen<T>(secrets: SecretStore, name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
+  return putSecretAnd(secrets, name, value, write, () => true);
 }
 
 /**
@@ -23,12 +28,6 @@ export async function putSecretThen<T>(secrets: SecretStore, name: string, value
  * put wrote the secret again), the secret names nothing and is deleted again. Any other failure keeps it: the
  * row still names it.
  */
-export async function replaceSecretThen<T>(secrets: SecretStore, name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
-  await secrets.put(name, value);
-  try {
-    return await write();
-  } catch (error) {
-    if (error instanceof NotFoundError) await secrets.delete(name).catch(() => undefined);
-    throw error;
-  }
+export function replaceSecretThen<T>(secrets: SecretStore, name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
+  return putSecretAnd(secrets, name, value, write, (error) => error instanceof NotFoundError);
 }

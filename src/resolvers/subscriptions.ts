@@ -1,7 +1,7 @@
 import { builder } from '../builder.js';
 import { streamTaskEvents, type StreamedTaskEvent } from '../domain/tasks/task-event-stream.js';
 import type { TaskEventMessage } from '../events/task-event-bus.js';
-import { NotFoundError, ValidationFailedError } from '../domain/errors.js';
+import { ValidationFailedError } from '../domain/errors.js';
 import { TaskEventObject, TaskFilterInput, TaskNode } from '../schema/task.js';
 import { parseNodeId } from './ids.js';
 
@@ -24,8 +24,8 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) => {
       const taskId = parseNodeId(args.taskId, 'Task', ['taskId']);
       const afterSeq = parseCursor(args.after);
-      // A task that does not exist is an error, not a stream that completes at once with nothing in it.
-      if (!(await ctx.services.tasks.find(taskId, { select: { id: true } }))) throw new NotFoundError('TASK_NOT_FOUND', 'No task with that id');
+      // A task that does not exist is an error (TASK_NOT_FOUND), not a stream that completes at once with nothing in it.
+      await ctx.services.tasks.require(taskId);
       return streamTaskEvents(ctx.services.prisma, ctx.feed.task(taskId), taskId, afterSeq);
     },
     resolve: (event: StreamedTaskEvent) => event as never,

@@ -19,7 +19,7 @@ export interface GraphqlBodyLimits {
 }
 
 /** Why a request is refused before Yoga sees it. */
-export interface BodyRefusal {
+interface BodyRefusal {
   status: 400 | 413;
   code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE';
   message: string;

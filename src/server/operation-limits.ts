@@ -29,7 +29,7 @@ function unparsable(message: string): GraphQLError {
 }
 
 /** The deepest nesting of `{`, `[` and `(` in a GraphQL document, outside strings and comments; one linear scan. */
-export function documentNesting(source: string): number {
+function documentNesting(source: string): number {
   let depth = 0;
   let deepest = 0;
   for (let i = 0; i < source.length; i += 1) {
@@ -65,7 +65,7 @@ function isJsonContainer(value: unknown): value is object {
 }
 
 /** The deepest nesting of arrays and objects in a JSON value, walked without recursion. */
-export function valueNesting(value: unknown): number {
+function valueNesting(value: unknown): number {
   let deepest = 0;
   const pending: Array<[unknown, number]> = [[value, 0]];
   for (let next = pending.pop(); next; next = pending.pop()) {

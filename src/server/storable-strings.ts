@@ -23,36 +23,47 @@ function inValue(value: unknown, path: string[], issues: FieldIssue[]): void {
   }
 }
 
-/** String literals of the document that cannot be stored, by the argument (and object fields) they are in. */
-function inDocument(document: DocumentNode, issues: FieldIssue[]): void {
+/**
+ * String literals of the document that cannot be stored, by the argument (and object fields) they are in. Kept by
+ * document: Yoga's parse cache hands the same document back for the same text, so each is walked once.
+ */
+const literalIssues = new WeakMap<DocumentNode, FieldIssue[]>();
+
+function inDocument(document: DocumentNode): FieldIssue[] {
+  let issues = literalIssues.get(document);
+  if (issues) return issues;
+  issues = [];
   const path: string[] = [];
   visit(document, {
     Argument: { enter: (node) => void path.push(node.name.value), leave: () => void path.pop() },
     ObjectField: { enter: (node) => void path.push(node.name.value), leave: () => void path.pop() },
     StringValue(node) {
-      if (unstorable.test(node.value)) issues.push({ path: [...path], message: problem });
+      if (unstorable.test(node.value)) issues!.push({ path: [...path], message: problem });
     },
   });
+  literalIssues.set(document, issues);
+  return issues;
 }
 
 function refusal(document: DocumentNode, variables: unknown): GraphQLError | null {
-  const issues: FieldIssue[] = [];
-  inDocument(document, issues);
+  const issues: FieldIssue[] = [...inDocument(document)];
   for (const [name, value] of Object.entries((variables as Record<string, unknown> | null | undefined) ?? {})) inValue(value, [`$${name}`], issues);
   if (issues.length === 0) return null;
   const where = issues.map((issue) => issue.path.join('.') || '(document)').join(', ');
   return new GraphQLError(`Strings ${problem}: ${where}`, { extensions: { code: 'VALIDATION_FAILED', fieldErrors: issues } });
 }
 
+/** What onExecute and onSubscribe both get: the operation's arguments, and a way to answer in its place. */
+interface OperationStart {
+  args: { document: DocumentNode; variableValues?: unknown };
+  setResultAndStopExecution: (result: { errors: GraphQLError[] }) => void;
+}
+
+function stopIfUnstorable({ args, setResultAndStopExecution }: OperationStart): void {
+  const error = refusal(args.document, args.variableValues);
+  if (error) setResultAndStopExecution({ errors: [error] });
+}
+
 export function useStorableStrings(): Plugin {
-  return {
-    onExecute({ args, setResultAndStopExecution }) {
-      const error = refusal(args.document, args.variableValues);
-      if (error) setResultAndStopExecution({ errors: [error] });
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      const error = refusal(args.document, args.variableValues);
-      if (error) setResultAndStopExecution({ errors: [error] });
-    },
-  };
+  return { onExecute: stopIfUnstorable, onSubscribe: stopIfUnstorable };
 }

@@ -23,7 +23,7 @@ function tokenize(glob: string): Token[] {
 
 const cache = new Map<string, (value: string) => boolean>();
 
-export function globMatcher(glob: string): (value: string) => boolean {
+function globMatcher(glob: string): (value: string) => boolean {
   let matcher = cache.get(glob);
   if (matcher) return matcher;
   const tokens = tokenize(glob);
@@ -37,12 +37,14 @@ export function globMatcher(glob: string): (value: string) => boolean {
     }
   };
   matcher = (value: string) => {
+    // Two sets of positions, the one read and the one written, swapped after each character.
     let states = new Uint8Array(end + 1);
+    let next = new Uint8Array(end + 1);
     add(states, 0);
     // By UTF-16 unit, as the pattern is read (and as a regular expression without the u flag would).
     for (let i = 0; i < value.length; i += 1) {
       const c = value[i]!;
-      const next = new Uint8Array(end + 1);
+      next.fill(0);
       let alive = false;
       for (let p = 0; p < end; p += 1) {
         if (!states[p]) continue;
@@ -56,7 +58,7 @@ export function globMatcher(glob: string): (value: string) => boolean {
         }
       }
       if (!alive) return false;
-      states = next;
+      [states, next] = [next, states];
     }
     return states[end] === 1;
   };

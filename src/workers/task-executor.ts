@@ -336,11 +336,11 @@ export class TaskExecutor {
 
   /** Whether a cancel of the task is on record (it may have come after this run's claim). */
   private async cancelRequested(taskId: string): Promise<boolean> {
-    const current = await this.deps.lifecycle.load(taskId).catch((error: unknown) => {
+    const requested = await this.deps.lifecycle.cancelRequested([taskId]).catch((error: unknown) => {
       this.deps.logger.warn({ taskId, err: (error as Error).message }, 'reading whether a cancel came during the shutdown failed');
-      return null;
+      return [];
     });
-    return Boolean(current?.cancelRequestedAt);
+    return requested.length > 0;
   }
 
   /**

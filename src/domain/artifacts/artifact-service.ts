@@ -13,6 +13,7 @@ import {
 } from '../../artifacts/artifact-files.js';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Artifact } from '../../generated/prisma/client.js';
+import type { TaskType } from '../../generated/prisma/enums.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { NotFoundError, ValidationFailedError } from '../errors.js';
 import { rawId } from '../ids.js';
@@ -46,7 +47,8 @@ export async function markArtifactUsed(prisma: PrismaClient, value: string): Pro
 }
 
 /** Task types whose params name an artifact (`params.artifactId`). */
-const artifactTaskTypes: ReadonlySet<string> = new Set(['DEPLOY', 'VALIDATE']);
+const artifactTaskTypeList: TaskType[] = ['DEPLOY', 'VALIDATE'];
+const artifactTaskTypes: ReadonlySet<string> = new Set(artifactTaskTypeList);
 
 /** The artifact a task's params name (`params.artifactId` of a DEPLOY or VALIDATE), as given; undefined if none. */
 export function artifactParam(type: string, params: unknown): string | undefined {
@@ -118,13 +120,12 @@ export class ArtifactService {
    */
   async prune(cutoff: Date): Promise<PruneResult> {
     const [schedules, rules] = await Promise.all([
-      this.prisma.schedule.findMany({ select: { input: true } }),
-      this.prisma.webhookRule.findMany({ select: { params: true } }),
+      this.prisma.schedule.findMany({ where: { type: { in: artifactTaskTypeList } }, select: { type: true, input: true } }),
+      this.prisma.webhookRule.findMany({ where: { taskType: { in: artifactTaskTypeList } }, select: { taskType: true, params: true } }),
     ]);
     // Rules created before artifacts were checked keep the id as it was given: a global id or a raw UUID.
-    const referenced = [...schedules.map((s) => s.input), ...rules.map((r) => r.params)].flatMap((params) => {
-      const id = (params as { artifactId?: unknown } | null)?.artifactId;
-      const raw = typeof id === 'string' ? rawId(id, 'Artifact') : null;
+    const referenced = [...schedules.map((s) => artifactParam(s.type, s.input)), ...rules.map((r) => artifactParam(r.taskType, r.params))].flatMap((id) => {
+      const raw = id === undefined ? null : rawId(id, 'Artifact');
       return raw ? [raw] : [];
     });
     const deleted = await this.prisma.$queryRaw<Array<{ sha256: string }>>`

@@ -9,6 +9,7 @@ import type { AuditService } from '../audit/audit-service.js';
 import { NotFoundError, ValidationFailedError } from '../errors.js';
 import { parseInput } from '../validation.js';
 import type { Principal } from './principal.js';
+import { isUuid } from '../ids.js';
 
 export const tokenPrefix = 'syt_';
 const tokenPattern = /^syt_[A-Za-z0-9_-]{43}$/;
@@ -142,9 +143,8 @@ export class TokenService {
 
   /** Resolves a token by id or by its displayed prefix, for the CLI. */
   async findByIdOrPrefix(idOrPrefix: string): Promise<ApiToken | null> {
-    const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrPrefix);
     const matches = await this.prisma.apiToken.findMany({
-      where: isUuid ? { id: idOrPrefix } : { prefix: idOrPrefix },
+      where: isUuid(idOrPrefix) ? { id: idOrPrefix } : { prefix: idOrPrefix },
       take: 2,
     });
     return matches.length === 1 ? matches[0]! : null;

@@ -29,6 +29,11 @@ const subscriberInput = z.object({
   events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
 });
 
+/** `text` with the user name and password of any URL in it cut out (subscribers created before they were refused). */
+function withoutUrlCredentials(text: string): string {
+  return text.replace(/\/\/[^/@\s]*@/g, '//…@');
+}
+
 /** The events a task's final state produces. */
 export function eventsForTask(task: Task): NotificationEvent[] {
   const events: NotificationEvent[] = [];
@@ -174,7 +179,7 @@ export class NotificationService {
       if (status < 200 || status >= 300) error = `HTTP ${status}`;
     } catch (failure) {
       // Messages may quote the URL: one a subscriber was created with before credentials were refused keeps them out.
-      const message = ((failure as Error).message ?? 'request failed').replace(/\/\/[^/@\s]*@/g, '//…@');
+      const message = withoutUrlCredentials((failure as Error).message ?? 'request failed');
       error = (failure as Error).name === 'TimeoutError' ? 'timed out' : message.slice(0, 300);
     }
     await this.prisma.notificationAttempt.create({

@@ -197,8 +197,10 @@ export class TaskService {
     return useArtifactParam(this.prisma, type, params, path); // a deployment's artifact, marked used
   }
 
-  /** Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. */
-  /** `id`: the new task's id, when the caller must know it in advance (else a random one). */
+  /**
+   * Persists a validated task (QUEUED, or SCHEDULED when runAt is in the future) and enqueues its job. `id`: the
+   * new task's id, when the caller must know it in advance (else a random one).
+   */
   async create(spec: TaskSpec, origin: TaskOrigin, id?: string): Promise<Task> {
     const { tasks, notQueued } = await this.createMany([{ spec, origin, ...(id ? { id } : {}) }]);
     if (notQueued) throw notQueued;

@@ -45,12 +45,11 @@ const sourceInput = z.object({
 
 /** A match field: empty (null, left out, or blank) matches anything, as the docs say. */
 const matchField = z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? null : value), z.string().trim().max(200).nullish());
-const globField = matchField;
 const ruleInput = z.object({
   name: z.string().trim().min(1).max(100),
   event: matchField,
-  repository: globField,
-  ref: globField,
+  repository: matchField,
+  ref: matchField,
   taskType: z.enum(taskTypes),
   org: z.string().trim().min(1),
   params: z.unknown().optional(),
