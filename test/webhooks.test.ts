@@ -595,6 +595,16 @@ describe('rules', () => {
 });
 
 describe('notification subscribers', () => {
+  it('keeps the password of a subscriber URL made before credentials were refused out of the deletion audit entry', async () => {
+    const row = await api.prisma.notificationSubscriber.create({
+      data: { url: 'https://old-user:old-password-7f3@hooks.example.com/legacy', events: [], secretRef: `notifications/legacy-${randomUUID()}`, createdBy: 'cli' },
+    });
+    const deleted = await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: row.id });
+    expect(deleted.deleteNotificationSubscriber.__typename).toBe('DeleteNotificationSubscriberSuccess');
+    const entry = await api.prisma.auditEntry.findFirstOrThrow({ where: { targetId: row.id, action: 'notification.subscriber.delete' } });
+    expect(entry.details).toEqual({ url: 'https://…@hooks.example.com/legacy' });
+  });
+
   it('answers SUBSCRIBER_NOT_FOUND to all but one of six concurrent deletions, as to a later one, and audits one', async () => {
     const created = await data(
       `mutation { createNotificationSubscriber(url: "https://hooks.example.com/raced") { __typename ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } ${errorFields} } }`,

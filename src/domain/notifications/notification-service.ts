@@ -109,7 +109,7 @@ export class NotificationService {
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.notificationSubscriber.delete({ where: { id } });
-          await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
+          await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: withoutUrlCredentials(subscriber.url) });
         }),
       notFound,
     );
