@@ -354,6 +354,10 @@ describe('cancellation during a worker shutdown', () => {
   async function cancelledDuringShutdown(maxAttempts: number): Promise<string> {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts, retryBackoffMs: 100 });
     await runningChild(submitted.id, 100_000);
+    // The operation itself must be under way (its first progress report): a shutdown abort that lands while the
+    // worker still prepares the run ends it at once, before the cancel below (seen under load).
+    const uuid = rawId(submitted.id, 'Task');
+    await waitFor(async () => api.prisma.taskEvent.findFirst({ where: { taskId: uuid, kind: 'PROGRESS' } }), 10_000, 'the operation to report progress');
     const closing = worker.close(50);
     await sleep(150);
     const res = await api.gql(CANCEL, { id: submitted.id }, token);
