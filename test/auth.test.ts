@@ -857,9 +857,16 @@ describe('createApiToken', () => {
     const lastUsedAt = await waitFor(async () => (await api.prisma.apiToken.findFirstOrThrow({ where: { name: 'ci-pipeline' } })).lastUsedAt);
     expect(lastUsedAt.getTime()).toBeGreaterThanOrEqual(usedFrom - 1000);
     expect(lastUsedAt.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
-    const listed = await api.gql('{ apiTokens(first: 100) { edges { node { id lastUsedAt } } } }', {}, tokens.OWNER);
-    const node = listed.body.data.apiTokens.edges.map((e: any) => e.node).find((n: any) => n.id === tokenGid);
-    expect(node.lastUsedAt).toBe(lastUsedAt.toISOString());
+    // Both requests above may each record the use (neither saw the other's write): the listing shows what is stored
+    // once the later write has landed.
+    const shown = await waitFor(async () => {
+      const listed = await api.gql('{ apiTokens(first: 100) { edges { node { id lastUsedAt } } } }', {}, tokens.OWNER);
+      const node = listed.body.data.apiTokens.edges.map((e: any) => e.node).find((n: any) => n.id === tokenGid);
+      const stored = (await api.prisma.apiToken.findFirstOrThrow({ where: { name: 'ci-pipeline' } })).lastUsedAt!;
+      return node.lastUsedAt === stored.toISOString() ? { node, stored } : null;
+    });
+    expect(shown.node.lastUsedAt).toBe(shown.stored.toISOString());
+    expect(shown.stored.getTime() - lastUsedAt.getTime()).toBeLessThan(1000);
   });
 
   it('is listed by apiTokens with its prefix, never its secret', async () => {
