@@ -1,6 +1,7 @@
 // Task events travel from whoever writes them (API or worker) to every API replica through Redis pub/sub.
 // Postgres holds the durable log (TaskEvent rows); pub/sub only announces rows that are already committed,
 // so a subscriber that misses a message can always catch up from the database by sequence number.
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { TaskEventKind, TaskQueue, TaskSource, TaskStatus, TaskType } from '../generated/prisma/enums.js';
 
@@ -39,6 +40,17 @@ export type ControlMessage =
   /** Notification subscribers were added or removed: API replicas and workers drop their cached list. */
   | { type: 'notification-subscribers-changed' };
 
+// Publishes each event to its task's channel and to the channel of all task events, in the order given, in
+// one command: one round trip and one socket write per announcement instead of two per event, on the path of
+// every state change of every task.
+const publishScript = `
+for i = 2, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  redis.call('PUBLISH', ARGV[1], ARGV[i + 1])
+end
+return 0`;
+const publishScriptSha = createHash('sha1').update(publishScript).digest('hex');
+
 export class RedisTaskEventPublisher implements TaskEventPublisher {
   constructor(
     private readonly redis: Redis,
@@ -46,15 +58,15 @@ export class RedisTaskEventPublisher implements TaskEventPublisher {
   ) {}
 
   async publish(events: TaskEventMessage[]): Promise<void> {
-    // Plain commands, not a pipeline: they still go out back to back in this order, and on a connection BullMQ
-    // has defined its scripts on, ioredis copies all of them (64) into every pipeline object, which made a
-    // pipeline cost four times the commands it carries.
-    await Promise.all(
-      events.flatMap((event) => {
-        const json = JSON.stringify(event);
-        return [this.redis.publish(taskEventChannel(this.prefix, event.taskId), json), this.redis.publish(allTaskEventsChannel(this.prefix), json)];
-      }),
-    );
+    if (events.length === 0) return;
+    const args = [allTaskEventsChannel(this.prefix), ...events.flatMap((event) => [taskEventChannel(this.prefix, event.taskId), JSON.stringify(event)])];
+    // EVALSHA, not a pipeline or MULTI: on a connection BullMQ has defined its scripts on, ioredis copies all
+    // of them (64) into every pipeline object. A server that does not know the script yet (first use, or after
+    // a restart or SCRIPT FLUSH) gets its text once.
+    await this.redis.evalsha(publishScriptSha, 0, ...args).catch((error: Error) => {
+      if (!error.message.startsWith('NOSCRIPT')) throw error;
+      return this.redis.eval(publishScript, 0, ...args);
+    });
   }
 
   async control(message: ControlMessage): Promise<void> {
