@@ -4,7 +4,7 @@
 // one task, so seq is gap-free and in commit order, which live-subscription replay relies on. Events are
 // announced on the bus only after their statement commits.
 import { randomUUID } from 'node:crypto';
-import { Prisma, type PrismaClient } from '../../db/prisma.js';
+import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { TaskEventMessage, TaskEventPublisher } from '../../events/task-event-bus.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskEventKind, TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
@@ -51,12 +51,16 @@ export function statusEvent(status: TaskStatus, details: Record<string, unknown>
 }
 
 export class TaskJournal {
+  private readonly sql: RawStatements;
+
   constructor(
-    private readonly prisma: PrismaClient,
+    prisma: PrismaClient,
     private readonly publisher: TaskEventPublisher,
     /** Told when a task reaches a final status (outbound notifications); failures are its own business. */
     private readonly onFinished: (task: Task) => Promise<void> = async () => undefined,
-  ) {}
+  ) {
+    this.sql = rawStatements(prisma);
+  }
 
   /**
    * Applies `changes` to the task when its status is one of `from` (any status when null), appending
@@ -81,7 +85,7 @@ export class TaskJournal {
     withOrg: boolean,
   ): Promise<T | null> {
     const now = new Date();
-    const [task] = await this.prisma.$queryRaw<T[]>(changeTask({ taskId, from, changes, events, now, withOrg, ...options }));
+    const [task] = await this.sql<T>(changeTask({ taskId, from, changes, events, now, withOrg, ...options }));
     if (!task) return null;
     const written = options.countAttempt
       ? events.map((event) => (event.kind === 'STATUS' ? { ...event, payload: { ...(event.payload as object), attempt: task.attempts } } : event))
@@ -108,7 +112,7 @@ export class TaskJournal {
     // Written from this process's clock, like Prisma's @default(now()) and @updatedAt.
     const now = new Date();
     const rows = tasks.map((task) => ({ ...task, id: task.id ?? randomUUID(), first: statusEvent(task.status) }));
-    const result = await this.prisma.$queryRaw<Array<Task & { gateId?: string | null }>>`
+    const result = await this.sql<Task & { gateId?: string | null }>(Prisma.sql`
       WITH ${gate ? Prisma.sql`gate AS (${gate})${rows.length > 0 ? Prisma.sql`,` : Prisma.empty}` : Prisma.empty}
       ${rows.length > 0 ? insertTasks(rows, now, gate !== undefined) : Prisma.empty}
       ${
@@ -117,7 +121,7 @@ export class TaskJournal {
           : rows.length === 0
             ? Prisma.sql`SELECT gate.id AS "gateId" FROM gate`
             : Prisma.sql`SELECT gate.id AS "gateId", tasks.* FROM gate LEFT JOIN fresh ON fresh."gateId" = gate.id LEFT JOIN tasks ON tasks.id = fresh.id`
-      }`;
+      }`);
     const byId = new Map<string, Task>();
     const gated = new Set<string>();
     for (const { gateId, ...task } of result) {

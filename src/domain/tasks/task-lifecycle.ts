@@ -1,7 +1,7 @@
 // The workers' side of a task's life: claiming it, recording what its child reports, and settling it.
 // Every change goes through the TaskJournal, guarded by the status it expects, so a late or duplicate
 // report (a retried job, a cancelled task) cannot overwrite a newer state.
-import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import { orgRefColumn, type ChangeOptions, type OrgRef } from './task-statements.js';
 
@@ -16,15 +16,19 @@ export interface TaskFailure {
 }
 
 export class TaskLifecycle {
+  private readonly sql: RawStatements;
+
   constructor(
-    private readonly prisma: PrismaClient,
+    prisma: PrismaClient,
     private readonly journal: TaskJournal,
-  ) {}
+  ) {
+    this.sql = rawStatements(prisma);
+  }
 
   /** The task with what a worker needs of its org (null when the org was removed), in one query. */
   async load(taskId: string): Promise<(Task & { org: OrgRef | null }) | null> {
-    const [row] = await this.prisma.$queryRaw<(Task & { org: OrgRef | null })[]>`
-      SELECT t.*, ${orgRefColumn} FROM "Task" t LEFT JOIN "Org" o ON o."id" = t."orgId" WHERE t."id" = ${taskId}::uuid`;
+    const [row] = await this.sql<Task & { org: OrgRef | null }>(Prisma.sql`
+      SELECT t.*, ${orgRefColumn} FROM "Task" t LEFT JOIN "Org" o ON o."id" = t."orgId" WHERE t."id" = ${taskId}::uuid`);
     return row ?? null;
   }
 
@@ -123,8 +127,8 @@ export class TaskLifecycle {
   async cancelRequested(taskIds: string[]): Promise<string[]> {
     if (taskIds.length === 0) return [];
     // Polled every few hundred ms while tasks run: raw SQL spares the ORM's per-query compile.
-    const rows = await this.prisma.$queryRaw<{ id: string }[]>`
-      SELECT "id" FROM "Task" WHERE "id" = ANY(${taskIds}::uuid[]) AND "cancelRequestedAt" IS NOT NULL`;
+    const rows = await this.sql<{ id: string }>(Prisma.sql`
+      SELECT "id" FROM "Task" WHERE "id" = ANY(${taskIds}::uuid[]) AND "cancelRequestedAt" IS NOT NULL`);
     return rows.map((row) => row.id);
   }
 }

@@ -1,7 +1,7 @@
 // What API callers do with tasks: submit, list, cancel, retry. Running them is the workers' side
 // (task-lifecycle.ts); both write through the TaskJournal.
 import { z } from 'zod';
-import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
@@ -110,12 +110,16 @@ export function newTask({ spec, origin, id, gateId }: TaskRequest): NewTask {
 export type CancelSignal = (taskId: string) => Promise<void>;
 
 export class TaskService {
+  private readonly sql: RawStatements;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly queues: TaskQueues,
     private readonly journal: TaskJournal,
     private readonly signalCancel: CancelSignal,
-  ) {}
+  ) {
+    this.sql = rawStatements(prisma);
+  }
 
   async submit(actor: Principal, input: SubmitTaskInput): Promise<Task> {
     const { spec, runAt } = await this.validate(input);
@@ -149,10 +153,8 @@ export class TaskService {
       }
     });
     const aliases = [...new Set(parsed.flatMap((entry) => (entry.ok ? [entry.data.org] : [])))];
-    // Raw SQL: on the path of every submit and webhook, where the ORM's per-query compile cost showed.
-    const found = aliases.length
-      ? await this.prisma.$queryRaw<Array<{ id: string; alias: string }>>`SELECT "id", "alias" FROM "Org" WHERE "alias" = ANY(${aliases}::text[])`
-      : [];
+    // Raw SQL: on the path of every submit and webhook, where Prisma's per-query cost showed.
+    const found = aliases.length ? await this.sql<{ id: string; alias: string }>(Prisma.sql`SELECT "id", "alias" FROM "Org" WHERE "alias" = ANY(${aliases}::text[])`) : [];
     const orgs = new Map(found.map((org) => [org.alias, org] as const));
     return Promise.allSettled(
       parsed.map(async (entry): Promise<ValidatedTask> => {
