@@ -83,4 +83,28 @@ describe('rawStatements', () => {
       await client.$disconnect();
     }
   });
+
+  it('prepares each statement once per connection, and prepares again when a migration changed its columns', async () => {
+    const client = createPrisma(databaseUrl, { poolSize: 1 }); // one connection: every statement below shares it
+    const sql = rawStatements(client);
+    const table = `wide_${randomBytes(3).toString('hex')}`;
+    try {
+      await sql(Prisma.sql`CREATE TABLE ${Prisma.raw(`"${table}"`)} ("id" int PRIMARY KEY, "a" text)`);
+      await sql(Prisma.sql`INSERT INTO ${Prisma.raw(`"${table}"`)} VALUES (${1}::int, ${'one'}::text)`);
+      const select = () => sql<Record<string, unknown>>(Prisma.sql`SELECT * FROM ${Prisma.raw(`"${table}"`)} WHERE "id" = ${1}::int`);
+      expect(await select()).toEqual([{ id: 1, a: 'one' }]);
+      expect(await select()).toEqual([{ id: 1, a: 'one' }]);
+      const prepared = await sql<{ name: string; statement: string }>(Prisma.sql`SELECT "name", "statement" FROM pg_prepared_statements`);
+      expect(prepared.filter((row) => row.statement.includes(`SELECT * FROM "${table}"`))).toHaveLength(1);
+
+      // Another replica's migration adds a column: Postgres refuses the prepared SELECT * ("cached plan must
+      // not change result type"); the statement is prepared again and answers with the new column.
+      await prisma.$executeRawUnsafe(`ALTER TABLE "${table}" ADD COLUMN "b" int NOT NULL DEFAULT 2`);
+      expect(await select()).toEqual([{ id: 1, a: 'one', b: 2 }]);
+      expect(await select()).toEqual([{ id: 1, a: 'one', b: 2 }]);
+    } finally {
+      await prisma.$executeRawUnsafe(`DROP TABLE IF EXISTS "${table}"`);
+      await client.$disconnect();
+    }
+  });
 });

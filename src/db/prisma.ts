@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
@@ -38,21 +39,63 @@ export type RawStatements = <T>(statement: Prisma.Sql) => Promise<T[]>;
  * domain/tasks/task-statements.ts) reach Postgres: on the client's own connection pool, through its pg
  * driver, with the rows read as `$queryRaw` reads them. Not through `$queryRaw` itself: Prisma's raw-query
  * path (request, query compiler, interpreter, row serialisation) costs three to four times the CPU of the
- * statement's own round trip (bench/README.md), on every state change of every task. Everything else, and
+ * statement's own round trip (bench/README.md), on every state change of every task. They run as named
+ * (prepared) statements. Everything else, and
  * any client that did not come from createPrisma (a transaction's, say), goes through `$queryRaw`.
  */
 export function rawStatements(prisma: PrismaClient): RawStatements {
   const pool = pools.get(prisma);
   if (!pool) return (statement) => prisma.$queryRaw(statement);
+  const names = new StatementNames();
   // Through Prisma's own connect: it hands the pool to the adapter, so $disconnect ends it.
   let connected: Promise<void> | null = null;
+  const run = (statement: Prisma.Sql) =>
+    pool.query({ name: names.of(statement.text), text: statement.text, values: statement.values.map(asParameter), types: prismaTypes });
   return async <T>(statement: Prisma.Sql): Promise<T[]> => {
     await (connected ??= prisma.$connect());
     // Disconnected since: Prisma reconnects on a pool of its own, so go through it.
     if (pool.ending) return prisma.$queryRaw<T[]>(statement);
-    const result = await pool.query({ text: statement.text, values: statement.values.map(asParameter), types: prismaTypes });
+    const result = await run(statement).catch((error: unknown) => {
+      if (!isStalePlan(error)) throw error;
+      // A migration changed a table a prepared statement returns every column of (another replica's
+      // rolling upgrade, say): prepare every statement again, under new names.
+      names.renew();
+      return run(statement);
+    });
     return result.rows as T[];
   };
+}
+
+/**
+ * Names for the statements, so each connection prepares (parses and plans) a statement once and then only
+ * binds and executes it: about half of what the server spends on each. Their texts are few (one per shape of
+ * change); past `limit` distinct texts, the rest run unnamed rather than fill every connection's memory.
+ */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+  private generation = 0;
+
+  constructor(private readonly limit = 200) {}
+
+  of(text: string): string | undefined {
+    let name = this.names.get(text);
+    if (name === undefined && this.names.size < this.limit) {
+      name = `sy${this.generation}_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+      this.names.set(text, name);
+    }
+    return name;
+  }
+
+  renew(): void {
+    this.names.clear();
+    this.generation += 1;
+  }
+}
+
+/** Postgres refuses a prepared `SELECT *`/`RETURNING *` whose table gained or lost a column since. */
+function isStalePlan(error: unknown): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return code === '0A000' && typeof message === 'string' && message.includes('cached plan must not change result type');
 }
 
 /**
