@@ -40,6 +40,7 @@ import type { WorkerHost } from '../src/workers/worker-host.js';
 import { deleteKeys, dropSchema } from './lib/cleanup.js';
 import { baseDatabaseUrl, intEnv, redisUrl, sleep, withTimeout } from './lib/env.js';
 import { machineCpu, ownCpuMs, postgresPortsOf, serverProcesses, statFields, statMs } from './lib/procfs.js';
+import { CpuProfiler, selfTimeByPackage, selfTimes } from './lib/profile.js';
 import { heading, labelledLine, loadAverages, ms, printEnd, tableHeader } from './lib/report.js';
 import { quantile } from './lib/stats.js';
 
@@ -60,6 +61,8 @@ const throughputBudgetSeconds = intEnv('BENCH_THROUGHPUT_BUDGET_SECONDS', 15);
 /** The start-up samples stop after this long (but not before 3 of each). */
 const startupBudgetSeconds = intEnv('BENCH_STARTUP_BUDGET_SECONDS', 20);
 const deadlineSeconds = intEnv('BENCH_DEADLINE_SECONDS', 300);
+/** BENCH_PROFILE=1: the V8 CPU profiler runs in this process during each throughput round (adds overhead). */
+const profileThroughput = process.env.BENCH_PROFILE === '1';
 const warmupTasks = 3;
 /** Idle time between sequential tasks, so the previous child has exited and the worker is idle. */
 const idleGapMs = 25;
@@ -655,6 +658,8 @@ async function throughputPhase(stack: Stack, count: number): Promise<ThroughputR
     const spare = spareReady(host);
     if (spare) await withTimeout(spare.catch(() => undefined), 30_000, 'the spare child');
     await sleep(100);
+    const profiler = profileThroughput ? new CpuProfiler(1000, `dispatch-throughput-${stack.prefix}`) : null;
+    await profiler?.start();
     const before = cpuSnapshot();
     const started = epochNow();
     // Keep the queue ahead of the worker (a backlog of waiting tasks, so it is never idle) until `count` tasks
@@ -683,6 +688,11 @@ async function throughputPhase(stack: Stack, count: number): Promise<ThroughputR
     const settled = await Promise.all(pending);
     const finished = Math.max(...settled.map((s) => s.at));
     const cpu = cpuDelta(before, cpuSnapshot());
+    const taken = await profiler?.stop();
+    if (taken) {
+      const top = selfTimeByPackage(selfTimes(taken.profile).functions).filter((entry) => entry.name !== '(idle)').slice(0, 8);
+      line(`  CPU profile of this process (${stack.prefix})`, `${taken.file}: ${top.map((entry) => `${entry.name} ${entry.selfMs.toFixed(0)} ms`).join(', ')}`);
+    }
     const seconds = (finished - started) / 1000;
     return { tasks: settled.length, seconds, perSecond: settled.length / seconds, failed: settled.filter((s) => s.status !== 'SUCCEEDED').length, cpu };
   } finally {

@@ -1,18 +1,14 @@
 // The forked side of the benchmarks' API processes (bench/fanout-server.ts, bench/webhooks-server.ts): the API
 // assembled as `switchyard serve` assembles it, the IPC request loop, and the V8 CPU profiler the benchmarks
 // switch on and off. The benchmark's side of the protocol is in api-process.ts.
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { DestinationStream } from 'pino';
 import { loadEnv, type Env } from '../../src/env.js';
 import { TaskEventFeed } from '../../src/events/task-event-feed.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { waitForRedis } from '../../src/redis.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
-import type { Profile } from './profile.js';
+import { CpuProfiler, type Profile } from './profile.js';
 
 /** Replies to the benchmark; a benchmark that has gone away (deadline, Ctrl-C) is not an error here. */
 export const send = (message: unknown) => {
@@ -117,38 +113,4 @@ export function serveRequests<R extends { t: string }>(
     });
   });
   process.on('disconnect', () => void stop());
-}
-
-/**
- * The V8 CPU profiler of this process (node:inspector), sampling every `intervalUs` µs. Each profile is written
- * to `<filePrefix>-<pid>-<time>.cpuprofile` in the temp directory, so it can be opened in DevTools afterwards.
- */
-class CpuProfiler {
-  private session: Session | null = null;
-
-  constructor(
-    private readonly intervalUs: number,
-    private readonly filePrefix: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const session = new Session();
-    this.session = session;
-    session.connect();
-    await session.post('Profiler.enable');
-    await session.post('Profiler.setSamplingInterval', { interval: this.intervalUs });
-    await session.post('Profiler.start');
-  }
-
-  /** The profile since `start()` and the file it was kept in; null if the profiler was not started. */
-  async stop(): Promise<{ profile: Profile; file: string } | null> {
-    const session = this.session;
-    if (!session) return null;
-    const { profile } = await session.post('Profiler.stop');
-    session.disconnect();
-    this.session = null;
-    const file = join(tmpdir(), `${this.filePrefix}-${process.pid}-${Date.now()}.cpuprofile`);
-    writeFileSync(file, JSON.stringify(profile));
-    return { profile: profile as unknown as Profile, file };
-  }
 }

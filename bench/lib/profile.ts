@@ -1,4 +1,9 @@
-// CPU-profile summaries (node:inspector Profiler.stop() output) shared by the benchmark API processes.
+// The V8 CPU profiler of a benchmark process and summaries of what it records (node:inspector Profiler.stop()
+// output), shared by the benchmark API processes and bench/dispatch.ts.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface ProfileNode {
   id: number;
@@ -82,4 +87,38 @@ export function selfTimeByPackage(functions: FunctionSelfTime[]): Array<{ name: 
     byPackage.set(group, (byPackage.get(group) ?? 0) + f.selfMs);
   }
   return [...byPackage.entries()].map(([name, selfMs]) => ({ name, selfMs })).sort((a, b) => b.selfMs - a.selfMs);
+}
+
+/**
+ * The V8 CPU profiler of this process (node:inspector), sampling every `intervalUs` µs. Each profile is written
+ * to `<filePrefix>-<pid>-<time>.cpuprofile` in the temp directory, so it can be opened in DevTools afterwards.
+ */
+export class CpuProfiler {
+  private session: Session | null = null;
+
+  constructor(
+    private readonly intervalUs: number,
+    private readonly filePrefix: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const session = new Session();
+    this.session = session;
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: this.intervalUs });
+    await session.post('Profiler.start');
+  }
+
+  /** The profile since `start()` and the file it was kept in; null if the profiler was not started. */
+  async stop(): Promise<{ profile: Profile; file: string } | null> {
+    const session = this.session;
+    if (!session) return null;
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    this.session = null;
+    const file = join(tmpdir(), `${this.filePrefix}-${process.pid}-${Date.now()}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    return { profile: profile as unknown as Profile, file };
+  }
 }
