@@ -52,7 +52,11 @@ export function rawStatements(prisma: PrismaClient): RawStatements {
   const run = (statement: Prisma.Sql) =>
     pool.query({ name: names.of(statement.text), text: statement.text, values: statement.values.map(asParameter), types: prismaTypes });
   return async <T>(statement: Prisma.Sql): Promise<T[]> => {
-    await (connected ??= prisma.$connect());
+    // A failed connect is not kept: the next statement tries again.
+    await (connected ??= prisma.$connect().catch((error: unknown) => {
+      connected = null;
+      throw error;
+    }));
     // Disconnected since: Prisma reconnects on a pool of its own, so go through it.
     if (pool.ending) return prisma.$queryRaw<T[]>(statement);
     const result = await run(statement).catch((error: unknown) => {
