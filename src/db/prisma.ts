@@ -40,10 +40,18 @@ export type RawStatements = <T>(statement: Prisma.Sql) => Promise<T[]>;
  * driver, with the rows read as `$queryRaw` reads them. Not through `$queryRaw` itself: Prisma's raw-query
  * path (request, query compiler, interpreter, row serialisation) costs three to four times the CPU of the
  * statement's own round trip (bench/README.md), on every state change of every task. They run as named
- * (prepared) statements. Everything else, and
- * any client that did not come from createPrisma (a transaction's, say), goes through `$queryRaw`.
+ * (prepared) statements. Everything else, and any client that did not come from createPrisma (a
+ * transaction's, say), goes through `$queryRaw`. One runner per client, shared by every caller.
  */
 export function rawStatements(prisma: PrismaClient): RawStatements {
+  let runner = runners.get(prisma);
+  if (!runner) runners.set(prisma, (runner = createRunner(prisma)));
+  return runner;
+}
+
+const runners = new WeakMap<PrismaClient, RawStatements>();
+
+function createRunner(prisma: PrismaClient): RawStatements {
   const pool = pools.get(prisma);
   if (!pool) return (statement) => prisma.$queryRaw(statement);
   const names = new StatementNames();
