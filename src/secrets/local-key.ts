@@ -22,7 +22,8 @@ export async function resolveSecretKey(env: Env, logger: Logger): Promise<Buffer
   // Written whole under a name of its own, then linked into place: link() fails if another process saved its
   // key first (then read theirs), and nobody can read a file that is created but not yet written.
   const content = `${key.toString('hex')}\n`;
-  const draft = `${file}.${process.pid}.${key.toString('hex', 0, 4)}.tmp`;
+  // The draft's name is random, not derived from the key: file names show in listings and in errors.
+  const draft = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(draft, content, { mode: 0o600, flag: 'wx' });
   try {
     await link(draft, file).catch(async (error: NodeJS.ErrnoException) => {
