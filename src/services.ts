@@ -45,8 +45,8 @@ export interface ServiceDeps {
   checkOrgsOnRegister: boolean;
   /** How much of a webhook payload the delivery log keeps. */
   webhookStoredPayloadBytes: number;
-  /** Shortest time allowed between two firings of a schedule (default 60 s). */
-  scheduleMinIntervalSeconds?: number;
+  /** Shortest time allowed between two firings of a schedule. */
+  scheduleMinIntervalSeconds: number;
 }
 
 export function createServices(deps: ServiceDeps): Services {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { ScheduleService } from '../src/domain/tasks/schedule-service.js';
+import { loadEnv } from '../src/env.js';
 import { OrgLock } from '../src/workers/org-lock.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
@@ -691,7 +692,8 @@ describe('delayed and recurring tasks', () => {
   });
 
   it('refuses a pattern that fires more often than SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS (60 s by default)', async () => {
-    const schedules = new ScheduleService(api.prisma, api.queues, api.services.tasks);
+    // The interval as a production process gets it: loadEnv's default, not the harness's 1 s.
+    const schedules = new ScheduleService(api.prisma, api.queues, api.services.tasks, loadEnv({}).SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS);
     const input = { type: 'DIAGNOSTIC' as const, org: 'exec', params: {} };
     for (const cron of ['* * * * * *', '*/30 * * * * *', '0,30 * * * * *']) {
       await expect(schedules.create(cliPrincipal, { ...input, cron }), cron).rejects.toMatchObject({

@@ -97,8 +97,8 @@ export class ScheduleService {
     private readonly prisma: PrismaClient,
     private readonly queues: TaskQueues,
     private readonly tasks: TaskService,
-    /** Shortest time allowed between two firings of a schedule. */
-    private readonly minIntervalSeconds = 60,
+    /** Shortest time allowed between two firings of a schedule (SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS). */
+    private readonly minIntervalSeconds: number,
   ) {}
 
   async create(actor: Principal, input: ScheduleTaskInput): Promise<Schedule> {
