@@ -122,8 +122,10 @@ export class ConnectionArgumentsPlugin<Types extends SchemaTypes> extends BasePl
     fieldConfig: PothosOutputFieldConfig<Types>,
   ): GraphQLFieldResolver<unknown, Types['Context'], object> {
     if (!isConnection(fieldConfig)) return resolver;
+    // The field's return type is fixed once the schema is built: find its model on the first call only.
+    let modelName: string | null | undefined;
     return (parent, args, context, info) => {
-      const modelName = nodeModel(info.returnType);
+      modelName ??= nodeModel(info.returnType) ?? null;
       if (modelName) {
         const issues = connectionIssues(args as ConnectionArgs, this.checkFor(modelName));
         if (issues.length > 0) throw new ValidationFailedError(issues);
