@@ -324,11 +324,12 @@ describe('subscriptions over server-sent events', () => {
     }
   });
 
-  it('end when their token is revoked (announced at once) or stops authenticating (found by the re-check)', async () => {
+  it('end, with the token\'s WebSocket connections, when their token is revoked (announced at once) or stops authenticating (found by the re-check)', async () => {
     for (const how of ['revokeApiToken', 'revoked behind the API\'s back'] as const) {
       const token = await bodies.token('VIEWER');
       const row = await bodies.prisma.apiToken.findFirstOrThrow({ orderBy: { createdAt: 'desc' } });
       const stream = await follow(token);
+      const socket = await rawClient(bodies, token); // a WebSocket connection of the same token ends with it
       await waitFor(async () => stream.results.length >= 1, 5000, 'the first result');
       if (how === 'revokeApiToken') {
         const res = await bodies.gql(`mutation($id: ID!) { revokeApiToken(id: $id) { __typename } }`, { id: row.id }, bodiesToken);
@@ -339,6 +340,7 @@ describe('subscriptions over server-sent events', () => {
       await Promise.race([stream.ended, new Promise((_, reject) => setTimeout(() => reject(new Error(`the stream went on (${how})`)), 5000))]);
       expect(stream.results.at(-1)).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
       expect(stream.results.slice(0, -1).every((result) => result.data?.resourceUtilization)).toBe(true);
+      expect(await socket.closed, how).toMatchObject({ code: 4403 });
     }
   });
 });

@@ -25,6 +25,7 @@ import { useOperationLimits, type OperationLimits } from './operation-limits.js'
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { useStorableStrings } from './storable-strings.js';
 import { TokenStreams } from './token-streams.js';
+import { TokenWatch } from './token-watch.js';
 import { attachSubscriptions, type SubscriptionLimits } from './subscriptions.js';
 
 export interface AppOptions {
@@ -102,7 +103,8 @@ export function createApp(options: AppOptions): App {
   const { services, redis, logger } = options;
   const bodyLimits = { ...defaultBodyLimits, ...options.bodyLimits };
   const subscriptionLimits = { ...defaultSubscriptionLimits, maxMessageBytes: bodyLimits.maxRequestBytes, ...options.subscriptionLimits };
-  const tokenStreams = new TokenStreams(services.tokens, subscriptionLimits.revalidateMs);
+  const tokenWatch = new TokenWatch(services.tokens, subscriptionLimits.revalidateMs);
+  const tokenStreams = new TokenStreams(tokenWatch);
   const yoga = createYoga<ServerContext, Context>({
     schema: getSchema(),
     graphqlEndpoint: '/graphql',
@@ -136,11 +138,11 @@ export function createApp(options: AppOptions): App {
 
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached
   // copy at once (the caches' time limits cover a missed announcement; see webhook-source-cache.ts and
-  // notification-service.ts). A token revoked on any replica ends this replica's HTTP subscription streams of it.
+  // notification-service.ts). A token revoked on any replica ends this replica's subscriptions of it (WebSocket and HTTP).
   const stopControl = options.feed.onControl((message) => {
     if (message.type === 'webhook-source-changed') services.webhooks.forgetSource(message.sourceId);
     else if (message.type === 'notification-subscribers-changed') services.notifications.forgetSubscribers();
-    else if (message.type === 'token-revoked') tokenStreams.end(message.tokenId);
+    else if (message.type === 'token-revoked') tokenWatch.end(message.tokenId);
   });
 
   const limiter = new RateLimiter(redis, options.prefix);
@@ -207,7 +209,7 @@ export function createApp(options: AppOptions): App {
 
   const subscriptions = attachSubscriptions(server, yoga, {
     services,
-    feed: options.feed,
+    tokenWatch,
     logger,
     limits: subscriptionLimits,
   });
@@ -233,7 +235,7 @@ export function createApp(options: AppOptions): App {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
       await stopControl();
-      tokenStreams.close();
+      tokenWatch.close();
       server.closeIdleConnections();
       await closed;
     },

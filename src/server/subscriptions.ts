@@ -13,12 +13,12 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
-import type { TaskEventFeed } from '../events/task-event-feed.js';
 import type { Services } from '../services.js';
 import { ConnectionPrincipals } from './connection-principals.js';
 import { shareKey } from './share-key.js';
 import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
 import { SocketSubscriber } from './socket-subscriber.js';
+import type { TokenWatch } from './token-watch.js';
 
 /** How a subscriber joining a shared execution of each subscription field catches up. */
 const catchUpByField: Record<string, CatchUp> = { taskEvents: 'replay', resourceUtilization: 'latest' };
@@ -44,6 +44,8 @@ export interface SubscriptionLimits {
 type SocketExtra = {
   socket: WebSocket;
   principal?: Principal;
+  /** Stops the token watch from closing this socket. */
+  unwatch?: () => void;
 } & Record<PropertyKey, unknown>;
 
 export const slowClientCloseCode = 1008;
@@ -54,7 +56,7 @@ const principalCacheMs = 10_000;
 export function attachSubscriptions(
   server: Server,
   yoga: YogaServerInstance<any, Context>,
-  deps: { services: Services; feed: TaskEventFeed; logger: Logger; limits: SubscriptionLimits },
+  deps: { services: Services; tokenWatch: TokenWatch; logger: Logger; limits: SubscriptionLimits },
 ): { close(): Promise<void>; connections(): number; sharedExecutions(): number } {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: deps.limits.maxMessageBytes });
@@ -80,6 +82,7 @@ export function attachSubscriptions(
   const forget = (extra: SocketExtra) => {
     const tokenId = extra.principal?.tokenId;
     if (!tokenId) return;
+    extra.unwatch?.();
     byToken.get(tokenId)?.delete(extra.socket);
     if (byToken.get(tokenId)?.size === 0) byToken.delete(tokenId);
   };
@@ -114,6 +117,8 @@ export function attachSubscriptions(
           const sockets = byToken.get(principal.tokenId) ?? new Set();
           sockets.add(ctx.extra.socket);
           byToken.set(principal.tokenId, sockets);
+          const socket = ctx.extra.socket;
+          ctx.extra.unwatch = deps.tokenWatch.add(principal.tokenId, () => socket.close(CloseCode.Forbidden, 'Token revoked'));
           // On the socket's own close: graphql-ws's onClose waits until every subscription has wound down.
           ctx.extra.socket.once('close', () => forget(ctx.extra));
         }
@@ -165,35 +170,18 @@ export function attachSubscriptions(
     wsServer,
   );
 
-  const closeToken = (tokenId: string) => {
-    principals.forget(tokenId);
-    for (const socket of byToken.get(tokenId) ?? []) socket.close(CloseCode.Forbidden, 'Token revoked');
-    byToken.delete(tokenId);
-  };
-
-  // Revocations announced by any replica close this replica's sockets of that token at once…
-  const stopControl = deps.feed.onControl((message) => {
-    if (message.type === 'token-revoked') closeToken(message.tokenId);
-  });
-
-  // …and a periodic re-check catches what the announcement cannot: expiry, revocations from the CLI.
-  const revalidate = setInterval(() => {
-    principals.sweep();
-    void (async () => {
-      for (const tokenId of [...byToken.keys()]) {
-        // undefined: a database hiccup, try again next time
-        if ((await services.tokens.stillValid(tokenId)) === false) closeToken(tokenId);
-      }
-    })();
-  }, limits.revalidateMs);
-  revalidate.unref();
+  // A token that stops authenticating (the TokenWatch closes its sockets) leaves the principal cache at once…
+  const stopForgetting = deps.tokenWatch.onEnd((tokenId) => principals.forget(tokenId));
+  // …and stale entries go now and then.
+  const sweep = setInterval(() => principals.sweep(), limits.revalidateMs);
+  sweep.unref();
 
   return {
     connections: () => wsServer.clients.size,
     sharedExecutions: () => shared.size,
     async close() {
-      clearInterval(revalidate);
-      await stopControl();
+      clearInterval(sweep);
+      stopForgetting();
       for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
       await disposable.dispose();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));

@@ -1,26 +1,13 @@
 // Subscriptions over HTTP (server-sent events) end when their token is revoked or expires, as WebSocket
-// connections are closed then (subscriptions.ts). A revocation announced by any replica ends them at once, and a
-// periodic re-check catches expiry and revocations from the CLI. The stream gets a last UNAUTHENTICATED error,
-// then completes.
+// connections are closed then (subscriptions.ts); the TokenWatch says when. The stream gets a last
+// UNAUTHENTICATED error, then completes.
 import { Repeater } from '@repeaterjs/repeater';
 import type { ExecutionResult } from 'graphql';
-import type { TokenService } from '../domain/auth/token-service.js';
 import { unauthenticated } from './authentication.js';
+import type { TokenWatch } from './token-watch.js';
 
 export class TokenStreams {
-  private readonly byToken = new Map<string, Set<() => void>>();
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(tokens: TokenService, revalidateMs: number) {
-    this.timer = setInterval(() => {
-      void (async () => {
-        for (const tokenId of [...this.byToken.keys()]) {
-          if ((await tokens.stillValid(tokenId)) === false) this.end(tokenId);
-        }
-      })();
-    }, revalidateMs);
-    this.timer.unref();
-  }
+  constructor(private readonly tokens: TokenWatch) {}
 
   /** The results of `source`, until the consumer stops or `tokenId` stops authenticating. */
   watch(tokenId: string, source: AsyncIterable<ExecutionResult>): AsyncIterableIterator<ExecutionResult> {
@@ -28,8 +15,7 @@ export class TokenStreams {
       let revoke!: () => void;
       const revoked = new Promise<'revoked'>((resolve) => (revoke = () => resolve('revoked')));
       const stopped = stop.then(() => 'stopped' as const);
-      const enders = this.byToken.get(tokenId) ?? new Set();
-      this.byToken.set(tokenId, enders.add(revoke));
+      const unwatch = this.tokens.add(tokenId, revoke);
       const iterator = source[Symbol.asyncIterator]();
       try {
         for (;;) {
@@ -43,20 +29,10 @@ export class TokenStreams {
           await push(next.value);
         }
       } finally {
-        enders.delete(revoke);
-        if (enders.size === 0 && this.byToken.get(tokenId) === enders) this.byToken.delete(tokenId);
+        unwatch();
         stop();
         await iterator.return?.();
       }
     });
-  }
-
-  /** Ends every stream of `tokenId`. */
-  end(tokenId: string): void {
-    for (const revoke of this.byToken.get(tokenId) ?? []) revoke();
-  }
-
-  close(): void {
-    clearInterval(this.timer);
   }
 }

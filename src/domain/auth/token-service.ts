@@ -30,6 +30,11 @@ export interface CreatedToken {
   secret: string;
 }
 
+/** Whether a stored token still authenticates at `now`: not revoked, not expired. */
+function authenticates(token: { revokedAt: Date | null; expiresAt: Date | null }, now: number): boolean {
+  return !token.revokedAt && !(token.expiresAt && token.expiresAt.getTime() <= now);
+}
+
 export function hashToken(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
@@ -80,9 +85,8 @@ export class TokenService {
   async authenticateWithExpiry(secret: string): Promise<{ principal: Principal; expiresAt: Date | null } | null> {
     if (!tokenPattern.test(secret)) return null;
     const token = await this.prisma.apiToken.findUnique({ where: { hash: hashToken(secret) }, include: { user: true } });
-    if (!token || token.revokedAt) return null;
     const now = Date.now();
-    if (token.expiresAt && token.expiresAt.getTime() <= now) return null;
+    if (!token || !authenticates(token, now)) return null;
     if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > lastUsedResolutionMs) {
       // Best effort: a failed bookkeeping write must not fail the request.
       void this.prisma.apiToken
@@ -123,13 +127,18 @@ export class TokenService {
   }
 
   /**
-   * Whether the token still authenticates (exists, not revoked, not expired); undefined when Postgres could not
-   * say (look again later). Long-lived connections and streams ask this now and then.
+   * Of `tokenIds`, those that no longer authenticate (deleted, revoked or expired), in one query; none when
+   * Postgres could not say (ask again later). Long-lived connections and streams ask this now and then.
    */
-  async stillValid(tokenId: string): Promise<boolean | undefined> {
-    const token = await this.prisma.apiToken.findUnique({ where: { id: tokenId }, select: { revokedAt: true, expiresAt: true } }).catch(() => undefined);
-    if (token === undefined) return undefined;
-    return token !== null && !token.revokedAt && !(token.expiresAt && token.expiresAt.getTime() <= Date.now());
+  async noLongerValid(tokenIds: string[]): Promise<string[]> {
+    if (tokenIds.length === 0) return [];
+    const found = await this.prisma.apiToken
+      .findMany({ where: { id: { in: tokenIds } }, select: { id: true, revokedAt: true, expiresAt: true } })
+      .catch(() => null);
+    if (!found) return [];
+    const now = Date.now();
+    const valid = new Set(found.filter((token) => authenticates(token, now)).map((token) => token.id));
+    return tokenIds.filter((id) => !valid.has(id));
   }
 
   async find<T extends Omit<Prisma.ApiTokenFindUniqueArgs, 'where'>>(tokenId: string, query?: T) {
