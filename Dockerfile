@@ -1,5 +1,6 @@
 # Switchyard application image: API (`switchyard serve`) and workers (`switchyard worker`) share it.
-# Build stage: install everything, generate the Prisma client, compile TypeScript.
+# Build stage: install everything, generate the Prisma client, compile TypeScript, build the jsforce bundle
+# task children load (it needs rolldown, a devDependency, so it is built before the prune).
 FROM node:20.20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -7,7 +8,7 @@ RUN npm ci --no-audit --no-fund
 COPY prisma ./prisma
 COPY prisma.config.ts tsconfig.json ./
 COPY src ./src
-RUN npx prisma generate && npx tsc -p tsconfig.json && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: only what runs, as an unprivileged user.
 FROM node:20.20-bookworm-slim

@@ -22,6 +22,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { createWorkerHost } from '../src/cli/worker-command.js';
 import { migrate } from '../src/db/migrate.js';
+import { buildJsforceBundle } from '../src/scripts/build-jsforce-bundle.js';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { loadEnv } from '../src/env.js';
@@ -160,6 +161,8 @@ interface ForkResult {
   cpuMs: number | null;
   /** How long the fork() call itself blocked this process's event loop. */
   forkSyncMs: number;
+  /** Where a jsforce child took jsforce from (jsforce-bundle.ts's bundleState), if it said. */
+  from?: unknown;
 }
 
 /**
@@ -174,16 +177,18 @@ function forkOnce(file: string, env: NodeJS.ProcessEnv, onReady?: (child: Return
     const forkSyncMs = performance.now() - t0;
     let readyMs = NaN;
     let cpuMs: number | null = null;
-    child.on('message', (message: { t?: string; cpu?: { user: number; system: number } }) => {
+    let from: unknown;
+    child.on('message', (message: { t?: string; cpu?: { user: number; system: number }; from?: unknown }) => {
       if (message.t !== 'ready' || !Number.isNaN(readyMs)) return;
       readyMs = performance.now() - t0;
       if (message.cpu) cpuMs = (message.cpu.user + message.cpu.system) / 1000;
+      from = message.from;
       onReady?.(child);
     });
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       if (Number.isNaN(readyMs)) return reject(new Error(`${file} exited before ready (code ${code}, signal ${signal})`));
-      resolve({ readyMs, exitMs: performance.now() - t0, cpuMs, forkSyncMs });
+      resolve({ readyMs, exitMs: performance.now() - t0, cpuMs, forkSyncMs, ...(from ? { from } : {}) });
     });
   });
 }
@@ -829,8 +834,11 @@ async function main(): Promise<void> {
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
-    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], vault: [], vaultSwitchyard: [] };
+    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], switchyardPackages: [], vault: [], vaultSwitchyard: [] };
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+    // The bundle `npm run build` makes for dist/, made here for dist-bench/ (where these children load from).
+    const bundle = await buildJsforceBundle();
+    line('jsforce bundle (built for this run)', `${bundle.packages.length} packages, code cache for Node ${bundle.node}`);
     await forkOnce(jsforceChild, launcherEnvironment()); // warm the page cache for jsforce's files
     await forkOnce(vaultChild, launcherEnvironment()); // and node-vault's
     const startupEnds = performance.now() + startupBudgetSeconds * 1000;
@@ -842,6 +850,7 @@ async function main(): Promise<void> {
       startup.jsforce!.push(await forkOnce(jsforceChild, launcherEnvironment()));
       startup.salesforce!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, salesforceModules));
       startup.switchyard!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, ['--switchyard']));
+      startup.switchyardPackages!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, ['--switchyard-packages']));
       startup.vault!.push(await forkOnce(vaultChild, launcherEnvironment()));
       startup.vaultSwitchyard!.push(await forkOnce(vaultChild, launcherEnvironment(), undefined, ['--switchyard']));
     }
@@ -853,6 +862,8 @@ async function main(): Promise<void> {
     line("child that imports 'jsforce' (all APIs)", `${pp(readyOf(startup.jsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce!)))}`);
     line("child that import()s jsforce's core + Metadata API", `${pp(readyOf(startup.salesforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.salesforce!)))}`);
     line('child that loads them as Switchyard does (load-jsforce.ts)', `${pp(readyOf(startup.switchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyard!)))}`);
+    line('  from the bundle, as reported by each child', [...new Set(startup.switchyard!.map((r) => JSON.stringify(r.from)))].join(', '));
+    line('  the same from node_modules (no bundle)', `${pp(readyOf(startup.switchyardPackages!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyardPackages!)))}`);
     line("child that require()s 'node-vault'", `${pp(readyOf(startup.vault!))}   own CPU p50 ${ms(p50(cpuOf(startup.vault!)))}`);
     line('child that loads it as Switchyard does (vault-unwrap.ts)', `${pp(readyOf(startup.vaultSwitchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.vaultSwitchyard!)))}`);
     const overEmpty = (results: ForkResult[]) => ({
@@ -868,6 +879,7 @@ async function main(): Promise<void> {
     line("cost over an empty child: import('jsforce')", `${costLine(fullJsforceCost)}  (${startup.jsforce!.length} samples each)`);
     line('  import() of core + Metadata API', costLine(importCost));
     line('  core + Metadata API as Switchyard loads them', `${costLine(jsforceCost)}  (what a Salesforce child pays)`);
+    line('  the same from node_modules (no bundle)', costLine(overEmpty(startup.switchyardPackages!)));
     const vaultCost = overEmpty(startup.vaultSwitchyard!);
     line("cost over an empty child: require('node-vault')", costLine(overEmpty(startup.vault!)));
     line('  node-vault as Switchyard loads it', `${costLine(vaultCost)}  (what a child redeeming a Vault grant adds)`);
@@ -903,7 +915,7 @@ async function main(): Promise<void> {
       ['startup: core + Metadata, Switchyard', ms(p50(readyOf(startup.switchyard!))), 'p50', ''],
       ['startup: core + Metadata, import()', ms(p50(readyOf(startup.salesforce!))), 'p50', ''],
       ["startup: import('jsforce')", ms(p50(readyOf(startup.jsforce!))), 'p50', ''],
-      ['child CPU: empty / Switchyard / import() / all', [startup.empty!, startup.switchyard!, startup.salesforce!, startup.jsforce!].map((r) => ms(p50(cpuOf(r)))).join(' / '), 'p50', ''],
+      ['child CPU: empty / Switchyard / no bundle / import() / all', [startup.empty!, startup.switchyard!, startup.switchyardPackages!, startup.salesforce!, startup.jsforce!].map((r) => ms(p50(cpuOf(r)))).join(' / '), 'p50', ''],
       ['task child over empty child', `${signed(taskChildCost)}`, 'p50 start-up, reported', ''],
       ['jsforce cost per Salesforce child', `${signed(jsforceCost.ready)} start-up, ${signed(jsforceCost.cpu)} CPU`, 'reported', ''],
       ['node-vault cost per child (Vault)', `${signed(vaultCost.ready)} start-up, ${signed(vaultCost.cpu)} CPU`, 'reported', ''],

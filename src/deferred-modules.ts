@@ -106,6 +106,14 @@ export function deferDependencies(dependencies: readonly DeferredDependency[]): 
 }
 
 /**
+ * Defers files already resolved (a prebuilt bundle lists the files it leaves out): the same as
+ * deferDependencies without resolving anything.
+ */
+export function deferFiles(files: readonly string[]): void {
+  for (const file of files) defer(file);
+}
+
+/**
  * Where each dependency stands in this process (for tests and benchmarks): `deferred` while its stand-in is
  * unused, `loaded` once the real package is in the module cache, `absent` if nothing has required it. Throws
  * for a dependency that no longer resolves from where it is listed.

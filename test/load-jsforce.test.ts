@@ -45,13 +45,19 @@ interface RunResult {
 }
 
 describe("jsforce's deferred dependencies", () => {
-  it('are not loaded by any Salesforce operation Switchyard runs', { timeout: 60_000 }, async () => {
+  // From the prebuilt bundle `npm run build` makes (jsforce-bundle.ts; the test command builds it), with its code
+  // cache, and from node_modules, as a child without a current bundle loads it.
+  it.each([
+    ['bundle', { from: 'bundle', codeCache: 'accepted' }],
+    ['packages', { from: 'packages', reason: 'skipped' }],
+  ] as const)('are not loaded by any Salesforce operation Switchyard runs (jsforce from %s)', { timeout: 60_000 }, async (source, jsforceFrom) => {
     const sourceZip = join(dir, 'package.zip');
     await writeFile(sourceZip, samplePackage(['Foo', 'FooTest']));
     const credentials = { instanceUrl: sim.instanceUrl, refreshToken, clientId, clientSecret };
     const deploy = { artifactId: 'probe', testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 };
-    const first = await probeJob<{ results: RunResult[]; states: States }>({
+    const first = await probeJob<{ results: RunResult[]; states: States; jsforce: unknown }>({
       job: 'operations',
+      source,
       credentials,
       artifactDir: dir,
       runs: [
@@ -72,12 +78,14 @@ describe("jsforce's deferred dependencies", () => {
     expect(orgCheck!.result).toMatchObject({ organizationId: sim.org.Id, organizationName: 'Probe Org', username: sim.user.username });
     expect(sim.getDeploy(validation!.result!.deployId)).toMatchObject({ done: true, success: true, options: { checkOnly: true } });
     expect(sim.getDeploy(deployment!.result!.deployId)).toMatchObject({ done: true, success: true });
+    expect(first.jsforce).toEqual(jsforceFrom);
     // Connecting put every stand-in in place, and none of the operations used one.
     expect(first.states).toEqual(every('deferred'));
 
     // A quick deploy of that validation, in a child of its own as Switchyard runs it.
-    const second = await probeJob<{ results: RunResult[]; states: States }>({
+    const second = await probeJob<{ results: RunResult[]; states: States; jsforce: unknown }>({
       job: 'operations',
+      source,
       credentials,
       artifactDir: dir,
       runs: [{ type: 'QUICK_DEPLOY', params: { deployId: validation!.result!.deployId, pollIntervalMs: 100 } }],
@@ -85,6 +93,7 @@ describe("jsforce's deferred dependencies", () => {
     expect(second.results.map((r) => [r.type, r.ok, r.code, r.message])).toEqual([['QUICK_DEPLOY', true, undefined, undefined]]);
     expect(sim.getDeploy(validation!.result!.deployId)!.quickDeployedAs).toBe(second.results[0]!.result!.deployId);
     expect(second.states).toEqual(every('deferred'));
+    expect(second.jsforce).toEqual(jsforceFrom);
   });
 
   it('still work when something uses them (through the code that imports them, where that is easy)', async () => {

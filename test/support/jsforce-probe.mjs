@@ -2,9 +2,13 @@
 // jsforce's deferred dependencies were loaded. A separate process, because the module cache is per process.
 // Plain JavaScript run by node on the compiled dist/, like a task child; driven over IPC by
 // test/load-jsforce.test.ts:
-//   { job: 'operations', runs, credentials, artifactDir } runs Switchyard's operations themselves (the
+//   { job: 'operations', runs, credentials, artifactDir, source } runs Switchyard's operations themselves (the
 //     registry's modules, with an operation context as child-main.ts builds it) against the Salesforce
-//     simulator;
+//     simulator, with jsforce from the prebuilt bundle in dist/ (source 'bundle', the default) or from
+//     node_modules ('packages'), and says where jsforce came from;
+//   { job: 'bundle-deploy', dir, credentials, zip } opens the jsforce bundle in `dir` (jsforce-bundle.ts),
+//     deploys `zip` (base64) with it and polls checkDeployStatus until done;
+//   { job: 'open-bundle', dir } only opens it and loads its entries;
 //   { job: 'use-each' } uses each deferred dependency, through the code that imports it where that is easy;
 //   { job: 'es-module-flags' } loads each deferred dependency plainly (nothing deferred) and reports its
 //     `__esModule`, which the stand-ins answer without loading.
@@ -13,11 +17,16 @@ import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
 import { deferredStates, resolveDeferred } from '../../dist/deferred-modules.js';
 import { serveProbe } from './probe-child.mjs';
-import { deferredDependencies, loadJsforce } from '../../dist/workers/operations/salesforce/load-jsforce.js';
+import { deferredDependencies, loadJsforce, schemaModule } from '../../dist/workers/operations/salesforce/load-jsforce.js';
+import { bundleState, openJsforceBundle, skipJsforceBundle } from '../../dist/workers/operations/salesforce/jsforce-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
-async function operations({ runs, credentials, artifactDir }) {
+const warnings = [];
+process.on('warning', (warning) => warnings.push({ code: warning.code, message: warning.message }));
+
+async function operations({ runs, credentials, artifactDir, source = 'bundle' }) {
+  if (source === 'packages') skipJsforceBundle();
   const results = [];
   for (const { type, params, sourceZip } of runs) {
     const ctx = {
@@ -39,7 +48,32 @@ async function operations({ runs, credentials, artifactDir }) {
       results.push({ type, ok: false, code: error.code, message: error.message });
     }
   }
-  return { results, states: deferredDependencyStates() };
+  return { results, states: deferredDependencyStates(), jsforce: bundleState() };
+}
+
+/** Whether jsforce's schema module in the module cache is the bundle's lazy stand-in (its export is read-only). */
+function schemaIsStandIn() {
+  const cached = createRequire(import.meta.url).cache[createRequire(import.meta.url).resolve(schemaModule)];
+  return cached ? Object.getOwnPropertyDescriptor(cached.exports, 'ApiSchemas')?.writable === false : null;
+}
+
+function openBundle({ dir }) {
+  const bundle = openJsforceBundle(dir);
+  if (bundle) for (const entry of ['core', 'metadata']) bundle.load(entry);
+  return { opened: bundle !== null, state: bundleState(dir), warnings, schemaIsStandIn: schemaIsStandIn() };
+}
+
+async function bundleDeploy({ dir, credentials, zip }) {
+  const bundle = openJsforceBundle(dir);
+  const jsforce = bundle.load('core');
+  bundle.load('metadata');
+  const oauth2 = { clientId: credentials.clientId, clientSecret: credentials.clientSecret, loginUrl: credentials.instanceUrl };
+  const token = await new jsforce.OAuth2(oauth2).refreshToken(credentials.refreshToken);
+  const conn = new jsforce.Connection({ oauth2, instanceUrl: token.instance_url, accessToken: token.access_token });
+  const { id } = await conn.metadata.deploy(Buffer.from(zip, 'base64'), { checkOnly: true });
+  let result;
+  for (let polls = 0; polls < 50 && !result?.done; polls += 1) result = await conn.metadata.checkDeployStatus(id, true);
+  return { state: bundleState(dir), states: deferredDependencyStates(), schemaIsStandIn: schemaIsStandIn(), result };
 }
 
 /** Reflection on a stand-in (an object module): `in` loads it; keys and prototype are the module's. */
@@ -77,4 +111,4 @@ function useEach() {
   return { uses, before, after: deferredDependencyStates() };
 }
 
-serveProbe({ operations, 'use-each': useEach }, deferredDependencies);
+serveProbe({ operations, 'use-each': useEach, 'open-bundle': openBundle, 'bundle-deploy': bundleDeploy }, deferredDependencies);

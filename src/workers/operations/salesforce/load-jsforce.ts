@@ -1,6 +1,7 @@
 // Loads jsforce inside the per-task child: its core, plus the API modules an operation asks for (each
-// registers itself on Connection when imported). The package's index is never imported: it also loads Bulk,
-// Bulk 2.0, Chatter, Analytics, Apex, Tooling, SOAP and the Streaming API (with its Faye client).
+// registers itself on Connection when imported), from the prebuilt bundle `npm run build` makes
+// (jsforce-bundle.ts) or, without one, from node_modules. The package's index is never loaded: it also loads
+// Bulk, Bulk 2.0, Chatter, Analytics, Apex, Tooling, SOAP and the Streaming API (with its Faye client).
 //
 // jsforce also requires, when it loads, packages that only serve paths Switchyard's operations never take.
 // Together they are about half of what loading jsforce costs (node-fetch's whatwg-url fallback alone parses
@@ -9,6 +10,7 @@
 // of them, and each still works when used.
 import { createRequire } from 'node:module';
 import { deferDependencies, type DeferredDependency } from '../../../deferred-modules.js';
+import { openJsforceBundle } from './jsforce-bundle.js';
 
 const require = createRequire(import.meta.url);
 
@@ -40,23 +42,43 @@ export const deferredDependencies: readonly DeferredDependency[] = [
   },
 ];
 
+/** jsforce's core (Connection, OAuth2, query, sobject): what every Salesforce operation loads. */
+export const coreModule = 'jsforce/lib/core.js';
+
 /** jsforce API modules an operation may ask for; each registers itself on Connection when loaded. */
-const apiModules = {
+export const apiModules = {
   metadata: 'jsforce/lib/api/metadata.js',
 };
 
+/** The Metadata API's type schema, which the jsforce bundle replaces with a lazy one (lazy-metadata-schema.ts). */
+export const schemaModule = 'jsforce/lib/api/metadata/schema.js';
+
 export type JsforceApi = keyof typeof apiModules;
 
+type JsforceCore = typeof import('jsforce/lib/core.js');
+
 /**
- * jsforce's core (Connection, OAuth2, query, sobject) with the given APIs registered on Connection.
+ * jsforce's core (Connection, OAuth2, query, sobject) with the given APIs registered on Connection: from the
+ * prebuilt bundle (jsforce-bundle.ts), or from node_modules when there is no current bundle.
+ */
+export function loadJsforce(apis: JsforceApi[] = []): JsforceCore {
+  const bundle = openJsforceBundle(); // which defers the same dependencies, by the files the build resolved
+  if (!bundle) return loadJsforceFromPackages(apis);
+  const core = bundle.load('core') as JsforceCore;
+  for (const api of apis) bundle.load(api);
+  return core;
+}
+
+/**
+ * The same, module by module from node_modules (what the bundle is built from and checked against).
  *
  * Loaded with require(), not import(): importing CommonJS from an ES module makes Node scan each module's
  * source for its named exports, following every re-export (jsforce's core re-exports six modules, the
  * Metadata API its 280 KB schema), which about doubles the CPU the load takes.
  */
-export function loadJsforce(apis: JsforceApi[] = []): typeof import('jsforce/lib/core.js') {
+export function loadJsforceFromPackages(apis: JsforceApi[] = []): JsforceCore {
   deferDependencies(deferredDependencies);
-  const core = require('jsforce/lib/core.js') as typeof import('jsforce/lib/core.js');
+  const core = require(coreModule) as JsforceCore;
   for (const api of apis) require(apiModules[api]);
   return core;
 }
