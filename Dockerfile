@@ -1,6 +1,5 @@
 # Switchyard application image: API (`switchyard serve`) and workers (`switchyard worker`) share it.
-# Build stage: install everything, generate the Prisma client, compile TypeScript, build the jsforce bundle
-# task children load (it needs rolldown, a devDependency, so it is built before the prune).
+# Build stage: install everything, generate the Prisma client, compile TypeScript.
 FROM node:20.20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -19,6 +18,9 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/prisma/migrations ./prisma/migrations
 COPY package.json ./
 COPY bin ./bin
+# The jsforce bundle Salesforce task children load is built here, in the stage that runs it: it records the
+# size and modification time of every node_modules file it holds, and children use it only while they match.
+RUN node dist/scripts/build-jsforce-bundle.js
 RUN mkdir -p /var/lib/switchyard/artifacts && chown -R node:node /var/lib/switchyard
 USER node
 ENV SWITCHYARD_ARTIFACT_DIR=/var/lib/switchyard/artifacts \

@@ -838,7 +838,7 @@ async function main(): Promise<void> {
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
     // The bundle `npm run build` makes for dist/, made here for dist-bench/ (where these children load from).
     const bundle = await buildJsforceBundle();
-    line('jsforce bundle (built for this run)', `${bundle.packages.length} packages, code cache for Node ${bundle.node}`);
+    line('jsforce bundle (built for this run)', `${Object.keys(bundle.entries).join(', ')}; ${bundle.files.length} files; code cache for Node ${bundle.node}`);
     await forkOnce(jsforceChild, launcherEnvironment()); // warm the page cache for jsforce's files
     await forkOnce(vaultChild, launcherEnvironment()); // and node-vault's
     const startupEnds = performance.now() + startupBudgetSeconds * 1000;

@@ -1,18 +1,20 @@
 // The prebuilt jsforce bundle (src/workers/operations/salesforce/jsforce-bundle.ts) and its build
-// (src/scripts/build-jsforce-bundle.ts, which `npm run build` runs): built here into a directory of the test's
-// own, opened in fresh processes (test/support/jsforce-probe.mjs) as a task child opens it, against the
-// Salesforce simulator. load-jsforce.test.ts runs Switchyard's operations on the bundle the build put in dist/.
+// (src/scripts/build-jsforce-bundle.ts, which `npm run build` and `npm test` run): built here into directories
+// of the test's own, loaded in fresh processes (test/support/jsforce-probe.mjs) as a task child loads jsforce,
+// against the Salesforce simulator. load-jsforce.test.ts runs Switchyard's operations on the bundle in dist/.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire, isBuiltin } from 'node:module';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import Module, { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { runInThisContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveDeferred } from '../src/deferred-modules.js';
-import { lazySchemas, type BundleManifest } from '../src/workers/operations/salesforce/jsforce-bundle.js';
+import type { BundledModules, BundleManifest } from '../src/workers/operations/salesforce/jsforce-bundle.js';
+import { lazySchemas, type SchemaTexts } from '../src/workers/operations/salesforce/lazy-metadata-schema.js';
 import { deferredDependencies, schemaModule } from '../src/workers/operations/salesforce/load-jsforce.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { runProbe } from './support/probe.js';
@@ -22,8 +24,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const builder = join(root, 'dist/scripts/build-jsforce-bundle.js');
 const probe = fileURLToPath(new URL('./support/jsforce-probe.mjs', import.meta.url));
 const require = createRequire(import.meta.url);
-const jsforceVersion = (require('jsforce/package.json') as { version: string }).version;
 const every = <T>(state: T) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
+const build = (dir: string) => promisify(execFile)(process.execPath, [builder, dir]);
 
 const clientId = `3MVG9bundle.${randomBytes(8).toString('hex')}`;
 const clientSecret = `bundle-secret-${randomBytes(8).toString('hex')}`;
@@ -39,7 +41,7 @@ beforeAll(async () => {
   sim.addRefreshToken(refreshToken, { clientId, clientSecret });
   work = await mkdtemp(join(tmpdir(), 'switchyard-jsforce-bundle-'));
   dir = join(work, 'bundle');
-  await promisify(execFile)(process.execPath, [builder, dir]);
+  await build(dir);
   manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as BundleManifest;
 }, 60_000);
 
@@ -48,61 +50,101 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** A copy of the built bundle with its manifest changed. */
-async function variant(name: string, change: (manifest: BundleManifest) => void): Promise<string> {
+/** A copy of the built bundle next to it (so its relative paths still hold), changed by `change`. */
+async function variant(name: string, change: (manifest: BundleManifest, copy: string) => Promise<void> | void): Promise<string> {
   const copy = join(work, name);
   await cp(dir, copy, { recursive: true });
-  // Paths in the manifest are relative to the bundle; the copy sits next to it, at the same depth.
   const changed = structuredClone(manifest);
-  change(changed);
+  await change(changed, copy);
   await writeFile(join(copy, 'manifest.json'), JSON.stringify(changed));
   return copy;
 }
 
 interface Opened {
-  opened: boolean;
   state: Record<string, unknown>;
   warnings: Array<{ code: string; message: string }>;
   schemaIsStandIn: boolean | null;
+  metadataDeploy: string;
 }
 
+/** Loads jsforce in a fresh process with the bundle in `bundleDir`; it must work either way. */
+async function open(bundleDir: string, execArgv: string[] = []): Promise<Opened> {
+  const answer = await runProbe<Opened>(probe, { job: 'open-bundle', dir: bundleDir }, execArgv);
+  expect(answer.error).toBeUndefined();
+  expect(answer.metadataDeploy).toBe('function'); // jsforce loaded, with the Metadata API registered on Connection
+  return answer;
+}
+
+const fromPackages = (reason: string | RegExp) => ({
+  state: { from: 'packages', reason: typeof reason === 'string' ? expect.stringContaining(reason) : expect.stringMatching(reason) },
+  warnings: [{ code: 'SWITCHYARD_JSFORCE_BUNDLE', message: expect.stringContaining('run npm run build') }],
+  schemaIsStandIn: false, // jsforce's own schema module, not the bundle's stand-in
+});
+
 describe('the jsforce bundle build', () => {
-  it('records what the bundle holds, relative to it, and the versions it was built from', () => {
-    expect(manifest).toMatchObject({ format: 1, node: process.version, bundle: 'jsforce.cjs', codeCache: 'jsforce.cjs.cache', entries: ['core', 'metadata'] });
-    expect(manifest.packages).toContainEqual({ packageJson: expect.stringMatching(/node_modules\/jsforce\/package\.json$/), version: jsforceVersion });
-    // Left out, to load as stand-ins: exactly the files jsforce's deferred dependencies resolve to, and the schema.
+  it('records its entries, what it leaves out and every file it was built from, relative to itself', async () => {
+    expect(manifest).toMatchObject({ format: 2, node: process.version, bundle: 'jsforce.cjs', codeCache: 'jsforce.cjs.cache' });
+    expect(Object.fromEntries(Object.entries(manifest.entries).map(([name, file]) => [name, resolve(dir, file)]))).toEqual({
+      core: require.resolve('jsforce/lib/core.js'),
+      metadata: require.resolve('jsforce/lib/api/metadata.js'),
+    });
     expect(manifest.deferred.map((file) => resolve(dir, file)).sort()).toEqual(deferredDependencies.map(resolveDeferred).sort());
-    expect(resolve(dir, manifest.schema.module)).toBe(require.resolve(schemaModule));
+    expect(resolve(dir, manifest.schemaModule)).toBe(require.resolve(schemaModule));
+    const core = manifest.files.find((f) => resolve(dir, f.file) === require.resolve('jsforce/lib/core.js'))!;
+    const { size, mtimeMs } = await stat(require.resolve('jsforce/lib/core.js'));
+    expect(core).toEqual({ file: expect.stringMatching(/^\.\.\//), size, mtimeMs });
   });
 
-  it('requires, besides Node built-ins, only the files it leaves out, by paths relative to itself', async () => {
-    const code = await readFile(join(dir, 'jsforce.cjs'), 'utf8');
-    const requests = new Set([...code.matchAll(/\brequire\("([^"]+)"\)/g)].map((match) => match[1]!).filter((request) => !isBuiltin(request)));
-    const leftOut = [...manifest.deferred, manifest.schema.module];
-    // What is neither is a package Node cannot find either (an optional one, required inside a try).
-    const unresolvable = [...requests].filter((request) => !leftOut.includes(request));
-    for (const request of unresolvable) expect(() => createRequire(require.resolve('jsforce')).resolve(request)).toThrow(/Cannot find module/);
-    expect(unresolvable.length).toBeLessThanOrEqual(1); // node-fetch's optional 'encoding'
-    expect(leftOut.every((file) => requests.has(file) && file.startsWith('../'))).toBe(true);
+  it("holds each module's own source, unchanged, as Node wraps it, with its requests resolved as Node resolves them", async () => {
+    const source = await readFile(join(dir, manifest.bundle), 'utf8');
+    const bundle = { exports: {} as BundledModules };
+    (runInThisContext(Module.wrap(source)) as (...args: unknown[]) => void)(bundle.exports, require, bundle);
+    const modules = Object.entries(bundle.exports);
+    expect(modules.length).toBeGreaterThan(40);
+    for (const [relativeFile, [factory, requests]] of modules) {
+      const file = resolve(dir, relativeFile);
+      expect(factory.toString()).toBe(`function (exports, require, module, __filename, __dirname) {${await readFile(file, 'utf8')}\n}`);
+      for (const [request, target] of Object.entries(requests)) expect(resolve(dir, target)).toBe(createRequire(file).resolve(request));
+    }
+    // The files left out are not in it; they are required (by the modules that require them) from node_modules.
+    for (const file of [...manifest.deferred, manifest.schemaModule]) expect(bundle.exports[file]).toBeUndefined();
   });
 
   it("ships jsforce's Metadata API schema as JSON that reads back as the very same schema, one type at a time", async () => {
-    const texts = JSON.parse(await readFile(join(dir, manifest.schema.texts), 'utf8')) as Record<string, string>;
-    let parsed = 0;
-    const schemas = lazySchemas(() => ((parsed += 1), texts));
-    const { ApiSchemas } = require(schemaModule) as { ApiSchemas: Record<string, unknown> };
-    expect(Object.keys(schemas)).toEqual(Object.keys(ApiSchemas));
-    for (const type of Object.keys(ApiSchemas)) expect(schemas[type]).toEqual(ApiSchemas[type]);
-    expect('DeployResult' in schemas).toBe(true);
+    const texts = JSON.parse(await readFile(join(dir, manifest.schemaTexts), 'utf8')) as SchemaTexts;
+    const read = new Set<string | symbol>();
+    const watched = new Proxy(texts, { get: (target, key) => (read.add(key), Reflect.get(target, key)) });
+    const schemas = lazySchemas(() => watched);
+    expect(schemas.DeployResult).toBe(schemas.DeployResult); // built once, then kept
+    expect(read).toEqual(new Set(['DeployResult'])); // and nothing else was built
+    expect('RetrieveResult' in schemas).toBe(true);
     expect('NoSuchType' in schemas).toBe(false);
     expect(schemas.NoSuchType).toBeUndefined();
-    expect(schemas.DeployResult).toBe(schemas.DeployResult); // built once, then kept
+    const { ApiSchemas } = require(schemaModule) as { ApiSchemas: Record<string, unknown> };
+    expect(Object.keys(schemas)).toEqual(Object.keys(ApiSchemas));
+    expect(read).toEqual(new Set(['DeployResult'])); // listing the types builds none
+    for (const type of Object.keys(ApiSchemas)) expect(schemas[type]).toEqual(ApiSchemas[type]);
     expect(() => Object.assign(schemas, { DeployResult: {} })).toThrow(TypeError); // read-only, as jsforce only reads it
-    expect(parsed).toBeGreaterThan(0);
+  });
+
+  it('refuses to replace a directory that is not a bundle', async () => {
+    const other = join(work, 'not-a-bundle');
+    await mkdir(other);
+    await writeFile(join(other, 'keep.txt'), 'mine');
+    await expect(build(other)).rejects.toThrow(/is not a jsforce bundle/);
+    expect(await readdir(other)).toEqual(['keep.txt']);
+  });
+
+  it('replaces a bundle whole: two builds at once leave one working bundle and nothing else', { timeout: 60_000 }, async () => {
+    const target = join(work, 'rebuilt');
+    await build(target);
+    await Promise.all([build(target), build(target)]);
+    expect((await readdir(work)).filter((name) => name.startsWith('.rebuilt'))).toEqual([]); // no work directories left
+    expect((await open(target)).state).toEqual({ from: 'bundle', codeCache: 'accepted' });
   });
 });
 
-describe('a task child opening the bundle', () => {
+describe('a task child loading jsforce with the bundle', () => {
   it('deploys with it, with the code cache, the schema stand-in and none of the deferred dependencies loaded', { timeout: 30_000 }, async () => {
     const credentials = { instanceUrl: sim.instanceUrl, refreshToken, clientId, clientSecret };
     const zip = samplePackage(['Foo']).toString('base64');
@@ -115,51 +157,57 @@ describe('a task child opening the bundle', () => {
     expect(answer.states).toEqual(every('deferred'));
   });
 
-  it('loads from node_modules, with a warning, when a package in the bundle has another version now', async () => {
+  it('loads from node_modules, with a warning, when a file the bundle was built from has changed', async () => {
+    const file = manifest.files.find((f) => f.file.endsWith('jsforce/lib/connection.js'))!;
     const stale = await variant('stale', (m) => {
-      const jsforce = m.packages.find((p) => p.packageJson.endsWith('node_modules/jsforce/package.json'))!;
-      jsforce.version = '0.0.1';
+      m.files.find((f) => f.file === file.file)!.mtimeMs -= 1000; // as if connection.js had been rewritten since
     });
-    const answer = await runProbe<Opened>(probe, { job: 'open-bundle', dir: stale });
-    expect(answer.error).toBeUndefined();
-    expect(answer.opened).toBe(false);
-    expect(answer.state).toEqual({ from: 'packages', reason: expect.stringMatching(new RegExp(`jsforce/package\\.json is version ${jsforceVersion.replaceAll('.', '\\.')}, the bundle was built from 0\\.0\\.1`)) });
-    expect(answer.warnings).toEqual([{ code: 'SWITCHYARD_JSFORCE_BUNDLE', message: expect.stringContaining('run npm run build') }]);
-    expect(answer.schemaIsStandIn).toBe(null); // nothing of the bundle's was put in place
+    expect(await open(stale)).toMatchObject(fromPackages(/jsforce\/lib\/connection\.js changed since the bundle was built/));
   });
 
-  it('loads from node_modules, with a warning, when there is no bundle', async () => {
-    const answer = await runProbe<Opened>(probe, { job: 'open-bundle', dir: join(work, 'never-built') });
-    expect(answer.opened).toBe(false);
-    expect(answer.state).toEqual({ from: 'packages', reason: expect.stringContaining('no bundle in') });
-    expect(answer.warnings).toHaveLength(1);
+  it('loads from node_modules, with a warning, when there is no bundle, or one this Switchyard cannot use', async () => {
+    expect(await open(join(work, 'never-built'))).toMatchObject(fromPackages('no bundle in'));
+    const older = await variant('older-format', (m) => {
+      (m as { format: number }).format = 1;
+    });
+    expect(await open(older)).toMatchObject(fromPackages('built by another version of Switchyard'));
+    const otherLists = await variant('other-lists', (m) => {
+      m.fingerprint = '{}';
+    });
+    expect(await open(otherLists)).toMatchObject(fromPackages('built for other lists of jsforce modules'));
   });
 
-  it('still runs the bundle when its code cache is from another Node, damaged, or refused by V8', async () => {
+  it('loads from node_modules, with a warning, when the bundle or its schema is damaged or missing', async () => {
+    const damaged = await variant('damaged-source', async (_m, copy) => {
+      const source = await readFile(join(copy, 'jsforce.cjs'), 'utf8');
+      await writeFile(join(copy, 'jsforce.cjs'), source.replace('"use strict"', "'use strict'")); // same length
+    });
+    expect(await open(damaged)).toMatchObject(fromPackages(/jsforce\.cjs is damaged/));
+    const schema = await variant('damaged-schema', async (_m, copy) => {
+      await writeFile(join(copy, 'metadata-schema.json'), '{}');
+    });
+    expect(await open(schema)).toMatchObject(fromPackages(/metadata-schema\.json is damaged/));
+    const missing = await variant('missing-source', async (_m, copy) => {
+      await rm(join(copy, 'jsforce.cjs'));
+    });
+    expect(await open(missing)).toMatchObject(fromPackages(/failed to open: ENOENT/));
+  });
+
+  it('still uses the bundle when its code cache is from another Node, damaged, or refused by V8', async () => {
     const otherNode = await variant('other-node', (m) => {
       m.node = 'v0.0.0';
     });
-    const fromOtherNode = await runProbe<Opened>(probe, { job: 'open-bundle', dir: otherNode });
-    expect(fromOtherNode).toMatchObject({ opened: true, state: { from: 'bundle', codeCache: 'unusable' }, warnings: [], schemaIsStandIn: true });
+    expect(await open(otherNode)).toMatchObject({ state: { from: 'bundle', codeCache: 'unusable' }, warnings: [], schemaIsStandIn: true });
 
-    // V8 does not check a code cache's own integrity (a damaged one can crash the process): the manifest's CRC does.
-    const damaged = await variant('damaged-cache', () => {});
-    const cache = await readFile(join(damaged, 'jsforce.cjs.cache'));
-    cache.fill(0x5a, 64, 256);
-    await writeFile(join(damaged, 'jsforce.cjs.cache'), cache);
-    const fromDamaged = await runProbe<Opened>(probe, { job: 'open-bundle', dir: damaged });
-    expect(fromDamaged).toMatchObject({ opened: true, state: { from: 'bundle', codeCache: 'unusable' }, warnings: [] });
+    // V8 does not check a code cache's own integrity (a damaged one crashed the process): the manifest's CRC does.
+    const damaged = await variant('damaged-cache', async (_m, copy) => {
+      const cache = await readFile(join(copy, 'jsforce.cjs.cache'));
+      cache.fill(0x5a, 64, 256);
+      await writeFile(join(copy, 'jsforce.cjs.cache'), cache);
+    });
+    expect(await open(damaged)).toMatchObject({ state: { from: 'bundle', codeCache: 'unusable' }, warnings: [] });
 
-    // An edited bundle of the same length: V8 would take the old code from the cache; the CRC of the source stops it.
-    const edited = await variant('edited-source', () => {});
-    const source = await readFile(join(edited, 'jsforce.cjs'), 'utf8');
-    await writeFile(join(edited, 'jsforce.cjs'), source.replace('"use strict"', "'use strict'"));
-    expect((await readFile(join(edited, 'jsforce.cjs'))).length).toBe(Buffer.byteLength(source));
-    const fromEdited = await runProbe<Opened>(probe, { job: 'open-bundle', dir: edited });
-    expect(fromEdited).toMatchObject({ opened: true, state: { from: 'bundle', codeCache: 'unusable' } });
-
-    // Other V8 flags than the build's: V8 refuses the cache and compiles the bundle.
-    const otherFlags = await runProbe<Opened>(probe, { job: 'open-bundle', dir }, ['--no-opt']);
-    expect(otherFlags).toMatchObject({ opened: true, state: { from: 'bundle', codeCache: 'rejected' }, warnings: [] });
+    // Other V8 flags than the build's (task children get none): V8 refuses the cache and compiles the bundle.
+    expect(await open(dir, ['--no-opt'])).toMatchObject({ state: { from: 'bundle', codeCache: 'rejected' }, warnings: [] });
   });
 });

@@ -1,62 +1,126 @@
 // Builds the jsforce bundle a task child loads (src/workers/operations/salesforce/jsforce-bundle.ts says what
-// it is and why). Run by `npm run build` after tsc:  node dist/scripts/build-jsforce-bundle.js [dir]
+// it is and why). Run by `npm run build` (and `npm test`) after tsc:  node dist/scripts/build-jsforce-bundle.js [dir]
 //
-// Build-time only: it needs rolldown, a devDependency, and is not run in production images (the image builds
-// the bundle in its build stage). Every step checks what it makes:
-//   - rolldown bundles what Node would load, because every request is resolved by Node's own resolution from
-//     the requiring file; afterwards a fresh process loads jsforce from node_modules and each module it loads
-//     must be in the bundle (or be one of the files left out);
-//   - each type of the schema's JSON must parse back to exactly the module's value;
-//   - the code cache is made in a fresh process that runs every entry of the bundle, so the bundle has loaded
-//     once before anything uses it.
+// No bundler: each module keeps its own source, wrapped as Node wraps it, so nothing about how it runs can
+// differ. The build starts from the modules load-jsforce.ts loads and follows every `require('…')` with a
+// literal argument, resolving it with Node's own resolution from the requiring file; a request it cannot
+// resolve (an optional package, required inside a try) is left to Node at run time, as are built-ins, the
+// deferred dependencies and anything that is not a CommonJS file. Each module must compile as a function body
+// on its own, so no source can reach outside its wrapper.
+//
+// It builds into a new directory next to the target and checks it there, in fresh processes started as the
+// worker starts a task child: the code cache is made after running every entry; the bundle then has to open
+// with its code cache accepted and load exactly the modules (the same files, in the CommonJS module cache)
+// that loading jsforce from node_modules loads. Only then does it replace the target, in one rename, so a
+// child never sees half a bundle and concurrent builds do not mix.
 import { fork } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import Module, { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
+import { basename, dirname, extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+import { compileFunction } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { resolveDeferred } from '../deferred-modules.js';
-import { bundleDirectory, makeCodeCache, manifestFile, type BundleManifest } from '../workers/operations/salesforce/jsforce-bundle.js';
-import { apiModules, coreModule, deferredDependencies, loadJsforceFromPackages, schemaModule, type JsforceApi } from '../workers/operations/salesforce/load-jsforce.js';
+import { childEnvironment } from '../workers/child-launcher.js';
+import { bundleDirectory, bundleState, makeCodeCache, manifestFile, type BundleManifest } from '../workers/operations/salesforce/jsforce-bundle.js';
+import {
+  apiModules,
+  coreModule,
+  deferredDependencies,
+  listsFingerprint,
+  loadJsforce,
+  loadJsforceFromPackages,
+  schemaModule,
+  type JsforceApi,
+} from '../workers/operations/salesforce/load-jsforce.js';
 
 const loaderFile = fileURLToPath(new URL('../workers/operations/salesforce/load-jsforce.js', import.meta.url));
 const requireFromLoader = createRequire(loaderFile);
-const bundleFile = 'jsforce.cjs';
-const entryId = '\0switchyard-jsforce-entry';
+const wrapperParameters = ['exports', 'require', 'module', '__filename', '__dirname'];
+const allApis = Object.keys(apiModules) as JsforceApi[];
 
-type Recipe = Omit<BundleManifest, 'codeCache' | 'node' | 'crc32'>;
+/** Builds the bundle and puts it in place of `target`; returns its manifest. */
+export async function buildJsforceBundle(target: string = bundleDirectory): Promise<BundleManifest> {
+  refuseToReplace(target);
+  // A sibling of the target: paths relative to it are the target's, and the final rename stays on one disk.
+  const work = mkdtempSync(join(dirname(target), `.${basename(target)}-`));
+  chmodSync(work, 0o755); // mkdtemp makes it private; task children may run as another user than the build
+  try {
+    const manifest = await buildInto(work);
+    swapIn(work, target);
+    return manifest;
+  } catch (error) {
+    rmSync(work, { recursive: true, force: true });
+    throw error;
+  }
+}
 
-/** Builds the bundle into `dir` (replacing what is there) and returns its manifest. */
-export async function buildJsforceBundle(dir: string = bundleDirectory): Promise<BundleManifest> {
+/**
+ * Moves the built directory to the target, the old bundle out of the way first (a directory cannot be renamed
+ * over a full one). Another build may do the same at the same moment: whichever renames last wins, both succeed.
+ */
+function swapIn(work: string, target: string): void {
+  const old = (attempt: number) => `${work}.old${attempt}`;
+  let attempt = 0;
+  for (; ; attempt += 1) {
+    try {
+      renameSync(target, old(attempt));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // none there (yet, or any more)
+    }
+    try {
+      renameSync(work, target);
+      break;
+    } catch (error) {
+      // Another build put its bundle there in between: move that one away too, a few times at most.
+      if (!['ENOTEMPTY', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '') || attempt >= 10) throw error;
+    }
+  }
+  for (let i = 0; i <= attempt; i += 1) rmSync(old(i), { recursive: true, force: true });
+}
+
+/** A typo in the target must not delete something else: only a bundle (or nothing) is replaced. */
+function refuseToReplace(target: string): void {
+  if (existsSync(target) && !existsSync(join(target, manifestFile)) && readdirSync(target).length > 0) {
+    throw new Error(`${target} is not a jsforce bundle (it has no ${manifestFile}); not replacing it`);
+  }
+}
+
+async function buildInto(dir: string): Promise<BundleManifest> {
   const entries: Record<string, string> = { core: requireFromLoader.resolve(coreModule) };
-  for (const [api, request] of Object.entries(apiModules)) entries[api] = requireFromLoader.resolve(request);
+  for (const api of allApis) entries[api] = requireFromLoader.resolve(apiModules[api]);
   const schemaFile = requireFromLoader.resolve(schemaModule);
   const deferred = deferredFiles();
   const leftOut = new Set([schemaFile, ...deferred]);
+  const modules = collect(Object.values(entries), leftOut);
+  const relativeTo = (file: string) => relative(dir, file);
 
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const bundled = await bundle(join(dir, bundleFile), entries, leftOut);
-  await checkAgainstNode(bundled, leftOut);
+  const bundle = 'jsforce.cjs';
+  writeFileSync(join(dir, bundle), bundleSource(modules, relativeTo));
   const schemaTexts = 'metadata-schema.json';
   writeFileSync(join(dir, schemaTexts), JSON.stringify(schemaAsTexts(schemaFile)));
-
-  const recipe: Recipe = {
-    format: 1,
-    bundle: bundleFile,
-    entries: Object.keys(entries),
-    packages: packagesOf([...bundled, ...leftOut]).map(({ file, version }) => ({ packageJson: relative(dir, file), version })),
-    deferred: deferred.map((file) => relative(dir, file)),
-    schema: { module: relative(dir, schemaFile), texts: schemaTexts },
+  const codeCache = `${bundle}.cache`;
+  const manifest: BundleManifest = {
+    format: 2,
+    node: process.version,
+    fingerprint: listsFingerprint(),
+    bundle,
+    codeCache,
+    schemaTexts,
+    crc32: { bundle: crc32(readFileSync(join(dir, bundle), 'utf8')), codeCache: 0, schemaTexts: crc32(readFileSync(join(dir, schemaTexts), 'utf8')) },
+    entries: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, relativeTo(file)])),
+    deferred: deferred.map(relativeTo),
+    schemaModule: relativeTo(schemaFile),
+    files: [...modules.keys(), ...leftOut].map((file) => {
+      const { size, mtimeMs } = statSync(file);
+      return { file: relativeTo(file), size, mtimeMs };
+    }),
   };
-  const codeCache = `${bundleFile}.cache`;
-  await inFreshProcess('code-cache', { dir, recipe, file: join(dir, codeCache) });
-  const crc32s = { bundle: crc32(readFileSync(join(dir, bundleFile), 'utf8')), codeCache: crc32(readFileSync(join(dir, codeCache))) };
-  const manifest: BundleManifest = { ...recipe, node: process.version, codeCache, crc32: crc32s };
-  // Last, and whole or not at all: the manifest is what makes the directory a bundle.
-  writeFileSync(join(dir, `${manifestFile}.tmp`), `${JSON.stringify(manifest, null, 2)}\n`);
-  renameSync(join(dir, `${manifestFile}.tmp`), join(dir, manifestFile));
+  await inTaskChild('code-cache', { dir, manifest, file: join(dir, codeCache) });
+  manifest.crc32.codeCache = crc32(readFileSync(join(dir, codeCache)));
+  writeFileSync(join(dir, manifestFile), `${JSON.stringify(manifest, null, 2)}\n`);
+  await checkAgainstNode(dir);
   return manifest;
 }
 
@@ -71,59 +135,71 @@ function deferredFiles(): string[] {
   });
 }
 
-/** Bundles the entries into one CommonJS file; returns the files it holds. */
-async function bundle(file: string, entries: Record<string, string>, leftOut: Set<string>): Promise<string[]> {
-  const { rolldown } = await import('rolldown');
-  const build = await rolldown({
-    input: entryId,
-    platform: 'node',
-    logLevel: 'warn',
-    plugins: [
-      {
-        name: 'switchyard-node-resolution',
-        // Node's resolution, from the requiring file: the bundle holds the very files Node would load.
-        resolveId(source, importer) {
-          if (source === entryId) return entryId;
-          if (Module.isBuiltin(source)) return { id: source, external: true };
-          if (!importer) return null;
-          let resolved: string;
-          try {
-            resolved = createRequire(importer === entryId ? loaderFile : importer).resolve(source);
-          } catch {
-            return { id: source, external: true }; // Node fails here too (an optional package in a try), at run time
-          }
-          if (!leftOut.has(resolved)) return { id: resolved };
-          // A left-out file is required by its path relative to the bundle: the same file, so the stand-in.
-          // (A relative id is written out as it is; rolldown would make an absolute one relative to the cwd.)
-          const path = relative(dirname(file), resolved);
-          return { id: path.startsWith('.') ? path : `./${path}`, external: true };
-        },
-        load(id) {
-          if (id !== entryId) return null;
-          return Object.entries(entries)
-            .map(([name, target]) => `exports.${name} = () => require(${JSON.stringify(target)});`)
-            .join('\n');
-        },
-      },
-    ],
-  });
-  try {
-    const { output } = await build.generate({ format: 'cjs', file });
-    const [chunk, ...rest] = output;
-    if (!chunk || chunk.type !== 'chunk' || rest.length > 0) throw new Error('rolldown made more than one file of jsforce');
-    writeFileSync(file, chunk.code);
-    return chunk.moduleIds.filter((id) => id !== entryId);
-  } finally {
-    await build.close();
-  }
+interface Collected {
+  source: string;
+  /** Request → the file Node resolves it to from this module. */
+  requests: Map<string, string>;
 }
 
-/** Loads jsforce from node_modules in a fresh process; every module it loads must be bundled or left out. */
-async function checkAgainstNode(bundled: string[], leftOut: Set<string>): Promise<void> {
-  const loaded = await inFreshProcess<string[]>('loaded-modules', {});
-  const inBundle = new Set(bundled);
-  const missing = loaded.filter((file) => !inBundle.has(file) && !leftOut.has(file));
-  if (missing.length > 0) throw new Error(`The jsforce bundle lacks modules Node loads: ${missing.join(', ')}`);
+/** The CommonJS modules reachable from the entries by literal requires, without the files left out. */
+function collect(entryFiles: string[], leftOut: Set<string>): Map<string, Collected> {
+  const modules = new Map<string, Collected>();
+  const queue = [...entryFiles];
+  for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    if (modules.has(file)) continue;
+    const source = readFileSync(file, 'utf8').replace(/^#!.*/, ''); // Node ignores a hashbang line too
+    try {
+      compileFunction(source, wrapperParameters, { filename: file });
+    } catch (error) {
+      throw new Error(`${file} does not compile as a CommonJS module body: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const requests = new Map<string, string>();
+    for (const [, , request] of source.matchAll(/\brequire\s*\(\s*(['"])([^'"\n]+)\1\s*\)/g)) {
+      if (isBuiltin(request!)) continue;
+      let target: string;
+      try {
+        target = createRequire(file).resolve(request!);
+      } catch {
+        continue; // Node fails here too (an optional package, in a try), or finds what was installed since
+      }
+      if (leftOut.has(target)) requests.set(request!, target);
+      else if (isCommonJsFile(target)) {
+        requests.set(request!, target);
+        queue.push(target);
+      }
+      // Anything else (JSON, an ES module, a native addon) Node loads itself, when the module asks.
+    }
+    modules.set(file, { source, requests });
+  }
+  return modules;
+}
+
+/** Whether Node loads this file as CommonJS source (not JSON, an ES module or a native addon). */
+function isCommonJsFile(file: string): boolean {
+  const extension = extname(file);
+  if (extension === '.cjs') return true;
+  if (extension !== '.js') return false;
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    let type: unknown;
+    try {
+      type = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { type?: unknown }).type;
+    } catch {
+      continue;
+    }
+    return type !== 'module';
+  }
+  return true;
+}
+
+/** The bundle: an object of modules, each as Node wraps it, with where its requests resolved to. */
+function bundleSource(modules: Map<string, Collected>, relativeTo: (file: string) => string): string {
+  const parts = ['// jsforce for Switchyard task children, written by src/scripts/build-jsforce-bundle.ts: do not edit.\nmodule.exports = {\n'];
+  for (const [file, { source, requests }] of modules) {
+    const resolved = Object.fromEntries([...requests].map(([request, target]) => [request, relativeTo(target)]));
+    parts.push(`${JSON.stringify(relativeTo(file))}: [function (${wrapperParameters.join(', ')}) {${source}\n}, ${JSON.stringify(resolved)}],\n`);
+  }
+  parts.push('};\n');
+  return parts.join('');
 }
 
 /** Each type of jsforce's Metadata API schema as JSON text; each must read back as exactly the type. */
@@ -138,32 +214,33 @@ function schemaAsTexts(schemaFile: string): Record<string, string> {
   return texts;
 }
 
-/** The package.json (nearest with a version) of each file's package, once each. */
-function packagesOf(files: string[]): Array<{ file: string; version: string }> {
-  const packages = new Map<string, string>();
-  for (const file of files) {
-    for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
-      const packageJson = join(dir, 'package.json');
-      let version: unknown;
-      try {
-        version = (JSON.parse(readFileSync(packageJson, 'utf8')) as { version?: unknown }).version;
-      } catch {
-        continue;
-      }
-      if (typeof version !== 'string') continue; // e.g. a dist/cjs/package.json that only sets "type"
-      packages.set(packageJson, version);
-      break;
-    }
+/** The bundle opens with its code cache and loads the very modules Node loads from node_modules. */
+async function checkAgainstNode(dir: string): Promise<void> {
+  const fromBundle = await inTaskChild<Loaded>('load', { dir });
+  const fromPackages = await inTaskChild<Loaded>('load', {});
+  if (!isDeepStrictEqual(fromBundle.state, { from: 'bundle', codeCache: 'accepted' })) {
+    throw new Error(`A task child did not use the new jsforce bundle with its code cache: ${JSON.stringify(fromBundle.state)}`);
   }
-  return [...packages].map(([file, version]) => ({ file, version }));
+  const only = (a: string[], b: string[]) => a.filter((file) => !b.includes(file));
+  const extra = only(fromBundle.modules, fromPackages.modules);
+  const missing = only(fromPackages.modules, fromBundle.modules);
+  if (extra.length > 0 || missing.length > 0) {
+    throw new Error(`The jsforce bundle loads other modules than node_modules does: more ${JSON.stringify(extra)}, fewer ${JSON.stringify(missing)}`);
+  }
 }
 
-type Job = { job: 'loaded-modules' } | { job: 'code-cache'; dir: string; recipe: Recipe; file: string };
+interface Loaded {
+  state: unknown;
+  /** The CommonJS module cache's files after loading every API. */
+  modules: string[];
+}
 
-/** Runs a job of this script in a fresh Node process (its module cache and V8 as a task child's) over IPC. */
-function inFreshProcess<T = void>(job: Job['job'], args: object): Promise<T> {
+type Job = { job: 'code-cache'; dir: string; manifest: BundleManifest; file: string } | { job: 'load'; dir?: string };
+
+/** Runs a job of this script in a fresh process started as the worker starts a task child (environment, no flags). */
+function inTaskChild<T = void>(job: Job['job'], args: object): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(fileURLToPath(import.meta.url), [], { env: childEnvironment(), execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let answer: { ok: true; value: T } | { ok: false; error: string } | undefined;
     child.on('message', (message: typeof answer) => (answer = message));
     child.on('error', reject);
@@ -176,15 +253,17 @@ function inFreshProcess<T = void>(job: Job['job'], args: object): Promise<T> {
 }
 
 function runJob(message: Job): unknown {
-  if (message.job === 'loaded-modules') {
-    loadJsforceFromPackages(Object.keys(apiModules) as JsforceApi[]);
-    return Object.keys(createRequire(import.meta.url).cache);
+  if (message.job === 'code-cache') {
+    writeFileSync(message.file, makeCodeCache(message.dir, message.manifest));
+    return undefined;
   }
-  writeFileSync(message.file, makeCodeCache(message.dir, message.recipe));
-  return undefined;
+  if (message.dir) loadJsforce(allApis, message.dir);
+  else loadJsforceFromPackages(allApis);
+  return { state: message.dir ? bundleState(message.dir) : undefined, modules: Object.keys(createRequire(import.meta.url).cache).sort() } satisfies Loaded;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+const invokedAs = process.argv[1] ? realpathSync(process.argv[1]) : undefined;
+if (invokedAs === fileURLToPath(import.meta.url)) {
   if (process.send) {
     process.once('message', (message: Job) => {
       let reply: object;
@@ -197,6 +276,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     });
   } else {
     const manifest = await buildJsforceBundle(process.argv[2] ?? bundleDirectory);
-    process.stdout.write(`jsforce bundle: ${manifest.packages.length} packages, code cache for ${manifest.node}\n`);
+    process.stdout.write(`jsforce bundle: ${Object.keys(manifest.entries).join(', ')}; ${manifest.files.length} files; code cache for Node ${manifest.node}\n`);
   }
 }

@@ -6,9 +6,9 @@
 //     registry's modules, with an operation context as child-main.ts builds it) against the Salesforce
 //     simulator, with jsforce from the prebuilt bundle in dist/ (source 'bundle', the default) or from
 //     node_modules ('packages'), and says where jsforce came from;
-//   { job: 'bundle-deploy', dir, credentials, zip } opens the jsforce bundle in `dir` (jsforce-bundle.ts),
+//   { job: 'bundle-deploy', dir, credentials, zip } loads jsforce with the bundle in `dir` (jsforce-bundle.ts),
 //     deploys `zip` (base64) with it and polls checkDeployStatus until done;
-//   { job: 'open-bundle', dir } only opens it and loads its entries;
+//   { job: 'open-bundle', dir } only loads jsforce with it and makes a Connection;
 //   { job: 'use-each' } uses each deferred dependency, through the code that imports it where that is easy;
 //   { job: 'es-module-flags' } loads each deferred dependency plainly (nothing deferred) and reports its
 //     `__esModule`, which the stand-ins answer without loading.
@@ -18,7 +18,7 @@ import { operationLoaders } from '../../dist/workers/operations/registry.js';
 import { deferredStates, resolveDeferred } from '../../dist/deferred-modules.js';
 import { serveProbe } from './probe-child.mjs';
 import { deferredDependencies, loadJsforce, schemaModule } from '../../dist/workers/operations/salesforce/load-jsforce.js';
-import { bundleState, openJsforceBundle, skipJsforceBundle } from '../../dist/workers/operations/salesforce/jsforce-bundle.js';
+import { bundleState, skipJsforceBundle } from '../../dist/workers/operations/salesforce/jsforce-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
@@ -57,16 +57,15 @@ function schemaIsStandIn() {
   return cached ? Object.getOwnPropertyDescriptor(cached.exports, 'ApiSchemas')?.writable === false : null;
 }
 
+/** Loads jsforce as a Salesforce operation does, with the bundle in `dir`, and opens a connection object. */
 function openBundle({ dir }) {
-  const bundle = openJsforceBundle(dir);
-  if (bundle) for (const entry of ['core', 'metadata']) bundle.load(entry);
-  return { opened: bundle !== null, state: bundleState(dir), warnings, schemaIsStandIn: schemaIsStandIn() };
+  const jsforce = loadJsforce(['metadata'], dir);
+  const conn = new jsforce.Connection({ instanceUrl: 'https://probe.my.salesforce.com', accessToken: 'probe' });
+  return { state: bundleState(dir), warnings, schemaIsStandIn: schemaIsStandIn(), metadataDeploy: typeof conn.metadata.deploy };
 }
 
 async function bundleDeploy({ dir, credentials, zip }) {
-  const bundle = openJsforceBundle(dir);
-  const jsforce = bundle.load('core');
-  bundle.load('metadata');
+  const jsforce = loadJsforce(['metadata'], dir);
   const oauth2 = { clientId: credentials.clientId, clientSecret: credentials.clientSecret, loginUrl: credentials.instanceUrl };
   const token = await new jsforce.OAuth2(oauth2).refreshToken(credentials.refreshToken);
   const conn = new jsforce.Connection({ oauth2, instanceUrl: token.instance_url, accessToken: token.access_token });

@@ -1,62 +1,75 @@
 // jsforce as one prebuilt file with a V8 code cache, for the task child.
 //
 // Every Salesforce task runs in a fresh process, so each one loads jsforce from scratch. Loaded module by
-// module from node_modules, that costs about twice what Node's own start-up does: V8 parses ~60 files (and
+// module from node_modules, that costs about as much again as Node's own start-up: V8 parses ~55 files (and
 // again each function as it first runs), and Node resolves, stats and reads each of them. `npm run build`
 // (src/scripts/build-jsforce-bundle.ts) writes, next to this module:
-//   jsforce.cjs        the modules a Salesforce operation loads, as one CommonJS file; the packages left out
-//                      (load-jsforce.ts's deferred dependencies, the Metadata API schema) are required from it
-//                      by relative path, so they resolve to the very files jsforce would load;
-//   jsforce.cjs.cache  V8's code cache for it, made after running its entries: compiling becomes
-//                      deserialising, for the functions that run at load too;
-//   metadata-schema.json  jsforce's Metadata API schema as JSON text per type (below);
-//   manifest.json      written last: what the bundle holds, and the versions of the packages it was built from.
-// The bundle is used only when every package in it still has the version it was built from, so a changed
-// node_modules without a rebuild falls back to loading from node_modules (with a warning on the worker's
-// stderr), never to stale code. V8 itself refuses a code cache made by another V8 or with other flags; the
-// bundle then compiles as usual. V8 checks a code cache against its source by length only, and does not check
-// that the cache itself is intact (a damaged one can crash the process), so the manifest has a CRC-32 of both:
-// a cache is used only for the very source it was made from, and only whole.
-import { readFileSync } from 'node:fs';
+//   jsforce.cjs           every module a Salesforce operation may load, each as Node itself wraps a CommonJS
+//                         module (its own source, unchanged, in a function of exports, require, module,
+//                         __filename and __dirname: the same strictness, `this` and scope), with the files its
+//                         requests resolved to;
+//   jsforce.cjs.cache     V8's code cache for it, made after running its entries, so running them is
+//                         deserialising, not compiling;
+//   metadata-schema.json  jsforce's Metadata API schema as JSON text per type (lazy-metadata-schema.ts);
+//   manifest.json         what it was built from.
+// Running a module from the bundle does what Node's loader does: a real Module in the CommonJS module cache under
+// the module's real file (so identity, cycles and later plain requires work as before), with a require that
+// answers the requests the build resolved from the bundle and hands any other to Node (built-ins, the deferred
+// dependencies, which are stand-ins in the module cache as when loading from node_modules, and anything the
+// build could not resolve).
+//
+// A child uses the bundle only when every file it was built from is unchanged (size and modification time),
+// for the same Switchyard lists (load-jsforce.ts), and whole (CRC-32s); otherwise, or when anything about it
+// fails, it loads jsforce from node_modules and warns on the worker's stderr. V8 refuses a code cache made by
+// another V8 or with other flags, and the bundle then compiles as usual; but V8 checks a cache against its
+// source by length only, and not its integrity (a damaged one can crash the process), hence the CRC-32s.
+import { readFileSync, statSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as vmConstants, Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { deferFiles } from '../../../deferred-modules.js';
+import { installLazySchema } from './lazy-metadata-schema.js';
 
-const require = createRequire(import.meta.url);
+const nodeRequire = createRequire(import.meta.url);
 
 export const bundleDirectory = fileURLToPath(new URL('./jsforce-bundle/', import.meta.url));
+export const manifestFile = 'manifest.json';
 
 export interface BundleManifest {
-  format: 1;
+  format: 2;
   /** The Node version that made the code cache. */
   node: string;
+  /** Of the lists in load-jsforce.ts the bundle was built for (listsFingerprint()). */
+  fingerprint: string;
+  /** File names in the bundle's directory. */
   bundle: string;
   codeCache: string;
-  /** CRC-32 of the bundle's source and of its code cache, as made. */
-  crc32: { bundle: number; codeCache: number };
-  /** What the bundle exports, each a function that loads that part of jsforce: `core` and the API modules. */
-  entries: string[];
-  /** package.json of every package with a module in the bundle (relative to the bundle's directory), with its version then. */
-  packages: Array<{ packageJson: string; version: string }>;
-  /** The files of load-jsforce.ts's deferred dependencies (relative): stand-ins, as when loading from node_modules. */
+  schemaTexts: string;
+  crc32: { bundle: number; codeCache: number; schemaTexts: number };
+  /** Entry name (`core`, the API modules) → its module. Module paths are relative to the bundle's directory. */
+  entries: Record<string, string>;
+  /** The files of the deferred dependencies, left out of the bundle: stand-ins, as when loading from node_modules. */
   deferred: string[];
-  /** jsforce's Metadata API schema module (relative) and the file of its JSON texts. */
-  schema: { module: string; texts: string };
+  /** jsforce's Metadata API schema module, left out: the lazy stand-in takes its place. */
+  schemaModule: string;
+  /** Every module file bundled or left out, as it was when the bundle was built. */
+  files: Array<{ file: string; size: number; mtimeMs: number }>;
 }
 
-export const manifestFile = 'manifest.json';
+/** What the bundle script evaluates to: each module (relative path) as Node's wrapper function, with its resolved requests. */
+type Factory = (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void;
+export type BundledModules = Record<string, [Factory, Record<string, string>]>;
 
 /**
  * What became of the code cache: used; refused by V8 (made with other V8 flags); or not handed to V8 at all
- * (made by another Node, for another source, damaged, or missing).
+ * (made by another Node, or damaged).
  */
 export type CodeCacheUse = 'accepted' | 'rejected' | 'unusable';
 
 export interface JsforceBundle {
-  /** Runs an entry (`core` or an API name) and returns its module. */
+  /** Runs an entry (`core` or an API name) and returns its module's exports. */
   load(entry: string): unknown;
   codeCache: CodeCacheUse;
 }
@@ -67,13 +80,17 @@ export type BundleState = { from: 'bundle'; codeCache: CodeCacheUse } | { from: 
 const opened = new Map<string, { bundle: JsforceBundle | null; state: BundleState }>();
 
 /**
- * The bundle in `dir`, compiled and run once per process; null when it is missing or stale (then jsforce
- * loads from node_modules). Its entries run when first asked for.
+ * The bundle in `dir`, checked and compiled once per process; null when it is missing, stale or unusable (then
+ * jsforce loads from node_modules). `fingerprint` is of the lists the caller loads jsforce with.
  */
-export function openJsforceBundle(dir: string = bundleDirectory): JsforceBundle | null {
+export function openJsforceBundle(dir: string, fingerprint: string): JsforceBundle | null {
   let entry = opened.get(dir);
   if (!entry) {
-    entry = open(dir);
+    try {
+      entry = open(dir, fingerprint);
+    } catch (error) {
+      entry = { bundle: null, state: { from: 'packages', reason: `the bundle in ${dir} failed to open: ${error instanceof Error ? error.message : String(error)}` } };
+    }
     opened.set(dir, entry);
     if (entry.state.from === 'packages') {
       process.emitWarning(`jsforce loads from node_modules, not from its prebuilt bundle (${entry.state.reason}); run npm run build`, {
@@ -96,43 +113,51 @@ export function bundleState(dir: string = bundleDirectory): BundleState | undefi
   return opened.get(dir)?.state;
 }
 
-function open(dir: string): { bundle: JsforceBundle | null; state: BundleState } {
-  let manifest: BundleManifest;
+function open(dir: string, fingerprint: string): { bundle: JsforceBundle | null; state: BundleState } {
+  const stale = (reason: string) => ({ bundle: null, state: { from: 'packages' as const, reason } });
+  let manifest: unknown;
   try {
-    manifest = JSON.parse(readFileSync(join(dir, manifestFile), 'utf8')) as BundleManifest;
+    manifest = JSON.parse(readFileSync(join(dir, manifestFile), 'utf8'));
   } catch {
-    return { bundle: null, state: { from: 'packages', reason: `no bundle in ${dir}` } };
+    return stale(`no bundle in ${dir}`);
   }
-  const changed = changedPackage(dir, manifest);
-  if (changed) return { bundle: null, state: { from: 'packages', reason: changed } };
-  installStandIns(dir, manifest);
+  if (!isManifest(manifest)) return stale(`the bundle in ${dir} was built by another version of Switchyard`);
+  if (manifest.fingerprint !== fingerprint) return stale(`the bundle in ${dir} was built for other lists of jsforce modules`);
+  const changed = changedFile(dir, manifest);
+  if (changed) return stale(`${changed} changed since the bundle was built`);
+  // Everything is read and checked before anything is put in place: a bundle that fails a check changes nothing.
   const source = readFileSync(join(dir, manifest.bundle), 'utf8');
-  const cachedData = manifest.node === process.version && crc32(source) === manifest.crc32.bundle ? readCodeCache(join(dir, manifest.codeCache), manifest.crc32.codeCache) : undefined;
-  const { script, load } = compile(join(dir, manifest.bundle), source, cachedData);
+  if (crc32(source) !== manifest.crc32.bundle) return stale(`${join(dir, manifest.bundle)} is damaged`);
+  const schemaTexts = readFileSync(join(dir, manifest.schemaTexts), 'utf8');
+  if (crc32(schemaTexts) !== manifest.crc32.schemaTexts) return stale(`${join(dir, manifest.schemaTexts)} is damaged`);
+  const cachedData = manifest.node === process.version ? readCodeCache(join(dir, manifest.codeCache), manifest.crc32.codeCache) : undefined;
+
+  installStandIns(dir, manifest, schemaTexts);
+  const { script, load } = compile(dir, manifest, source, cachedData);
   const codeCache: CodeCacheUse = !cachedData ? 'unusable' : script.cachedDataRejected ? 'rejected' : 'accepted';
   return { bundle: { load, codeCache }, state: { from: 'bundle', codeCache } };
 }
 
-/**
- * Puts stand-ins for what the bundle leaves out in the module cache, before it runs: the deferred
- * dependencies, and the lazy Metadata API schema (read from the bundle's JSON on first use).
- */
-function installStandIns(dir: string, manifest: Pick<BundleManifest, 'deferred' | 'schema'>): void {
-  deferFiles(manifest.deferred.map((file) => join(dir, file)));
-  let texts: SchemaTexts | undefined;
-  installLazySchema(join(dir, manifest.schema.module), () => (texts ??= JSON.parse(readFileSync(join(dir, manifest.schema.texts), 'utf8')) as SchemaTexts));
+/** A manifest this code reads (`npm run build` and `npm test` rebuild the bundle; a dist/ may predate that). */
+function isManifest(value: unknown): value is BundleManifest {
+  const manifest = value as Partial<BundleManifest> | null;
+  return (
+    manifest?.format === 2 &&
+    typeof manifest.fingerprint === 'string' &&
+    typeof manifest.crc32?.bundle === 'number' &&
+    typeof manifest.crc32.codeCache === 'number' &&
+    typeof manifest.crc32.schemaTexts === 'number' &&
+    typeof manifest.entries === 'object' &&
+    Array.isArray(manifest.deferred) &&
+    Array.isArray(manifest.files)
+  );
 }
 
-/** Why the bundle no longer matches node_modules, or null when it does. */
-function changedPackage(dir: string, manifest: BundleManifest): string | null {
-  for (const { packageJson, version } of manifest.packages) {
-    let now: string | undefined;
-    try {
-      now = (JSON.parse(readFileSync(join(dir, packageJson), 'utf8')) as { version?: string }).version;
-    } catch {
-      return `${packageJson} is gone`;
-    }
-    if (now !== version) return `${packageJson} is version ${now}, the bundle was built from ${version}`;
+/** The first file the bundle was built from that has changed or gone since, or null. */
+function changedFile(dir: string, manifest: BundleManifest): string | null {
+  for (const { file, size, mtimeMs } of manifest.files) {
+    const stat = statSync(join(dir, file), { throwIfNoEntry: false });
+    if (!stat || stat.size !== size || stat.mtimeMs !== mtimeMs) return join(dir, file);
   }
   return null;
 }
@@ -148,90 +173,87 @@ function readCodeCache(file: string, expectedCrc32: number): Buffer | undefined 
   return crc32(data) === expectedCrc32 ? data : undefined;
 }
 
+/** Stand-ins for what the bundle leaves out, put in the module cache before it runs. */
+function installStandIns(dir: string, manifest: BundleManifest, schemaTexts: string): void {
+  deferFiles(manifest.deferred.map((file) => join(dir, file)));
+  installLazySchema(join(dir, manifest.schemaModule), schemaTexts);
+}
+
 /**
- * Compiles the bundle as Node compiles a CommonJS module (the same wrapper, so the same source V8 checks the
- * code cache against) and runs it. Its relative requires resolve from its own file.
+ * Compiles the bundle as Node compiles a CommonJS file (the same wrapper, so the same source the code cache
+ * was made for) and runs it, which only defines its modules; `load` runs an entry's module.
  */
-function compile(file: string, source: string, cachedData?: Buffer): { script: Script; load: (entry: string) => unknown } {
+function compile(dir: string, manifest: BundleManifest, source: string, cachedData?: Buffer): { script: Script; load: (entry: string) => unknown } {
+  const file = join(dir, manifest.bundle);
   const script = new Script(Module.wrap(source), {
     filename: file,
     ...(cachedData ? { cachedData } : {}),
     importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
-  const module = { exports: {} as Record<string, () => unknown> };
-  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(file), module, file, dirname(file));
+  const bundle = { exports: {} as BundledModules };
+  (script.runInThisContext() as (...args: unknown[]) => void)(bundle.exports, nodeRequire, bundle, file, dir);
+  const run = moduleRunner(dir, bundle.exports);
   const load = (entry: string): unknown => {
-    const run = module.exports[entry];
-    if (typeof run !== 'function') throw new Error(`The jsforce bundle has no entry ${entry}`);
-    return run();
+    const module = manifest.entries[entry];
+    if (module === undefined) throw new Error(`The jsforce bundle has no entry ${entry}`);
+    return run(module, null);
   };
   return { script, load };
 }
 
-/**
- * Makes the code cache of the bundle in `dir` (at build time, in a fresh process): compiles it, runs every
- * entry, so the functions that run while jsforce loads are compiled too, and returns V8's cache data.
- */
-export function makeCodeCache(dir: string, manifest: Omit<BundleManifest, 'codeCache' | 'node' | 'crc32'>): Buffer {
-  installStandIns(dir, manifest);
-  const file = join(dir, manifest.bundle);
-  const { script, load } = compile(file, readFileSync(file, 'utf8'));
-  for (const entry of manifest.entries) load(entry);
-  return script.createCachedData();
-}
-
-// The lazy Metadata API schema.
-//
-// jsforce's Metadata API module carries the type schema of the whole Metadata API (`ApiSchemas`: ~840 types,
-// 280 KB of object literals) and builds all of it when it loads. Every SOAP call hands it to jsforce's response
-// casting, which reads only the types of that response (a deploy reads about ten). Building the objects is
-// most of the cost, not parsing them: each type has its own shape, so V8 makes a new hidden class for each.
-//
-// So the bundle ships the schema as JSON text per type, and this stand-in for jsforce's schema module builds a
-// type the first time jsforce reads it. The build checks that the JSON holds exactly what the module does.
-
-/** The schema as the bundle ships it: each type's definition as JSON text, by type name. */
-export type SchemaTexts = Record<string, string>;
-
-/**
- * An object that reads like jsforce's `ApiSchemas`: property reads, `in`, and key listing answer from the
- * texts; each type is parsed on its first read and kept. jsforce never writes to it.
- */
-export function lazySchemas(texts: () => SchemaTexts): Record<string, unknown> {
-  const built: Record<string, unknown> = Object.create(null);
-  const read = (key: string | symbol): unknown => {
-    if (typeof key !== 'string') return undefined;
-    if (key in built) return built[key];
-    const all = texts();
-    if (!Object.hasOwn(all, key)) return undefined;
-    return (built[key] = JSON.parse(all[key]!));
+/** Runs bundled modules as Node's CommonJS loader runs files (Module._load, Module.prototype._compile). */
+function moduleRunner(dir: string, modules: BundledModules): (relative: string, parent: Module | null) => unknown {
+  const cache = nodeRequire.cache;
+  const files = new Map<string, string>();
+  const fileOf = (relative: string) => {
+    let file = files.get(relative);
+    if (!file) files.set(relative, (file = join(dir, relative)));
+    return file;
   };
-  return new Proxy(Object.create(null) as Record<string, unknown>, {
-    get: (_target, key) => read(key),
-    has: (_target, key) => typeof key === 'string' && Object.hasOwn(texts(), key),
-    ownKeys: () => Object.keys(texts()),
-    getOwnPropertyDescriptor(_target, key) {
-      const value = read(key);
-      return value === undefined ? undefined : { value, writable: false, enumerable: true, configurable: true };
-    },
-    set: () => false,
-    defineProperty: () => false,
-    deleteProperty: () => false,
-  });
+  const run = (relative: string, parent: Module | null): unknown => {
+    const file = fileOf(relative);
+    const cached = cache[file];
+    if (cached) return cached.exports; // loaded already, loading (a cycle), or a stand-in
+    const bundled = modules[relative];
+    if (!bundled) return nodeRequire(file); // left out: Node loads the file itself
+    const [factory, requests] = bundled;
+    const module = new Module(file, parent ?? undefined);
+    module.filename = file;
+    module.paths = (Module as unknown as { _nodeModulePaths(from: string): string[] })._nodeModulePaths(dirname(file));
+    cache[file] = module;
+    let threw = true;
+    try {
+      factory.call(module.exports, module.exports, requireFor(module, requests), module, file, dirname(file));
+      threw = false;
+    } finally {
+      if (threw) delete cache[file]; // as Node does: a module that threw while loading is not cached
+    }
+    module.loaded = true;
+    return module.exports;
+  };
+  const requireFor = (module: Module, requests: Record<string, string>): NodeJS.Require => {
+    let node: NodeJS.Require | undefined;
+    const fromNode = () => (node ??= createRequire(module.filename));
+    const require = ((request: string) => {
+      const target = requests[request];
+      return target === undefined ? fromNode()(request) : run(target, module);
+    }) as NodeJS.Require;
+    require.resolve = ((request: string, options?: { paths?: string[] }) => fromNode().resolve(request, options)) as NodeJS.RequireResolve;
+    require.cache = cache;
+    require.main = nodeRequire.main;
+    return require;
+  };
+  return run;
 }
 
 /**
- * Puts the stand-in in the CommonJS module cache under the file of jsforce's schema module, so jsforce's
- * `require('./metadata/schema')` gets it. Nothing is read until jsforce first looks up a type.
+ * Makes the code cache of the bundle in `dir` (at build time, in a fresh process started as a task child is):
+ * compiles it as open() does, runs every entry, so the functions that run while jsforce loads are compiled
+ * too, and returns V8's cache data.
  */
-function installLazySchema(schemaModuleFile: string, texts: () => SchemaTexts): void {
-  const standIn = new Module(schemaModuleFile);
-  standIn.filename = schemaModuleFile;
-  standIn.loaded = true;
-  // The module's exports as TypeScript compiles them: an ES module flag and the one named export.
-  standIn.exports = Object.defineProperties({}, {
-    __esModule: { value: true },
-    ApiSchemas: { value: lazySchemas(texts), enumerable: true },
-  });
-  require.cache[schemaModuleFile] = standIn;
+export function makeCodeCache(dir: string, manifest: BundleManifest): Buffer {
+  installStandIns(dir, manifest, readFileSync(join(dir, manifest.schemaTexts), 'utf8'));
+  const { script, load } = compile(dir, manifest, readFileSync(join(dir, manifest.bundle), 'utf8'));
+  for (const entry of Object.keys(manifest.entries)) load(entry);
+  return script.createCachedData();
 }

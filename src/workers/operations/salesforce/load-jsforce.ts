@@ -10,7 +10,7 @@
 // of them, and each still works when used.
 import { createRequire } from 'node:module';
 import { deferDependencies, type DeferredDependency } from '../../../deferred-modules.js';
-import { openJsforceBundle } from './jsforce-bundle.js';
+import { bundleDirectory, openJsforceBundle } from './jsforce-bundle.js';
 
 const require = createRequire(import.meta.url);
 
@@ -58,11 +58,19 @@ export type JsforceApi = keyof typeof apiModules;
 type JsforceCore = typeof import('jsforce/lib/core.js');
 
 /**
- * jsforce's core (Connection, OAuth2, query, sobject) with the given APIs registered on Connection: from the
- * prebuilt bundle (jsforce-bundle.ts), or from node_modules when there is no current bundle.
+ * What the jsforce bundle is built for: these lists. A bundle built for other lists (tsc run without a
+ * rebuild of the bundle) is not used.
  */
-export function loadJsforce(apis: JsforceApi[] = []): JsforceCore {
-  const bundle = openJsforceBundle(); // which defers the same dependencies, by the files the build resolved
+export function listsFingerprint(): string {
+  return JSON.stringify({ coreModule, apiModules, schemaModule, deferred: deferredDependencies.map((d) => [d.request, ...d.via]) });
+}
+
+/**
+ * jsforce's core (Connection, OAuth2, query, sobject) with the given APIs registered on Connection: from the
+ * prebuilt bundle (jsforce-bundle.ts) in `bundleDir`, or from node_modules when there is no current bundle.
+ */
+export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleDirectory): JsforceCore {
+  const bundle = openJsforceBundle(bundleDir, listsFingerprint()); // which defers the same dependencies, by the files the build resolved
   if (!bundle) return loadJsforceFromPackages(apis);
   const core = bundle.load('core') as JsforceCore;
   for (const api of apis) bundle.load(api);
