@@ -108,7 +108,7 @@ async function buildInto(dir: string): Promise<BundleManifest> {
     bundle,
     codeCache,
     schemaTexts,
-    crc32: { bundle: crc32(readFileSync(join(dir, bundle), 'utf8')), codeCache: 0, schemaTexts: crc32(readFileSync(join(dir, schemaTexts), 'utf8')) },
+    crc32: { bundle: crc32(readFileSync(join(dir, bundle))), codeCache: 0, schemaTexts: crc32(readFileSync(join(dir, schemaTexts))) },
     entries: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, relativeTo(file)])),
     deferred: deferred.map(relativeTo),
     schemaModule: relativeTo(schemaFile),

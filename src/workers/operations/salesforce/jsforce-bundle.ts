@@ -126,14 +126,14 @@ function open(dir: string, fingerprint: string): { bundle: JsforceBundle | null;
   const changed = changedFile(dir, manifest);
   if (changed) return stale(`${changed} changed since the bundle was built`);
   // Everything is read and checked before anything is put in place: a bundle that fails a check changes nothing.
-  const source = readFileSync(join(dir, manifest.bundle), 'utf8');
+  const source = readFileSync(join(dir, manifest.bundle));
   if (crc32(source) !== manifest.crc32.bundle) return stale(`${join(dir, manifest.bundle)} is damaged`);
-  const schemaTexts = readFileSync(join(dir, manifest.schemaTexts), 'utf8');
+  const schemaTexts = readFileSync(join(dir, manifest.schemaTexts));
   if (crc32(schemaTexts) !== manifest.crc32.schemaTexts) return stale(`${join(dir, manifest.schemaTexts)} is damaged`);
   const cachedData = manifest.node === process.version ? readCodeCache(join(dir, manifest.codeCache), manifest.crc32.codeCache) : undefined;
 
-  installStandIns(dir, manifest, schemaTexts);
-  const { script, load } = compile(dir, manifest, source, cachedData);
+  installStandIns(dir, manifest, schemaTexts.toString('utf8'));
+  const { script, load } = compile(dir, manifest, source.toString('utf8'), cachedData);
   const codeCache: CodeCacheUse = !cachedData ? 'unusable' : script.cachedDataRejected ? 'rejected' : 'accepted';
   return { bundle: { load, codeCache }, state: { from: 'bundle', codeCache } };
 }
@@ -219,7 +219,18 @@ function moduleRunner(dir: string, modules: BundledModules): (relative: string, 
     const [factory, requests] = bundled;
     const module = new Module(file, parent ?? undefined);
     module.filename = file;
-    module.paths = (Module as unknown as { _nodeModulePaths(from: string): string[] })._nodeModulePaths(dirname(file));
+    // Node sets `paths` (where `module.require` looks for packages) as it loads a file; no bundled module reads
+    // it, and working it out for each costs more than the rest of this function, so it is worked out if read.
+    Object.defineProperty(module, 'paths', {
+      configurable: true,
+      enumerable: true,
+      get: () => {
+        const paths = (Module as unknown as { _nodeModulePaths(from: string): string[] })._nodeModulePaths(dirname(file));
+        Object.defineProperty(module, 'paths', { value: paths, writable: true, configurable: true, enumerable: true });
+        return paths;
+      },
+      set: (paths: string[]) => Object.defineProperty(module, 'paths', { value: paths, writable: true, configurable: true, enumerable: true }),
+    });
     cache[file] = module;
     let threw = true;
     try {
