@@ -153,7 +153,11 @@ function isManifest(value: unknown): value is BundleManifest {
   );
 }
 
-/** The first file the bundle was built from that has changed or gone since, or null. */
+/**
+ * The first file the bundle was built from that has changed or gone since, or null. A package installed
+ * later where Node would now look first (a new nested copy) goes unnoticed while the files the bundle holds
+ * stay as they were: installs are followed by `npm run build` (`npm run setup`, the image).
+ */
 function changedFile(dir: string, manifest: BundleManifest): string | null {
   for (const { file, size, mtimeMs } of manifest.files) {
     const stat = statSync(join(dir, file), { throwIfNoEntry: false });
