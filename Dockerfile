@@ -18,9 +18,10 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/prisma/migrations ./prisma/migrations
 COPY package.json ./
 COPY bin ./bin
-# The jsforce bundle Salesforce task children load is built here, in the stage that runs it: it records the
-# size and modification time of every node_modules file it holds, and children use it only while they match.
-RUN node dist/scripts/build-jsforce-bundle.js
+# The bundles of jsforce and node-vault that task children load are built here, in the stage that runs them:
+# each records the size and modification time of every node_modules file it holds, and children use it only
+# while they match.
+RUN node dist/scripts/build-module-bundles.js
 RUN mkdir -p /var/lib/switchyard/artifacts && chown -R node:node /var/lib/switchyard
 USER node
 ENV SWITCHYARD_ARTIFACT_DIR=/var/lib/switchyard/artifacts \

@@ -22,7 +22,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { createWorkerHost } from '../src/cli/worker-command.js';
 import { migrate } from '../src/db/migrate.js';
-import { buildJsforceBundle } from '../src/scripts/build-jsforce-bundle.js';
+import { buildModuleBundle, bundleSpecs } from '../src/scripts/build-module-bundles.js';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { loadEnv } from '../src/env.js';
@@ -161,7 +161,7 @@ interface ForkResult {
   cpuMs: number | null;
   /** How long the fork() call itself blocked this process's event loop. */
   forkSyncMs: number;
-  /** Where a jsforce child took jsforce from (jsforce-bundle.ts's bundleState), if it said. */
+  /** Where a jsforce or node-vault child took the library from (module-bundle.ts's bundleState), if it said. */
   from?: unknown;
 }
 
@@ -836,9 +836,11 @@ async function main(): Promise<void> {
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
     const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], switchyardPackages: [], vault: [], vaultSwitchyard: [] };
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
-    // The bundle `npm run build` makes for dist/, made here for dist-bench/ (where these children load from).
-    const bundle = await buildJsforceBundle();
-    line('jsforce bundle (built for this run)', `${Object.keys(bundle.entries).join(', ')}; ${bundle.files.length} files; code cache for Node ${bundle.node}`);
+    // The bundles `npm run build` makes for dist/, made here for dist-bench/ (where these children load from).
+    for (const spec of bundleSpecs) {
+      const bundle = await buildModuleBundle(spec);
+      line(`${spec.name} bundle (built for this run)`, `${Object.keys(bundle.entries).join(', ')}; ${bundle.files.length} files; code cache for Node ${bundle.node}`);
+    }
     await forkOnce(jsforceChild, launcherEnvironment()); // warm the page cache for jsforce's files
     await forkOnce(vaultChild, launcherEnvironment()); // and node-vault's
     const startupEnds = performance.now() + startupBudgetSeconds * 1000;
@@ -866,6 +868,7 @@ async function main(): Promise<void> {
     line('  the same from node_modules (no bundle)', `${pp(readyOf(startup.switchyardPackages!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyardPackages!)))}`);
     line("child that require()s 'node-vault'", `${pp(readyOf(startup.vault!))}   own CPU p50 ${ms(p50(cpuOf(startup.vault!)))}`);
     line('child that loads it as Switchyard does (vault-unwrap.ts)', `${pp(readyOf(startup.vaultSwitchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.vaultSwitchyard!)))}`);
+    line('  from the bundle, as reported by each child', [...new Set(startup.vaultSwitchyard!.map((r) => JSON.stringify(r.from)))].join(', '));
     const overEmpty = (results: ForkResult[]) => ({
       ready: p50(readyOf(results)) - p50(readyOf(startup.empty!)),
       cpu: p50(cpuOf(results)) - p50(cpuOf(startup.empty!)),

@@ -45,7 +45,7 @@ interface RunResult {
 }
 
 describe("jsforce's deferred dependencies", () => {
-  // From the prebuilt bundle `npm run build` makes (jsforce-bundle.ts; the test command builds it), with its code
+  // From the prebuilt bundle `npm run build` makes (src/module-bundles/; the test command builds it), with its code
   // cache, and from node_modules, as a child without a current bundle loads it.
   it.each([
     ['bundle', { from: 'bundle', codeCache: 'accepted' }],

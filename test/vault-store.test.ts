@@ -12,7 +12,7 @@ import { BuiltinSecretStore } from '../src/secrets/builtin-store.js';
 import { createSecretStore } from '../src/secrets/create-secret-store.js';
 import type { CredentialGrant, SecretValue } from '../src/secrets/secret-store.js';
 import { VaultRequestError, VaultSecretStore } from '../src/secrets/vault-store.js';
-import { deferredDependencies, unwrapVaultGrant } from '../src/secrets/vault-unwrap.js';
+import { deferredDependencies, nodeVaultBundle, unwrapVaultGrant } from '../src/secrets/vault-unwrap.js';
 import { startVaultServer, type VaultServer } from './fixtures/vault-server.js';
 import { runProbe } from './support/probe.js';
 
@@ -181,14 +181,20 @@ describe('credential grants (response wrapping)', () => {
     expect(shown(error)).not.toContain(grant.token);
   });
 
-  it('a fresh process redeems a grant without loading the packages axios only needs for multipart and proxies', async () => {
+  // node-vault from its prebuilt bundle (module-bundles/module-bundle.ts; the test command builds it) with its
+  // code cache, and from node_modules, as a child without a current bundle loads it.
+  it.each([
+    ['bundle', { from: 'bundle', codeCache: 'accepted' }],
+    ['packages', { from: 'packages', reason: 'skipped' }],
+  ] as const)('a fresh process redeems a grant without loading the packages axios only needs for multipart and proxies (node-vault from %s)', async (source, nodeVaultFrom) => {
     const grant = await store.issueGrant('orgs/g', 30);
     expectGrant(grant);
-    const answer = await runProbe<{ value: SecretValue; states: Record<string, string> }>(unwrapProbe, { job: 'unwrap', grant });
+    const answer = await runProbe<{ value: SecretValue; states: Record<string, string>; nodeVault: unknown }>(unwrapProbe, { job: 'unwrap', grant, source });
     expect(answer.error).toBeUndefined();
     expect(answer.value).toEqual(value);
     expect(vault.requests.at(-1)).toMatchObject({ method: 'POST', path: '/v1/sys/wrapping/unwrap', status: 200 });
     expect(answer.states).toEqual(everyDeferred('deferred'));
+    expect(answer.nodeVault).toEqual(nodeVaultFrom);
   });
 
   it('an expired grant cannot be unwrapped', async () => {
@@ -466,17 +472,22 @@ describe('the child-process module', () => {
     expect(answer.flags).toEqual(everyDeferred(false));
   });
 
-  it('vault-unwrap.ts imports only node-vault, Node built-ins and the module stand-ins', () => {
-    const source = readFileSync(new URL('../src/secrets/vault-unwrap.ts', import.meta.url), 'utf8');
-    const specifiers = [
-      ...source.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+'([^']+)'/gm),
-      ...source.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
-      ...source.matchAll(/\brequire\(\s*'([^']+)'\s*\)/g),
-    ].map((match) => match[1]!);
-    expect(specifiers).toContain('node-vault');
-    for (const specifier of specifiers) expect(['node-vault', '../deferred-modules.js'].includes(specifier) || specifier.startsWith('node:')).toBe(true);
-    // deferred-modules.ts, in turn, imports Node built-ins only.
-    const standIns = readFileSync(new URL('../src/deferred-modules.ts', import.meta.url), 'utf8');
-    for (const match of standIns.matchAll(/^\s*import\s[^;]*?from\s+'([^']+)'/gm)) expect(match[1]).toMatch(/^node:/);
+  it('vault-unwrap.ts loads node-vault and imports nothing but what loads it and Node built-ins', () => {
+    // Its imports, and theirs, that survive compilation (type-only ones are erased).
+    const allowed = ['secrets/vault-unwrap.ts', 'module-bundles/module-bundle.ts', 'module-bundles/lazy-data-module.ts', 'deferred-modules.ts'];
+    const src = new URL('../src/', import.meta.url);
+    for (const file of allowed) {
+      const source = readFileSync(new URL(file, src), 'utf8');
+      const specifiers = [
+        ...source.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+'([^']+)'/gm),
+        ...source.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
+        ...source.matchAll(/\brequire\(\s*'([^']+)'\s*\)/g),
+      ].map((match) => match[1]!);
+      for (const specifier of specifiers) {
+        if (specifier.startsWith('node:')) continue;
+        expect(allowed, `${file} imports ${specifier}`).toContain(new URL(specifier.replace(/\.js$/, '.ts'), new URL(file, src)).href.slice(src.href.length));
+      }
+    }
+    expect(nodeVaultBundle.entries).toEqual({ client: 'node-vault' });
   });
 });

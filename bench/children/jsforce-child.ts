@@ -2,7 +2,7 @@
 // loading jsforce costs each task child. bench/dispatch.ts runs it four ways:
 //   --switchyard           jsforce's core and Metadata API exactly as a Switchyard Salesforce operation loads
 //                          them (src/workers/operations/salesforce/load-jsforce.ts): from the prebuilt bundle
-//                          with its code cache (jsforce-bundle.ts), which the benchmark builds first;
+//                          with its code cache (src/module-bundles/), which the benchmark builds first;
 //   --switchyard-packages  the same from node_modules, module by module (require(), deferred dependencies), as
 //                          a Salesforce child loads them when there is no bundle;
 //   <module names>         those modules with import(), each in turn (e.g. the core and the Metadata API);
@@ -12,9 +12,9 @@ const args = process.argv.slice(2);
 let from: unknown;
 // Imported only here, so the import() variants load nothing they do not measure.
 if (args[0] === '--switchyard' || args[0] === '--switchyard-packages') {
-  const { loadJsforce, loadJsforceFromPackages } = await import('../../src/workers/operations/salesforce/load-jsforce.js');
+  const { jsforceBundle, loadJsforce, loadJsforceFromPackages } = await import('../../src/workers/operations/salesforce/load-jsforce.js');
   (args[0] === '--switchyard' ? loadJsforce : loadJsforceFromPackages)(['metadata']);
-  from = (await import('../../src/workers/operations/salesforce/jsforce-bundle.js')).bundleState() ?? { from: 'packages' };
+  from = (await import('../../src/module-bundles/module-bundle.js')).bundleState(jsforceBundle) ?? { from: 'packages' };
 } else for (const name of args.length > 0 ? args : ['jsforce']) await import(name); // names in variables, so tsc does not type-check jsforce here
 if (process.send) process.send({ t: 'ready', cpu: process.cpuUsage(), from }, undefined, {}, () => process.exit(0));
 else process.exit(0);

@@ -2,15 +2,13 @@
 // response-wrapping token it was handed over IPC (POST sys/wrapping/unwrap with the wrapping token as its
 // client token) and gets the KV v2 secret once; the token is worthless afterwards, and after its TTL.
 //
-// This module is loaded by that child, so it imports nothing but node-vault and the module stand-ins
-// (deferred-modules.ts): no Prisma, no Redis, nothing else from Switchyard. The few helpers the parent's
-// VaultSecretStore shares with it live here for the same reason (vault-store.ts imports them; never the other
-// way round).
-import { createRequire } from 'node:module';
+// This module is loaded by that child, so it imports nothing but node-vault and what loads it (its prebuilt
+// bundle, module-bundles/, and the module stand-ins, deferred-modules.ts): no Prisma, no Redis. The few
+// helpers the parent's VaultSecretStore shares with it live here for the same reason (vault-store.ts imports
+// them; never the other way round).
 import type vault from 'node-vault';
-import { deferDependencies, type DeferredDependency } from '../deferred-modules.js';
-
-const require = createRequire(import.meta.url);
+import type { DeferredDependency } from '../deferred-modules.js';
+import { openModuleBundle, requireEntries, type BundleSpec } from '../module-bundles/module-bundle.js';
 
 /**
  * Packages node-vault's HTTP client (axios) requires when it loads but a Vault call never uses. Together they
@@ -31,13 +29,22 @@ export const deferredDependencies: readonly DeferredDependency[] = [
   },
 ];
 
+/** node-vault's bundle (module-bundles/module-bundle.ts): node-vault and axios, without those two. */
+export const nodeVaultBundle: BundleSpec = {
+  name: 'node-vault',
+  from: import.meta.url,
+  entries: { client: 'node-vault' },
+  deferred: deferredDependencies,
+};
+
 /**
- * node-vault, loaded with require() after its unused dependencies are deferred: an ES import would load them
- * before any code here runs (and would make Node scan node-vault's source for named exports besides).
+ * node-vault from its prebuilt bundle, or from node_modules with require() after its unused dependencies are
+ * deferred (an ES import would load them before any code here runs, and would make Node scan node-vault's
+ * source for named exports besides).
  */
 function loadNodeVault(): typeof vault {
-  deferDependencies(deferredDependencies);
-  return require('node-vault') as typeof vault;
+  const bundle = openModuleBundle(nodeVaultBundle);
+  return (bundle ? bundle.load('client') : requireEntries(nodeVaultBundle, ['client']).client) as typeof vault;
 }
 
 /** Same shape as SecretValue in secret-store.ts (not imported, to keep this module self-contained). */

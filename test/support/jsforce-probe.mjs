@@ -6,7 +6,7 @@
 //     registry's modules, with an operation context as child-main.ts builds it) against the Salesforce
 //     simulator, with jsforce from the prebuilt bundle in dist/ (source 'bundle', the default) or from
 //     node_modules ('packages'), and says where jsforce came from;
-//   { job: 'bundle-deploy', dir, credentials, zip } loads jsforce with the bundle in `dir` (jsforce-bundle.ts),
+//   { job: 'bundle-deploy', dir, credentials, zip } loads jsforce with the bundle in `dir` (module-bundle.ts),
 //     deploys `zip` (base64) with it and polls checkDeployStatus until done;
 //   { job: 'open-bundle', dir } only loads jsforce with it and makes a Connection;
 //   { job: 'use-each' } uses each deferred dependency, through the code that imports it where that is easy;
@@ -17,8 +17,8 @@ import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
 import { deferredStates, resolveDeferred } from '../../dist/deferred-modules.js';
 import { serveProbe } from './probe-child.mjs';
-import { deferredDependencies, loadJsforce, schemaModule } from '../../dist/workers/operations/salesforce/load-jsforce.js';
-import { bundleState, skipJsforceBundle } from '../../dist/workers/operations/salesforce/jsforce-bundle.js';
+import { deferredDependencies, jsforceBundle, loadJsforce } from '../../dist/workers/operations/salesforce/load-jsforce.js';
+import { bundleDirectory, bundleState, skipModuleBundle } from '../../dist/module-bundles/module-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
@@ -26,7 +26,7 @@ const warnings = [];
 process.on('warning', (warning) => warnings.push({ code: warning.code, message: warning.message }));
 
 async function operations({ runs, credentials, artifactDir, source = 'bundle' }) {
-  if (source === 'packages') skipJsforceBundle();
+  if (source === 'packages') skipModuleBundle(jsforceBundle);
   const results = [];
   for (const { type, params, sourceZip } of runs) {
     const ctx = {
@@ -48,12 +48,12 @@ async function operations({ runs, credentials, artifactDir, source = 'bundle' })
       results.push({ type, ok: false, code: error.code, message: error.message });
     }
   }
-  return { results, states: deferredDependencyStates(), jsforce: bundleState() };
+  return { results, states: deferredDependencyStates(), jsforce: bundleState(jsforceBundle, bundleDirectory(jsforceBundle)) };
 }
 
 /** Whether jsforce's schema module in the module cache is the bundle's lazy stand-in (its export is read-only). */
 function schemaIsStandIn() {
-  const cached = createRequire(import.meta.url).cache[createRequire(import.meta.url).resolve(schemaModule)];
+  const cached = createRequire(import.meta.url).cache[createRequire(import.meta.url).resolve(jsforceBundle.lazyData.request)];
   return cached ? Object.getOwnPropertyDescriptor(cached.exports, 'ApiSchemas')?.writable === false : null;
 }
 
@@ -61,7 +61,7 @@ function schemaIsStandIn() {
 function openBundle({ dir }) {
   const jsforce = loadJsforce(['metadata'], dir);
   const conn = new jsforce.Connection({ instanceUrl: 'https://probe.my.salesforce.com', accessToken: 'probe' });
-  return { state: bundleState(dir), warnings, schemaIsStandIn: schemaIsStandIn(), metadataDeploy: typeof conn.metadata.deploy };
+  return { state: bundleState(jsforceBundle, dir), warnings, schemaIsStandIn: schemaIsStandIn(), metadataDeploy: typeof conn.metadata.deploy };
 }
 
 async function bundleDeploy({ dir, credentials, zip }) {
@@ -72,7 +72,7 @@ async function bundleDeploy({ dir, credentials, zip }) {
   const { id } = await conn.metadata.deploy(Buffer.from(zip, 'base64'), { checkOnly: true });
   let result;
   for (let polls = 0; polls < 50 && !result?.done; polls += 1) result = await conn.metadata.checkDeployStatus(id, true);
-  return { state: bundleState(dir), states: deferredDependencyStates(), schemaIsStandIn: schemaIsStandIn(), result };
+  return { state: bundleState(jsforceBundle, dir), states: deferredDependencyStates(), schemaIsStandIn: schemaIsStandIn(), result };
 }
 
 /** Reflection on a stand-in (an object module): `in` loads it; keys and prototype are the module's. */

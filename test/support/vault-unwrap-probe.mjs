@@ -1,7 +1,9 @@
 // A fresh Node process that redeems a Vault grant the way a task child does (src/secrets/vault-unwrap.ts,
 // from the compiled dist/) and reports which of node-vault's deferred dependencies were loaded. A separate
 // process, because the module cache is per process. Driven over IPC by test/vault-store.test.ts:
-//   { job: 'unwrap', grant }     unwraps the grant, as child-main.ts does for a Vault grant;
+//   { job: 'unwrap', grant, source }  unwraps the grant, as child-main.ts does for a Vault grant, with node-vault
+//                                from its prebuilt bundle in dist/ (source 'bundle', the default) or from
+//                                node_modules ('packages'), and says where node-vault came from;
 //   { job: 'use-each' }          has node-vault's axios use each deferred dependency: a multipart body, and an
 //                                https request through an HTTP proxy (a local listener that sees the CONNECT);
 //   { job: 'es-module-flags' }   loads each deferred dependency plainly (nothing deferred) and reports its
@@ -11,13 +13,15 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { serveProbe } from './probe-child.mjs';
 import { deferredStates } from '../../dist/deferred-modules.js';
-import { createVaultClient, deferredDependencies, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
+import { createVaultClient, deferredDependencies, nodeVaultBundle, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
+import { bundleState, skipModuleBundle } from '../../dist/module-bundles/module-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
-async function unwrap({ grant }) {
+async function unwrap({ grant, source = 'bundle' }) {
+  if (source === 'packages') skipModuleBundle(nodeVaultBundle);
   const value = await unwrapVaultGrant(grant);
-  return { value, states: deferredDependencyStates() };
+  return { value, states: deferredDependencyStates(), nodeVault: bundleState(nodeVaultBundle) };
 }
 
 /** A proxy that answers every CONNECT with 502 and remembers the request line. */

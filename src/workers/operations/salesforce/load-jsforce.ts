@@ -1,18 +1,15 @@
 // Loads jsforce inside the per-task child: its core, plus the API modules an operation asks for (each
 // registers itself on Connection when imported), from the prebuilt bundle `npm run build` makes
-// (jsforce-bundle.ts) or, without one, from node_modules. The package's index is never loaded: it also loads
-// Bulk, Bulk 2.0, Chatter, Analytics, Apex, Tooling, SOAP and the Streaming API (with its Faye client).
+// (module-bundles/module-bundle.ts) or, without one, from node_modules. The package's index is never loaded:
+// it also loads Bulk, Bulk 2.0, Chatter, Analytics, Apex, Tooling, SOAP and the Streaming API (with Faye).
 //
 // jsforce also requires, when it loads, packages that only serve paths Switchyard's operations never take.
 // Together they are about half of what loading jsforce costs (node-fetch's whatwg-url fallback alone parses
 // a 260 KB Unicode table). They stay stand-ins until first use (deferred-modules.ts).
 // test/load-jsforce.test.ts checks both halves: a Metadata API deploy, a query and a token refresh load none
 // of them, and each still works when used.
-import { createRequire } from 'node:module';
-import { deferDependencies, type DeferredDependency } from '../../../deferred-modules.js';
-import { bundleDirectory, openJsforceBundle } from './jsforce-bundle.js';
-
-const require = createRequire(import.meta.url);
+import type { DeferredDependency } from '../../../deferred-modules.js';
+import { bundleDirectory, openModuleBundle, requireEntries, type BundleSpec } from '../../../module-bundles/module-bundle.js';
 
 export const deferredDependencies: readonly DeferredDependency[] = [
   {
@@ -42,35 +39,37 @@ export const deferredDependencies: readonly DeferredDependency[] = [
   },
 ];
 
-/** jsforce's core (Connection, OAuth2, query, sobject): what every Salesforce operation loads. */
-export const coreModule = 'jsforce/lib/core.js';
-
-/** jsforce API modules an operation may ask for; each registers itself on Connection when loaded. */
-export const apiModules = {
+/**
+ * What a Salesforce operation may load of jsforce: its core (Connection, OAuth2, query, sobject) and the API
+ * modules an operation asks for, each of which registers itself on Connection when loaded.
+ */
+const entries = {
+  core: 'jsforce/lib/core.js',
   metadata: 'jsforce/lib/api/metadata.js',
+} as const;
+
+export type JsforceApi = Exclude<keyof typeof entries, 'core'>;
+
+/**
+ * jsforce's bundle (module-bundle.ts): those entries, without the deferred dependencies, and with the Metadata
+ * API's type schema built one type at a time when jsforce reads it (lazy-data-module.ts).
+ */
+export const jsforceBundle: BundleSpec = {
+  name: 'jsforce',
+  from: import.meta.url,
+  entries,
+  deferred: deferredDependencies,
+  lazyData: { request: 'jsforce/lib/api/metadata/schema.js', exportName: 'ApiSchemas' },
 };
-
-/** The Metadata API's type schema, which the jsforce bundle replaces with a lazy one (lazy-metadata-schema.ts). */
-export const schemaModule = 'jsforce/lib/api/metadata/schema.js';
-
-export type JsforceApi = keyof typeof apiModules;
 
 type JsforceCore = typeof import('jsforce/lib/core.js');
 
 /**
- * What the jsforce bundle is built for: these lists. A bundle built for other lists (tsc run without a
- * rebuild of the bundle) is not used.
+ * jsforce's core with the given APIs registered on Connection: from its prebuilt bundle in `bundleDir`, or from
+ * node_modules when there is no current bundle there.
  */
-export function listsFingerprint(): string {
-  return JSON.stringify({ coreModule, apiModules, schemaModule, deferred: deferredDependencies.map((d) => [d.request, ...d.via]) });
-}
-
-/**
- * jsforce's core (Connection, OAuth2, query, sobject) with the given APIs registered on Connection: from the
- * prebuilt bundle (jsforce-bundle.ts) in `bundleDir`, or from node_modules when there is no current bundle.
- */
-export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleDirectory): JsforceCore {
-  const bundle = openJsforceBundle(bundleDir, listsFingerprint()); // which defers the same dependencies, by the files the build resolved
+export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleDirectory(jsforceBundle)): JsforceCore {
+  const bundle = openModuleBundle(jsforceBundle, bundleDir); // which defers the same dependencies, by the files the build resolved
   if (!bundle) return loadJsforceFromPackages(apis);
   const core = bundle.load('core') as JsforceCore;
   for (const api of apis) bundle.load(api);
@@ -85,8 +84,5 @@ export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleD
  * Metadata API its 280 KB schema), which about doubles the CPU the load takes.
  */
 export function loadJsforceFromPackages(apis: JsforceApi[] = []): JsforceCore {
-  deferDependencies(deferredDependencies);
-  const core = require(coreModule) as JsforceCore;
-  for (const api of apis) require(apiModules[api]);
-  return core;
+  return requireEntries(jsforceBundle, ['core', ...apis]).core as JsforceCore;
 }

@@ -1,26 +1,27 @@
-// jsforce as one prebuilt file with a V8 code cache, for the task child.
+// Libraries a task child loads, prebuilt as one file each with a V8 code cache.
 //
-// Every Salesforce task runs in a fresh process, so each one loads jsforce from scratch. Loaded module by
-// module from node_modules, that costs about as much again as Node's own start-up: V8 parses ~55 files (and
-// again each function as it first runs), and Node resolves, stats and reads each of them. `npm run build`
-// (src/scripts/build-jsforce-bundle.ts) writes, next to this module:
-//   jsforce.cjs           every module a Salesforce operation may load, each as Node itself wraps a CommonJS
-//                         module (its own source, unchanged, in a function of exports, require, module,
-//                         __filename and __dirname: the same strictness, `this` and scope), with the files its
-//                         requests resolved to;
-//   jsforce.cjs.cache     V8's code cache for it, made after running its entries, so running them is
-//                         deserialising, not compiling;
-//   metadata-schema.json  jsforce's Metadata API schema as JSON text per type (lazy-metadata-schema.ts);
-//   manifest.json         what it was built from.
-// Running a module from the bundle does what Node's loader does: a real Module in the CommonJS module cache under
+// Every task runs in a fresh process, so each child loads its libraries from scratch: jsforce for a Salesforce
+// operation, node-vault to redeem a Vault grant. Loaded module by module from node_modules, each costs about
+// as much again as Node's own start-up: V8 parses every file (and again each function as it first runs), and
+// Node resolves, stats and reads each of them. A library's loader describes its bundle (a BundleSpec: its
+// entries, the dependencies it defers, a data module to ship as JSON), and `npm run build`
+// (src/scripts/build-module-bundles.ts) writes, under module-bundles/<name>/ next to this module:
+//   bundle.cjs        every module the entries may load, each as Node itself wraps a CommonJS module (its own
+//                     source, unchanged, in a function of exports, require, module, __filename and __dirname:
+//                     the same strictness, `this` and scope), with the files its requests resolved to;
+//   bundle.cjs.cache  V8's code cache for it, made after running its entries, so running them is
+//                     deserialising, not compiling;
+//   data.json         the data module's export as JSON text per key, if the spec names one (lazy-data-module.ts);
+//   manifest.json     what it was built from.
+// Running a module from a bundle does what Node's loader does: a real Module in the CommonJS module cache under
 // the module's real file (so identity, cycles and later plain requires work as before), with a require that
 // answers the requests the build resolved from the bundle and hands any other to Node (built-ins, the deferred
 // dependencies, which are stand-ins in the module cache as when loading from node_modules, and anything the
 // build could not resolve).
 //
-// A child uses the bundle only when every file it was built from is unchanged (size and modification time),
-// for the same Switchyard lists (load-jsforce.ts), and whole (CRC-32s); otherwise, or when anything about it
-// fails, it loads jsforce from node_modules and warns on the worker's stderr. V8 refuses a code cache made by
+// A child uses a bundle only when every file it was built from is unchanged (size and modification time), it
+// was built for the same spec, and it is whole (CRC-32s); otherwise, or when anything about it fails, the
+// library loads from node_modules with a warning on the worker's stderr. V8 refuses a code cache made by
 // another V8 or with other flags, and the bundle then compiles as usual; but V8 checks a cache against its
 // source by length only, and not its integrity (a damaged one can crash the process), hence the CRC-32s.
 import { readFileSync, statSync } from 'node:fs';
@@ -29,36 +30,48 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as vmConstants, Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
-import { deferFiles } from '../../../deferred-modules.js';
-import { installLazySchema } from './lazy-metadata-schema.js';
+import { deferDependencies, deferFiles, type DeferredDependency } from '../deferred-modules.js';
+import { installLazyDataModule } from './lazy-data-module.js';
 
 const nodeRequire = createRequire(import.meta.url);
 
-export const bundleDirectory = fileURLToPath(new URL('./jsforce-bundle/', import.meta.url));
+/** What a library's loader bundles. Requests are resolved from `from`, as the loader itself would require them. */
+export interface BundleSpec {
+  /** Its directory under module-bundles/, and its name in warnings. */
+  name: string;
+  /** URL of the loader module. */
+  from: string;
+  /** Entry name → request. */
+  entries: Record<string, string>;
+  /** Packages the library requires but Switchyard never uses: stand-ins (deferred-modules.ts), left out of the bundle. */
+  deferred: readonly DeferredDependency[];
+  /** A module that exports one big object of plain data: shipped as JSON per key, built when read. */
+  lazyData?: { request: string; exportName: string };
+}
+
 export const manifestFile = 'manifest.json';
 
 export interface BundleManifest {
-  format: 2;
+  format: 3;
   /** The Node version that made the code cache. */
   node: string;
-  /** Of the lists in load-jsforce.ts the bundle was built for (listsFingerprint()). */
+  /** Of the spec the bundle was built for (specFingerprint()). */
   fingerprint: string;
   /** File names in the bundle's directory. */
   bundle: string;
   codeCache: string;
-  schemaTexts: string;
-  crc32: { bundle: number; codeCache: number; schemaTexts: number };
-  /** Entry name (`core`, the API modules) → its module. Module paths are relative to the bundle's directory. */
+  crc32: { bundle: number; codeCache: number; data?: number };
+  /** Entry name → its module. Module paths are relative to the bundle's directory. */
   entries: Record<string, string>;
-  /** The files of the deferred dependencies, left out of the bundle: stand-ins, as when loading from node_modules. */
+  /** The files of the deferred dependencies, left out of the bundle. */
   deferred: string[];
-  /** jsforce's Metadata API schema module, left out: the lazy stand-in takes its place. */
-  schemaModule: string;
+  /** The data module, left out: the lazy stand-in takes its place. */
+  lazyData?: { module: string; exportName: string; esModule: boolean; texts: string };
   /** Every module file bundled or left out, as it was when the bundle was built. */
   files: Array<{ file: string; size: number; mtimeMs: number }>;
 }
 
-/** What the bundle script evaluates to: each module (relative path) as Node's wrapper function, with its resolved requests. */
+/** What a bundle script evaluates to: each module (relative path) as Node's wrapper function, with its resolved requests. */
 type Factory = (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void;
 export type BundledModules = Record<string, [Factory, Record<string, string>]>;
 
@@ -68,52 +81,69 @@ export type BundledModules = Record<string, [Factory, Record<string, string>]>;
  */
 export type CodeCacheUse = 'accepted' | 'rejected' | 'unusable';
 
-export interface JsforceBundle {
-  /** Runs an entry (`core` or an API name) and returns its module's exports. */
+export interface ModuleBundle {
+  /** Runs an entry and returns its module's exports. */
   load(entry: string): unknown;
   codeCache: CodeCacheUse;
 }
 
-/** Where this process took jsforce from, for tests and benchmarks. */
+/** Where this process took a library from, for tests and benchmarks. */
 export type BundleState = { from: 'bundle'; codeCache: CodeCacheUse } | { from: 'packages'; reason: string };
 
-const opened = new Map<string, { bundle: JsforceBundle | null; state: BundleState }>();
+/** Where `npm run build` puts the spec's bundle. */
+export function bundleDirectory(spec: Pick<BundleSpec, 'name'>): string {
+  return fileURLToPath(new URL(`./${spec.name}/`, import.meta.url));
+}
+
+/** Identifies a spec's content (not where its loader is), so a bundle built for another spec is not used. */
+export function specFingerprint(spec: BundleSpec): string {
+  return JSON.stringify({ entries: spec.entries, deferred: spec.deferred.map((d) => [d.request, ...d.via]), lazyData: spec.lazyData ?? null });
+}
+
+const opened = new Map<string, { bundle: ModuleBundle | null; state: BundleState }>();
 
 /**
- * The bundle in `dir`, checked and compiled once per process; null when it is missing, stale or unusable (then
- * jsforce loads from node_modules). `fingerprint` is of the lists the caller loads jsforce with.
+ * The spec's bundle in `dir`, checked and compiled once per process; null when it is missing, stale or
+ * unusable (then load the library from node_modules: requireEntries).
  */
-export function openJsforceBundle(dir: string, fingerprint: string): JsforceBundle | null {
+export function openModuleBundle(spec: BundleSpec, dir: string = bundleDirectory(spec)): ModuleBundle | null {
   let entry = opened.get(dir);
   if (!entry) {
     try {
-      entry = open(dir, fingerprint);
+      entry = open(dir, specFingerprint(spec));
     } catch (error) {
       entry = { bundle: null, state: { from: 'packages', reason: `the bundle in ${dir} failed to open: ${error instanceof Error ? error.message : String(error)}` } };
     }
     opened.set(dir, entry);
     if (entry.state.from === 'packages') {
-      process.emitWarning(`jsforce loads from node_modules, not from its prebuilt bundle (${entry.state.reason}); run npm run build`, {
-        code: 'SWITCHYARD_JSFORCE_BUNDLE',
+      process.emitWarning(`${spec.name} loads from node_modules, not from its prebuilt bundle (${entry.state.reason}); run npm run build`, {
+        code: 'SWITCHYARD_MODULE_BUNDLE',
       });
     }
   }
   return entry.bundle;
 }
 
+/** The entries as Node loads them from node_modules (the deferred dependencies as stand-ins), by name. */
+export function requireEntries(spec: BundleSpec, names: string[]): Record<string, unknown> {
+  deferDependencies(spec.deferred);
+  const require = createRequire(spec.from);
+  return Object.fromEntries(names.map((name) => [name, require(spec.entries[name]!)]));
+}
+
 /**
- * Makes this process load jsforce from node_modules even though there is a bundle (for tests and benchmarks
- * that compare the two). Must come before jsforce is first loaded.
+ * Makes this process load the library from node_modules even though there is a bundle (for tests and
+ * benchmarks that compare the two). Must come before the library is first loaded.
  */
-export function skipJsforceBundle(dir: string = bundleDirectory): void {
+export function skipModuleBundle(spec: BundleSpec, dir: string = bundleDirectory(spec)): void {
   opened.set(dir, { bundle: null, state: { from: 'packages', reason: 'skipped' } });
 }
 
-export function bundleState(dir: string = bundleDirectory): BundleState | undefined {
+export function bundleState(spec: BundleSpec, dir: string = bundleDirectory(spec)): BundleState | undefined {
   return opened.get(dir)?.state;
 }
 
-function open(dir: string, fingerprint: string): { bundle: JsforceBundle | null; state: BundleState } {
+function open(dir: string, fingerprint: string): { bundle: ModuleBundle | null; state: BundleState } {
   const stale = (reason: string) => ({ bundle: null, state: { from: 'packages' as const, reason } });
   let manifest: unknown;
   try {
@@ -122,34 +152,37 @@ function open(dir: string, fingerprint: string): { bundle: JsforceBundle | null;
     return stale(`no bundle in ${dir}`);
   }
   if (!isManifest(manifest)) return stale(`the bundle in ${dir} was built by another version of Switchyard`);
-  if (manifest.fingerprint !== fingerprint) return stale(`the bundle in ${dir} was built for other lists of jsforce modules`);
+  if (manifest.fingerprint !== fingerprint) return stale(`the bundle in ${dir} was built for another list of modules`);
   const changed = changedFile(dir, manifest);
   if (changed) return stale(`${changed} changed since the bundle was built`);
   // Everything is read and checked before anything is put in place: a bundle that fails a check changes nothing.
   const source = readFileSync(join(dir, manifest.bundle));
   if (crc32(source) !== manifest.crc32.bundle) return stale(`${join(dir, manifest.bundle)} is damaged`);
-  const schemaTexts = readFileSync(join(dir, manifest.schemaTexts));
-  if (crc32(schemaTexts) !== manifest.crc32.schemaTexts) return stale(`${join(dir, manifest.schemaTexts)} is damaged`);
+  let data: Buffer | undefined;
+  if (manifest.lazyData) {
+    data = readFileSync(join(dir, manifest.lazyData.texts));
+    if (crc32(data) !== manifest.crc32.data) return stale(`${join(dir, manifest.lazyData.texts)} is damaged`);
+  }
   const cachedData = manifest.node === process.version ? readCodeCache(join(dir, manifest.codeCache), manifest.crc32.codeCache) : undefined;
 
-  installStandIns(dir, manifest, schemaTexts.toString('utf8'));
+  installStandIns(dir, manifest, data?.toString('utf8'));
   const { script, load } = compile(dir, manifest, source.toString('utf8'), cachedData);
   const codeCache: CodeCacheUse = !cachedData ? 'unusable' : script.cachedDataRejected ? 'rejected' : 'accepted';
   return { bundle: { load, codeCache }, state: { from: 'bundle', codeCache } };
 }
 
-/** A manifest this code reads (`npm run build` and `npm test` rebuild the bundle; a dist/ may predate that). */
+/** A manifest this code reads (`npm run build` and `npm test` rebuild the bundles; a dist/ may predate that). */
 function isManifest(value: unknown): value is BundleManifest {
   const manifest = value as Partial<BundleManifest> | null;
   return (
-    manifest?.format === 2 &&
+    manifest?.format === 3 &&
     typeof manifest.fingerprint === 'string' &&
     typeof manifest.crc32?.bundle === 'number' &&
     typeof manifest.crc32.codeCache === 'number' &&
-    typeof manifest.crc32.schemaTexts === 'number' &&
     typeof manifest.entries === 'object' &&
     Array.isArray(manifest.deferred) &&
-    Array.isArray(manifest.files)
+    Array.isArray(manifest.files) &&
+    (manifest.lazyData === undefined || typeof manifest.crc32.data === 'number')
   );
 }
 
@@ -178,9 +211,10 @@ function readCodeCache(file: string, expectedCrc32: number): Buffer | undefined 
 }
 
 /** Stand-ins for what the bundle leaves out, put in the module cache before it runs. */
-function installStandIns(dir: string, manifest: BundleManifest, schemaTexts: string): void {
+function installStandIns(dir: string, manifest: BundleManifest, data: string | undefined): void {
   deferFiles(manifest.deferred.map((file) => join(dir, file)));
-  installLazySchema(join(dir, manifest.schemaModule), schemaTexts);
+  const lazy = manifest.lazyData;
+  if (lazy) installLazyDataModule(join(dir, lazy.module), lazy.exportName, lazy.esModule, data!);
 }
 
 /**
@@ -199,7 +233,7 @@ function compile(dir: string, manifest: BundleManifest, source: string, cachedDa
   const run = moduleRunner(dir, bundle.exports);
   const load = (entry: string): unknown => {
     const module = manifest.entries[entry];
-    if (module === undefined) throw new Error(`The jsforce bundle has no entry ${entry}`);
+    if (module === undefined) throw new Error(`The bundle in ${dir} has no entry ${entry}`);
     return run(module, null);
   };
   return { script, load };
@@ -263,11 +297,11 @@ function moduleRunner(dir: string, modules: BundledModules): (relative: string, 
 
 /**
  * Makes the code cache of the bundle in `dir` (at build time, in a fresh process started as a task child is):
- * compiles it as open() does, runs every entry, so the functions that run while jsforce loads are compiled
- * too, and returns V8's cache data.
+ * compiles it as open() does, runs every entry, so the functions that run while the library loads are
+ * compiled too, and returns V8's cache data.
  */
 export function makeCodeCache(dir: string, manifest: BundleManifest): Buffer {
-  installStandIns(dir, manifest, readFileSync(join(dir, manifest.schemaTexts), 'utf8'));
+  installStandIns(dir, manifest, manifest.lazyData && readFileSync(join(dir, manifest.lazyData.texts), 'utf8'));
   const { script, load } = compile(dir, manifest, readFileSync(join(dir, manifest.bundle), 'utf8'));
   for (const entry of Object.keys(manifest.entries)) load(entry);
   return script.createCachedData();

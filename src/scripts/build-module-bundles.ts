@@ -1,17 +1,19 @@
-// Builds the jsforce bundle a task child loads (src/workers/operations/salesforce/jsforce-bundle.ts says what
-// it is and why). Run by `npm run build` (and `npm test`) after tsc:  node dist/scripts/build-jsforce-bundle.js [dir]
+// Builds the module bundles a task child loads (src/module-bundles/module-bundle.ts says what they are and why):
+// jsforce's and node-vault's. Run by `npm run build` (and `npm test`) after tsc:
+//   node dist/scripts/build-module-bundles.js              every bundle, each in its place in dist/
+//   node dist/scripts/build-module-bundles.js <name> <dir>  one bundle, into <dir>
 //
 // No bundler: each module keeps its own source, wrapped as Node wraps it, so nothing about how it runs can
-// differ. The build starts from the modules load-jsforce.ts loads and follows every `require('…')` with a
+// differ. The build starts from the spec's entries and follows every `require('…')` with a
 // literal argument, resolving it with Node's own resolution from the requiring file; a request it cannot
 // resolve (an optional package, required inside a try) is left to Node at run time, as are built-ins, the
-// deferred dependencies and anything that is not a CommonJS file. Each module must compile as a function body
+// deferred dependencies, the data module and anything that is not a CommonJS file. Each module must compile as a function body
 // on its own, so no source can reach outside its wrapper.
 //
 // It builds into a new directory next to the target and checks it there, in fresh processes started as the
 // worker starts a task child: the code cache is made after running every entry; the bundle then has to open
 // with its code cache accepted and load exactly the modules (the same files, in the CommonJS module cache)
-// that loading jsforce from node_modules loads. Only then does it replace the target, in one rename, so a
+// that loading the entries from node_modules loads. Only then does it replace the target, in one rename, so a
 // child never sees half a bundle and concurrent builds do not mix.
 import { fork } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -22,32 +24,24 @@ import { isDeepStrictEqual } from 'node:util';
 import { compileFunction } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { resolveDeferred } from '../deferred-modules.js';
+import { bundleDirectory, bundleState, makeCodeCache, manifestFile, openModuleBundle, requireEntries, specFingerprint, type BundleManifest, type BundleSpec } from '../module-bundles/module-bundle.js';
+import { nodeVaultBundle } from '../secrets/vault-unwrap.js';
 import { childEnvironment } from '../workers/child-launcher.js';
-import { bundleDirectory, bundleState, makeCodeCache, manifestFile, type BundleManifest } from '../workers/operations/salesforce/jsforce-bundle.js';
-import {
-  apiModules,
-  coreModule,
-  deferredDependencies,
-  listsFingerprint,
-  loadJsforce,
-  loadJsforceFromPackages,
-  schemaModule,
-  type JsforceApi,
-} from '../workers/operations/salesforce/load-jsforce.js';
+import { jsforceBundle } from '../workers/operations/salesforce/load-jsforce.js';
 
-const loaderFile = fileURLToPath(new URL('../workers/operations/salesforce/load-jsforce.js', import.meta.url));
-const requireFromLoader = createRequire(loaderFile);
+/** Every bundle `npm run build` makes. */
+export const bundleSpecs: readonly BundleSpec[] = [jsforceBundle, nodeVaultBundle];
+
 const wrapperParameters = ['exports', 'require', 'module', '__filename', '__dirname'];
-const allApis = Object.keys(apiModules) as JsforceApi[];
 
-/** Builds the bundle and puts it in place of `target`; returns its manifest. */
-export async function buildJsforceBundle(target: string = bundleDirectory): Promise<BundleManifest> {
+/** Builds the spec's bundle and puts it in place of `target`; returns its manifest. */
+export async function buildModuleBundle(spec: BundleSpec, target: string = bundleDirectory(spec)): Promise<BundleManifest> {
   refuseToReplace(target);
   // A sibling of the target: paths relative to it are the target's, and the final rename stays on one disk.
   const work = mkdtempSync(join(dirname(target), `.${basename(target)}-`));
   chmodSync(work, 0o755); // mkdtemp makes it private; task children may run as another user than the build
   try {
-    const manifest = await buildInto(work);
+    const manifest = await buildInto(spec, work);
     swapIn(work, target);
     return manifest;
   } catch (error) {
@@ -83,35 +77,38 @@ function swapIn(work: string, target: string): void {
 /** A typo in the target must not delete something else: only a bundle (or nothing) is replaced. */
 function refuseToReplace(target: string): void {
   if (existsSync(target) && !existsSync(join(target, manifestFile)) && readdirSync(target).length > 0) {
-    throw new Error(`${target} is not a jsforce bundle (it has no ${manifestFile}); not replacing it`);
+    throw new Error(`${target} is not a module bundle (it has no ${manifestFile}); not replacing it`);
   }
 }
 
-async function buildInto(dir: string): Promise<BundleManifest> {
-  const entries: Record<string, string> = { core: requireFromLoader.resolve(coreModule) };
-  for (const api of allApis) entries[api] = requireFromLoader.resolve(apiModules[api]);
-  const schemaFile = requireFromLoader.resolve(schemaModule);
-  const deferred = deferredFiles();
-  const leftOut = new Set([schemaFile, ...deferred]);
+async function buildInto(spec: BundleSpec, dir: string): Promise<BundleManifest> {
+  const resolveFromLoader = createRequire(spec.from).resolve;
+  const entries = Object.fromEntries(Object.entries(spec.entries).map(([name, request]) => [name, resolveFromLoader(request)]));
+  const deferred = deferredFiles(spec);
+  const dataFile = spec.lazyData && resolveFromLoader(spec.lazyData.request);
+  const leftOut = new Set([...deferred, ...(dataFile ? [dataFile] : [])]);
   const modules = collect(Object.values(entries), leftOut);
   const relativeTo = (file: string) => relative(dir, file);
 
-  const bundle = 'jsforce.cjs';
+  const bundle = 'bundle.cjs';
   writeFileSync(join(dir, bundle), bundleSource(modules, relativeTo));
-  const schemaTexts = 'metadata-schema.json';
-  writeFileSync(join(dir, schemaTexts), JSON.stringify(schemaAsTexts(schemaFile)));
+  let lazyData: BundleManifest['lazyData'];
+  if (spec.lazyData && dataFile) {
+    const { texts, esModule } = dataAsTexts(dataFile, spec.lazyData.exportName);
+    lazyData = { module: relativeTo(dataFile), exportName: spec.lazyData.exportName, esModule, texts: 'data.json' };
+    writeFileSync(join(dir, lazyData.texts), JSON.stringify(texts));
+  }
   const codeCache = `${bundle}.cache`;
   const manifest: BundleManifest = {
-    format: 2,
+    format: 3,
     node: process.version,
-    fingerprint: listsFingerprint(),
+    fingerprint: specFingerprint(spec),
     bundle,
     codeCache,
-    schemaTexts,
-    crc32: { bundle: crc32(readFileSync(join(dir, bundle))), codeCache: 0, schemaTexts: crc32(readFileSync(join(dir, schemaTexts))) },
+    crc32: { bundle: crc32(readFileSync(join(dir, bundle))), codeCache: 0, ...(lazyData ? { data: crc32(readFileSync(join(dir, lazyData.texts))) } : {}) },
     entries: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, relativeTo(file)])),
     deferred: deferred.map(relativeTo),
-    schemaModule: relativeTo(schemaFile),
+    ...(lazyData ? { lazyData } : {}),
     files: [...modules.keys(), ...leftOut].map((file) => {
       const { size, mtimeMs } = statSync(file);
       return { file: relativeTo(file), size, mtimeMs };
@@ -120,13 +117,13 @@ async function buildInto(dir: string): Promise<BundleManifest> {
   await inTaskChild('code-cache', { dir, manifest, file: join(dir, codeCache) });
   manifest.crc32.codeCache = crc32(readFileSync(join(dir, codeCache)));
   writeFileSync(join(dir, manifestFile), `${JSON.stringify(manifest, null, 2)}\n`);
-  await checkAgainstNode(dir);
+  await checkAgainstNode(spec, dir);
   return manifest;
 }
 
-/** The files of jsforce's deferred dependencies, which stay out of the bundle (they load as stand-ins). */
-function deferredFiles(): string[] {
-  return deferredDependencies.flatMap((dependency) => {
+/** The files of the spec's deferred dependencies, which stay out of the bundle (they load as stand-ins). */
+function deferredFiles(spec: BundleSpec): string[] {
+  return spec.deferred.flatMap((dependency) => {
     try {
       return [resolveDeferred(dependency)];
     } catch {
@@ -193,7 +190,7 @@ function isCommonJsFile(file: string): boolean {
 
 /** The bundle: an object of modules, each as Node wraps it, with where its requests resolved to. */
 function bundleSource(modules: Map<string, Collected>, relativeTo: (file: string) => string): string {
-  const parts = ['// jsforce for Switchyard task children, written by src/scripts/build-jsforce-bundle.ts: do not edit.\nmodule.exports = {\n'];
+  const parts = ['// Modules for Switchyard task children, written by src/scripts/build-module-bundles.ts: do not edit.\nmodule.exports = {\n'];
   for (const [file, { source, requests }] of modules) {
     const resolved = Object.fromEntries([...requests].map(([request, target]) => [request, relativeTo(target)]));
     parts.push(`${JSON.stringify(relativeTo(file))}: [function (${wrapperParameters.join(', ')}) {${source}\n}, ${JSON.stringify(resolved)}],\n`);
@@ -202,30 +199,35 @@ function bundleSource(modules: Map<string, Collected>, relativeTo: (file: string
   return parts.join('');
 }
 
-/** Each type of jsforce's Metadata API schema as JSON text; each must read back as exactly the type. */
-function schemaAsTexts(schemaFile: string): Record<string, string> {
-  const { ApiSchemas } = requireFromLoader(schemaFile) as { ApiSchemas: Record<string, unknown> };
+/**
+ * The data module's one export as JSON text per key (jsforce's Metadata API schema: one text per type). The
+ * module must export that and nothing else, and each text must read back as exactly its value.
+ */
+function dataAsTexts(file: string, exportName: string): { texts: Record<string, string>; esModule: boolean } {
+  const exported = createRequire(file)(file) as Record<string, unknown>;
+  const names = Object.keys(exported);
+  if (names.length !== 1 || names[0] !== exportName) throw new Error(`${file} exports ${JSON.stringify(names)}, not just ${exportName}`);
   const texts: Record<string, string> = {};
-  for (const [type, definition] of Object.entries(ApiSchemas)) {
-    const text = JSON.stringify(definition);
-    if (!isDeepStrictEqual(JSON.parse(text), definition)) throw new Error(`jsforce's schema type ${type} is not plain JSON data`);
-    texts[type] = text;
+  for (const [key, value] of Object.entries(exported[exportName] as Record<string, unknown>)) {
+    const text = JSON.stringify(value);
+    if (!isDeepStrictEqual(JSON.parse(text), value)) throw new Error(`${exportName}.${key} in ${file} is not plain JSON data`);
+    texts[key] = text;
   }
-  return texts;
+  return { texts, esModule: exported.__esModule === true };
 }
 
 /** The bundle opens with its code cache and loads the very modules Node loads from node_modules. */
-async function checkAgainstNode(dir: string): Promise<void> {
-  const fromBundle = await inTaskChild<Loaded>('load', { dir });
-  const fromPackages = await inTaskChild<Loaded>('load', {});
+async function checkAgainstNode(spec: BundleSpec, dir: string): Promise<void> {
+  const fromBundle = await inTaskChild<Loaded>('load', { spec: spec.name, dir });
+  const fromPackages = await inTaskChild<Loaded>('load', { spec: spec.name });
   if (!isDeepStrictEqual(fromBundle.state, { from: 'bundle', codeCache: 'accepted' })) {
-    throw new Error(`A task child did not use the new jsforce bundle with its code cache: ${JSON.stringify(fromBundle.state)}`);
+    throw new Error(`A task child did not use the new ${spec.name} bundle with its code cache: ${JSON.stringify(fromBundle.state)}`);
   }
   const only = (a: string[], b: string[]) => a.filter((file) => !b.includes(file));
   const extra = only(fromBundle.modules, fromPackages.modules);
   const missing = only(fromPackages.modules, fromBundle.modules);
   if (extra.length > 0 || missing.length > 0) {
-    throw new Error(`The jsforce bundle loads other modules than node_modules does: more ${JSON.stringify(extra)}, fewer ${JSON.stringify(missing)}`);
+    throw new Error(`The ${spec.name} bundle loads other modules than node_modules does: more ${JSON.stringify(extra)}, fewer ${JSON.stringify(missing)}`);
   }
 }
 
@@ -235,7 +237,7 @@ interface Loaded {
   modules: string[];
 }
 
-type Job = { job: 'code-cache'; dir: string; manifest: BundleManifest; file: string } | { job: 'load'; dir?: string };
+type Job = { job: 'code-cache'; dir: string; manifest: BundleManifest; file: string } | { job: 'load'; spec: string; dir?: string };
 
 /** Runs a job of this script in a fresh process started as the worker starts a task child (environment, no flags). */
 function inTaskChild<T = void>(job: Job['job'], args: object): Promise<T> {
@@ -257,9 +259,19 @@ function runJob(message: Job): unknown {
     writeFileSync(message.file, makeCodeCache(message.dir, message.manifest));
     return undefined;
   }
-  if (message.dir) loadJsforce(allApis, message.dir);
-  else loadJsforceFromPackages(allApis);
-  return { state: message.dir ? bundleState(message.dir) : undefined, modules: Object.keys(createRequire(import.meta.url).cache).sort() } satisfies Loaded;
+  const spec = specNamed(message.spec);
+  const names = Object.keys(spec.entries);
+  if (message.dir) {
+    const bundle = openModuleBundle(spec, message.dir);
+    for (const name of names) bundle?.load(name);
+  } else requireEntries(spec, names);
+  return { state: message.dir ? bundleState(spec, message.dir) : undefined, modules: Object.keys(createRequire(import.meta.url).cache).sort() } satisfies Loaded;
+}
+
+function specNamed(name: string): BundleSpec {
+  const spec = bundleSpecs.find((s) => s.name === name);
+  if (!spec) throw new Error(`No module bundle is called ${name}; there are ${bundleSpecs.map((s) => s.name).join(', ')}`);
+  return spec;
 }
 
 const invokedAs = process.argv[1] ? realpathSync(process.argv[1]) : undefined;
@@ -275,7 +287,10 @@ if (invokedAs === fileURLToPath(import.meta.url)) {
       process.send!(reply, () => process.disconnect());
     });
   } else {
-    const manifest = await buildJsforceBundle(process.argv[2] ?? bundleDirectory);
-    process.stdout.write(`jsforce bundle: ${Object.keys(manifest.entries).join(', ')}; ${manifest.files.length} files; code cache for Node ${manifest.node}\n`);
+    const [name, dir] = process.argv.slice(2);
+    for (const spec of name ? [specNamed(name)] : bundleSpecs) {
+      const manifest = await buildModuleBundle(spec, dir ?? bundleDirectory(spec));
+      process.stdout.write(`${spec.name} bundle: ${Object.keys(manifest.entries).join(', ')}; ${manifest.files.length} files; code cache for Node ${manifest.node}\n`);
+    }
   }
 }

@@ -1,7 +1,8 @@
-// The prebuilt jsforce bundle (src/workers/operations/salesforce/jsforce-bundle.ts) and its build
-// (src/scripts/build-jsforce-bundle.ts, which `npm run build` and `npm test` run): built here into directories
-// of the test's own, loaded in fresh processes (test/support/jsforce-probe.mjs) as a task child loads jsforce,
-// against the Salesforce simulator. load-jsforce.test.ts runs Switchyard's operations on the bundle in dist/.
+// Module bundles (src/module-bundles/module-bundle.ts) and their build (src/scripts/build-module-bundles.ts,
+// which `npm run build` and `npm test` run), through jsforce's, the one with a data module: built here into
+// directories of the test's own, loaded in fresh processes (test/support/jsforce-probe.mjs) as a task child
+// loads jsforce, against the Salesforce simulator. load-jsforce.test.ts runs Switchyard's operations on the
+// bundle in dist/, vault-store.test.ts redeems a Vault grant with node-vault's.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,19 +14,20 @@ import { promisify } from 'node:util';
 import { runInThisContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveDeferred } from '../src/deferred-modules.js';
-import type { BundledModules, BundleManifest } from '../src/workers/operations/salesforce/jsforce-bundle.js';
-import { lazySchemas, type SchemaTexts } from '../src/workers/operations/salesforce/lazy-metadata-schema.js';
-import { deferredDependencies, schemaModule } from '../src/workers/operations/salesforce/load-jsforce.js';
+import { lazyData, type DataTexts } from '../src/module-bundles/lazy-data-module.js';
+import type { BundledModules, BundleManifest } from '../src/module-bundles/module-bundle.js';
+import { deferredDependencies, jsforceBundle } from '../src/workers/operations/salesforce/load-jsforce.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { runProbe } from './support/probe.js';
 import { samplePackage } from './support/salesforce-package.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const builder = join(root, 'dist/scripts/build-jsforce-bundle.js');
+const builder = join(root, 'dist/scripts/build-module-bundles.js');
+const schemaModule = jsforceBundle.lazyData!.request;
 const probe = fileURLToPath(new URL('./support/jsforce-probe.mjs', import.meta.url));
 const require = createRequire(import.meta.url);
 const every = <T>(state: T) => Object.fromEntries(deferredDependencies.map((d) => [d.request, state]));
-const build = (dir: string) => promisify(execFile)(process.execPath, [builder, dir]);
+const build = (dir: string) => promisify(execFile)(process.execPath, [builder, 'jsforce', dir]);
 
 const clientId = `3MVG9bundle.${randomBytes(8).toString('hex')}`;
 const clientSecret = `bundle-secret-${randomBytes(8).toString('hex')}`;
@@ -39,7 +41,7 @@ let manifest: BundleManifest;
 beforeAll(async () => {
   sim = await startSalesforceSim({ org: { Name: 'Bundle Org', InstanceName: 'NA1' } });
   sim.addRefreshToken(refreshToken, { clientId, clientSecret });
-  work = await mkdtemp(join(tmpdir(), 'switchyard-jsforce-bundle-'));
+  work = await mkdtemp(join(tmpdir(), 'switchyard-module-bundle-'));
   dir = join(work, 'bundle');
   await build(dir);
   manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as BundleManifest;
@@ -77,19 +79,20 @@ async function open(bundleDir: string, execArgv: string[] = []): Promise<Opened>
 
 const fromPackages = (reason: string | RegExp) => ({
   state: { from: 'packages', reason: typeof reason === 'string' ? expect.stringContaining(reason) : expect.stringMatching(reason) },
-  warnings: [{ code: 'SWITCHYARD_JSFORCE_BUNDLE', message: expect.stringContaining('run npm run build') }],
+  warnings: [{ code: 'SWITCHYARD_MODULE_BUNDLE', message: expect.stringMatching(/^jsforce loads from node_modules.*run npm run build$/) }],
   schemaIsStandIn: false, // jsforce's own schema module, not the bundle's stand-in
 });
 
-describe('the jsforce bundle build', () => {
+describe('building a module bundle (jsforce\'s)', () => {
   it('records its entries, what it leaves out and every file it was built from, relative to itself', async () => {
-    expect(manifest).toMatchObject({ format: 2, node: process.version, bundle: 'jsforce.cjs', codeCache: 'jsforce.cjs.cache' });
+    expect(manifest).toMatchObject({ format: 3, node: process.version, bundle: 'bundle.cjs', codeCache: 'bundle.cjs.cache' });
+    expect(manifest.lazyData).toMatchObject({ exportName: 'ApiSchemas', esModule: true, texts: 'data.json' });
     expect(Object.fromEntries(Object.entries(manifest.entries).map(([name, file]) => [name, resolve(dir, file)]))).toEqual({
       core: require.resolve('jsforce/lib/core.js'),
       metadata: require.resolve('jsforce/lib/api/metadata.js'),
     });
     expect(manifest.deferred.map((file) => resolve(dir, file)).sort()).toEqual(deferredDependencies.map(resolveDeferred).sort());
-    expect(resolve(dir, manifest.schemaModule)).toBe(require.resolve(schemaModule));
+    expect(resolve(dir, manifest.lazyData!.module)).toBe(require.resolve(schemaModule));
     const core = manifest.files.find((f) => resolve(dir, f.file) === require.resolve('jsforce/lib/core.js'))!;
     const { size, mtimeMs } = await stat(require.resolve('jsforce/lib/core.js'));
     expect(core).toEqual({ file: expect.stringMatching(/^\.\.\//), size, mtimeMs });
@@ -107,14 +110,14 @@ describe('the jsforce bundle build', () => {
       for (const [request, target] of Object.entries(requests)) expect(resolve(dir, target)).toBe(createRequire(file).resolve(request));
     }
     // The files left out are not in it; they are required (by the modules that require them) from node_modules.
-    for (const file of [...manifest.deferred, manifest.schemaModule]) expect(bundle.exports[file]).toBeUndefined();
+    for (const file of [...manifest.deferred, manifest.lazyData!.module]) expect(bundle.exports[file]).toBeUndefined();
   });
 
   it("ships jsforce's Metadata API schema as JSON that reads back as the very same schema, one type at a time", async () => {
-    const texts = JSON.parse(await readFile(join(dir, manifest.schemaTexts), 'utf8')) as SchemaTexts;
+    const texts = JSON.parse(await readFile(join(dir, manifest.lazyData!.texts), 'utf8')) as DataTexts;
     const read = new Set<string | symbol>();
     const watched = new Proxy(texts, { get: (target, key) => (read.add(key), Reflect.get(target, key)) });
-    const schemas = lazySchemas(() => watched);
+    const schemas = lazyData(() => watched);
     expect(schemas.DeployResult).toBe(schemas.DeployResult); // built once, then kept
     expect(read).toEqual(new Set(['DeployResult'])); // and nothing else was built
     expect('RetrieveResult' in schemas).toBe(true);
@@ -131,7 +134,7 @@ describe('the jsforce bundle build', () => {
     const other = join(work, 'not-a-bundle');
     await mkdir(other);
     await writeFile(join(other, 'keep.txt'), 'mine');
-    await expect(build(other)).rejects.toThrow(/is not a jsforce bundle/);
+    await expect(build(other)).rejects.toThrow(/is not a module bundle/);
     expect(await readdir(other)).toEqual(['keep.txt']);
   });
 
@@ -144,7 +147,7 @@ describe('the jsforce bundle build', () => {
   });
 });
 
-describe('a task child loading jsforce with the bundle', () => {
+describe('a task child loading jsforce with its bundle', () => {
   it('deploys with it, with the code cache, the schema stand-in and none of the deferred dependencies loaded', { timeout: 30_000 }, async () => {
     const credentials = { instanceUrl: sim.instanceUrl, refreshToken, clientId, clientSecret };
     const zip = samplePackage(['Foo']).toString('base64');
@@ -174,21 +177,21 @@ describe('a task child loading jsforce with the bundle', () => {
     const otherLists = await variant('other-lists', (m) => {
       m.fingerprint = '{}';
     });
-    expect(await open(otherLists)).toMatchObject(fromPackages('built for other lists of jsforce modules'));
+    expect(await open(otherLists)).toMatchObject(fromPackages('built for another list of modules'));
   });
 
   it('loads from node_modules, with a warning, when the bundle or its schema is damaged or missing', async () => {
     const damaged = await variant('damaged-source', async (_m, copy) => {
-      const source = await readFile(join(copy, 'jsforce.cjs'), 'utf8');
-      await writeFile(join(copy, 'jsforce.cjs'), source.replace('"use strict"', "'use strict'")); // same length
+      const source = await readFile(join(copy, 'bundle.cjs'), 'utf8');
+      await writeFile(join(copy, 'bundle.cjs'), source.replace('"use strict"', "'use strict'")); // same length
     });
-    expect(await open(damaged)).toMatchObject(fromPackages(/jsforce\.cjs is damaged/));
+    expect(await open(damaged)).toMatchObject(fromPackages(/bundle\.cjs is damaged/));
     const schema = await variant('damaged-schema', async (_m, copy) => {
-      await writeFile(join(copy, 'metadata-schema.json'), '{}');
+      await writeFile(join(copy, 'data.json'), '{}');
     });
-    expect(await open(schema)).toMatchObject(fromPackages(/metadata-schema\.json is damaged/));
+    expect(await open(schema)).toMatchObject(fromPackages(/data\.json is damaged/));
     const missing = await variant('missing-source', async (_m, copy) => {
-      await rm(join(copy, 'jsforce.cjs'));
+      await rm(join(copy, 'bundle.cjs'));
     });
     expect(await open(missing)).toMatchObject(fromPackages(/failed to open: ENOENT/));
   });
@@ -201,9 +204,9 @@ describe('a task child loading jsforce with the bundle', () => {
 
     // V8 does not check a code cache's own integrity (a damaged one crashed the process): the manifest's CRC does.
     const damaged = await variant('damaged-cache', async (_m, copy) => {
-      const cache = await readFile(join(copy, 'jsforce.cjs.cache'));
+      const cache = await readFile(join(copy, 'bundle.cjs.cache'));
       cache.fill(0x5a, 64, 256);
-      await writeFile(join(copy, 'jsforce.cjs.cache'), cache);
+      await writeFile(join(copy, 'bundle.cjs.cache'), cache);
     });
     expect(await open(damaged)).toMatchObject({ state: { from: 'bundle', codeCache: 'unusable' }, warnings: [] });
 
