@@ -7,7 +7,8 @@ RUN npm ci --no-audit --no-fund
 COPY prisma ./prisma
 COPY prisma.config.ts tsconfig.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+# (the module bundles are built in the runtime stage, below)
+RUN npx prisma generate && npx tsc -p tsconfig.json && npm prune --omit=dev
 
 # Runtime stage: only what runs, as an unprivileged user.
 FROM node:20.20-bookworm-slim

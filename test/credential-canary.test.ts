@@ -176,7 +176,7 @@ async function startRecordingProxy(target: string): Promise<{ address: string; c
   };
 }
 
-const allowedChildEnv = new Set(['PATH', 'HOME', 'LANG', 'TZ', 'NODE_ENV', 'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']);
+const allowedChildEnv = new Set(['PATH', 'LANG', 'TZ', 'NODE_ENV', 'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']);
 
 interface Scenario {
   api: TestApi;

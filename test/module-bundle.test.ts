@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import Module, { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runInThisContext } from 'node:vm';
@@ -62,6 +62,14 @@ async function variant(name: string, change: (manifest: BundleManifest, copy: st
   return copy;
 }
 
+/** What the built bundle's script defines: each module's wrapper function and resolved requests, by relative path. */
+async function bundledModules(): Promise<BundledModules> {
+  const source = await readFile(join(dir, manifest.bundle), 'utf8');
+  const bundle = { exports: {} as BundledModules };
+  (runInThisContext(Module.wrap(source)) as (...args: unknown[]) => void)(bundle.exports, require, bundle);
+  return bundle.exports;
+}
+
 interface Opened {
   state: Record<string, unknown>;
   warnings: Array<{ code: string; message: string }>;
@@ -93,16 +101,19 @@ describe('building a module bundle (jsforce\'s)', () => {
     });
     expect(manifest.deferred.map((file) => resolve(dir, file)).sort()).toEqual(deferredDependencies.map(resolveDeferred).sort());
     expect(resolve(dir, manifest.lazyData!.module)).toBe(require.resolve(schemaModule));
-    const core = manifest.files.find((f) => resolve(dir, f.file) === require.resolve('jsforce/lib/core.js'))!;
-    const { size, mtimeMs } = await stat(require.resolve('jsforce/lib/core.js'));
-    expect(core).toEqual({ file: expect.stringMatching(/^\.\.\//), size, mtimeMs });
+    // Every module in it, every file left out, and npm's record of node_modules, with their size and time.
+    const installRecord = join(root, 'node_modules/.package-lock.json');
+    const expected = [...Object.keys(await bundledModules()), ...manifest.deferred, manifest.lazyData!.module, relative(dir, installRecord)];
+    expect(manifest.files.map((f) => f.file).sort()).toEqual(expected.sort());
+    for (const { file, size, mtimeMs } of manifest.files) {
+      expect(file).toMatch(/^\.\.\//);
+      expect(await stat(resolve(dir, file))).toMatchObject({ size, mtimeMs });
+    }
   });
 
   it("holds each module's own source, unchanged, as Node wraps it, with its requests resolved as Node resolves them", async () => {
-    const source = await readFile(join(dir, manifest.bundle), 'utf8');
-    const bundle = { exports: {} as BundledModules };
-    (runInThisContext(Module.wrap(source)) as (...args: unknown[]) => void)(bundle.exports, require, bundle);
-    const modules = Object.entries(bundle.exports);
+    const bundled = await bundledModules();
+    const modules = Object.entries(bundled);
     expect(modules.length).toBeGreaterThan(40);
     for (const [relativeFile, [factory, requests]] of modules) {
       const file = resolve(dir, relativeFile);
@@ -110,7 +121,7 @@ describe('building a module bundle (jsforce\'s)', () => {
       for (const [request, target] of Object.entries(requests)) expect(resolve(dir, target)).toBe(createRequire(file).resolve(request));
     }
     // The files left out are not in it; they are required (by the modules that require them) from node_modules.
-    for (const file of [...manifest.deferred, manifest.lazyData!.module]) expect(bundle.exports[file]).toBeUndefined();
+    for (const file of [...manifest.deferred, manifest.lazyData!.module]) expect(bundled[file]).toBeUndefined();
   });
 
   it("ships jsforce's Metadata API schema as JSON that reads back as the very same schema, one type at a time", async () => {
@@ -144,6 +155,48 @@ describe('building a module bundle (jsforce\'s)', () => {
     await Promise.all([build(target), build(target)]);
     expect((await readdir(work)).filter((name) => name.startsWith('.rebuilt'))).toEqual([]); // no work directories left
     expect((await open(target)).state).toEqual({ from: 'bundle', codeCache: 'accepted' });
+  });
+});
+
+describe('a module run from a bundle', () => {
+  const specModule = fileURLToPath(new URL('./fixtures/module-bundle/spec.mjs', import.meta.url));
+  const bundleProbe = fileURLToPath(new URL('./support/bundle-probe.mjs', import.meta.url));
+
+  it('sees exactly what it sees when Node loads it from its file', { timeout: 30_000 }, async () => {
+    const fixture = join(work, 'fixture');
+    await promisify(execFile)(process.execPath, [builder, specModule, fixture]);
+    const fromFiles = await runProbe<Record<string, unknown>>(bundleProbe, { job: 'load', specModule, entry: 'main' });
+    const fromBundle = await runProbe<Record<string, unknown>>(bundleProbe, { job: 'load', specModule, entry: 'main', dir: fixture });
+    expect(fromFiles.error).toBeUndefined();
+    expect(fromBundle.error).toBeUndefined();
+    expect(fromBundle.state).toEqual({ from: 'bundle', codeCache: 'accepted' });
+    expect({ ...fromBundle, state: null }).toEqual(fromFiles);
+    // And what that is, so that both cannot be wrong alike.
+    expect(fromFiles).toMatchObject({ dynamic: 'imported', plainRequireIsSame: true });
+    expect(fromFiles.report).toEqual({
+      strict: true,
+      thisIsExports: true,
+      sameFileSameModule: true,
+      moduleRequire: true,
+      json: { answer: 42, list: ['x', 'y'] },
+      cycle: { bSaw: { before: 'a-before', after: 'not yet' } },
+      sloppyThisIsGlobal: true,
+      threw: 'throws.js fails while loading',
+      threwCached: false,
+      children: ['a.js', 'cycle-a.js', 'data.json', 'dynamic.js', 'sloppy.js', 'table.js'],
+      parent: 'spec.mjs',
+      loaded: { a: true },
+      filename: 'index.js',
+      resolved: 'a.js',
+      resolvePaths: true,
+      resolveWithPaths: 'a.js',
+      cacheIsNodes: true,
+      extensions: true,
+      modulePaths: true,
+      tableBeta: { list: [1, 2], flag: true, nested: { s: 'x' } },
+      tableKeys: ['alpha', 'beta'],
+      tableHas: true,
+    });
   });
 });
 

@@ -44,6 +44,7 @@ export function lazyData(texts: () => DataTexts): Record<string, unknown> {
  * `textsJson` is the bundle's JSON, parsed when a value is first read.
  */
 export function installLazyDataModule(file: string, exportName: string, esModule: boolean, textsJson: string): void {
+  if (require.cache[file]) return; // loaded already (for real, or by an earlier call): keep that one
   let texts: DataTexts | undefined;
   const standIn = new Module(file);
   standIn.filename = file;

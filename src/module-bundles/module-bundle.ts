@@ -13,11 +13,11 @@
 //                     deserialising, not compiling;
 //   data.json         the data module's export as JSON text per key, if the spec names one (lazy-data-module.ts);
 //   manifest.json     what it was built from.
-// Running a module from a bundle does what Node's loader does: a real Module in the CommonJS module cache under
-// the module's real file (so identity, cycles and later plain requires work as before), with a require that
-// answers the requests the build resolved from the bundle and hands any other to Node (built-ins, the deferred
-// dependencies, which are stand-ins in the module cache as when loading from node_modules, and anything the
-// build could not resolve).
+// Running a module from a bundle does what Node's loader does (commonjs-runner.ts): a real Module in the
+// CommonJS module cache under the module's real file (so identity, cycles and later plain requires work as
+// before), with a require that answers the requests the build resolved from the bundle and hands any other to
+// Node (built-ins, the deferred dependencies, which are stand-ins in the module cache as when loading from
+// node_modules, and anything the build could not resolve).
 //
 // A child uses a bundle only when every file it was built from is unchanged (size and modification time), it
 // was built for the same spec, and it is whole (CRC-32s); otherwise, or when anything about it fails, the
@@ -26,12 +26,15 @@
 // source by length only, and not its integrity (a damaged one can crash the process), hence the CRC-32s.
 import { readFileSync, statSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as vmConstants, Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { deferDependencies, deferFiles, type DeferredDependency } from '../deferred-modules.js';
+import { loaderModule, moduleRunner, type BundledModules } from './commonjs-runner.js';
 import { installLazyDataModule } from './lazy-data-module.js';
+
+export type { BundledModules } from './commonjs-runner.js';
 
 const nodeRequire = createRequire(import.meta.url);
 
@@ -71,10 +74,6 @@ export interface BundleManifest {
   files: Array<{ file: string; size: number; mtimeMs: number }>;
 }
 
-/** What a bundle script evaluates to: each module (relative path) as Node's wrapper function, with its resolved requests. */
-type Factory = (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void;
-export type BundledModules = Record<string, [Factory, Record<string, string>]>;
-
 /**
  * What became of the code cache: used; refused by V8 (made with other V8 flags); or not handed to V8 at all
  * (made by another Node, or damaged).
@@ -110,7 +109,7 @@ export function openModuleBundle(spec: BundleSpec, dir: string = bundleDirectory
   let entry = opened.get(dir);
   if (!entry) {
     try {
-      entry = open(dir, specFingerprint(spec));
+      entry = open(spec, dir);
     } catch (error) {
       entry = { bundle: null, state: { from: 'packages', reason: `the bundle in ${dir} failed to open: ${error instanceof Error ? error.message : String(error)}` } };
     }
@@ -143,7 +142,7 @@ export function bundleState(spec: BundleSpec, dir: string = bundleDirectory(spec
   return opened.get(dir)?.state;
 }
 
-function open(dir: string, fingerprint: string): { bundle: ModuleBundle | null; state: BundleState } {
+function open(spec: BundleSpec, dir: string): { bundle: ModuleBundle | null; state: BundleState } {
   const stale = (reason: string) => ({ bundle: null, state: { from: 'packages' as const, reason } });
   let manifest: unknown;
   try {
@@ -152,7 +151,7 @@ function open(dir: string, fingerprint: string): { bundle: ModuleBundle | null; 
     return stale(`no bundle in ${dir}`);
   }
   if (!isManifest(manifest)) return stale(`the bundle in ${dir} was built by another version of Switchyard`);
-  if (manifest.fingerprint !== fingerprint) return stale(`the bundle in ${dir} was built for another list of modules`);
+  if (manifest.fingerprint !== specFingerprint(spec)) return stale(`the bundle in ${dir} was built for another list of modules`);
   const changed = changedFile(dir, manifest);
   if (changed) return stale(`${changed} changed since the bundle was built`);
   // Everything is read and checked before anything is put in place: a bundle that fails a check changes nothing.
@@ -165,8 +164,10 @@ function open(dir: string, fingerprint: string): { bundle: ModuleBundle | null; 
   }
   const cachedData = manifest.node === process.version ? readCodeCache(join(dir, manifest.codeCache), manifest.crc32.codeCache) : undefined;
 
+  // Compiled before the stand-ins go in: running the script only defines its modules, and if compiling fails
+  // the library loads from node_modules with the module cache as it was.
+  const { script, load } = compile(spec, dir, manifest, source.toString('utf8'), cachedData);
   installStandIns(dir, manifest, data?.toString('utf8'));
-  const { script, load } = compile(dir, manifest, source.toString('utf8'), cachedData);
   const codeCache: CodeCacheUse = !cachedData ? 'unusable' : script.cachedDataRejected ? 'rejected' : 'accepted';
   return { bundle: { load, codeCache }, state: { from: 'bundle', codeCache } };
 }
@@ -180,6 +181,8 @@ function isManifest(value: unknown): value is BundleManifest {
     typeof manifest.crc32?.bundle === 'number' &&
     typeof manifest.crc32.codeCache === 'number' &&
     typeof manifest.entries === 'object' &&
+    manifest.entries !== null &&
+    Object.values(manifest.entries).every((file) => typeof file === 'string') &&
     Array.isArray(manifest.deferred) &&
     Array.isArray(manifest.files) &&
     (manifest.lazyData === undefined || typeof manifest.crc32.data === 'number')
@@ -219,9 +222,10 @@ function installStandIns(dir: string, manifest: BundleManifest, data: string | u
 
 /**
  * Compiles the bundle as Node compiles a CommonJS file (the same wrapper, so the same source the code cache
- * was made for) and runs it, which only defines its modules; `load` runs an entry's module.
+ * was made for) and runs it, which only defines its modules; `load` runs an entry's module for the library's
+ * loader, as when the loader requires it.
  */
-function compile(dir: string, manifest: BundleManifest, source: string, cachedData?: Buffer): { script: Script; load: (entry: string) => unknown } {
+function compile(spec: BundleSpec, dir: string, manifest: BundleManifest, source: string, cachedData?: Buffer): { script: Script; load: (entry: string) => unknown } {
   const file = join(dir, manifest.bundle);
   const script = new Script(Module.wrap(source), {
     filename: file,
@@ -231,78 +235,22 @@ function compile(dir: string, manifest: BundleManifest, source: string, cachedDa
   const bundle = { exports: {} as BundledModules };
   (script.runInThisContext() as (...args: unknown[]) => void)(bundle.exports, nodeRequire, bundle, file, dir);
   const run = moduleRunner(dir, bundle.exports);
+  const loader = loaderModule(fileURLToPath(spec.from));
   const load = (entry: string): unknown => {
-    const module = manifest.entries[entry];
-    if (module === undefined) throw new Error(`The bundle in ${dir} has no entry ${entry}`);
-    return run(module, null);
+    if (!Object.hasOwn(manifest.entries, entry)) throw new Error(`The bundle in ${dir} has no entry ${entry}`);
+    return run(manifest.entries[entry]!, loader);
   };
   return { script, load };
 }
 
-/** Runs bundled modules as Node's CommonJS loader runs files (Module._load, Module.prototype._compile). */
-function moduleRunner(dir: string, modules: BundledModules): (relative: string, parent: Module | null) => unknown {
-  const cache = nodeRequire.cache;
-  const files = new Map<string, string>();
-  const fileOf = (relative: string) => {
-    let file = files.get(relative);
-    if (!file) files.set(relative, (file = join(dir, relative)));
-    return file;
-  };
-  const run = (relative: string, parent: Module | null): unknown => {
-    const file = fileOf(relative);
-    const cached = cache[file];
-    if (cached) return cached.exports; // loaded already, loading (a cycle), or a stand-in
-    const bundled = modules[relative];
-    if (!bundled) return nodeRequire(file); // left out: Node loads the file itself
-    const [factory, requests] = bundled;
-    const module = new Module(file, parent ?? undefined);
-    module.filename = file;
-    // Node sets `paths` (where `module.require` looks for packages) as it loads a file; no bundled module reads
-    // it, and working it out for each costs more than the rest of this function, so it is worked out if read.
-    Object.defineProperty(module, 'paths', {
-      configurable: true,
-      enumerable: true,
-      get: () => {
-        const paths = (Module as unknown as { _nodeModulePaths(from: string): string[] })._nodeModulePaths(dirname(file));
-        Object.defineProperty(module, 'paths', { value: paths, writable: true, configurable: true, enumerable: true });
-        return paths;
-      },
-      set: (paths: string[]) => Object.defineProperty(module, 'paths', { value: paths, writable: true, configurable: true, enumerable: true }),
-    });
-    cache[file] = module;
-    let threw = true;
-    try {
-      factory.call(module.exports, module.exports, requireFor(module, requests), module, file, dirname(file));
-      threw = false;
-    } finally {
-      if (threw) delete cache[file]; // as Node does: a module that threw while loading is not cached
-    }
-    module.loaded = true;
-    return module.exports;
-  };
-  const requireFor = (module: Module, requests: Record<string, string>): NodeJS.Require => {
-    let node: NodeJS.Require | undefined;
-    const fromNode = () => (node ??= createRequire(module.filename));
-    const require = ((request: string) => {
-      const target = requests[request];
-      return target === undefined ? fromNode()(request) : run(target, module);
-    }) as NodeJS.Require;
-    require.resolve = ((request: string, options?: { paths?: string[] }) => fromNode().resolve(request, options)) as NodeJS.RequireResolve;
-    require.cache = cache;
-    require.main = nodeRequire.main;
-    return require;
-  };
-  return run;
-}
-
 /**
- * Makes the code cache of the bundle in `dir` (at build time, in a fresh process started as a task child is):
- * compiles it as open() does, runs every entry, so the functions that run while the library loads are
- * compiled too, and returns V8's cache data.
+ * Makes the code cache of the spec's bundle in `dir` (at build time, in a fresh process started as a task
+ * child is): compiles it as open() does, runs every entry, so the functions that run while the library loads
+ * are compiled too, and returns V8's cache data.
  */
-export function makeCodeCache(dir: string, manifest: BundleManifest): Buffer {
+export function makeCodeCache(spec: BundleSpec, dir: string, manifest: BundleManifest): Buffer {
+  const { script, load } = compile(spec, dir, manifest, readFileSync(join(dir, manifest.bundle), 'utf8'));
   installStandIns(dir, manifest, manifest.lazyData && readFileSync(join(dir, manifest.lazyData.texts), 'utf8'));
-  const { script, load } = compile(dir, manifest, readFileSync(join(dir, manifest.bundle), 'utf8'));
   for (const entry of Object.keys(manifest.entries)) load(entry);
   return script.createCachedData();
 }

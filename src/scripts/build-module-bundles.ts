@@ -1,7 +1,8 @@
 // Builds the module bundles a task child loads (src/module-bundles/module-bundle.ts says what they are and why):
 // jsforce's and node-vault's. Run by `npm run build` (and `npm test`) after tsc:
 //   node dist/scripts/build-module-bundles.js              every bundle, each in its place in dist/
-//   node dist/scripts/build-module-bundles.js <name> <dir>  one bundle, into <dir>
+//   node dist/scripts/build-module-bundles.js <name> <dir>  one bundle, into <dir>; <name> may also be the path
+//                                                          of a module exporting a `bundleSpec` (the tests' fixture)
 //
 // No bundler: each module keeps its own source, wrapped as Node wraps it, so nothing about how it runs can
 // differ. The build starts from the spec's entries and follows every `require('…')` with a
@@ -18,8 +19,8 @@
 import { fork } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
-import { basename, dirname, extname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { compileFunction } from 'node:vm';
 import { crc32 } from 'node:zlib';
@@ -34,14 +35,17 @@ export const bundleSpecs: readonly BundleSpec[] = [jsforceBundle, nodeVaultBundl
 
 const wrapperParameters = ['exports', 'require', 'module', '__filename', '__dirname'];
 
-/** Builds the spec's bundle and puts it in place of `target`; returns its manifest. */
-export async function buildModuleBundle(spec: BundleSpec, target: string = bundleDirectory(spec)): Promise<BundleManifest> {
+/**
+ * Builds the spec's bundle and puts it in place of `target`; returns its manifest. `specRef` is how the fresh
+ * processes that check it find the spec (findSpec).
+ */
+export async function buildModuleBundle(spec: BundleSpec, target: string = bundleDirectory(spec), specRef: string = spec.name): Promise<BundleManifest> {
   refuseToReplace(target);
   // A sibling of the target: paths relative to it are the target's, and the final rename stays on one disk.
   const work = mkdtempSync(join(dirname(target), `.${basename(target)}-`));
   chmodSync(work, 0o755); // mkdtemp makes it private; task children may run as another user than the build
   try {
-    const manifest = await buildInto(spec, work);
+    const manifest = await buildInto(spec, specRef, work);
     swapIn(work, target);
     return manifest;
   } catch (error) {
@@ -68,20 +72,30 @@ function swapIn(work: string, target: string): void {
       break;
     } catch (error) {
       // Another build put its bundle there in between: move that one away too, a few times at most.
-      if (!['ENOTEMPTY', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '') || attempt >= 10) throw error;
+      if (!['ENOTEMPTY', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '') || attempt >= 10) {
+        if (!existsSync(target) && existsSync(old(attempt))) renameSync(old(attempt), target); // leave the old one in place
+        throw error;
+      }
     }
   }
   for (let i = 0; i <= attempt; i += 1) rmSync(old(i), { recursive: true, force: true });
 }
 
-/** A typo in the target must not delete something else: only a bundle (or nothing) is replaced. */
+/** A typo in the target must not delete something else: only a module bundle (or nothing) is replaced. */
 function refuseToReplace(target: string): void {
-  if (existsSync(target) && !existsSync(join(target, manifestFile)) && readdirSync(target).length > 0) {
-    throw new Error(`${target} is not a module bundle (it has no ${manifestFile}); not replacing it`);
+  if (!existsSync(target) || readdirSync(target).length === 0) return;
+  let manifest: Partial<BundleManifest> | undefined;
+  try {
+    manifest = JSON.parse(readFileSync(join(target, manifestFile), 'utf8')) as Partial<BundleManifest>;
+  } catch {
+    // not one
+  }
+  if (typeof manifest?.format !== 'number' || typeof manifest.fingerprint !== 'string' || typeof manifest.bundle !== 'string') {
+    throw new Error(`${target} is not a module bundle (it has no bundle manifest); not replacing it`);
   }
 }
 
-async function buildInto(spec: BundleSpec, dir: string): Promise<BundleManifest> {
+async function buildInto(spec: BundleSpec, specRef: string, dir: string): Promise<BundleManifest> {
   const resolveFromLoader = createRequire(spec.from).resolve;
   const entries = Object.fromEntries(Object.entries(spec.entries).map(([name, request]) => [name, resolveFromLoader(request)]));
   const deferred = deferredFiles(spec);
@@ -109,16 +123,30 @@ async function buildInto(spec: BundleSpec, dir: string): Promise<BundleManifest>
     entries: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, relativeTo(file)])),
     deferred: deferred.map(relativeTo),
     ...(lazyData ? { lazyData } : {}),
-    files: [...modules.keys(), ...leftOut].map((file) => {
+    files: [...modules.keys(), ...leftOut, ...installRecord(Object.values(entries)[0]!)].map((file) => {
       const { size, mtimeMs } = statSync(file);
       return { file: relativeTo(file), size, mtimeMs };
     }),
   };
-  await inTaskChild('code-cache', { dir, manifest, file: join(dir, codeCache) });
+  await inTaskChild('code-cache', { spec: specRef, dir, manifest, file: join(dir, codeCache) });
   manifest.crc32.codeCache = crc32(readFileSync(join(dir, codeCache)));
   writeFileSync(join(dir, manifestFile), `${JSON.stringify(manifest, null, 2)}\n`);
-  await checkAgainstNode(spec, dir);
+  await checkAgainstNode(spec, specRef, dir, modules);
   return manifest;
+}
+
+/**
+ * npm's record of what node_modules holds (node_modules/.package-lock.json), which every npm install, ci,
+ * update and prune rewrites: a bundle is stale after any of them, even one that only added a package where
+ * Node would now look first. None when the packages were not installed by npm.
+ */
+function installRecord(entryFile: string): string[] {
+  for (let dir = dirname(entryFile); dir !== dirname(dir); dir = dirname(dir)) {
+    if (basename(dir) !== 'node_modules') continue;
+    const file = join(dir, '.package-lock.json');
+    return existsSync(file) ? [file] : [];
+  }
+  return [];
 }
 
 /** The files of the spec's deferred dependencies, which stay out of the bundle (they load as stand-ins). */
@@ -138,17 +166,23 @@ interface Collected {
   requests: Map<string, string>;
 }
 
-/** The CommonJS modules reachable from the entries by literal requires, without the files left out. */
+/**
+ * The modules reachable from the entries by literal requires that can run from the bundle exactly as from
+ * their files, without the files left out. A module that cannot (not CommonJS source, not a function body on
+ * its own, or one that uses import(), which would resolve from the bundle's file) is left to Node: no module's
+ * table points at it, so requiring it goes to Node, and what it requires is not followed.
+ */
 function collect(entryFiles: string[], leftOut: Set<string>): Map<string, Collected> {
   const modules = new Map<string, Collected>();
+  const leftToNode = new Set<string>();
   const queue = [...entryFiles];
   for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
-    if (modules.has(file)) continue;
-    const source = readFileSync(file, 'utf8').replace(/^#!.*/, ''); // Node ignores a hashbang line too
-    try {
-      compileFunction(source, wrapperParameters, { filename: file });
-    } catch (error) {
-      throw new Error(`${file} does not compile as a CommonJS module body: ${error instanceof Error ? error.message : String(error)}`);
+    if (modules.has(file) || leftToNode.has(file)) continue;
+    const source = bundleableSource(file);
+    if (source === null) {
+      if (entryFiles.includes(file)) throw new Error(`The entry ${file} cannot run from a bundle`);
+      leftToNode.add(file);
+      continue;
     }
     const requests = new Map<string, string>();
     for (const [, , request] of source.matchAll(/\brequire\s*\(\s*(['"])([^'"\n]+)\1\s*\)/g)) {
@@ -159,24 +193,38 @@ function collect(entryFiles: string[], leftOut: Set<string>): Map<string, Collec
       } catch {
         continue; // Node fails here too (an optional package, in a try), or finds what was installed since
       }
-      if (leftOut.has(target)) requests.set(request!, target);
-      else if (isCommonJsFile(target)) {
-        requests.set(request!, target);
-        queue.push(target);
-      }
-      // Anything else (JSON, an ES module, a native addon) Node loads itself, when the module asks.
+      requests.set(request!, target);
+      if (!leftOut.has(target)) queue.push(target);
     }
     modules.set(file, { source, requests });
+  }
+  // Only requests answered from the bundle keep their entry: the modules in it and the files it leaves out.
+  for (const { requests } of modules.values()) {
+    for (const [request, target] of requests) if (!modules.has(target) && !leftOut.has(target)) requests.delete(request);
   }
   return modules;
 }
 
-/** Whether Node loads this file as CommonJS source (not JSON, an ES module or a native addon). */
+/** The module's source if it can run from the bundle as it runs from its file, or null. */
+function bundleableSource(file: string): string | null {
+  if (!isCommonJsFile(file)) return null; // JSON, an ES module, a native addon
+  const source = readFileSync(file, 'utf8').replace(/^#!.*/, ''); // Node ignores a hashbang line too
+  if (/\bimport\s*\(/.test(source)) return null;
+  try {
+    compileFunction(source, wrapperParameters, { filename: file });
+  } catch {
+    return null; // e.g. ES module syntax in a .js file Node would load as such
+  }
+  return source;
+}
+
+/** Whether Node treats this file as CommonJS source: .cjs, or .js outside a package of "type": "module". */
 function isCommonJsFile(file: string): boolean {
   const extension = extname(file);
   if (extension === '.cjs') return true;
   if (extension !== '.js') return false;
-  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+  // The package scope, as Node looks it up: the nearest package.json, not above the package's node_modules.
+  for (let dir = dirname(file); dir !== dirname(dir) && basename(dir) !== 'node_modules'; dir = dirname(dir)) {
     let type: unknown;
     try {
       type = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { type?: unknown }).type;
@@ -217,9 +265,13 @@ function dataAsTexts(file: string, exportName: string): { texts: Record<string, 
 }
 
 /** The bundle opens with its code cache and loads the very modules Node loads from node_modules. */
-async function checkAgainstNode(spec: BundleSpec, dir: string): Promise<void> {
-  const fromBundle = await inTaskChild<Loaded>('load', { spec: spec.name, dir });
-  const fromPackages = await inTaskChild<Loaded>('load', { spec: spec.name });
+async function checkAgainstNode(spec: BundleSpec, specRef: string, dir: string, modules: Map<string, Collected>): Promise<void> {
+  // Resolved here with this process's NODE_OPTIONS and NODE_PATH: resolved again where children resolve.
+  const table = [...modules].flatMap(([file, { requests }]) => [...requests].map(([request, target]) => [file, request, target]));
+  const differing = await inTaskChild<string[][]>('resolve', { table });
+  if (differing.length > 0) throw new Error(`A task child resolves requests differently from the build: ${JSON.stringify(differing)}`);
+  const fromBundle = await inTaskChild<Loaded>('load', { spec: specRef, dir });
+  const fromPackages = await inTaskChild<Loaded>('load', { spec: specRef });
   if (!isDeepStrictEqual(fromBundle.state, { from: 'bundle', codeCache: 'accepted' })) {
     throw new Error(`A task child did not use the new ${spec.name} bundle with its code cache: ${JSON.stringify(fromBundle.state)}`);
   }
@@ -237,7 +289,10 @@ interface Loaded {
   modules: string[];
 }
 
-type Job = { job: 'code-cache'; dir: string; manifest: BundleManifest; file: string } | { job: 'load'; spec: string; dir?: string };
+type Job =
+  | { job: 'code-cache'; spec: string; dir: string; manifest: BundleManifest; file: string }
+  | { job: 'load'; spec: string; dir?: string }
+  | { job: 'resolve'; table: string[][] };
 
 /** Runs a job of this script in a fresh process started as the worker starts a task child (environment, no flags). */
 function inTaskChild<T = void>(job: Job['job'], args: object): Promise<T> {
@@ -254,12 +309,21 @@ function inTaskChild<T = void>(job: Job['job'], args: object): Promise<T> {
   });
 }
 
-function runJob(message: Job): unknown {
+async function runJob(message: Job): Promise<unknown> {
   if (message.job === 'code-cache') {
-    writeFileSync(message.file, makeCodeCache(message.dir, message.manifest));
+    writeFileSync(message.file, makeCodeCache(await findSpec(message.spec), message.dir, message.manifest));
     return undefined;
   }
-  const spec = specNamed(message.spec);
+  if (message.job === 'resolve') {
+    return message.table.filter(([file, request, target]) => {
+      try {
+        return createRequire(file!).resolve(request!) !== target;
+      } catch {
+        return true;
+      }
+    });
+  }
+  const spec = await findSpec(message.spec);
   const names = Object.keys(spec.entries);
   if (message.dir) {
     const bundle = openModuleBundle(spec, message.dir);
@@ -268,28 +332,42 @@ function runJob(message: Job): unknown {
   return { state: message.dir ? bundleState(spec, message.dir) : undefined, modules: Object.keys(createRequire(import.meta.url).cache).sort() } satisfies Loaded;
 }
 
-function specNamed(name: string): BundleSpec {
-  const spec = bundleSpecs.find((s) => s.name === name);
-  if (!spec) throw new Error(`No module bundle is called ${name}; there are ${bundleSpecs.map((s) => s.name).join(', ')}`);
-  return spec;
+/** A bundle `npm run build` makes, by name, or the `bundleSpec` a module exports, by the module's path. */
+async function findSpec(ref: string): Promise<BundleSpec> {
+  const spec = bundleSpecs.find((s) => s.name === ref);
+  if (spec) return spec;
+  if (!ref.includes('/')) throw new Error(`No module bundle is called ${ref}; there are ${bundleSpecs.map((s) => s.name).join(', ')}`);
+  const { bundleSpec } = (await import(pathToFileURL(resolve(ref)).href)) as { bundleSpec?: BundleSpec };
+  if (!bundleSpec) throw new Error(`${ref} exports no bundleSpec`);
+  return bundleSpec;
 }
 
-const invokedAs = process.argv[1] ? realpathSync(process.argv[1]) : undefined;
+/** The script node was asked to run (argv[1] as given may be a symlink, or lack the .js node adds). */
+const invokedAs = (() => {
+  for (const candidate of process.argv[1] ? [process.argv[1], `${process.argv[1]}.js`] : []) {
+    try {
+      return realpathSync(candidate);
+    } catch {
+      // try the next spelling
+    }
+  }
+  return undefined;
+})();
 if (invokedAs === fileURLToPath(import.meta.url)) {
   if (process.send) {
-    process.once('message', (message: Job) => {
+    process.once('message', async (message: Job) => {
       let reply: object;
       try {
-        reply = { ok: true, value: runJob(message) };
+        reply = { ok: true, value: await runJob(message) };
       } catch (error) {
         reply = { ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) };
       }
       process.send!(reply, () => process.disconnect());
     });
   } else {
-    const [name, dir] = process.argv.slice(2);
-    for (const spec of name ? [specNamed(name)] : bundleSpecs) {
-      const manifest = await buildModuleBundle(spec, dir ?? bundleDirectory(spec));
+    const [ref, dir] = process.argv.slice(2);
+    for (const spec of ref ? [await findSpec(ref)] : bundleSpecs) {
+      const manifest = await buildModuleBundle(spec, dir ?? bundleDirectory(spec), ref ?? spec.name);
       process.stdout.write(`${spec.name} bundle: ${Object.keys(manifest.entries).join(', ')}; ${manifest.files.length} files; code cache for Node ${manifest.node}\n`);
     }
   }

@@ -93,11 +93,14 @@ export class VaultSecretStore implements SecretStore {
     this.#secretId = options.secretId || undefined;
     this.#namespace = options.namespace || undefined;
     // Tokens are passed per request (X-Vault-Token), never stored on the shared client.
-    this.#client = createVaultClient({
-      address: this.address,
-      namespace: options.namespace,
-      timeoutMs: options.requestTimeoutMs,
-    });
+    this.#client = createVaultClient(
+      {
+        address: this.address,
+        namespace: options.namespace,
+        timeoutMs: options.requestTimeoutMs,
+      },
+      'packages', // this process lives long: the bundle is for task children
+    );
   }
 
   get authMethod(): 'token' | 'approle' {

@@ -38,12 +38,16 @@ export const nodeVaultBundle: BundleSpec = {
 };
 
 /**
- * node-vault from its prebuilt bundle, or from node_modules with require() after its unused dependencies are
- * deferred (an ES import would load them before any code here runs, and would make Node scan node-vault's
- * source for named exports besides).
+ * How node-vault is loaded: `bundle`, from its prebuilt bundle if it has a current one (a task child, which
+ * loads it afresh for every task); `packages`, from node_modules (the long-lived worker or API process, which
+ * loads it once and where tools that hook Node's module loading should see it). Either way with require()
+ * after its unused dependencies are deferred: an ES import would load them before any code here runs, and
+ * would make Node scan node-vault's source for named exports besides.
  */
-function loadNodeVault(): typeof vault {
-  const bundle = openModuleBundle(nodeVaultBundle);
+export type NodeVaultSource = 'bundle' | 'packages';
+
+function loadNodeVault(source: NodeVaultSource): typeof vault {
+  const bundle = source === 'bundle' ? openModuleBundle(nodeVaultBundle) : null;
   return (bundle ? bundle.load('client') : requireEntries(nodeVaultBundle, ['client']).client) as typeof vault;
 }
 
@@ -91,12 +95,15 @@ export function assertVaultAddress(address: unknown): asserts address is string 
  * VAULT_SKIP_VERIFY is set; its debug output would print request bodies (secret values) under
  * DEBUG=node-vault. None of that is wanted for a credential store.
  */
-export function createVaultClient(options: {
-  address: string;
-  token?: string;
-  namespace?: string;
-  timeoutMs?: number;
-}): VaultClient {
+export function createVaultClient(
+  options: {
+    address: string;
+    token?: string;
+    namespace?: string;
+    timeoutMs?: number;
+  },
+  source: NodeVaultSource = 'bundle',
+): VaultClient {
   assertVaultAddress(options.address);
   const config = {
     apiVersion: 'v1',
@@ -106,7 +113,7 @@ export function createVaultClient(options: {
     rpDefaults: { strictSSL: true },
     requestOptions: { timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS },
   } satisfies vault.VaultOptions & { rpDefaults: { strictSSL: boolean } };
-  const client = loadNodeVault()(config) as VaultClient;
+  const client = loadNodeVault(source)(config) as VaultClient;
   client.token = options.token ?? '';
   client.namespace = options.namespace || undefined;
   client.pathPrefix = '';

@@ -19,10 +19,12 @@ export function childEntryPoint(): string {
 
 /**
  * What a child inherits: enough to run Node, nothing that is a secret. Database and Redis URLs, the secret
- * key and Vault credentials stay in the worker.
+ * key and Vault credentials stay in the worker. Not HOME either: Node looks for packages in $HOME/.node_modules
+ * and $HOME/.node_libraries when node_modules has none (node-fetch asks for an optional 'encoding' that way), and
+ * the worker's user can write there, so a compromised child could plant code every later child would run.
  */
 export function childEnvironment(): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_ENV', 'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY'];
+  const keep = ['PATH', 'LANG', 'TZ', 'NODE_ENV', 'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY'];
   return Object.fromEntries(keep.filter((key) => process.env[key] !== undefined).map((key) => [key, process.env[key]]));
 }
 
