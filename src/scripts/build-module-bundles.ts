@@ -4,12 +4,13 @@
 //   node dist/scripts/build-module-bundles.js <name> <dir>  one bundle, into <dir>; <name> may also be the path
 //                                                          of a module exporting a `bundleSpec` (the tests' fixture)
 //
-// No bundler: each module keeps its own source, wrapped as Node wraps it, so nothing about how it runs can
-// differ. The build starts from the spec's entries and follows every `require('…')` with a
-// literal argument, resolving it with Node's own resolution from the requiring file; a request it cannot
-// resolve (an optional package, required inside a try) is left to Node at run time, as are built-ins, the
-// deferred dependencies, the data module and anything that is not a CommonJS file. Each module must compile as a function body
-// on its own, so no source can reach outside its wrapper.
+// No bundler: each module keeps its own source, wrapped as Node wraps it, so it runs as it does from its file
+// (commonjs-runner.ts says what little differs). The build starts from the spec's entries and follows every
+// `require('…')` with a literal argument, resolving it with Node's own resolution from the requiring file. Left
+// to Node at run time: a request it cannot resolve (an optional package, required inside a try), built-ins,
+// the deferred dependencies, the data module, and any module that could not run from the bundle as from its
+// file (not CommonJS, not a function body on its own, which also keeps every source inside its wrapper, or one
+// that calls import(), which resolves from the calling file).
 //
 // It builds into a new directory next to the target and checks it there, in fresh processes started as the
 // worker starts a task child: the code cache is made after running every entry; the bundle then has to open
