@@ -48,13 +48,10 @@ function defer(file: string): void {
     }
     return real;
   };
-  const standIn = new Module(file);
-  standIn.filename = file;
-  standIn.loaded = true;
   // A bound function as the target: it can be called and constructed like a module that exports a function,
   // and has no own `prototype` (a plain function's is non-configurable, which Proxy invariants would then force
   // on every module's answers). Every trap but the two shortcuts below loads the module and forwards to it.
-  standIn.exports = new Proxy(function deferredModule() {}.bind(null), {
+  const standIn = cacheStandIn(file, new Proxy(function deferredModule() {}.bind(null), {
     get(_target, key) {
       // TypeScript's and node-fetch's import helpers ask this while importing; no deferred package is an ES
       // module compiled to CommonJS (load-jsforce.test.ts and vault-store.test.ts check), so the answer needs
@@ -83,9 +80,21 @@ function defer(file: string): void {
     preventExtensions: () => false,
     apply: (_target, self, args) => Reflect.apply(load() as (...args: unknown[]) => unknown, self, args),
     construct: (_target, args, newTarget) => Reflect.construct(load() as new (...args: unknown[]) => object, args, newTarget) as object,
-  });
-  require.cache[file] = standIn;
+  }));
   standIns.set(file, standIn);
+}
+
+/**
+ * Puts a module with these exports in the CommonJS module cache under `file`, already loaded, so whoever
+ * requires that file gets it (a stand-in: this module's deferred ones, a module bundle's lazy data).
+ */
+export function cacheStandIn(file: string, exports: unknown): Module {
+  const standIn = new Module(file);
+  standIn.filename = file;
+  standIn.loaded = true;
+  standIn.exports = exports;
+  require.cache[file] = standIn;
+  return standIn;
 }
 
 /**
@@ -94,15 +103,18 @@ function defer(file: string): void {
  * then loads what it loads, and only the saving is lost (the library's test says so).
  */
 export function deferDependencies(dependencies: readonly DeferredDependency[]): void {
-  for (const dependency of dependencies) {
-    let file;
+  deferFiles(resolvableFiles(dependencies));
+}
+
+/** The files the dependencies that still resolve from where they are listed resolve to. */
+export function resolvableFiles(dependencies: readonly DeferredDependency[]): string[] {
+  return dependencies.flatMap((dependency) => {
     try {
-      file = resolveDeferred(dependency);
+      return [resolveDeferred(dependency)];
     } catch {
-      continue;
+      return [];
     }
-    defer(file);
-  }
+  });
 }
 
 /**

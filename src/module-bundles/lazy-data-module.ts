@@ -8,7 +8,8 @@
 // So a module bundle (module-bundle.ts) may ship such a module's export as JSON text per key, and this stand-in
 // builds a value the first time it is read. The build checks that the JSON holds exactly what the module does
 // (src/scripts/build-module-bundles.ts).
-import Module, { createRequire } from 'node:module';
+import { createRequire } from 'node:module';
+import { cacheStandIn } from '../deferred-modules.js';
 
 const require = createRequire(import.meta.url);
 
@@ -46,13 +47,12 @@ export function lazyData(texts: () => DataTexts): Record<string, unknown> {
 export function installLazyDataModule(file: string, exportName: string, esModule: boolean, textsJson: string): void {
   if (require.cache[file]) return; // loaded already (for real, or by an earlier call): keep that one
   let texts: DataTexts | undefined;
-  const standIn = new Module(file);
-  standIn.filename = file;
-  standIn.loaded = true;
   // The module's exports: its one export, and the ES module flag TypeScript adds if the module had it.
-  standIn.exports = Object.defineProperties({}, {
-    ...(esModule ? { __esModule: { value: true } } : {}),
-    [exportName]: { value: lazyData(() => (texts ??= JSON.parse(textsJson) as DataTexts)), enumerable: true },
-  });
-  require.cache[file] = standIn;
+  cacheStandIn(
+    file,
+    Object.defineProperties({}, {
+      ...(esModule ? { __esModule: { value: true } } : {}),
+      [exportName]: { value: lazyData(() => (texts ??= JSON.parse(textsJson) as DataTexts)), enumerable: true },
+    }),
+  );
 }

@@ -25,7 +25,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { compileFunction } from 'node:vm';
 import { crc32 } from 'node:zlib';
-import { resolveDeferred } from '../deferred-modules.js';
+import { resolvableFiles } from '../deferred-modules.js';
 import { bundleDirectory, bundleState, makeCodeCache, manifestFile, openModuleBundle, requireEntries, specFingerprint, type BundleManifest, type BundleSpec } from '../module-bundles/module-bundle.js';
 import { nodeVaultBundle } from '../secrets/vault-unwrap.js';
 import { childEnvironment } from '../workers/child-launcher.js';
@@ -99,7 +99,7 @@ function refuseToReplace(target: string): void {
 async function buildInto(spec: BundleSpec, specRef: string, dir: string): Promise<BundleManifest> {
   const resolveFromLoader = createRequire(spec.from).resolve;
   const entries = Object.fromEntries(Object.entries(spec.entries).map(([name, request]) => [name, resolveFromLoader(request)]));
-  const deferred = deferredFiles(spec);
+  const deferred = resolvableFiles(spec.deferred); // left out: they load as stand-ins
   const dataFile = spec.lazyData && resolveFromLoader(spec.lazyData.request);
   const leftOut = new Set([...deferred, ...(dataFile ? [dataFile] : [])]);
   const modules = collect(Object.values(entries), leftOut);
@@ -150,16 +150,6 @@ function installRecord(entryFile: string): string[] {
   return [];
 }
 
-/** The files of the spec's deferred dependencies, which stay out of the bundle (they load as stand-ins). */
-function deferredFiles(spec: BundleSpec): string[] {
-  return spec.deferred.flatMap((dependency) => {
-    try {
-      return [resolveDeferred(dependency)];
-    } catch {
-      return []; // no longer required from where it is listed: nothing to leave out
-    }
-  });
-}
 
 interface Collected {
   source: string;
