@@ -599,13 +599,19 @@ describe('rules', () => {
 
 describe('notification subscribers', () => {
   it('keeps the password of a subscriber URL made before credentials were refused out of the deletion audit entry', async () => {
-    const row = await api.prisma.notificationSubscriber.create({
-      data: { url: 'https://old-user:old-password-7f3@hooks.example.com/legacy', events: [], secretRef: `notifications/legacy-${randomUUID()}`, createdBy: 'cli' },
-    });
-    const deleted = await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: row.id });
-    expect(deleted.deleteNotificationSubscriber.__typename).toBe('DeleteNotificationSubscriberSuccess');
-    const entry = await api.prisma.auditEntry.findFirstOrThrow({ where: { targetId: row.id, action: 'notification.subscriber.delete' } });
-    expect(entry.details).toEqual({ url: 'https://…@hooks.example.com/legacy' });
+    // The second password holds an @ itself: everything up to the last @ before the host goes.
+    for (const [url, shown] of [
+      ['https://old-user:old-password-7f3@hooks.example.com/legacy', 'https://…@hooks.example.com/legacy'],
+      ['https://ops@corp:old-password-9a1@hooks.example.com/legacy2', 'https://…@hooks.example.com/legacy2'],
+    ]) {
+      const row = await api.prisma.notificationSubscriber.create({
+        data: { url: url!, events: [], secretRef: `notifications/legacy-${randomUUID()}`, createdBy: 'cli' },
+      });
+      const deleted = await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: row.id });
+      expect(deleted.deleteNotificationSubscriber.__typename).toBe('DeleteNotificationSubscriberSuccess');
+      const entry = await api.prisma.auditEntry.findFirstOrThrow({ where: { targetId: row.id, action: 'notification.subscriber.delete' } });
+      expect(entry.details).toEqual({ url: shown });
+    }
   });
 
   it('answers SUBSCRIBER_NOT_FOUND to all but one of six concurrent deletions, as to a later one, and audits one', async () => {

@@ -31,7 +31,8 @@ const subscriberInput = z.object({
 
 /** `text` with the user name and password of any URL in it cut out (subscribers created before they were refused). */
 function withoutUrlCredentials(text: string): string {
-  return text.replace(/\/\/[^/@\s]*@/g, '//…@');
+  // Up to the last @ before the path: a password may itself hold an @ (https://ops@corp:s3cret@host/…).
+  return text.replace(/\/\/[^/?#\s]*@/g, '//…@');
 }
 
 /** The events a task's final state produces. */
