@@ -1,43 +1,37 @@
 // RedisTaskEventPublisher against a real Redis of its own: a private redis-server on a free port, so the test
 // can empty the server's script cache (SCRIPT FLUSH is server-wide) without touching other test files' BullMQ.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allTaskEventsChannel, RedisTaskEventPublisher, taskEventChannel, type TaskEventMessage } from '../src/events/task-event-bus.js';
+import { freePort } from './support/net.js';
+import { waitFor } from './support/worker-harness.js';
 
 const prefix = 'sytest-event-bus';
 let server: ChildProcess;
 let url: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
 
 beforeAll(async () => {
   const port = await freePort();
   url = `redis://127.0.0.1:${port}`;
   server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   // Until the server answers (each try a client of its own: a failed lazy connect is not retried).
-  for (let i = 0; ; i += 1) {
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      probe.disconnect();
-      break;
-    } catch (error) {
-      probe.disconnect();
-      if (i > 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  await waitFor(
+    async () => {
+      const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        return true;
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    },
+    5000,
+    'the private redis-server to answer',
+  );
 });
 
 afterAll(() => {
@@ -63,12 +57,7 @@ async function listen(channels: string[]) {
   subscriber.on('message', (channel: string, raw: string) => received.push([channel, JSON.parse(raw) as TaskEventMessage]));
   return {
     received,
-    async waitFor(count: number) {
-      for (let i = 0; received.length < count; i += 1) {
-        if (i > 200) throw new Error(`got ${received.length} of ${count} messages`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    },
+    waitFor: (count: number) => waitFor(async () => received.length >= count, 2000, `${count} messages (got ${received.length})`),
     close: () => subscriber.disconnect(),
   };
 }
@@ -103,6 +92,8 @@ describe('RedisTaskEventPublisher', () => {
       const before = commands.length;
       await publisher.publish([]);
       await redis.ping();
+      // MONITOR reports on its own connection: wait until it has seen the ping, so it has seen what came before.
+      await waitFor(async () => commands.indexOf('ping', before) >= 0, 2000, 'MONITOR to show the ping');
       expect(commands.slice(before).filter((name) => name !== 'ping')).toEqual([]);
     } finally {
       monitor.disconnect();

@@ -12,9 +12,6 @@ export interface PrismaOptions {
   poolSize?: number;
 }
 
-/** The pg pool under each client createPrisma made (see rawStatements). */
-const pools = new WeakMap<PrismaClient, pg.Pool>();
-
 export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): PrismaClient {
   const target = parseDatabaseUrl(databaseUrl);
   const pool = new pg.Pool({
@@ -27,7 +24,7 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
   pool.on('error', () => undefined);
   // The adapter ends the pool when the client disconnects, as it would the pool it made itself.
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema: target.schema, disposeExternalPool: true }) });
-  pools.set(prisma, pool);
+  runners.set(prisma, createRunner(prisma, pool));
   return prisma;
 }
 
@@ -44,16 +41,13 @@ export type RawStatements = <T>(statement: Prisma.Sql) => Promise<T[]>;
  * transaction's, say), goes through `$queryRaw`. One runner per client, shared by every caller.
  */
 export function rawStatements(prisma: PrismaClient): RawStatements {
-  let runner = runners.get(prisma);
-  if (!runner) runners.set(prisma, (runner = createRunner(prisma)));
-  return runner;
+  return runners.get(prisma) ?? ((statement) => prisma.$queryRaw(statement));
 }
 
+/** The runner of each client createPrisma made, on its pool. It does nothing until its first statement. */
 const runners = new WeakMap<PrismaClient, RawStatements>();
 
-function createRunner(prisma: PrismaClient): RawStatements {
-  const pool = pools.get(prisma);
-  if (!pool) return (statement) => prisma.$queryRaw(statement);
+function createRunner(prisma: PrismaClient, pool: pg.Pool): RawStatements {
   const names = new StatementNames();
   // Through Prisma's own connect: it hands the pool to the adapter, so $disconnect ends it.
   let connected: Promise<void> | null = null;
