@@ -3,6 +3,7 @@
 // UNAUTHENTICATED error, then completes.
 import { Repeater } from '@repeaterjs/repeater';
 import type { ExecutionResult } from 'graphql';
+import { StopSignal } from '../stop-signal.js';
 import { unauthenticated } from './authentication.js';
 import type { TokenWatch } from './token-watch.js';
 
@@ -12,14 +13,13 @@ export class TokenStreams {
   /** The results of `source`, until the consumer stops or `tokenId` stops authenticating. */
   watch(tokenId: string, source: AsyncIterable<ExecutionResult>): AsyncIterableIterator<ExecutionResult> {
     return new Repeater<ExecutionResult>(async (push, stop) => {
-      let revoke!: () => void;
-      const revoked = new Promise<'revoked'>((resolve) => (revoke = () => resolve('revoked')));
-      const stopped = stop.then(() => 'stopped' as const);
-      const unwatch = this.tokens.add(tokenId, revoke);
+      const ended = new StopSignal<'revoked' | 'stopped'>();
+      void stop.then(() => ended.fire('stopped'));
+      const unwatch = this.tokens.add(tokenId, () => ended.fire('revoked'));
       const iterator = source[Symbol.asyncIterator]();
       try {
         for (;;) {
-          const next = await Promise.race([iterator.next(), revoked, stopped]);
+          const next = await Promise.race([iterator.next(), ended.next()]);
           if (next === 'stopped') return;
           if (next === 'revoked') {
             await push({ errors: [unauthenticated('The API token was revoked or has expired')] });

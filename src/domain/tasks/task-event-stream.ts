@@ -8,6 +8,7 @@ import { Repeater } from '@repeaterjs/repeater';
 import type { PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage } from '../../events/task-event-bus.js';
 import type { TaskEventKind } from '../../generated/prisma/enums.js';
+import { StopSignal } from '../../stop-signal.js';
 import { finalTaskStatuses } from './task-states.js';
 
 export interface StreamedTaskEvent {
@@ -38,12 +39,9 @@ export function streamTaskEvents(
 ): AsyncIterableIterator<StreamedTaskEvent> {
   return new Repeater<StreamedTaskEvent>(async (push, stop) => {
     let last = afterSeq;
-    let stopped = false;
-    // One promise for the whole stream: a `stop.then` per live event would each stay attached until the end.
-    const stopping = stop.then(() => {
-      stopped = true;
-      return 'stopped' as const;
-    });
+    // Raced per pass (StopSignal): racing `stop` itself would keep every event delivered until the stream ends.
+    const stopping = new StopSignal<'stopped'>();
+    void stop.then(() => stopping.fire('stopped'));
 
     /** Delivers the persisted events after `last`; true when the last of them is a final status. */
     const fromDatabase = async (): Promise<boolean> => {
@@ -55,40 +53,42 @@ export function streamTaskEvents(
           await push(event);
           last = event.seq;
           endsFinal = isFinal(event);
-          if (stopped) return true;
+          if (stopping.fired) return true;
         }
         if (rows.length < pageSize) return endsFinal;
       }
     };
 
     /**
-     * Whether the task has ended with everything delivered. A final status need not be the log's last event (a
-     * child's late LOG line can follow it), so this asks the task rather than the events.
+     * Delivers what the task's log has beyond `last`, if anything (asking the task first, so a quiet stream costs
+     * one query); true when the stream is done: the task is gone, or it has ended with everything delivered. A
+     * final status need not be the log's last event (a child's late LOG line can follow it), so this asks the
+     * task rather than the events.
      */
-    const endedAndDelivered = async (): Promise<boolean> => {
+    const catchUp = async (): Promise<boolean> => {
       const task = await prisma.task.findUnique({ where: { id: taskId }, select: { status: true, lastEventSeq: true } });
-      return !task || ((finalTaskStatuses as readonly string[]).includes(task.status) && last >= task.lastEventSeq);
+      if (!task) return true;
+      if (task.lastEventSeq > last && (await fromDatabase())) return true;
+      return (finalTaskStatuses as readonly string[]).includes(task.status) && last >= task.lastEventSeq;
     };
 
     try {
-      if ((await fromDatabase()) || (await endedAndDelivered())) return;
+      if (await catchUp()) return;
 
       let pending = live.next();
-      while (!stopped) {
+      while (!stopping.fired) {
         let timer: NodeJS.Timeout | undefined;
         const quiet = new Promise<'quiet'>((resolve) => {
           timer = setTimeout(() => resolve('quiet'), options.quietRecheckMs);
         });
-        const next = await Promise.race([pending, quiet, stopping]);
+        const next = await Promise.race([pending, quiet, stopping.next()]);
         clearTimeout(timer);
         if (next === 'stopped') return;
-        if (next === 'quiet' || (next.value && next.value.seq > last + 1)) {
-          if (await fromDatabase()) return;
-          if (next === 'quiet') {
-            if (await endedAndDelivered()) return;
-            continue;
-          }
+        if (next === 'quiet') {
+          if (await catchUp()) return;
+          continue;
         }
+        if (next.value && next.value.seq > last + 1 && (await fromDatabase())) return;
         if (next.done) return;
         pending = live.next();
         const message = next.value;
