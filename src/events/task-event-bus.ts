@@ -61,7 +61,7 @@ export class RedisTaskEventPublisher implements TaskEventPublisher {
     if (events.length === 0) return;
     const args = [allTaskEventsChannel(this.prefix), ...events.flatMap((event) => [taskEventChannel(this.prefix, event.taskId), JSON.stringify(event)])];
     // EVALSHA, not a pipeline or MULTI: on a connection BullMQ has defined its scripts on, ioredis copies all
-    // of them (64) into every pipeline object. A server that does not know the script yet (first use, or after
+    // of them (64) into every pipeline object (and ioredis's defineCommand would add this one to that set). A server that does not know the script yet (first use, or after
     // a restart or SCRIPT FLUSH) gets its text once.
     await this.redis.evalsha(publishScriptSha, 0, ...args).catch((error: Error) => {
       if (!error.message.startsWith('NOSCRIPT')) throw error;

@@ -41,7 +41,7 @@ function check(context: AuthenticatedContext, document: DocumentNode, operationN
  * WebSocket the connection is closed then instead (subscriptions.ts), and one execution may serve sockets of
  * several tokens, so those are left alone.
  */
-export function useAuthentication(streams?: TokenStreams): Plugin {
+export function useAuthentication(streams: TokenStreams): Plugin {
   return {
     onExecute({ args }) {
       check(args.contextValue as unknown as AuthenticatedContext, args.document, args.operationName);
@@ -50,7 +50,7 @@ export function useAuthentication(streams?: TokenStreams): Plugin {
       const context = args.contextValue as unknown as AuthenticatedContext & { connectionParams?: unknown };
       check(context, args.document, args.operationName);
       const tokenId = context.principal?.tokenId;
-      if (!streams || !tokenId || context.connectionParams !== undefined) return undefined;
+      if (!tokenId || context.connectionParams !== undefined) return undefined;
       return {
         onSubscribeResult({ result, setResult }) {
           if (isAsyncIterable(result)) setResult(streams.watch(tokenId, result));

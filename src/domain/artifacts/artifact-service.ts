@@ -47,13 +47,12 @@ export async function markArtifactUsed(prisma: PrismaClient, value: string): Pro
 }
 
 /** Task types whose params name an artifact (`params.artifactId`). */
-const artifactTaskTypeList: TaskType[] = ['DEPLOY', 'VALIDATE'];
-const artifactTaskTypes: ReadonlySet<string> = new Set(artifactTaskTypeList);
+const artifactTaskTypes: TaskType[] = ['DEPLOY', 'VALIDATE'];
 
 /** The artifact a task's params name (`params.artifactId` of a DEPLOY or VALIDATE), as given; undefined if none. */
 export function artifactParam(type: string, params: unknown): string | undefined {
   const id = (params as { artifactId?: unknown } | null)?.artifactId;
-  return artifactTaskTypes.has(type) && typeof id === 'string' ? id : undefined;
+  return artifactTaskTypes.includes(type as TaskType) && typeof id === 'string' ? id : undefined;
 }
 
 /**
@@ -120,8 +119,8 @@ export class ArtifactService {
    */
   async prune(cutoff: Date): Promise<PruneResult> {
     const [schedules, rules] = await Promise.all([
-      this.prisma.schedule.findMany({ where: { type: { in: artifactTaskTypeList } }, select: { type: true, input: true } }),
-      this.prisma.webhookRule.findMany({ where: { taskType: { in: artifactTaskTypeList } }, select: { taskType: true, params: true } }),
+      this.prisma.schedule.findMany({ where: { type: { in: artifactTaskTypes } }, select: { type: true, input: true } }),
+      this.prisma.webhookRule.findMany({ where: { taskType: { in: artifactTaskTypes } }, select: { taskType: true, params: true } }),
     ]);
     // Rules created before artifacts were checked keep the id as it was given: a global id or a raw UUID.
     const referenced = [...schedules.map((s) => artifactParam(s.type, s.input)), ...rules.map((r) => artifactParam(r.taskType, r.params))].flatMap((id) => {

@@ -70,13 +70,13 @@ export function nextFiring(cron: string, timezone: string, from = new Date()): D
 }
 
 /**
- * What a new schedule's pattern and zone must be, or a VALIDATION_FAILED naming the bad field. Among its next
- * firings none may follow the one before sooner than `minSeconds`: a slip such as `* * * * * *` (every second)
- * would otherwise create a task, say a deployment, every second.
+ * What a new schedule's pattern (already normalised) and zone must be, or a VALIDATION_FAILED naming the bad
+ * field. Among its next firings none may follow the one before sooner than `minSeconds`: a slip such as
+ * `* * * * * *` (every second) would otherwise create a task, say a deployment, every second.
  */
-export function checkNewSchedule(cron: string, timezone: string, minSeconds: number): void {
+function checkNewSchedule(cron: string, timezone: string, minSeconds: number): void {
   checkTimeZone(timezone);
-  const fields = normaliseCron(cron).split(' ');
+  const fields = cron.split(' ');
   if (fields.length < 5 || fields.length > 6) {
     throw ValidationFailedError.single(['cron'], 'must have 5 fields (minute hour day month weekday) or 6 with seconds first');
   }
