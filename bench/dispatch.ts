@@ -188,7 +188,7 @@ function forkOnce(file: string, env: NodeJS.ProcessEnv, onReady?: (child: Return
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       if (Number.isNaN(readyMs)) return reject(new Error(`${file} exited before ready (code ${code}, signal ${signal})`));
-      resolve({ readyMs, exitMs: performance.now() - t0, cpuMs, forkSyncMs, ...(from ? { from } : {}) });
+      resolve({ readyMs, exitMs: performance.now() - t0, cpuMs, forkSyncMs, from });
     });
   });
 }
@@ -858,17 +858,20 @@ async function main(): Promise<void> {
     }
     const readyOf = (results: ForkResult[]) => results.map((r) => r.readyMs);
     const cpuOf = (results: ForkResult[]) => results.map((r) => r.cpuMs ?? NaN);
+    /** Where the children took the library from, as each reported (jsforce-child, vault-child). */
+    const fromOf = (results: ForkResult[]) => [...new Set(results.map((r) => JSON.stringify(r.from)))].join(', ');
     line('empty child (launcher env)', `${pp(readyOf(startup.empty!))}   own CPU p50 ${ms(p50(cpuOf(startup.empty!)))}`);
     if (hasExtraCa) line('empty child without NODE_EXTRA_CA_CERTS', `${pp(readyOf(startup.emptyNoCa!))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyNoCa!)))}`);
     line('task child (child-main.js) until ready', pp(readyOf(startup.taskChild!)));
     line("child that imports 'jsforce' (all APIs)", `${pp(readyOf(startup.jsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce!)))}`);
     line("child that import()s jsforce's core + Metadata API", `${pp(readyOf(startup.salesforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.salesforce!)))}`);
     line('child that loads them as Switchyard does (load-jsforce.ts)', `${pp(readyOf(startup.switchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyard!)))}`);
-    line('  from the bundle, as reported by each child', [...new Set(startup.switchyard!.map((r) => JSON.stringify(r.from)))].join(', '));
+    line('  loaded from (as each child reported)', fromOf(startup.switchyard!));
     line('  the same from node_modules (no bundle)', `${pp(readyOf(startup.switchyardPackages!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyardPackages!)))}`);
+    line('    loaded from (as each child reported)', fromOf(startup.switchyardPackages!));
     line("child that require()s 'node-vault'", `${pp(readyOf(startup.vault!))}   own CPU p50 ${ms(p50(cpuOf(startup.vault!)))}`);
     line('child that loads it as Switchyard does (vault-unwrap.ts)', `${pp(readyOf(startup.vaultSwitchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.vaultSwitchyard!)))}`);
-    line('  from the bundle, as reported by each child', [...new Set(startup.vaultSwitchyard!.map((r) => JSON.stringify(r.from)))].join(', '));
+    line('  loaded from (as each child reported)', fromOf(startup.vaultSwitchyard!));
     const overEmpty = (results: ForkResult[]) => ({
       ready: p50(readyOf(results)) - p50(readyOf(startup.empty!)),
       cpu: p50(cpuOf(results)) - p50(cpuOf(startup.empty!)),

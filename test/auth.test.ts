@@ -2,12 +2,12 @@
 // applied to every query and mutation, and what (nothing) a refused request changes in Postgres and Redis.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { errorFields, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
+import { waitFor } from './support/worker-harness.js';
 
 type Role = 'OWNER' | 'MEMBER' | 'VIEWER' | 'APPLICATION';
 const roles: Role[] = ['OWNER', 'MEMBER', 'VIEWER', 'APPLICATION'];
@@ -146,16 +146,6 @@ async function stateSnapshot(): Promise<string> {
   return JSON.stringify({ orgs, tasks, events, users, apiTokens, audit, secrets, jobs }, (_key, value: unknown) =>
     typeof value === 'bigint' ? value.toString() : value,
   );
-}
-
-async function waitFor<T>(probe: () => Promise<T | null | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null && value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(25);
-  }
 }
 
 beforeAll(async () => {
@@ -864,7 +854,7 @@ describe('createApiToken', () => {
       const node = listed.body.data.apiTokens.edges.map((e: any) => e.node).find((n: any) => n.id === tokenGid);
       const stored = (await api.prisma.apiToken.findFirstOrThrow({ where: { name: 'ci-pipeline' } })).lastUsedAt!;
       return node.lastUsedAt === stored.toISOString() ? { node, stored } : null;
-    });
+    }, 15_000, 'the listing to show the stored lastUsedAt');
     expect(shown.node.lastUsedAt).toBe(shown.stored.toISOString());
     expect(shown.stored.getTime() - lastUsedAt.getTime()).toBeLessThan(1000);
   });

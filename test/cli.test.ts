@@ -173,9 +173,10 @@ describe('bad usage', { timeout: 60_000 }, () => {
   }
 
   it('--expires-in takes 1 minute up to 3650 days, and refuses what Postgres could not store', () => {
+    expect(parseDuration('1m')).toBe(60_000);
     expect(parseDuration('30m')).toBe(30 * 60_000);
     expect(parseDuration('3650d')).toBe(3650 * 86_400_000);
-    for (const value of ['', '0d', '3651d', '9999999d', '99999999999999999999d', '1w']) expect(() => parseDuration(value), value).toThrow(UsageError);
+    for (const value of ['', '0m', '0d', '3651d', '9999999d', '99999999999999999999d', '1w']) expect(() => parseDuration(value), value).toThrow(UsageError);
   });
 
   it('a refused create creates no token', async () => {

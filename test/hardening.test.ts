@@ -1,4 +1,5 @@
 // GraphQL hardening and rate limits as a client sees them (the Caddy edge test covers them through Caddy).
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
@@ -326,8 +327,9 @@ describe('subscriptions over server-sent events', () => {
 
   it('end, with the token\'s WebSocket connections, when their token is revoked (announced at once) or stops authenticating (found by the re-check)', async () => {
     for (const how of ['revokeApiToken', 'revoked behind the API\'s back'] as const) {
-      const token = await bodies.token('VIEWER');
-      const row = await bodies.prisma.apiToken.findFirstOrThrow({ orderBy: { createdAt: 'desc' } });
+      const name = `revoked-${how}-${randomUUID()}`;
+      const token = await bodies.token('VIEWER', { name });
+      const row = await bodies.prisma.apiToken.findFirstOrThrow({ where: { name } });
       const stream = await follow(token);
       const socket = await rawClient(bodies, token); // a WebSocket connection of the same token ends with it
       await waitFor(async () => stream.results.length >= 1, 5000, 'the first result');

@@ -365,11 +365,15 @@ describe('updateOrg', () => {
   it('writes and audits nothing for a patch that changes nothing', async () => {
     const audited = async () => (await auditEntriesFor(api, owner, rawId)).length;
     const before = await audited();
+    const stored = await storedCounts();
+    const { updatedAt } = await api.prisma.org.findUniqueOrThrow({ where: { id: rawId } });
     for (const patch of [{}, { kind: 'PRODUCTION', isDevHub: false }, { alias: 'upd-b' }]) {
       const result = await update('upd-b', patch);
       expect(result.org).toMatchObject({ id: original.id, alias: 'upd-b', kind: 'PRODUCTION', isDevHub: false });
     }
     expect(await audited()).toBe(before);
+    expect(await storedCounts()).toEqual(stored);
+    expect((await api.prisma.org.findUniqueOrThrow({ where: { id: rawId } })).updatedAt).toEqual(updatedAt);
   });
 
   it('refuses a rename onto a taken alias with ALIAS_TAKEN', async () => {

@@ -46,7 +46,8 @@ function insertTask(orgId: string, runAt: Date): Prisma.Sql {
 describe('rawStatements', () => {
   it.each(['UTC', 'America/New_York', 'Asia/Kolkata'])('writes and reads rows as $queryRaw does, with the process in %s', async (timeZone) => {
     process.env.TZ = timeZone;
-    const orgId = await newOrg(`raw-${timeZone.replace('/', '-').toLowerCase()}`);
+    const alias = `raw-${timeZone.replace('/', '-').toLowerCase()}`;
+    const orgId = await newOrg(alias);
     const runAt = new Date('2027-03-14T01:59:26.535Z');
     const [direct] = await rawStatements(prisma)<Record<string, unknown>>(insertTask(orgId, runAt));
     const [viaPrisma] = await prisma.$queryRaw<Array<Record<string, unknown>>>(insertTask(orgId, runAt));
@@ -56,7 +57,7 @@ describe('rawStatements', () => {
     expect(comparable(direct!)).toEqual(comparable(viaPrisma!));
     expect(direct!.runAt).toEqual(runAt);
     expect(direct!.input).toEqual({ steps: 2, nested: { list: [1, 'two', null] } });
-    expect(direct!.org).toEqual({ id: orgId, alias: `raw-${timeZone.replace('/', '-').toLowerCase()}` });
+    expect(direct!.org).toEqual({ id: orgId, alias });
     expect(direct!.labels).toEqual(['a', 'b']);
     // What the ORM reads back is the instant that was written, whatever the process's zone.
     const stored = await prisma.task.findUniqueOrThrow({ where: { id: direct!.id as string } });

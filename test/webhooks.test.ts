@@ -3,7 +3,7 @@
 // GitHub ("Webhook events and payloads") and GitLab ("Webhook events") document.
 import { execFile } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
@@ -34,6 +34,15 @@ async function data<T = any>(query: string, variables: Record<string, unknown> =
   const res = await on.gql<T>(query, variables, bearer);
   expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
   return res.body.data!;
+}
+
+/** Registers an org through GraphQL (its instance on `host`); answers registerOrg's __typename. */
+async function registerOrg(alias: string, kind = 'DEVELOPER', host = 'dev'): Promise<string> {
+  const res = await data(
+    `mutation($a: String!, $k: OrgKind!, $u: String!) { registerOrg(input: { alias: $a, kind: $k, credentials: { instanceUrl: $u, refreshToken: "5Aep861hooks" } }) { __typename } }`,
+    { a: alias, k: kind, u: `https://${host}.my.salesforce.com` },
+  );
+  return res.registerOrg.__typename;
 }
 
 async function createSource(kind: 'GITHUB' | 'GITLAB' | 'SALESFORCE' | 'CI', name: string): Promise<Source> {
@@ -314,13 +323,7 @@ beforeAll(async () => {
   notifySetup.catch(() => undefined);
   api = await startTestApi('webhooks');
   token = await api.token('OWNER');
-  for (const alias of ['dev', 'doomed']) {
-    const res = await data(
-      `mutation($a: String!) { registerOrg(input: { alias: $a, kind: DEVELOPER, credentials: { instanceUrl: "https://dev.my.salesforce.com", refreshToken: "5Aep861hooks" } }) { __typename } }`,
-      { a: alias },
-    );
-    expect(res.registerOrg.__typename).toBe('RegisterOrgSuccess');
-  }
+  for (const alias of ['dev', 'doomed']) expect(await registerOrg(alias)).toBe('RegisterOrgSuccess');
   sources.gh = await createSource('GITHUB', 'acme-github');
   sources.gl = await createSource('GITLAB', 'acme-gitlab');
   sources.sf = await createSource('SALESFORCE', 'prod-events');
@@ -1323,14 +1326,12 @@ describe('outbound notifications', () => {
 // Last: its deliveries are FAILED, which the delivery-log tests above count.
 describe('rules and org aliases', () => {
   it("never creates a task for another org that took over the alias of the rule's org (renamed or removed)", async () => {
-    const register = (alias: string, kind: string, host: string) =>
-      data(`mutation($a: String!, $k: OrgKind!, $u: String!) { registerOrg(input: { alias: $a, kind: $k, credentials: { instanceUrl: $u, refreshToken: "5Aep861take" } }) { __typename } }`, { a: alias, k: kind, u: `https://${host}.my.salesforce.com` });
     const source = await createSource('GITHUB', 'takeover');
     for (const [alias, leave] of [['take-renamed', `mutation { updateOrg(alias: "take-renamed", patch: { alias: "take-renamed-2" }) { __typename } }`], ['take-removed', `mutation { removeOrg(alias: "take-removed") { __typename } }`]] as const) {
-      expect((await register(alias, 'SANDBOX', 'sandbox')).registerOrg.__typename).toBe('RegisterOrgSuccess');
+      expect(await registerOrg(alias, 'SANDBOX', 'sandbox')).toBe('RegisterOrgSuccess');
       await createRule(source, { name: `for-${alias}`, event: 'push', repository: `takeover/${alias}`, org: alias });
       expect(Object.values(await data(leave))[0]).toMatchObject({ __typename: expect.stringMatching(/Success$/) });
-      expect((await register(alias, 'PRODUCTION', 'production')).registerOrg.__typename).toBe('RegisterOrgSuccess');
+      expect(await registerOrg(alias, 'PRODUCTION', 'production')).toBe('RegisterOrgSuccess');
       const tasksBefore = await api.prisma.task.count({ where: { orgAlias: alias } });
       const res = await github(source, 'push', ghPush(`takeover/${alias}`, 'refs/heads/main'));
       expect(res.body).toMatchObject({ status: 'FAILED', taskIds: [] });

@@ -2,10 +2,10 @@
 // secret key, and an HTTP server on a free port. Nothing is mocked.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { request as httpRequest } from 'node:http';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
@@ -178,7 +178,6 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
   }
 }
 
-/** Drops a test's Postgres schema and everything in it (no error when it does not exist). */
 /** Runs one SQL statement on its own connection (to `connectionString`, the test database by default). */
 export async function queryDatabase<T extends pg.QueryResultRow>(sql: string, connectionString = testDatabaseUrl): Promise<T[]> {
   const client = new pg.Client({ connectionString });
@@ -190,6 +189,7 @@ export async function queryDatabase<T extends pg.QueryResultRow>(sql: string, co
   }
 }
 
+/** Drops a test's Postgres schema and everything in it (no error when it does not exist). */
 export async function dropSchema(schema: string): Promise<void> {
   await queryDatabase(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
 }

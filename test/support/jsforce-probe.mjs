@@ -18,7 +18,7 @@ import { operationLoaders } from '../../dist/workers/operations/registry.js';
 import { deferredStates, resolveDeferred } from '../../dist/deferred-modules.js';
 import { serveProbe } from './probe-child.mjs';
 import { deferredDependencies, jsforceBundle, loadJsforce } from '../../dist/workers/operations/salesforce/load-jsforce.js';
-import { bundleDirectory, bundleState, skipModuleBundle } from '../../dist/module-bundles/module-bundle.js';
+import { bundleState, skipModuleBundle } from '../../dist/module-bundles/module-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
@@ -48,7 +48,7 @@ async function operations({ runs, credentials, artifactDir, source = 'bundle' })
       results.push({ type, ok: false, code: error.code, message: error.message });
     }
   }
-  return { results, states: deferredDependencyStates(), jsforce: bundleState(jsforceBundle, bundleDirectory(jsforceBundle)) };
+  return { results, states: deferredDependencyStates(), jsforce: bundleState(jsforceBundle) };
 }
 
 /** Whether jsforce's schema module in the module cache is the bundle's lazy stand-in (its export is read-only). */

@@ -83,6 +83,6 @@ export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleD
  * source for its named exports, following every re-export (jsforce's core re-exports six modules, the
  * Metadata API its 280 KB schema), which about doubles the CPU the load takes.
  */
-export function loadJsforceFromPackages(apis: JsforceApi[] = []): JsforceCore {
+function loadJsforceFromPackages(apis: JsforceApi[] = []): JsforceCore {
   return requireEntries(jsforceBundle, ['core', ...apis]).core as JsforceCore;
 }
