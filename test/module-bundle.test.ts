@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import Module, { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runInThisContext } from 'node:vm';
@@ -170,9 +170,12 @@ describe('a module run from a bundle', () => {
     expect(fromFiles.error).toBeUndefined();
     expect(fromBundle.error).toBeUndefined();
     expect(fromBundle.state).toEqual({ from: 'bundle', codeCache: 'accepted' });
-    expect({ ...fromBundle, state: null }).toEqual(fromFiles);
+    expect({ ...fromBundle, state: null, stackFile: null }).toEqual({ ...fromFiles, stackFile: null });
     // And what that is, so that both cannot be wrong alike.
     expect(fromFiles).toMatchObject({ dynamic: 'imported', plainRequireIsSame: true });
+    // Stack traces name the bundle the code ran from (not the work directory the build made its cache in).
+    expect(fromFiles.stackFile).toBe(join(dirname(specModule), 'lib', 'index.js'));
+    expect(fromBundle.stackFile).toBe(join(fixture, 'bundle.cjs'));
     expect(fromFiles.report).toEqual({
       strict: true,
       thisIsExports: true,

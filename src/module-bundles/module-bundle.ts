@@ -225,10 +225,17 @@ function installStandIns(dir: string, manifest: BundleManifest, data: string | u
  * was made for) and runs it, which only defines its modules; `load` runs an entry's module for the library's
  * loader, as when the loader requires it.
  */
-function compile(spec: BundleSpec, dir: string, manifest: BundleManifest, source: string, cachedData?: Buffer): { script: Script; load: (entry: string) => unknown } {
+function compile(
+  spec: BundleSpec,
+  dir: string,
+  manifest: BundleManifest,
+  source: string,
+  cachedData?: Buffer,
+  scriptName: string = join(dir, manifest.bundle),
+): { script: Script; load: (entry: string) => unknown } {
   const file = join(dir, manifest.bundle);
   const script = new Script(Module.wrap(source), {
-    filename: file,
+    filename: scriptName,
     ...(cachedData ? { cachedData } : {}),
     importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
@@ -247,9 +254,14 @@ function compile(spec: BundleSpec, dir: string, manifest: BundleManifest, source
  * Makes the code cache of the spec's bundle in `dir` (at build time, in a fresh process started as a task
  * child is): compiles it as open() does, runs every entry, so the functions that run while the library loads
  * are compiled too, and returns V8's cache data.
+ *
+ * `finalDir` is where the bundle will be used from. A script compiled with the cache takes its name (which
+ * stack traces show) from the cache, not from its own `filename`, so the cache must be made under that name
+ * even though the build makes it in a work directory.
  */
-export function makeCodeCache(spec: BundleSpec, dir: string, manifest: BundleManifest): Buffer {
-  const { script, load } = compile(spec, dir, manifest, readFileSync(join(dir, manifest.bundle), 'utf8'));
+export function makeCodeCache(spec: BundleSpec, dir: string, manifest: BundleManifest, finalDir: string): Buffer {
+  const source = readFileSync(join(dir, manifest.bundle), 'utf8');
+  const { script, load } = compile(spec, dir, manifest, source, undefined, join(finalDir, manifest.bundle));
   installStandIns(dir, manifest, manifest.lazyData && readFileSync(join(dir, manifest.lazyData.texts), 'utf8'));
   for (const entry of Object.keys(manifest.entries)) load(entry);
   return script.createCachedData();

@@ -46,7 +46,7 @@ export async function buildModuleBundle(spec: BundleSpec, target: string = bundl
   const work = mkdtempSync(join(dirname(target), `.${basename(target)}-`));
   chmodSync(work, 0o755); // mkdtemp makes it private; task children may run as another user than the build
   try {
-    const manifest = await buildInto(spec, specRef, work);
+    const manifest = await buildInto(spec, specRef, work, target);
     swapIn(work, target);
     return manifest;
   } catch (error) {
@@ -96,7 +96,8 @@ function refuseToReplace(target: string): void {
   }
 }
 
-async function buildInto(spec: BundleSpec, specRef: string, dir: string): Promise<BundleManifest> {
+/** Builds the bundle in `dir`, for use from `finalDir` (which it is renamed to). */
+async function buildInto(spec: BundleSpec, specRef: string, dir: string, finalDir: string): Promise<BundleManifest> {
   const resolveFromLoader = createRequire(spec.from).resolve;
   const entries = Object.fromEntries(Object.entries(spec.entries).map(([name, request]) => [name, resolveFromLoader(request)]));
   const deferred = resolvableFiles(spec.deferred); // left out: they load as stand-ins
@@ -129,7 +130,7 @@ async function buildInto(spec: BundleSpec, specRef: string, dir: string): Promis
       return { file: relativeTo(file), size, mtimeMs };
     }),
   };
-  await inTaskChild('code-cache', { spec: specRef, dir, manifest, file: join(dir, codeCache) });
+  await inTaskChild('code-cache', { spec: specRef, dir, finalDir, manifest, file: join(dir, codeCache) });
   manifest.crc32.codeCache = crc32(readFileSync(join(dir, codeCache)));
   writeFileSync(join(dir, manifestFile), `${JSON.stringify(manifest, null, 2)}\n`);
   await checkAgainstNode(spec, specRef, dir, modules);
@@ -281,7 +282,7 @@ interface Loaded {
 }
 
 type Job =
-  | { job: 'code-cache'; spec: string; dir: string; manifest: BundleManifest; file: string }
+  | { job: 'code-cache'; spec: string; dir: string; finalDir: string; manifest: BundleManifest; file: string }
   | { job: 'load'; spec: string; dir?: string }
   | { job: 'resolve'; table: string[][] };
 
@@ -302,7 +303,7 @@ function inTaskChild<T = void>(job: Job['job'], args: object): Promise<T> {
 
 async function runJob(message: Job): Promise<unknown> {
   if (message.job === 'code-cache') {
-    writeFileSync(message.file, makeCodeCache(await findSpec(message.spec), message.dir, message.manifest));
+    writeFileSync(message.file, makeCodeCache(await findSpec(message.spec), message.dir, message.manifest, message.finalDir));
     return undefined;
   }
   if (message.job === 'resolve') {

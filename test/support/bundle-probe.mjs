@@ -2,7 +2,7 @@
 // in `dir`, or (without `dir`) from its files. Driven over IPC by test/module-bundle.test.ts:
 //   { job: 'load', specModule, entry, dir? } imports `bundleSpec` from specModule, loads `entry`, and answers
 //     with the entry's report(), the value of its dynamic() import, whether a plain require() of the entry's file
-//     now gets that very module, and where it came from.
+//     now gets that very module, where it came from, and the file a stack trace names for the entry's code.
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { serveProbe } from './probe-child.mjs';
@@ -17,6 +17,7 @@ async function load({ specModule, entry, dir }) {
     report: exports.report(),
     dynamic: await exports.dynamic(),
     plainRequireIsSame: plain === exports,
+    stackFile: /\((.*):\d+:\d+\)$/.exec(exports.stackTop())?.[1] ?? null,
     state: dir ? bundleState(bundleSpec, dir) : null,
   };
 }
