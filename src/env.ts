@@ -1,6 +1,7 @@
 // The one place configuration is read. Every variable is validated together so a misconfigured deployment
 // hears about all of its mistakes at once, then exits non-zero (see cli/main.ts).
 import { z } from 'zod';
+import { isAddressRange } from './net/address-ranges.js';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -28,6 +29,15 @@ const vaultPath = z
   .regex(/^\/*[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/*$/, 'letters, digits, . _ - and / only')
   .refine((value) => !value.split('/').some((segment) => segment === '.' || segment === '..'), {
     message: 'must not contain . or .. segments',
+  });
+
+/** Comma-separated IP addresses and CIDR ranges ("127.0.0.1,172.16.0.0/12,::1"), as a list; empty allowed. */
+const addressRangeList = z
+  .string()
+  .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
+  .superRefine((entries, ctx) => {
+    const invalid = entries.filter((entry) => !isAddressRange(entry));
+    if (invalid.length > 0) ctx.addIssue({ code: 'custom', message: `not IP addresses or CIDR ranges: ${invalid.join(', ')}` });
   });
 
 /** 32 bytes as 64 hex characters or as base64 (44 characters). */
@@ -63,6 +73,9 @@ export const envSchema = z
     // Inbound webhooks: largest accepted body, and how much of a payload the delivery log keeps.
     SWITCHYARD_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
     SWITCHYARD_WEBHOOK_STORED_PAYLOAD_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
+    // Outbound notifications never reach loopback, private, link-local (cloud metadata) and other special-purpose
+    // addresses, unless they are in these ranges: a subscriber URL is user input (net/outbound-address-policy.ts).
+    SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS: addressRangeList.default([]),
     // GraphQL hardening: per-operation limits; introspection defaults to off in production.
     SWITCHYARD_GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(15),
     SWITCHYARD_GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
@@ -76,7 +89,7 @@ export const envSchema = z
     SWITCHYARD_RATE_LIMIT_WEBHOOKS: z.coerce.number().int().min(0).default(1200),
     SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN: z.coerce.number().int().min(1).default(20),
     /** Peers (addresses or CIDR ranges) whose X-Forwarded-For is believed: Caddy's. */
-    SWITCHYARD_TRUSTED_PROXIES: z.string().default('127.0.0.1,::1'),
+    SWITCHYARD_TRUSTED_PROXIES: addressRangeList.default(['127.0.0.1', '::1']),
     // Live subscriptions (graphql-ws): per-connection limits.
     SWITCHYARD_WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(1000).default(20),
     SWITCHYARD_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),

@@ -12,6 +12,8 @@ import { TaskService } from './domain/tasks/task-service.js';
 import { WebhookService } from './domain/webhooks/webhook-service.js';
 import { NotificationService } from './domain/notifications/notification-service.js';
 import type { RedisTaskEventPublisher } from './events/task-event-bus.js';
+import { addressRanges } from './net/address-ranges.js';
+import { OutboundAddressPolicy } from './net/outbound-address-policy.js';
 import type { TaskQueues } from './queues/task-queues.js';
 import type { SecretStore } from './secrets/secret-store.js';
 
@@ -47,6 +49,8 @@ export interface ServiceDeps {
   webhookStoredPayloadBytes: number;
   /** Shortest time allowed between two firings of a schedule. */
   scheduleMinIntervalSeconds: number;
+  /** Internal addresses and ranges notification subscribers may be at all the same (net/outbound-address-policy.ts). */
+  notificationAllowedNetworks: string[];
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -81,8 +85,13 @@ export function createServices(deps: ServiceDeps): Services {
     webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>
       deps.publisher.control({ type: 'webhook-source-changed', sourceId }),
     ),
-    notifications: (notifications = new NotificationService(deps.prisma, deps.secrets, deps.queues, audit, () =>
-      deps.publisher.control({ type: 'notification-subscribers-changed' }),
+    notifications: (notifications = new NotificationService(
+      deps.prisma,
+      deps.secrets,
+      deps.queues,
+      audit,
+      () => deps.publisher.control({ type: 'notification-subscribers-changed' }),
+      new OutboundAddressPolicy(addressRanges(deps.notificationAllowedNetworks)),
     )),
   };
 }

@@ -115,6 +115,8 @@ describe('docker-compose.yml', () => {
         expect(env.SWITCHYARD_SECRET_KEY, name).toBe(requiredEnv.SWITCHYARD_SECRET_KEY);
         expect(env.REDIS_URL, name).toBe('redis://redis:6379');
         expect(env.NODE_ENV, name).toBe('production');
+        // The API checks subscriber URLs when they are given, the workers when they deliver: both read the same.
+        expect(env.SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS, name).toBe('');
       }
       expect(service('postgres').environment.POSTGRES_PASSWORD).toBe(requiredEnv.POSTGRES_PASSWORD);
       expect(service('api').command).toEqual(['serve']);

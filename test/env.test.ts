@@ -114,6 +114,23 @@ describe('loadEnv overrides', () => {
   });
 });
 
+describe('address lists', () => {
+  it('reads SWITCHYARD_TRUSTED_PROXIES and SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS as lists of addresses and ranges', () => {
+    expect(loadEnv({})).toMatchObject({ SWITCHYARD_TRUSTED_PROXIES: ['127.0.0.1', '::1'], SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS: [] });
+    const env = loadEnv({ SWITCHYARD_TRUSTED_PROXIES: ' 172.16.0.0/12, ::1 ,', SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS: '10.20.0.0/16,192.168.1.7,fd00::/8' });
+    expect(env.SWITCHYARD_TRUSTED_PROXIES).toEqual(['172.16.0.0/12', '::1']);
+    expect(env.SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS).toEqual(['10.20.0.0/16', '192.168.1.7', 'fd00::/8']);
+    expect(loadEnv({ SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS: '' }).SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS).toEqual([]);
+  });
+
+  it('refuses an entry that is not an address or a range, naming it, instead of leaving it out', () => {
+    const error = envError({ SWITCHYARD_TRUSTED_PROXIES: 'caddy,127.0.0.1', SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS: '10.0.0.0/33,fd00::/129,10.0.0.0/8/1,10.0.0.0/x,10.1.0.0/16' });
+    expect(problemVariables(error)).toEqual(['SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS', 'SWITCHYARD_TRUSTED_PROXIES']);
+    expect(error.problems.find((p) => p.startsWith('SWITCHYARD_TRUSTED_PROXIES'))).toMatch(/: caddy$/);
+    expect(error.problems.find((p) => p.startsWith('SWITCHYARD_NOTIFICATION'))).toMatch(/: 10\.0\.0\.0\/33, fd00::\/129, 10\.0\.0\.0\/8\/1, 10\.0\.0\.0\/x$/);
+  });
+});
+
 describe('loadEnv errors', () => {
   it('reports every invalid variable in one EnvError', () => {
     const error = envError({

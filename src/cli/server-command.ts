@@ -26,7 +26,7 @@ export function appOptionsFromEnv(env: Env, runtime: Runtime, logger: Logger, fe
     webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
     bodyLimits: { maxRequestBytes: env.SWITCHYARD_MAX_REQUEST_BYTES, maxUploadBytes: env.SWITCHYARD_MAX_UPLOAD_BYTES },
     rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
-    trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()).filter(Boolean),
+    trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES,
     operationLimits: {
       maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
       maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,

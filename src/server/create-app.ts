@@ -20,7 +20,8 @@ import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
 import { checkGraphqlBody, graphqlFetchApi, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError } from './mask-error.js';
-import { clientAddress, RateLimiter, tokenKey, trustedProxyList } from './rate-limiter.js';
+import { addressRanges } from '../net/address-ranges.js';
+import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { useStorableStrings } from './storable-strings.js';
@@ -147,7 +148,7 @@ export function createApp(options: AppOptions): App {
 
   const limiter = new RateLimiter(redis, options.prefix);
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
-  const trusted = trustedProxyList(options.trustedProxies ?? []);
+  const trusted = addressRanges(options.trustedProxies ?? []);
 
   const server = createServer((req, res) => {
     const requestId = requestIdFrom(req);

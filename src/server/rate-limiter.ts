@@ -3,8 +3,9 @@
 // the queue and /readyz already report the outage, and refusing all traffic would make it worse.
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIP } from 'node:net';
+import { isIP, type BlockList } from 'node:net';
 import type { Redis } from 'ioredis';
+import { addressType } from '../net/address-ranges.js';
 
 const slidingWindow = `
 local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -52,24 +53,14 @@ export function tokenKey(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 32);
 }
 
-/** Trusted proxy addresses and CIDR ranges (e.g. 127.0.0.1, 172.16.0.0/12, ::1). */
-export function trustedProxyList(entries: string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [address, bits] = entry.split('/');
-    const type = isIP(address ?? '') === 6 ? 'ipv6' : 'ipv4';
-    if (!address || isIP(address) === 0) continue;
-    if (bits) list.addSubnet(address, Number(bits), type);
-    else list.addAddress(address, type);
-  }
-  return list;
-}
-
-/** The client's address: the peer, or X-Forwarded-For's first entry when the peer is a trusted proxy (Caddy). */
+/**
+ * The client's address: the peer, or X-Forwarded-For's first entry when the peer is a trusted proxy (Caddy).
+ * `trustedProxies` are the addresses and ranges of SWITCHYARD_TRUSTED_PROXIES (net/address-ranges.ts).
+ */
 export function clientAddress(req: IncomingMessage, trustedProxies: BlockList): string {
   const peer = req.socket.remoteAddress ?? 'unknown';
   const mapped = peer.startsWith('::ffff:') ? peer.slice(7) : peer;
-  const trusted = isIP(mapped) !== 0 && trustedProxies.check(mapped, isIP(mapped) === 6 ? 'ipv6' : 'ipv4');
+  const trusted = isIP(mapped) !== 0 && trustedProxies.check(mapped, addressType(mapped));
   if (!trusted) return peer;
   const forwarded = req.headers['x-forwarded-for'];
   const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();

@@ -69,6 +69,8 @@ export interface TestApiOptions {
   shareWith?: TestApi;
   /** Queue an ORG_CHECK on registerOrg/rotateOrgCredentials, as production does (off by default in tests). */
   checkOrgsOnRegister?: boolean;
+  /** SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS (this machine's loopback by default: test receivers listen there). */
+  notificationAllowedNetworks?: string[];
   /** Rate limits, operation limits, trusted proxies… as `switchyard serve` would pass them. */
   app?: Pick<AppOptions, 'rateLimits' | 'operationLimits' | 'trustedProxies' | 'webhookMaxBytes' | 'bodyLimits'>;
 }
@@ -105,6 +107,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     webhookStoredPayloadBytes: 64 * 1024,
     // The recurring-task tests fire every second.
     scheduleMinIntervalSeconds: 1,
+    notificationAllowedNetworks: options.notificationAllowedNetworks ?? ['127.0.0.0/8', '::1'],
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
   const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits, ...options.app, bodyLimits: { maxUploadBytes: 10 * 1024 * 1024, ...options.app?.bodyLimits } });

@@ -8,6 +8,8 @@ import type { NotificationSubscriber, Task } from '../../generated/prisma/client
 import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
 import { putSecretThen } from '../secret-writes.js';
+import { guardedPost } from '../../net/guarded-post.js';
+import type { OutboundAddressPolicy } from '../../net/outbound-address-policy.js';
 import { signTimestamped } from '../../webhooks/signatures.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
@@ -18,16 +20,23 @@ import { parseInput } from '../validation.js';
 export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancelled', 'deployment.completed', 'org.check_failed'] as const;
 export type NotificationEvent = (typeof notificationEvents)[number];
 
-const subscriberInput = z.object({
-  url: z
-    .string()
-    .max(2048)
-    .refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), 'must be an http(s) URL')
-    // fetch refuses a URL with credentials, so no notification would ever arrive, and the password would be kept
-    // in the URL and in every failed attempt's error. Subscribers authenticate Switchyard by the signature.
-    .refine((value) => !URL.canParse(value) || (!new URL(value).username && !new URL(value).password), 'must not contain a user name or password'),
-  events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
-});
+/** A subscriber as created; `destinations` says which hosts a URL may name. */
+const subscriberInput = (destinations: OutboundAddressPolicy) =>
+  z.object({
+    url: z
+      .string()
+      .max(2048)
+      .refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), 'must be an http(s) URL')
+      // A password would be kept in the URL and in failed attempts' errors (and fetch, which delivered before,
+      // refused such URLs). Subscribers authenticate Switchyard by the signature.
+      .refine((value) => !URL.canParse(value) || (!new URL(value).username && !new URL(value).password), 'must not contain a user name or password')
+      // A host that is an address or localhost is checked now; a name, each time a delivery resolves it.
+      .superRefine((value, ctx) => {
+        const refusal = URL.canParse(value) ? destinations.urlRefusal(new URL(value)) : null;
+        if (refusal) ctx.addIssue({ code: 'custom', message: `must not point at internal networks: ${refusal} (see SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS)` });
+      }),
+    events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
+  });
 
 /** `text` with the user name and password of any URL in it cut out (subscribers created before they were refused). */
 function withoutUrlCredentials(text: string): string {
@@ -65,15 +74,21 @@ export class NotificationService {
     subscribersTtlMs,
   );
 
+  private readonly subscriberInput: ReturnType<typeof subscriberInput>;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
     private readonly queues: TaskQueues,
     private readonly audit: AuditService,
     /** Tells the other API replicas and workers that the subscribers changed. */
-    private readonly announceChange: () => Promise<void> = async () => undefined,
+    private readonly announceChange: () => Promise<void>,
+    /** Which addresses subscriber URLs may reach (SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS). */
+    private readonly destinations: OutboundAddressPolicy,
     private readonly requestTimeoutMs = 10_000,
-  ) {}
+  ) {
+    this.subscriberInput = subscriberInput(destinations);
+  }
 
   /** The subscribers changed (here or, announced, elsewhere): read them again for the next finished task. */
   forgetSubscribers(): void {
@@ -86,7 +101,7 @@ export class NotificationService {
   }
 
   async createSubscriber(actor: Principal, input: { url: string; events?: string[] | null }): Promise<{ subscriber: NotificationSubscriber; secret: string }> {
-    const data = parseInput(subscriberInput, { url: input.url, events: input.events ?? undefined });
+    const data = parseInput(this.subscriberInput, { url: input.url, events: input.events ?? undefined });
     const id = randomUUID();
     const secret = randomBytes(32).toString('base64url');
     const secretRef = `notifications/${id}`;
@@ -159,30 +174,7 @@ export class NotificationService {
     if (!secret) return;
     const body = JSON.stringify({ id: job.notificationId, ...job.payload });
     const started = Date.now();
-    let status: number | null = null;
-    let error: string | null = null;
-    try {
-      const response = await fetch(subscriber.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Switchyard-Notifications',
-          'x-switchyard-event': job.event,
-          'x-switchyard-delivery': job.notificationId,
-          'x-switchyard-signature': signTimestamped(secret, body),
-        },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-      status = response.status;
-      await response.body?.cancel().catch(() => undefined);
-      if (status < 200 || status >= 300) error = `HTTP ${status}`;
-    } catch (failure) {
-      // Messages may quote the URL: one a subscriber was created with before credentials were refused keeps them out.
-      const message = withoutUrlCredentials((failure as Error).message ?? 'request failed');
-      error = (failure as Error).name === 'TimeoutError' ? 'timed out' : message.slice(0, 300);
-    }
+    const { status, error } = await this.post(new URL(subscriber.url), job, signTimestamped(secret, body), body);
     await this.prisma.notificationAttempt.create({
       data: {
         subscriberId: subscriber.id,
@@ -196,6 +188,28 @@ export class NotificationService {
       },
     });
     if (error) throw new Error(`notification ${job.notificationId} to subscriber ${subscriber.id}: ${error}`);
+  }
+
+  /** POSTs one notification; answers the response's status, and what went wrong (null when it was a 2xx). */
+  private async post(url: URL, job: NotificationJobData, signature: string, body: string): Promise<{ status: number | null; error: string | null }> {
+    // Subscribers made before such URLs were refused: a password is never sent (nor kept in an error).
+    if (url.username || url.password) return { status: null, error: 'not sent: the URL holds a user name or password; create the subscriber again without them' };
+    try {
+      const headers = {
+        'content-type': 'application/json',
+        'user-agent': 'Switchyard-Notifications',
+        'x-switchyard-event': job.event,
+        'x-switchyard-delivery': job.notificationId,
+        'x-switchyard-signature': signature,
+      };
+      const status = await guardedPost(url, { headers, body, timeoutMs: this.requestTimeoutMs }, this.destinations);
+      return { status, error: status >= 200 && status < 300 ? null : `HTTP ${status}` };
+    } catch (failure) {
+      const { name, message = 'request failed' } = failure as Error;
+      if (name === 'TimeoutError') return { status: null, error: 'timed out' };
+      if (name === 'RefusedAddressError') return { status: null, error: `refused: ${message} (see SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS)` };
+      return { status: null, error: message.slice(0, 300) };
+    }
   }
 
   listAttempts<T extends Omit<Prisma.NotificationAttemptFindManyArgs, 'where' | 'orderBy'>>(subscriberId: string, query: T) {
