@@ -38,6 +38,76 @@ describe('migrate', { timeout: 60_000 }, () => {
     expect(await migrate(databaseUrl)).toMatchObject({ applied: [], createdDatabase: false });
   });
 
+  it('takes user names and passwords out of notification subscriber URLs stored before they were refused', async () => {
+    const schema = 'legacy';
+    const dir = await mkdtemp(path.join(tmpdir(), 'switchyard-migrations-'));
+    const migration = '20261129040000_notification_url_credentials';
+    try {
+      // The database as the release before this migration left it, with such subscribers in it.
+      await cp(defaultMigrationsDir, dir, { recursive: true });
+      await rm(path.join(dir, migration), { recursive: true });
+      await migrate(`${databaseUrl}?schema=${schema}`, dir);
+      const urls = {
+        plain: 'https://old-user:old-password-7f3@hooks.example.com/legacy?x=1',
+        at: 'https://ops@corp:old-password-9a1@hooks.example.com/legacy2',
+        clean: 'https://hooks.example.com/clean',
+      };
+      const ids = Object.fromEntries(
+        await Promise.all(
+          Object.entries(urls).map(async ([name, url]) => {
+            const [row] = await queryDatabase<{ id: string }>(
+              `INSERT INTO ${schema}."NotificationSubscriber" (id, url, events, "secretRef", "createdBy") VALUES (gen_random_uuid(), $1, '{}', $2, 'cli') RETURNING id`,
+              databaseUrl,
+              [url, `notifications/${name}`],
+            );
+            const fetchError = `Request cannot be constructed from a URL that includes credentials: ${url}`;
+            await queryDatabase(
+              `INSERT INTO ${schema}."NotificationAttempt" (id, "subscriberId", "notificationId", event, attempt, ok, error, "durationMs") VALUES (gen_random_uuid(), $1, 'n1', 'task.failed', 1, false, $2, 3)`,
+              databaseUrl,
+              [row!.id, fetchError],
+            );
+            for (const action of ['notification.subscriber.create', 'notification.subscriber.delete', 'webhook.source.create']) {
+              await queryDatabase(
+                `INSERT INTO ${schema}."AuditEntry" (id, actor, action, "targetType", "targetId", details) VALUES (gen_random_uuid(), 'cli', $1, 'NotificationSubscriber', $2, $3)`,
+                databaseUrl,
+                [action, row!.id, JSON.stringify({ url, events: ['task.failed'] })],
+              );
+            }
+            return [name, row!.id];
+          }),
+        ),
+      );
+
+      expect((await migrate(`${databaseUrl}?schema=${schema}`)).applied).toEqual([migration]);
+      const subscribers = await queryDatabase<{ id: string; url: string; enabled: boolean }>(`SELECT id, url, enabled FROM ${schema}."NotificationSubscriber"`, databaseUrl);
+      const byName = (name: string) => subscribers.find((s) => s.id === ids[name]);
+      // Stripped and disabled: they were never notified (fetch refused their URLs) and stay silent.
+      expect(byName('plain')).toMatchObject({ url: 'https://hooks.example.com/legacy?x=1', enabled: false });
+      expect(byName('at')).toMatchObject({ url: 'https://hooks.example.com/legacy2', enabled: false });
+      expect(byName('clean')).toMatchObject({ url: urls.clean, enabled: true });
+      const attempts = await queryDatabase<{ subscriberId: string; error: string }>(`SELECT "subscriberId", error FROM ${schema}."NotificationAttempt"`, databaseUrl);
+      expect(Object.fromEntries(attempts.map((a) => [a.subscriberId, a.error]))).toEqual({
+        [ids.plain!]: 'Request cannot be constructed from a URL that includes credentials: https://…@hooks.example.com/legacy?x=1',
+        [ids.at!]: 'Request cannot be constructed from a URL that includes credentials: https://…@hooks.example.com/legacy2',
+        [ids.clean!]: `Request cannot be constructed from a URL that includes credentials: ${urls.clean}`,
+      });
+      const audit = await queryDatabase<{ action: string; targetId: string; details: { url: string; events: string[] } }>(
+        `SELECT action, "targetId", details FROM ${schema}."AuditEntry"`,
+        databaseUrl,
+      );
+      for (const entry of audit) {
+        const name = Object.keys(ids).find((key) => ids[key] === entry.targetId)!;
+        const original = urls[name as keyof typeof urls];
+        const expected = entry.action.startsWith('notification.subscriber.') ? original.replace(/\/\/[^/?#\s]*@/, '//…@') : original;
+        expect(entry.details, `${entry.action} of ${name}`).toEqual({ url: expected, events: ['task.failed'] });
+      }
+      expect(audit).toHaveLength(9);
+      expect(JSON.stringify([subscribers, attempts, audit.filter((e) => e.action !== 'webhook.source.create')])).not.toMatch(/old-password|old-user|ops@corp/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to start when an applied migration was changed afterwards', async () => {
     await migrate(databaseUrl);
     const dir = await mkdtemp(path.join(tmpdir(), 'switchyard-migrations-'));

@@ -182,11 +182,11 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
 }
 
 /** Runs one SQL statement on its own connection (to `connectionString`, the test database by default). */
-export async function queryDatabase<T extends pg.QueryResultRow>(sql: string, connectionString = testDatabaseUrl): Promise<T[]> {
+export async function queryDatabase<T extends pg.QueryResultRow>(sql: string, connectionString = testDatabaseUrl, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString });
   await client.connect();
   try {
-    return (await client.query<T>(sql)).rows;
+    return (await client.query<T>(sql, params)).rows;
   } finally {
     await client.end();
   }

@@ -27,8 +27,8 @@ const subscriberInput = (destinations: OutboundAddressPolicy) =>
       .string()
       .max(2048)
       .refine((value) => /^https?:\/\//.test(value) && URL.canParse(value), 'must be an http(s) URL')
-      // A password would be kept in the URL and in failed attempts' errors (and fetch, which delivered before,
-      // refused such URLs). Subscribers authenticate Switchyard by the signature.
+      // A password would be kept in the URL, shown to every reader of the subscriber and sent along (stored ones
+      // were removed by a migration). Subscribers authenticate Switchyard by the signature.
       .refine((value) => !URL.canParse(value) || (!new URL(value).username && !new URL(value).password), 'must not contain a user name or password')
       // A host that is an address or localhost is checked now; a name, each time a delivery resolves it.
       .superRefine((value, ctx) => {
@@ -37,12 +37,6 @@ const subscriberInput = (destinations: OutboundAddressPolicy) =>
       }),
     events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
   });
-
-/** `text` with the user name and password of any URL in it cut out (subscribers created before they were refused). */
-function withoutUrlCredentials(text: string): string {
-  // Up to the last @ before the path: a password may itself hold an @ (https://ops@corp:s3cret@host/…).
-  return text.replace(/\/\/[^/?#\s]*@/g, '//…@');
-}
 
 /** The events a task's final state produces. */
 export function eventsForTask(task: Task): NotificationEvent[] {
@@ -125,7 +119,7 @@ export class NotificationService {
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.notificationSubscriber.delete({ where: { id } });
-          await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: withoutUrlCredentials(subscriber.url) });
+          await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
         }),
       notFound,
     );
@@ -192,8 +186,6 @@ export class NotificationService {
 
   /** POSTs one notification; answers the response's status, and what went wrong (null when it was a 2xx). */
   private async post(url: URL, job: NotificationJobData, signature: string, body: string): Promise<{ status: number | null; error: string | null }> {
-    // Subscribers made before such URLs were refused: a password is never sent (nor kept in an error).
-    if (url.username || url.password) return { status: null, error: 'not sent: the URL holds a user name or password; create the subscriber again without them' };
     try {
       const headers = {
         'content-type': 'application/json',
