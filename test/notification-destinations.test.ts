@@ -7,10 +7,12 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { LookupAddress } from 'node:dns';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addressRanges } from '../src/net/address-ranges.js';
+import { addressRanges, isAddressRange } from '../src/net/address-ranges.js';
 import { guardedPost } from '../src/net/guarded-post.js';
-import { OutboundAddressPolicy, RefusedAddressError } from '../src/net/outbound-address-policy.js';
+import { OutboundAddressPolicy, RefusedAddressError, type ResolveAll } from '../src/net/outbound-address-policy.js';
+import { NotificationService } from '../src/domain/notifications/notification-service.js';
 import { startTestApi, type TestApi } from './support/harness.js';
+import { freePort } from './support/net.js';
 
 const strict = new OutboundAddressPolicy(addressRanges([]));
 
@@ -37,11 +39,19 @@ describe('the outbound address policy', () => {
     ['::ffff:a9fe:a9fe', 'a link-local address'], // 169.254.169.254, mapped
     ['64:ff9b::a00:1', 'a private address'], // 10.0.0.1 through NAT64
     ['64:ff9b::1', 'a "this network" address'], // 0.0.0.1 through NAT64
+    ['64:ff9b:1::a9fe:a9fe', 'a link-local address'], // 169.254.169.254 through a local-use NAT64 prefix
+    ['::7f00:1', 'an IPv4-compatible address'],
+    ['::ffff:0:7f00:1', 'an IPv4-translated address'],
+    ['2002:7f00:1::1', 'a 6to4 address'],
+    ['2001:0:4136:e378::1', 'an IETF protocol address (Teredo among them)'],
+    ['192.0.2.10', 'a documentation address'],
+    ['2001:db8::1', 'a documentation address'],
+    ['fec0::1', 'a site-local address'],
   ])('refuses %s, %s', (address, what) => {
     expect(strict.refusal(address)).toBe(`${address} is ${what}`);
   });
 
-  it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700::1111', '64:ff9b::808:808'])('lets %s be reached', (address) => {
+  it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700::1111', '2001:4860::8888', '64:ff9b::808:808', '64:ff9b:1::808:808'])('lets %s be reached', (address) => {
     expect(strict.refusal(address)).toBeNull();
   });
 
@@ -81,11 +91,23 @@ describe('the outbound address policy', () => {
     for (const all of [false, true]) {
       const refused = await lookup(strict, all);
       expect(refused.error).toBeInstanceOf(RefusedAddressError);
-      expect(refused.error?.message).toBe('localhost resolves to 127.0.0.1, a loopback address');
+      expect(refused.error?.message).toBe('localhost resolves to a loopback address'); // not which: that is internal DNS
     }
     const allowed = new OutboundAddressPolicy(addressRanges(['127.0.0.0/8']));
     expect(await lookup(allowed, false)).toEqual({ error: null, answer: '127.0.0.1' });
     expect(await lookup(allowed, true)).toEqual({ error: null, answer: [{ address: '127.0.0.1', family: 4 }] });
+  });
+
+  it('refuses a name when any one of its addresses may not be reached', async () => {
+    const answers = (addresses: LookupAddress[]): ResolveAll => (_name, _options, callback) => callback(null, addresses);
+    const policy = new OutboundAddressPolicy(addressRanges([]), answers([{ address: '8.8.8.8', family: 4 }, { address: 'fd00::5', family: 6 }]));
+    const error = await new Promise<Error | null>((resolve) => policy.lookup('hooks.test', { all: true }, (failure) => resolve(failure)));
+    expect(error).toEqual(new RefusedAddressError('hooks.test resolves to a unique local address'));
+  });
+
+  it('takes no IPv6 zone in the allowed networks (a BlockList would never match it)', () => {
+    expect(isAddressRange('fe80::1%eth0')).toBe(false);
+    expect(isAddressRange('fe80::1')).toBe(true);
   });
 });
 
@@ -111,7 +133,7 @@ async function startReceiver(status: number | null) {
 
 describe('a guarded POST', () => {
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
-  const post = { headers: { 'content-type': 'application/json', 'x-test': 'yes' }, body: '{"hello":"world"}', timeoutMs: 5000 };
+  const post = { headers: { 'content-type': 'application/json', 'x-test': 'yes' }, body: '{"hello":"wörld €"}', timeoutMs: 5000 };
 
   beforeAll(async () => {
     receiver = await startReceiver(202);
@@ -130,7 +152,17 @@ describe('a guarded POST', () => {
     const before = receiver.received.length;
     const failure = await guardedPost(new URL(`http://localhost:${receiver.port}/by-name`), post, strict).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(RefusedAddressError);
-    expect((failure as Error).message).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), a loopback address$/);
+    expect((failure as Error).message).toBe('localhost resolves to a loopback address');
+    expect(receiver.received.length).toBe(before);
+  });
+
+  it('sends nothing when one of the addresses a name resolves to may not be reached, though another may', async () => {
+    const before = receiver.received.length;
+    const mixed: ResolveAll = (_name, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }, { address: '10.0.0.5', family: 4 }]);
+    const policy = new OutboundAddressPolicy(addressRanges(['127.0.0.1']), mixed);
+    await expect(guardedPost(new URL(`http://receiver.test:${receiver.port}/mixed`), post, policy)).rejects.toThrow(
+      new RefusedAddressError('receiver.test resolves to a private address'),
+    );
     expect(receiver.received.length).toBe(before);
   });
 
@@ -139,8 +171,8 @@ describe('a guarded POST', () => {
     expect(await guardedPost(new URL(`http://127.0.0.1:${receiver.port}/allowed`), post, loopback)).toBe(202);
     expect(await guardedPost(new URL(`http://localhost:${receiver.port}/allowed-by-name`), post, loopback)).toBe(202);
     expect(receiver.received.slice(-2).map((r) => [r.path, r.body, r.headers['x-test'], r.headers['content-length']])).toEqual([
-      ['/allowed', '{"hello":"world"}', 'yes', '17'],
-      ['/allowed-by-name', '{"hello":"world"}', 'yes', '17'],
+      ['/allowed', post.body, 'yes', '22'], // bytes, not characters
+      ['/allowed-by-name', post.body, 'yes', '22'],
     ]);
   });
 
@@ -210,11 +242,24 @@ describe('notification subscribers where no internal network is allowed (the def
       data: { url: `http://localhost:${receiver.port}/legacy`, events: [], secretRef, createdBy: 'cli' },
     });
     const job = { subscriberId: subscriber.id, notificationId: randomUUID(), event: 'task.succeeded', payload: { event: 'task.succeeded' } };
-    await expect(api.services.notifications.deliver(job, 1)).rejects.toThrow(/^notification .* refused: localhost resolves to/);
+    const error = 'refused: localhost resolves to a loopback address (see SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS)';
+    await expect(api.services.notifications.deliver(job, 1)).rejects.toThrow(`notification ${job.notificationId} to subscriber ${subscriber.id}: ${error}`);
     const attempts = await api.prisma.notificationAttempt.findMany({ where: { subscriberId: subscriber.id } });
-    expect(attempts).toMatchObject([
-      { notificationId: job.notificationId, attempt: 1, ok: false, responseStatus: null, error: expect.stringMatching(/^refused: localhost resolves to (127\.0\.0\.1|::1), a loopback address \(see SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS\)$/) },
-    ]);
+    expect(attempts).toMatchObject([{ notificationId: job.notificationId, attempt: 1, ok: false, responseStatus: null, error }]);
     expect(receiver.received).toEqual([]);
+  });
+
+  it('records a connection refused on every address of a name with IPv4 and IPv6 ones as a failure, to be retried', async () => {
+    // Node then throws an AggregateError with an empty message: the attempt must still say what happened, and
+    // deliver must throw so BullMQ retries.
+    const dualStack: ResolveAll = (_name, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]);
+    const notifications = new NotificationService(api.prisma, api.services.secrets, api.queues, api.services.audit, async () => undefined, new OutboundAddressPolicy(addressRanges(['127.0.0.1', '::1']), dualStack));
+    const secretRef = `notifications/down-${randomUUID()}`;
+    await api.services.secrets.put(secretRef, { secret: 'down-secret' });
+    const subscriber = await api.prisma.notificationSubscriber.create({ data: { url: `http://receiver.test:${await freePort()}/down`, events: [], secretRef, createdBy: 'cli' } });
+    const job = { subscriberId: subscriber.id, notificationId: randomUUID(), event: 'task.failed', payload: { event: 'task.failed' } };
+    await expect(notifications.deliver(job, 1)).rejects.toThrow(/ECONNREFUSED 127\.0\.0\.1/);
+    const [attempt] = await api.prisma.notificationAttempt.findMany({ where: { subscriberId: subscriber.id } });
+    expect(attempt).toMatchObject({ ok: false, responseStatus: null, error: expect.stringMatching(/^connect ECONNREFUSED 127\.0\.0\.1:\d+/) });
   });
 });

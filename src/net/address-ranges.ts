@@ -3,11 +3,14 @@
 // become node:net BlockLists, which also match IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) to IPv4 ranges.
 import { BlockList, isIP } from 'node:net';
 
-/** Whether `entry` is an IP address, or a CIDR range with a prefix length that fits its family. */
+/**
+ * Whether `entry` is an IP address, or a CIDR range with a prefix length that fits its family. Not with an
+ * IPv6 zone (fe80::1%eth0): isIP takes one, but a BlockList would never match it.
+ */
 export function isAddressRange(entry: string): boolean {
   const [address = '', bits, ...more] = entry.split('/');
   const family = isIP(address);
-  if (family === 0 || more.length > 0) return false;
+  if (family === 0 || more.length > 0 || address.includes('%')) return false;
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
 }
 

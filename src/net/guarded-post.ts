@@ -8,7 +8,7 @@ import { RefusedAddressError, type OutboundAddressPolicy } from './outbound-addr
 export interface GuardedPost {
   headers: Record<string, string>;
   body: string;
-  /** For the whole exchange, until the response's status arrives; then it throws the signal's TimeoutError. */
+  /** From the DNS lookup until the response's status arrives; past it, throws the signal's TimeoutError. */
   timeoutMs: number;
 }
 

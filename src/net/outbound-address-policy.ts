@@ -5,11 +5,15 @@
 // ranges of the IANA registries (RFC 6890 and its updates: loopback, private, link-local, shared, multicast, ...)
 // are refused unless the operator allows some of them. The check runs on the addresses a name resolves to, in
 // the request's own DNS lookup, so a name cannot pass a check and then resolve elsewhere (DNS rebinding).
-import { lookup as dnsLookup } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { addressType } from './address-ranges.js';
 
-/** Every range refused unless allowed, with what it is, as [first address, prefix length, what]. */
+/**
+ * Every range refused unless allowed, with what it is, as [first address, prefix length, what]: the IANA
+ * special-purpose registries, and the deprecated IPv6 forms that carry an IPv4 address (which a host may route
+ * to that IPv4 address). The first range that holds an address names it.
+ */
 const specialPurpose = (
   [
     ['0.0.0.0', 8, 'a "this network" address'],
@@ -19,14 +23,25 @@ const specialPurpose = (
     ['169.254.0.0', 16, 'a link-local address'],
     ['172.16.0.0', 12, 'a private address'],
     ['192.0.0.0', 24, 'an IETF protocol address'],
+    ['192.0.2.0', 24, 'a documentation address'],
+    ['192.88.99.0', 24, 'a 6to4 relay address'],
     ['192.168.0.0', 16, 'a private address'],
     ['198.18.0.0', 15, 'a benchmarking address'],
+    ['198.51.100.0', 24, 'a documentation address'],
+    ['203.0.113.0', 24, 'a documentation address'],
     ['224.0.0.0', 4, 'a multicast address'],
     ['240.0.0.0', 4, 'a reserved address'],
     ['::', 128, 'the unspecified address'],
     ['::1', 128, 'a loopback address'],
+    ['::', 96, 'an IPv4-compatible address'],
+    ['::ffff:0:0:0', 96, 'an IPv4-translated address'],
+    ['100::', 64, 'a discard-only address'],
+    ['2001::', 23, 'an IETF protocol address (Teredo among them)'],
+    ['2001:db8::', 32, 'a documentation address'],
+    ['2002::', 16, 'a 6to4 address'],
     ['fc00::', 7, 'a unique local address'],
     ['fe80::', 10, 'a link-local address'],
+    ['fec0::', 10, 'a site-local address'],
     ['ff00::', 8, 'a multicast address'],
   ] as const
 ).map(([first, bits, what]) => {
@@ -35,9 +50,13 @@ const specialPurpose = (
   return { range, what };
 });
 
-/** NAT64's well-known prefix: its addresses carry an IPv4 address in their last 32 bits (RFC 6052). */
+/**
+ * NAT64 prefixes, well-known (RFC 6052) and for local use (RFC 8215): a translator sends what goes to them to
+ * the IPv4 address in their last 32 bits, so that address is the one checked.
+ */
 const nat64 = new BlockList();
 nat64.addSubnet('64:ff9b::', 96, 'ipv6');
+nat64.addSubnet('64:ff9b:1::', 48, 'ipv6');
 
 /** Which special-purpose range an address is in, if any. */
 function specialRange(address: string): string | null {
@@ -69,9 +88,16 @@ function isLocalhostName(host: string): boolean {
   return name === 'localhost' || name.endsWith('.localhost');
 }
 
+/** dns.lookup as the policy calls it: always for every address. */
+export type ResolveAll = (hostname: string, options: LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
 export class OutboundAddressPolicy {
-  /** `allowed`: special-purpose addresses that may be reached all the same (an operator's internal receivers). */
-  constructor(private readonly allowed: BlockList = new BlockList()) {}
+  constructor(
+    /** Special-purpose addresses that may be reached all the same (an operator's internal receivers). */
+    private readonly allowed: BlockList = new BlockList(),
+    /** How names are resolved: the system's resolver (tests give answers of their own). */
+    private readonly resolveAll: ResolveAll = dnsLookup,
+  ) {}
 
   /** Why `address` (an IP address) may not be reached ("127.0.0.1 is a loopback address"), or null when it may. */
   refusal(address: string): string | null {
@@ -106,14 +132,15 @@ export class OutboundAddressPolicy {
 
   /**
    * dns.lookup for http.request and net.connect that fails with a RefusedAddressError when the name resolves
-   * to an address that may not be reached (any one of them: the socket may try each in turn).
+   * to an address that may not be reached (any one of them: the socket may try each in turn). The error names
+   * the range, not the address: whoever reads it (a subscriber's attempts) learns nothing of internal DNS.
    */
   readonly lookup: LookupFunction = (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    this.resolveAll(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, '', 0);
       for (const { address } of addresses) {
         const what = this.refusedRange(address);
-        if (what) return callback(new RefusedAddressError(`${hostname} resolves to ${address}, ${what}`), '', 0);
+        if (what) return callback(new RefusedAddressError(`${hostname} resolves to ${what}`), '', 0);
       }
       if (options.all) return callback(null, addresses);
       const [first] = addresses;

@@ -38,6 +38,16 @@ const subscriberInput = (destinations: OutboundAddressPolicy) =>
     events: z.array(z.enum(notificationEvents)).max(notificationEvents.length).default([]),
   });
 
+/**
+ * What went wrong with a request, never empty: when every address of a name with IPv4 and IPv6 ones refuses
+ * the connection, Node throws an AggregateError without a message of its own.
+ */
+function failureMessage(failure: unknown): string {
+  const { message, errors, code } = failure as Partial<AggregateError> & { code?: string };
+  const inner = Array.isArray(errors) ? errors.map((error: Error) => error?.message).filter(Boolean).join('; ') : '';
+  return message || inner || code || 'request failed';
+}
+
 /** The events a task's final state produces. */
 export function eventsForTask(task: Task): NotificationEvent[] {
   const events: NotificationEvent[] = [];
@@ -181,7 +191,7 @@ export class NotificationService {
         durationMs: Date.now() - started,
       },
     });
-    if (error) throw new Error(`notification ${job.notificationId} to subscriber ${subscriber.id}: ${error}`);
+    if (error !== null) throw new Error(`notification ${job.notificationId} to subscriber ${subscriber.id}: ${error}`);
   }
 
   /** POSTs one notification; answers the response's status, and what went wrong (null when it was a 2xx). */
@@ -197,10 +207,10 @@ export class NotificationService {
       const status = await guardedPost(url, { headers, body, timeoutMs: this.requestTimeoutMs }, this.destinations);
       return { status, error: status >= 200 && status < 300 ? null : `HTTP ${status}` };
     } catch (failure) {
-      const { name, message = 'request failed' } = failure as Error;
+      const { name } = failure as Error;
       if (name === 'TimeoutError') return { status: null, error: 'timed out' };
-      if (name === 'RefusedAddressError') return { status: null, error: `refused: ${message} (see SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS)` };
-      return { status: null, error: message.slice(0, 300) };
+      if (name === 'RefusedAddressError') return { status: null, error: `refused: ${(failure as Error).message} (see SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS)` };
+      return { status: null, error: failureMessage(failure).slice(0, 300) };
     }
   }
 
