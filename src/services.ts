@@ -11,6 +11,7 @@ import { TaskJournal } from './domain/tasks/task-journal.js';
 import { TaskService } from './domain/tasks/task-service.js';
 import { WebhookService } from './domain/webhooks/webhook-service.js';
 import { NotificationService } from './domain/notifications/notification-service.js';
+import { SecretWrites } from './domain/secret-writes.js';
 import type { RedisTaskEventPublisher } from './events/task-event-bus.js';
 import { addressRanges } from './net/address-ranges.js';
 import { OutboundAddressPolicy } from './net/outbound-address-policy.js';
@@ -20,6 +21,8 @@ import type { SecretStore } from './secrets/secret-store.js';
 export interface Services {
   prisma: PrismaClient;
   secrets: SecretStore;
+  /** Writes and deletes secrets with the rows that name them; its sweep finishes what a crash left (API). */
+  secretWrites: SecretWrites;
   queues: TaskQueues;
   journal: TaskJournal;
   audit: AuditService;
@@ -60,9 +63,11 @@ export function createServices(deps: ServiceDeps): Services {
   const journal = new TaskJournal(deps.prisma, deps.publisher, async (task) => notifications?.taskFinished(task));
   const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
   const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
+  const secretWrites = new SecretWrites(deps.prisma, deps.secrets);
   return {
     prisma: deps.prisma,
     secrets: deps.secrets,
+    secretWrites,
     queues: deps.queues,
     journal,
     audit,
@@ -70,6 +75,7 @@ export function createServices(deps: ServiceDeps): Services {
     orgs: new OrgService(
       deps.prisma,
       deps.secrets,
+      secretWrites,
       audit,
       deps.checkOrgsOnRegister
         ? {
@@ -82,12 +88,13 @@ export function createServices(deps: ServiceDeps): Services {
     schedules: new ScheduleService(deps.prisma, deps.queues, tasks, deps.scheduleMinIntervalSeconds),
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     artifacts,
-    webhooks: new WebhookService(deps.prisma, deps.secrets, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>
+    webhooks: new WebhookService(deps.prisma, deps.secrets, secretWrites, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>
       deps.publisher.control({ type: 'webhook-source-changed', sourceId }),
     ),
     notifications: (notifications = new NotificationService(
       deps.prisma,
       deps.secrets,
+      secretWrites,
       deps.queues,
       audit,
       () => deps.publisher.control({ type: 'notification-subscribers-changed' }),

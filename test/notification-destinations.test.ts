@@ -253,7 +253,7 @@ describe('notification subscribers where no internal network is allowed (the def
     // Node then throws an AggregateError with an empty message: the attempt must still say what happened, and
     // deliver must throw so BullMQ retries.
     const dualStack: ResolveAll = (_name, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]);
-    const notifications = new NotificationService(api.prisma, api.services.secrets, api.queues, api.services.audit, async () => undefined, new OutboundAddressPolicy(addressRanges(['127.0.0.1', '::1']), dualStack));
+    const notifications = new NotificationService(api.prisma, api.services.secrets, api.services.secretWrites, api.queues, api.services.audit, async () => undefined, new OutboundAddressPolicy(addressRanges(['127.0.0.1', '::1']), dualStack));
     const secretRef = `notifications/down-${randomUUID()}`;
     await api.services.secrets.put(secretRef, { secret: 'down-secret' });
     const subscriber = await api.prisma.notificationSubscriber.create({ data: { url: `http://receiver.test:${await freePort()}/down`, events: [], secretRef, createdBy: 'cli' } });

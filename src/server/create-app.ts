@@ -24,6 +24,7 @@ import { addressRanges } from '../net/address-ranges.js';
 import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
+import { startSecretSweep } from './secret-sweep.js';
 import { useStorableStrings } from './storable-strings.js';
 import { TokenStreams } from './token-streams.js';
 import { TokenWatch } from './token-watch.js';
@@ -49,6 +50,8 @@ export interface AppOptions {
   rateLimits?: { api: number; webhooks: number };
   /** Addresses of proxies (Caddy) whose X-Forwarded-For and X-Request-Id are believed. */
   trustedProxies?: string[];
+  /** How often this replica sweeps secrets that a crash left without a row (domain/secret-writes.ts); 5 min. */
+  secretSweepMs?: number;
 }
 
 const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
@@ -216,6 +219,7 @@ export function createApp(options: AppOptions): App {
   });
 
   let stopHeartbeat: (() => Promise<void>) | null = null;
+  let stopSecretSweep: (() => Promise<void>) | null = null;
 
   return {
     server,
@@ -228,11 +232,13 @@ export function createApp(options: AppOptions): App {
           server.off('error', reject);
           const address = server.address() as AddressInfo;
           stopHeartbeat = startReplicaHeartbeat(redis, options.prefix, `${hostname()}:${process.pid}:${address.port}`, options.heartbeatMs ?? 5000, () => subscriptions.connections());
+          stopSecretSweep = startSecretSweep(options.services.secretWrites, logger, options.secretSweepMs ?? 5 * 60_000);
           resolve(address);
         });
       }),
     close: async () => {
       await stopHeartbeat?.();
+      await stopSecretSweep?.();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
       await stopControl();

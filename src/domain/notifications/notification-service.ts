@@ -7,7 +7,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
 import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
-import { putSecretThen } from '../secret-writes.js';
+import type { SecretWrites } from '../secret-writes.js';
 import { guardedPost } from '../../net/guarded-post.js';
 import type { OutboundAddressPolicy } from '../../net/outbound-address-policy.js';
 import { signTimestamped } from '../../webhooks/signatures.js';
@@ -83,6 +83,7 @@ export class NotificationService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
+    private readonly secretWrites: SecretWrites,
     private readonly queues: TaskQueues,
     private readonly audit: AuditService,
     /** Tells the other API replicas and workers that the subscribers changed. */
@@ -109,7 +110,7 @@ export class NotificationService {
     const id = randomUUID();
     const secret = randomBytes(32).toString('base64url');
     const secretRef = `notifications/${id}`;
-    const subscriber = await putSecretThen(this.secrets, secretRef, { secret }, () =>
+    const subscriber = await this.secretWrites.putThen(secretRef, { secret }, () =>
       this.prisma.$transaction(async (tx) => {
         const created = await tx.notificationSubscriber.create({ data: { id, url: data.url, events: data.events, secretRef, createdBy: actorLabel(actor) } });
         await this.audit.record(tx, actor, 'notification.subscriber.create', 'NotificationSubscriber', id, { url: data.url, events: data.events });
@@ -129,12 +130,13 @@ export class NotificationService {
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.notificationSubscriber.delete({ where: { id } });
+          await this.secretWrites.noteDeletion(tx, subscriber.secretRef);
           await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
         }),
       notFound,
     );
     await this.subscribersChanged();
-    await this.secrets.delete(subscriber.secretRef);
+    await this.secretWrites.deleteNoted(subscriber.secretRef);
     return subscriber;
   }
 

@@ -4,7 +4,7 @@ import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Org } from '../../generated/prisma/client.js';
 import type { OrgKind } from '../../generated/prisma/enums.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
-import { putSecretThen, replaceSecretThen } from '../secret-writes.js';
+import type { SecretWrites } from '../secret-writes.js';
 import type { AuditService } from '../audit/audit-service.js';
 import type { Principal } from '../auth/principal.js';
 import { ConflictError, NotFoundError, unlessGone } from '../errors.js';
@@ -66,6 +66,7 @@ export class OrgService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
+    private readonly secretWrites: SecretWrites,
     private readonly audit: AuditService,
     /** Org checks for new or rotated credentials (null: none are queued). */
     private readonly checks: OrgChecks | null = null,
@@ -86,7 +87,7 @@ export class OrgService {
     const secretRef = `orgs/${id}`;
     let org: Org;
     try {
-      org = await putSecretThen(this.secrets, secretRef, credentialsToSecret(credentials), () =>
+      org = await this.secretWrites.putThen(secretRef, credentialsToSecret(credentials), () =>
         this.prisma.$transaction(async (tx) => {
           const org = await tx.org.create({
             data: { id, alias: data.alias, kind: data.kind, isDevHub: data.isDevHub, instanceUrl: credentials.instanceUrl, secretRef },
@@ -142,7 +143,7 @@ export class OrgService {
         return updated;
       });
     // Removed meanwhile: the secret this wrote again (after the removal deleted it) goes too.
-    const rotated = await replaceSecretThen(this.secrets, org.secretRef, credentialsToSecret(credentials), () => unlessGone(write, () => orgNotFound(alias)));
+    const rotated = await this.secretWrites.replaceThen(org.secretRef, credentialsToSecret(credentials), () => unlessGone(write, () => orgNotFound(alias)));
     await this.check(actor, rotated);
     return rotated;
   }
@@ -168,11 +169,12 @@ export class OrgService {
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.org.delete({ where: { id: org.id } });
+          await this.secretWrites.noteDeletion(tx, org.secretRef);
           await this.audit.record(tx, actor, 'org.remove', 'Org', org.id, { alias: org.alias });
         }),
       () => orgNotFound(alias),
     );
-    await this.secrets.delete(org.secretRef);
+    await this.secretWrites.deleteNoted(org.secretRef);
     return org;
   }
 

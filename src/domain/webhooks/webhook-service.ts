@@ -7,7 +7,7 @@ import { Prisma, type PrismaClient } from '../../db/prisma.js';
 import type { WebhookDelivery, WebhookRule, WebhookSource } from '../../generated/prisma/client.js';
 import type { WebhookKind } from '../../generated/prisma/enums.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
-import { putSecretThen, replaceSecretThen } from '../secret-writes.js';
+import type { SecretWrites } from '../secret-writes.js';
 import { matches } from '../../webhooks/glob.js';
 import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
@@ -114,6 +114,7 @@ export class WebhookService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly secrets: SecretStore,
+    private readonly secretWrites: SecretWrites,
     private readonly audit: AuditService,
     private readonly tasks: TaskService,
     private readonly journal: TaskJournal,
@@ -129,7 +130,7 @@ export class WebhookService {
     const secret = randomBytes(32).toString('base64url');
     const id = crypto.randomUUID();
     const secretRef = `webhooks/${id}`;
-    const source = await putSecretThen(this.secrets, secretRef, { secret }, () =>
+    const source = await this.secretWrites.putThen(secretRef, { secret }, () =>
       this.prisma.$transaction(async (tx) => {
         const created = await tx.webhookSource.create({ data: { id, kind: data.kind, name: data.name, secretRef, createdBy: actorLabel(actor) } });
         await this.audit.record(tx, actor, 'webhook.source.create', 'WebhookSource', id, { kind: data.kind, name: data.name });
@@ -144,7 +145,7 @@ export class WebhookService {
     const secret = randomBytes(32).toString('base64url');
     // The source must still be there once its new secret is written: a deletion in between removed its secret
     // before this put wrote it again.
-    await replaceSecretThen(this.secrets, source.secretRef, { secret }, () => this.requireSource(source.id));
+    await this.secretWrites.replaceThen(source.secretRef, { secret }, () => this.requireSource(source.id));
     await this.sourceChanged(source.id);
     await this.prisma.$transaction((tx) => this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', source.id));
     return { source, secret };
@@ -157,11 +158,12 @@ export class WebhookService {
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.webhookSource.delete({ where: { id: source.id } });
+          await this.secretWrites.noteDeletion(tx, source.secretRef);
           await this.audit.record(tx, actor, 'webhook.source.delete', 'WebhookSource', source.id, { name: source.name });
         }),
       sourceNotFound,
     );
-    await this.secrets.delete(source.secretRef);
+    await this.secretWrites.deleteNoted(source.secretRef);
     await this.sourceChanged(source.id);
     return source;
   }

@@ -1,0 +1,25 @@
+// Runs the sweep of pending secrets (domain/secret-writes.ts) in every API replica: when it starts listening,
+// then every few minutes. The API rather than the workers: only the API may delete credentials (the workers'
+// Vault policy reads them wrapped). Replicas sweeping at once is harmless: deleting what another replica just
+// deleted is a no-op in both stores.
+import type { Logger } from 'pino';
+import type { SecretWrites } from '../domain/secret-writes.js';
+
+export function startSecretSweep(secretWrites: SecretWrites, logger: Logger, intervalMs: number): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  const sweep = () => {
+    running = secretWrites.sweep().then(
+      (report) => {
+        if (report.deleted.length > 0) logger.warn({ deleted: report.deleted }, 'deleted secrets that an interrupted write or deletion left without a row');
+      },
+      (error: unknown) => logger.warn({ err: error }, 'sweeping pending secrets failed; trying again later'),
+    );
+  };
+  sweep();
+  const timer = setInterval(sweep, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
