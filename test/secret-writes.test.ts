@@ -10,11 +10,11 @@ import { BuiltinSecretStore } from '../src/secrets/builtin-store.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { waitFor } from './support/worker-harness.js';
 
-/** The built-in store, whose deletes can be made to fail (a secret store that is down). */
+/** The built-in store, whose deletes can be made to fail (a secret store that is down), for all names or some. */
 class FlakyStore extends BuiltinSecretStore {
-  failDeletes = false;
+  failDeletes: boolean | ((name: string) => boolean) = false;
   override async delete(name: string): Promise<void> {
-    if (this.failDeletes) throw new Error('secret store unreachable');
+    if (this.failDeletes === true || (typeof this.failDeletes === 'function' && this.failDeletes(name))) throw new Error('secret store unreachable');
     return super.delete(name);
   }
 }
@@ -75,10 +75,10 @@ describe('writing and deleting secrets with their rows', () => {
     void api.services.secretWrites.putThen(name, { refreshToken: '5Aep861crashed', instanceUrl: 'https://x.my.salesforce.com' }, () => new Promise(() => {}));
     await waitFor(async () => (await notes()).includes(name) && (await stored(name)), 15_000, 'the note and the secret to be written');
     // Too recent: a write may still be under way.
-    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [] });
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [], failed: [] });
     expect(await stored(name)).toBe(true);
     await age([name]);
-    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [name], kept: [] });
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [name], kept: [], failed: [] });
     expect(await stored(name)).toBe(false);
     expect(await notes()).toEqual([]);
   });
@@ -87,27 +87,82 @@ describe('writing and deleting secrets with their rows', () => {
     const secretRef = await registerOrg('sw-kept');
     await api.prisma.pendingSecret.create({ data: { name: secretRef } }); // stopped before dropping it
     await age([secretRef]);
-    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [secretRef] });
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [secretRef], failed: [] });
     expect(await stored(secretRef)).toBe(true);
     expect(await notes()).toEqual([]);
   });
 
-  it('removes an org while the secret store is down, and deletes its credentials once the store is back', async () => {
-    const secretRef = await registerOrg('sw-down');
+  it('deletes orgs, webhook sources and subscribers while the secret store is down, and their secrets once it is back', async () => {
+    const orgSecret = await registerOrg('sw-down');
+    const source = (await data(`mutation { createWebhookSource(kind: GITLAB, name: "sw-down") { ... on CreateWebhookSourceSuccess { created { source { id } } } } }`)).createWebhookSource.created.source.id;
+    const subscriber = (await data(`mutation { createNotificationSubscriber(url: "https://hooks.example.com/sw-down") { ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } } }`)).createNotificationSubscriber.created.subscriber.id;
+    const secretRefs = [
+      orgSecret,
+      (await api.prisma.webhookSource.findFirstOrThrow({ where: { name: 'sw-down' } })).secretRef,
+      (await api.prisma.notificationSubscriber.findFirstOrThrow({ where: { url: 'https://hooks.example.com/sw-down' } })).secretRef,
+    ].sort();
     store.failDeletes = true;
     try {
-      const removed = await data(`mutation { removeOrg(alias: "sw-down") { __typename } }`);
-      expect(removed.removeOrg.__typename).toBe('RemoveOrgSuccess');
-      expect(await stored(secretRef)).toBe(true);
-      await age([secretRef]);
-      // Still down: nothing is lost, the note stays for the next sweep.
-      await expect(api.services.secretWrites.sweep()).rejects.toThrow('secret store unreachable');
-      expect(await notes()).toEqual([secretRef]);
+      expect((await data(`mutation { removeOrg(alias: "sw-down") { __typename } }`)).removeOrg.__typename).toBe('RemoveOrgSuccess');
+      expect((await data(`mutation($id: ID!) { deleteWebhookSource(id: $id) { __typename } }`, { id: source })).deleteWebhookSource.__typename).toBe('DeleteWebhookSourceSuccess');
+      expect((await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: subscriber })).deleteNotificationSubscriber.__typename).toBe('DeleteNotificationSubscriberSuccess');
+      for (const name of secretRefs) expect(await stored(name), name).toBe(true);
+      await age(secretRefs);
+      // Still down: nothing is lost, the notes stay for the next sweep.
+      expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [], failed: secretRefs });
+      expect(await notes()).toEqual(secretRefs);
     } finally {
       store.failDeletes = false;
     }
-    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [secretRef], kept: [] });
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: secretRefs, kept: [], failed: [] });
+    for (const name of secretRefs) expect(await stored(name), name).toBe(false);
+    expect(await notes()).toEqual([]);
+  });
+
+  it('goes on past a secret the store keeps failing to delete', async () => {
+    const [stuck, other] = [`notifications/${randomUUID()}`, `orgs/${randomUUID()}`];
+    for (const name of [stuck, other]) {
+      await store.put(name, { secret: 'left-behind' });
+      await api.prisma.pendingSecret.create({ data: { name } });
+    }
+    await age([stuck, other]);
+    store.failDeletes = (name) => name === stuck;
+    try {
+      expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [other], kept: [], failed: [stuck] });
+    } finally {
+      store.failDeletes = false;
+    }
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [stuck], kept: [], failed: [] });
+  });
+
+  it('leaves a secret alone while a write or deletion of it is under way, even with an old note', async () => {
+    const secretRef = await registerOrg('sw-busy');
+    await api.prisma.pendingSecret.create({ data: { name: secretRef } });
+    await age([secretRef]);
+    await api.prisma.pendingSecret.create({ data: { name: secretRef } }); // a rotation, say, just began
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [], failed: [] });
+    expect(await notes()).toEqual([secretRef, secretRef]);
+    // Another write of it that ends drops its own note only: the others' stay with their secret's fate.
+    await api.services.secretWrites.putThen(secretRef, { refreshToken: '5Aep861busy', instanceUrl: 'https://x.my.salesforce.com' }, async () => 'written');
+    expect(await notes()).toEqual([secretRef, secretRef]);
+    await api.prisma.pendingSecret.deleteMany({ where: { name: secretRef } });
+  });
+
+  it('keeps a rotated secret when the rotation fails with its org still there, and drops a rotation that lost to a removal', async () => {
+    const secretRef = await registerOrg('sw-rotate');
+    const failing = api.services.secretWrites.putThen(secretRef, { refreshToken: '5Aep861kept', instanceUrl: 'https://x.my.salesforce.com' }, async () => {
+      throw new Error('the row write failed');
+    });
+    await expect(failing).rejects.toThrow('the row write failed');
+    expect(await stored(secretRef)).toBe(true); // the org still names it
+    // A removal won the race: the rotation put the secret again after the removal deleted it.
+    await data(`mutation { removeOrg(alias: "sw-rotate") { __typename } }`);
+    const late = api.services.secretWrites.putThen(secretRef, { refreshToken: '5Aep861late', instanceUrl: 'https://x.my.salesforce.com' }, async () => {
+      throw new Error('org gone');
+    });
+    await expect(late).rejects.toThrow('org gone');
     expect(await stored(secretRef)).toBe(false);
+    expect(await notes()).toEqual([]);
   });
 
   it('sweeps as an API replica starts', async () => {

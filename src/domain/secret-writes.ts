@@ -2,30 +2,33 @@
 // Postgres), so that no failure, concurrent deletion or crash leaves a secret (org credentials, above all) that
 // nothing names.
 //
-// The order is the one that never leaves a row naming a missing secret: a new secret is written before its row,
-// a deleted row goes before its secret. In between, a PendingSecret row notes the name. A failure in between
-// deletes the secret at once; a crash leaves the note, and the API's sweep (sweep(), every few minutes) deletes
-// the secret of an old note that no row names.
+// The order is the one that never leaves a row naming a missing secret: a secret is written before its row, a
+// deleted row goes before its secret. Meanwhile a PendingSecret row notes the name, one note per write or
+// deletion. When one ends, failed or not, its secret is deleted unless a row names it; a crash (or a store that
+// fails just then) leaves the note, and the API's sweep (every few minutes) settles old notes the same way.
+import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../db/prisma.js';
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
-import { NotFoundError } from './errors.js';
 
 /** A note older than this belongs to a write or deletion that will not finish: requests take seconds at most. */
 export const pendingSecretMaxAgeMs = 10 * 60_000;
 
+/** Notes the sweep reads at a time. */
+const sweepBatch = 500;
+
+/** One write's or deletion's note of a secret name. */
+export interface PendingNote {
+  id: string;
+  name: string;
+}
+
 export interface SweepReport {
   /** Secrets deleted: their notes were old and no row names them. */
   deleted: string[];
-  /** Old notes of secrets a row does name (the row was committed, the process stopped before dropping the note). */
+  /** Secrets a row names, whose old notes were dropped (the process stopped after the row was written). */
   kept: string[];
-}
-
-/**
- * Notes a secret name. Concurrent writers of one secret (rotations racing each other and a removal) share the
- * note: INSERT … ON CONFLICT DO NOTHING, as an upsert would fail on the unique name when two insert at once.
- */
-async function note(db: PrismaClient | Prisma.TransactionClient, name: string): Promise<void> {
-  await db.pendingSecret.createMany({ data: [{ name }], skipDuplicates: true });
+  /** Secrets the store failed to delete: their notes stay for the next sweep. */
+  failed: string[];
 }
 
 export class SecretWrites {
@@ -35,85 +38,92 @@ export class SecretWrites {
   ) {}
 
   /**
-   * Writes a new secret, then `write`s the rows that name it. If the rows cannot be written, the secret is
-   * deleted again.
+   * Writes a secret (new, or replacing the one an existing row names), then `write`s the rows that name it.
+   * If `write` fails, the secret stays only if a row names it: a replaced one whose row is still there, or rows
+   * that were committed although their write reported an error. A secret a concurrent deletion's row no longer
+   * names (the put wrote it again after the deletion deleted it) goes.
    */
-  putThen<T>(name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
-    return this.putAnd(name, value, write, () => true);
-  }
-
-  /**
-   * Replaces the secret of an existing row, then `write`s the row (an update, or an audit entry after checking
-   * it). When `write` finds the row gone (a NotFoundError: a concurrent deletion removed it, and its secret,
-   * before this put wrote the secret again), the secret names nothing and is deleted again. Any other failure
-   * keeps it: the row still names it.
-   */
-  replaceThen<T>(name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
-    return this.putAnd(name, value, write, (error) => error instanceof NotFoundError);
-  }
-
-  /**
-   * Notes, inside the transaction that deletes the rows naming the secret, that it is to be deleted; then
-   * call deleteNoted once that transaction has committed.
-   */
-  async noteDeletion(tx: Prisma.TransactionClient, name: string): Promise<void> {
-    await note(tx, name);
-  }
-
-  /**
-   * Deletes a secret noted by noteDeletion, then its note. A store that fails now (Vault unreachable) does not
-   * fail the deletion, whose rows are gone already: the sweep deletes the secret later, by its note.
-   */
-  async deleteNoted(name: string): Promise<void> {
-    await this.secrets.delete(name).then(
-      () => this.forget(name),
-      () => undefined,
-    );
-  }
-
-  /** Finishes what crashes left: deletes the secrets of notes older than `maxAgeMs` that no row names. */
-  async sweep(maxAgeMs: number = pendingSecretMaxAgeMs): Promise<SweepReport> {
-    const notes = await this.prisma.pendingSecret.findMany({ where: { createdAt: { lt: new Date(Date.now() - maxAgeMs) } }, orderBy: { name: 'asc' } });
-    const names = notes.map((note) => note.name);
-    const named = new Set(
-      (
-        await Promise.all([
-          this.prisma.org.findMany({ where: { secretRef: { in: names } }, select: { secretRef: true } }),
-          this.prisma.webhookSource.findMany({ where: { secretRef: { in: names } }, select: { secretRef: true } }),
-          this.prisma.notificationSubscriber.findMany({ where: { secretRef: { in: names } }, select: { secretRef: true } }),
-        ])
-      ).flatMap((rows) => rows.map((row) => row.secretRef)),
-    );
-    const report: SweepReport = { deleted: [], kept: [] };
-    for (const name of names) {
-      if (named.has(name)) report.kept.push(name);
-      else {
-        await this.secrets.delete(name);
-        report.deleted.push(name);
-      }
-      await this.forget(name);
-    }
-    return report;
-  }
-
-  private async putAnd<T>(name: string, value: SecretValue, write: () => Promise<T>, orphans: (error: unknown) => boolean): Promise<T> {
-    await note(this.prisma, name);
+  async putThen<T>(name: string, value: SecretValue, write: () => Promise<T>): Promise<T> {
+    const note = await this.note(this.prisma, name);
     await this.secrets.put(name, value);
     let result: T;
     try {
       result = await write();
     } catch (error) {
-      // A secret that names nothing goes at once; if the store fails now, its note leaves it to the sweep.
-      if (!orphans(error)) await this.forget(name);
-      else await this.secrets.delete(name).then(() => this.forget(name), () => undefined);
+      await this.settle(note.name, [note.id]).catch(() => undefined); // or the sweep settles it, by the note
       throw error;
     }
-    await this.forget(name);
+    await this.forget([note.id]);
     return result;
   }
 
-  /** Drops a note; a note left behind costs the sweep one look. */
-  private async forget(name: string): Promise<void> {
-    await this.prisma.pendingSecret.deleteMany({ where: { name } }).catch(() => undefined);
+  /**
+   * Notes, inside the transaction that deletes the rows naming the secret, that it is to be deleted. Once that
+   * transaction has committed, pass the note to deleteNoted.
+   */
+  noteDeletion(tx: Prisma.TransactionClient, name: string): Promise<PendingNote> {
+    return this.note(tx, name);
+  }
+
+  /**
+   * Deletes the secret of a noteDeletion, then the note. A store that fails now (Vault unreachable) does not
+   * fail the deletion, whose rows are gone already: the sweep deletes the secret later, by the note, and logs
+   * a store that keeps failing.
+   */
+  async deleteNoted(note: PendingNote): Promise<void> {
+    await this.settle(note.name, [note.id]).catch(() => undefined);
+  }
+
+  /**
+   * Settles what interrupted writes and deletions left: for each secret whose notes are all older than
+   * `maxAgeMs`, deletes it unless a row names it, and drops those notes. A secret the store fails to delete
+   * keeps its notes for the next sweep; the others go on.
+   */
+  async sweep(maxAgeMs: number = pendingSecretMaxAgeMs): Promise<SweepReport> {
+    const cutoff = new Date(Date.now() - maxAgeMs);
+    const old = await this.prisma.pendingSecret.findMany({ where: { createdAt: { lt: cutoff } }, orderBy: { createdAt: 'asc' }, take: sweepBatch });
+    const names = [...new Set(old.map((note) => note.name))];
+    // A secret with a recent note has a write or deletion under way: it is that one's to settle.
+    const busy = new Set((await this.prisma.pendingSecret.findMany({ where: { name: { in: names }, createdAt: { gte: cutoff } }, select: { name: true } })).map((note) => note.name));
+    const report: SweepReport = { deleted: [], kept: [], failed: [] };
+    for (const name of names.filter((n) => !busy.has(n)).sort()) {
+      const ids = old.filter((note) => note.name === name).map((note) => note.id);
+      try {
+        report[await this.settle(name, ids)].push(name);
+      } catch {
+        report.failed.push(name);
+      }
+    }
+    return report;
+  }
+
+  /** Deletes the secret unless a row names it, then the notes `ids`. Throws (keeping the notes) if either store fails. */
+  private async settle(name: string, ids: string[]): Promise<'deleted' | 'kept'> {
+    const named = await this.isNamed(name);
+    if (!named) await this.secrets.delete(name);
+    await this.forget(ids);
+    return named ? 'kept' : 'deleted';
+  }
+
+  /** Whether a row names the secret: the rows that hold secret names are orgs, webhook sources and notification subscribers. */
+  private async isNamed(name: string): Promise<boolean> {
+    const where = { secretRef: name };
+    const counts = await Promise.all([
+      this.prisma.org.count({ where }),
+      this.prisma.webhookSource.count({ where }),
+      this.prisma.notificationSubscriber.count({ where }),
+    ]);
+    return counts.some((count) => count > 0);
+  }
+
+  private async note(db: PrismaClient | Prisma.TransactionClient, name: string): Promise<PendingNote> {
+    const note = { id: randomUUID(), name };
+    await db.pendingSecret.create({ data: note });
+    return note;
+  }
+
+  /** Drops notes; one left behind costs the sweep one look. */
+  private async forget(ids: string[]): Promise<void> {
+    await this.prisma.pendingSecret.deleteMany({ where: { id: { in: ids } } }).catch(() => undefined);
   }
 }

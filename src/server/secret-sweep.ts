@@ -6,14 +6,19 @@ import type { Logger } from 'pino';
 import type { SecretWrites } from '../domain/secret-writes.js';
 
 export function startSecretSweep(secretWrites: SecretWrites, logger: Logger, intervalMs: number): () => Promise<void> {
-  let running: Promise<void> = Promise.resolve();
+  let running: Promise<void> | null = null;
   const sweep = () => {
-    running = secretWrites.sweep().then(
-      (report) => {
-        if (report.deleted.length > 0) logger.warn({ deleted: report.deleted }, 'deleted secrets that an interrupted write or deletion left without a row');
-      },
-      (error: unknown) => logger.warn({ err: error }, 'sweeping pending secrets failed; trying again later'),
-    );
+    if (running) return; // a slow sweep is still at it
+    running = secretWrites
+      .sweep()
+      .then(
+        (report) => {
+          if (report.deleted.length > 0) logger.warn({ deleted: report.deleted }, 'deleted secrets that an interrupted write or deletion left without a row');
+          if (report.failed.length > 0) logger.warn({ failed: report.failed }, 'the secret store did not delete secrets that no row names; trying again later');
+        },
+        (error: unknown) => logger.warn({ err: error }, 'sweeping pending secrets failed; trying again later'),
+      )
+      .finally(() => (running = null));
   };
   sweep();
   const timer = setInterval(sweep, intervalMs);

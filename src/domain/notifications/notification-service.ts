@@ -126,17 +126,17 @@ export class NotificationService {
     const notFound = () => new NotFoundError('SUBSCRIBER_NOT_FOUND', 'No notification subscriber with that id');
     if (!subscriber) throw notFound();
     // Of concurrent deletions, only the one whose delete finds the row records it, announces it and removes the secret.
-    await unlessGone(
+    const deletion = await unlessGone(
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.notificationSubscriber.delete({ where: { id } });
-          await this.secretWrites.noteDeletion(tx, subscriber.secretRef);
           await this.audit.record(tx, actor, 'notification.subscriber.delete', 'NotificationSubscriber', id, { url: subscriber.url });
+          return this.secretWrites.noteDeletion(tx, subscriber.secretRef);
         }),
       notFound,
     );
     await this.subscribersChanged();
-    await this.secretWrites.deleteNoted(subscriber.secretRef);
+    await this.secretWrites.deleteNoted(deletion);
     return subscriber;
   }
 

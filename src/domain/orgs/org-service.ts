@@ -143,7 +143,7 @@ export class OrgService {
         return updated;
       });
     // Removed meanwhile: the secret this wrote again (after the removal deleted it) goes too.
-    const rotated = await this.secretWrites.replaceThen(org.secretRef, credentialsToSecret(credentials), () => unlessGone(write, () => orgNotFound(alias)));
+    const rotated = await this.secretWrites.putThen(org.secretRef, credentialsToSecret(credentials), () => unlessGone(write, () => orgNotFound(alias)));
     await this.check(actor, rotated);
     return rotated;
   }
@@ -165,16 +165,16 @@ export class OrgService {
     }
     // Of concurrent removals, the one whose delete finds the row records it and deletes the secret; the others
     // answer ORG_NOT_FOUND, like a removal that came after it.
-    await unlessGone(
+    const deletion = await unlessGone(
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.org.delete({ where: { id: org.id } });
-          await this.secretWrites.noteDeletion(tx, org.secretRef);
           await this.audit.record(tx, actor, 'org.remove', 'Org', org.id, { alias: org.alias });
+          return this.secretWrites.noteDeletion(tx, org.secretRef);
         }),
       () => orgNotFound(alias),
     );
-    await this.secretWrites.deleteNoted(org.secretRef);
+    await this.secretWrites.deleteNoted(deletion);
     return org;
   }
 

@@ -145,7 +145,7 @@ export class WebhookService {
     const secret = randomBytes(32).toString('base64url');
     // The source must still be there once its new secret is written: a deletion in between removed its secret
     // before this put wrote it again.
-    await this.secretWrites.replaceThen(source.secretRef, { secret }, () => this.requireSource(source.id));
+    await this.secretWrites.putThen(source.secretRef, { secret }, () => this.requireSource(source.id));
     await this.sourceChanged(source.id);
     await this.prisma.$transaction((tx) => this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', source.id));
     return { source, secret };
@@ -154,16 +154,16 @@ export class WebhookService {
   async deleteSource(actor: Principal, sourceId: string): Promise<WebhookSource> {
     const source = await this.requireSource(sourceId);
     // Of concurrent deletions, only the one whose delete finds the row records it and removes the secret.
-    await unlessGone(
+    const deletion = await unlessGone(
       () =>
         this.prisma.$transaction(async (tx) => {
           await tx.webhookSource.delete({ where: { id: source.id } });
-          await this.secretWrites.noteDeletion(tx, source.secretRef);
           await this.audit.record(tx, actor, 'webhook.source.delete', 'WebhookSource', source.id, { name: source.name });
+          return this.secretWrites.noteDeletion(tx, source.secretRef);
         }),
       sourceNotFound,
     );
-    await this.secretWrites.deleteNoted(source.secretRef);
+    await this.secretWrites.deleteNoted(deletion);
     await this.sourceChanged(source.id);
     return source;
   }
