@@ -265,6 +265,30 @@ describe('child processes', () => {
     expect((await worker.host.reconcile()).requeued).not.toContain(uuid);
   });
 
+  it('fails a QUEUED task whose job BullMQ failed for good when the worker reconciles (its failed-job handler having failed)', async () => {
+    // The state a failed-job handler that could not reach Postgres leaves: the task waits as QUEUED on a job
+    // BullMQ has failed, which nothing will run again. Built from a job the executor fails at once (its task
+    // id is not a UUID, so no statement about it succeeds, and the handler finds no task to settle).
+    const queue = api.queues.get('NORMAL');
+    const broken = await queue.add('DIAGNOSTIC', { taskId: 'not-a-task' }, { jobId: `broken-${randomUUID()}`, attempts: 1 });
+    await waitFor(async () => ((await broken.getState()) === 'failed' ? true : null), 10_000, 'the job to fail');
+    const { failedReason } = (await queue.getJob(broken.id!))!;
+    expect(failedReason).toBeTruthy();
+
+    const waiting = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 }, runAt: new Date(Date.now() + 60_000).toISOString() });
+    const uuid = rawId(waiting.id, 'Task');
+    const ownJob = (await api.prisma.task.findUnique({ where: { id: uuid }, select: { jobId: true } }))!.jobId!;
+    expect(await queue.remove(ownJob)).toBe(1);
+    await api.prisma.task.update({ where: { id: uuid }, data: { status: 'QUEUED', runAt: null, jobId: broken.id! } });
+
+    // Right after the job failed, its handler may still be at work: left alone for a grace period.
+    await waitFor(async () => ((await worker.host.reconcile()).failed.includes(uuid) ? true : null), 10_000, 'a reconcile to fail the task');
+    const failed = await getTask(waiting.id);
+    expect(failed).toMatchObject({ status: 'FAILED', attempts: 0, error: { code: 'FAILED', message: failedReason } });
+    expect(statuses(failed).at(-1)).toMatchObject({ status: 'FAILED', code: 'FAILED' });
+    expect((await worker.host.reconcile()).failed).not.toContain(uuid);
+  });
+
   it('records progress in order with gap-free seq, stores the result, counts one attempt', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 4, stepMs: 20 } });
     expect(submitted.status).toBe('QUEUED');

@@ -3,7 +3,9 @@
 // - a QUEUED/SCHEDULED task without its job gets the job again (same id, remaining delay), and a QUEUED one
 //   whose job BullMQ has already completed gets a new job;
 // - a RUNNING task whose worker is gone, and whose job is gone or already settled by BullMQ, is retried as a
-//   lost run, or FAILED with WORKER_LOST when it has no attempts left.
+//   lost run, or FAILED with WORKER_LOST when it has no attempts left;
+// - a QUEUED task whose job BullMQ failed for good a while ago is FAILED, as the worker's failed-job handler
+//   would have done had it not failed itself (Postgres unreachable just then).
 // A worker counts as gone only when its heartbeat is missing twice, a grace period apart: right after a
 // Redis flush every live worker's heartbeat is missing until its next beat, and its tasks must not run twice.
 // Jobs are added under their existing ids, which BullMQ de-duplicates, so several workers may run this.
@@ -46,10 +48,19 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
     }
     if (job) {
       // A QUEUED task whose job BullMQ has already completed waits for nothing: its retry was lost (e.g. the run
-      // settled after its worker lost the job's lock, so BullMQ could not schedule the retry). A failed job is
-      // left alone: the worker's failed-job handler settles that task.
+      // settled after its worker lost the job's lock, so BullMQ could not schedule the retry).
       // (Only a job BullMQ has finished has finishedOn: the state is asked of those alone.)
-      if (task.status !== 'QUEUED' || !job.finishedOn || (await job.getState()) !== 'completed') continue;
+      if (task.status !== 'QUEUED' || !job.finishedOn) continue;
+      const state = await job.getState();
+      if (state === 'failed') {
+        // The worker's failed-job handler settles such a task as the job fails; one that failed itself left it
+        // QUEUED for good. Given the grace, that handler is done, one way or the other.
+        if (Date.now() - job.finishedOn < deps.workerGraceMs) continue;
+        const failure = { code: task.errorCode ?? 'FAILED', message: task.errorMessage ?? job.failedReason ?? 'Its job failed' };
+        if (await lifecycle.fail(task.id, failure, ['QUEUED'])) report.failed.push(task.id);
+        continue;
+      }
+      if (state !== 'completed') continue;
       const renewed = await lifecycle.renewJob(task.id);
       if (!renewed) continue;
       await queues.enqueue(renewed);
