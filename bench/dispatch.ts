@@ -71,6 +71,7 @@ const noopParams = { steps: 1, stepMs: 0 };
 
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const emptyChild = fileURLToPath(new URL('./children/empty-child.js', import.meta.url));
+const emptyCommonJsChild = fileURLToPath(new URL('./children/empty-child-commonjs.cjs', import.meta.url));
 const jsforceChild = fileURLToPath(new URL('./children/jsforce-child.js', import.meta.url));
 const vaultChild = fileURLToPath(new URL('./children/vault-child.js', import.meta.url));
 /** jsforce's core and Metadata API: what a Metadata API operation needs, here loaded plainly with import(). */
@@ -834,7 +835,7 @@ async function main(): Promise<void> {
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
-    const startup: Record<string, ForkResult[]> = { empty: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], switchyardPackages: [], vault: [], vaultSwitchyard: [] };
+    const startup: Record<string, ForkResult[]> = { empty: [], emptyCommonJs: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], switchyardPackages: [], vault: [], vaultSwitchyard: [] };
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
     // The bundles `npm run build` makes for dist/, made here for dist-bench/ (where these children load from).
     for (const spec of bundleSpecs) {
@@ -847,6 +848,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < startupSamples; i += 1) {
       if (i >= 3 && performance.now() > startupEnds) break; // time budget spent
       startup.empty!.push(await forkOnce(emptyChild, launcherEnvironment()));
+      startup.emptyCommonJs!.push(await forkOnce(emptyCommonJsChild, launcherEnvironment()));
       if (hasExtraCa) startup.emptyNoCa!.push(await forkOnce(emptyChild, launcherEnvironment(['NODE_EXTRA_CA_CERTS'])));
       startup.taskChild!.push(await taskChildStartup());
       startup.jsforce!.push(await forkOnce(jsforceChild, launcherEnvironment()));
@@ -861,6 +863,7 @@ async function main(): Promise<void> {
     /** Where the children took the library from, as each reported (jsforce-child, vault-child). */
     const fromOf = (results: ForkResult[]) => [...new Set(results.map((r) => JSON.stringify(r.from)))].join(', ');
     line('empty child (launcher env)', `${pp(readyOf(startup.empty!))}   own CPU p50 ${ms(p50(cpuOf(startup.empty!)))}`);
+    line('  the same as a CommonJS main (no ES module loader)', `${pp(readyOf(startup.emptyCommonJs!))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyCommonJs!)))}`);
     if (hasExtraCa) line('empty child without NODE_EXTRA_CA_CERTS', `${pp(readyOf(startup.emptyNoCa!))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyNoCa!)))}`);
     line('task child (child-main.js) until ready', pp(readyOf(startup.taskChild!)));
     line("child that imports 'jsforce' (all APIs)", `${pp(readyOf(startup.jsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce!)))}`);
@@ -916,6 +919,7 @@ async function main(): Promise<void> {
       ['fork ceiling, empty child, 2 in flight', `${forkCeiling.perSecond.toFixed(1)} forks/s`, 'reference', ''],
       ['task-child ceiling (no DB/Redis)', `${childCeiling.perSecond.toFixed(1)} children/s`, 'reference', ''],
       ['startup: empty child', ms(p50(readyOf(startup.empty!))), 'p50', ''],
+      ['startup: empty child, CommonJS main', `${ms(p50(readyOf(startup.emptyCommonJs!)))} (CPU ${ms(p50(cpuOf(startup.emptyCommonJs!)))} vs ${ms(p50(cpuOf(startup.empty!)))})`, 'p50', ''],
       ...(hasExtraCa ? [['startup: empty, no NODE_EXTRA_CA_CERTS', ms(p50(readyOf(startup.emptyNoCa!))), 'p50', ''] as [string, string, string, string]] : []),
       ['startup: child-main.js', ms(p50(readyOf(startup.taskChild!))), 'p50', ''],
       ['startup: core + Metadata, Switchyard', ms(p50(readyOf(startup.switchyard!))), 'p50', ''],
