@@ -105,6 +105,12 @@ describe('the outbound address policy', () => {
     expect(error).toEqual(new RefusedAddressError('hooks.test resolves to a unique local address'));
   });
 
+  it('answers ENOTFOUND, not a crash, when a resolver finds no address', async () => {
+    const none: ResolveAll = (_name, _options, callback) => callback(null, []);
+    const error = await new Promise<NodeJS.ErrnoException | null>((resolve) => new OutboundAddressPolicy(addressRanges([]), none).lookup('nowhere.test', {}, (failure) => resolve(failure)));
+    expect(error).toMatchObject({ code: 'ENOTFOUND', message: 'getaddrinfo ENOTFOUND nowhere.test' });
+  });
+
   it('takes no IPv6 zone in the allowed networks (a BlockList would never match it)', () => {
     expect(isAddressRange('fe80::1%eth0')).toBe(false);
     expect(isAddressRange('fe80::1')).toBe(true);
@@ -174,6 +180,14 @@ describe('a guarded POST', () => {
       ['/allowed', post.body, 'yes', '22'], // bytes, not characters
       ['/allowed-by-name', post.body, 'yes', '22'],
     ]);
+  });
+
+  it("never sends a URL's user name and password", async () => {
+    const loopback = new OutboundAddressPolicy(addressRanges(['127.0.0.1']));
+    expect(await guardedPost(new URL(`http://ops:s3cret@127.0.0.1:${receiver.port}/with-credentials`), post, loopback)).toBe(202);
+    const last = receiver.received.at(-1)!;
+    expect(last.path).toBe('/with-credentials');
+    expect(last.headers.authorization).toBeUndefined();
   });
 
   it('gives up after its time limit with a TimeoutError', async () => {

@@ -3,6 +3,7 @@
 // crash between the two writes, or a secret store that failed during a deletion, would otherwise leave behind
 // for good (org credentials above all). Against Postgres, with the built-in store.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { pendingSecretMaxAgeMs } from '../src/domain/secret-writes.js';
@@ -108,12 +109,14 @@ describe('writing and deleting secrets with their rows', () => {
       expect((await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: subscriber })).deleteNotificationSubscriber.__typename).toBe('DeleteNotificationSubscriberSuccess');
       for (const name of secretRefs) expect(await stored(name), name).toBe(true);
       await age(secretRefs);
-      // Still down: nothing is lost, the notes stay for the next sweep.
+      // Still down: nothing is lost, the notes stay, renewed: tried again once they are old again.
       expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [], failed: secretRefs });
       expect(await notes()).toEqual(secretRefs);
     } finally {
       store.failDeletes = false;
     }
+    expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [], kept: [], failed: [] });
+    await age(secretRefs);
     expect(await api.services.secretWrites.sweep()).toEqual({ deleted: secretRefs, kept: [], failed: [] });
     for (const name of secretRefs) expect(await stored(name), name).toBe(false);
     expect(await notes()).toEqual([]);
@@ -132,6 +135,7 @@ describe('writing and deleting secrets with their rows', () => {
     } finally {
       store.failDeletes = false;
     }
+    await age([stuck]);
     expect(await api.services.secretWrites.sweep()).toEqual({ deleted: [stuck], kept: [], failed: [] });
   });
 
@@ -177,5 +181,11 @@ describe('writing and deleting secrets with their rows', () => {
     } finally {
       await replica.close();
     }
+  });
+
+  it('knows every kind of row that names a secret (a new one must be added to SecretWrites.isNamed)', async () => {
+    const schema = await readFile(new URL('../prisma/schema.prisma', import.meta.url), 'utf8');
+    const models = [...schema.matchAll(/^model (\w+) \{([^}]*)\}/gm)].filter(([, , body]) => /^\s+secretRef\s/m.test(body!)).map(([, name]) => name);
+    expect(models.sort()).toEqual(['NotificationSubscriber', 'Org', 'WebhookSource']);
   });
 });

@@ -28,6 +28,9 @@ export async function guardedPost(url: URL, post: GuardedPost, policy: OutboundA
       headers: { ...post.headers, 'content-length': String(Buffer.byteLength(post.body)) },
       lookup: policy.lookup,
       signal,
+      // Never a URL's user name and password as Basic authentication (node:http's default): receivers check the
+      // signature, and stored URLs have none.
+      auth: undefined,
       // A connection of its own: a pooled socket to the same host may have been opened by other code (a Vault
       // client, say) without this lookup.
       agent: false,

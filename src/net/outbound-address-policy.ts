@@ -144,7 +144,8 @@ export class OutboundAddressPolicy {
       }
       if (options.all) return callback(null, addresses);
       const [first] = addresses;
-      callback(null, first!.address, first!.family);
+      if (!first) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), '', 0);
+      callback(null, first.address, first.family);
     });
   };
 }

@@ -50,9 +50,10 @@ export interface AppOptions {
   rateLimits?: { api: number; webhooks: number };
   /** Addresses of proxies (Caddy) whose X-Forwarded-For and X-Request-Id are believed. */
   trustedProxies?: string[];
-  /** How often this replica sweeps secrets that a crash left without a row (domain/secret-writes.ts); 5 min. */
-  secretSweepMs?: number;
 }
+
+/** How often each replica sweeps secrets that an interrupted write or deletion left (domain/secret-writes.ts). */
+const secretSweepMs = 5 * 60_000;
 
 const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
 
@@ -232,7 +233,7 @@ export function createApp(options: AppOptions): App {
           server.off('error', reject);
           const address = server.address() as AddressInfo;
           stopHeartbeat = startReplicaHeartbeat(redis, options.prefix, `${hostname()}:${process.pid}:${address.port}`, options.heartbeatMs ?? 5000, () => subscriptions.connections());
-          stopSecretSweep = startSecretSweep(options.services.secretWrites, logger, options.secretSweepMs ?? 5 * 60_000);
+          stopSecretSweep = startSecretSweep(options.services.secretWrites, logger, secretSweepMs);
           resolve(address);
         });
       }),

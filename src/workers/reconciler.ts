@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
 import type { Task } from '../generated/prisma/client.js';
-import type { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import { lastFailure, type TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { TaskQueues } from '../queues/task-queues.js';
 
 export interface ReconcileReport {
@@ -56,8 +56,8 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
         // The worker's failed-job handler settles such a task as the job fails; one that failed itself left it
         // QUEUED for good. Given the grace, that handler is done, one way or the other.
         if (Date.now() - job.finishedOn < deps.workerGraceMs) continue;
-        const failure = { code: task.errorCode ?? 'FAILED', message: task.errorMessage ?? job.failedReason ?? 'Its job failed' };
-        if (await lifecycle.fail(task.id, failure, ['QUEUED'])) report.failed.push(task.id);
+        // Only while the task still has this job: a retry may have given it another since this pass read it.
+        if (await lifecycle.fail(task.id, lastFailure(task, job.failedReason), ['QUEUED'], { jobId: job.id! })) report.failed.push(task.id);
         continue;
       }
       if (state !== 'completed') continue;

@@ -11,7 +11,7 @@ import type { PrismaClient } from '../db/prisma.js';
 import type { ScheduleService } from '../domain/tasks/schedule-service.js';
 import type { TaskJournal } from '../domain/tasks/task-journal.js';
 import { TaskEffects } from '../domain/tasks/task-effects.js';
-import { TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import { lastFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { ArtifactService, PruneResult } from '../domain/artifacts/artifact-service.js';
 import type { NotificationService } from '../domain/notifications/notification-service.js';
 import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
@@ -320,7 +320,7 @@ export class WorkerHost {
     if (task.status === 'RUNNING') {
       await this.lifecycle.fail(task.id, { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' }, ['RUNNING'], { jobId: job.id! });
     } else if (task.status === 'QUEUED') {
-      await this.lifecycle.fail(task.id, { code: task.errorCode ?? 'FAILED', message: task.errorMessage ?? error.message }, ['QUEUED']);
+      await this.lifecycle.fail(task.id, lastFailure(task, error.message), ['QUEUED'], { jobId: job.id! });
     }
   }
 }

@@ -15,6 +15,14 @@ export interface TaskFailure {
   details?: unknown;
 }
 
+/**
+ * How a waiting task ends when its job failed for good: with the error its last run recorded, if it has one
+ * (a retryable failure that then ran out of attempts), else with why the job failed.
+ */
+export function lastFailure(task: Pick<Task, 'errorCode' | 'errorMessage'>, jobFailure: string | undefined): TaskFailure {
+  return { code: task.errorCode ?? 'FAILED', message: task.errorMessage ?? jobFailure ?? 'Its job failed' };
+}
+
 export class TaskLifecycle {
   private readonly sql: RawStatements;
 
