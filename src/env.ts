@@ -65,7 +65,8 @@ export const envSchema = z
     SWITCHYARD_CHECK_ORGS: booleanString.default(true),
     // Metadata zips (uploads, retrievals): a directory shared by the API and every worker.
     SWITCHYARD_ARTIFACT_DIR: z.string().min(1).default('.switchyard/artifacts'),
-    SWITCHYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(100 * 1024 * 1024),
+    // Artifact sizes are 32-bit integers in Postgres (Artifact.sizeBytes).
+    SWITCHYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(100 * 1024 * 1024),
     SWITCHYARD_MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
     // Workers delete artifacts not used for this many days unless a waiting or running task, a schedule or a
     // webhook rule names them; 0 keeps every artifact.

@@ -105,6 +105,11 @@ describe('loadEnv overrides', () => {
     expect(problemVariables(envError({ PORT: 'http' }))).toEqual(['PORT']);
   });
 
+  it('bounds SWITCHYARD_MAX_UPLOAD_BYTES by what an artifact size column holds (2^31 - 1)', () => {
+    expect(loadEnv({ SWITCHYARD_MAX_UPLOAD_BYTES: String(2 ** 31 - 1) }).SWITCHYARD_MAX_UPLOAD_BYTES).toBe(2 ** 31 - 1);
+    expect(problemVariables(envError({ SWITCHYARD_MAX_UPLOAD_BYTES: String(2 ** 31) }))).toEqual(['SWITCHYARD_MAX_UPLOAD_BYTES']);
+  });
+
   it('bounds SWITCHYARD_GRAPHQL_MAX_NESTING to 10..1000, default 100', () => {
     expect(loadEnv({}).SWITCHYARD_GRAPHQL_MAX_NESTING).toBe(100);
     expect(loadEnv({ SWITCHYARD_GRAPHQL_MAX_NESTING: '250' }).SWITCHYARD_GRAPHQL_MAX_NESTING).toBe(250);

@@ -732,13 +732,17 @@ describe('delayed and recurring tasks', () => {
 
   it('rejects an invalid cron pattern and an unknown time zone', async () => {
     const input = { type: 'DIAGNOSTIC', org: 'exec', params: {} };
-    for (const cron of ['every minute', '61 * * * *', '* * * * * * *', 'H * * * *', '0 H/4 * * *', '5,H(0-29) * * * *']) {
+    // The last ones name days no month has: they would never fire, and nextRunAt would have no answer.
+    for (const cron of ['every minute', '61 * * * *', '* * * * * * *', 'H * * * *', '0 H/4 * * *', '5,H(0-29) * * * *', '0 0 31 4,6,9,11 *', '0 0 30 2 *']) {
       const res = await api.gql(SCHEDULE, { input: { ...input, cron } }, token);
       const result = res.body.data.scheduleTask;
       expect(result.__typename, cron).toBe('ValidationError');
       expect(result.code).toBe('VALIDATION_FAILED');
       expect(result.fieldErrors.map((e: any) => e.path)).toEqual([['cron']]);
     }
+    const never = (await api.gql(SCHEDULE, { input: { ...input, cron: '0 0 31 4,6,9,11 *' } }, token)).body.data.scheduleTask;
+    expect(never.fieldErrors).toEqual([{ path: ['cron'], message: 'never fires (no date matches every field)' }]);
+    expect(await api.prisma.schedule.count()).toBe(0);
     const res = await api.gql(SCHEDULE, { input: { ...input, cron: '0 * * * *', timezone: 'Mars/Olympus_Mons' } }, token);
     const result = res.body.data.scheduleTask;
     expect(result.__typename).toBe('ValidationError');

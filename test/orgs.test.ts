@@ -252,6 +252,8 @@ describe('registerOrg validation', () => {
     ['an auth URL with another scheme', { sfdxAuthUrl: `https://PlatformCLI::${secret}@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
     ['an auth URL with an http instance', { sfdxAuthUrl: `force://PlatformCLI::${secret}@http://acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
     ['an auth URL with a blank in the refresh token', { sfdxAuthUrl: `force://PlatformCLI::${secret} x@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL with a blank in the client id', { sfdxAuthUrl: `force://my app::${secret}@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL with a blank in the client secret', { sfdxAuthUrl: `force://PlatformCLI:${secret} x:5Aep861token@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
     ['an http instance URL', { instanceUrl: 'http://acme.my.salesforce.com', refreshToken: secret }, ['credentials', 'instanceUrl']],
     ['an instance URL carrying a password', { instanceUrl: `https://user:${secret}@acme.my.salesforce.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],
     ['an http instance URL carrying a password', { instanceUrl: `http://user:${secret}@acme.my.salesforce.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],

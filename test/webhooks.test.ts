@@ -566,6 +566,8 @@ describe('rules', () => {
     expect(wrongType.createWebhookRule.fieldErrors.every((f: any) => f.path[0] === 'params')).toBe(true);
     const unknownSource = await data(ruleMutation, { input: { ...base, sourceId: randomUUID() } });
     expect(unknownSource.createWebhookRule).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_SOURCE_NOT_FOUND' });
+    const notAnId = await data(ruleMutation, { input: { ...base, sourceId: 'nope' } });
+    expect(notAnId.createWebhookRule).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['sourceId'] }] });
     const badPriorityOnCreate = await data(ruleMutation, { input: { ...base, priority: -1 } });
     expect(badPriorityOnCreate.createWebhookRule.fieldErrors.map((f: any) => f.path)).toEqual([['priority']]);
     expect(await api.prisma.webhookRule.count()).toBe(before);

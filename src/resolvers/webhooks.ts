@@ -77,7 +77,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, ctx) =>
       ctx.services.webhooks.createRule(actor(ctx), {
         ...input,
-        sourceId: String(input.sourceId),
+        sourceId: parseNodeId(input.sourceId, 'WebhookSource', ['sourceId']),
         priority: input.priority ?? undefined,
         enabled: input.enabled ?? undefined,
       }),

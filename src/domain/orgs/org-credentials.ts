@@ -56,8 +56,8 @@ export function parseSfdxAuthUrl(authUrl: string, path: string[] = ['credentials
   return {
     instanceUrl: normaliseInstanceUrl(instance, path),
     refreshToken: checkToken(refreshToken, 'refresh token', path),
-    ...(clientId ? { clientId } : {}),
-    ...(clientSecret ? { clientSecret } : {}),
+    ...(clientId ? { clientId: checkToken(clientId, 'client id', path) } : {}),
+    ...(clientSecret ? { clientSecret: checkToken(clientSecret, 'client secret', path) } : {}),
   };
 }
 

@@ -86,6 +86,8 @@ function checkNewSchedule(cron: string, timezone: string, minSeconds: number): v
     throw ValidationFailedError.single(['cron'], 'must not use H (a hashed value): name the minute, hour or day');
   }
   const firings = parseCron(cron, timezone, new Date()).take(20).map((firing) => firing.getTime());
+  // A day no month has (31 April), say: BullMQ would make no scheduler for it, and nextRunAt would have none.
+  if (firings.length === 0) throw ValidationFailedError.single(['cron'], 'never fires (no date matches every field)');
   const shortest = Math.min(...firings.slice(1).map((time, index) => time - firings[index]!));
   if (shortest < minSeconds * 1000) {
     throw ValidationFailedError.single(['cron'], `fires every ${shortest / 1000} s at times; schedules may fire at most every ${minSeconds} s (SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS)`);

@@ -57,6 +57,7 @@ const ruleInput = z.object({
   priority: z.number().int().min(0).max(100).default(50),
   enabled: z.boolean().default(true),
 });
+/** A rule as created; `sourceId` is the source's UUID. */
 export type WebhookRuleInput = z.input<typeof ruleInput> & { sourceId: string };
 
 /** What the sender is answered: the delivery as first recorded. */
@@ -215,7 +216,7 @@ export class WebhookService {
 
   async createRule(actor: Principal, input: WebhookRuleInput): Promise<WebhookRule> {
     const data = parseInput(ruleInput, input);
-    const source = await this.requireSource(rawId(input.sourceId, 'WebhookSource') ?? '00000000-0000-0000-0000-000000000000');
+    const source = await this.requireSource(input.sourceId);
     const parsedParams = parseInput(taskParamSchemas[data.taskType], data.params ?? {}, ['params']);
     const org = await this.prisma.org.findUnique({ where: { alias: data.org }, select: { id: true } });
     if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
