@@ -96,7 +96,9 @@ export class ChildLauncher {
     this.closed = true;
     const spare = this.spare;
     this.spare = null;
-    if (spare && spare.process.exitCode === null) {
+    // A spare that a signal ended has no exit code, only a signal code: it exited already, and waiting for its exit
+    // event would wait for ever.
+    if (spare && spare.process.exitCode === null && spare.process.signalCode === null) {
       const exited = new Promise((resolve) => spare.process.once('exit', resolve));
       spare.process.kill('SIGTERM');
       await exited;
