@@ -392,6 +392,20 @@ describe('cancellation during a worker shutdown', () => {
     return submitted.id;
   }
 
+  it('a run that starts after the drain time of a shutdown ran out is aborted at once, not waited for', async () => {
+    // The state of a job the worker was still sorting out (e.g. waiting to see whether another worker is alive)
+    // when the drain time ran out: its run starts after the abort of the running ones.
+    worker.host.executor.abortAll();
+    try {
+      const task = await waitForEnd((await submit({ type: 'DIAGNOSTIC', params: { steps: 50, stepMs: 100 }, maxAttempts: 1 })).id, 10_000);
+      expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'WORKER_SHUTDOWN' } });
+      expect(events(task).filter((e) => e.kind === 'PROGRESS').length).toBeLessThan(50);
+    } finally {
+      await worker.close(0);
+      worker = await startTestWorker(api);
+    }
+  });
+
   it('a cancel after the shutdown abort ends the task CANCELLED when its retry is claimed, without running it', async () => {
     // The shutdown came first, so this run ends as WORKER_SHUTDOWN and is requeued, with cancelRequestedAt set.
     const task = await waitForEnd(await cancelledDuringShutdown(2), 10_000);

@@ -69,6 +69,8 @@ export class TaskExecutor {
   /** Sessions by task id, so cancellation and shutdown can reach them. */
   readonly running = new Map<string, ChildSession>();
   private readonly lastWaitPhase = new Map<string, string>();
+  /** Set when a shutdown's drain time is up: runs that start from then on are aborted as they start. */
+  private shuttingDown = false;
 
   constructor(
     private readonly deps: ExecutorDeps,
@@ -191,6 +193,9 @@ export class TaskExecutor {
       this.options.killGraceMs,
     );
     this.running.set(taskId, session);
+    // A job the worker was still sorting out when the drain time ran out (waiting to see whether another worker
+    // is alive, say) must not start a run that the shutdown would then wait for.
+    if (this.shuttingDown) session.abort('shutdown');
     let claimed;
     try {
       claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
@@ -209,6 +214,12 @@ export class TaskExecutor {
     } finally {
       this.running.delete(taskId);
     }
+  }
+
+  /** The drain time of a shutdown is up: aborts every run, and every run that starts from now on (they are retried). */
+  abortAll(): void {
+    this.shuttingDown = true;
+    for (const session of this.running.values()) session.abort('shutdown');
   }
 
   private async runChild(task: Task, org: OrgRef, session: ChildSession, run: RunState): Promise<ChildOutcome> {

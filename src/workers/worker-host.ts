@@ -182,9 +182,7 @@ export class WorkerHost {
     clearInterval(this.cancelPoll);
     clearInterval(this.reconcileTimer);
     const drained = Promise.all(this.workers.map((worker) => worker.close()));
-    const timer = setTimeout(() => {
-      for (const session of this.executor.running.values()) session.abort('shutdown');
-    }, drainMs);
+    const timer = setTimeout(() => this.executor.abortAll(), drainMs);
     await drained;
     clearTimeout(timer);
     await this.launcher.close();
