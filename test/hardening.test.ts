@@ -287,8 +287,8 @@ describe('WebSocket messages', () => {
 
 describe('subscriptions over server-sent events', () => {
   /** A `resourceUtilization` stream over SSE, as its events come: each `next` payload, and whether it completed. */
-  async function follow(token: string) {
-    const response = await fetch(`${bodies.url}/graphql`, {
+  async function follow(token: string, on: TestApi = bodies) {
+    const response = await fetch(`${on.url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
       body: JSON.stringify({ query: 'subscription { resourceUtilization(intervalSeconds: 1) { at } }' }),
@@ -312,6 +312,20 @@ describe('subscriptions over server-sent events', () => {
     })();
     return stream;
   }
+
+  it('end with SHUTTING_DOWN when the API closes, so that its close does not wait for them', { timeout: 20_000 }, async () => {
+    // A server's close waits for every request to end, and a subscription stream does not end by itself: in
+    // `switchyard start` the workers' drain came only after it, so running tasks were killed at the deadline.
+    const api = await startTestApi('sse_shutdown');
+    const token = await api.token('VIEWER');
+    const stream = await follow(token, api);
+    await waitFor(async () => stream.results.length >= 1, 5000, 'the first result');
+    const started = Date.now();
+    await api.close();
+    expect(Date.now() - started, 'how long the close took').toBeLessThan(2000);
+    await stream.ended;
+    expect(stream.results.at(-1)).toEqual({ errors: [expect.objectContaining({ message: 'The server is shutting down: subscribe again', extensions: { code: 'SHUTTING_DOWN' } })] });
+  });
 
   it('refuse bad arguments with VALIDATION_FAILED and HTTP 200, as queries do, not a 500', async () => {
     for (const accept of ['text/event-stream', 'application/json']) {

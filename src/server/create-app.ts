@@ -242,10 +242,14 @@ export function createApp(options: AppOptions): App {
       await stopSecretSweep?.();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
+      tokenStreams.closeAll();
       await stopControl();
       tokenWatch.close();
+      // The close waits for open connections; one whose last request ends from now on (a subscription stream
+      // that closeAll just ended) would otherwise stay open, idle, until its keep-alive timeout.
       server.closeIdleConnections();
-      await closed;
+      const idle = setInterval(() => server.closeIdleConnections(), 100);
+      await closed.finally(() => clearInterval(idle));
     },
   };
 }

@@ -1,19 +1,30 @@
 // Subscriptions over HTTP (server-sent events) end when their token is revoked or expires, as WebSocket
 // connections are closed then (subscriptions.ts); the TokenWatch says when. The stream gets a last
-// UNAUTHENTICATED error, then completes.
+// UNAUTHENTICATED error, then completes. They also end when the API shuts down (closeAll), with a last
+// SHUTTING_DOWN error: the HTTP server's close waits for every request to end, and a stream otherwise never does.
 import { Repeater } from '@repeaterjs/repeater';
-import type { ExecutionResult } from 'graphql';
+import { GraphQLError, type ExecutionResult } from 'graphql';
 import { StopSignal } from '../stop-signal.js';
 import { unauthenticated } from './authentication.js';
 import type { TokenWatch } from './token-watch.js';
 
+type End = 'revoked' | 'stopped' | 'shutdown';
+
 export class TokenStreams {
+  private readonly open = new Set<StopSignal<End>>();
+
   constructor(private readonly tokens: TokenWatch) {}
+
+  /** Ends every stream (the API is shutting down): each gets a SHUTTING_DOWN error, then completes. */
+  closeAll(): void {
+    for (const ended of this.open) ended.fire('shutdown');
+  }
 
   /** The results of `source`, until the consumer stops or `tokenId` stops authenticating. */
   watch(tokenId: string, source: AsyncIterable<ExecutionResult>): AsyncIterableIterator<ExecutionResult> {
     return new Repeater<ExecutionResult>(async (push, stop) => {
-      const ended = new StopSignal<'revoked' | 'stopped'>();
+      const ended = new StopSignal<End>();
+      this.open.add(ended);
       void stop.then(() => ended.fire('stopped'));
       const unwatch = this.tokens.add(tokenId, () => ended.fire('revoked'));
       const iterator = source[Symbol.asyncIterator]();
@@ -25,10 +36,15 @@ export class TokenStreams {
             await push({ errors: [unauthenticated('The API token was revoked or has expired')] });
             return;
           }
+          if (next === 'shutdown') {
+            await push({ errors: [new GraphQLError('The server is shutting down: subscribe again', { extensions: { code: 'SHUTTING_DOWN' } })] });
+            return;
+          }
           if (next.done) return;
           await push(next.value);
         }
       } finally {
+        this.open.delete(ended);
         unwatch();
         stop();
         await iterator.return?.();
