@@ -10,6 +10,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ChildSession } from '../src/workers/child-session.js';
+import { workerKey } from '../src/workers/worker-host.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 
@@ -335,6 +337,9 @@ describe('lost runs found by several workers at once', () => {
     const owner = await startTestWorker(api, { queues: ['CRITICAL'] });
     cleanups.push(() => owner.close());
     const id = await orphanedRun(api, token, 'alive', owner.host.workerId, { steps: 1, stepMs: 10 });
+    // The owner still has the run (its child goes on; here a stand-in without a process), so its heartbeat lists it.
+    owner.host.executor.running.set(id, { pid: undefined, abort: () => undefined } as unknown as ChildSession);
+    await waitFor(async () => (await api.redis.get(workerKey(api.queuePrefix, owner.host.workerId)))?.includes(id) || null, 5000, 'the owner to list the run');
     const task = await api.prisma.task.findUniqueOrThrow({ where: { id } });
     // Its job comes back to another worker, as BullMQ hands over a job whose lock expired.
     const other = await startTestWorker(api, { queues: ['NORMAL'], heartbeatMs: 300 });

@@ -265,6 +265,29 @@ describe('child processes', () => {
     expect((await worker.host.reconcile()).requeued).not.toContain(uuid);
   });
 
+  it('recovers a RUNNING task that its live worker no longer runs (it could not record the outcome) when a worker reconciles', async () => {
+    // The state a worker leaves when the write of a run's outcome fails: the task RUNNING on that worker, which is
+    // alive but has let the run go, and the job settled. Built from a finished task's completed job, on this
+    // (live) worker.
+    const finished = await waitForEnd((await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 } })).id);
+    const finishedRow = await api.prisma.task.findUnique({ where: { id: rawId(finished.id, 'Task') }, select: { jobId: true } });
+    const queue = api.queues.get('NORMAL');
+    const waiting = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 }, maxAttempts: 2, runAt: new Date(Date.now() + 60_000).toISOString() });
+    const uuid = rawId(waiting.id, 'Task');
+    const ownJob = (await api.prisma.task.findUnique({ where: { id: uuid }, select: { jobId: true } }))!.jobId!;
+    expect(await queue.remove(ownJob)).toBe(1);
+    await api.prisma.task.update({
+      where: { id: uuid },
+      data: { status: 'RUNNING', runAt: null, jobId: finishedRow!.jobId, workerId: worker.host.workerId, startedAt: new Date(), attempts: 1 },
+    });
+
+    const report = await worker.host.reconcile();
+    expect(report.recovered).toContain(uuid);
+    const done = await waitForEnd(waiting.id);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(statuses(done).find((s) => s.after === 'WORKER_LOST')).toBeTruthy();
+  });
+
   it('fails a QUEUED task whose job BullMQ failed for good when the worker reconciles (its failed-job handler having failed)', async () => {
     // The state a failed-job handler that could not reach Postgres leaves: the task waits as QUEUED on a job
     // BullMQ has failed, which nothing will run again. Built from a job the executor fails at once (its task

@@ -2,8 +2,9 @@
 // without persistence, flushed) or a worker dies mid-task, this puts the two back in agreement:
 // - a QUEUED/SCHEDULED task without its job gets the job again (same id, remaining delay), and a QUEUED one
 //   whose job BullMQ has already completed gets a new job;
-// - a RUNNING task whose worker is gone, and whose job is gone or already settled by BullMQ, is retried as a
-//   lost run, or FAILED with WORKER_LOST when it has no attempts left;
+// - a RUNNING task whose worker is gone or no longer has the run (it could not record the outcome), and whose
+//   job is gone or already settled by BullMQ, is retried as a lost run, or FAILED with WORKER_LOST when it has
+//   no attempts left;
 // - a QUEUED task whose job BullMQ failed for good a while ago is FAILED, as the worker's failed-job handler
 //   would have done had it not failed itself (Postgres unreachable just then).
 // A worker counts as gone only when its heartbeat is missing twice, a grace period apart: right after a
@@ -26,7 +27,8 @@ export interface ReconcileDeps {
   prisma: PrismaClient;
   queues: TaskQueues;
   lifecycle: TaskLifecycle;
-  isWorkerAlive: (workerId: string) => Promise<boolean>;
+  /** Whether a worker's heartbeat is there and lists the task among those it runs. */
+  isRunningTask: (workerId: string, taskId: string) => Promise<boolean>;
   /** Wait between the two heartbeat checks (a little more than one heartbeat interval). */
   workerGraceMs: number;
   logger: Logger;
@@ -43,7 +45,7 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
     if (task.status === 'RUNNING') {
       const state = job ? await job.getState() : 'missing';
       const settled = state === 'missing' || state === 'failed' || state === 'completed' || state === 'unknown';
-      if (settled && !(task.workerId && (await deps.isWorkerAlive(task.workerId)))) suspects.push(task);
+      if (settled && !(task.workerId && (await deps.isRunningTask(task.workerId, task.id)))) suspects.push(task);
       continue;
     }
     if (job) {
@@ -73,7 +75,7 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
   if (suspects.length > 0) {
     await sleep(deps.workerGraceMs);
     for (const task of suspects) {
-      if (task.workerId && (await deps.isWorkerAlive(task.workerId))) continue;
+      if (task.workerId && (await deps.isRunningTask(task.workerId, task.id))) continue;
       const lost = { code: 'WORKER_LOST', message: 'The task was running when its worker or queue was lost' };
       // Only the run this pass saw, by its job: another worker's reconciler may have recovered the task during the
       // grace, and a worker may be running it again already under a new job.

@@ -35,8 +35,11 @@ export interface ExecutorDeps {
   redeemIpcGrant: ((token: string) => Promise<SecretValue | null>) | null;
   launcher: ChildLauncher;
   orgLock: OrgLock;
-  /** Whether a worker's heartbeat is in Redis, and how long to wait before asking twice (as the reconciler does). */
-  isWorkerAlive: (workerId: string) => Promise<boolean>;
+  /**
+   * Whether a worker's heartbeat is in Redis and lists the task among those it runs, and how long to wait before
+   * asking twice (as the reconciler does).
+   */
+  isRunningTask: (workerId: string, taskId: string) => Promise<boolean>;
   workerGraceMs: number;
   logger: Logger;
 }
@@ -94,10 +97,11 @@ export class TaskExecutor {
 
     if (task.status === 'RUNNING') {
       if (this.running.has(task.id)) return { skipped: 'task is running in this worker' };
-      // BullMQ handed this job over as stalled. Its worker died, or only lost the job's lock while its run goes
-      // on (Redis unreachable, or its event loop blocked, for longer than the lock lasts): a live worker's run is
-      // left to finish, and this job looks again later (then finds the task settled, or its worker gone).
-      if (await this.workerStillRuns(task.workerId)) return this.lookAgainLater(job, token, this.deps.workerGraceMs);
+      // BullMQ handed this job over as stalled, or for a retry. Its worker died, lost track of the run (it could
+      // not record the outcome), or only lost the job's lock while its run goes on (Redis unreachable, or its event
+      // loop blocked, for longer than the lock lasts): a run its worker still has is left to finish, and this job
+      // looks again later (then finds the task settled, or the run gone).
+      if (await this.stillRunning(task.workerId, task.id)) return this.lookAgainLater(job, token, this.deps.workerGraceMs);
       const lost = { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' };
       if (task.attempts >= task.maxAttempts) {
         await lifecycle.fail(task.id, lost, ['RUNNING'], { jobId: job.id! });
@@ -150,14 +154,15 @@ export class TaskExecutor {
   }
 
   /**
-   * Whether the worker `workerId` is alive: its heartbeat is there now, or again after a grace (right after a Redis
-   * restart every live worker's heartbeat is missing until its next beat).
+   * Whether the worker `workerId` still runs the task: its heartbeat lists it now, or again after a grace (right
+   * after a Redis restart every live worker's heartbeat is missing until its next beat, and a run that has just
+   * begun is listed from the next beat on).
    */
-  private async workerStillRuns(workerId: string | null): Promise<boolean> {
+  private async stillRunning(workerId: string | null, taskId: string): Promise<boolean> {
     if (!workerId || workerId === this.options.workerId) return false;
-    if (await this.deps.isWorkerAlive(workerId)) return true;
+    if (await this.deps.isRunningTask(workerId, taskId)) return true;
     await sleep(this.deps.workerGraceMs);
-    return this.deps.isWorkerAlive(workerId);
+    return this.deps.isRunningTask(workerId, taskId);
   }
 
   /** Puts the job back for `delayMs` (lockPollMs by default) without spending one of its attempts. */

@@ -119,7 +119,7 @@ export class WorkerHost {
         redeemIpcGrant: secrets instanceof BuiltinSecretStore ? (token) => secrets.redeem(token) : null,
         launcher: this.launcher,
         orgLock: new OrgLock(this.connection, options.prefix, options.orgLockLeaseMs, options.orgLockPollMs),
-        isWorkerAlive: (workerId) => this.isWorkerAlive(workerId),
+        isRunningTask: (workerId, taskId) => this.isRunningTask(workerId, taskId),
         workerGraceMs: this.workerGraceMs,
         logger: deps.logger,
       },
@@ -199,14 +199,25 @@ export class WorkerHost {
       prisma: this.deps.prisma,
       queues: this.deps.queues,
       lifecycle: this.lifecycle,
-      isWorkerAlive: (workerId) => this.isWorkerAlive(workerId),
+      isRunningTask: (workerId, taskId) => this.isRunningTask(workerId, taskId),
       workerGraceMs: this.workerGraceMs,
       logger: this.deps.logger,
     });
   }
 
-  private async isWorkerAlive(workerId: string): Promise<boolean> {
-    return (await this.connection.exists(workerKey(this.options.prefix, workerId))) === 1;
+  /**
+   * Whether the worker's heartbeat is there and lists the task among its running ones. A live worker that does
+   * not (it could not record a run's outcome, say) will not settle the task: it is left to recovery.
+   */
+  private async isRunningTask(workerId: string, taskId: string): Promise<boolean> {
+    const raw = await this.connection.get(workerKey(this.options.prefix, workerId));
+    if (raw === null) return false;
+    try {
+      const { children } = JSON.parse(raw) as { children?: Array<{ taskId?: string }> };
+      return Array.isArray(children) && children.some((child) => child.taskId === taskId);
+    } catch {
+      return true; // not a heartbeat this code wrote: assume it runs the task rather than run it twice
+    }
   }
 
   /** A little more than one heartbeat interval: between the two looks at a heartbeat that seems missing. */
