@@ -265,6 +265,26 @@ describe('child processes', () => {
     expect((await worker.host.reconcile()).requeued).not.toContain(uuid);
   });
 
+  it('a run another worker took over (this one presumed dead) writes neither its progress nor its outcome into the new run', async () => {
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 10, stepMs: 150 }, maxAttempts: 3 });
+    const uuid = rawId(submitted.id, 'Task');
+    await waitFor(async () => api.prisma.taskEvent.findFirst({ where: { taskId: uuid, kind: 'PROGRESS' } }), 10_000, 'the operation to report progress');
+    // What another worker's recovery and claim leave (this worker's heartbeat having expired meanwhile).
+    const other = 'other-host:1:abcdef';
+    const takenOver = await api.prisma.task.update({ where: { id: uuid }, data: { workerId: other, attempts: { increment: 1 } } });
+    const seqAtTakeover = takenOver.lastEventSeq;
+    await waitFor(async () => !worker.host.executor.running.has(uuid) || null, 15_000, "this worker's run to end");
+    try {
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: uuid } })).toMatchObject({ status: 'RUNNING', workerId: other, attempts: takenOver.attempts, result: null });
+      // At most a progress report already on its way at the takeover.
+      const later = await api.prisma.taskEvent.findMany({ where: { taskId: uuid, seq: { gt: seqAtTakeover } } });
+      expect(later.filter((e) => e.kind !== 'PROGRESS')).toEqual([]);
+      expect(later.length).toBeLessThanOrEqual(1);
+    } finally {
+      await api.prisma.task.update({ where: { id: uuid }, data: { status: 'CANCELLED', finishedAt: new Date() } });
+    }
+  });
+
   it('recovers a RUNNING task that its live worker no longer runs (it could not record the outcome) when a worker reconciles', async () => {
     // The state a worker leaves when the write of a run's outcome fails: the task RUNNING on that worker, which is
     // alive but has let the run go, and the job settled. Built from a finished task's completed job, on this

@@ -10,6 +10,7 @@ import { deploymentTypes } from '../domain/tasks/started-deployment.js';
 import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
 import type { TaskEffects } from '../domain/tasks/task-effects.js';
 import type { OrgRef, TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
+import type { RunGuard } from '../domain/tasks/task-statements.js';
 import type { TaskJobData } from '../queues/task-queues.js';
 import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
@@ -62,6 +63,13 @@ function endedOnItsOwn(task: Task, report: FailedReport): boolean {
 /** What the worker learns about a run as it goes. */
 interface RunState {
   deployId: string | undefined;
+  /** The run as claimed: every write of its own is made only while the task is still this run. */
+  guard?: RunGuard;
+}
+
+/** The run a claimed task is (see ChangeOptions.run). */
+function runOf(task: Task): RunGuard {
+  return { workerId: task.workerId!, attempts: task.attempts };
 }
 
 function backoffFor(task: Task, attempt: number): number {
@@ -188,11 +196,11 @@ export class TaskExecutor {
       {
         onProgress: async (percent, phase, details) => {
           if (typeof details?.deployId === 'string') run.deployId = details.deployId;
-          await lifecycle.progress(taskId, percent, phase, details);
+          await lifecycle.progress(taskId, percent, phase, details, run.guard);
           // BullMQ's own view (dashboards such as Bull Board); best effort.
           await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
         },
-        onLog: (level, message) => lifecycle.log(taskId, level, message),
+        onLog: (level, message) => lifecycle.log(taskId, level, message, run.guard),
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
       },
       this.options.killGraceMs,
@@ -204,6 +212,7 @@ export class TaskExecutor {
     let claimed;
     try {
       claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
+      if (claimed) run.guard = runOf(claimed);
       // Cancelled while it waited for this retry (TaskService.cancel): this run only cancels what an earlier
       // attempt started in Salesforce.
       if (claimed?.cancelRequestedAt) session.markCancelOnly();
@@ -294,7 +303,7 @@ export class TaskExecutor {
     }
     switch (outcome.kind) {
       case 'succeeded':
-        await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result));
+        await lifecycle.succeed(task.id, await this.deps.effects.succeeded(task, outcome.result), runOf(task));
         return { status: 'SUCCEEDED' };
       case 'aborted': {
         // The work had ended on its own before the abort took (a deployment that had already failed): that is
@@ -307,7 +316,7 @@ export class TaskExecutor {
         // child cancel its deployment, and Salesforce may not have confirmed it.
         if (outcome.reason !== 'shutdown' || lastAttempt) await this.warnIfDeploymentLeftRunning(task.id, run.deployId, outcome.report);
         if (outcome.reason === 'cancelled' || (outcome.reason === 'shutdown' && lastAttempt && (await this.cancelRequested(task.id)))) {
-          await lifecycle.cancelled(task.id);
+          await lifecycle.cancelled(task.id, runOf(task));
           return { status: 'CANCELLED' };
         }
         if (outcome.reason === 'timeout') {
@@ -346,7 +355,7 @@ export class TaskExecutor {
       if (outcome.kind === 'failed') await this.deps.effects.failed(task, outcome).catch(() => undefined); // e.g. marks the org AUTH_FAILED
       await this.logDeploymentMayRun(task.id, why);
     }
-    await lifecycle.cancelled(task.id);
+    await lifecycle.cancelled(task.id, runOf(task));
     return { status: 'CANCELLED' };
   }
 
@@ -375,7 +384,7 @@ export class TaskExecutor {
 
   private async retryOrFail(task: Task, failure: TaskFailure & { retryable: boolean }): Promise<never> {
     if (failure.retryable && task.attempts < task.maxAttempts) {
-      await this.deps.lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts));
+      await this.deps.lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts), { run: runOf(task) });
       // Any plain error makes BullMQ schedule the next attempt after the backoff.
       throw new Error(failure.code);
     }
@@ -386,6 +395,6 @@ export class TaskExecutor {
   private async fail(task: Task, failure: TaskFailure): Promise<void> {
     // The org first (as for a success), so whoever sees the task FAILED also sees the org it marked.
     await this.deps.effects.failed(task, failure).catch((error) => this.deps.logger.warn({ err: error, taskId: task.id }, 'applying a failure to the org failed'));
-    await this.deps.lifecycle.fail(task.id, failure);
+    await this.deps.lifecycle.fail(task.id, failure, ['RUNNING'], { run: runOf(task) });
   }
 }

@@ -3,7 +3,7 @@
 // report (a retried job, a cancelled task) cannot overwrite a newer state.
 import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
-import { orgRefColumn, type ChangeOptions, type OrgRef } from './task-statements.js';
+import { orgRefColumn, type ChangeOptions, type OrgRef, type RunGuard } from './task-statements.js';
 
 export type { OrgRef } from './task-statements.js';
 import { statusEvent, type TaskJournal } from './task-journal.js';
@@ -56,30 +56,39 @@ export class TaskLifecycle {
     )) as (Task & { org: OrgRef }) | null;
   }
 
-  async progress(taskId: string, percent: number, phase: string | undefined, details?: Record<string, unknown>): Promise<void> {
-    await this.journal.change(taskId, ['RUNNING'], { progress: percent, ...(phase !== undefined ? { phase } : {}) }, [
-      {
-        kind: 'PROGRESS',
-        payload: { percent, ...(phase !== undefined ? { phase } : {}), ...(details ? { details } : {}) } as Prisma.InputJsonValue,
-      },
-    ]);
+  // A run's own writes (progress, logs, its outcome) take its RunGuard: see ChangeOptions.run.
+
+  async progress(taskId: string, percent: number, phase: string | undefined, details?: Record<string, unknown>, run?: RunGuard): Promise<void> {
+    await this.journal.change(
+      taskId,
+      ['RUNNING'],
+      { progress: percent, ...(phase !== undefined ? { phase } : {}) },
+      [
+        {
+          kind: 'PROGRESS',
+          payload: { percent, ...(phase !== undefined ? { phase } : {}), ...(details ? { details } : {}) } as Prisma.InputJsonValue,
+        },
+      ],
+      { run },
+    );
   }
 
-  async log(taskId: string, level: string, message: string): Promise<void> {
-    await this.journal.change(taskId, null, {}, [{ kind: 'LOG', payload: { level, message } }]);
+  async log(taskId: string, level: string, message: string, run?: RunGuard): Promise<void> {
+    await this.journal.change(taskId, null, {}, [{ kind: 'LOG', payload: { level, message } }], { run });
   }
 
-  succeed(taskId: string, result: unknown): Promise<Task | null> {
+  succeed(taskId: string, result: unknown, run?: RunGuard): Promise<Task | null> {
     return this.journal.change(
       taskId,
       ['RUNNING'],
       { status: 'SUCCEEDED', result: (result ?? null) as Prisma.InputJsonValue, progress: 100, finishedAt: new Date(), childPid: null },
       [{ kind: 'RESULT', payload: (result ?? null) as Prisma.InputJsonValue }, statusEvent('SUCCEEDED')],
+      { run },
     );
   }
 
   /** `guard.jobId`: only while that is still the task's job (see requeue). */
-  fail(taskId: string, failure: TaskFailure, from: Task['status'][] = ['RUNNING'], guard: Pick<ChangeOptions, 'jobId'> = {}): Promise<Task | null> {
+  fail(taskId: string, failure: TaskFailure, from: Task['status'][] = ['RUNNING'], guard: Pick<ChangeOptions, 'jobId' | 'run'> = {}): Promise<Task | null> {
     return this.journal.change(
       taskId,
       from,
@@ -96,12 +105,13 @@ export class TaskLifecycle {
     );
   }
 
-  cancelled(taskId: string): Promise<Task | null> {
+  cancelled(taskId: string, run?: RunGuard): Promise<Task | null> {
     return this.journal.change(
       taskId,
       ['RUNNING'],
       { status: 'CANCELLED', errorCode: 'CANCELLED', errorMessage: 'Cancelled while running', finishedAt: new Date(), childPid: null },
       [statusEvent('CANCELLED')],
+      { run },
     );
   }
 
@@ -111,7 +121,7 @@ export class TaskLifecycle {
    * run found by a reconciler) must not requeue a later run of the same task. `guard.newJob` gives the task a new
    * job id in the same statement.
    */
-  requeue(taskId: string, failure: TaskFailure, retryInMs: number, guard: Pick<ChangeOptions, 'jobId' | 'newJob'> = {}): Promise<Task | null> {
+  requeue(taskId: string, failure: TaskFailure, retryInMs: number, guard: Pick<ChangeOptions, 'jobId' | 'newJob' | 'run'> = {}): Promise<Task | null> {
     return this.journal.change(
       taskId,
       ['RUNNING'],

@@ -98,6 +98,18 @@ export interface ChangeOptions {
   orgExists?: boolean;
   /** Count an attempt (attempts + 1); STATUS events carry the new number as `attempt`. */
   countAttempt?: boolean;
+  /**
+   * Only while the task is still this run: claimed by this worker at this attempt. A worker presumed dead (cut
+   * off from Redis for longer than its heartbeat lasts) whose run another worker took over must not write into
+   * the new run when it comes back.
+   */
+  run?: RunGuard;
+}
+
+/** A run of a task, as its claim left it. */
+export interface RunGuard {
+  workerId: string;
+  attempts: number;
 }
 
 export interface ChangeStatement extends ChangeOptions {
@@ -113,7 +125,7 @@ export interface ChangeStatement extends ChangeOptions {
 
 /** UPDATE … RETURNING the task, with its events appended, in one statement. Returns no row when a guard failed. */
 export function changeTask(statement: ChangeStatement): Prisma.Sql {
-  const { taskId, from, jobId, orgExists, changes, events, newJob, countAttempt, withOrg, now } = statement;
+  const { taskId, from, jobId, orgExists, changes, events, newJob, countAttempt, run, withOrg, now } = statement;
   const sets = assignments(changes, now);
   sets.push(Prisma.sql`"lastEventSeq" = "lastEventSeq" + ${events.length}::int`);
   if (countAttempt) {
@@ -125,6 +137,7 @@ export function changeTask(statement: ChangeStatement): Prisma.Sql {
   const guards = [Prisma.sql`"id" = ${taskId}::uuid`];
   if (from) guards.push(Prisma.sql`"status" = ANY(CAST(${[...from]}::text[] AS "TaskStatus"[]))`);
   if (jobId !== undefined) guards.push(Prisma.sql`"jobId" = ${jobId}`);
+  if (run) guards.push(Prisma.sql`"workerId" = ${run.workerId} AND "attempts" = ${run.attempts}::int`);
   if (orgExists) guards.push(Prisma.sql`EXISTS (SELECT 1 FROM "Org" WHERE "Org"."id" = "Task"."orgId")`);
   return Prisma.sql`
     WITH moved AS (
