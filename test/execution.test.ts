@@ -96,6 +96,16 @@ interface RunningChild {
  * and the operation (`minRunMs` long at least) cannot have finished yet; how it ends is read from the
  * worker's session for the task (in-process, read only).
  */
+/**
+ * Waits for the operation itself to be under way (its first progress report). A task is RUNNING, with its child,
+ * from its claim on, but the child gets its request only once the worker has prepared the run: a cancel or an
+ * abort before that stops the child without a word (SIGTERM) instead of through the operation.
+ */
+async function operationUnderWay(id: string): Promise<void> {
+  const uuid = rawId(id, 'Task');
+  await waitFor(async () => api.prisma.taskEvent.findFirst({ where: { taskId: uuid, kind: 'PROGRESS' } }), 10_000, 'the operation to report progress');
+}
+
 async function runningChild(id: string, minRunMs: number): Promise<RunningChild> {
   const uuid = rawId(id, 'Task');
   return waitFor(
@@ -268,7 +278,7 @@ describe('child processes', () => {
   it('a run another worker took over (this one presumed dead) writes neither its progress nor its outcome into the new run', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 10, stepMs: 150 }, maxAttempts: 3 });
     const uuid = rawId(submitted.id, 'Task');
-    await waitFor(async () => api.prisma.taskEvent.findFirst({ where: { taskId: uuid, kind: 'PROGRESS' } }), 10_000, 'the operation to report progress');
+    await operationUnderWay(submitted.id);
     // What another worker's recovery and claim leave (this worker's heartbeat having expired meanwhile).
     const other = 'other-host:1:abcdef';
     const takenOver = await api.prisma.task.update({ where: { id: uuid }, data: { workerId: other, attempts: { increment: 1 } } });
@@ -361,6 +371,7 @@ describe('cancellation', () => {
   it('cancels a running task: the operation stops, the child is gone, the task ends CANCELLED', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100 } });
     const { pid, exit } = await runningChild(submitted.id, 100_000);
+    await operationUnderWay(submitted.id); // so that the cancel reaches the operation, which then stops by itself
     const res = await api.gql(CANCEL, { id: submitted.id }, token);
     const cancel = res.body.data.cancelTask;
     expect(cancel.__typename).toBe('CancelTaskSuccess');
@@ -422,10 +433,8 @@ describe('cancellation during a worker shutdown', () => {
   async function cancelledDuringShutdown(maxAttempts: number): Promise<string> {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100, ignoreAbort: true }, maxAttempts, retryBackoffMs: 100 });
     await runningChild(submitted.id, 100_000);
-    // The operation itself must be under way (its first progress report): a shutdown abort that lands while the
-    // worker still prepares the run ends it at once, before the cancel below (seen under load).
-    const uuid = rawId(submitted.id, 'Task');
-    await waitFor(async () => api.prisma.taskEvent.findFirst({ where: { taskId: uuid, kind: 'PROGRESS' } }), 10_000, 'the operation to report progress');
+    // A shutdown abort that lands while the worker still prepares the run ends it at once, before the cancel below.
+    await operationUnderWay(submitted.id);
     const closing = worker.close(50);
     await sleep(150);
     const res = await api.gql(CANCEL, { id: submitted.id }, token);
