@@ -123,6 +123,16 @@ export function openModuleBundle(spec: BundleSpec, dir: string = bundleDirectory
   return entry.bundle;
 }
 
+/**
+ * The entries, by name and in that order: from the spec's bundle in `dir` when it is current (openModuleBundle),
+ * else from node_modules (requireEntries).
+ */
+export function loadEntries(spec: BundleSpec, names: string[], dir: string = bundleDirectory(spec)): Record<string, unknown> {
+  const bundle = openModuleBundle(spec, dir);
+  if (!bundle) return requireEntries(spec, names);
+  return Object.fromEntries(names.map((name) => [name, bundle.load(name)]));
+}
+
 /** The entries as Node loads them from node_modules (the deferred dependencies as stand-ins), by name. */
 export function requireEntries(spec: BundleSpec, names: string[]): Record<string, unknown> {
   deferDependencies(spec.deferred);
@@ -231,11 +241,12 @@ function compile(
   manifest: BundleManifest,
   source: string,
   cachedData?: Buffer,
-  scriptName: string = join(dir, manifest.bundle),
+  /** The script's name, when not its file (makeCodeCache). */
+  scriptName?: string,
 ): { script: Script; load: (entry: string) => unknown } {
   const file = join(dir, manifest.bundle);
   const script = new Script(Module.wrap(source), {
-    filename: scriptName,
+    filename: scriptName ?? file,
     ...(cachedData ? { cachedData } : {}),
     importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });

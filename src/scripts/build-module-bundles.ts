@@ -26,7 +26,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { compileFunction } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { resolvableFiles } from '../deferred-modules.js';
-import { bundleDirectory, bundleState, makeCodeCache, manifestFile, openModuleBundle, requireEntries, specFingerprint, type BundleManifest, type BundleSpec } from '../module-bundles/module-bundle.js';
+import { bundleDirectory, bundleState, loadEntries, makeCodeCache, manifestFile, requireEntries, specFingerprint, type BundleManifest, type BundleSpec } from '../module-bundles/module-bundle.js';
 import { nodeVaultBundle } from '../secrets/vault-unwrap.js';
 import { childEnvironment } from '../workers/child-launcher.js';
 import { jsforceBundle } from '../workers/operations/salesforce/load-jsforce.js';
@@ -107,12 +107,15 @@ async function buildInto(spec: BundleSpec, specRef: string, dir: string, finalDi
   const relativeTo = (file: string) => relative(dir, file);
 
   const bundle = 'bundle.cjs';
-  writeFileSync(join(dir, bundle), bundleSource(modules, relativeTo));
+  const bundleBytes = Buffer.from(bundleSource(modules, relativeTo));
+  writeFileSync(join(dir, bundle), bundleBytes);
   let lazyData: BundleManifest['lazyData'];
+  let dataBytes: Buffer | undefined;
   if (spec.lazyData && dataFile) {
     const { texts, esModule } = dataAsTexts(dataFile, spec.lazyData.exportName);
     lazyData = { module: relativeTo(dataFile), exportName: spec.lazyData.exportName, esModule, texts: 'data.json' };
-    writeFileSync(join(dir, lazyData.texts), JSON.stringify(texts));
+    dataBytes = Buffer.from(JSON.stringify(texts));
+    writeFileSync(join(dir, lazyData.texts), dataBytes);
   }
   const codeCache = `${bundle}.cache`;
   const manifest: BundleManifest = {
@@ -121,7 +124,7 @@ async function buildInto(spec: BundleSpec, specRef: string, dir: string, finalDi
     fingerprint: specFingerprint(spec),
     bundle,
     codeCache,
-    crc32: { bundle: crc32(readFileSync(join(dir, bundle))), codeCache: 0, ...(lazyData ? { data: crc32(readFileSync(join(dir, lazyData.texts))) } : {}) },
+    crc32: { bundle: crc32(bundleBytes), codeCache: 0, ...(dataBytes ? { data: crc32(dataBytes) } : {}) },
     entries: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, relativeTo(file)])),
     deferred: deferred.map(relativeTo),
     ...(lazyData ? { lazyData } : {}),
@@ -317,10 +320,9 @@ async function runJob(message: Job): Promise<unknown> {
   }
   const spec = await findSpec(message.spec);
   const names = Object.keys(spec.entries);
-  if (message.dir) {
-    const bundle = openModuleBundle(spec, message.dir);
-    for (const name of names) bundle?.load(name);
-  } else requireEntries(spec, names);
+  // From the bundle, or (a bundle that does not open) from node_modules: the state says which, and the check refuses the latter.
+  if (message.dir) loadEntries(spec, names, message.dir);
+  else requireEntries(spec, names);
   return { state: message.dir ? bundleState(spec, message.dir) : undefined, modules: Object.keys(createRequire(import.meta.url).cache).sort() } satisfies Loaded;
 }
 

@@ -8,7 +8,7 @@
 // them; never the other way round).
 import type vault from 'node-vault';
 import type { DeferredDependency } from '../deferred-modules.js';
-import { openModuleBundle, requireEntries, type BundleSpec } from '../module-bundles/module-bundle.js';
+import { loadEntries, requireEntries, type BundleSpec } from '../module-bundles/module-bundle.js';
 
 /**
  * Packages node-vault's HTTP client (axios) requires when it loads but a Vault call never uses. Together they
@@ -47,8 +47,7 @@ export const nodeVaultBundle: BundleSpec = {
 export type NodeVaultSource = 'bundle' | 'packages';
 
 function loadNodeVault(source: NodeVaultSource): typeof vault {
-  const bundle = source === 'bundle' ? openModuleBundle(nodeVaultBundle) : null;
-  return (bundle ? bundle.load('client') : requireEntries(nodeVaultBundle, ['client']).client) as typeof vault;
+  return (source === 'bundle' ? loadEntries(nodeVaultBundle, ['client']) : requireEntries(nodeVaultBundle, ['client'])).client as typeof vault;
 }
 
 /** Same shape as SecretValue in secret-store.ts (not imported, to keep this module self-contained). */

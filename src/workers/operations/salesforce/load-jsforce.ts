@@ -9,7 +9,7 @@
 // test/load-jsforce.test.ts checks both halves: a Metadata API deploy, a query and a token refresh load none
 // of them, and each still works when used.
 import type { DeferredDependency } from '../../../deferred-modules.js';
-import { bundleDirectory, openModuleBundle, requireEntries, type BundleSpec } from '../../../module-bundles/module-bundle.js';
+import { bundleDirectory, loadEntries, type BundleSpec } from '../../../module-bundles/module-bundle.js';
 
 export const deferredDependencies: readonly DeferredDependency[] = [
   {
@@ -65,24 +65,14 @@ export const jsforceBundle: BundleSpec = {
 type JsforceCore = typeof import('jsforce/lib/core.js');
 
 /**
- * jsforce's core with the given APIs registered on Connection: from its prebuilt bundle in `bundleDir`, or from
- * node_modules when there is no current bundle there.
- */
-export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleDirectory(jsforceBundle)): JsforceCore {
-  const bundle = openModuleBundle(jsforceBundle, bundleDir); // which defers the same dependencies, by the files the build resolved
-  if (!bundle) return loadJsforceFromPackages(apis);
-  const core = bundle.load('core') as JsforceCore;
-  for (const api of apis) bundle.load(api);
-  return core;
-}
-
-/**
- * The same, module by module from node_modules (what the bundle is built from and checked against).
+ * jsforce's core with the given APIs registered on Connection: from its prebuilt bundle in `bundleDir`, or, when
+ * there is no current bundle there, module by module from node_modules (what the bundle is built from and
+ * checked against). Either way the deferred dependencies are stand-ins.
  *
- * Loaded with require(), not import(): importing CommonJS from an ES module makes Node scan each module's
- * source for its named exports, following every re-export (jsforce's core re-exports six modules, the
+ * From node_modules with require(), not import(): importing CommonJS from an ES module makes Node scan each
+ * module's source for its named exports, following every re-export (jsforce's core re-exports six modules, the
  * Metadata API its 280 KB schema), which about doubles the CPU the load takes.
  */
-function loadJsforceFromPackages(apis: JsforceApi[] = []): JsforceCore {
-  return requireEntries(jsforceBundle, ['core', ...apis]).core as JsforceCore;
+export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleDirectory(jsforceBundle)): JsforceCore {
+  return loadEntries(jsforceBundle, ['core', ...apis], bundleDir).core as JsforceCore;
 }
