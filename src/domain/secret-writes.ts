@@ -50,7 +50,7 @@ export class SecretWrites {
     try {
       result = await write();
     } catch (error) {
-      await this.settle(note.name, [note.id]).catch(() => undefined); // or the sweep settles it, by the note
+      await this.finish(note);
       throw error;
     }
     await this.forget([note.id]);
@@ -59,18 +59,18 @@ export class SecretWrites {
 
   /**
    * Notes, inside the transaction that deletes the rows naming the secret, that it is to be deleted. Once that
-   * transaction has committed, pass the note to deleteNoted.
+   * transaction has committed, pass the note to finish.
    */
   noteDeletion(tx: Prisma.TransactionClient, name: string): Promise<PendingNote> {
     return this.note(tx, name);
   }
 
   /**
-   * Deletes the secret of a noteDeletion, then the note. A store that fails now (Vault unreachable) does not
-   * fail the deletion, whose rows are gone already: the sweep deletes the secret later, by the note, and logs
-   * a store that keeps failing.
+   * Ends a noted write or deletion: deletes the secret unless a row names it (after a deletion, none does), then
+   * the note. A store that fails now (Vault unreachable) fails nothing, the rows being written or gone already:
+   * the sweep settles the secret later, by the note, and logs a store that keeps failing.
    */
-  async deleteNoted(note: PendingNote): Promise<void> {
+  async finish(note: PendingNote): Promise<void> {
     await this.settle(note.name, [note.id]).catch(() => undefined);
   }
 

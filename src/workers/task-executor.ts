@@ -63,11 +63,9 @@ function endedOnItsOwn(task: Task, report: FailedReport): boolean {
 /** What the worker learns about a run as it goes. */
 interface RunState {
   deployId: string | undefined;
-  /** The run as claimed: every write of its own is made only while the task is still this run. */
-  guard?: RunGuard;
 }
 
-/** The run a claimed task is (see ChangeOptions.run). */
+/** The run a claimed task is: every write of the run's own is made only while the task is still it (ChangeOptions.run). */
 function runOf(task: Task): RunGuard {
   return { workerId: task.workerId!, attempts: task.attempts };
 }
@@ -191,16 +189,18 @@ export class TaskExecutor {
     const child = this.deps.launcher.take();
     // The deployment this run follows (an earlier attempt's, or the one its operation reports starting).
     const run: RunState = { deployId: undefined };
+    // The task as this run claimed it; the child reports only after its request, so after the claim.
+    let claimed: (Task & { org: OrgRef }) | null = null;
     const session = new ChildSession(
       child,
       {
         onProgress: async (percent, phase, details) => {
           if (typeof details?.deployId === 'string') run.deployId = details.deployId;
-          await lifecycle.progress(taskId, percent, phase, details, run.guard);
+          await lifecycle.progress(taskId, percent, phase, details, claimed ? runOf(claimed) : undefined);
           // BullMQ's own view (dashboards such as Bull Board); best effort.
           await job.updateProgress({ percent, ...(phase ? { phase } : {}) }).catch(() => undefined);
         },
-        onLog: (level, message) => lifecycle.log(taskId, level, message, run.guard),
+        onLog: (level, message) => lifecycle.log(taskId, level, message, claimed ? runOf(claimed) : undefined),
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
       },
       this.options.killGraceMs,
@@ -209,10 +209,8 @@ export class TaskExecutor {
     // A job the worker was still sorting out when the drain time ran out (waiting to see whether another worker
     // is alive, say) must not start a run that the shutdown would then wait for.
     if (this.shuttingDown) session.abort('shutdown');
-    let claimed;
     try {
       claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
-      if (claimed) run.guard = runOf(claimed);
       // Cancelled while it waited for this retry (TaskService.cancel): this run only cancels what an earlier
       // attempt started in Salesforce.
       if (claimed?.cancelRequestedAt) session.markCancelOnly();

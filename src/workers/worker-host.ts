@@ -14,6 +14,7 @@ import { TaskEffects } from '../domain/tasks/task-effects.js';
 import { lastFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { ArtifactService, PruneResult } from '../domain/artifacts/artifact-service.js';
 import type { NotificationService } from '../domain/notifications/notification-service.js';
+import type { WorkerStats } from '../domain/resources/resource-service.js';
 import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
 import type { TaskQueue } from '../generated/prisma/enums.js';
 import {
@@ -213,7 +214,7 @@ export class WorkerHost {
     const raw = await this.connection.get(workerKey(this.options.prefix, workerId));
     if (raw === null) return false;
     try {
-      const { children } = JSON.parse(raw) as { children?: Array<{ taskId?: string }> };
+      const { children } = JSON.parse(raw) as Partial<Pick<WorkerStats, 'children'>>;
       return Array.isArray(children) && children.some((child) => child.taskId === taskId);
     } catch {
       return true; // not a heartbeat this code wrote: assume it runs the task rather than run it twice
@@ -284,7 +285,7 @@ export class WorkerHost {
       children,
       startedAt: this.startedAt,
       at: new Date().toISOString(),
-    });
+    } satisfies WorkerStats);
     await this.connection.set(workerKey(this.options.prefix, this.workerId), value, 'PX', this.options.heartbeatMs * 3);
   }
 

@@ -136,7 +136,7 @@ export class NotificationService {
       notFound,
     );
     await this.subscribersChanged();
-    await this.secretWrites.deleteNoted(deletion);
+    await this.secretWrites.finish(deletion);
     return subscriber;
   }
 

@@ -174,7 +174,7 @@ export class OrgService {
         }),
       () => orgNotFound(alias),
     );
-    await this.secretWrites.deleteNoted(deletion);
+    await this.secretWrites.finish(deletion);
     return org;
   }
 

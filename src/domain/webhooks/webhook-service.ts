@@ -164,7 +164,7 @@ export class WebhookService {
         }),
       sourceNotFound,
     );
-    await this.secretWrites.deleteNoted(deletion);
+    await this.secretWrites.finish(deletion);
     await this.sourceChanged(source.id);
     return source;
   }
