@@ -604,7 +604,8 @@ describe('per-org lock', () => {
     const orgs = await api.prisma.org.findMany({ where: { alias: { in: ['locked', 'free'] } } });
     const lockedOrg = orgs.find((org) => org.alias === 'locked')!;
     const lock = new OrgLock(api.redis, api.queuePrefix, 60_000, 200);
-    expect(await lock.tryAcquire(lockedOrg.id, 'holder', new Date(Date.now() - 60_000))).toEqual({ acquired: true });
+    const holder = { taskId: 'holder', workerId: 'test' };
+    expect(await lock.tryAcquire(lockedOrg.id, holder, new Date(Date.now() - 60_000))).toEqual({ acquired: true });
     let held = true;
     try {
       const params = { deployId: '0Af000000000001AAA' };
@@ -646,7 +647,7 @@ describe('per-org lock', () => {
       expect((await getTask(a.id)).status).toBe('QUEUED');
       expect((await getTask(b.id)).status).toBe('QUEUED');
 
-      await lock.release(lockedOrg.id, 'holder');
+      await lock.release(lockedOrg.id, holder);
       held = false;
       const [doneA, doneB] = await Promise.all([waitForEnd(a.id), waitForEnd(b.id)]);
       for (const task of [doneA, doneB]) {
@@ -659,10 +660,11 @@ describe('per-org lock', () => {
       expect(Date.parse(doneA.startedAt!)).toBeLessThan(Date.parse(doneB.startedAt!));
       expect(Date.parse(doneA.finishedAt!)).toBeLessThanOrEqual(Date.parse(doneB.startedAt!));
       // The lock is free again.
-      expect(await lock.tryAcquire(lockedOrg.id, 'after', new Date())).toEqual({ acquired: true });
-      await lock.release(lockedOrg.id, 'after');
+      const after = { taskId: 'after', workerId: 'test' };
+      expect(await lock.tryAcquire(lockedOrg.id, after, new Date())).toEqual({ acquired: true });
+      await lock.release(lockedOrg.id, after);
     } finally {
-      if (held) await lock.release(lockedOrg.id, 'holder');
+      if (held) await lock.release(lockedOrg.id, holder);
     }
   });
 });
@@ -671,15 +673,41 @@ describe('per-org lock after Redis lost it', () => {
   it('a holder renewing a lock that is gone takes it back, so the next deploy keeps waiting; it never takes over another holder', async () => {
     const lock = new OrgLock(api.redis, api.queuePrefix, 60_000, 200);
     const orgId = randomUUID();
+    const running = { taskId: 'running', workerId: 'worker-a' };
+    const next = { taskId: 'next', workerId: 'worker-a' };
     try {
-      expect(await lock.tryAcquire(orgId, 'running', new Date())).toEqual({ acquired: true });
+      expect(await lock.tryAcquire(orgId, running, new Date())).toEqual({ acquired: true });
       await api.redis.del(`${api.queuePrefix}:orglock:${orgId}`); // what a Redis restarted empty leaves
-      expect(await lock.renew(orgId, 'running')).toBe(true);
-      expect(await lock.tryAcquire(orgId, 'next', new Date())).toEqual({ acquired: false, position: 1, holder: 'running' });
-      expect(await lock.renew(orgId, 'next')).toBe(false);
-      expect(await api.redis.get(`${api.queuePrefix}:orglock:${orgId}`)).toBe('running');
+      expect(await lock.renew(orgId, running)).toBe(true);
+      expect(await lock.tryAcquire(orgId, next, new Date())).toEqual({ acquired: false, position: 1, holder: 'running' });
+      expect(await lock.renew(orgId, next)).toBe(false);
+      expect(await lock.tryAcquire(orgId, next, new Date())).toEqual({ acquired: false, position: 1, holder: 'running' });
     } finally {
-      await lock.release(orgId, 'running');
+      await lock.release(orgId, running);
+    }
+  });
+});
+
+describe('per-org lock of a run presumed lost', () => {
+  it("a new run of the task takes its lock; the old run's late renewal and release leave the new run's lock alone", async () => {
+    const lock = new OrgLock(api.redis, api.queuePrefix, 60_000, 200);
+    const orgId = randomUUID();
+    const lost = { taskId: 'deploy', workerId: 'worker-a' }; // its worker was cut off from Redis
+    const retry = { taskId: 'deploy', workerId: 'worker-b' }; // the run that replaced it
+    const waiting = { taskId: 'waiting', workerId: 'worker-b' };
+    try {
+      expect(await lock.tryAcquire(orgId, lost, new Date())).toEqual({ acquired: true });
+      expect(await lock.tryAcquire(orgId, retry, new Date())).toEqual({ acquired: true });
+      // The lost worker comes back: its renewal fails and its release frees nothing.
+      expect(await lock.renew(orgId, lost)).toBe(false);
+      await lock.release(orgId, lost);
+      expect(await lock.tryAcquire(orgId, waiting, new Date())).toEqual({ acquired: false, position: 1, holder: 'deploy' });
+      expect(await lock.renew(orgId, retry)).toBe(true);
+      await lock.release(orgId, retry);
+      expect(await lock.tryAcquire(orgId, waiting, new Date())).toEqual({ acquired: true });
+    } finally {
+      await lock.release(orgId, retry);
+      await lock.release(orgId, waiting);
     }
   });
 });

@@ -127,8 +127,9 @@ export class TaskExecutor {
     // it must not wait behind other deployments for the org lock.
     const exclusive = orgExclusiveTypes.has(task.type) && !task.cancelRequestedAt;
     if (!exclusive) this.lastWaitPhase.delete(task.id);
+    const lockRun = { taskId: task.id, workerId: this.options.workerId };
     if (exclusive) {
-      const attempt = await this.deps.orgLock.tryAcquire(org.id, task.id, task.createdAt);
+      const attempt = await this.deps.orgLock.tryAcquire(org.id, lockRun, task.createdAt);
       if (!attempt.acquired) {
         const phase = `waiting for the org lock: position ${attempt.position}${attempt.holder ? `, held by task ${attempt.holder}` : ''}`;
         const changed = this.lastWaitPhase.get(task.id) !== phase;
@@ -140,9 +141,10 @@ export class TaskExecutor {
     }
 
     const renewLock = async () => {
-      if (await this.deps.orgLock.renew(org.id, task!.id)) return;
-      // Redis lost the lock and another deployment took it before this renewal could take it back.
-      this.deps.logger.warn({ taskId: task!.id, orgId: org.id }, 'another task holds the org lock while this deployment runs');
+      if (await this.deps.orgLock.renew(org.id, lockRun)) return;
+      // Redis lost the lock and another deployment took it before this renewal could take it back, or this
+      // worker was presumed dead and another one runs the task again.
+      this.deps.logger.warn({ taskId: task!.id, orgId: org.id }, 'another run holds the org lock while this deployment runs');
     };
     const renewTimer = exclusive ? setInterval(() => void renewLock().catch(() => undefined), this.deps.orgLock.leaseMs / 3) : undefined;
     try {
@@ -155,7 +157,7 @@ export class TaskExecutor {
       return ran === notClaimed ? { skipped: 'task left the queue before it started' } : ran;
     } finally {
       clearInterval(renewTimer);
-      if (exclusive) await this.deps.orgLock.release(org.id, task.id).catch(() => undefined);
+      if (exclusive) await this.deps.orgLock.release(org.id, lockRun).catch(() => undefined);
     }
   }
 
