@@ -143,6 +143,17 @@ describe('rate limits', () => {
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.join(' ')).not.toContain(token);
   });
+
+  it('counts webhook requests per client address, whichever source id the path names', async () => {
+    // The source id is the sender's to choose: a new one per request must not give a new budget.
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const res = await fetch(`${api.url}/webhooks/ci/${randomUUID()}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
 });
 
 /** POSTs to /graphql without a Content-Length (Transfer-Encoding: chunked), in the given pieces. */

@@ -111,7 +111,7 @@ function timestamped(source: Source, payload: unknown, options: { t?: number; de
   const t = options.t ?? Math.floor(Date.now() / 1000);
   return post(source.path, body, {
     'x-switchyard-signature': signTimestamped(options.secret ?? source.secret, body, t),
-    ...(options.delivery ? { 'x-switchyard-delivery': options.delivery } : {}),
+    ...(options.delivery !== undefined ? { 'x-switchyard-delivery': options.delivery } : {}),
   });
 }
 
@@ -169,7 +169,7 @@ function ghTagPush(repo: string, tag: string) {
   return ghPush(repo, `refs/tags/${tag}`, { before: '0000000000000000000000000000000000000000', created: true, base_ref: 'refs/heads/main', commits: [] });
 }
 
-function ghPullRequest(action: 'opened' | 'synchronize' | 'closed', repo: string, base: string, head = 'feature/einstein') {
+function ghPullRequest(action: 'opened' | 'synchronize' | 'closed', repo: string, base: string, head = 'feature/einstein', merged = action === 'closed') {
   return {
     action,
     number: 42,
@@ -182,8 +182,8 @@ function ghPullRequest(action: 'opened' | 'synchronize' | 'closed', repo: string
       title: 'Einstein lead scoring',
       user: ghSender,
       draft: false,
-      merged: action === 'closed',
-      merge_commit_sha: action === 'closed' ? '0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c' : null,
+      merged,
+      merge_commit_sha: merged ? '0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c' : null,
       head: { label: `acme:${head}`, ref: head, sha: '0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c', repo: ghRepository(repo) },
       base: { label: `acme:${base}`, ref: base, sha: '6113728f27ae82c7b1a177c8d03f9e96e0adf246', repo: ghRepository(repo) },
     },
@@ -661,6 +661,12 @@ describe('GitHub deliveries', () => {
 
     const otherTag = await github(sources.gh, 'push', ghTagPush('acme/app', 'build-77'));
     expect(otherTag.body).toMatchObject({ status: 'IGNORED', event: 'tag', taskIds: [] });
+    // Deleting a branch or a tag is a push too (all-zero `after`, `deleted: true`): it fires no push or tag rule.
+    const deletion = { after: '0000000000000000000000000000000000000000', deleted: true, commits: [], head_commit: null };
+    const branchDeleted = await github(sources.gh, 'push', ghPush('acme/app', 'refs/heads/release/2024.06', deletion));
+    expect(branchDeleted.body).toMatchObject({ status: 'IGNORED', event: 'push.deleted', taskIds: [] });
+    const tagDeleted = await github(sources.gh, 'push', ghPush('acme/app', 'refs/tags/v1.2.0', deletion));
+    expect(tagDeleted.body).toMatchObject({ status: 'IGNORED', event: 'tag.deleted', taskIds: [] });
     // A repository outside acme/*: no rule fires.
     const foreign = await github(sources.gh, 'push', ghPush('globex/app', 'refs/heads/main'));
     expect(foreign.body).toMatchObject({ status: 'IGNORED', event: 'push', taskIds: [] });
@@ -681,8 +687,11 @@ describe('GitHub deliveries', () => {
     expect(toMain.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.opened' });
     const sync = await github(sources.gh, 'pull_request', ghPullRequest('synchronize', 'acme/app', 'release/2024.06'));
     expect(sync.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.synchronize' });
-    const closed = await github(sources.gh, 'pull_request', ghPullRequest('closed', 'acme/app', 'release/2024.06'));
-    expect(closed.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.closed' });
+    // GitHub reports a merge as `closed` with `merged: true`: told apart from a pull request closed unmerged.
+    const merged = await github(sources.gh, 'pull_request', ghPullRequest('closed', 'acme/app', 'release/2024.06'));
+    expect(merged.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.merged' });
+    const abandoned = await github(sources.gh, 'pull_request', ghPullRequest('closed', 'acme/app', 'release/2024.06', 'feature/einstein', false));
+    expect(abandoned.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.closed' });
     // A malformed action (an object where GitHub sends a name) counts as none.
     const odd = await github(sources.gh, 'pull_request', { ...ghPullRequest('opened', 'acme/app', 'release/2024.06'), action: { name: 'opened' } });
     expect(odd.body).toMatchObject({ status: 'IGNORED', event: 'pull_request.unknown' });
@@ -776,6 +785,12 @@ describe('GitLab deliveries', () => {
     expect(await task(push.body.taskIds[0])).toMatchObject({ requestedBy: 'webhook:acme-gitlab/gl-main', priority: 80, source: 'WEBHOOK', queue: 'NORMAL' });
     const feature = await gitlab(sources.gl, 'Push Hook', glPush('acme/app', 'refs/heads/feature/x'));
     expect(feature.body).toMatchObject({ status: 'IGNORED', event: 'push' });
+    // A deleted branch or tag arrives as a Push or Tag Push Hook whose `after` is all zeros.
+    const zero = '0000000000000000000000000000000000000000';
+    const branchDeleted = await gitlab(sources.gl, 'Push Hook', { ...glPush('acme/app', 'refs/heads/main'), after: zero, checkout_sha: null, commits: [] });
+    expect(branchDeleted.body).toMatchObject({ status: 'IGNORED', event: 'push.deleted', taskIds: [] });
+    const tagDeleted = await gitlab(sources.gl, 'Tag Push Hook', { ...glPush('acme/app', 'refs/tags/v1.0.0', true), before: 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7', after: zero, checkout_sha: null });
+    expect(tagDeleted.body).toMatchObject({ status: 'IGNORED', event: 'tag.deleted', taskIds: [] });
     // acme/* does not reach into subgroups.
     const subgroup = await gitlab(sources.gl, 'Push Hook', glPush('acme/platform/app', 'refs/heads/main'));
     expect(subgroup.body).toMatchObject({ status: 'IGNORED', event: 'push' });
@@ -795,7 +810,7 @@ describe('GitLab deliveries', () => {
     expect(otherTarget.body).toMatchObject({ status: 'IGNORED', event: 'merge_request.open' });
   });
 
-  it('de-duplicates on X-Gitlab-Event-UUID and on Idempotency-Key', async () => {
+  it('de-duplicates on Idempotency-Key, and on X-Gitlab-Event-UUID when there is none', async () => {
     const uuid = randomUUID();
     const first = await gitlab(sources.gl, 'Push Hook', glPush('acme/app', 'refs/heads/main'), { uuid });
     expect(first.body).toMatchObject({ status: 'PROCESSED', duplicate: false });
@@ -808,9 +823,15 @@ describe('GitLab deliveries', () => {
     expect(keyed.body).toMatchObject({ status: 'PROCESSED', duplicate: false });
     const keyedAgain = await gitlab(sources.gl, 'Tag Push Hook', glPush('acme/app', 'refs/tags/v2.0.0', true), { idempotencyKey: key });
     expect(keyedAgain.body).toMatchObject({ ...keyed.body, duplicate: true });
+    // GitLab sends both: a delivery sent again keeps its Idempotency-Key and gets a new X-Gitlab-Event-UUID.
+    const resendKey = randomUUID();
+    const sent = await gitlab(sources.gl, 'Tag Push Hook', glPush('acme/app', 'refs/tags/v2.1.0', true), { uuid: randomUUID(), idempotencyKey: resendKey });
+    expect(sent.body).toMatchObject({ status: 'PROCESSED', duplicate: false });
+    const resent = await gitlab(sources.gl, 'Tag Push Hook', glPush('acme/app', 'refs/tags/v2.1.0', true), { uuid: randomUUID(), idempotencyKey: resendKey });
+    expect(resent.body).toMatchObject({ ...sent.body, duplicate: true });
     const after = await counts();
-    expect(after.tasks).toBe(before.tasks + 1);
-    expect(after.deliveries).toBe(before.deliveries + 1);
+    expect(after.tasks).toBe(before.tasks + 2);
+    expect(after.deliveries).toBe(before.deliveries + 2);
 
     // Delivery ids are per source: the same id at another source is a new delivery.
     const elsewhere = await github(sources.gh, 'push', ghPush('globex/app', 'refs/heads/main'), uuid);
@@ -881,6 +902,15 @@ describe('Salesforce and CI sources', () => {
     const after = await counts();
     expect(after.tasks).toBe(before.tasks);
     expect(after.deliveries).toBe(before.deliveries + 1);
+  });
+
+  it('takes a blank delivery id for none, so different deliveries are not duplicates of each other', async () => {
+    // What a CI job sends when the variable meant for X-Switchyard-Delivery was not set.
+    const first = await timestamped(sources.ci, { status: 'unstable', repository: 'acme/app', ref: 'feature/y', buildNumber: 11 }, { delivery: '' });
+    const second = await timestamped(sources.ci, { status: 'unstable', repository: 'acme/app', ref: 'feature/y', buildNumber: 12 }, { delivery: ' ' });
+    expect(first.body).toMatchObject({ duplicate: false, event: 'unstable' });
+    expect(second.body).toMatchObject({ duplicate: false, event: 'unstable' });
+    expect(second.body.deliveryId).not.toBe(first.body.deliveryId);
   });
 
   it('fires CI rules on a status and attaches a callback with taskId to that task as a LOG event', async () => {

@@ -46,7 +46,7 @@ export interface AppOptions {
   /** Largest /graphql body, and largest uploaded file (see graphql-body.ts). */
   bodyLimits?: Partial<GraphqlBodyLimits>;
   operationLimits?: Partial<OperationLimits>;
-  /** Requests per minute: per token (or client address) for /graphql, per source and address for webhooks. */
+  /** Requests per minute: per token (or client address) for /graphql, per client address for webhooks. */
   rateLimits?: { api: number; webhooks: number };
   /** Addresses of proxies (Caddy) whose X-Forwarded-For and X-Request-Id are believed. */
   trustedProxies?: string[];
