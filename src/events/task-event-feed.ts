@@ -2,11 +2,25 @@
 // in-process to every GraphQL subscription that listens (through @graphql-yoga/redis-event-target). The
 // channels are the ones RedisTaskEventPublisher publishes to, from any API replica or worker.
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import { createPubSub, type PubSub } from 'graphql-yoga';
 import { Redis } from 'ioredis';
+import { defaultFeedCapacity, feedSubscription, type FeedTarget } from './feed-subscription.js';
 import { controlChannel, type ControlMessage, type TaskEventMessage } from './task-event-bus.js';
 
-type Topics = Record<string, [TaskEventMessage | ControlMessage]>;
+/**
+ * Messages are JSON. One that is not (nothing here publishes such a thing, but the channels are open to any Redis
+ * client) is dropped: the event target parses inside the Redis client's message handler, where a throw would
+ * end the process.
+ */
+const lenientJson = {
+  stringify: JSON.stringify,
+  parse: (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  },
+};
 
 /**
  * A client as the event target uses it (on, subscribe, unsubscribe, publish). The event target leaves the promises
@@ -32,36 +46,40 @@ function withHandledCommands(client: Redis): Redis {
 }
 
 export class TaskEventFeed {
-  private readonly pubSub: PubSub<Topics>;
+  private readonly target: FeedTarget;
   private readonly publishClient: Redis;
   private readonly subscribeClient: Redis;
 
   constructor(
     redisUrl: string,
     private readonly prefix: string,
+    /** Messages each subscription holds for a reader that has fallen behind (feed-subscription.ts). */
+    private readonly capacity: number = defaultFeedCapacity,
   ) {
     // Separate connections: a Redis connection in subscriber mode cannot publish.
     this.publishClient = new Redis(redisUrl, { connectionName: 'switchyard-feed-pub', maxRetriesPerRequest: null });
     this.subscribeClient = new Redis(redisUrl, { connectionName: 'switchyard-feed-sub', maxRetriesPerRequest: null });
     for (const client of [this.publishClient, this.subscribeClient]) client.on('error', () => undefined);
-    this.pubSub = createPubSub<Topics>({
-      eventTarget: createRedisEventTarget({ publishClient: withHandledCommands(this.publishClient), subscribeClient: withHandledCommands(this.subscribeClient) }),
-    });
+    this.target = createRedisEventTarget({
+      publishClient: withHandledCommands(this.publishClient),
+      subscribeClient: withHandledCommands(this.subscribeClient),
+      serializer: lenientJson,
+    }) as unknown as FeedTarget;
   }
 
   /** Events of one task, from now on. */
   task(taskId: string): AsyncIterableIterator<TaskEventMessage> {
-    return this.pubSub.subscribe(`${this.prefix}:taskEvent:${taskId}`) as unknown as AsyncIterableIterator<TaskEventMessage>;
+    return feedSubscription(this.target, `${this.prefix}:taskEvent:${taskId}`, this.capacity);
   }
 
   /** Events of every task, from now on. */
   all(): AsyncIterableIterator<TaskEventMessage> {
-    return this.pubSub.subscribe(`${this.prefix}:taskEvents`) as unknown as AsyncIterableIterator<TaskEventMessage>;
+    return feedSubscription(this.target, `${this.prefix}:taskEvents`, this.capacity);
   }
 
   /** Requests to every process (cancellations, token revocations). */
   private control(): AsyncIterableIterator<ControlMessage> {
-    return this.pubSub.subscribe(controlChannel(this.prefix)) as unknown as AsyncIterableIterator<ControlMessage>;
+    return feedSubscription(this.target, controlChannel(this.prefix), this.capacity);
   }
 
   /**

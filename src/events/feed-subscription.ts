@@ -1,0 +1,59 @@
+// One reader's subscription to a channel of the feed (task-event-feed.ts).
+//
+// It listens from the moment it is made, not from its first read: a task's stream subscribes, then reads the
+// task's log from the database, then waits for live events, and an event published while it read the database
+// must still reach it.
+//
+// It holds at most `capacity` messages its reader has not taken yet; past that the oldest go. Redis delivers
+// messages as fast as they are published, whatever the reader does: a reader that waits on the database for each
+// message (taskUpdated loads the task) falls behind in a burst, and without a bound its backlog grows without
+// limit (graphql-yoga's own pub/sub throws from inside the Redis client once 1024 are pending, which ends the
+// process). A task's stream refills what it missed from the database by sequence number; a dashboard misses
+// the oldest updates of the burst, not the newest.
+
+/** The part of an EventTarget (the Redis event target) a subscription uses. */
+export interface FeedTarget {
+  addEventListener(topic: string, listener: (event: { detail?: unknown }) => void): void;
+  removeEventListener(topic: string, listener: (event: { detail?: unknown }) => void): void;
+}
+
+/** Messages a subscription holds for a reader that has fallen behind. */
+export const defaultFeedCapacity = 1024;
+
+export function feedSubscription<T>(target: FeedTarget, topic: string, capacity: number = defaultFeedCapacity): AsyncIterableIterator<T> {
+  const held: T[] = [];
+  const readers: Array<(result: IteratorResult<T>) => void> = [];
+  let ended = false;
+  const listener = (event: { detail?: unknown }) => {
+    // null: an empty message; undefined: one that was not JSON (see task-event-feed.ts). Neither is an event.
+    if (ended || event.detail === null || event.detail === undefined) return;
+    const reader = readers.shift();
+    if (reader) reader({ value: event.detail as T, done: false });
+    else if (held.push(event.detail as T) > capacity) held.shift();
+  };
+  target.addEventListener(topic, listener);
+  const end = (): IteratorResult<T> => {
+    if (!ended) {
+      ended = true;
+      held.length = 0;
+      target.removeEventListener(topic, listener);
+      for (const reader of readers.splice(0)) reader({ value: undefined, done: true });
+    }
+    return { value: undefined, done: true };
+  };
+  return {
+    next: () => {
+      if (held.length > 0) return Promise.resolve({ value: held.shift()!, done: false });
+      if (ended) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve) => readers.push(resolve));
+    },
+    return: async () => end(),
+    throw: async (error?: unknown) => {
+      end();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
