@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { waitFor } from './support/worker-harness.js';
-import { rawClient } from './support/ws-client.js';
+import { collect, rawClient, wsClient } from './support/ws-client.js';
 
 let api: TestApi;
 let token: string;
@@ -142,6 +142,27 @@ describe('rate limits', () => {
     const keys = await api.redis.keys(`${api.queuePrefix}:ratelimit:*`);
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.join(' ')).not.toContain(token);
+  });
+
+  it('counts operations over a WebSocket against the token\'s limit, together with its HTTP requests', async () => {
+    const limited = await api.token('VIEWER');
+    const client = wsClient(api.url, limited);
+    try {
+      const answers: Array<string | undefined> = [];
+      for (let i = 0; i < 4; i += 1) {
+        const result = collect(client, '{ viewer { role } }');
+        await result.done;
+        answers.push((result.errors.flat()[0] as any)?.extensions?.code ?? result.events[0]?.viewer?.role);
+      }
+      expect((await api.gql('{ viewer { role } }', {}, limited)).status).toBe(200); // the fifth of five
+      const over = collect(client, '{ viewer { role } }');
+      await over.done;
+      answers.push((over.errors.flat()[0] as any)?.extensions?.code); // graphql-ws sends an `error` message: a list of errors
+      expect(answers).toEqual(['VIEWER', 'VIEWER', 'VIEWER', 'VIEWER', 'RATE_LIMITED']);
+      expect((await api.gql('{ viewer { role } }', {}, limited)).status).toBe(429);
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('counts webhook requests per client address, whichever source id the path names', async () => {

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { rawId } from '../src/domain/ids.js';
 import { streamTaskEvents } from '../src/domain/tasks/task-event-stream.js';
 import { startTestApi, type TestApi } from './support/harness.js';
@@ -131,6 +133,27 @@ describe('taskEvents subscription', () => {
         await Promise.all(clients.map((client) => client.dispose()));
         await waitFor(async () => limited.app.subscriptionStats().connections === 0, 5000, `round ${round}: closed`);
       }
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('takes no slot for a socket that closes while its token is looked up', async () => {
+    const limited = await startTestApi('subs_slots_early', { shareWith: api, subscriptionLimits: { maxConnectionsPerToken: 2 } });
+    try {
+      const fresh = await api.token('VIEWER'); // not yet in the replica's token cache: the lookup goes to Postgres
+      const sockets = Array.from({ length: 10 }, () => new WebSocket(`${limited.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws'));
+      await Promise.all(sockets.map((socket) => once(socket, 'open')));
+      for (const socket of sockets) socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${fresh}` } }));
+      for (const socket of sockets) socket.terminate();
+      await waitFor(async () => limited.app.subscriptionStats().connections === 0, 5000, 'the sockets to close');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // every lookup answered
+      const clients = [wsClient(limited.url, fresh), wsClient(limited.url, fresh)];
+      const results = clients.map((client) => collect(client, '{ viewer { role } }'));
+      await Promise.all(results.map((result) => result.done));
+      expect(results.map((result) => result.events)).toEqual([[{ viewer: { role: 'VIEWER' } }], [{ viewer: { role: 'VIEWER' } }]]);
+      expect(clients.flatMap((client) => client.closeCodes)).toEqual([]);
+      await Promise.all(clients.map((client) => client.dispose()));
     } finally {
       await limited.close();
     }

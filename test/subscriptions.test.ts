@@ -263,6 +263,29 @@ describe('taskEvents across replicas', () => {
     two.ws.terminate();
   });
 
+  it('replays to a joiner also when the subscription is selected through a fragment, or by operationName', async () => {
+    const id = await longLog(3, false); // events 1 and 2; the task stays open
+    const documents = {
+      fragment: `subscription S($id: ID!) { ...Events } fragment Events on Subscription { taskEvents(taskId: $id) { seq } }`,
+      named: `query Q { viewer { role } } subscription S($id: ID!) { taskEvents(taskId: $id) { seq } }`,
+    };
+    const first = await rawClient(apiB, viewer);
+    const joiner = await rawClient(apiB, viewer);
+    const seqs = (client: { messages: any[] }, sid: string) => client.messages.filter((m) => m.id === sid && m.type === 'next').map((m) => m.payload.data.taskEvents.seq);
+    for (const [name, query] of Object.entries(documents)) {
+      const executions = apiB.app.subscriptionStats().sharedExecutions;
+      first.ws.send(JSON.stringify({ id: name, type: 'subscribe', payload: { query, operationName: 'S', variables: { id } } }));
+      await waitFor(async () => seqs(first, name).length === 2, 5000, `${name}: the first subscriber's replay`);
+      joiner.ws.send(JSON.stringify({ id: name, type: 'subscribe', payload: { query, operationName: 'S', variables: { id } } }));
+      await waitFor(async () => seqs(joiner, name).length === 2, 5000, `${name}: the joiner's replay`);
+      expect(seqs(joiner, name)).toEqual([1, 2]);
+      expect(apiB.app.subscriptionStats().sharedExecutions).toBe(executions + 1); // it joined, it did not start its own
+    }
+    expect(first.messages.concat(joiner.messages).filter((m) => m.type === 'error')).toEqual([]);
+    first.ws.terminate();
+    joiner.ws.terminate();
+  });
+
   it('lets a late subscriber join a shared replay of more than 1024 events and get all of them', async () => {
     const n = 1500;
     const id = await longLog(n, false); // not final: the shared execution stays open, waiting for live events

@@ -217,6 +217,7 @@ export function createApp(options: AppOptions): App {
     tokenWatch,
     logger,
     limits: subscriptionLimits,
+    rateLimit: (key) => limiter.hit('api', key, rateLimits.api),
   });
 
   let stopHeartbeat: (() => Promise<void>) | null = null;

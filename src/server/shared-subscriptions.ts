@@ -23,6 +23,9 @@ export interface ResultConsumer {
 
 type Source = AsyncIterable<ExecutionResult> | ExecutionResult;
 
+/** What a subscriber gets when the execution fails: the error as the API masks any unexpected one. */
+const failedJson = JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+
 class SharedExecution {
   readonly consumers = new Set<ResultConsumer>();
   /** Every result so far, as JSON (replay), or the latest (latest). */
@@ -34,6 +37,7 @@ class SharedExecution {
   constructor(
     private readonly catchUp: CatchUp,
     private readonly onIdle: () => void,
+    private readonly onError: (error: unknown) => void,
   ) {}
 
   get acceptsJoiners(): boolean {
@@ -53,8 +57,11 @@ class SharedExecution {
           if (this.catchUp === 'latest') this.latest = json;
           for (const consumer of this.consumers) consumer.deliver(json);
         }
-      } catch {
-        // The source failed: end every subscriber's stream (graphql-ws completes them).
+      } catch (error) {
+        // The source failed (Postgres unreachable, say): every subscriber gets the masked error before its stream
+        // completes, so that none takes the end for the subscription's own (a task's final status).
+        this.onError(error);
+        for (const consumer of this.consumers) consumer.deliver(failedJson);
       } finally {
         this.finished = true;
         this.onIdle();
@@ -89,6 +96,9 @@ export class SharedSubscriptions {
   /** By key: the running execution, or the start of one that subscribers arriving meanwhile wait for. */
   private readonly executions = new Map<string, SharedExecution | Promise<{ execution: SharedExecution } | null>>();
 
+  /** `onError`: an execution's source failed (its subscribers get a masked error). */
+  constructor(private readonly onError: (error: unknown) => void = () => undefined) {}
+
   /** Executions running now (for tests and metrics). */
   get size(): number {
     return this.executions.size;
@@ -110,9 +120,13 @@ export class SharedSubscriptions {
         errorResult = source as ExecutionResult;
         return null;
       }
-      const execution = new SharedExecution(catchUp, () => {
-        if (this.executions.get(key) === execution) this.executions.delete(key);
-      });
+      const execution = new SharedExecution(
+        catchUp,
+        () => {
+          if (this.executions.get(key) === execution) this.executions.delete(key);
+        },
+        this.onError,
+      );
       return { execution, source: source as AsyncIterable<ExecutionResult> };
     })();
     this.executions.set(key, starting);

@@ -5,16 +5,17 @@
 // read fast enough is disconnected rather than buffered without bound.
 import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { GraphQLError, Kind, type DocumentNode, type ExecutionArgs, type OperationDefinitionNode } from 'graphql';
+import { getOperationAST, GraphQLError, Kind, type DocumentNode, type ExecutionArgs, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { Services } from '../services.js';
 import { ConnectionPrincipals } from './connection-principals.js';
+import { tokenKey, type RateDecision } from './rate-limiter.js';
 import { shareKey } from './share-key.js';
 import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
 import { SocketSubscriber } from './socket-subscriber.js';
@@ -23,10 +24,32 @@ import type { TokenWatch } from './token-watch.js';
 /** How a subscriber joining a shared execution of each subscription field catches up. */
 const catchUpByField: Record<string, CatchUp> = { taskEvents: 'replay', resourceUtilization: 'latest' };
 
-function rootFieldName(document: DocumentNode): string | undefined {
-  const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
-  const first = operation?.selectionSet.selections[0];
-  return first?.kind === Kind.FIELD ? first.name.value : undefined;
+/**
+ * The root field of the operation that runs (by `operationName`), also when it is selected through a fragment.
+ * A subscription has exactly one (validation sees to it); undefined when there is no such operation.
+ */
+function rootFieldName(document: DocumentNode, operationName: string | null | undefined): string | undefined {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return undefined;
+  const fragments = new Map(
+    document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
+  );
+  const seen = new Set<string>();
+  const find = (selectionSet: SelectionSetNode): string | undefined => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (selection.name.value !== '__typename') return selection.name.value;
+        continue;
+      }
+      const fragment = selection.kind === Kind.INLINE_FRAGMENT ? selection : fragments.get(selection.name.value);
+      if (!fragment || (selection.kind === Kind.FRAGMENT_SPREAD && seen.has(selection.name.value))) continue;
+      if (selection.kind === Kind.FRAGMENT_SPREAD) seen.add(selection.name.value);
+      const name = find(fragment.selectionSet);
+      if (name) return name;
+    }
+    return undefined;
+  };
+  return find(operation.selectionSet);
 }
 
 export interface SubscriptionLimits {
@@ -44,6 +67,8 @@ export interface SubscriptionLimits {
 type SocketExtra = {
   socket: WebSocket;
   principal?: Principal;
+  /** The connection's token, as the HTTP rate limit keys it. */
+  rateKey?: string;
   /** Stops the token watch from closing this socket. */
   unwatch?: () => void;
 } & Record<PropertyKey, unknown>;
@@ -56,11 +81,18 @@ const principalCacheMs = 10_000;
 export function attachSubscriptions(
   server: Server,
   yoga: YogaServerInstance<any, Context>,
-  deps: { services: Services; tokenWatch: TokenWatch; logger: Logger; limits: SubscriptionLimits },
+  deps: {
+    services: Services;
+    tokenWatch: TokenWatch;
+    logger: Logger;
+    limits: SubscriptionLimits;
+    /** Counts one operation against the API rate limit, under the key HTTP requests with the same token use. */
+    rateLimit: (key: string) => Promise<RateDecision>;
+  },
 ): { close(): Promise<void>; connections(): number; sharedExecutions(): number } {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: deps.limits.maxMessageBytes });
-  const shared = new SharedSubscriptions();
+  const shared = new SharedSubscriptions((error) => logger.error({ err: error }, 'a shared subscription failed'));
   /**
    * Per operation (by its context): the sharing key (same role, operation and variables produce the same
    * results), and the socket and subscription id its shared results are written to.
@@ -96,8 +128,10 @@ export function attachSubscriptions(
         if (!target) return run();
         // Shared results bypass graphql-ws's per-subscriber sending (see socket-subscriber.ts); graphql-ws gets
         // an iterator that ends with the subscription, and sends `complete` then.
+        const field = rootFieldName(args.document, args.operationName);
+        if (!field) return run();
         const subscriber = new SocketSubscriber(target.socket, target.id, subscriberLimits, tooSlow(target.socket));
-        const joined = await shared.subscribe(target.key, catchUpByField[rootFieldName(args.document) ?? ''] ?? 'live', run, subscriber);
+        const joined = await shared.subscribe(target.key, catchUpByField[field] ?? 'live', run, subscriber);
         if ('error' in joined) return joined.error as never;
         subscriber.attach(joined.leave);
         return subscriber as never;
@@ -108,6 +142,10 @@ export function attachSubscriptions(
         const token = bearerToken(typeof value === 'string' ? value : null);
         const principal = token ? await principals.authenticate(token) : null;
         if (!principal) return false; // 4403 Forbidden
+        // Closed while its token was looked up: graphql-ws has already run onClose, and nothing would release a
+        // slot taken now.
+        if (ctx.extra.socket.readyState !== WebSocket.OPEN) return false;
+        ctx.extra.rateKey = `t:${tokenKey(token!)}`;
         if (principal.tokenId && (byToken.get(principal.tokenId)?.size ?? 0) >= limits.maxConnectionsPerToken) {
           ctx.extra.socket.close(4429, `At most ${limits.maxConnectionsPerToken} connections per token`);
           return false;
@@ -131,6 +169,15 @@ export function attachSubscriptions(
           return [
             new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} subscriptions per connection`, {
               extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+            }),
+          ];
+        }
+        // Operations over a WebSocket count against the token's API rate limit, as HTTP requests do.
+        const decision = ctx.extra.rateKey ? await deps.rateLimit(ctx.extra.rateKey) : ({ allowed: true } as const);
+        if (!decision.allowed) {
+          return [
+            new GraphQLError(`Rate limit exceeded; retry in ${decision.retryAfterSeconds} s`, {
+              extensions: { code: 'RATE_LIMITED', retryAfterSeconds: decision.retryAfterSeconds },
             }),
           ];
         }
