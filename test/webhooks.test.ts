@@ -549,6 +549,13 @@ describe('rules', () => {
     const goneDelete = await data(`mutation($id: ID!) { deleteWebhookRule(id: $id) { __typename ${errorFields} } }`, { id: rule.id });
     expect(goneDelete.deleteWebhookRule).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_RULE_NOT_FOUND' });
     expect((await data(`query($s: ID) { webhookRules(sourceId: $s) { totalCount } }`, { s: source.id })).webhookRules.totalCount).toBe(1);
+    // Each change is audited, the failed ones not.
+    const ruleId = rawId(rule.id, 'WebhookRule')!;
+    expect((await auditEntriesFor(api, token, ruleId)).map((e) => e.action)).toEqual(['webhook.rule.delete', 'webhook.rule.update', 'webhook.rule.create']);
+    const [deleted, changed, createdEntry] = await api.prisma.auditEntry.findMany({ where: { targetId: ruleId }, orderBy: { createdAt: 'desc' } });
+    expect(createdEntry!.details).toMatchObject({ name: 'r1', sourceId: rawId(source.id, 'WebhookSource'), event: 'push', ref: 'release/*', taskType: 'DIAGNOSTIC', org: 'dev' });
+    expect(changed!.details).toEqual({ enabled: false, priority: 99, name: 'renamed' });
+    expect(deleted!.details).toEqual({ name: 'renamed', sourceId: rawId(source.id, 'WebhookSource') });
 
     const base = { sourceId: source.id, name: 'bad', taskType: 'DIAGNOSTIC', org: 'dev' };
     const before = await api.prisma.webhookRule.count();

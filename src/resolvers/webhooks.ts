@@ -87,13 +87,13 @@ builder.mutationFields((t) => ({
     authScopes: { manageOrgs: true },
     args: { id: t.arg.id({ required: true }), enabled: t.arg.boolean(), priority: t.arg.int(), name: t.arg.string() },
     errors: { types: [NotFoundError], dataField: { name: 'rule' } },
-    resolve: (_root, args, ctx) => ctx.services.webhooks.updateRule(parseNodeId(args.id, 'WebhookRule', ['id']), args),
+    resolve: (_root, args, ctx) => ctx.services.webhooks.updateRule(actor(ctx), parseNodeId(args.id, 'WebhookRule', ['id']), args),
   }),
   deleteWebhookRule: t.field({
     type: WebhookRuleNode,
     authScopes: { manageOrgs: true },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], dataField: { name: 'rule' } },
-    resolve: (_root, args, ctx) => ctx.services.webhooks.deleteRule(parseNodeId(args.id, 'WebhookRule', ['id'])),
+    resolve: (_root, args, ctx) => ctx.services.webhooks.deleteRule(actor(ctx), parseNodeId(args.id, 'WebhookRule', ['id'])),
   }),
 }));

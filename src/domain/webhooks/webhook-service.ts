@@ -222,7 +222,9 @@ export class WebhookService {
     if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
     // A deployment rule's artifact must exist (each task the rule creates checks it again); naming it keeps it.
     const params = await useArtifactParam(this.prisma, data.taskType, parsedParams, ['params']);
-    const rule = await this.prisma.webhookRule.create({
+    // Rules decide which org gets which deployments: each change is audited with the change itself.
+    const rule = await this.prisma.$transaction(async (tx) => {
+      const created = await tx.webhookRule.create({
       data: {
         name: data.name,
         sourceId: source.id,
@@ -238,26 +240,52 @@ export class WebhookService {
         enabled: data.enabled,
         createdBy: actorLabel(actor),
       },
+      });
+      await this.audit.record(tx, actor, 'webhook.rule.create', 'WebhookRule', created.id, {
+        name: created.name,
+        sourceId: source.id,
+        event: created.event,
+        repository: created.repository,
+        ref: created.ref,
+        taskType: created.taskType,
+        org: created.orgAlias,
+      });
+      return created;
     });
     await this.sourceChanged(source.id);
     return rule;
   }
 
-  async updateRule(ruleId: string, patch: { enabled?: boolean | null; priority?: number | null; name?: string | null }): Promise<WebhookRule> {
+  async updateRule(actor: Principal, ruleId: string, patch: { enabled?: boolean | null; priority?: number | null; name?: string | null }): Promise<WebhookRule> {
     const rule = await this.requireRule(ruleId);
     const data = parseInput(ruleInput.pick({ enabled: true, priority: true, name: true }).partial(), {
       enabled: patch.enabled ?? undefined,
       priority: patch.priority ?? undefined,
       name: patch.name ?? undefined,
     });
-    const updated = await unlessGone(() => this.prisma.webhookRule.update({ where: { id: ruleId }, data }), ruleNotFound);
+    const updated = await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          const changed = await tx.webhookRule.update({ where: { id: ruleId }, data });
+          await this.audit.record(tx, actor, 'webhook.rule.update', 'WebhookRule', ruleId, data);
+          return changed;
+        }),
+      ruleNotFound,
+    );
     await this.sourceChanged(rule.sourceId);
     return updated;
   }
 
-  async deleteRule(ruleId: string): Promise<WebhookRule> {
+  async deleteRule(actor: Principal, ruleId: string): Promise<WebhookRule> {
     const rule = await this.requireRule(ruleId);
-    await unlessGone(() => this.prisma.webhookRule.delete({ where: { id: ruleId } }), ruleNotFound);
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.webhookRule.delete({ where: { id: ruleId } });
+          await this.audit.record(tx, actor, 'webhook.rule.delete', 'WebhookRule', ruleId, { name: rule.name, sourceId: rule.sourceId });
+        }),
+      ruleNotFound,
+    );
     await this.sourceChanged(rule.sourceId);
     return rule;
   }
