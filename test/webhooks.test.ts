@@ -674,6 +674,12 @@ describe('GitHub deliveries', () => {
     expect(branchDeleted.body).toMatchObject({ status: 'IGNORED', event: 'push.deleted', taskIds: [] });
     const tagDeleted = await github(sources.gh, 'push', ghPush('acme/app', 'refs/tags/v1.2.0', deletion));
     expect(tagDeleted.body).toMatchObject({ status: 'IGNORED', event: 'tag.deleted', taskIds: [] });
+    // Repository names are matched ignoring case, as GitHub treats them; refs are not.
+    const upper = await github(sources.gh, 'push', ghPush('Acme/App', 'refs/heads/release/2024.07'));
+    expect(upper.body).toMatchObject({ status: 'PROCESSED', event: 'push' });
+    expect(upper.body.taskIds).toHaveLength(2);
+    const upperRef = await github(sources.gh, 'push', ghPush('globex/app', 'refs/heads/Release/2024.07'));
+    expect(upperRef.body).toMatchObject({ status: 'IGNORED', taskIds: [] });
     // A repository outside acme/*: no rule fires.
     const foreign = await github(sources.gh, 'push', ghPush('globex/app', 'refs/heads/main'));
     expect(foreign.body).toMatchObject({ status: 'IGNORED', event: 'push', taskIds: [] });

@@ -71,3 +71,8 @@ export function matches(pattern: string | null, value: string | null): boolean {
   if (!pattern) return true;
   return value !== null && globMatcher(pattern)(value);
 }
+
+/** As `matches`, ignoring case: for repository names, which GitHub and GitLab treat without regard to case. */
+export function matchesIgnoringCase(pattern: string | null, value: string | null): boolean {
+  return matches(pattern?.toLowerCase() ?? null, value?.toLowerCase() ?? null);
+}

@@ -8,7 +8,7 @@ import type { WebhookDelivery, WebhookRule, WebhookSource } from '../../generate
 import type { WebhookKind } from '../../generated/prisma/enums.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
 import type { SecretWrites } from '../secret-writes.js';
-import { matches } from '../../webhooks/glob.js';
+import { matches, matchesIgnoringCase } from '../../webhooks/glob.js';
 import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
@@ -331,7 +331,7 @@ export class WebhookService {
 
   private async acceptOnce(config: SourceConfig, delivery: NormalisedDelivery, body: Buffer): Promise<DeliveryOutcome> {
     const matched = config.rules.filter(
-      (rule) => matches(rule.event, delivery.event) && matches(rule.repository, delivery.repository) && matches(rule.ref, delivery.ref),
+      (rule) => matches(rule.event, delivery.event) && matchesIgnoringCase(rule.repository, delivery.repository) && matches(rule.ref, delivery.ref),
     );
     const pending: PendingDelivery = { config, delivery, body, matched, receivedAt: new Date() };
     // A batch whose statement failed wrote nothing at all: try this delivery again on its own, so that one bad
