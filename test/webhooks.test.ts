@@ -394,7 +394,8 @@ describe('signatures', () => {
     const body = Buffer.from('{"a":1}');
     const now = Date.now();
     const t = Math.floor(now / 1000);
-    expect(verifyTimestamped('s', body, signTimestamped('s', body, t), now)).toEqual({ ok: true, timestamp: t });
+    const v1 = createHmac('sha256', 's').update(`${t}.{"a":1}`).digest('hex');
+    expect(verifyTimestamped('s', body, signTimestamped('s', body, t), now)).toEqual({ ok: true, timestamp: t, signature: v1 });
     expect(signTimestamped('s', body, t)).toBe(`t=${t},v1=${createHmac('sha256', 's').update(`${t}.{"a":1}`).digest('hex')}`);
     expect(verifyTimestamped('other', body, signTimestamped('s', body, t), now)).toEqual({ ok: false, reason: 'BAD_SIGNATURE' });
     expect(verifyTimestamped('s', Buffer.from('{"a":2}'), signTimestamped('s', body, t), now)).toEqual({ ok: false, reason: 'BAD_SIGNATURE' });
@@ -903,6 +904,11 @@ describe('Salesforce and CI sources', () => {
     const before = await counts();
     const replay = await post(sources.sf.path, body, headers);
     expect(replay).toMatchObject({ status: 200, body: { ...first.body, duplicate: true } });
+    // The delivery id is not signed: the same signed request under another id is still that delivery.
+    const renamed = await post(sources.sf.path, body, { ...headers, 'x-switchyard-delivery': 'relay-201-again' });
+    expect(renamed).toMatchObject({ status: 200, body: { ...first.body, duplicate: true } });
+    const keyed = await post(sources.sf.path, body, { 'x-switchyard-signature': headers['x-switchyard-signature'], 'idempotency-key': 'other' });
+    expect(keyed).toMatchObject({ status: 200, body: { ...first.body, duplicate: true } });
     // …and without any id: the body hash is the key.
     const ciBody = JSON.stringify({ status: 'success', repository: 'acme/app', ref: 'feature/x', buildNumber: 7 });
     const ciHeaders = { 'x-switchyard-signature': signTimestamped(sources.ci.secret, ciBody) };

@@ -27,7 +27,7 @@ export function verifyGitLab(secret: string, header: string | undefined): boolea
   return header !== undefined && safeEqual(header, secret);
 }
 
-export type TimestampedVerdict = { ok: true; timestamp: number } | { ok: false; reason: 'MISSING_SIGNATURE' | 'BAD_SIGNATURE' | 'STALE_TIMESTAMP' };
+export type TimestampedVerdict = { ok: true; timestamp: number; signature: string } | { ok: false; reason: 'MISSING_SIGNATURE' | 'BAD_SIGNATURE' | 'STALE_TIMESTAMP' };
 
 export function signTimestamped(secret: string, body: Buffer | string, timestamp = Math.floor(Date.now() / 1000)): string {
   return `t=${timestamp},v1=${hmacHex(secret, Buffer.concat([Buffer.from(`${timestamp}.`), Buffer.isBuffer(body) ? body : Buffer.from(body)]))}`;
@@ -41,5 +41,5 @@ export function verifyTimestamped(secret: string, body: Buffer, header: string |
   if (!safeEqual(match[2]!, expected)) return { ok: false, reason: 'BAD_SIGNATURE' };
   const age = now / 1000 - timestamp;
   if (age > replayWindowSeconds || age < -futureSkewSeconds) return { ok: false, reason: 'STALE_TIMESTAMP' };
-  return { ok: true, timestamp };
+  return { ok: true, timestamp, signature: match[2]! };
 }

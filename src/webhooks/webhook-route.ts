@@ -9,6 +9,7 @@ import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
 import { storableJson } from '../domain/storable-text.js';
 import { BodyTooLarge, readBody } from '../server/read-body.js';
+import { firstDeliveryKey } from './signature-replays.js';
 import { verifyGitHub, verifyGitLab, verifyTimestamped } from './signatures.js';
 
 const kinds: Record<string, WebhookKind> = { github: 'GITHUB', gitlab: 'GITLAB', salesforce: 'SALESFORCE', ci: 'CI' };
@@ -62,12 +63,14 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   const { source, secret } = found;
   if (kind === 'GITHUB' && !verifyGitHub(secret, body, header(req, 'x-hub-signature-256'))) return reject('BAD_SIGNATURE', source.id);
   if (kind === 'GITLAB' && !verifyGitLab(secret, header(req, 'x-gitlab-token'))) return reject('BAD_SIGNATURE', source.id);
+  let signature: string | undefined;
   if (kind === 'SALESFORCE' || kind === 'CI') {
     const verdict = verifyTimestamped(secret, body, header(req, 'x-switchyard-signature'));
     if (!verdict.ok) {
       await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${source.id}:${verdict.reason}`, 1).catch(() => undefined);
       return error(401, verdict.reason === 'STALE_TIMESTAMP' ? 'STALE_TIMESTAMP' : 'INVALID_SIGNATURE', verdict.reason === 'STALE_TIMESTAMP' ? 'The signature timestamp is older than 5 minutes or in the future' : 'Wrong or missing signature');
     }
+    signature = verdict.signature;
   }
 
   let payload: unknown;
@@ -85,6 +88,7 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   // U+FFFD, in the stored payload and in all that is taken from it. The delivery is still known by the signed body.
   const storable = storableJson(payload) as Record<string, unknown>;
   const delivery = normalise(kind, headers, storable, body);
+  if (signature) delivery.deliveryKey = await firstDeliveryKey(deps.redis, deps.prefix, source.id, signature, delivery.deliveryKey);
   const outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
   reply(res, 200, {
     deliveryId: outcome.delivery.id,
