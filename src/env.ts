@@ -73,6 +73,7 @@ export const envSchema = z
     SWITCHYARD_ARTIFACT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     // Inbound webhooks: largest accepted body, and how much of a payload the delivery log keeps.
     SWITCHYARD_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+    SWITCHYARD_WEBHOOK_DELIVERY_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     SWITCHYARD_WEBHOOK_STORED_PAYLOAD_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
     // Outbound notifications never reach loopback, private, link-local (cloud metadata) and other special-purpose
     // addresses, unless they are in these ranges: a subscriber URL is user input (net/outbound-address-policy.ts).

@@ -34,6 +34,7 @@ describe('loadEnv defaults', () => {
     expect(env.SWITCHYARD_SECRET_KEY).toBeUndefined();
     expect(env.SWITCHYARD_QUEUE_PREFIX).toBe('switchyard');
     expect(env.SWITCHYARD_GRAPHIQL).toBe(true);
+    expect(env.SWITCHYARD_WEBHOOK_DELIVERY_RETENTION_DAYS).toBe(30);
   });
 
   it('ignores variables it does not know', () => {

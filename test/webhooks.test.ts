@@ -1217,6 +1217,36 @@ describe('webhookDeliveries', () => {
     const viewed = await data(`{ webhookDeliveries(filter: { status: [FAILED] }) { totalCount edges { node { event status } } } }`, {}, api, viewer);
     expect(viewed.webhookDeliveries.totalCount).toBe(2);
   });
+
+  it('deletes deliveries past their retention when a replica starts, and an id seen again then is a new delivery', async () => {
+    const sent = async (delivery: string) => (await timestamped(sources.ci, { status: 'retention', buildNumber: delivery }, { delivery })).body;
+    const [old1, old2, old3, recent] = await Promise.all(['ret-1', 'ret-2', 'ret-3', 'ret-4'].map(sent));
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3_600_000);
+    await api.prisma.webhookDelivery.updateMany({ where: { id: { in: [old1.deliveryId, old2.deliveryId, old3.deliveryId] } }, data: { receivedAt: twoDaysAgo } });
+    const before = await counts();
+
+    // In batches of two, until none is left.
+    const cutoff = new Date(Date.now() - 24 * 3_600_000);
+    expect(await api.services.webhooks.pruneDeliveries(cutoff, 2)).toBe(3);
+    expect(await api.prisma.webhookDelivery.count({ where: { id: { in: [old1.deliveryId, old2.deliveryId, old3.deliveryId] } } })).toBe(0);
+    expect(await api.prisma.webhookDelivery.count({ where: { id: recent.deliveryId } })).toBe(1);
+    expect((await counts()).deliveries).toBe(before.deliveries - 3);
+
+    // The same id again: a new delivery, not a duplicate of the deleted one.
+    const again = await sent('ret-1');
+    expect(again).toMatchObject({ duplicate: false });
+    expect(again.deliveryId).not.toBe(old1.deliveryId);
+
+    // A replica started with a retention of one day prunes as it starts.
+    await api.prisma.webhookDelivery.update({ where: { id: again.deliveryId }, data: { receivedAt: twoDaysAgo } });
+    const pruning = await startTestApi('webhooks_pruning', { shareWith: api, app: { webhookDeliveryRetentionDays: 1 } });
+    try {
+      await waitFor(async () => (await api.prisma.webhookDelivery.count({ where: { id: again.deliveryId } })) === 0, 5000, 'the pruning at start');
+      expect(await api.prisma.webhookDelivery.count({ where: { id: recent.deliveryId } })).toBe(1);
+    } finally {
+      await pruning.close();
+    }
+  });
 });
 
 describe('outbound notifications', () => {

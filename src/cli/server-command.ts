@@ -24,6 +24,7 @@ export function appOptionsFromEnv(env: Env, runtime: Runtime, logger: Logger, fe
     prefix: env.SWITCHYARD_QUEUE_PREFIX,
     heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS,
     webhookMaxBytes: env.SWITCHYARD_WEBHOOK_MAX_BYTES,
+    webhookDeliveryRetentionDays: env.SWITCHYARD_WEBHOOK_DELIVERY_RETENTION_DAYS,
     bodyLimits: { maxRequestBytes: env.SWITCHYARD_MAX_REQUEST_BYTES, maxUploadBytes: env.SWITCHYARD_MAX_UPLOAD_BYTES },
     rateLimits: { api: env.SWITCHYARD_RATE_LIMIT_API, webhooks: env.SWITCHYARD_RATE_LIMIT_WEBHOOKS },
     trustedProxies: env.SWITCHYARD_TRUSTED_PROXIES,

@@ -24,6 +24,7 @@ import { addressRanges } from '../net/address-ranges.js';
 import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
+import { startDeliveryPruning } from './delivery-pruning.js';
 import { startSecretSweep } from './secret-sweep.js';
 import { useStorableStrings } from './storable-strings.js';
 import { TokenStreams } from './token-streams.js';
@@ -43,6 +44,8 @@ export interface AppOptions {
   heartbeatMs?: number;
   /** Largest webhook body accepted. */
   webhookMaxBytes?: number;
+  /** Recorded webhook deliveries are deleted after this many days; 0 (the default here) keeps them. */
+  webhookDeliveryRetentionDays?: number;
   /** Largest /graphql body, and largest uploaded file (see graphql-body.ts). */
   bodyLimits?: Partial<GraphqlBodyLimits>;
   operationLimits?: Partial<OperationLimits>;
@@ -54,6 +57,9 @@ export interface AppOptions {
 
 /** How often each replica sweeps secrets that an interrupted write or deletion left (domain/secret-writes.ts). */
 const secretSweepMs = 5 * 60_000;
+
+/** How often each replica deletes webhook deliveries past their retention (counted in days). */
+const deliveryPruningMs = 3_600_000;
 
 const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
 
@@ -222,6 +228,7 @@ export function createApp(options: AppOptions): App {
 
   let stopHeartbeat: (() => Promise<void>) | null = null;
   let stopSecretSweep: (() => Promise<void>) | null = null;
+  let stopDeliveryPruning: (() => Promise<void>) | null = null;
 
   return {
     server,
@@ -235,12 +242,14 @@ export function createApp(options: AppOptions): App {
           const address = server.address() as AddressInfo;
           stopHeartbeat = startReplicaHeartbeat(redis, options.prefix, `${hostname()}:${process.pid}:${address.port}`, options.heartbeatMs ?? 5000, () => subscriptions.connections());
           stopSecretSweep = startSecretSweep(options.services.secretWrites, logger, secretSweepMs);
+          stopDeliveryPruning = startDeliveryPruning(services.webhooks, logger, options.webhookDeliveryRetentionDays ?? 0, deliveryPruningMs);
           resolve(address);
         });
       }),
     close: async () => {
       await stopHeartbeat?.();
       await stopSecretSweep?.();
+      await stopDeliveryPruning?.();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await subscriptions.close();
       tokenStreams.closeAll();

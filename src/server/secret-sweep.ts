@@ -4,27 +4,18 @@
 // deleted is a no-op in both stores.
 import type { Logger } from 'pino';
 import type { SecretWrites } from '../domain/secret-writes.js';
+import { startPeriodic } from './periodic.js';
 
 export function startSecretSweep(secretWrites: SecretWrites, logger: Logger, intervalMs: number): () => Promise<void> {
-  let running: Promise<void> | null = null;
-  const sweep = () => {
-    if (running) return; // a slow sweep is still at it
-    running = secretWrites
-      .sweep()
-      .then(
+  return startPeriodic(
+    () =>
+      secretWrites.sweep().then(
         (report) => {
           if (report.deleted.length > 0) logger.warn({ deleted: report.deleted }, 'deleted secrets that an interrupted write or deletion left without a row');
           if (report.failed.length > 0) logger.warn({ failed: report.failed }, 'the secret store did not delete secrets that no row names; trying again later');
         },
         (error: unknown) => logger.warn({ err: error }, 'sweeping pending secrets failed; trying again later'),
-      )
-      .finally(() => (running = null));
-  };
-  sweep();
-  const timer = setInterval(sweep, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+      ),
+    intervalMs,
+  );
 }

@@ -72,7 +72,7 @@ export interface TestApiOptions {
   /** SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS (this machine's loopback by default: test receivers listen there). */
   notificationAllowedNetworks?: string[];
   /** Rate limits, operation limits, trusted proxies… as `switchyard serve` would pass them. */
-  app?: Pick<AppOptions, 'rateLimits' | 'operationLimits' | 'trustedProxies' | 'webhookMaxBytes' | 'bodyLimits'>;
+  app?: Pick<AppOptions, 'rateLimits' | 'operationLimits' | 'trustedProxies' | 'webhookMaxBytes' | 'webhookDeliveryRetentionDays' | 'bodyLimits'>;
 }
 
 /** What a replica started with `shareWith` needs from the API it joins. */

@@ -307,6 +307,22 @@ export class WebhookService {
   // --- deliveries ---
 
   /**
+   * Deletes deliveries received before `cutoff`, a batch at a time (so no statement holds many row locks or
+   * runs long), and returns how many. A delivery id seen again after its delivery was deleted counts as new.
+   */
+  async pruneDeliveries(cutoff: Date, batch = 1000): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const count = await this.prisma.$executeRaw`
+        DELETE FROM "WebhookDelivery" WHERE id IN (
+          SELECT id FROM "WebhookDelivery" WHERE "receivedAt" < ${cutoff} ORDER BY "receivedAt" LIMIT ${batch}
+        )`;
+      deleted += count;
+      if (count < batch) return deleted;
+    }
+  }
+
+  /**
    * Records a verified delivery once and acts on it. A repeated delivery id answers with the first outcome
    * and does nothing else. `body` is the JSON object to record: the body the signature was checked on, or its storable copy (webhook-route.ts).
    */
