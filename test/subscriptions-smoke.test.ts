@@ -65,6 +65,32 @@ describe('taskEvents subscription', () => {
     expect(statuses.slice(statuses.indexOf('CANCELLED'))).toEqual(['CANCELLED', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
   });
 
+  it('reads the log again once Redis confirms the live subscription, so an event published just before is not missed', async () => {
+    const runAt = new Date(Date.now() + 3_600_000).toISOString();
+    const id = rawId((await api.gql(`mutation($runAt: DateTime) { submitTask(input: { type: DIAGNOSTIC, org: "dev", runAt: $runAt }) { ... on SubmitTaskSuccess { task { id } } } }`, { runAt }, token)).body.data.submitTask.task.id, 'Task')!;
+    // A live side whose subscription Redis confirms only later, and that never delivers: the event written
+    // meanwhile was published before Redis sent the channel anything.
+    let confirm!: () => void;
+    const ready = new Promise<void>((resolve) => (confirm = resolve));
+    const unconfirmed = { ready, next: () => new Promise<never>(() => undefined), [Symbol.asyncIterator]() { return this; } };
+    const seen: Array<{ seq: number; kind: string }> = [];
+    const stream = streamTaskEvents(api.prisma, unconfirmed, id, 0, { quietRecheckMs: 60_000 });
+    void (async () => {
+      for await (const event of stream) seen.push(event);
+    })();
+    try {
+      await waitFor(async () => seen.length >= 1, 5000, 'the log so far');
+      await api.services.journal.change(id, null, {}, [{ kind: 'LOG', payload: { level: 'info', message: 'published before the subscription was confirmed' } }]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(seen.map((e) => e.seq)).toEqual([1]); // not re-read on its own before the quiet re-check (60 s)
+      confirm();
+      await waitFor(async () => seen.length >= 2, 5000, 'the event written before the confirmation');
+      expect(seen.map((e) => [e.seq, e.kind])).toEqual([[1, 'STATUS'], [2, 'LOG']]);
+    } finally {
+      await stream.return?.();
+    }
+  });
+
   it('completes when the task has ended though a LOG line came after its final status and the live final status was missed', async () => {
     const runAt = new Date(Date.now() + 3_600_000).toISOString();
     const id = rawId((await api.gql(`mutation($p: JSON, $runAt: DateTime) { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: $p, runAt: $runAt }) { ... on SubmitTaskSuccess { task { id } } } }`, { p: { steps: 1, stepMs: 0 }, runAt }, token)).body.data.submitTask.task.id, 'Task')!;

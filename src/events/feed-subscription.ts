@@ -11,6 +11,12 @@
 // process). A task's stream refills what it missed from the database by sequence number; a dashboard misses
 // the oldest updates of the burst, not the newest.
 
+/**
+ * A subscription, and when Redis has confirmed the channel's SUBSCRIBE: a message published before then may have
+ * been missed (it was published before Redis sent this channel anything), one published after is not.
+ */
+export type FeedIterator<T> = AsyncIterableIterator<T> & { ready: Promise<void> };
+
 /** The part of an EventTarget (the Redis event target) a subscription uses. */
 export interface FeedTarget {
   addEventListener(topic: string, listener: (event: { detail?: unknown }) => void): void;
@@ -20,7 +26,8 @@ export interface FeedTarget {
 /** Messages a subscription holds for a reader that has fallen behind. */
 export const defaultFeedCapacity = 1024;
 
-export function feedSubscription<T>(target: FeedTarget, topic: string, capacity: number = defaultFeedCapacity): AsyncIterableIterator<T> {
+/** `subscribed`: the channel's SUBSCRIBE as sent by the target (after the listener is added). */
+export function feedSubscription<T>(target: FeedTarget, topic: string, capacity: number = defaultFeedCapacity, subscribed: () => Promise<unknown> = async () => undefined): FeedIterator<T> {
   const held: T[] = [];
   const readers: Array<(result: IteratorResult<T>) => void> = [];
   let ended = false;
@@ -32,6 +39,11 @@ export function feedSubscription<T>(target: FeedTarget, topic: string, capacity:
     else if (held.push(event.detail as T) > capacity) held.shift();
   };
   target.addEventListener(topic, listener);
+  // Never rejects: a subscription that Redis did not confirm (it is down) is as good as it gets.
+  const ready = subscribed().then(
+    () => undefined,
+    () => undefined,
+  );
   const end = (): IteratorResult<T> => {
     if (!ended) {
       ended = true;
@@ -42,6 +54,7 @@ export function feedSubscription<T>(target: FeedTarget, topic: string, capacity:
     return { value: undefined, done: true };
   };
   return {
+    ready,
     next: () => {
       if (held.length > 0) return Promise.resolve({ value: held.shift()!, done: false });
       if (ended) return Promise.resolve({ value: undefined, done: true });

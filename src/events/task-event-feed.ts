@@ -3,7 +3,7 @@
 // channels are the ones RedisTaskEventPublisher publishes to, from any API replica or worker.
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { Redis } from 'ioredis';
-import { defaultFeedCapacity, feedSubscription, type FeedTarget } from './feed-subscription.js';
+import { defaultFeedCapacity, feedSubscription, type FeedIterator, type FeedTarget } from './feed-subscription.js';
 import { controlChannel, type ControlMessage, type TaskEventMessage } from './task-event-bus.js';
 
 /**
@@ -26,9 +26,10 @@ const lenientJson = {
  * A client as the event target uses it (on, subscribe, unsubscribe, publish). The event target leaves the promises
  * of its commands unobserved, so one still pending when the feed closes (say, the SUBSCRIBE of a replica that
  * failed to start, closed at once) would be rejected with nobody listening, and end the process before it closed
- * the rest. Losing such a command at close is harmless: here each is observed.
+ * the rest. Losing such a command at close is harmless: here each is observed. The last SUBSCRIBE of each channel
+ * is kept in `subscribes`, for subscriptions to wait for.
  */
-function withHandledCommands(client: Redis): Redis {
+function withHandledCommands(client: Redis, subscribes?: Map<string, Promise<unknown>>): Redis {
   const observed = <T>(promise: Promise<T>): Promise<T> => {
     promise.catch(() => undefined);
     return promise;
@@ -38,8 +39,15 @@ function withHandledCommands(client: Redis): Redis {
       client.on(event, listener);
       return adapter;
     },
-    subscribe: (...channels: string[]) => observed(client.subscribe(...channels)),
-    unsubscribe: (...channels: string[]) => observed(client.unsubscribe(...channels)),
+    subscribe: (...channels: string[]) => {
+      const command = observed(client.subscribe(...channels));
+      for (const channel of channels) subscribes?.set(channel, command);
+      return command;
+    },
+    unsubscribe: (...channels: string[]) => {
+      for (const channel of channels) subscribes?.delete(channel);
+      return observed(client.unsubscribe(...channels));
+    },
     publish: (channel: string, message: string) => observed(client.publish(channel, message)),
   };
   return adapter as unknown as Redis;
@@ -47,6 +55,8 @@ function withHandledCommands(client: Redis): Redis {
 
 export class TaskEventFeed {
   private readonly target: FeedTarget;
+  /** The SUBSCRIBE of each channel listened to. */
+  private readonly subscribes = new Map<string, Promise<unknown>>();
   private readonly publishClient: Redis;
   private readonly subscribeClient: Redis;
 
@@ -62,24 +72,28 @@ export class TaskEventFeed {
     for (const client of [this.publishClient, this.subscribeClient]) client.on('error', () => undefined);
     this.target = createRedisEventTarget({
       publishClient: withHandledCommands(this.publishClient),
-      subscribeClient: withHandledCommands(this.subscribeClient),
+      subscribeClient: withHandledCommands(this.subscribeClient, this.subscribes),
       serializer: lenientJson,
     }) as unknown as FeedTarget;
   }
 
+  private subscription<T>(channel: string): FeedIterator<T> {
+    return feedSubscription<T>(this.target, channel, this.capacity, () => this.subscribes.get(channel) ?? Promise.resolve());
+  }
+
   /** Events of one task, from now on. */
-  task(taskId: string): AsyncIterableIterator<TaskEventMessage> {
-    return feedSubscription(this.target, `${this.prefix}:taskEvent:${taskId}`, this.capacity);
+  task(taskId: string): FeedIterator<TaskEventMessage> {
+    return this.subscription(`${this.prefix}:taskEvent:${taskId}`);
   }
 
   /** Events of every task, from now on. */
-  all(): AsyncIterableIterator<TaskEventMessage> {
-    return feedSubscription(this.target, `${this.prefix}:taskEvents`, this.capacity);
+  all(): FeedIterator<TaskEventMessage> {
+    return this.subscription(`${this.prefix}:taskEvents`);
   }
 
   /** Requests to every process (cancellations, token revocations). */
-  private control(): AsyncIterableIterator<ControlMessage> {
-    return feedSubscription(this.target, controlChannel(this.prefix), this.capacity);
+  private control(): FeedIterator<ControlMessage> {
+    return this.subscription(controlChannel(this.prefix));
   }
 
   /**

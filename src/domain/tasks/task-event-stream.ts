@@ -1,7 +1,9 @@
 // A task's events as one ordered stream: first the persisted events after a cursor, then live ones, with no
-// gap and no duplicate across the boundary. The live listener is attached before the database is read, and
-// every live event is checked against the last sequence number delivered: older ones are dropped, and a jump
-// ahead (a message missed during a reconnect) is filled from the database. A quiet stream also re-reads the
+// gap and no duplicate across the boundary. The live listener is attached before the database is read, and the
+// database is read once more when Redis confirms the subscription (an event published before that was not sent
+// to it, but was written before it was published). Every live event is checked against the last sequence number
+// delivered: older ones are dropped, and a jump ahead (a message missed during a reconnect) is filled from the
+// database. A quiet stream also re-reads the
 // database now and then, so even a lost final event is delivered. Ends after the task's final status: the one
 // the log ends with, since a retried task's log goes on after the final status of the run before.
 import { Repeater } from '@repeaterjs/repeater';
@@ -32,7 +34,8 @@ function isFinal(event: StreamedTaskEvent): boolean {
  */
 export function streamTaskEvents(
   prisma: PrismaClient,
-  live: AsyncIterableIterator<TaskEventMessage>,
+  /** `ready`, if given: when Redis confirmed the live side's subscription (FeedIterator). */
+  live: AsyncIterableIterator<TaskEventMessage> & { ready?: Promise<void> },
   taskId: string,
   afterSeq: number,
   options: { quietRecheckMs: number } = { quietRecheckMs: 5000 },
@@ -73,6 +76,7 @@ export function streamTaskEvents(
     };
 
     try {
+      let confirmed = live.ready?.then(() => 'confirmed' as const);
       if (await catchUp()) return;
 
       let pending = live.next();
@@ -81,10 +85,11 @@ export function streamTaskEvents(
         const quiet = new Promise<'quiet'>((resolve) => {
           timer = setTimeout(() => resolve('quiet'), options.quietRecheckMs);
         });
-        const next = await Promise.race([pending, quiet, stopping.next()]);
+        const next = await Promise.race([pending, quiet, stopping.next(), ...(confirmed ? [confirmed] : [])]);
         clearTimeout(timer);
         if (next === 'stopped') return;
-        if (next === 'quiet') {
+        if (next === 'quiet' || next === 'confirmed') {
+          if (next === 'confirmed') confirmed = undefined;
           if (await catchUp()) return;
           continue;
         }
