@@ -694,6 +694,41 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(polls[3]!.accessToken).not.toBe(expired.accessToken);
   });
 
+  it('a session Salesforce refuses right after issuing it fails the task with ORG_AUTH_FAILED at once, without refreshing again and again', async () => {
+    sim.refuseApiSessions(); // a connected app without the api scope
+    try {
+      const refreshesBefore = sim.tokenRefreshCount;
+      const from = lastSeq();
+      const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { org: OTHER, maxAttempts: 2, timeoutMs: 20_000 });
+      const task = await waitTask(id);
+      expect(task.status).toBe('FAILED');
+      expect(task.attempts).toBe(1); // not retried: credentials Salesforce refuses stay refused
+      expect(task.error!.code).toBe('ORG_AUTH_FAILED');
+      expect(task.error!.message).toMatch(/refused a session it had just issued/);
+      // The child's connect, and one refresh when its session was refused; refused again, it gives up.
+      expect(sim.tokenRefreshCount - refreshesBefore).toBe(2);
+      expect(soapCalls(from).map((r) => [r.operation, r.errorCode ?? null])).toEqual([
+        ['deploy', 'INVALID_SESSION_ID'],
+        ['deploy', 'INVALID_SESSION_ID'],
+      ]);
+      expect((await gql(`{ org(alias: "${OTHER}") { status } }`)).org.status).toBe('AUTH_FAILED');
+    } finally {
+      sim.refuseApiSessions(false);
+    }
+  });
+
+  it('a token endpoint failing when the session is refreshed mid-deployment is ORG_UNREACHABLE: the retry follows the deployment', async () => {
+    sim.deployPlan({ components: 2, pollsToFinish: 12 });
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const { deployId } = await deploymentPolled(id);
+    sim.failNext('/services/oauth2/token', 500); // {"error":"unknown_error","error_description":"retry your request"}
+    sim.expireSessionAfterPolls(0);
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expectRetriedOnce(task, 'ORG_UNREACHABLE', 'SUCCEEDED');
+    expect(sim.listDeploys().filter((d) => d === deployId)).toHaveLength(1);
+  });
+
   it('REQUEST_LIMIT_EXCEEDED on a SOAP call requeues the task with SF_API_LIMIT; the retry succeeds', async () => {
     sim.failNext('deploy', 'REQUEST_LIMIT_EXCEEDED');
     const from = lastSeq();

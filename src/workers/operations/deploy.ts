@@ -30,9 +30,18 @@ async function startDeployment(conn: Connection, zip: Buffer, params: Params, ch
     });
     return (started as unknown as { id: string }).id;
   } catch (error) {
-    const failure = toOperationError(error, 'starting the deployment');
-    throw /zip|package/i.test(failure.message) ? new OperationError('INVALID_PACKAGE', failure.message, false) : failure;
+    throw deploymentStartFailure(error);
   }
+}
+
+/**
+ * Why a deployment could not start: a zip or package Salesforce refused is INVALID_PACKAGE; anything else keeps
+ * its own code (an unreachable org whose host name happens to hold "zip" is still retried).
+ */
+export function deploymentStartFailure(error: unknown): OperationError {
+  const failure = toOperationError(error, 'starting the deployment');
+  const refused = failure.code === 'SALESFORCE_ERROR' && /zip|package/i.test((error as { message?: string } | null)?.message ?? '');
+  return refused ? new OperationError('INVALID_PACKAGE', failure.message, false) : failure;
 }
 
 export async function runDeployment(ctx: OperationContext<Params>, checkOnly: boolean): Promise<unknown> {

@@ -2,7 +2,38 @@
 // never include tokens (jsforce errors carry the request, so nothing but name, code and message is kept).
 import { OperationError } from '../operation.js';
 
-const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+const networkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+]);
+
+/**
+ * Failures of a session refresh jsforce ran by itself mid-operation, by key. jsforce rethrows a failed refresh
+ * as a new Error with only the message ("Unable to refresh session due to: …"): the name, code and status that
+ * tell a network failure from refused credentials are gone. The refresh function (connect.ts) classifies its
+ * failure first and hands jsforce an error whose message carries the key, so toOperationError finds it again.
+ */
+const refreshFailures = new Map<number, OperationError>();
+let refreshFailureKeys = 0;
+const refreshFailureMark = /\[refresh failure (\d+)\]/;
+
+/** The error a refresh function gives jsforce for `failure`: toOperationError turns what jsforce makes of it back into `failure`. */
+export function refreshFailure(failure: OperationError): Error {
+  const key = (refreshFailureKeys += 1);
+  refreshFailures.set(key, failure);
+  return new Error(`${failure.message} [refresh failure ${key}]`);
+}
 
 interface SalesforceError {
   name?: string;
@@ -14,12 +45,18 @@ interface SalesforceError {
 }
 
 function clean(message: string | undefined): string {
-  return (message ?? 'unknown error').replace(/(access_token|refresh_token|sessionId|Bearer)[=:\s"]+[^\s"&]+/gi, '$1=[redacted]').slice(0, 500);
+  return (message ?? 'unknown error')
+    .replace(/(<(?:\w+:)?sessionId>)[^<]*/gi, '$1[redacted]')
+    .replace(/(access_token|refresh_token|oauth_token|sessionId|Bearer)[=:\s"]+[^\s"&<]+/gi, '$1=[redacted]')
+    .slice(0, 500);
 }
 
 export function toOperationError(error: unknown, doing: string): OperationError {
   if (error instanceof OperationError) return error;
   const e = (error ?? {}) as SalesforceError;
+  const refresh = refreshFailureMark.exec(e.message ?? '');
+  const refreshed = refresh ? refreshFailures.get(Number(refresh[1])) : undefined;
+  if (refreshed) return refreshed;
   const code = e.errorCode ?? e.name ?? '';
   const message = clean(e.message);
   if (code === 'invalid_grant' || /invalid_grant|expired access\/refresh token|inactive user|app is not approved/i.test(message)) {
@@ -34,7 +71,8 @@ export function toOperationError(error: unknown, doing: string): OperationError 
   const network = e.code ?? e.cause?.code;
   // Salesforce's own server errors: a REST 500 (errorCode UNKNOWN_EXCEPTION) or a SOAP fault (sf:UNKNOWN_EXCEPTION,
   // always HTTP 500, so jsforce's error carries no status code).
-  const serverError = /^(?:sf:)?(?:UNKNOWN_EXCEPTION|SERVER_UNAVAILABLE)$/.test(code);
+  // The OAuth token endpoint's `unknown_error` ("retry your request") is the same.
+  const serverError = /^(?:sf:)?(?:UNKNOWN_EXCEPTION|SERVER_UNAVAILABLE)$|^unknown_error$/.test(code);
   if ((network && networkCodes.has(network)) || serverError || (e.statusCode !== undefined && e.statusCode >= 500) || /ERROR_HTTP_5\d\d|socket hang up|fetch failed/i.test(`${code} ${message}`)) {
     return new OperationError('ORG_UNREACHABLE', `Salesforce could not be reached while ${doing}: ${message}`, true);
   }
