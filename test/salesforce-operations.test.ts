@@ -15,6 +15,7 @@ import { postZip, startTestApi, testDatabaseUrl, type GraphQLResponse, type Test
 import { canary, encodings } from './support/leak-search.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
+import { pollRetries } from '../src/workers/operations/salesforce/poll-status.js';
 
 const MAIN = 'sfops';
 const OTHER = 'sfops-other';
@@ -136,6 +137,9 @@ const waitTask = (id: string, statuses = FINAL_STATUSES, timeoutMs = 40_000) => 
 const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
 
 const progressEvents = (task: TaskView) => task.events.filter((e) => e.kind === 'PROGRESS').map((e) => e.payload);
+/** Status polls failing in a row that end an attempt (the ones before are tried again within it). */
+const failedPollsEndingAnAttempt = pollRetries + 1;
+
 const statusEvents = (task: TaskView) => task.events.filter((e) => e.kind === 'STATUS').map((e) => e.payload);
 
 /** A task that ran twice: its first attempt failed with `after` and was retried, the second ended `final`. */
@@ -173,7 +177,7 @@ function waitForRetry(taskId: string): Promise<TaskView> {
  */
 async function deploymentWaitingForRetry(artifactId: string, pollsToFinish: number): Promise<{ id: string; deployId: string; from: number }> {
   sim.deployPlan({ pollsToFinish });
-  sim.failNext('checkDeployStatus', 500);
+  sim.failNext('checkDeployStatus', 500, failedPollsEndingAnAttempt);
   const from = lastSeq();
   const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 3, retryBackoffMs: 60_000 });
   const waiting = await waitForRetry(id);
@@ -717,16 +721,17 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     }
   });
 
-  it('a token endpoint failing when the session is refreshed mid-deployment is ORG_UNREACHABLE: the retry follows the deployment', async () => {
+  it('a token endpoint failing when the session is refreshed mid-deployment is ORG_UNREACHABLE: the poll is tried again', async () => {
     sim.deployPlan({ components: 2, pollsToFinish: 12 });
-    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
-    const { deployId } = await deploymentPolled(id);
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 1 });
+    await deploymentPolled(id);
     sim.failNext('/services/oauth2/token', 500); // {"error":"unknown_error","error_description":"retry your request"}
     sim.expireSessionAfterPolls(0);
     const task = await waitTask(id);
     expect(task.error).toBeNull();
-    expectRetriedOnce(task, 'ORG_UNREACHABLE', 'SUCCEEDED');
-    expect(sim.listDeploys().filter((d) => d === deployId)).toHaveLength(1);
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    const warnings = task.events.filter((e) => e.kind === 'LOG' && /polling again in/.test(e.payload.message)).map((e) => e.payload.message);
+    expect(warnings).toEqual([expect.stringMatching(/^Salesforce could not be reached while refreshing the session: retry your request; polling again in 100 ms/)]);
   });
 
   it('REQUEST_LIMIT_EXCEEDED on a SOAP call requeues the task with SF_API_LIMIT; the retry succeeds', async () => {
@@ -760,22 +765,37 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect((await gql(`{ org(alias: "${MAIN}") { status } }`)).org.status).toBe('CONNECTED');
   });
 
+  it('a failed status poll is tried again within the attempt, after a growing wait', async () => {
+    sim.deployPlan({ pollsToFinish: 3 });
+    sim.failNext('checkDeployStatus', 500, 2);
+    const from = lastSeq();
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
+    const task = await waitTask(id);
+    expect(task.error).toBeNull();
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    const warnings = task.events.filter((e) => e.kind === 'LOG' && /polling again in/.test(e.payload.message)).map((e) => e.payload);
+    expect(warnings).toEqual([
+      expect.objectContaining({ level: 'warn', message: expect.stringMatching(/^Salesforce could not be reached while checking deployment \w+: .*; polling again in 100 ms \(5 more tries\)$/) }),
+      expect.objectContaining({ level: 'warn', message: expect.stringMatching(/; polling again in 200 ms \(4 more tries\)$/) }),
+    ]);
+    const polls = soapCalls(from).filter((r) => r.operation === 'checkDeployStatus');
+    expect(polls.slice(0, 3).map((r) => r.status)).toEqual([500, 500, 200]);
+    expect(polls[2]!.at.getTime() - polls[1]!.at.getTime()).toBeGreaterThanOrEqual(190); // the second wait, doubled
+  });
+
   it('a retry follows the deployment its first attempt started instead of starting another', async () => {
     sim.deployPlan({ pollsToFinish: 3 });
-    sim.failNext('checkDeployStatus', 500);
+    sim.failNext('checkDeployStatus', 500, failedPollsEndingAnAttempt);
     const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const task = await waitTask(id);
     expect(task.error).toBeNull();
     expectRetriedOnce(task, 'ORG_UNREACHABLE', 'SUCCEEDED');
-    // One deployment: the first attempt started it and failed on its first poll; the second only polled it.
+    // One deployment: the first attempt started it and failed polling it; the second only polled it.
     const calls = soapCalls(from).map((r) => [r.operation, r.status]);
-    expect(calls.slice(0, 2)).toEqual([
-      ['deploy', 200],
-      ['checkDeployStatus', 500],
-    ]);
-    expect(calls.length).toBeGreaterThan(2);
-    expect(calls.slice(2).every(([operation, status]) => operation === 'checkDeployStatus' && status === 200)).toBe(true);
+    expect(calls.slice(0, 1 + failedPollsEndingAnAttempt)).toEqual([['deploy', 200], ...Array(failedPollsEndingAnAttempt).fill(['checkDeployStatus', 500])]);
+    expect(calls.length).toBeGreaterThan(1 + failedPollsEndingAnAttempt);
+    expect(calls.slice(1 + failedPollsEndingAnAttempt).every(([operation, status]) => operation === 'checkDeployStatus' && status === 200)).toBe(true);
     const { deployId } = task.result;
     expect(sim.getDeploy(deployId)).toMatchObject({ done: true, success: true });
     // The first attempt recorded the deploy id before its first poll, which is what the retry went by.
@@ -884,7 +904,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const validation = await waitTask(await submit('VALIDATE', { artifactId, testLevel: 'RunSpecifiedTests', runTests: ['FooTest'], pollIntervalMs: 100 }));
     expect(validation.status).toBe('SUCCEEDED');
     sim.deployPlan({ pollsToFinish: 2 });
-    sim.failNext('checkDeployStatus', 500);
+    sim.failNext('checkDeployStatus', 500, failedPollsEndingAnAttempt);
     const from = lastSeq();
     const id = await submit('QUICK_DEPLOY', { validationTaskId: validation.id, pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const task = await waitTask(id);
@@ -898,7 +918,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
   it('retryTask starts a new run: its retries never follow a deployment of the run before', async () => {
     // Run 1: attempt 1 starts deployment A and fails polling it; attempt 2 follows A and fails too.
     sim.deployPlan({ pollsToFinish: 2 });
-    sim.failNext('checkDeployStatus', 500, 2);
+    sim.failNext('checkDeployStatus', 500, 2 * failedPollsEndingAnAttempt);
     const from = lastSeq();
     const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 100 });
     const failed = await waitTask(id);

@@ -6,6 +6,7 @@ import type { TaskParams } from '../../domain/tasks/task-params.js';
 import { OperationError, type Operation } from './operation.js';
 import { connect, defaultApiVersion } from './salesforce/connect.js';
 import { toOperationError } from './salesforce/errors.js';
+import { pollStatus } from './salesforce/poll-status.js';
 
 type Params = TaskParams<'RETRIEVE'>;
 
@@ -33,7 +34,7 @@ const retrieve: Operation<Params> = {
       ctx.log(`Retrieve ${started.id} started`);
       for (let poll = 1; ; poll += 1) {
         if (ctx.signal.aborted) throw new OperationError('CANCELLED', `Retrieve ${started.id} was cancelled`, false);
-        const result = (await conn.metadata.checkRetrieveStatus(started.id)) as unknown as {
+        const result = (await pollStatus(() => conn.metadata.checkRetrieveStatus(started.id), ctx, `checking retrieve ${started.id}`, params.pollIntervalMs)) as unknown as {
           status: string;
           done: unknown;
           success: unknown;

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection } from 'jsforce';
 import { isShutdown, OperationError, type OperationContext } from '../operation.js';
 import { toOperationError } from './errors.js';
+import { pollStatus } from './poll-status.js';
 
 /** How long a cancelled deployment waits for Salesforce to confirm; kept below the worker's kill grace. */
 const cancelWaitMs = 20_000;
@@ -145,12 +146,7 @@ export async function followDeployment(conn: Connection, deployId: string, ctx: 
         await sleep(Math.min(pollIntervalMs, 1000));
       }
     }
-    let raw: RawDeployResult;
-    try {
-      raw = (await conn.metadata.checkDeployStatus(deployId, true)) as unknown as RawDeployResult;
-    } catch (error) {
-      throw toOperationError(error, `checking deployment ${deployId}`);
-    }
+    const raw = (await pollStatus(() => conn.metadata.checkDeployStatus(deployId, true), ctx, `checking deployment ${deployId}`, pollIntervalMs)) as unknown as RawDeployResult;
     const summary = summarise(raw);
     const { components, tests } = summary;
     ctx.progress(bool(raw.done) ? 100 : progressOf(summary), `${summary.status}${summary.stateDetail ? `: ${summary.stateDetail}` : ''}`, {
