@@ -10,12 +10,33 @@ import { pollStatus } from './salesforce/poll-status.js';
 
 type Params = TaskParams<'RETRIEVE'>;
 
-/** <types><members>A</members><name>ApexClass</name></types>… from a package.xml. */
+/** The text of an element: XML entities and character references decoded, CDATA sections as they are. */
+function xmlText(raw: string): string {
+  return raw
+    .replace(/<!\[CDATA\[([\s\S]*?)\]\]>|&(?:#x([0-9a-f]+)|#(\d+)|(amp|lt|gt|quot|apos));/gi, (_, cdata: string | undefined, hex: string | undefined, dec: string | undefined, name: string | undefined) => {
+      if (cdata !== undefined) return cdata;
+      if (hex !== undefined || dec !== undefined) return String.fromCodePoint(parseInt(hex ?? dec!, hex !== undefined ? 16 : 10));
+      return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[name!.toLowerCase() as 'amp']!;
+    })
+    .trim();
+}
+
+/**
+ * <types><members>A</members><name>ApexClass</name></types>… from a package.xml, as Salesforce reads it:
+ * commented-out parts do not count, and `R&amp;D` is the member `R&D`.
+ */
 export function typesFromPackageXml(xml: string): Array<{ name: string; members: string[] }> {
-  const types = [...xml.matchAll(/<types>([\s\S]*?)<\/types>/g)].map((match) => ({
-    name: /<name>\s*([^<]+?)\s*<\/name>/.exec(match[1]!)?.[1] ?? '',
-    members: [...match[1]!.matchAll(/<members>\s*([^<]+?)\s*<\/members>/g)].map((m) => m[1]!),
-  }));
+  const uncommented = xml.replace(/<!--[\s\S]*?-->/g, '');
+  const element = /<(name|members)>((?:<!\[CDATA\[[\s\S]*?\]\]>|[^<])*)<\/\1>/g;
+  const types = [...uncommented.matchAll(/<types>([\s\S]*?)<\/types>/g)].map((match) => {
+    const type = { name: '', members: [] as string[] };
+    for (const [, tag, raw] of match[1]!.matchAll(element)) {
+      const text = xmlText(raw!);
+      if (tag === 'name') type.name = text;
+      else if (text) type.members.push(text);
+    }
+    return type;
+  });
   if (types.length === 0 || types.some((t) => !t.name || t.members.length === 0)) {
     throw new OperationError('INVALID_PACKAGE', 'package.xml has no <types> with a <name> and <members>', false);
   }
