@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
 import { loadEnv } from '../src/env.js';
-import { BuiltinSecretStore, SecretKeyMismatchError } from '../src/secrets/builtin-store.js';
+import { BuiltinSecretStore, SecretKeyMismatchError, UnreadableSecretError } from '../src/secrets/builtin-store.js';
 import { resolveSecretKey } from '../src/secrets/local-key.js';
 import { dropSchema, testDatabaseUrl } from './support/harness.js';
 
@@ -115,7 +115,7 @@ describe('integrity', () => {
       where: { name: 'orgs/attacker' },
       data: { ciphertext: source.ciphertext, nonce: source.nonce, authTag: source.authTag, keyId: source.keyId },
     });
-    await expect(store.get('orgs/attacker')).rejects.toThrow();
+    await expect(store.get('orgs/attacker')).rejects.toBeInstanceOf(UnreadableSecretError);
     // The original is untouched and still opens.
     expect(await store.get('orgs/victim')).toEqual(victim);
   });
@@ -126,12 +126,12 @@ describe('integrity', () => {
     const flipped = Buffer.from(row.ciphertext);
     flipped[0] = flipped[0]! ^ 0x01;
     await prisma.secret.update({ where: { name: 'orgs/tampered' }, data: { ciphertext: flipped } });
-    await expect(store.get('orgs/tampered')).rejects.toThrow();
+    await expect(store.get('orgs/tampered')).rejects.toBeInstanceOf(UnreadableSecretError);
 
     const tag = Buffer.from(row.authTag);
     tag[15] = tag[15]! ^ 0x80;
     await prisma.secret.update({ where: { name: 'orgs/tampered' }, data: { ciphertext: row.ciphertext, authTag: tag } });
-    await expect(store.get('orgs/tampered')).rejects.toThrow();
+    await expect(store.get('orgs/tampered')).rejects.toBeInstanceOf(UnreadableSecretError);
   });
 
   it('reports a different key as SecretKeyMismatchError, naming the secret but not the key', async () => {

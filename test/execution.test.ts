@@ -595,6 +595,39 @@ describe('timeouts, retries and failures', () => {
     expect(later.attempts).toBe(1);
     expect(statuses(later).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
   });
+
+  it('retries a run whose credentials the built-in store could not read just then (Postgres), and fails at once on ones it can never open', async () => {
+    const table = `"${api.schema}"."Secret"`;
+    await api.prisma.$executeRawUnsafe(`ALTER TABLE ${table} RENAME TO "Secret_away"`); // what the worker's store reads: gone for now
+    let renamed = true;
+    try {
+      const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0, readCredentials: true }, maxAttempts: 2, retryBackoffMs: 300 });
+      await waitFor(async () => statuses(await getTask(submitted.id)).some((s) => s.after === 'CREDENTIALS_UNAVAILABLE') || null, 10_000, 'the first attempt to fail');
+      await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Secret_away" RENAME TO "Secret"`);
+      renamed = false;
+      const task = await waitForEnd(submitted.id);
+      expect(task.status).toBe('SUCCEEDED');
+      expect(task.attempts).toBe(2);
+      expect(statuses(task)[2]).toMatchObject({ status: 'QUEUED', after: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store could not be read' });
+    } finally {
+      if (renamed) await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Secret_away" RENAME TO "Secret"`);
+    }
+
+    // A ciphertext altered in the database: no attempt will open it.
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'exec' } });
+    const row = await api.prisma.secret.findUniqueOrThrow({ where: { name: org.secretRef } });
+    const flipped = Buffer.from(row.ciphertext);
+    flipped[0] = flipped[0]! ^ 0x01;
+    await api.prisma.secret.update({ where: { name: org.secretRef }, data: { ciphertext: flipped } });
+    try {
+      const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0, readCredentials: true }, maxAttempts: 2, retryBackoffMs: 0 });
+      const task = await waitForEnd(submitted.id);
+      expect(task).toMatchObject({ status: 'FAILED', attempts: 1 });
+      expect(task.error).toEqual({ code: 'CREDENTIALS_UNAVAILABLE', message: `Secret ${org.secretRef} cannot be decrypted: it was altered, or copied from another name` });
+    } finally {
+      await api.prisma.secret.update({ where: { name: org.secretRef }, data: { ciphertext: row.ciphertext } });
+    }
+  });
 });
 
 describe('per-org lock', () => {

@@ -6,7 +6,10 @@ import type { PrismaClient } from '../db/prisma.js';
 import { IpcGrantRegistry } from './ipc-grants.js';
 import type { CredentialGrant, SecretStore, SecretValue } from './secret-store.js';
 
-export class SecretKeyMismatchError extends Error {
+/** A stored secret that cannot be read with this store's key, now or on any retry. */
+export class UnreadableSecretError extends Error {}
+
+export class SecretKeyMismatchError extends UnreadableSecretError {
   constructor(name: string) {
     super(`Secret ${name} was written with a different SWITCHYARD_SECRET_KEY`);
   }
@@ -43,11 +46,17 @@ export class BuiltinSecretStore implements SecretStore {
     const row = await this.prisma.secret.findUnique({ where: { name } });
     if (!row) return null;
     if (row.keyId !== this.keyId) throw new SecretKeyMismatchError(name);
-    const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(row.nonce));
-    decipher.setAAD(Buffer.from(name, 'utf8'));
-    decipher.setAuthTag(Buffer.from(row.authTag));
-    const plain = Buffer.concat([decipher.update(Buffer.from(row.ciphertext)), decipher.final()]);
-    return JSON.parse(plain.toString('utf8')) as SecretValue;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(row.nonce));
+      decipher.setAAD(Buffer.from(name, 'utf8'));
+      decipher.setAuthTag(Buffer.from(row.authTag));
+      const plain = Buffer.concat([decipher.update(Buffer.from(row.ciphertext)), decipher.final()]);
+      return JSON.parse(plain.toString('utf8')) as SecretValue;
+    } catch {
+      // The authentication tag does not match (the row was altered or copied onto another name), or the plaintext
+      // is not JSON: nothing about it changes by trying again. The cause stays here (it is about secret bytes).
+      throw new UnreadableSecretError(`Secret ${name} cannot be decrypted: it was altered, or copied from another name`);
+    }
   }
 
   async delete(name: string): Promise<void> {
@@ -58,7 +67,10 @@ export class BuiltinSecretStore implements SecretStore {
     return this.grants.issue(name, ttlSeconds);
   }
 
-  /** Redeems an IPC grant issued by this store: the secret once, or null if spent, expired or unknown. */
+  /**
+   * Redeems an IPC grant issued by this store: the secret once, or null if spent, expired or unknown. Throws
+   * what reading it threw: an UnreadableSecretError, or the database's error (the grant is spent either way).
+   */
   async redeem(token: string): Promise<SecretValue | null> {
     const name = this.grants.consume(token);
     return name === null ? null : this.get(name);

@@ -47,7 +47,7 @@ async function redeem(request: RunRequest): Promise<OrgCredentials> {
       void send({ t: 'redeem', token: grant.token });
     });
     pendingCredentials = null;
-    if (answer.error || !answer.value) throw new OperationError('CREDENTIALS_UNAVAILABLE', answer.error ?? 'The credential grant was not honoured', false);
+    if (answer.error || !answer.value) throw new OperationError('CREDENTIALS_UNAVAILABLE', answer.error ?? 'The credential grant was not honoured', answer.retryable ?? false);
     value = answer.value;
   }
   if (!value?.refreshToken || !value.instanceUrl) throw new OperationError('CREDENTIALS_UNAVAILABLE', 'The stored credentials are incomplete', false);

@@ -1,6 +1,7 @@
 // One operation in one child process, seen from the worker: send the request, relay the child's reports in
 // order, answer its credential redemption, and escalate an abort (ask, then SIGTERM, then SIGKILL).
 import type { SecretValue } from '../secrets/secret-store.js';
+import { UnreadableSecretError } from '../secrets/builtin-store.js';
 import type { LaunchedChild } from './child-launcher.js';
 import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 
@@ -126,7 +127,15 @@ export class ChildSession {
       case 'log':
         return this.hooks.onLog(message.level, message.message);
       case 'redeem': {
-        const value = await this.hooks.redeem(message.token).catch(() => null);
+        let value: SecretValue | null;
+        try {
+          value = await this.hooks.redeem(message.token);
+        } catch (error) {
+          // A secret this store's key cannot open stays so; a database that did not answer may answer the retry.
+          const permanent = error instanceof UnreadableSecretError;
+          this.send({ t: 'credentials', value: null, error: permanent ? error.message : 'The secret store could not be read', retryable: !permanent });
+          return;
+        }
         this.send(value ? { t: 'credentials', value } : { t: 'credentials', value: null, error: 'The credential grant is spent, expired or unknown' });
         return;
       }

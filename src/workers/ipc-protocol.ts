@@ -26,7 +26,8 @@ export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
 
 export type ParentMessage =
   | { t: 'run'; request: RunRequest }
-  | { t: 'credentials'; value: SecretValue | null; error?: string }
+  /** `retryable`: the store could not be read just now (a new attempt gets a new grant). */
+  | { t: 'credentials'; value: SecretValue | null; error?: string; retryable?: boolean }
   | { t: 'abort'; reason: AbortReason };
 
 export type LogLevel = 'info' | 'warn' | 'error';
