@@ -3,10 +3,20 @@
 // any replica announces a revocation (create-app.ts passes the announcement to end()), and on a periodic
 // re-check otherwise, which catches expiry and revocations made with the CLI. The re-check asks about every
 // watched token in one query.
+//
+// A token that ended is remembered for a while: a connection or stream registers only after its token was looked
+// up (connect, or the start of an HTTP subscription), and a revocation announced while that lookup ran would
+// otherwise find nothing to end, leaving the newcomer until the next re-check. A token never authenticates again
+// once it has ended (revoked or expired), so one registered after its end is ended at once.
 import type { TokenService } from '../domain/auth/token-service.js';
+
+/** How long an ended token is remembered: far longer than a token lookup takes. */
+const rememberEndedMs = 10 * 60_000;
 
 export class TokenWatch {
   private readonly byToken = new Map<string, Set<() => void>>();
+  /** Tokens that ended, and when (oldest first). */
+  private readonly ended = new Map<string, number>();
   private readonly listeners = new Set<(tokenId: string) => void>();
   private readonly timer: NodeJS.Timeout;
 
@@ -18,8 +28,12 @@ export class TokenWatch {
     this.timer.unref();
   }
 
-  /** Calls `end` once `tokenId` stops authenticating; the function returned stops watching. */
+  /** Calls `end` once `tokenId` stops authenticating (soon, if it already has); the function returned stops watching. */
   add(tokenId: string, end: () => void): () => void {
+    if (this.hasEnded(tokenId)) {
+      queueMicrotask(end); // as an end announced just after: never inside the caller's own registration
+      return () => undefined;
+    }
     const enders = this.byToken.get(tokenId) ?? new Set();
     this.byToken.set(tokenId, enders.add(end));
     return () => {
@@ -36,6 +50,8 @@ export class TokenWatch {
 
   /** `tokenId` no longer authenticates: end everything that lives by it. */
   end(tokenId: string): void {
+    this.ended.delete(tokenId);
+    this.ended.set(tokenId, Date.now());
     for (const listener of this.listeners) listener(tokenId);
     const enders = this.byToken.get(tokenId);
     this.byToken.delete(tokenId);
@@ -44,6 +60,15 @@ export class TokenWatch {
 
   close(): void {
     clearInterval(this.timer);
+  }
+
+  private hasEnded(tokenId: string): boolean {
+    const forgetBefore = Date.now() - rememberEndedMs;
+    for (const [id, at] of this.ended) {
+      if (at >= forgetBefore) break;
+      this.ended.delete(id);
+    }
+    return this.ended.has(tokenId);
   }
 
   private async recheck(): Promise<void> {
