@@ -129,6 +129,8 @@ describe('docker-compose.yml', () => {
         expect(command[command.indexOf('--queues') + 1]).toBe(queue);
         // Long-running tasks get time to finish or hand back their job on `docker-compose stop`.
         expect(service(`worker-${queue}`).stop_grace_period).toBeTruthy();
+        // A worker serves no HTTP: the image's /healthz check must not mark it unhealthy.
+        expect(service(`worker-${queue}`).healthcheck).toEqual({ test: ['NONE'] }); // what `disable: true` resolves to
       }
     });
 
@@ -187,7 +189,11 @@ describe('Caddyfile', () => {
       expect(proxy.upstreams).toEqual([{ dial: 'api-1:4000' }, { dial: 'api-2:4000' }]);
       expect(proxy.health_checks.active.uri).toBe('/readyz');
       expect(proxy.load_balancing.try_duration).toBeGreaterThan(0);
+      // Idle upstream connections close before Node's keep-alive (5 s) closes them under a request.
+      expect(proxy.transport.keep_alive.idle_timeout).toBe(4 * 1e9);
     }
     expect(handlers.filter((h) => h.handler === 'request_body').map((h) => h.max_size)).toEqual(expect.arrayContaining([1024 * 1024, 100 * 1024 * 1024]));
+    // A 100 MiB upload over a slow HTTP/1.1 link: 15 minutes to send a body, as the API allows.
+    for (const server of Object.values(config.apps.http.servers) as any[]) expect(server.read_timeout, JSON.stringify(server)).toBe(15 * 60 * 1e9);
   });
 });

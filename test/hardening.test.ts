@@ -188,6 +188,11 @@ describe('body limits (without the Caddy edge)', () => {
   const orgCount = () => bodies.prisma.org.count();
   const artifactCount = () => bodies.prisma.artifact.count();
 
+  it('gives a request 15 minutes to arrive, body included, as the edge does (a large upload over a slow link)', () => {
+    expect(bodies.app.server.requestTimeout).toBe(15 * 60_000); // Node's default would cut it at 5
+    expect(bodies.app.server.headersTimeout).toBeLessThanOrEqual(60_000); // the headers still come quickly
+  });
+
   it('refuses a JSON body whose Content-Length is over the limit with 413, running nothing', async () => {
     const before = await orgCount();
     const padding = 'x'.repeat(maxRequestBytes);

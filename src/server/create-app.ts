@@ -160,7 +160,9 @@ export function createApp(options: AppOptions): App {
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
   const trusted = addressRanges(options.trustedProxies ?? []);
 
-  const server = createServer((req, res) => {
+  // 15 minutes to receive a request, body included (Node's default is 5): a 100 MiB upload over a slow link. The
+  // edge (Caddyfile, read_body) allows as long.
+  const server = createServer({ requestTimeout: 15 * 60_000 }, (req, res) => {
     const requestId = requestIdFrom(req);
     res.setHeader('x-request-id', requestId);
     const path = (req.url ?? '/').split('?')[0];
