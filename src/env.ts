@@ -61,6 +61,10 @@ export const envSchema = z
       .default('switchyard'),
     SWITCHYARD_GRAPHIQL: booleanString.default(true),
     SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+    SWITCHYARD_RUN_AS: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]*(?::[a-z_][a-z0-9_-]*)?$|^\d+(?::\d+)?$/i, 'a user, or user:group (names or numeric ids)')
+      .optional(),
     // Queue an ORG_CHECK when an org is registered or its credentials are rotated.
     SWITCHYARD_CHECK_ORGS: booleanString.default(true),
     // Metadata zips (uploads, retrievals): a directory shared by the API and every worker.

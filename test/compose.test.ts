@@ -129,6 +129,9 @@ describe('docker-compose.yml', () => {
         expect(command[command.indexOf('--queues') + 1]).toBe(queue);
         // Long-running tasks get time to finish or hand back their job on `docker-compose stop`.
         expect(service(`worker-${queue}`).stop_grace_period).toBeTruthy();
+        // Started as root only to switch to the image's user before any task child is forked (src/run-as.ts).
+        expect(service(`worker-${queue}`).user).toBe('root');
+        expect(service(`worker-${queue}`).environment.SWITCHYARD_RUN_AS).toBe('node');
         // A worker serves no HTTP: the image's /healthz check must not mark it unhealthy.
         expect(service(`worker-${queue}`).healthcheck).toEqual({ test: ['NONE'] }); // what `disable: true` resolves to
       }

@@ -137,6 +137,13 @@ describe('address lists', () => {
   });
 });
 
+describe('SWITCHYARD_RUN_AS', () => {
+  it('takes a user or user:group, by name or id, and is unset by default', () => {
+    expect(loadEnv({}).SWITCHYARD_RUN_AS).toBeUndefined();
+    for (const spec of ['node', 'node:node', 'nobody:nogroup', '1000', '1000:1000', '_svc-user']) expect(loadEnv({ SWITCHYARD_RUN_AS: spec }).SWITCHYARD_RUN_AS).toBe(spec);
+  });
+});
+
 describe('loadEnv errors', () => {
   it('reports every invalid variable in one EnvError', () => {
     const error = envError({
@@ -148,6 +155,7 @@ describe('loadEnv errors', () => {
       SWITCHYARD_QUEUE_PREFIX: 'has spaces',
       SWITCHYARD_GRAPHIQL: 'maybe',
       SWITCHYARD_SHUTDOWN_TIMEOUT_MS: '-5',
+      SWITCHYARD_RUN_AS: 'node; rm -rf /',
       HOST: '127.0.0.1', // valid: must not be reported
     });
     expect(error.name).toBe('EnvError');
@@ -160,6 +168,7 @@ describe('loadEnv errors', () => {
         'REDIS_URL',
         'SWITCHYARD_GRAPHIQL',
         'SWITCHYARD_QUEUE_PREFIX',
+        'SWITCHYARD_RUN_AS',
         'SWITCHYARD_SHUTDOWN_TIMEOUT_MS',
       ].sort(),
     );

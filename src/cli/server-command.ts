@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { TaskEventFeed } from '../events/task-event-feed.js';
 import { waitForRedis } from '../redis.js';
+import { runAs } from '../run-as.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { createApp, type App, type AppOptions } from '../server/create-app.js';
 import type { WorkerHost } from '../workers/worker-host.js';
@@ -103,6 +104,8 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     await runMigrations(env, logger);
     if (signalled) return stop(signalled);
     runtime = await createRuntime(env, logger);
+    // What only root may read (a key file) has been read; no task child has been forked yet.
+    if (env.SWITCHYARD_RUN_AS) logger.info({ ...runAs(env.SWITCHYARD_RUN_AS), runAs: env.SWITCHYARD_RUN_AS }, 'switched user');
     if (!(await waitForRedis(runtime.redis, 5000))) {
       logger.warn('Redis is not reachable yet; serving anyway, /readyz reports 503 until it is');
     }
