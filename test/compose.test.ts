@@ -146,7 +146,8 @@ describe('docker-compose.yml', () => {
       expect(dataVolume).toBeDefined();
       const mountedAt = dataVolume!.split(':')[1]!;
       expect(caddy.environment.SWITCHYARD_CADDY_STORAGE.startsWith(`${mountedAt}/`)).toBe(true);
-      expect(caddy.environment.SWITCHYARD_API_UPSTREAMS).toMatch(/\bapi:4000\b/);
+      // Each replica of `api` an upstream of its own, found through Docker's DNS.
+      expect(caddy.environment).toMatchObject({ SWITCHYARD_API_DISCOVERY: 'dns', SWITCHYARD_API_DNS_NAME: 'api', SWITCHYARD_API_PORT: '4000' });
     });
   });
 });
@@ -198,5 +199,32 @@ describe('Caddyfile', () => {
     expect(handlers.filter((h) => h.handler === 'request_body').map((h) => h.max_size)).toEqual(expect.arrayContaining([1024 * 1024, 100 * 1024 * 1024]));
     // A 100 MiB upload over a slow HTTP/1.1 link: 15 minutes to send a body, as the API allows.
     for (const server of Object.values(config.apps.http.servers) as any[]) expect(server.read_timeout, JSON.stringify(server)).toBe(15 * 60 * 1e9);
+  });
+
+  it('adapts to one upstream per address of a DNS name with SWITCHYARD_API_DISCOVERY=dns, as compose sets it', () => {
+    const result = run('caddy', ['adapt', '--config', caddyfile, '--adapter', 'caddyfile'], {
+      SWITCHYARD_CADDY_STORAGE: path.join(scratch, 'caddy-adapt-dns'),
+      SWITCHYARD_API_DISCOVERY: 'dns',
+      SWITCHYARD_API_DNS_NAME: 'api',
+      SWITCHYARD_API_PORT: '4000',
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const proxies: any[] = [];
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (node && typeof node === 'object') {
+        if ((node as { handler?: string }).handler === 'reverse_proxy') proxies.push(node);
+        Object.values(node).forEach(walk);
+      }
+    };
+    walk(JSON.parse(result.stdout).apps.http);
+    expect(proxies.length).toBeGreaterThanOrEqual(4);
+    for (const proxy of proxies) {
+      expect(proxy.upstreams).toBeUndefined();
+      expect(proxy.dynamic_upstreams).toEqual({ source: 'a', name: 'api', port: '4000', refresh: 5 * 1e9 });
+      // Active checks do not apply to dynamic upstreams: a replica that fails a connection is left out for 30 s.
+      expect(proxy.health_checks).toEqual({ passive: { fail_duration: 30 * 1e9, max_fails: 1 } });
+      expect(proxy.load_balancing.try_duration).toBeGreaterThan(0);
+    }
   });
 });

@@ -102,6 +102,26 @@ function expectSecurityHeaders(res: EdgeResponse): void {
 const submit = `mutation($p: JSON) { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: $p }) { __typename ... on SubmitTaskSuccess { task { id } } ... on Error { code message } } }`;
 const taskEvents = `subscription($id: ID!) { taskEvents(taskId: $id) { seq kind payload } }`;
 
+describe('Caddy finding the API through DNS (SWITCHYARD_API_DISCOVERY=dns, as in compose)', () => {
+  it('proxies to the addresses the name resolves to', async () => {
+    // `localhost` resolves (from /etc/hosts) to the loopback address the first replica listens on.
+    const dns = await startCaddy([], { env: { SWITCHYARD_API_DISCOVERY: 'dns', SWITCHYARD_API_DNS_NAME: 'localhost', SWITCHYARD_API_PORT: new URL(owner.url).port } });
+    try {
+      const token = await owner.token('VIEWER');
+      const res = await dns.request('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-request-id': 'edge-dns-1' },
+        body: JSON.stringify({ query: '{ viewer { role } }' }),
+      });
+      expect(res.status, res.text).toBe(200);
+      expect(res.json().data.viewer).toEqual({ role: 'VIEWER' });
+      expect(seen.find((s) => s.requestId === 'edge-dns-1')).toMatchObject({ replica: 'owner', status: 200 });
+    } finally {
+      await dns.stop();
+    }
+  });
+});
+
 describe('Caddy in front of two API replicas', () => {
   it('serves GraphQL over HTTPS (internal CA) with the security headers, and keeps or creates X-Request-Id', async () => {
     const token = await owner.token('OWNER');

@@ -56,7 +56,7 @@ export function edgeRequest(agent: https.Agent, url: string, options: { method?:
 }
 
 /** Runs `caddy run` with the repo's Caddyfile in front of `upstreams` ("host:port"), and waits until it answers. */
-export async function startCaddy(upstreams: string[], options: { domain?: string; config?: string } = {}): Promise<RunningCaddy> {
+export async function startCaddy(upstreams: string[], options: { domain?: string; config?: string; env?: Record<string, string> } = {}): Promise<RunningCaddy> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sy-caddy-'));
   const [httpsPort, httpPort] = [await freePort(), await freePort()];
   const logLines: string[] = [];
@@ -74,6 +74,7 @@ export async function startCaddy(upstreams: string[], options: { domain?: string
       SWITCHYARD_HTTP_PORT: String(httpPort),
       SWITCHYARD_API_UPSTREAMS: upstreams.join(' '),
       SWITCHYARD_CADDY_STORAGE: dir,
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
