@@ -247,6 +247,29 @@ describe('body limits (without the Caddy edge)', () => {
     expect(await artifactCount()).toBe(before + 1);
   });
 
+  it('stores an upload larger than graphql-yoga\'s own default cap (25 MB) when the limit allows it, sent with or without a length', async () => {
+    const large = await startTestApi('hardening-large', { shareWith: bodies, app: { bodyLimits: { maxRequestBytes: 64 * 1024, maxUploadBytes: 40 * 1024 * 1024 } } });
+    try {
+      const zip = Buffer.concat([samplePackage(['Large']), Buffer.alloc(26 * 1024 * 1024, 1)]); // a zip with trailing bytes: its signature is what is checked
+      const stored = await postZip(large.url, bodiesToken, UPLOAD, zip, 'large.zip');
+      expect(stored.status, stored.text.slice(0, 300)).toBe(200);
+      expect(JSON.parse(stored.text).data.uploadArtifact).toMatchObject({ __typename: 'UploadArtifactSuccess', artifact: { sizeBytes: zip.length } });
+
+      const boundary = 'switchyard-large-boundary';
+      const part = (headers: string, content: string | Buffer) => [Buffer.from(`--${boundary}\r\n${headers}\r\n\r\n`), Buffer.from(content), Buffer.from('\r\n')];
+      const chunked = await postChunked(`${large.url}/graphql`, { 'content-type': `multipart/form-data; boundary=${boundary}`, authorization: `Bearer ${bodiesToken}` }, [
+        ...part('Content-Disposition: form-data; name="operations"', JSON.stringify({ query: UPLOAD, variables: { file: null } })),
+        ...part('Content-Disposition: form-data; name="map"', JSON.stringify({ 0: ['variables.file'] })),
+        ...part('Content-Disposition: form-data; name="0"; filename="large.zip"\r\nContent-Type: application/zip', Buffer.concat([zip, Buffer.alloc(1024, 2)])),
+        Buffer.from(`--${boundary}--\r\n`),
+      ]);
+      expect(chunked.status, JSON.stringify(chunked.body).slice(0, 300)).toBe(200);
+      expect(chunked.body.data.uploadArtifact).toMatchObject({ __typename: 'UploadArtifactSuccess', artifact: { sizeBytes: zip.length + 1024 } });
+    } finally {
+      await large.close();
+    }
+  });
+
   it('refuses a multipart field other than the file over the limit with 413', async () => {
     const form = new FormData();
     form.append('operations', JSON.stringify({ query: `${UPLOAD} ${'#'.repeat(maxRequestBytes)}`, variables: { file: null } }));

@@ -18,7 +18,7 @@ import { useAuthentication } from './authentication.js';
 import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
-import { checkGraphqlBody, graphqlFetchApi, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
+import { checkGraphqlBody, graphqlFetchApi, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError } from './mask-error.js';
 import { addressRanges } from '../net/address-ranges.js';
 import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
@@ -123,6 +123,8 @@ export function createApp(options: AppOptions): App {
     landingPage: false,
     maskedErrors: { maskError },
     fetchAPI: graphqlFetchApi(bodyLimits),
+    // Yoga caps every body at 25 MB unless told: the largest upload must fit (checkGraphqlBody enforces the limits).
+    maxRequestBodySize: maxBodyBytes(bodyLimits, true),
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),

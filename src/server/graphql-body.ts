@@ -36,12 +36,17 @@ function tooLarge(limits: GraphqlBodyLimits, multipart: boolean): BodyRefusal {
   return { status: 413, code: 'PAYLOAD_TOO_LARGE', message };
 }
 
+/** The largest body of a request: a JSON body, or an upload (its file, plus its other fields and the framing). */
+export function maxBodyBytes(limits: GraphqlBodyLimits, multipart: boolean): number {
+  return multipart ? limits.maxUploadBytes + limits.maxRequestBytes : limits.maxRequestBytes;
+}
+
 /** Checks, and where needed reads, a /graphql request's body before Yoga sees the request; null lets it through. */
 export async function checkGraphqlBody(req: IncomingMessage, limits: GraphqlBodyLimits): Promise<BodyRefusal | null> {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return null;
   const multipart = isMultipart(req);
   // Multipart framing and the operations and map fields come on top of the file.
-  const limit = multipart ? limits.maxUploadBytes + limits.maxRequestBytes : limits.maxRequestBytes;
+  const limit = maxBodyBytes(limits, multipart);
   const declared = req.headers['content-length'];
   if (declared !== undefined) {
     if (Number(declared) > limit) {
@@ -70,7 +75,8 @@ export function graphqlFetchApi(limits: GraphqlBodyLimits): ReturnType<typeof cr
 }
 
 /**
- * The form-data parser's failures at the limits (graphqlFetchApi), as 413 PAYLOAD_TOO_LARGE with a plain message,
+ * The form-data parser's failures at the limits (graphqlFetchApi), and Yoga's at its body cap, as 413
+ * PAYLOAD_TOO_LARGE with a plain message,
  * like every other body refused for its size. Yoga would answer a file over the limit with 413
  * REQUEST_ENTITY_TOO_LARGE, and a second file or a long field with 400 BAD_REQUEST ("POST body sent invalid
  * multipart data: Files limit exceeded: 1").
@@ -78,6 +84,8 @@ export function graphqlFetchApi(limits: GraphqlBodyLimits): ReturnType<typeof cr
 export function useBodyLimitErrors(limits: GraphqlBodyLimits): Plugin {
   const refusal = (message: string): string | null => {
     if (message.includes('File size limit exceeded')) return `Uploaded files are limited to ${limits.maxUploadBytes} bytes`;
+    // Yoga's own cap on a whole body (maxRequestBodySize, set to the largest upload: create-app.ts).
+    if (message.includes('Request body too large')) return tooLarge(limits, true).message;
     if (message.includes('Files limit exceeded')) return 'One file can be uploaded per request';
     if (message.includes('Field value size exceeded')) return `Multipart fields other than the file are limited to ${limits.maxRequestBytes} bytes`;
     return null;
