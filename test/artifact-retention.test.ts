@@ -2,11 +2,13 @@
 // ago that nothing may still use (records and files), and keeps those a waiting task, a schedule or a webhook
 // rule names. Real Postgres, Redis, artifact directory and worker; an artifact is made "old" by backdating its
 // record and its file's modification time.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { storeArtifactBytes } from '../src/artifacts/artifact-files.js';
 import { ArtifactService } from '../src/domain/artifacts/artifact-service.js';
 import { rawId } from '../src/domain/ids.js';
 import { errorFields, postZip, startTestApi, type TestApi } from './support/harness.js';
@@ -199,15 +201,55 @@ describe('artifact retention', () => {
       const newOrphanC = orphan('c');
       const temporary = `${newOrphanC}.0123abcd.tmp`;
       writeFileSync(temporary, 'partial');
+      // Interrupted writes are abandoned after an hour, whatever the retention; a write under way is not.
+      const abandoned = `${newOrphanC}.4567cdef.tmp`;
+      const underWay = `${newOrphanC}.89abcdef.tmp`;
+      writeFileSync(abandoned, 'partial');
+      writeFileSync(underWay, 'partial');
+      utimesSync(abandoned, new Date(Date.now() - 2 * 3_600_000), new Date(Date.now() - 2 * 3_600_000));
+      utimesSync(underWay, new Date(Date.now() - 10 * 60_000), new Date(Date.now() - 10 * 60_000));
       const recorded = await store.upload(cliPrincipal, 'recorded.zip', samplePackage(['Recorded']));
       const recordedFile = store.pathOf(recorded);
       for (const file of [oldOrphan, temporary, recordedFile]) utimesSync(file, daysAgo(RETENTION_DAYS + 1), daysAgo(RETENTION_DAYS + 1));
 
-      expect(await store.pruneFiles(daysAgo(RETENTION_DAYS))).toEqual({ files: 2, failures: 0 });
-      expect([oldOrphan, newOrphan, newOrphanC, temporary, recordedFile].map((file) => existsSync(file))).toEqual([false, true, true, false, true]);
+      expect(await store.pruneFiles(daysAgo(RETENTION_DAYS))).toEqual({ files: 3, failures: 0 });
+      expect([oldOrphan, newOrphan, newOrphanC, temporary, abandoned, underWay, recordedFile].map((file) => existsSync(file))).toEqual([false, true, true, false, false, true, true]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('leaves no partial file behind when a write fails', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sy-artifact-write-'));
+    try {
+      const bytes = samplePackage(['Failing']);
+      const digest = createHash('sha256').update(bytes).digest('hex');
+      // A directory where the file belongs: the rename into place fails (EISDIR), after the bytes were written.
+      mkdirSync(path.join(dir, digest.slice(0, 2), `${digest}.zip`), { recursive: true });
+      await expect(storeArtifactBytes(dir, bytes)).rejects.toMatchObject({ code: expect.stringMatching(/^E/) });
+      expect(readdirSync(path.join(dir, digest.slice(0, 2)))).toEqual([`${digest}.zip`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers 410 before sending anything when the file is missing or not the recorded size', async () => {
+    const damaged = await upload(samplePackage(['Damaged']), 'damaged.zip');
+    const file = fileOf(damaged);
+    const original = readFileSync(file);
+    writeFileSync(file, original.subarray(0, 10)); // truncated
+    try {
+      const response = await fetch(`${api.url}${damaged.downloadPath}`, { headers: { authorization: `Bearer ${token}` } });
+      expect(response.status).toBe(410);
+      expect(await response.json()).toEqual({ error: { code: 'ARTIFACT_FILE_MISSING', message: 'The artifact is recorded but its file in the artifact store is damaged (not the recorded size)' } });
+      rmSync(file);
+      const gone = await fetch(`${api.url}${damaged.downloadPath}`, { headers: { authorization: `Bearer ${token}` } });
+      expect(gone.status).toBe(410);
+      expect(((await gone.json()) as any).error.message).toBe('The artifact is recorded but its file is missing from the artifact store');
+    } finally {
+      writeFileSync(file, original);
+    }
+    expect(await download(damaged)).toBe(200);
   });
 
   it('keeps everything when retention is 0', async () => {

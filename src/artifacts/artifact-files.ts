@@ -26,8 +26,14 @@ export async function storeArtifactBytes(dir: string, bytes: Uint8Array): Promis
   }
   await mkdir(path.dirname(target), { recursive: true });
   const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(temporary, bytes, { mode: 0o640 });
-  await rename(temporary, target);
+  try {
+    await writeFile(temporary, bytes, { mode: 0o640 });
+    await rename(temporary, target);
+  } catch (error) {
+    // A full disk would otherwise keep the partial file until the sweep's cutoff, and stay full.
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
   return { sha256, sizeBytes: bytes.byteLength };
 }
 

@@ -1,6 +1,6 @@
 // GET /artifacts/<id>: downloads a metadata zip with the same bearer token as the API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { bearerToken } from '../context.js';
 import { can } from '../domain/auth/permissions.js';
@@ -32,9 +32,14 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, i
     reply(res, 404, { error: { code: 'ARTIFACT_NOT_FOUND', message: 'No artifact with that id' } });
     return;
   }
-  const size = await stat(services.artifacts.pathOf(artifact)).then((s) => s.size).catch(() => null);
-  if (size === null) {
-    reply(res, 410, { error: { code: 'ARTIFACT_FILE_MISSING', message: 'The artifact is recorded but its file is missing from the artifact store' } });
+  // Opened before the answer starts, and checked against the record: a file removed meanwhile, unreadable, or of
+  // another size than the Content-Length promised would otherwise break the download after its 200.
+  const file = await open(services.artifacts.pathOf(artifact)).catch(() => null);
+  const size = file ? await file.stat().then((s) => s.size, () => null) : null;
+  if (!file || size !== artifact.sizeBytes) {
+    await file?.close();
+    const message = file ? 'The artifact is recorded but its file in the artifact store is damaged (not the recorded size)' : 'The artifact is recorded but its file is missing from the artifact store';
+    reply(res, 410, { error: { code: 'ARTIFACT_FILE_MISSING', message } });
     return;
   }
   res.writeHead(200, {
@@ -45,10 +50,11 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, i
     'cache-control': 'private, max-age=31536000, immutable',
   });
   if (req.method === 'HEAD') {
+    await file.close();
     res.end();
     return;
   }
-  await pipeline(services.artifacts.open(artifact), res).catch(() => res.destroy());
+  await pipeline(file.createReadStream(), res).catch(() => res.destroy());
 }
 
 /**

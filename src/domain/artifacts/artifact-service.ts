@@ -1,7 +1,5 @@
 // Metadata zips: uploaded for deployments, or produced by retrievals. The bytes live in the content-addressed
 // artifact directory (shared by API and workers); Postgres keeps what they are and where they came from.
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
 import { stat } from 'node:fs/promises';
 import {
   artifactPath,
@@ -67,6 +65,9 @@ export async function useArtifactParam(prisma: PrismaClient, type: string, param
   if (!id) throw ValidationFailedError.single([...path, 'artifactId'], 'is not the id of an uploaded or retrieved artifact');
   return { ...params, artifactId: id };
 }
+
+/** Age past which a temporary file in the artifact directory is an interrupted write's (pruneFiles). */
+const temporaryFileMaxAgeMs = 3_600_000;
 
 export class ArtifactService {
   constructor(
@@ -148,7 +149,9 @@ export class ArtifactService {
   async pruneFiles(cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
     const { digests, temporary } = await listArtifactFiles(this.dir);
     const removed = await this.removeUnrecorded(digests, cutoff);
-    for (const file of temporary) await countRemoval(removed, () => removeFileIfOlder(file, cutoff));
+    // A write takes seconds: a temporary file an hour old belongs to one that was interrupted (a child killed).
+    const abandoned = new Date(Math.max(cutoff.getTime(), Date.now() - temporaryFileMaxAgeMs));
+    for (const file of temporary) await countRemoval(removed, () => removeFileIfOlder(file, abandoned));
     return removed;
   }
 
@@ -169,10 +172,6 @@ export class ArtifactService {
 
   pathOf(artifact: Artifact): string {
     return artifactPath(this.dir, artifact.sha256);
-  }
-
-  open(artifact: Artifact): Readable {
-    return createReadStream(this.pathOf(artifact));
   }
 
   private record(stored: StoredFile, data: Omit<Prisma.ArtifactUncheckedCreateInput, 'sha256' | 'sizeBytes'>): Promise<Artifact> {
