@@ -9,7 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TaskLifecycle } from '../src/domain/tasks/task-lifecycle.js';
+import { reconcileTasks } from '../src/workers/reconciler.js';
 import type { ChildSession } from '../src/workers/child-session.js';
 import { workerKey } from '../src/workers/worker-host.js';
 import { startTestApi, type TestApi } from './support/harness.js';
@@ -327,6 +330,35 @@ describe('lost runs found by several workers at once', () => {
     expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
     expect(statusEvents(done).map((p) => `${p.status}${p.after ? `:${p.after}` : ''}`)).toEqual(['SCHEDULED', 'QUEUED:WORKER_LOST', 'RUNNING', 'SUCCEEDED']);
   }, 30_000);
+
+  it('a reconciler whose lost run was taken up again under the same job during its grace leaves that run alone', async () => {
+    const api = await startTestApi('crash_same_job');
+    cleanups.push(() => api.close());
+    const token = await api.token('OWNER');
+    await registerOrg(api, token, 'same');
+    const id = await orphanedRun(api, token, 'same', 'gone-host:999998:000000', { steps: 1, stepMs: 0 });
+    const { jobId } = await api.prisma.task.findUniqueOrThrow({ where: { id } });
+    let suspected!: () => void;
+    const isSuspect = new Promise<void>((resolve) => (suspected = resolve));
+    const pass = reconcileTasks({
+      prisma: api.prisma,
+      queues: api.queues,
+      lifecycle: new TaskLifecycle(api.prisma, api.services.journal),
+      // No heartbeat lists the task, before the grace or after it.
+      isRunningTask: async () => {
+        suspected();
+        return false;
+      },
+      workerGraceMs: 500,
+      logger: pino({ level: 'silent' }),
+    });
+    await isSuspect;
+    // During the grace, the lost run ended retryably (keeping its job id) and another worker claimed that job.
+    await api.prisma.task.update({ where: { id }, data: { attempts: 2, workerId: 'other-host:999997:000000', startedAt: new Date() } });
+    const report = await pass;
+    expect(report).toEqual({ requeued: [], recovered: [], failed: [] });
+    expect(await api.prisma.task.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'RUNNING', attempts: 2, workerId: 'other-host:999997:000000', jobId });
+  });
 
   it("a job handed over as stalled while its worker is alive (it only lost the job's lock) waits for that run, and recovers it once the worker is gone", async () => {
     const api = await startTestApi('crash_stalled_alive');

@@ -77,9 +77,11 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
     for (const task of suspects) {
       if (task.workerId && (await deps.isRunningTask(task.workerId, task.id))) continue;
       const lost = { code: 'WORKER_LOST', message: 'The task was running when its worker or queue was lost' };
-      // Only the run this pass saw, by its job: another worker's reconciler may have recovered the task during the
-      // grace, and a worker may be running it again already under a new job.
-      const guard = { jobId: task.jobId! };
+      // Only the run this pass saw, by its job and its run (worker and attempt): another worker's reconciler may
+      // have recovered the task during the grace, and a worker may be running it again already, under a new job or
+      // under the same one (a run that ended retryably during the grace keeps its job id, and the job may have
+      // been handed to another worker since).
+      const guard = { jobId: task.jobId!, ...(task.workerId ? { run: { workerId: task.workerId, attempts: task.attempts } } : {}) };
       if (task.attempts >= task.maxAttempts) {
         if (await lifecycle.fail(task.id, lost, ['RUNNING'], guard)) report.failed.push(task.id);
         continue;
