@@ -63,6 +63,15 @@ function childrenOf(parent: number): number[] {
   return pids;
 }
 
+/** An API of its own (closed after the tests), an OWNER token, and an org `alias` registered on it. */
+async function apiWithOrg(name: string, alias: string, options: Parameters<typeof startTestApi>[1] = {}): Promise<{ api: TestApi; token: string }> {
+  const api = await startTestApi(name, options);
+  cleanups.push(() => api.close());
+  const token = await api.token('OWNER');
+  await registerOrg(api, token, alias);
+  return { api, token };
+}
+
 async function registerOrg(api: TestApi, token: string, alias: string): Promise<void> {
   const res = await api.gql(
     `mutation($alias: String!) { registerOrg(input: { alias: $alias, kind: DEVELOPER, credentials: { instanceUrl: "https://crash.my.salesforce.com", refreshToken: "5Aep861crash" } }) { __typename } }`,
@@ -115,10 +124,7 @@ function statusEvents(task: TaskView): any[] {
 describe('a worker killed with SIGKILL mid-task', () => {
   it('loses no task: its children exit, the run is retried as WORKER_LOST or failed when attempts are used up', async () => {
     const secretKey = randomBytes(32);
-    const api = await startTestApi('crash_kill', { secretKey });
-    cleanups.push(() => api.close());
-    const token = await api.token('OWNER');
-    await registerOrg(api, token, 'crash');
+    const { api, token } = await apiWithOrg('crash_kill', 'crash', { secretKey });
 
     const output: string[] = [];
     const proc: ChildProcess = spawn(process.execPath, ['bin/switchyard.js', 'worker', '--queues', 'normal'], {
@@ -207,10 +213,7 @@ describe('a worker killed with SIGKILL mid-task', () => {
 
 describe('Redis losing everything', () => {
   it('is repaired by the reconcile of a starting worker: jobs, lost runs and schedulers come back', async () => {
-    const api = await startTestApi('crash_flush', { redisUrl: flushableRedisUrl, waitForRedis: true });
-    cleanups.push(() => api.close());
-    const token = await api.token('OWNER');
-    await registerOrg(api, token, 'flush');
+    const { api, token } = await apiWithOrg('crash_flush', 'flush', { redisUrl: flushableRedisUrl, waitForRedis: true });
 
     const quick = { steps: 2, stepMs: 10 };
     const queued = [
@@ -301,10 +304,7 @@ describe('lost runs found by several workers at once', () => {
   }
 
   it('a reconciler that saw a lost run before another recovered it leaves the new run alone: the task runs once more, not twice', async () => {
-    const api = await startTestApi('crash_two_reconcilers');
-    cleanups.push(() => api.close());
-    const token = await api.token('OWNER');
-    await registerOrg(api, token, 'two');
+    const { api, token } = await apiWithOrg('crash_two_reconcilers', 'two');
     const id = await orphanedRun(api, token, 'two', 'gone-host:999999:000000', { steps: 20, stepMs: 200 });
 
     // B's start-up pass sees the lost run first, then looks at its worker's heartbeat again after a long grace…
@@ -332,10 +332,7 @@ describe('lost runs found by several workers at once', () => {
   }, 30_000);
 
   it('a reconciler whose lost run was taken up again under the same job during its grace leaves that run alone', async () => {
-    const api = await startTestApi('crash_same_job');
-    cleanups.push(() => api.close());
-    const token = await api.token('OWNER');
-    await registerOrg(api, token, 'same');
+    const { api, token } = await apiWithOrg('crash_same_job', 'same');
     const id = await orphanedRun(api, token, 'same', 'gone-host:999998:000000', { steps: 1, stepMs: 0 });
     const { jobId } = await api.prisma.task.findUniqueOrThrow({ where: { id } });
     let suspected!: () => void;
@@ -361,10 +358,7 @@ describe('lost runs found by several workers at once', () => {
   });
 
   it("a job handed over as stalled while its worker is alive (it only lost the job's lock) waits for that run, and recovers it once the worker is gone", async () => {
-    const api = await startTestApi('crash_stalled_alive');
-    cleanups.push(() => api.close());
-    const token = await api.token('OWNER');
-    await registerOrg(api, token, 'alive');
+    const { api, token } = await apiWithOrg('crash_stalled_alive', 'alive');
     // The owner: a live worker (its heartbeat beats) that consumes no queue the task is in.
     const owner = await startTestWorker(api, { queues: ['CRITICAL'] });
     cleanups.push(() => owner.close());
