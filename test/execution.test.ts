@@ -8,6 +8,7 @@ import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { ScheduleService } from '../src/domain/tasks/schedule-service.js';
 import { loadEnv } from '../src/env.js';
 import { OrgLock } from '../src/workers/org-lock.js';
+import { uuidFromName } from '../src/domain/ids.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { errorFields, startTestApi, type TestApi } from './support/harness.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
@@ -814,6 +815,55 @@ describe('delayed and recurring tasks', () => {
       const nextYear = await api.services.schedules.fire(scheduleId, `repeat:${scheduleId}:1830297600000`);
       expect(nextYear?.id).not.toBe(first!.id);
       expect(await api.prisma.task.count({ where: { scheduleId } })).toBe(2);
+    } finally {
+      await api.gql(REMOVE_SCHEDULE, { id: res.body.data.scheduleTask.schedule.id }, token);
+    }
+  });
+
+  it('tries a firing that failed (Postgres did not answer) again, so that it still creates its task', async () => {
+    const res = await api.gql(SCHEDULE, { input: { type: 'DIAGNOSTIC', org: 'exec', params: { steps: 1, stepMs: 0 }, cron: '* * * * * *' } }, token);
+    const scheduleId = rawId(res.body.data.scheduleTask.schedule.id, 'Schedule')!;
+    let away = false;
+    try {
+      await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Schedule" RENAME TO "Schedule_away"`);
+      away = true;
+      const failed = await waitFor(
+        async () => worker.logLines.map((line) => JSON.parse(line)).find((entry) => entry.msg === 'a schedule firing failed; trying again' && entry.scheduleId === scheduleId) ?? null,
+        10_000,
+        'a firing to fail',
+      );
+      expect(failed.attempt).toBe(1);
+      await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Schedule_away" RENAME TO "Schedule"`);
+      away = false;
+      // The firing's own task (firings are idempotent by their job id), created when it was tried again.
+      const firingTask = uuidFromName(`schedule-firing:${failed.firing}`);
+      const task = await waitFor(async () => api.prisma.task.findUnique({ where: { id: firingTask } }), 10_000, 'the failed firing, tried again, to create its task');
+      expect(task).toMatchObject({ scheduleId, source: 'SCHEDULE' });
+    } finally {
+      if (away) await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Schedule_away" RENAME TO "Schedule"`);
+      await api.gql(REMOVE_SCHEDULE, { id: res.body.data.scheduleTask.schedule.id }, token);
+    }
+  });
+
+  it('rewrites a scheduler an earlier release wrote (its firings tried once), keeping its next firing time', async () => {
+    const res = await api.gql(SCHEDULE, { input: { type: 'DIAGNOSTIC', org: 'exec', params: {}, cron: '0 0 1 1 *' } }, token);
+    const scheduleId = rawId(res.body.data.scheduleTask.schedule.id, 'Schedule')!;
+    try {
+      // What the release before wrote: the same scheduler, with a firing template without retries.
+      await api.queues.schedules.upsertJobScheduler(
+        scheduleId,
+        { pattern: '0 0 1 1 *', tz: 'UTC' },
+        { name: 'fire', data: { scheduleId }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } } },
+      );
+      const before = await api.queues.schedules.getJobScheduler(scheduleId);
+      expect(await api.queues.hasCurrentScheduler(scheduleId)).toBe(false);
+      const restored = await api.services.schedules.restoreSchedulers();
+      expect(restored.failed).toEqual([]);
+      expect(restored.restored).toBeGreaterThanOrEqual(1);
+      const after = await api.queues.schedules.getJobScheduler(scheduleId);
+      expect(after?.template?.opts).toMatchObject({ attempts: 8, backoff: { type: 'exponential', delay: 1000 } });
+      expect(after?.next).toBe(before?.next);
+      expect(await api.queues.hasCurrentScheduler(scheduleId)).toBe(true);
     } finally {
       await api.gql(REMOVE_SCHEDULE, { id: res.body.data.scheduleTask.schedule.id }, token);
     }

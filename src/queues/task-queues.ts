@@ -15,6 +15,9 @@ export interface ScheduleJobData {
   scheduleId: string;
 }
 
+/** Tries of one schedule firing (upsertScheduler). */
+const firingAttempts = 8;
+
 export const schedulesQueueName = 'schedules';
 
 /** Jobs on the `notifications` queue: one signed POST to one subscriber, retried with backoff. */
@@ -99,12 +102,21 @@ export class TaskQueues {
     await this.notifications.addBulk(deliveries.map((data) => ({ name: data.event, data, opts: { ...opts, jobId: data.notificationId } })));
   }
 
+  /**
+   * A firing that fails (Postgres unreachable for a moment) is tried again, 1, 2, 4 … 64 s apart, rather than
+   * skipped until the next cron time: a firing is idempotent (ScheduleService.fire), so trying again never makes
+   * a second task.
+   */
   async upsertScheduler(scheduleId: string, cron: string, timezone: string): Promise<void> {
     this.assertConnected();
     await this.schedules.upsertJobScheduler(
       scheduleId,
       { pattern: cron, tz: timezone },
-      { name: 'fire', data: { scheduleId }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } } },
+      {
+        name: 'fire',
+        data: { scheduleId },
+        opts: { attempts: firingAttempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } },
+      },
     );
   }
 
@@ -115,6 +127,12 @@ export class TaskQueues {
 
   async hasScheduler(scheduleId: string): Promise<boolean> {
     return (await this.schedules.getJobScheduler(scheduleId)) !== undefined;
+  }
+
+  /** Whether the schedule's scheduler is in Redis with the firing template upsertScheduler writes now. */
+  async hasCurrentScheduler(scheduleId: string): Promise<boolean> {
+    const scheduler = await this.schedules.getJobScheduler(scheduleId);
+    return scheduler?.template?.opts?.attempts === firingAttempts;
   }
 
   get(queue: TaskQueue): Queue<TaskJobData> {

@@ -165,6 +165,13 @@ export class WorkerHost {
       concurrency: 1,
     });
     firings.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'schedule worker error'));
+    firings.on('failed', (job, error) => {
+      if (!job) return;
+      const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+      const entry = { err: error.message, scheduleId: job.data.scheduleId, firing: job.id, attempt: job.attemptsMade };
+      if (final) this.deps.logger.error(entry, 'a schedule firing failed for good: it created no task');
+      else this.deps.logger.warn(entry, 'a schedule firing failed; trying again');
+    });
     this.workers.push(firings);
     // …and delivers outbound notifications (HTTP only, no child process: no credentials are involved).
     const notifications = new Worker<NotificationJobData>(notificationsQueueName, (job) => this.deps.notifications.deliver(job.data, job.attemptsMade + 1), {
@@ -194,8 +201,13 @@ export class WorkerHost {
   }
 
   async reconcile(): Promise<ReconcileReport> {
-    const restored = await this.deps.schedules.restoreSchedulers();
-    if (restored > 0) this.deps.logger.warn({ restored }, 'restored schedules missing from Redis');
+    // Schedules and tasks apart: a failure restoring schedulers must not keep lost tasks from being recovered.
+    const restored = await this.deps.schedules.restoreSchedulers().catch((error: unknown) => {
+      this.deps.logger.error({ err: error }, 'restoring schedules missing from Redis failed');
+      return { restored: 0, failed: [] };
+    });
+    if (restored.restored > 0) this.deps.logger.warn({ restored: restored.restored }, 'restored schedules missing from Redis, or written by an earlier release');
+    if (restored.failed.length > 0) this.deps.logger.error({ failed: restored.failed }, 'schedules could not be restored in Redis (their cron or timezone no longer parses?)');
     return reconcileTasks({
       prisma: this.deps.prisma,
       queues: this.deps.queues,

@@ -189,15 +189,23 @@ export class ScheduleService {
     );
   }
 
-  /** Re-creates schedulers Redis lost (e.g. after a restart without persistence). */
-  async restoreSchedulers(): Promise<number> {
+  /**
+   * Re-creates schedulers Redis lost (e.g. after a restart without persistence), and rewrites those an earlier
+   * release wrote with another firing template (BullMQ's upsert keeps the next firing time), each on its own: one
+   * that cannot be (its pattern or zone no longer parses after an upgrade) is reported and does not keep the others back.
+   */
+  async restoreSchedulers(): Promise<{ restored: number; failed: string[] }> {
     const schedules = await this.prisma.schedule.findMany();
-    let restored = 0;
+    const result = { restored: 0, failed: [] as string[] };
     for (const schedule of schedules) {
-      if (await this.queues.hasScheduler(schedule.id)) continue;
-      await this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone);
-      restored += 1;
+      try {
+        if (await this.queues.hasCurrentScheduler(schedule.id)) continue;
+        await this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone);
+        result.restored += 1;
+      } catch {
+        result.failed.push(schedule.id);
+      }
     }
-    return restored;
+    return result;
   }
 }
