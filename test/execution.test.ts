@@ -597,6 +597,28 @@ describe('timeouts, retries and failures', () => {
     expect(statuses(later).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
   });
 
+  it('does not spend an attempt of a task it could not even load or claim (Postgres did not answer): the job looks again', async () => {
+    const runAt = new Date(Date.now() + 1000);
+    const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 }, runAt: runAt.toISOString(), maxAttempts: 1 });
+    const logged = worker.logLines.length;
+    await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Task" RENAME TO "Task_away"`);
+    let away = true;
+    try {
+      await waitFor(
+        async () => worker.logLines.slice(logged).some((line) => line.includes('could not start the task just now')) || null,
+        10_000,
+        'the worker to meet the missing table',
+      );
+      await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Task_away" RENAME TO "Task"`);
+      away = false;
+      const task = await waitForEnd(submitted.id, 10_000);
+      expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+      expect(statuses(task).map((s) => s.status)).toEqual(['SCHEDULED', 'RUNNING', 'SUCCEEDED']);
+    } finally {
+      if (away) await api.prisma.$executeRawUnsafe(`ALTER TABLE "${api.schema}"."Task_away" RENAME TO "Task"`);
+    }
+  });
+
   it('retries a run whose credentials the built-in store could not read just then (Postgres), and fails at once on ones it can never open', async () => {
     const table = `"${api.schema}"."Secret"`;
     await api.prisma.$executeRawUnsafe(`ALTER TABLE ${table} RENAME TO "Secret_away"`); // what the worker's store reads: gone for now

@@ -70,6 +70,9 @@ function runOf(task: Task): RunGuard {
   return { workerId: task.workerId!, attempts: task.attempts };
 }
 
+/** Failures in a row before a run is claimed that a job rides out (looking again every lockPollMs: about a minute). */
+const maxFailuresBeforeClaim = 30;
+
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
 }
@@ -80,19 +83,46 @@ export class TaskExecutor {
   private readonly lastWaitPhase = new Map<string, string>();
   /** Set when a shutdown's drain time is up: runs that start from then on are aborted as they start. */
   private shuttingDown = false;
+  /** By job id: failures in a row before the task's run was claimed (process). */
+  private readonly failuresBeforeClaim = new Map<string, number>();
 
   constructor(
     private readonly deps: ExecutorDeps,
     private readonly options: ExecutorOptions,
   ) {}
 
+  /**
+   * Runs the job's task. A failure before the task's run is claimed (Postgres or Redis not answering for a moment,
+   * while the task is loaded, waits for the org lock, or is claimed) is this worker's, not the task's: the job
+   * looks again shortly instead, without using up one of its attempts (each stands for one of the task's runs).
+   * Only after many such failures in a row does it fail as it would have (a fault that does not pass).
+   */
   async process(job: Job<TaskJobData>, token: string | undefined): Promise<unknown> {
+    const progress = { claimed: false };
+    try {
+      const result = await this.processJob(job, token, progress);
+      this.failuresBeforeClaim.delete(job.id!);
+      return result;
+    } catch (error) {
+      if (error instanceof DelayedError || error instanceof UnrecoverableError || progress.claimed) throw error;
+      const failures = (this.failuresBeforeClaim.get(job.id!) ?? 0) + 1;
+      if (failures > maxFailuresBeforeClaim) {
+        this.failuresBeforeClaim.delete(job.id!);
+        throw error;
+      }
+      this.failuresBeforeClaim.set(job.id!, failures);
+      this.deps.logger.warn({ err: error, taskId: job.data.taskId, failures }, 'could not start the task just now; looking again shortly');
+      return this.lookAgainLater(job, token);
+    }
+  }
+
+  private async processJob(job: Job<TaskJobData>, token: string | undefined, progress: { claimed: boolean }): Promise<unknown> {
     // The usual case first, in one statement: a waiting task whose current job this is, of a type that needs
     // no org lock. Anything else (a stale job, a lost run, a removed org, a lock to wait for) is sorted out below.
     // Not for a job that has stalled before: its task may still be running on a live worker (see below), and a
     // claim attempt takes a child it would then throw away.
     if (!orgExclusiveTypes.has(job.name as Task['type']) && !job.stalledCounter) {
-      const ran = await this.claimAndRun(job);
+      const ran = await this.claimAndRun(job, progress);
       if (ran !== notClaimed && ran !== busy) return ran;
     }
 
@@ -148,7 +178,7 @@ export class TaskExecutor {
     };
     const renewTimer = exclusive ? setInterval(() => void renewLock().catch(() => undefined), this.deps.orgLock.leaseMs / 3) : undefined;
     try {
-      const ran = await this.claimAndRun(job);
+      const ran = await this.claimAndRun(job, progress);
       if (ran === busy) {
         // Another job of this task (a stale one) is being claimed here right now; its claim will fail on the job
         // id. Look again shortly rather than completing this, the task's current job, with nothing done.
@@ -184,7 +214,7 @@ export class TaskExecutor {
    * cancel that arrives the moment the task is RUNNING finds it, then claims the task for this job, recording
    * the child's pid in the same statement. A child whose task could not be claimed never gets a request.
    */
-  private async claimAndRun(job: Job<TaskJobData>): Promise<unknown> {
+  private async claimAndRun(job: Job<TaskJobData>, progress: { claimed: boolean }): Promise<unknown> {
     const { lifecycle } = this.deps;
     const taskId = job.data.taskId;
     if (this.running.has(taskId)) return busy;
@@ -213,6 +243,7 @@ export class TaskExecutor {
     if (this.shuttingDown) session.abort('shutdown');
     try {
       claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
+      progress.claimed = claimed !== null;
       // Cancelled while it waited for this retry (TaskService.cancel): this run only cancels what an earlier
       // attempt started in Salesforce.
       if (claimed?.cancelRequestedAt) session.markCancelOnly();
