@@ -337,21 +337,27 @@ describe('lost runs found by several workers at once', () => {
     const { jobId } = await api.prisma.task.findUniqueOrThrow({ where: { id } });
     let suspected!: () => void;
     const isSuspect = new Promise<void>((resolve) => (suspected = resolve));
+    let taken!: () => void;
+    const takenUp = new Promise<void>((resolve) => (taken = resolve));
+    let looks = 0;
     const pass = reconcileTasks({
       prisma: api.prisma,
       queues: api.queues,
       lifecycle: new TaskLifecycle(api.prisma, api.services.journal),
-      // No heartbeat lists the task, before the grace or after it.
+      // No heartbeat lists the task, before the grace or after it; the look after the grace waits for the new run.
       isRunningTask: async () => {
-        suspected();
+        looks += 1;
+        if (looks === 1) suspected();
+        else await takenUp;
         return false;
       },
-      workerGraceMs: 500,
+      workerGraceMs: 50,
       logger: pino({ level: 'silent' }),
     });
     await isSuspect;
     // During the grace, the lost run ended retryably (keeping its job id) and another worker claimed that job.
     await api.prisma.task.update({ where: { id }, data: { attempts: 2, workerId: 'other-host:999997:000000', startedAt: new Date() } });
+    taken();
     const report = await pass;
     expect(report).toEqual({ requeued: [], recovered: [], failed: [] });
     expect(await api.prisma.task.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'RUNNING', attempts: 2, workerId: 'other-host:999997:000000', jobId });

@@ -40,6 +40,13 @@ describe('typesFromPackageXml', () => {
     expect(typesFromPackageXml(xml)).toEqual([{ name: 'DashboardFolder', members: ['R&D Dashboards', 'Café & Bar', 'Q&A <Support>'] }]);
   });
 
+  it('refuses a character reference to a character XML does not allow: INVALID_PACKAGE', () => {
+    for (const reference of ['&#0;', '&#x110000;', '&#xD800;', '&#99999999999;']) {
+      const xml = `<Package><types><members>A${reference}</members><name>ApexClass</name></types></Package>`;
+      expect(() => typesFromPackageXml(xml), reference).toThrow(expect.objectContaining({ code: 'INVALID_PACKAGE' }));
+    }
+  });
+
   it('refuses a manifest without a usable type: INVALID_PACKAGE', () => {
     for (const xml of ['<Package/>', '<Package><!-- <types><members>A</members><name>ApexClass</name></types> --></Package>', '<Package><types><members></members><name>ApexClass</name></types></Package>']) {
       expect(() => typesFromPackageXml(xml), xml).toThrow(expect.objectContaining({ code: 'INVALID_PACKAGE' }));

@@ -72,6 +72,8 @@ function runOf(task: Task): RunGuard {
 
 /** Failures in a row before a run is claimed that a job rides out (looking again every lockPollMs: about a minute). */
 const maxFailuresBeforeClaim = 30;
+/** An entry of failuresBeforeClaim older than this is forgotten when the map is pruned. */
+const failuresInARowWithinMs = 10 * 60_000;
 
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
@@ -83,8 +85,8 @@ export class TaskExecutor {
   private readonly lastWaitPhase = new Map<string, string>();
   /** Set when a shutdown's drain time is up: runs that start from then on are aborted as they start. */
   private shuttingDown = false;
-  /** By job id: failures in a row before the task's run was claimed (process). */
-  private readonly failuresBeforeClaim = new Map<string, number>();
+  /** By job id: failures in a row before the task's run was claimed (process), and when the last was. */
+  private readonly failuresBeforeClaim = new Map<string, { count: number; at: number }>();
 
   constructor(
     private readonly deps: ExecutorDeps,
@@ -104,16 +106,30 @@ export class TaskExecutor {
       this.failuresBeforeClaim.delete(job.id!);
       return result;
     } catch (error) {
+      // A pass that ended waiting (for the org lock, say) got past where this counts failures: the row is broken.
+      if (error instanceof DelayedError) this.failuresBeforeClaim.delete(job.id!);
       if (error instanceof DelayedError || error instanceof UnrecoverableError || progress.claimed) throw error;
-      const failures = (this.failuresBeforeClaim.get(job.id!) ?? 0) + 1;
+      const failures = (this.failuresBeforeClaim.get(job.id!)?.count ?? 0) + 1;
       if (failures > maxFailuresBeforeClaim) {
         this.failuresBeforeClaim.delete(job.id!);
         throw error;
       }
-      this.failuresBeforeClaim.set(job.id!, failures);
+      this.noteFailureBeforeClaim(job.id!, failures);
       this.deps.logger.warn({ err: error, taskId: job.data.taskId, failures }, 'could not start the task just now; looking again shortly');
       return this.lookAgainLater(job, token);
     }
+  }
+
+  /**
+   * Counts a failure in a row for `jobId`. Entries of jobs that never come back here (run by another worker,
+   * cancelled while they waited) are dropped once they are old: far apart, failures are not in a row anyway.
+   */
+  private noteFailureBeforeClaim(jobId: string, count: number): void {
+    const now = Date.now();
+    if (this.failuresBeforeClaim.size >= 1000) {
+      for (const [id, entry] of this.failuresBeforeClaim) if (now - entry.at > failuresInARowWithinMs) this.failuresBeforeClaim.delete(id);
+    }
+    this.failuresBeforeClaim.set(jobId, { count, at: now });
   }
 
   private async processJob(job: Job<TaskJobData>, token: string | undefined, progress: { claimed: boolean }): Promise<unknown> {

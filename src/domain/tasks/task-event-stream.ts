@@ -6,6 +6,7 @@
 // database. A quiet stream also re-reads the
 // database now and then, so even a lost final event is delivered. Ends after the task's final status: the one
 // the log ends with, since a retried task's log goes on after the final status of the run before.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Repeater } from '@repeaterjs/repeater';
 import type { PrismaClient } from '../../db/prisma.js';
 import type { TaskEventMessage } from '../../events/task-event-bus.js';
@@ -22,6 +23,9 @@ export interface StreamedTaskEvent {
 }
 
 const pageSize = 500;
+
+/** How long a stream waits for Redis to confirm its live subscription before it first reads the log. */
+const confirmationWaitMs = 250;
 
 function isFinal(event: StreamedTaskEvent): boolean {
   const status = (event.payload as { status?: string } | null)?.status;
@@ -76,7 +80,14 @@ export function streamTaskEvents(
     };
 
     try {
-      let confirmed = live.ready?.then(() => 'confirmed' as const);
+      // Redis confirms a subscription within a round trip: waiting that long (at most a moment) before the first
+      // read of the log makes it the only one. Confirmed only later, the log is read once more then.
+      let isConfirmed = !live.ready;
+      if (live.ready) {
+        void live.ready.then(() => (isConfirmed = true));
+        await Promise.race([live.ready, sleep(confirmationWaitMs, undefined, { ref: false })]);
+      }
+      let confirmed = isConfirmed ? undefined : live.ready?.then(() => 'confirmed' as const);
       if (await catchUp()) return;
 
       let pending = live.next();

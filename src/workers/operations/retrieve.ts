@@ -10,12 +10,19 @@ import { pollStatus } from './salesforce/poll-status.js';
 
 type Params = TaskParams<'RETRIEVE'>;
 
+/** A character reference's character: only those XML allows (no NUL, no surrogates, nothing past U+10FFFF). */
+function xmlChar(code: number): string {
+  const allowed = code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+  if (!allowed) throw new OperationError('INVALID_PACKAGE', `package.xml refers to a character XML does not allow (&#x${code.toString(16)};)`, false);
+  return String.fromCodePoint(code);
+}
+
 /** The text of an element: XML entities and character references decoded, CDATA sections as they are. */
 function xmlText(raw: string): string {
   return raw
     .replace(/<!\[CDATA\[([\s\S]*?)\]\]>|&(?:#x([0-9a-f]+)|#(\d+)|(amp|lt|gt|quot|apos));/gi, (_, cdata: string | undefined, hex: string | undefined, dec: string | undefined, name: string | undefined) => {
       if (cdata !== undefined) return cdata;
-      if (hex !== undefined || dec !== undefined) return String.fromCodePoint(parseInt(hex ?? dec!, hex !== undefined ? 16 : 10));
+      if (hex !== undefined || dec !== undefined) return xmlChar(parseInt(hex ?? dec!, hex !== undefined ? 16 : 10));
       return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[name!.toLowerCase() as 'amp']!;
     })
     .trim();

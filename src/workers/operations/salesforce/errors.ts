@@ -32,6 +32,8 @@ const refreshFailureMark = /\[refresh failure (\d+)\]/;
 export function refreshFailure(failure: OperationError): Error {
   const key = (refreshFailureKeys += 1);
   refreshFailures.set(key, failure);
+  // Only the latest matter (each is looked up right after jsforce rethrows it); a long deployment may meet many.
+  if (refreshFailures.size > 100) refreshFailures.delete(refreshFailures.keys().next().value!);
   return new Error(`${failure.message} [refresh failure ${key}]`);
 }
 
