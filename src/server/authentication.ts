@@ -1,9 +1,10 @@
 // Every operation needs a valid bearer token, except pure introspection (so IDE explorers and GraphiQL can
 // load the schema before a token is pasted in). A presented but invalid token is always refused, even for
 // introspection, so a client learns at once that its token is bad. Runs for HTTP and WebSocket alike.
-import { GraphQLError, Kind, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { GraphQLError, type DocumentNode } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { AuthenticatedContext } from '../context.js';
+import { rootFields } from './root-fields.js';
 import type { TokenStreams } from './token-streams.js';
 
 export function unauthenticated(message: string): GraphQLError {
@@ -11,22 +12,8 @@ export function unauthenticated(message: string): GraphQLError {
 }
 
 export function isIntrospectionOnly(document: DocumentNode, operationName?: string | null): boolean {
-  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
-  const operation = operationName ? operations.find((o) => o.name?.value === operationName) : operations[0];
-  if (!operation || operation.operation !== 'query') return false;
-  const fragments = new Map(
-    document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d.selectionSet] as const] : [])),
-  );
-  const onlyMeta = (set: SelectionSetNode, seen: Set<string>): boolean =>
-    set.selections.every((selection) => {
-      if (selection.kind === Kind.FIELD) return selection.name.value.startsWith('__');
-      if (selection.kind === Kind.INLINE_FRAGMENT) return onlyMeta(selection.selectionSet, seen);
-      const name = selection.name.value;
-      if (seen.has(name)) return true;
-      const fragment = fragments.get(name);
-      return fragment !== undefined && onlyMeta(fragment, new Set([...seen, name]));
-    });
-  return onlyMeta(operation.selectionSet, new Set());
+  const root = rootFields(document, operationName);
+  return root !== null && root.operation.operation === 'query' && root.fields.every((field) => field.name.value.startsWith('__'));
 }
 
 function check(context: AuthenticatedContext, document: DocumentNode, operationName?: string | null): void {

@@ -5,7 +5,7 @@
 // read fast enough is disconnected rather than buffered without bound.
 import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { getOperationAST, GraphQLError, Kind, type DocumentNode, type ExecutionArgs, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -15,6 +15,7 @@ import { bearerToken, type Context } from '../context.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { Services } from '../services.js';
 import { ConnectionPrincipals } from './connection-principals.js';
+import { rootFields } from './root-fields.js';
 import { tokenKey, type RateDecision } from './rate-limiter.js';
 import { shareKey } from './share-key.js';
 import { maxReplayBuffer, SharedSubscriptions, type CatchUp } from './shared-subscriptions.js';
@@ -24,32 +25,9 @@ import type { TokenWatch } from './token-watch.js';
 /** How a subscriber joining a shared execution of each subscription field catches up. */
 const catchUpByField: Record<string, CatchUp> = { taskEvents: 'replay', resourceUtilization: 'latest' };
 
-/**
- * The root field of the operation that runs (by `operationName`), also when it is selected through a fragment.
- * A subscription has exactly one (validation sees to it); undefined when there is no such operation.
- */
+/** The root field of the subscription that runs (a subscription has exactly one: validation sees to it). */
 function rootFieldName(document: DocumentNode, operationName: string | null | undefined): string | undefined {
-  const operation = getOperationAST(document, operationName);
-  if (!operation) return undefined;
-  const fragments = new Map(
-    document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
-  );
-  const seen = new Set<string>();
-  const find = (selectionSet: SelectionSetNode): string | undefined => {
-    for (const selection of selectionSet.selections) {
-      if (selection.kind === Kind.FIELD) {
-        if (selection.name.value !== '__typename') return selection.name.value;
-        continue;
-      }
-      const fragment = selection.kind === Kind.INLINE_FRAGMENT ? selection : fragments.get(selection.name.value);
-      if (!fragment || (selection.kind === Kind.FRAGMENT_SPREAD && seen.has(selection.name.value))) continue;
-      if (selection.kind === Kind.FRAGMENT_SPREAD) seen.add(selection.name.value);
-      const name = find(fragment.selectionSet);
-      if (name) return name;
-    }
-    return undefined;
-  };
-  return find(operation.selectionSet);
+  return rootFields(document, operationName)?.fields.find((field) => field.name.value !== '__typename')?.name.value;
 }
 
 export interface SubscriptionLimits {
