@@ -388,6 +388,30 @@ describe('updateOrg', () => {
     expect(await storedCounts()).toEqual(before);
   });
 
+  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
+    const checking = await startTestApi('orgs_checks', { shareWith: api, checkOrgsOnRegister: true });
+    try {
+      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
+      const registered = await on(registerMutation, { input: { alias: 'rm-checked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rmc.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
+      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
+      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: 'rm-checked', type: 'ORG_CHECK' } });
+      expect(check.status).toBe('QUEUED');
+      const runAt = new Date(Date.now() + 3_600_000).toISOString();
+      const other = (await on(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-checked', runAt } })).submitTask;
+      expect(other.__typename).toBe('SubmitTaskSuccess');
+
+      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'QUEUED' });
+
+      expect((await on(cancelMutation, { id: other.task.id })).cancelTask.__typename).toBe('CancelTaskSuccess');
+      // The waiting check alone does not hold the removal up: it goes with the org.
+      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
+    } finally {
+      await checking.close();
+    }
+  });
+
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {
     const result = await update('no-such-org', { isDevHub: true });
     expect(result).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
@@ -453,6 +477,30 @@ describe('rotateOrgCredentials', () => {
     expect(JSON.stringify(res.body)).not.toContain(secret);
     expect(await api.services.secrets.get(row.secretRef)).toEqual(before);
     expect((await api.prisma.org.findUniqueOrThrow({ where: { id: row.id } })).status).toBe('CONNECTED');
+  });
+
+  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
+    const checking = await startTestApi('orgs_checks', { shareWith: api, checkOrgsOnRegister: true });
+    try {
+      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
+      const registered = await on(registerMutation, { input: { alias: 'rm-checked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rmc.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
+      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
+      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: 'rm-checked', type: 'ORG_CHECK' } });
+      expect(check.status).toBe('QUEUED');
+      const runAt = new Date(Date.now() + 3_600_000).toISOString();
+      const other = (await on(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-checked', runAt } })).submitTask;
+      expect(other.__typename).toBe('SubmitTaskSuccess');
+
+      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'QUEUED' });
+
+      expect((await on(cancelMutation, { id: other.task.id })).cancelTask.__typename).toBe('CancelTaskSuccess');
+      // The waiting check alone does not hold the removal up: it goes with the org.
+      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
+    } finally {
+      await checking.close();
+    }
   });
 
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {
@@ -521,6 +569,30 @@ describe('removeOrg', () => {
     expect((await remove('rm-plain')).__typename).toBe('RemoveOrgSuccess');
     expect(await api.prisma.secret.count()).toBe(secrets - 1);
     expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).toBeNull();
+  });
+
+  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
+    const checking = await startTestApi('orgs_checks', { shareWith: api, checkOrgsOnRegister: true });
+    try {
+      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
+      const registered = await on(registerMutation, { input: { alias: 'rm-checked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rmc.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
+      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
+      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: 'rm-checked', type: 'ORG_CHECK' } });
+      expect(check.status).toBe('QUEUED');
+      const runAt = new Date(Date.now() + 3_600_000).toISOString();
+      const other = (await on(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-checked', runAt } })).submitTask;
+      expect(other.__typename).toBe('SubmitTaskSuccess');
+
+      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'QUEUED' });
+
+      expect((await on(cancelMutation, { id: other.task.id })).cancelTask.__typename).toBe('CancelTaskSuccess');
+      // The waiting check alone does not hold the removal up: it goes with the org.
+      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
+      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
+    } finally {
+      await checking.close();
+    }
   });
 
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {

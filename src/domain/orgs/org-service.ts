@@ -150,19 +150,21 @@ export class OrgService {
 
   async remove(actor: Principal, alias: string): Promise<Org> {
     const org = await this.requireByAlias(alias);
-    // An org check still waiting in the queue is only about this org: it goes with it.
-    const waitingChecks = await this.prisma.task.findMany({
-      where: { orgId: org.id, type: 'ORG_CHECK', status: { in: ['QUEUED', 'SCHEDULED'] } },
-      select: { id: true },
+    // An org check still waiting in the queue is only about this org: it goes with it (when checks can be
+    // discarded here), and does not hold the removal up. Any other active task does, and then nothing is touched:
+    // the checks stay too.
+    const waitingCheck = { type: 'ORG_CHECK' as const, status: { in: ['QUEUED' as const, 'SCHEDULED' as const] } };
+    const active = await this.prisma.task.count({
+      where: { orgId: org.id, status: { in: [...activeTaskStatuses] }, ...(this.checks ? { NOT: waitingCheck } : {}) },
     });
-    if (this.checks) for (const task of waitingChecks) await this.checks.discard(actor, task.id).catch(() => undefined);
-    const active = await this.prisma.task.count({ where: { orgId: org.id, status: { in: [...activeTaskStatuses] } } });
     if (active > 0) {
       throw new ConflictError(
         'ORG_HAS_ACTIVE_TASKS',
         `Org "${alias}" has ${active} scheduled, queued or running task(s); cancel them first`,
       );
     }
+    const waitingChecks = await this.prisma.task.findMany({ where: { orgId: org.id, ...waitingCheck }, select: { id: true } });
+    if (this.checks) for (const task of waitingChecks) await this.checks.discard(actor, task.id).catch(() => undefined);
     // Of concurrent removals, the one whose delete finds the row records it and deletes the secret; the others
     // answer ORG_NOT_FOUND, like a removal that came after it.
     const deletion = await unlessGone(
