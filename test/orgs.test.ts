@@ -135,6 +135,14 @@ describe('orgs pagination', () => {
 });
 
 describe('registerOrg', () => {
+  it("registers from an SFDX auth URL the Salesforce CLI wrote for an auth without a client id (force://<token>@<instance>)", async () => {
+    const refreshToken = fakeRefreshToken();
+    const org = await registerOk('sfdx-token-only', { sfdxAuthUrl: `force://${refreshToken}@tokenonly.my.salesforce.com` });
+    expect(org).toMatchObject({ alias: 'sfdx-token-only', instanceUrl: 'https://tokenonly.my.salesforce.com' });
+    const row = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'sfdx-token-only' } });
+    expect(await api.services.secrets.get(row.secretRef)).toEqual({ instanceUrl: 'https://tokenonly.my.salesforce.com', refreshToken });
+  });
+
   it('registers from an SFDX auth URL', async () => {
     const refreshToken = fakeRefreshToken();
     const before = await storedCounts();
@@ -254,6 +262,7 @@ describe('registerOrg validation', () => {
     ['an auth URL with a blank in the refresh token', { sfdxAuthUrl: `force://PlatformCLI::${secret} x@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
     ['an auth URL with a blank in the client id', { sfdxAuthUrl: `force://my app::${secret}@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
     ['an auth URL with a blank in the client secret', { sfdxAuthUrl: `force://PlatformCLI:${secret} x:5Aep861token@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
+    ['an auth URL with a client secret but no client id', { sfdxAuthUrl: `force://:${secret}:5Aep861token@acme.my.salesforce.com` }, ['credentials', 'sfdxAuthUrl']],
     ['an http instance URL', { instanceUrl: 'http://acme.my.salesforce.com', refreshToken: secret }, ['credentials', 'instanceUrl']],
     ['an instance URL carrying a password', { instanceUrl: `https://user:${secret}@acme.my.salesforce.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],
     ['an http instance URL carrying a password', { instanceUrl: `http://user:${secret}@acme.my.salesforce.com`, refreshToken: 'r' }, ['credentials', 'instanceUrl']],
@@ -388,30 +397,6 @@ describe('updateOrg', () => {
     expect(await storedCounts()).toEqual(before);
   });
 
-  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
-    const checking = await startTestApi('orgs_checks', { shareWith: api, checkOrgsOnRegister: true });
-    try {
-      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
-      const registered = await on(registerMutation, { input: { alias: 'rm-checked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rmc.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
-      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
-      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: 'rm-checked', type: 'ORG_CHECK' } });
-      expect(check.status).toBe('QUEUED');
-      const runAt = new Date(Date.now() + 3_600_000).toISOString();
-      const other = (await on(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-checked', runAt } })).submitTask;
-      expect(other.__typename).toBe('SubmitTaskSuccess');
-
-      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
-      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'QUEUED' });
-
-      expect((await on(cancelMutation, { id: other.task.id })).cancelTask.__typename).toBe('CancelTaskSuccess');
-      // The waiting check alone does not hold the removal up: it goes with the org.
-      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
-      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
-    } finally {
-      await checking.close();
-    }
-  });
-
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {
     const result = await update('no-such-org', { isDevHub: true });
     expect(result).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND' });
@@ -477,30 +462,6 @@ describe('rotateOrgCredentials', () => {
     expect(JSON.stringify(res.body)).not.toContain(secret);
     expect(await api.services.secrets.get(row.secretRef)).toEqual(before);
     expect((await api.prisma.org.findUniqueOrThrow({ where: { id: row.id } })).status).toBe('CONNECTED');
-  });
-
-  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
-    const checking = await startTestApi('orgs_checks', { shareWith: api, checkOrgsOnRegister: true });
-    try {
-      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
-      const registered = await on(registerMutation, { input: { alias: 'rm-checked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rmc.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
-      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
-      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: 'rm-checked', type: 'ORG_CHECK' } });
-      expect(check.status).toBe('QUEUED');
-      const runAt = new Date(Date.now() + 3_600_000).toISOString();
-      const other = (await on(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-checked', runAt } })).submitTask;
-      expect(other.__typename).toBe('SubmitTaskSuccess');
-
-      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
-      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'QUEUED' });
-
-      expect((await on(cancelMutation, { id: other.task.id })).cancelTask.__typename).toBe('CancelTaskSuccess');
-      // The waiting check alone does not hold the removal up: it goes with the org.
-      expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
-      expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
-    } finally {
-      await checking.close();
-    }
   });
 
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {

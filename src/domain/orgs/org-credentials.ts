@@ -44,15 +44,24 @@ function checkToken(value: string, what: string, path: string[]): string {
   return value;
 }
 
+/**
+ * The two forms the Salesforce CLI writes (sfdx-core's getSfdxAuthUrl): force://<clientId>:<clientSecret>:<refreshToken>@<instance>,
+ * and force://<refreshToken>@<instance> for an auth made without a client id.
+ */
 export function parseSfdxAuthUrl(authUrl: string, path: string[] = ['credentials', 'sfdxAuthUrl']): OrgCredentials {
-  const match = /^force:\/\/([^:@]*):([^:@]*):(.+)@([^@]+)$/.exec(authUrl.trim());
-  if (!match) {
+  const trimmed = authUrl.trim();
+  const withClient = /^force:\/\/([^:@]*):([^:@]*):(.+)@([^@]+)$/.exec(trimmed);
+  const tokenOnly = withClient ? null : /^force:\/\/([^:@]+)@([^@]+)$/.exec(trimmed);
+  if (!withClient && !tokenOnly) {
     throw new InvalidCredentialsError(
-      'SFDX auth URL must look like force://<clientId>:<clientSecret>:<refreshToken>@<instanceUrl>',
+      'SFDX auth URL must look like force://<clientId>:<clientSecret>:<refreshToken>@<instanceUrl> or force://<refreshToken>@<instanceUrl>',
       path,
     );
   }
-  const [, clientId, clientSecret, refreshToken, instance] = match as unknown as [string, string, string, string, string];
+  const [clientId, clientSecret, refreshToken, instance] = withClient
+    ? (withClient.slice(1) as [string, string, string, string])
+    : (['', '', tokenOnly![1]!, tokenOnly![2]!] as [string, string, string, string]);
+  if (clientSecret && !clientId) throw new InvalidCredentialsError('an SFDX auth URL with a client secret needs the client id too', path);
   return {
     instanceUrl: normaliseInstanceUrl(instance, path),
     refreshToken: checkToken(refreshToken, 'refresh token', path),
