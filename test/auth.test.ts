@@ -886,6 +886,22 @@ describe('createApiToken', () => {
     expect(await api.prisma.apiToken.count()).toBe(count);
   });
 
+  it('refuses names with control characters, and a user name with /, as typed validation errors naming the field', async () => {
+    const count = await api.prisma.apiToken.count();
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ name: 'tab\there', role: 'VIEWER' }, 'name'],
+      [{ name: 'line\nID\tfake', role: 'VIEWER' }, 'name'],
+      [{ name: 'colour \u001b[31mred', role: 'VIEWER' }, 'name'],
+      [{ name: 'fine', role: 'VIEWER', userName: 'a/b' }, 'userName'],
+      [{ name: 'fine', role: 'VIEWER', userName: 'bell\u0007' }, 'userName'],
+    ];
+    for (const [input, field] of cases) {
+      const res = await api.gql(`mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { __typename ... on ValidationError { code fieldErrors { path } } } }`, { input }, tokens.OWNER);
+      expect(res.body.data.createApiToken, JSON.stringify(input)).toEqual({ __typename: 'ValidationError', code: 'VALIDATION_FAILED', fieldErrors: [{ path: [field] }] });
+    }
+    expect(await api.prisma.apiToken.count()).toBe(count);
+  });
+
   it('refuses an expiry on a day that does not exist, or past year 9999, as a malformed DateTime, creating nothing', async () => {
     const count = await api.prisma.apiToken.count();
     const malformed = await api.gql(create, { input: { name: 'odd', role: 'VIEWER', expiresAt: 'next year' } }, tokens.OWNER);

@@ -16,6 +16,7 @@ import { UsageError } from '../src/cli/usage-error.js';
 import { migrate } from '../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
 import { AuditService } from '../src/domain/audit/audit-service.js';
+import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { TokenService } from '../src/domain/auth/token-service.js';
 import { dropSchema, testDatabaseUrl, testRedisUrl } from './support/harness.js';
 
@@ -95,6 +96,9 @@ beforeAll(async () => {
     missingName: createAdmin.then(() => run(['token', 'create', '--role', 'OWNER'])),
     badRole: list.then(() => run(['token', 'create', '--name', 'bad-role', '--role', 'KING'])),
     emptyExpiry: createAdmin.then(() => run(['token', 'create', '--name', 'no-expiry', '--expires-in', ''])),
+    // Refused before anything starts: no migration, no server, no worker.
+    badWorkerOption: list.then(() => run(['worker', '--queue', 'critical'])),
+    serveWithArguments: list.then(() => run(['serve', '--queues', 'critical'])),
   });
 });
 
@@ -152,6 +156,22 @@ describe('token create, list, revoke', { timeout: 60_000 }, () => {
     expect((await prisma.apiToken.findUniqueOrThrow({ where: { id: row.id } })).revokedAt).not.toBeNull();
     expect(await prisma.auditEntry.count({ where: { action: 'token.revoke', actor: 'cli', targetId: row.id } })).toBe(1);
   });
+
+  it('revoke <the token itself> revokes it (a leaked token, pasted as it is); one that matches nothing is not quoted back', async () => {
+    const { secret: leaked, token } = await tokens.create(cliPrincipal, { name: 'leaked', role: 'VIEWER' });
+    const result = await run(['token', 'revoke', leaked]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('Revoked token "leaked"');
+    expect(result.stdout + result.stderr).not.toContain(leaked);
+    expect(await tokens.authenticate(leaked)).toBeNull();
+    expect((await prisma.apiToken.findUniqueOrThrow({ where: { id: token.id } })).revokedAt).not.toBeNull();
+
+    const unknown = `syt_${randomBytes(32).toString('base64url')}`;
+    const refused = await run(['token', 'revoke', unknown]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('No single token matches that id, prefix or token');
+    expect(refused.stdout + refused.stderr).not.toContain(unknown);
+  });
 });
 
 describe('bad usage', { timeout: 60_000 }, () => {
@@ -160,6 +180,8 @@ describe('bad usage', { timeout: 60_000 }, () => {
     ['missingName', /token create needs --name/],
     ['badRole', /role/],
     ['emptyExpiry', /--expires-in must look like 30m, 12h or 90d \(got ""\)/],
+    ['badWorkerOption', /Unknown option '--queue'/],
+    ['serveWithArguments', /"serve" takes no arguments \(got --queues critical\)/],
   ];
   for (const [name, message] of cases) {
     it(`${name} exits 2 with a message on stderr and nothing on stdout`, async () => {
@@ -181,8 +203,9 @@ describe('bad usage', { timeout: 60_000 }, () => {
 
   it('a refused create creates no token', async () => {
     await Promise.all([pending.missingName, pending.badRole, pending.emptyExpiry]);
-    expect(await prisma.apiToken.count({ where: { name: { not: 'admin' } } })).toBe(0);
-    expect(await prisma.user.count({ where: { name: { not: 'admin' } } })).toBe(0);
+    // Only the tokens (and users) the tests above created on purpose.
+    expect(await prisma.apiToken.count({ where: { name: { notIn: ['admin', 'leaked'] } } })).toBe(0);
+    expect(await prisma.user.count({ where: { name: { notIn: ['admin', 'leaked'] } } })).toBe(0);
   });
 });
 

@@ -19,6 +19,10 @@ Usage:
 
 Configuration comes from environment variables; see the README.`;
 
+function noArguments(command: string, rest: string[]): void {
+  if (rest.length > 0) throw new UsageError(`"${command}" takes no arguments (got ${rest.join(' ')}).\n\n${help}`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -47,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
         return -1; // keeps running; the signal handlers exit
       }
       case 'serve': {
+        noArguments(command, rest);
         const { serve } = await import('./server-command.js');
         await serve(env, logger, { api: true, workers: false, workerArgs: [] });
         return -1;
@@ -57,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
         return -1;
       }
       case 'migrate': {
+        noArguments(command, rest);
         const { runMigrations } = await import('./migrate-command.js');
         await runMigrations(env, logger);
         return 0;
@@ -70,8 +76,10 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}".\n\n${help}`);
     }
   } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`${error.message}\n`);
+    // node:util parseArgs' refusals (an unknown or malformed option, e.g. `worker --queue critical`) are usage errors too.
+    const usage = error instanceof UsageError || (error instanceof TypeError && String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'));
+    if (usage) {
+      process.stderr.write(`${(error as Error).message}\n`);
       return 2;
     }
     logger.fatal({ err: error }, 'switchyard failed');

@@ -68,7 +68,8 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
         const target = rest[0];
         if (!target) throw new UsageError('token revoke needs a token id or prefix');
         const token = await tokens.findByIdOrPrefix(target);
-        if (!token) throw new UsageError(`No single token matches "${target}" (use the id from \`switchyard token list\`)`);
+        // Not quoted back: it may be a token itself, and terminals, logs and CI output keep stderr.
+        if (!token) throw new UsageError('No single token matches that id, prefix or token (use the id from `switchyard token list`)');
         await tokens.revoke(cliPrincipal, token.id);
         process.stderr.write(`Revoked token "${token.name}" (${token.prefix}…)\n`);
         return;

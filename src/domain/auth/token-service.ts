@@ -16,10 +16,20 @@ const tokenPattern = /^syt_[A-Za-z0-9_-]{43}$/;
 /** How stale lastUsedAt may get before a request refreshes it; avoids a write on every request. */
 const lastUsedResolutionMs = 60_000;
 
+// Names show in `token list` (tab-separated lines) and in audit actors (`user/token`): no control characters, and
+// no `/` in a user name.
+const printable = /^[^\p{Cc}]*$/u;
 const createTokenInput = z.object({
-  name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').regex(printable, 'must not contain control characters (tabs, line breaks, escapes)'),
   role: z.enum(['OWNER', 'MEMBER', 'VIEWER', 'APPLICATION']),
-  userName: z.string().trim().min(1).max(100).optional(),
+  userName: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(printable, 'must not contain control characters (tabs, line breaks, escapes)')
+    .regex(/^[^/]*$/, 'must not contain /')
+    .optional(),
   expiresAt: z.date().optional(),
 });
 export type CreateTokenInput = z.input<typeof createTokenInput>;
@@ -151,9 +161,10 @@ export class TokenService {
   }
 
   /** Resolves a token by id or by its displayed prefix, for the CLI. */
+  /** The one token with this id or prefix, or the token itself (someone revoking a leaked token pastes it). */
   async findByIdOrPrefix(idOrPrefix: string): Promise<ApiToken | null> {
     const matches = await this.prisma.apiToken.findMany({
-      where: isUuid(idOrPrefix) ? { id: idOrPrefix } : { prefix: idOrPrefix },
+      where: isUuid(idOrPrefix) ? { id: idOrPrefix } : tokenPattern.test(idOrPrefix) ? { hash: hashToken(idOrPrefix) } : { prefix: idOrPrefix },
       take: 2,
     });
     return matches.length === 1 ? matches[0]! : null;
