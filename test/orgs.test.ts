@@ -228,6 +228,17 @@ describe('registerOrg', () => {
 });
 
 describe('registerOrg validation', () => {
+  it('does not quote back a credential written unquoted in the document (a literal of the wrong type)', async () => {
+    const secret = `SeCrEtLiTeRaL${randomBytes(8).toString('hex')}`;
+    for (const literal of [secret, `[\"${secret}\"]`, `{ a: \"${secret}\" }`]) {
+      const res = await gql(`mutation { registerOrg(input: { alias: "lit", kind: SANDBOX, credentials: { instanceUrl: "https://lit.my.salesforce.com", refreshToken: ${literal.replace(/\\"/g, '"')} } }) { __typename } }`);
+      expect(res.body.errors?.length, literal).toBeGreaterThan(0);
+      expect(JSON.stringify(res.body), literal).not.toContain(secret);
+      expect(res.body.errors![0]!.message).toMatch(/String cannot represent a non string value/);
+    }
+    expect(await api.prisma.org.findUnique({ where: { alias: 'lit' } })).toBeNull();
+  });
+
   it.each([
     ['has space'],
     ['-leading-dash'],

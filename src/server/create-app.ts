@@ -19,7 +19,7 @@ import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
 import { checkGraphqlBody, graphqlFetchApi, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
-import { maskError } from './mask-error.js';
+import { maskError, useValidationRedaction } from './mask-error.js';
 import { addressRanges } from '../net/address-ranges.js';
 import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
@@ -146,7 +146,7 @@ export function createApp(options: AppOptions): App {
       }),
     // Order matters among hooks that may end an operation early (which skips the later ones): authentication comes
     // before the string check, so a request without a valid token learns nothing but that.
-    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication(tokenStreams), useStorableStrings()],
+    plugins: [useBodyLimitErrors(bodyLimits), useOperationLimits({ ...defaultOperationLimits, ...options.operationLimits }), useAuthentication(tokenStreams), useStorableStrings(), useValidationRedaction()],
   });
 
   // Webhook sources and rules, or notification subscribers, changed on any replica: drop this replica's cached

@@ -8,7 +8,7 @@
 //   not get the value either.
 // - Anything else unexpected is masked by Yoga's default.
 import { GraphQLError } from 'graphql';
-import { maskError as defaultMaskError } from 'graphql-yoga';
+import { maskError as defaultMaskError, type Plugin } from 'graphql-yoga';
 import { DomainError, ValidationFailedError } from '../domain/errors.js';
 
 // The quote runs up to the path (` at "input.credentials"`) and the last "; ": the value itself may contain
@@ -45,4 +45,24 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
     return error;
   }
   return defaultMaskError(error, message, isDev);
+}
+
+/**
+ * Validation errors do not pass through maskError: a literal of the wrong type written in the document
+ * (`credentials: {refreshToken: 5Aep…}` without quotes) would be quoted back as graphql-js reports it. The same
+ * redaction, on the result of validation.
+ */
+export function useValidationRedaction(): Plugin {
+  return {
+    onValidate: () => ({ result, setResult }) => {
+      if (!result.some((error) => redactQuotedValues(error.message) !== error.message)) return;
+      setResult(
+        result.map((error) => {
+          const redacted = redactQuotedValues(error.message);
+          if (redacted === error.message) return error;
+          return new GraphQLError(redacted, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: error.extensions });
+        }),
+      );
+    },
+  };
 }
