@@ -2,10 +2,12 @@
 // validation (and that nothing is stored when it fails), update, rotation, removal, and a credential canary
 // that must surface nowhere but as ciphertext.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger } from './support/capture-logger.js';
+import type { Task } from '../src/generated/prisma/client.js';
+import { TaskEffects } from '../src/domain/tasks/task-effects.js';
 import { auditEntriesFor, concurrently, errorFields, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
 import { canary, encodings } from './support/leak-search.js';
 
@@ -495,6 +497,33 @@ const submitMutation = `mutation Submit($input: SubmitTaskInput!) {
 const cancelMutation = `mutation Cancel($id: ID!) {
   cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { id status } } ${errorFields} }
 }`;
+
+describe('org status after a rotation', () => {
+  it('changes only with the outcome of a task that ran on the current credentials', async () => {
+    await registerOk('status-rot', { instanceUrl: 'https://statusrot.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const startedOnOld = new Date();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const rotated = await data(rotateMutation, { alias: 'status-rot', credentials: { instanceUrl: 'https://statusrot.my.salesforce.com', refreshToken: fakeRefreshToken() } });
+    expect(rotated.rotateOrgCredentials.__typename).toBe('RotateOrgCredentialsSuccess');
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'status-rot' } });
+    const effects = new TaskEffects(api.prisma, api.services.artifacts);
+    const run = (type: string, startedAt: Date) => ({ id: randomUUID(), type, orgId: org.id, startedAt, attempts: 1 }) as unknown as Task;
+    const status = async () => (await api.prisma.org.findUniqueOrThrow({ where: { id: org.id } })).status;
+
+    // A deployment that took the old refresh token (revoked at the rotation) fails late: not the new credentials' fault.
+    await effects.failed(run('DEPLOY', startedOnOld), { code: 'ORG_AUTH_FAILED', message: 'expired access/refresh token' });
+    expect(await status()).toBe('UNVERIFIED');
+    // A check of the old credentials that succeeds says nothing about the new ones either.
+    await effects.succeeded(run('ORG_CHECK', startedOnOld), { organizationId: '00D000000000001' });
+    expect(await status()).toBe('UNVERIFIED');
+
+    // Runs on the new credentials count.
+    await effects.succeeded(run('ORG_CHECK', new Date()), { organizationId: '00D000000000001' });
+    expect(await status()).toBe('CONNECTED');
+    await effects.failed(run('DEPLOY', new Date()), { code: 'ORG_AUTH_FAILED', message: 'expired access/refresh token' });
+    expect(await status()).toBe('AUTH_FAILED');
+  });
+});
 
 describe('removeOrg', () => {
   const remove = async (alias: string) => (await data(removeMutation, { alias })).removeOrg;

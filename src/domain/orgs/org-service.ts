@@ -138,7 +138,7 @@ export class OrgService {
     const write = () =>
       this.prisma.$transaction(async (tx) => {
         // New credentials have not been checked against Salesforce yet.
-        const updated = await tx.org.update({ where: { id: org.id }, data: { instanceUrl: credentials.instanceUrl, status: 'UNVERIFIED' } });
+        const updated = await tx.org.update({ where: { id: org.id }, data: { instanceUrl: credentials.instanceUrl, status: 'UNVERIFIED', credentialsChangedAt: new Date() } });
         await this.audit.record(tx, actor, 'org.credentials.write', 'Org', org.id, { secretStore: this.secrets.kind, rotated: true });
         return updated;
       });

@@ -22,6 +22,15 @@ interface RetrieveResult {
   artifact?: { sha256: string; sizeBytes: number; fileName: string };
 }
 
+/**
+ * The task's org, if the run that just ended used the org's current credentials: it started (was claimed, before
+ * its credentials were handed out) after they were last written. An outcome on credentials rotated since (a late
+ * ORG_AUTH_FAILED of a deployment on a revoked refresh token, a check of the old ones) says nothing about the new.
+ */
+function ranOnCurrentCredentials(task: Task): Prisma.OrgWhereInput {
+  return { id: task.orgId!, credentialsChangedAt: { lte: task.startedAt ?? new Date(0) } };
+}
+
 export class TaskEffects {
   constructor(
     private readonly prisma: PrismaClient,
@@ -55,7 +64,7 @@ export class TaskEffects {
     if (task.type === 'ORG_CHECK' && task.orgId) {
       const check = result as OrgCheckResult;
       await this.prisma.org.updateMany({
-        where: { id: task.orgId },
+        where: ranOnCurrentCredentials(task),
         data: {
           status: 'CONNECTED',
           lastCheckedAt: new Date(),
@@ -78,9 +87,9 @@ export class TaskEffects {
   async failed(task: Task, failure: TaskFailure): Promise<void> {
     if (!task.orgId) return;
     if (failure.code === 'ORG_AUTH_FAILED') {
-      await this.prisma.org.updateMany({ where: { id: task.orgId }, data: { status: 'AUTH_FAILED', lastCheckedAt: new Date() } });
+      await this.prisma.org.updateMany({ where: ranOnCurrentCredentials(task), data: { status: 'AUTH_FAILED', lastCheckedAt: new Date() } });
     } else if (failure.code === 'ORG_UNREACHABLE' && task.type === 'ORG_CHECK') {
-      await this.prisma.org.updateMany({ where: { id: task.orgId }, data: { status: 'UNREACHABLE', lastCheckedAt: new Date() } });
+      await this.prisma.org.updateMany({ where: ranOnCurrentCredentials(task), data: { status: 'UNREACHABLE', lastCheckedAt: new Date() } });
     }
   }
 }

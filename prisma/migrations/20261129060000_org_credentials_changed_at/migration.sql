@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Org" ADD COLUMN     "credentialsChangedAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP;
