@@ -13,7 +13,7 @@ import { ArtifactService } from '../src/domain/artifacts/artifact-service.js';
 import { rawId } from '../src/domain/ids.js';
 import { errorFields, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
-import { startTestWorker, type TestWorker } from './support/worker-harness.js';
+import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
 let api: TestApi;
 let worker: TestWorker;
@@ -252,11 +252,16 @@ describe('artifact retention', () => {
     expect(await download(damaged)).toBe(200);
   });
 
-  it('keeps everything when retention is 0', async () => {
+  it('keeps everything when retention is 0, but not what interrupted writes left', async () => {
     const kept = await upload(samplePackage(['Forever']), 'forever.zip');
     await age(kept, 10_000);
+    const leftover = `${fileOf(kept)}.feedbeef.tmp`;
+    writeFileSync(leftover, 'partial');
+    utimesSync(leftover, new Date(Date.now() - 2 * 3_600_000), new Date(Date.now() - 2 * 3_600_000));
+    // Its start-up pass sweeps (retention 0 or not, the first sweep is due at start).
     const keeper = await startTestWorker(api, { queues: ['BATCH'], artifactRetentionDays: 0 });
     try {
+      await waitFor(async () => !existsSync(leftover) || null, 5000, 'the leftover to be swept');
       expect(await keeper.host.pruneArtifacts()).toBeNull();
     } finally {
       await keeper.close();

@@ -250,7 +250,17 @@ export class WorkerHost {
    */
   async pruneArtifacts(): Promise<PruneResult | null> {
     const days = this.options.artifactRetentionDays;
-    if (days <= 0) return null;
+    if (days <= 0) {
+      // Every artifact is kept, but not the leftovers of interrupted writes.
+      if (Date.now() >= this.nextFileSweepAt) {
+        this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
+        await this.deps.artifacts.pruneAbandonedWrites().catch((error: unknown) => {
+          this.nextFileSweepAt = Date.now() + fileSweepRetryMs;
+          this.deps.logger.warn({ err: (error as Error).message, dir: this.deps.artifacts.dir }, 'sweeping the artifact directory failed');
+        });
+      }
+      return null;
+    }
     const cutoff = new Date(Date.now() - days * 86_400_000);
     const { logger, artifacts } = this.deps;
     let pruned: PruneResult;

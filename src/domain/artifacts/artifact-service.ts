@@ -149,8 +149,18 @@ export class ArtifactService {
   async pruneFiles(cutoff: Date): Promise<Omit<PruneResult, 'artifacts'>> {
     const { digests, temporary } = await listArtifactFiles(this.dir);
     const removed = await this.removeUnrecorded(digests, cutoff);
-    // A write takes seconds: a temporary file an hour old belongs to one that was interrupted (a child killed).
-    const abandoned = new Date(Math.max(cutoff.getTime(), Date.now() - temporaryFileMaxAgeMs));
+    return this.removeAbandoned(temporary, removed);
+  }
+
+  /** Removes only the temporary files interrupted writes left (with retention off, nothing else is ever removed). */
+  async pruneAbandonedWrites(): Promise<Omit<PruneResult, 'artifacts'>> {
+    const { temporary } = await listArtifactFiles(this.dir);
+    return this.removeAbandoned(temporary, { files: 0, failures: 0 });
+  }
+
+  /** A write takes seconds: a temporary file an hour old belongs to one that was interrupted (a child killed). */
+  private async removeAbandoned(temporary: string[], removed: Omit<PruneResult, 'artifacts'>): Promise<Omit<PruneResult, 'artifacts'>> {
+    const abandoned = new Date(Date.now() - temporaryFileMaxAgeMs);
     for (const file of temporary) await countRemoval(removed, () => removeFileIfOlder(file, abandoned));
     return removed;
   }
