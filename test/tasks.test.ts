@@ -488,6 +488,15 @@ describe('submitTask', () => {
     expect(Math.abs(job!.timestamp + job!.opts.delay! - runAt.getTime())).toBeLessThan(1000);
   });
 
+  it('refuses a runAt more than two years ahead (the task would hold its org and artifact that long)', async () => {
+    const before = await api.prisma.task.count();
+    const result = await c.submitRaw({ type: 'ORG_CHECK', org: 'uat', runAt: '9999-12-31T23:59:59Z' });
+    expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['runAt'], message: 'must be at most 731 days (two years) ahead' }] });
+    expect(await api.prisma.task.count()).toBe(before);
+    const inTwoYears = new Date(Date.now() + 730 * 24 * 3_600_000).toISOString();
+    expect((await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt: inTwoYears })).status).toBe('SCHEDULED');
+  });
+
   it('queues at once when runAt is already past', async () => {
     const runAt = new Date(Date.now() - 60_000).toISOString();
     const task = await c.submit({ type: 'ORG_CHECK', org: 'uat', runAt });
@@ -758,6 +767,11 @@ describe('tasks and task queries', () => {
     const back = await l.list({ filter: { queue: ['NORMAL'] }, last: 1 });
     expect(back.ids).toEqual(newest(2));
     expect(back.totalCount).toBe(2);
+    // An empty list matches no value (a dashboard with no status ticked shows nothing), as an unknown org does.
+    for (const none of [{ status: [] }, { type: [] }, { queue: [] }, { source: [] }, { org: '' }, { org: 'list-a', status: [] }]) {
+      const empty = await l.list({ filter: none, first: 10 });
+      expect({ ids: empty.ids, totalCount: empty.totalCount }, JSON.stringify(none)).toEqual({ ids: [], totalCount: 0 });
+    }
   });
 
   it('finds a task by global id and by raw UUID, in either case', async () => {
@@ -1070,6 +1084,16 @@ describe('retryTask', () => {
       { seq: 2, status: 'CANCELLED' },
       { seq: 3, status: 'QUEUED' },
     ]);
+  });
+
+  it("clears the run before's result: a retry that ends without one of its own shows none", async () => {
+    const task = await c.submit({ type: 'DIAGNOSTIC', org: 'uat', params: { steps: 1, stepMs: 1 } });
+    expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
+    // What a failed deployment leaves: its component failures as the result.
+    await api.prisma.task.update({ where: { id: rawId(task.id) }, data: { status: 'FAILED', result: { componentFailures: [{ problem: 'run 1' }] } } });
+    const retried = await c.retry(task.id);
+    expect(retried.__typename).toBe('RetryTaskSuccess');
+    expect((await api.prisma.task.findUniqueOrThrow({ where: { id: rawId(task.id) } })).result).toBeNull();
   });
 
   it('refuses with ORG_NOT_FOUND a task whose org was removed, even once another org has its alias', async () => {

@@ -42,11 +42,12 @@ builder.subscriptionFields((t) => ({
         for await (const message of live as AsyncIterable<TaskEventMessage>) {
           if (message.kind === 'LOG') continue;
           const task = message.task;
-          if (filter.status?.length && !filter.status.includes(task.status)) continue;
-          if (filter.type?.length && !filter.type.includes(task.type)) continue;
-          if (filter.queue?.length && !filter.queue.includes(task.queue)) continue;
-          if (filter.source?.length && !filter.source.includes(task.source)) continue;
-          if (filter.org && filter.org !== task.orgAlias) continue;
+          // As tasks(filter:) reads it: a list matches any of its values, an empty one none.
+          if (filter.status && !filter.status.includes(task.status)) continue;
+          if (filter.type && !filter.type.includes(task.type)) continue;
+          if (filter.queue && !filter.queue.includes(task.queue)) continue;
+          if (filter.source && !filter.source.includes(task.source)) continue;
+          if (filter.org !== undefined && filter.org !== null && filter.org !== task.orgAlias) continue;
           yield message;
         }
       } finally {

@@ -18,6 +18,8 @@ import { retryableTaskStatuses, waitingTaskStatuses } from './task-states.js';
 export const taskTypes = ['ORG_CHECK', 'RETRIEVE', 'VALIDATE', 'DEPLOY', 'QUICK_DEPLOY', 'DIAGNOSTIC'] as const;
 const taskQueues = ['CRITICAL', 'NORMAL', 'BATCH'] as const;
 
+const maxRunAtAheadMs = 731 * 24 * 3_600_000;
+
 const submitInput = z.object({
   type: z.enum(taskTypes),
   org: z.string().trim().min(1, 'must not be empty'),
@@ -26,7 +28,11 @@ const submitInput = z.object({
   maxAttempts: z.number().int('must be a whole number').min(1).max(10).default(3),
   retryBackoffMs: z.number().int('must be a whole number').min(0).max(3_600_000).default(5000),
   timeoutMs: z.number().int('must be a whole number').min(100).max(24 * 3_600_000).optional(),
-  runAt: z.date().optional(),
+  // At most two years ahead: a task waiting longer would hold its org (removeOrg refuses) and its artifact as long.
+  runAt: z
+    .date()
+    .refine((date) => date.getTime() <= Date.now() + maxRunAtAheadMs, 'must be at most 731 days (two years) ahead')
+    .optional(),
 });
 
 export interface SubmitTaskInput {
@@ -240,7 +246,8 @@ export class TaskService {
         { kind: 'LOG', payload: { level: 'warn', message: `Cancellation requested by ${by}` } },
       ]);
       if (requested) {
-        await this.signalCancel(task.id);
+        // Best effort: the request is recorded, and workers also find it in Postgres (within cancelPollMs).
+        await this.signalCancel(task.id).catch(() => undefined);
         return requested;
       }
       return this.cancel(actor, taskId); // it just finished or was requeued: decide again on fresh state
@@ -252,7 +259,7 @@ export class TaskService {
     if (deployId !== undefined) return this.cancelStartedDeployment(actor, task, deployId);
     if (task.jobId && !(await withQueue(() => this.queues.remove(task.queue, task.jobId!), 'remove the job'))) {
       // A worker locked the job between our read and the removal: treat it as running.
-      await this.signalCancel(task.id);
+      await this.signalCancel(task.id).catch(() => undefined);
     }
     const cancelled = await this.journal.change(
       task.id,
@@ -305,7 +312,7 @@ export class TaskService {
       retryableTaskStatuses,
       {
         status: 'QUEUED',
-        result: undefined,
+        result: null, // the run before's (a failed deployment's failures): not this run's
         errorCode: null,
         errorMessage: null,
         progress: 0,
@@ -348,13 +355,14 @@ export class TaskService {
     return this.prisma.task.count({ where: this.where(filter) });
   }
 
+  /** Every given field must match; a list matches any of its values (an empty list, none), as the docs say. */
   private where(filter: TaskFilter): Prisma.TaskWhereInput {
     return {
-      ...(filter.status?.length ? { status: { in: filter.status } } : {}),
-      ...(filter.type?.length ? { type: { in: filter.type } } : {}),
-      ...(filter.queue?.length ? { queue: { in: filter.queue } } : {}),
-      ...(filter.source?.length ? { source: { in: filter.source } } : {}),
-      ...(filter.org ? { orgAlias: filter.org } : {}),
+      ...(filter.status ? { status: { in: filter.status } } : {}),
+      ...(filter.type ? { type: { in: filter.type } } : {}),
+      ...(filter.queue ? { queue: { in: filter.queue } } : {}),
+      ...(filter.source ? { source: { in: filter.source } } : {}),
+      ...(filter.org !== undefined && filter.org !== null ? { orgAlias: filter.org } : {}),
     };
   }
 
