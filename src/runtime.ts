@@ -41,6 +41,7 @@ export async function createRuntime(env: Env, logger: Logger): Promise<Runtime> 
     scheduleMinIntervalSeconds: env.SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS,
     webhookStoredPayloadBytes: env.SWITCHYARD_WEBHOOK_STORED_PAYLOAD_BYTES,
     notificationAllowedNetworks: env.SWITCHYARD_NOTIFICATION_ALLOWED_NETWORKS,
+    logger,
   });
   return {
     env,

@@ -1,5 +1,6 @@
 // The domain services of one Switchyard process, built once and shared by HTTP, WebSocket and CLI callers.
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import type { PrismaClient } from './db/prisma.js';
 import { ArtifactService } from './domain/artifacts/artifact-service.js';
 import { AuditService } from './domain/audit/audit-service.js';
@@ -54,13 +55,20 @@ export interface ServiceDeps {
   scheduleMinIntervalSeconds: number;
   /** Internal addresses and ranges notification subscribers may be at all the same (net/outbound-address-policy.ts). */
   notificationAllowedNetworks: string[];
+  /** For what no caller hears of: notifications of a finished task that could not be queued. */
+  logger: Logger;
 }
 
 export function createServices(deps: ServiceDeps): Services {
   const audit = new AuditService(deps.prisma);
   // The journal announces finished tasks to the notification service, which needs the journal's queues: tie the knot.
   let notifications: NotificationService | null = null;
-  const journal = new TaskJournal(deps.prisma, deps.publisher, async (task) => notifications?.taskFinished(task));
+  const journal = new TaskJournal(deps.prisma, deps.publisher, async (task) =>
+    notifications?.taskFinished(task).catch((error: unknown) => {
+      // The task's own state is saved; its notifications are not queued again later (no outbox), so say so.
+      deps.logger.warn({ err: error, taskId: task.id, status: task.status }, 'the notifications of a finished task could not be queued: they are not sent');
+    }),
+  );
   const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
   const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
   const secretWrites = new SecretWrites(deps.prisma, deps.secrets);

@@ -1237,14 +1237,24 @@ describe('webhookDeliveries', () => {
     expect(again).toMatchObject({ duplicate: false });
     expect(again.deliveryId).not.toBe(old1.deliveryId);
 
-    // A replica started with a retention of one day prunes as it starts.
+    // A replica started with a retention of one day prunes as it starts: deliveries, and the records of
+    // outbound notification attempts.
     await api.prisma.webhookDelivery.update({ where: { id: again.deliveryId }, data: { receivedAt: twoDaysAgo } });
+    const created = await data(`mutation { createNotificationSubscriber(url: "https://hooks.example.com/pruned") { __typename ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } ${errorFields} } }`);
+    const subscriberId = rawId(created.createNotificationSubscriber.created.subscriber.id, 'NotificationSubscriber')!;
+    const attempt = (createdAt: Date) => ({ subscriberId, notificationId: randomUUID(), event: 'task.succeeded', attempt: 1, ok: true, responseStatus: 200, durationMs: 5, createdAt });
+    const [oldAttempt, newAttempt] = [attempt(twoDaysAgo), attempt(new Date())];
+    await api.prisma.notificationAttempt.createMany({ data: [oldAttempt, newAttempt] });
     const pruning = await startTestApi('webhooks_pruning', { shareWith: api, app: { webhookDeliveryRetentionDays: 1 } });
     try {
       await waitFor(async () => (await api.prisma.webhookDelivery.count({ where: { id: again.deliveryId } })) === 0, 5000, 'the pruning at start');
+      await waitFor(async () => (await api.prisma.notificationAttempt.count({ where: { notificationId: oldAttempt.notificationId } })) === 0, 5000, 'the old attempt pruned');
       expect(await api.prisma.webhookDelivery.count({ where: { id: recent.deliveryId } })).toBe(1);
+      expect(await api.prisma.notificationAttempt.count({ where: { notificationId: newAttempt.notificationId } })).toBe(1);
     } finally {
       await pruning.close();
+      const removed = await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: created.createNotificationSubscriber.created.subscriber.id });
+      expect(removed.deleteNotificationSubscriber.__typename).toBe('DeleteNotificationSubscriberSuccess');
     }
   });
 });
@@ -1354,7 +1364,7 @@ describe('outbound notifications', () => {
     try {
       // A CANCELLED task (no subscriber wants task.cancelled yet), settled by this replica.
       const submitted = await data(
-        `mutation { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: { steps: 1, stepMs: 1 }, runAt: "2099-01-01T00:00:00Z" }) { __typename ... on SubmitTaskSuccess { task { id } } ${errorFields} } }`,
+        `mutation { submitTask(input: { type: DIAGNOSTIC, org: "dev", params: { steps: 1, stepMs: 1 }, runAt: "${new Date(Date.now() + 3_600_000).toISOString()}" }) { __typename ... on SubmitTaskSuccess { task { id } } ${errorFields} } }`,
         {},
         napi,
         ntoken,

@@ -246,7 +246,7 @@ export function createApp(options: AppOptions): App {
           const address = server.address() as AddressInfo;
           stopHeartbeat = startReplicaHeartbeat(redis, options.prefix, `${hostname()}:${process.pid}:${address.port}`, options.heartbeatMs ?? 5000, () => subscriptions.connections());
           stopSecretSweep = startSecretSweep(options.services.secretWrites, logger, secretSweepMs);
-          stopDeliveryPruning = startDeliveryPruning(services.webhooks, logger, options.webhookDeliveryRetentionDays ?? 0, deliveryPruningMs);
+          stopDeliveryPruning = startDeliveryPruning(services, logger, options.webhookDeliveryRetentionDays ?? 0, deliveryPruningMs);
           resolve(address);
         });
       }),

@@ -180,6 +180,12 @@ export class WorkerHost {
       concurrency: 4,
     });
     notifications.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'notification worker error'));
+    notifications.on('failed', (job, error) => {
+      // Each attempt is recorded on the subscriber (attempts); the last one that fails is also worth a log line.
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        this.deps.logger.warn({ err: error.message, subscriberId: job.data.subscriberId, notificationId: job.data.notificationId, event: job.data.event }, 'a notification was given up after its last attempt');
+      }
+    });
     this.workers.push(notifications);
     this.cancelPoll = setInterval(() => void this.pollCancellations(), this.options.cancelPollMs);
     this.deps.logger.info({ workerId: this.workerId, queues: this.options.queues, concurrency: this.options.concurrency }, 'worker started');

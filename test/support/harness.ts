@@ -108,6 +108,7 @@ export async function startTestApi(name: string, options: TestApiOptions = {}): 
     // The recurring-task tests fire every second.
     scheduleMinIntervalSeconds: 1,
     notificationAllowedNetworks: options.notificationAllowedNetworks ?? ['127.0.0.0/8', '::1'],
+    logger,
   });
   const feed = new TaskEventFeed(redisUrl, queuePrefix);
   const app = createApp({ services, redis, logger, graphiql: true, feed, prefix: queuePrefix, heartbeatMs: 500, subscriptionLimits: options.subscriptionLimits, ...options.app, bodyLimits: { maxUploadBytes: 10 * 1024 * 1024, ...options.app?.bodyLimits } });

@@ -1,6 +1,7 @@
 // Outbound notifications: subscribers (URLs) receive signed JSON events when tasks end, through the
 // `notifications` BullMQ queue with retries and exponential backoff. Every attempt is recorded. The body is
 // signed like inbound Salesforce/CI callbacks: X-Switchyard-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>.
+import { pruneRows } from '../../db/prune-rows.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
@@ -170,6 +171,11 @@ export class NotificationService {
         .map((event) => ({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: { event, sentFor: task.id, task: summary } })),
     );
     await this.queues.notify(deliveries);
+  }
+
+  /** Deletes the record of delivery attempts made before `cutoff`; returns how many. */
+  pruneAttempts(cutoff: Date, batch = 1000): Promise<number> {
+    return pruneRows(this.prisma, 'NotificationAttempt', cutoff, batch);
   }
 
   /** One delivery attempt (run by a worker); throws so BullMQ retries with backoff. */

@@ -9,6 +9,7 @@ import type { WebhookKind } from '../../generated/prisma/enums.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
 import type { SecretWrites } from '../secret-writes.js';
 import { matches, matchesIgnoringCase } from '../../webhooks/glob.js';
+import { pruneRows } from '../../db/prune-rows.js';
 import type { NormalisedDelivery } from '../../webhooks/events.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
@@ -310,16 +311,8 @@ export class WebhookService {
    * Deletes deliveries received before `cutoff`, a batch at a time (so no statement holds many row locks or
    * runs long), and returns how many. A delivery id seen again after its delivery was deleted counts as new.
    */
-  async pruneDeliveries(cutoff: Date, batch = 1000): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const count = await this.prisma.$executeRaw`
-        DELETE FROM "WebhookDelivery" WHERE id IN (
-          SELECT id FROM "WebhookDelivery" WHERE "receivedAt" < ${cutoff} ORDER BY "receivedAt" LIMIT ${batch}
-        )`;
-      deleted += count;
-      if (count < batch) return deleted;
-    }
+  pruneDeliveries(cutoff: Date, batch = 1000): Promise<number> {
+    return pruneRows(this.prisma, 'WebhookDelivery', cutoff, batch);
   }
 
   /**

@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "NotificationAttempt_createdAt_idx" ON "NotificationAttempt"("createdAt");
