@@ -169,7 +169,7 @@ describe('Caddyfile', () => {
     expect(result.status, result.stdout + result.stderr).toBe(0);
   });
 
-  it('adapts to the intended config: admin off, each replica an upstream, /readyz health checks, 1 MB bodies', () => {
+  it('adapts to the intended config: admin off, each replica an upstream, /healthz health checks, 1 MB bodies', () => {
     const result = run('caddy', ['adapt', '--config', caddyfile, '--adapter', 'caddyfile'], {
       SWITCHYARD_CADDY_STORAGE: path.join(scratch, 'caddy-adapt'),
       SWITCHYARD_API_UPSTREAMS: 'api-1:4000 api-2:4000',
@@ -191,7 +191,8 @@ describe('Caddyfile', () => {
     expect(proxies.length).toBeGreaterThanOrEqual(4);
     for (const proxy of proxies) {
       expect(proxy.upstreams).toEqual([{ dial: 'api-1:4000' }, { dial: 'api-2:4000' }]);
-      expect(proxy.health_checks.active.uri).toBe('/readyz');
+      // Liveness, not readiness: /readyz reports the shared stores, and would take every replica out at once.
+      expect(proxy.health_checks.active.uri).toBe('/healthz');
       expect(proxy.load_balancing.try_duration).toBeGreaterThan(0);
       // Idle upstream connections close before Node's keep-alive (5 s) closes them under a request.
       expect(proxy.transport.keep_alive.idle_timeout).toBe(4 * 1e9);

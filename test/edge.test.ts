@@ -312,7 +312,7 @@ describe('Caddy in front of two API replicas', () => {
     expect(streak, JSON.stringify(failover)).toBe(10);
     expect(failover.at(-10)!.at, JSON.stringify(failover)).toBeLessThan(5000);
     expect(seen.slice(mark).filter((s) => s.path === '/graphql').every((s) => s.replica === 'owner')).toBe(true);
-    // Its active health check (/readyz) takes the gone replica out of rotation.
+    // Its active health check (/healthz) takes the gone replica out of rotation.
     const port = new URL(second.url).port;
     await waitFor(async () => caddy.logLines.some((line) => /host is down|unhealthy|HTTP request failed/i.test(line) && line.includes(`:${port}`)), 6000, 'Caddy to mark the replica down');
   });
@@ -323,7 +323,7 @@ describe('Caddy in front of two API replicas', () => {
   });
 
   // Caddy 2.6.2 cannot resend a request body to another upstream after a refused connection
-  // (caddyserver/caddy#5454, fixed upstream later): until the active /readyz check drops the stopped replica,
+  // (caddyserver/caddy#5454, fixed upstream later): until the active /healthz check drops the stopped replica,
   // a POST that picked it gets 502. That window is bounded, and afterwards every POST succeeds.
   it('keeps POSTs going while a replica goes away: a short window of 502s at most, then only 200s', () => {
     const posts = failover.filter((r) => r.method === 'POST');
