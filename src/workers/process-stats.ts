@@ -3,7 +3,6 @@
 import { readFile } from 'node:fs/promises';
 
 const clockTicksPerSecond = 100; // USER_HZ on Linux
-const pageSize = 4096;
 
 interface Sample {
   cpuSeconds: number;
@@ -20,11 +19,13 @@ export class ProcessSampler {
 
   async sample(pid: number): Promise<ProcessStats> {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the parenthesised command name; utime and stime are fields 14 and 15, rss field 24.
+      const [stat, status] = await Promise.all([readFile(`/proc/${pid}/stat`, 'utf8'), readFile(`/proc/${pid}/status`, 'utf8')]);
+      // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-      const rssBytes = Number(fields[21]) * pageSize;
+      // In kB, whatever the page size (stat's rss counts pages: 4 KiB on x86-64, 64 KiB on some arm64 kernels).
+      const rssKb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+      const rssBytes = rssKb === undefined ? null : Number(rssKb) * 1024;
       const now = Date.now();
       const previous = this.last.get(pid);
       this.last.set(pid, { cpuSeconds, at: now });

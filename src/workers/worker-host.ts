@@ -93,6 +93,8 @@ export class WorkerHost {
   private readonly lifecycle: TaskLifecycle;
   private cancelPoll: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The heartbeat being written now, if one is. */
+  private beating: Promise<void> | null = null;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
   private readonly sampler = new ProcessSampler();
@@ -130,7 +132,11 @@ export class WorkerHost {
 
   async start(): Promise<void> {
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.options.heartbeatMs);
+    this.heartbeat = setInterval(() => {
+      this.beating ??= this.beat()
+        .catch(() => undefined)
+        .finally(() => (this.beating = null));
+    }, this.options.heartbeatMs);
     await this.reconcile();
     void this.pruneArtifactsWhenDue();
     this.reconcileTimer = setInterval(
@@ -201,6 +207,9 @@ export class WorkerHost {
     clearTimeout(timer);
     await this.launcher.close();
     clearInterval(this.heartbeat);
+    // A beat under way (it reads /proc first) would otherwise write the key again after it is deleted, and the
+    // worker would show as live for three more beats after it is gone.
+    await this.beating;
     await this.connection.del(workerKey(this.options.prefix, this.workerId)).catch(() => undefined);
     this.subscriber.disconnect();
     await this.connection.quit().catch(() => this.connection.disconnect());
