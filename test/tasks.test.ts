@@ -562,6 +562,24 @@ describe('submitTask validation', () => {
     ['neither deployId nor validationTaskId', { type: 'QUICK_DEPLOY', params: {} }, ['params', 'validationTaskId']],
   ];
 
+  it('refuses NoTestRun for a DEPLOY or VALIDATE on a production org (Salesforce would), and takes it on a sandbox', async () => {
+    const res = await api.gql(
+      `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`,
+      { input: { alias: 'prod-notest', kind: 'PRODUCTION', credentials: { instanceUrl: 'https://prodnotest.my.salesforce.com', refreshToken: '5Aep861prodnotest' } } },
+      c.owner,
+    );
+    expect(res.body.data.registerOrg.__typename).toBe('RegisterOrgSuccess');
+    const before = await c.footprint();
+    for (const type of ['DEPLOY', 'VALIDATE']) {
+      const result = await c.submitRaw({ type, org: 'prod-notest', params: { artifactId: uploaded, testLevel: 'NoTestRun' } });
+      expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+      expect(result.fieldErrors!.map((e) => e.path)).toEqual([['params', 'testLevel']]);
+    }
+    expect(await c.footprint()).toEqual(before);
+    expect((await c.submitRaw({ type: 'DEPLOY', org: 'prod-notest', params: { artifactId: uploaded, testLevel: 'RunLocalTests' } })).__typename).toBe('SubmitTaskSuccess');
+    expect((await c.submitRaw({ type: 'VALIDATE', org: 'uat', params: { artifactId: uploaded, testLevel: 'NoTestRun' } })).__typename).toBe('SubmitTaskSuccess');
+  });
+
   it.each(cases)('rejects %s at its field path, persisting and enqueueing nothing', async (_label, input, path) => {
     const before = await c.footprint();
     const result = await c.submitRaw({ org: 'uat', ...withArtifact(input) });

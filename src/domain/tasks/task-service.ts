@@ -160,7 +160,7 @@ export class TaskService {
     });
     const aliases = [...new Set(parsed.flatMap((entry) => (entry.ok ? [entry.data.org] : [])))];
     // Raw SQL: on the path of every submit and webhook, where Prisma's per-query cost showed.
-    const found = aliases.length ? await this.sql<{ id: string; alias: string }>(Prisma.sql`SELECT "id", "alias" FROM "Org" WHERE "alias" = ANY(${aliases}::text[])`) : [];
+    const found = aliases.length ? await this.sql<{ id: string; alias: string; kind: string }>(Prisma.sql`SELECT "id", "alias", "kind" FROM "Org" WHERE "alias" = ANY(${aliases}::text[])`) : [];
     const orgs = new Map(found.map((org) => [org.alias, org] as const));
     return Promise.allSettled(
       parsed.map(async (entry): Promise<ValidatedTask> => {
@@ -168,6 +168,11 @@ export class TaskService {
         const { data } = entry;
         const org = orgs.get(data.org);
         if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
+        // Salesforce allows NoTestRun only in development orgs (sandboxes, Developer Edition, scratch orgs): on a
+        // production org such a deployment would wait its turn and the org lock only to be refused.
+        if ((data.type === 'DEPLOY' || data.type === 'VALIDATE') && (entry.params as { testLevel?: string }).testLevel === 'NoTestRun' && org.kind === 'PRODUCTION') {
+          throw ValidationFailedError.single([...pathPrefix, 'params', 'testLevel'], 'NoTestRun is not allowed on a production org: use RunLocalTests, RunSpecifiedTests or RunAllTestsInOrg');
+        }
         const params = await this.resolveReferences(data.type, entry.params, org.id, [...pathPrefix, 'params']);
         return {
           spec: {
