@@ -222,7 +222,8 @@ describe('ORG_CHECK', { timeout: 60_000 }, () => {
   it('registerOrg queues a check on CRITICAL that connects the org and reports what it is', async () => {
     const registered = await gql(
       `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename ... on RegisterOrgSuccess { org { alias status salesforceOrgId lastCheckedAt } } ${fieldErrors} } }`,
-      { input: { alias: MAIN, kind: 'PRODUCTION', credentials: credentials(mainRefreshToken) } },
+      // A sandbox: the deployments below run NoTestRun, which Switchyard refuses for a PRODUCTION org, as Salesforce does.
+      { input: { alias: MAIN, kind: 'SANDBOX', credentials: credentials(mainRefreshToken) } },
     );
     expect(registered.registerOrg).toMatchObject({ __typename: 'RegisterOrgSuccess', org: { alias: MAIN, status: 'UNVERIFIED', salesforceOrgId: null, lastCheckedAt: null } });
 
