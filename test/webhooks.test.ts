@@ -1285,6 +1285,24 @@ describe('outbound notifications', () => {
     await new Promise((resolve) => receiver?.close(resolve));
   });
 
+  it('records an attempt, and sends nothing, for a subscriber whose signing secret is gone from the store', async () => {
+    const ntoken = await napi.token('OWNER');
+    const created = await data(`mutation($url: String!) { createNotificationSubscriber(url: $url) { __typename ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } } }`, { url: `${receiverUrl}/no-secret` }, napi, ntoken);
+    const subscriberId = rawId(created.createNotificationSubscriber.created.subscriber.id, 'NotificationSubscriber')!;
+    try {
+      const row = await napi.prisma.notificationSubscriber.findUniqueOrThrow({ where: { id: subscriberId } });
+      await napi.services.secrets.delete(row.secretRef);
+      const notificationId = randomUUID();
+      await napi.services.notifications.deliver({ subscriberId, notificationId, event: 'task.succeeded', payload: { event: 'task.succeeded', sentFor: randomUUID(), task: {} } } as never, 1);
+      expect(await napi.prisma.notificationAttempt.findMany({ where: { notificationId }, select: { ok: true, responseStatus: true, error: true } })).toEqual([
+        { ok: false, responseStatus: null, error: 'the signing secret is missing from the secret store: delete the subscriber and create it again' },
+      ]);
+      expect(received.some((r) => r.path === '/no-secret')).toBe(false);
+    } finally {
+      await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: created.createNotificationSubscriber.created.subscriber.id }, napi, ntoken);
+    }
+  });
+
   it('signs, retries with backoff and records every attempt', async () => {
     const ntoken = await napi.token('OWNER');
     const registered = await data(

@@ -182,23 +182,20 @@ export class NotificationService {
   async deliver(job: NotificationJobData, attempt: number): Promise<void> {
     const subscriber = await this.prisma.notificationSubscriber.findUnique({ where: { id: job.subscriberId } });
     if (!subscriber || !subscriber.enabled) return; // removed or disabled since: drop it
-    const secret = (await this.secrets.get(subscriber.secretRef))?.secret;
-    if (!secret) return;
-    const body = JSON.stringify({ id: job.notificationId, ...job.payload });
     const started = Date.now();
+    const record = (status: number | null, error: string | null) =>
+      this.prisma.notificationAttempt.create({
+        data: { subscriberId: subscriber.id, notificationId: job.notificationId, event: job.event, attempt, ok: error === null, responseStatus: status, error, durationMs: Date.now() - started },
+      });
+    const secret = (await this.secrets.get(subscriber.secretRef))?.secret;
+    if (!secret) {
+      // Nothing to sign with, now or on a retry: recorded where the subscriber's owner looks, and not retried.
+      await record(null, 'the signing secret is missing from the secret store: delete the subscriber and create it again');
+      return;
+    }
+    const body = JSON.stringify({ id: job.notificationId, ...job.payload });
     const { status, error } = await this.post(new URL(subscriber.url), job, signTimestamped(secret, body), body);
-    await this.prisma.notificationAttempt.create({
-      data: {
-        subscriberId: subscriber.id,
-        notificationId: job.notificationId,
-        event: job.event,
-        attempt,
-        ok: error === null,
-        responseStatus: status,
-        error,
-        durationMs: Date.now() - started,
-      },
-    });
+    await record(status, error);
     if (error !== null) throw new Error(`notification ${job.notificationId} to subscriber ${subscriber.id}: ${error}`);
   }
 
