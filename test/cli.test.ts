@@ -99,6 +99,8 @@ beforeAll(async () => {
     // Refused before anything starts: no migration, no server, no worker.
     badWorkerOption: list.then(() => run(['worker', '--queue', 'critical'])),
     serveWithArguments: list.then(() => run(['serve', '--queues', 'critical'])),
+    // The first token's name becomes its user's: a / would make audit actors (user/token) ambiguous.
+    slashInName: list.then(() => run(['token', 'create', '--name', 'ci/deploy', '--role', 'OWNER'])),
   });
 });
 
@@ -182,6 +184,7 @@ describe('bad usage', { timeout: 60_000 }, () => {
     ['emptyExpiry', /--expires-in must look like 30m, 12h or 90d \(got ""\)/],
     ['badWorkerOption', /Unknown option '--queue'/],
     ['serveWithArguments', /"serve" takes no arguments \(got --queues critical\)/],
+    ['slashInName', /must not contain \/ \(it names a user here\)/],
   ];
   for (const [name, message] of cases) {
     it(`${name} exits 2 with a message on stderr and nothing on stdout`, async () => {
@@ -202,7 +205,7 @@ describe('bad usage', { timeout: 60_000 }, () => {
   });
 
   it('a refused create creates no token', async () => {
-    await Promise.all([pending.missingName, pending.badRole, pending.emptyExpiry]);
+    await Promise.all([pending.missingName, pending.badRole, pending.emptyExpiry, pending.slashInName]);
     // Only the tokens (and users) the tests above created on purpose.
     expect(await prisma.apiToken.count({ where: { name: { notIn: ['admin', 'leaked'] } } })).toBe(0);
     expect(await prisma.user.count({ where: { name: { notIn: ['admin', 'leaked'] } } })).toBe(0);

@@ -501,8 +501,7 @@ const cancelMutation = `mutation Cancel($id: ID!) {
 describe('org status after a rotation', () => {
   it('changes only with the outcome of a task that ran on the current credentials', async () => {
     await registerOk('status-rot', { instanceUrl: 'https://statusrot.my.salesforce.com', refreshToken: fakeRefreshToken() });
-    const startedOnOld = new Date();
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    const startedOnOld = new Date(Date.now() - 60_000); // a deployment that started a minute before the rotation
     const rotated = await data(rotateMutation, { alias: 'status-rot', credentials: { instanceUrl: 'https://statusrot.my.salesforce.com', refreshToken: fakeRefreshToken() } });
     expect(rotated.rotateOrgCredentials.__typename).toBe('RotateOrgCredentialsSuccess');
     const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'status-rot' } });
@@ -517,8 +516,9 @@ describe('org status after a rotation', () => {
     await effects.succeeded(run('ORG_CHECK', startedOnOld), { organizationId: '00D000000000001' });
     expect(await status()).toBe('UNVERIFIED');
 
-    // Runs on the new credentials count.
-    await effects.succeeded(run('ORG_CHECK', new Date()), { organizationId: '00D000000000001' });
+    // Runs on the new credentials count, also the check the rotation queued when the worker that claimed it
+    // (milliseconds after the rotation) has a clock 2 s behind the API's.
+    await effects.succeeded(run('ORG_CHECK', new Date(org.credentialsChangedAt.getTime() - 2000)), { organizationId: '00D000000000001' });
     expect(await status()).toBe('CONNECTED');
     await effects.failed(run('DEPLOY', new Date()), { code: 'ORG_AUTH_FAILED', message: 'expired access/refresh token' });
     expect(await status()).toBe('AUTH_FAILED');

@@ -1,5 +1,6 @@
-// /healthz says the process is alive; /readyz says it can do useful work (Postgres and Redis answer), so a
-// load balancer only sends traffic to replicas that can serve it.
+// /healthz says the process is alive (the edge routes on it: Caddyfile); /readyz says it can do useful work
+// (Postgres and Redis answer), for orchestrators (compose's health checks). Readiness reports the shared stores,
+// so the edge does not route on it: an outage of one would take every replica out at once.
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../db/prisma.js';
 

@@ -64,6 +64,8 @@ export class TokenService {
     }
     const secret = tokenPrefix + randomBytes(32).toString('base64url');
     const userName = data.userName ?? (actor.kind === 'token' ? actor.userName : data.name);
+    // The token's name becomes the user's when none is given (the CLI's first token): the user-name rule holds for it too.
+    if (userName.includes('/')) throw ValidationFailedError.single([data.userName ? 'userName' : 'name'], 'must not contain / (it names a user here)');
     return this.prisma.$transaction(async (tx) => {
       const user = await tx.user.upsert({ where: { name: userName }, create: { name: userName }, update: {} });
       const token = await tx.apiToken.create({
@@ -160,8 +162,7 @@ export class TokenService {
     return this.prisma.apiToken.findMany({ include: { user: true }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
   }
 
-  /** Resolves a token by id or by its displayed prefix, for the CLI. */
-  /** The one token with this id or prefix, or the token itself (someone revoking a leaked token pastes it). */
+  /** For the CLI: the one token with this id or prefix, or the token itself (someone revoking a leaked token pastes it). */
   async findByIdOrPrefix(idOrPrefix: string): Promise<ApiToken | null> {
     const matches = await this.prisma.apiToken.findMany({
       where: isUuid(idOrPrefix) ? { id: idOrPrefix } : tokenPattern.test(idOrPrefix) ? { hash: hashToken(idOrPrefix) } : { prefix: idOrPrefix },

@@ -26,10 +26,17 @@ interface RetrieveResult {
  * The task's org, if the run that just ended used the org's current credentials: it started (was claimed, before
  * its credentials were handed out) after they were last written. An outcome on credentials rotated since (a late
  * ORG_AUTH_FAILED of a deployment on a revoked refresh token, a check of the old ones) says nothing about the new.
+ * The two times come from different processes (the API that wrote the credentials, the worker that claimed the
+ * task), possibly on different hosts: a run that started up to `clockSkewMs` before the write still counts, so
+ * that the check a rotation queues, claimed milliseconds later by a worker whose clock is a little behind, does.
  */
 function ranOnCurrentCredentials(task: Task): Prisma.OrgWhereInput {
-  return { id: task.orgId!, credentialsChangedAt: { lte: task.startedAt ?? new Date(0) } };
+  if (!task.startedAt) return { id: task.orgId!, credentialsChangedAt: { lte: new Date(0) } }; // never ran: no effect
+  return { id: task.orgId!, credentialsChangedAt: { lte: new Date(task.startedAt.getTime() + clockSkewMs) } };
 }
+
+/** How far apart the clocks of API and worker hosts may be (NTP keeps them within milliseconds). */
+const clockSkewMs = 5000;
 
 export class TaskEffects {
   constructor(
