@@ -152,6 +152,27 @@ describe('docker-compose.yml', () => {
   });
 });
 
+/** The Caddyfile adapted to JSON with the given environment (`caddy adapt`), failing the test if it does not adapt. */
+function adapt(env: Record<string, string>): any {
+  const result = run('caddy', ['adapt', '--config', caddyfile, '--adapter', 'caddyfile'], env);
+  expect(result.status, result.stderr).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+/** Every handler in an adapted config's HTTP app, nested routes included. */
+function handlersOf(config: any): any[] {
+  const handlers: any[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      if ('handler' in node) handlers.push(node);
+      Object.values(node).forEach(walk);
+    }
+  };
+  walk(config.apps.http);
+  return handlers;
+}
+
 describe('Caddyfile', () => {
   it('passes `caddy validate`', () => {
     const result = run('caddy', ['validate', '--config', caddyfile, '--adapter', 'caddyfile'], { SWITCHYARD_CADDY_STORAGE: path.join(scratch, 'caddy-validate') });
@@ -170,23 +191,10 @@ describe('Caddyfile', () => {
   });
 
   it('adapts to the intended config: admin off, each replica an upstream, /healthz health checks, 1 MB bodies', () => {
-    const result = run('caddy', ['adapt', '--config', caddyfile, '--adapter', 'caddyfile'], {
-      SWITCHYARD_CADDY_STORAGE: path.join(scratch, 'caddy-adapt'),
-      SWITCHYARD_API_UPSTREAMS: 'api-1:4000 api-2:4000',
-    });
-    expect(result.status, result.stderr).toBe(0);
-    const config = JSON.parse(result.stdout);
+    const config = adapt({ SWITCHYARD_CADDY_STORAGE: path.join(scratch, 'caddy-adapt'), SWITCHYARD_API_UPSTREAMS: 'api-1:4000 api-2:4000' });
     expect(config.admin).toEqual({ disabled: true });
     expect(config.storage).toMatchObject({ module: 'file_system', root: path.join(scratch, 'caddy-adapt') });
-    const handlers: any[] = [];
-    const walk = (node: unknown): void => {
-      if (Array.isArray(node)) node.forEach(walk);
-      else if (node && typeof node === 'object') {
-        if ('handler' in node) handlers.push(node);
-        Object.values(node).forEach(walk);
-      }
-    };
-    walk(config.apps.http);
+    const handlers = handlersOf(config);
     const proxies = handlers.filter((h) => h.handler === 'reverse_proxy');
     expect(proxies.length).toBeGreaterThanOrEqual(4);
     for (const proxy of proxies) {
@@ -203,22 +211,13 @@ describe('Caddyfile', () => {
   });
 
   it('adapts to one upstream per address of a DNS name with SWITCHYARD_API_DISCOVERY=dns, as compose sets it', () => {
-    const result = run('caddy', ['adapt', '--config', caddyfile, '--adapter', 'caddyfile'], {
+    const config = adapt({
       SWITCHYARD_CADDY_STORAGE: path.join(scratch, 'caddy-adapt-dns'),
       SWITCHYARD_API_DISCOVERY: 'dns',
       SWITCHYARD_API_DNS_NAME: 'api',
       SWITCHYARD_API_PORT: '4000',
     });
-    expect(result.status, result.stderr).toBe(0);
-    const proxies: any[] = [];
-    const walk = (node: unknown): void => {
-      if (Array.isArray(node)) node.forEach(walk);
-      else if (node && typeof node === 'object') {
-        if ((node as { handler?: string }).handler === 'reverse_proxy') proxies.push(node);
-        Object.values(node).forEach(walk);
-      }
-    };
-    walk(JSON.parse(result.stdout).apps.http);
+    const proxies = handlersOf(config).filter((h) => h.handler === 'reverse_proxy');
     expect(proxies.length).toBeGreaterThanOrEqual(4);
     for (const proxy of proxies) {
       expect(proxy.upstreams).toBeUndefined();
