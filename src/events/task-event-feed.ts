@@ -57,7 +57,6 @@ export class TaskEventFeed {
   private readonly target: FeedTarget;
   /** The SUBSCRIBE of each channel listened to. */
   private readonly subscribes = new Map<string, Promise<unknown>>();
-  private readonly publishClient: Redis;
   private readonly subscribeClient: Redis;
 
   constructor(
@@ -66,13 +65,14 @@ export class TaskEventFeed {
     /** Messages each subscription holds for a reader that has fallen behind (feed-subscription.ts). */
     private readonly capacity: number = defaultFeedCapacity,
   ) {
-    // Separate connections: a Redis connection in subscriber mode cannot publish.
-    this.publishClient = new Redis(redisUrl, { connectionName: 'switchyard-feed-pub', maxRetriesPerRequest: null });
     this.subscribeClient = new Redis(redisUrl, { connectionName: 'switchyard-feed-sub', maxRetriesPerRequest: null });
-    for (const client of [this.publishClient, this.subscribeClient]) client.on('error', () => undefined);
+    this.subscribeClient.on('error', () => undefined);
+    const subscriber = withHandledCommands(this.subscribeClient, this.subscribes);
     this.target = createRedisEventTarget({
-      publishClient: withHandledCommands(this.publishClient),
-      subscribeClient: withHandledCommands(this.subscribeClient, this.subscribes),
+      // The feed only listens (events are published with the command connection: task-event-bus.ts), so the
+      // event target's publishing client, which it needs to be built, is never used: no connection of its own.
+      publishClient: subscriber,
+      subscribeClient: subscriber,
       serializer: lenientJson,
     }) as unknown as FeedTarget;
   }
@@ -117,7 +117,6 @@ export class TaskEventFeed {
   }
 
   close(): void {
-    this.publishClient.disconnect();
     this.subscribeClient.disconnect();
   }
 }
