@@ -55,14 +55,14 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
 export function useValidationRedaction(): Plugin {
   return {
     onValidate: () => ({ result, setResult }) => {
-      if (!result.some((error) => redactQuotedValues(error.message) !== error.message)) return;
-      setResult(
-        result.map((error) => {
-          const redacted = redactQuotedValues(error.message);
-          if (redacted === error.message) return error;
-          return new GraphQLError(redacted, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: error.extensions });
-        }),
-      );
+      let changed = false;
+      const redacted = result.map((error) => {
+        const message = redactQuotedValues(error.message);
+        if (message === error.message) return error;
+        changed = true;
+        return new GraphQLError(message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: error.extensions });
+      });
+      if (changed) setResult(redacted);
     },
   };
 }

@@ -265,19 +265,13 @@ export class WorkerHost {
    */
   async pruneArtifacts(): Promise<PruneResult | null> {
     const days = this.options.artifactRetentionDays;
+    const { logger, artifacts } = this.deps;
+    // Every artifact is kept with retention off, but not the leftovers of interrupted writes.
     if (days <= 0) {
-      // Every artifact is kept, but not the leftovers of interrupted writes.
-      if (Date.now() >= this.nextFileSweepAt) {
-        this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
-        await this.deps.artifacts.pruneAbandonedWrites().catch((error: unknown) => {
-          this.nextFileSweepAt = Date.now() + fileSweepRetryMs;
-          this.deps.logger.warn({ err: (error as Error).message, dir: this.deps.artifacts.dir }, 'sweeping the artifact directory failed');
-        });
-      }
+      await this.sweepFilesWhenDue(() => artifacts.pruneAbandonedWrites());
       return null;
     }
     const cutoff = new Date(Date.now() - days * 86_400_000);
-    const { logger, artifacts } = this.deps;
     let pruned: PruneResult;
     try {
       pruned = await artifacts.prune(cutoff);
@@ -285,21 +279,29 @@ export class WorkerHost {
       logger.warn({ err: (error as Error).message }, 'pruning expired artifacts failed');
       return null;
     }
-    if (Date.now() >= this.nextFileSweepAt) {
-      try {
-        const swept = await artifacts.pruneFiles(cutoff);
-        this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
-        pruned.files += swept.files;
-        pruned.failures += swept.failures;
-        pruned.firstFailure ??= swept.firstFailure;
-      } catch (error) {
-        this.nextFileSweepAt = Date.now() + fileSweepRetryMs;
-        logger.warn({ err: (error as Error).message, dir: artifacts.dir }, 'sweeping the artifact directory failed');
-      }
+    const swept = await this.sweepFilesWhenDue(() => artifacts.pruneFiles(cutoff));
+    if (swept) {
+      pruned.files += swept.files;
+      pruned.failures += swept.failures;
+      pruned.firstFailure ??= swept.firstFailure;
     }
     if (pruned.artifacts > 0 || pruned.files > 0) logger.info({ artifacts: pruned.artifacts, files: pruned.files, retentionDays: days }, 'deleted expired artifacts');
     if (pruned.failures > 0) logger.warn({ failures: pruned.failures, first: pruned.firstFailure, dir: artifacts.dir }, 'some expired artifact files could not be removed');
     return pruned;
+  }
+
+  /** Runs a sweep of the artifact directory once it is due (at start, then daily; an hour after a failed one). */
+  private async sweepFilesWhenDue(sweep: () => Promise<Omit<PruneResult, 'artifacts'>>): Promise<Omit<PruneResult, 'artifacts'> | null> {
+    if (Date.now() < this.nextFileSweepAt) return null;
+    try {
+      const swept = await sweep();
+      this.nextFileSweepAt = Date.now() + fileSweepIntervalMs;
+      return swept;
+    } catch (error) {
+      this.nextFileSweepAt = Date.now() + fileSweepRetryMs;
+      this.deps.logger.warn({ err: (error as Error).message, dir: this.deps.artifacts.dir }, 'sweeping the artifact directory failed');
+      return null;
+    }
   }
 
   /** Announces this worker (and what it is running) for three beats; resource views read these keys. */

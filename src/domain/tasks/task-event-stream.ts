@@ -82,12 +82,8 @@ export function streamTaskEvents(
     try {
       // Redis confirms a subscription within a round trip: waiting that long (at most a moment) before the first
       // read of the log makes it the only one. Confirmed only later, the log is read once more then.
-      let isConfirmed = !live.ready;
-      if (live.ready) {
-        void live.ready.then(() => (isConfirmed = true));
-        await Promise.race([live.ready, sleep(confirmationWaitMs, undefined, { ref: false })]);
-      }
-      let confirmed = isConfirmed ? undefined : live.ready?.then(() => 'confirmed' as const);
+      const confirmedInTime = live.ready ? await Promise.race([live.ready.then(() => true), sleep(confirmationWaitMs, false, { ref: false })]) : true;
+      let confirmed = confirmedInTime ? undefined : live.ready!.then(() => 'confirmed' as const);
       if (await catchUp()) return;
 
       let pending = live.next();
