@@ -40,7 +40,7 @@ let tokens: TokenService;
  * Runs the CLI with a clean environment: only what is given here, nothing inherited from vitest. `onStdout` sees
  * its output as it comes, with the process (to send it a signal).
  */
-function run(args: string[], env: Record<string, string> = {}, onStdout?: (output: string, child: ChildProcess) => void): Promise<RunResult> {
+function run(args: string[], env: Record<string, string> = {}, onStdout?: (output: string, child: ChildProcess) => void, stdin?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       cwd: repoRoot,
@@ -54,15 +54,16 @@ function run(args: string[], env: Record<string, string> = {}, onStdout?: (outpu
         SWITCHYARD_KEY_FILE: path.join(tempDir, 'secret-key'),
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] as const,
     });
+    if (stdin !== undefined) child.stdin!.end(stdin);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       stdout += chunk;
       onStdout?.(stdout, child);
     });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -159,9 +160,9 @@ describe('token create, list, revoke', { timeout: 60_000 }, () => {
     expect(await prisma.auditEntry.count({ where: { action: 'token.revoke', actor: 'cli', targetId: row.id } })).toBe(1);
   });
 
-  it('revoke <the token itself> revokes it (a leaked token, pasted as it is); one that matches nothing is not quoted back', async () => {
+  it('revoke - takes the token itself on stdin (a leaked token, kept out of argv); one that matches nothing is not quoted back', async () => {
     const { secret: leaked, token } = await tokens.create(cliPrincipal, { name: 'leaked', role: 'VIEWER' });
-    const result = await run(['token', 'revoke', leaked]);
+    const result = await run(['token', 'revoke', '-'], {}, undefined, `${leaked}\n`);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('Revoked token "leaked"');
     expect(result.stdout + result.stderr).not.toContain(leaked);
@@ -169,7 +170,7 @@ describe('token create, list, revoke', { timeout: 60_000 }, () => {
     expect((await prisma.apiToken.findUniqueOrThrow({ where: { id: token.id } })).revokedAt).not.toBeNull();
 
     const unknown = `syt_${randomBytes(32).toString('base64url')}`;
-    const refused = await run(['token', 'revoke', unknown]);
+    const refused = await run(['token', 'revoke', '-'], {}, undefined, unknown);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('No single token matches that id, prefix or token');
     expect(refused.stdout + refused.stderr).not.toContain(unknown);

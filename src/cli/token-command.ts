@@ -65,8 +65,9 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
         return;
       }
       case 'revoke': {
-        const target = rest[0];
-        if (!target) throw new UsageError('token revoke needs a token id or prefix');
+        // `-`: the token itself on stdin, so that a leaked token is revoked without landing in argv (ps, shell history).
+        const target = rest[0] === '-' ? (await readStdin()).trim() : rest[0];
+        if (!target) throw new UsageError('token revoke needs a token id or prefix, or - and the token on stdin');
         const token = await tokens.findByIdOrPrefix(target);
         // Not quoted back: it may be a token itself, and terminals, logs and CI output keep stderr.
         if (!token) throw new UsageError('No single token matches that id, prefix or token (use the id from `switchyard token list`)');
@@ -84,4 +85,10 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
   } finally {
     await prisma.$disconnect();
   }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
