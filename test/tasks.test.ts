@@ -1321,6 +1321,107 @@ describe('scheduleTask and removeSchedule', () => {
   });
 });
 
+describe('submitTask with an idempotencyKey', () => {
+  /** The same API and database (same queue prefix) with its Redis unreachable, as a replica whose Redis is down. */
+  let cutOff: TestApi;
+  beforeAll(async () => {
+    cutOff = await startTestApi('tasks_cut_off', { shareWith: api, redisUrl: 'redis://127.0.0.1:1' });
+    for (const queue of queueNamesList) cutOff.queues.get(queue).on('error', () => {});
+  });
+  afterAll(async () => {
+    await cutOff?.close();
+  });
+
+  it('answers a repeated submit with the first one\'s task, in its current state, and creates nothing more', async () => {
+    const key = randomUUID();
+    const first = await c.submit({ type: 'DIAGNOSTIC', org: 'uat', params: { steps: 2, stepMs: 5 }, priority: 70, idempotencyKey: key });
+    const before = await c.footprint();
+    // The same request written differently: params' keys in another order, a default given as null.
+    const again = await c.submitRaw({ idempotencyKey: key, params: { stepMs: 5, steps: 2 }, org: 'uat', priority: 70, type: 'DIAGNOSTIC', queue: null });
+    expect(again).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: first.id, status: 'QUEUED', priority: 70 } });
+    // Another token of the same user shares the key.
+    const sameUser = await api.token('MEMBER');
+    expect(await c.submitRaw({ type: 'DIAGNOSTIC', org: 'uat', params: { steps: 2, stepMs: 5 }, priority: 70, idempotencyKey: key }, sameUser)).toMatchObject({ task: { id: first.id } });
+    expect(await c.footprint()).toEqual(before);
+    // After a cancel the repeat answers with the cancelled task: it does not submit again.
+    expect((await c.cancel(first.id)).__typename).toBe('CancelTaskSuccess');
+    const cancelled = await c.footprint();
+    expect(await c.submitRaw({ type: 'DIAGNOSTIC', org: 'uat', params: { steps: 2, stepMs: 5 }, priority: 70, idempotencyKey: key })).toMatchObject({ task: { id: first.id, status: 'CANCELLED' } });
+    expect(await c.footprint()).toEqual(cancelled);
+  });
+
+  it('answers a repeat before checking the request again: the org it named may be gone since', async () => {
+    await c.registerOrg('idem-gone');
+    const input = { type: 'ORG_CHECK', org: 'idem-gone', idempotencyKey: randomUUID() };
+    const first = await c.submit(input);
+    expect((await c.cancel(first.id)).__typename).toBe('CancelTaskSuccess');
+    const removed = await api.gql(`mutation { removeOrg(alias: "idem-gone") { __typename } }`, {}, c.owner);
+    expect(removed.body.data.removeOrg.__typename).toBe('RemoveOrgSuccess');
+    expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: first.id, status: 'CANCELLED', org: null } });
+  });
+
+  it('refuses the key with another request (IDEMPOTENCY_KEY_REUSED), naming the task, and creates nothing', async () => {
+    const key = randomUUID();
+    const first = await c.submit({ type: 'DIAGNOSTIC', org: 'uat', params: { steps: 1 }, idempotencyKey: key });
+    const before = await c.footprint();
+    for (const changed of [{ params: { steps: 2 } }, { priority: 51 }, { type: 'ORG_CHECK', params: {} }, { runAt: new Date(Date.now() + 3_600_000).toISOString() }]) {
+      const result = await c.submitRaw({ type: 'DIAGNOSTIC', org: 'uat', params: { steps: 1 }, idempotencyKey: key, ...changed });
+      expect(result, JSON.stringify(changed)).toMatchObject({ __typename: 'ConflictError', code: 'IDEMPOTENCY_KEY_REUSED' });
+      expect(result.message).toContain(rawId(first.id));
+    }
+    expect(await c.footprint()).toEqual(before);
+  });
+
+  it('keeps each user\'s keys apart: another user\'s submit with the same key creates its own task', async () => {
+    const key = randomUUID();
+    const mine = await c.submit({ type: 'ORG_CHECK', org: 'uat', idempotencyKey: key });
+    const theirs = await c.submitRaw({ type: 'ORG_CHECK', org: 'uat', priority: 10, idempotencyKey: key }, c.owner);
+    expect(theirs.__typename).toBe('SubmitTaskSuccess');
+    expect(theirs.task!.id).not.toBe(mine.id);
+  });
+
+  it('creates one task for concurrent submits with one key, and answers each with it', async () => {
+    const key = randomUUID();
+    const before = await c.footprint();
+    const results = await concurrently(api, c.member, Array.from({ length: 6 }, () => ({ query: SUBMIT, variables: { input: { type: 'RETRIEVE', org: 'uat', params: { members: [{ type: 'ApexClass', members: ['*'] }] }, idempotencyKey: key } }, field: 'submitTask' })));
+    expect(results.map((r) => r.__typename)).toEqual(Array(6).fill('SubmitTaskSuccess'));
+    expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+    const after = await c.footprint();
+    expect(after.tasks - before.tasks).toBe(1);
+    expect(after.events - before.events).toBe(1);
+    const jobs = (counts: Record<string, number> | undefined) => Object.values(counts ?? {}).reduce((sum, n) => sum + n, 0);
+    expect(jobs(after.jobs.BATCH) - jobs(before.jobs.BATCH)).toBe(1);
+  });
+
+  it('refuses keys that are empty, longer than 255 characters or hold control characters, creating nothing', async () => {
+    const before = await c.footprint();
+    for (const key of ['', 'x'.repeat(256), 'line\nbreak', 'tab\there', 'bell\u0007']) {
+      const result = await c.submitRaw({ type: 'ORG_CHECK', org: 'uat', idempotencyKey: key });
+      expect(result, JSON.stringify(key)).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+      expect(result.fieldErrors!.map((e) => e.path)).toEqual([['idempotencyKey']]);
+    }
+    expect(await c.footprint()).toEqual(before);
+    expect((await c.submitRaw({ type: 'ORG_CHECK', org: 'uat', idempotencyKey: `deploy ${'é'.repeat(200)} ✓` })).__typename).toBe('SubmitTaskSuccess');
+  });
+
+  it('queues the task a submit could not (Redis down) when the submit is repeated with its key', async () => {
+    const input = { type: 'ORG_CHECK', org: 'uat', idempotencyKey: randomUUID() };
+    const failed = await new Client(cutOff, c.member, c.owner).submitRaw(input);
+    expect(failed).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    const row = await api.prisma.task.findFirstOrThrow({ where: { idempotencyKey: input.idempotencyKey } });
+    expect(row).toMatchObject({ status: 'FAILED', errorCode: 'QUEUE_UNAVAILABLE', attempts: 0 });
+    expect(failed.message).toContain(row.id); // the caller can find the task it could not queue
+    // Repeated through a replica whose Redis works: the same task, now queued with a job.
+    const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
+    expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'QUEUED', error: null } });
+    const { job } = await c.job(globalId);
+    expect(job?.data).toMatchObject({ taskId: row.id });
+    // A further repeat changes nothing.
+    expect(await c.submitRaw(input)).toMatchObject({ task: { id: globalId, status: 'QUEUED' } });
+    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED']);
+  });
+});
+
 describe('with Redis down', () => {
   let d: Client;
   /** Artifacts in the Redis-down API's own database. */

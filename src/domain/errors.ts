@@ -19,6 +19,7 @@ export const errorCodes = [
   'TASK_NOT_CANCELLABLE',
   'TASK_NOT_RETRYABLE',
   'QUEUE_UNAVAILABLE',
+  'IDEMPOTENCY_KEY_REUSED',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];
@@ -76,7 +77,7 @@ export class NotFoundError extends DomainError {
 
 export class ConflictError extends DomainError {
   constructor(
-    readonly code: 'ALIAS_TAKEN' | 'ORG_HAS_ACTIVE_TASKS',
+    readonly code: 'ALIAS_TAKEN' | 'ORG_HAS_ACTIVE_TASKS' | 'IDEMPOTENCY_KEY_REUSED',
     message: string,
   ) {
     super(message);

@@ -1,5 +1,5 @@
 import { builder } from '../builder.js';
-import { InvalidStateError, NotFoundError, UnavailableError } from '../domain/errors.js';
+import { ConflictError, InvalidStateError, NotFoundError, UnavailableError } from '../domain/errors.js';
 import { SubmitTaskInput, TaskFilterInput, TaskNode } from '../schema/task.js';
 import { actor, parseNodeId } from './ids.js';
 
@@ -29,7 +29,7 @@ builder.mutationFields((t) => ({
     description: 'Validates and queues a task. With a future runAt it is SCHEDULED until then.',
     authScopes: { submitTasks: true },
     args: { input: t.arg({ type: SubmitTaskInput, required: true }) },
-    errors: { types: [NotFoundError, UnavailableError], dataField: { name: 'task' } },
+    errors: { types: [NotFoundError, ConflictError, UnavailableError], dataField: { name: 'task' } },
     resolve: (_root, { input }, ctx) => ctx.services.tasks.submit(actor(ctx), { ...input, source: 'API' }),
   }),
   cancelTask: t.field({

@@ -98,5 +98,9 @@ export const SubmitTaskInput = builder.inputType('SubmitTaskInput', {
     retryBackoffMs: t.int({ description: 'Wait before the first retry, in ms (0..3600000); doubles each retry; default 5000.' }),
     timeoutMs: t.int({ description: 'Time limit of one run in ms; default depends on the type (see docs/tasks.md).' }),
     runAt: t.field({ type: 'DateTime', description: 'Run no earlier than this; the task is SCHEDULED until then.' }),
+    idempotencyKey: t.string({
+      description:
+        'Up to 255 characters, unique per user (e.g. a UUID made once per command). Repeating a submit with the same key answers with the task the first one created (queued now if Redis was down then) instead of creating another; the same key with a different request is refused with IDEMPOTENCY_KEY_REUSED. Kept as long as the task.',
+    }),
   }),
 });

@@ -5,19 +5,7 @@
 // commas, comments) and the order of keys in the variables. Anything else (the order of fields, which orders
 // the result's keys; aliases) keeps them apart.
 import { stripIgnoredCharacters } from 'graphql';
-
-/** JSON with object keys sorted at every level (arrays keep their order). */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
+import { canonicalJson } from '../canonical-json.js';
 
 /** The sharing key of a subscribe payload whose query has already been parsed successfully. */
 export function shareKey(role: string, payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null }): string {

@@ -16,6 +16,13 @@ export interface PendingEvent {
   payload: Prisma.InputJsonValue;
 }
 
+/** submitTask's idempotency key, whose it is (the requester's scope) and the digest of the request it came with. */
+export interface TaskIdempotency {
+  scope: string;
+  key: string;
+  digest: string;
+}
+
 /** A task to create: what a validated request fixes; everything else starts at its default. */
 export interface NewTask {
   type: TaskType;
@@ -32,6 +39,8 @@ export interface NewTask {
   orgId: string;
   orgAlias: string;
   scheduleId: string | null;
+  /** submitTask's idempotency key: a task whose key its requester already used is not written. */
+  idempotency?: TaskIdempotency | null;
   /** Made up here unless given (a caller that records the id elsewhere in the same statement gives it). */
   id?: string;
   /** With a gate (see TaskJournal.createMany): the id of the gate row this task is written with. */

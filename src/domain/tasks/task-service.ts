@@ -1,18 +1,20 @@
 // What API callers do with tasks: submit, list, cancel, retry. Running them is the workers' side
 // (task-lifecycle.ts); both write through the TaskJournal.
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { canonicalJson } from '../../canonical-json.js';
 import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import { artifactParam, markArtifactUsed, useArtifactParam } from '../artifacts/artifact-service.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
+import { ConflictError, InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
 import { rawId } from '../ids.js';
 import { parseInput } from '../validation.js';
 import { lastStartedDeployment } from './started-deployment.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
-import { statusEvent, type NewTask, type TaskJournal } from './task-journal.js';
+import { statusEvent, type NewTask, type TaskIdempotency, type TaskJournal } from './task-journal.js';
 import { retryableTaskStatuses, waitingTaskStatuses } from './task-states.js';
 
 export const taskTypes = ['ORG_CHECK', 'RETRIEVE', 'VALIDATE', 'DEPLOY', 'QUICK_DEPLOY', 'DIAGNOSTIC'] as const;
@@ -46,6 +48,40 @@ export interface SubmitTaskInput {
   timeoutMs?: number | null;
   runAt?: Date | null;
   source?: TaskSource;
+  /** A submit repeated with the same key (by the same requester) answers with the task the first one created. */
+  idempotencyKey?: string | null;
+}
+
+const idempotencyKey = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(255, 'must be at most 255 characters')
+  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+/** A request's fields but params as given, an omitted field and a null alike. */
+function givenFields(input: SubmitTaskInput) {
+  return {
+    type: input.type,
+    org: input.org,
+    queue: input.queue ?? undefined,
+    priority: input.priority ?? undefined,
+    maxAttempts: input.maxAttempts ?? undefined,
+    retryBackoffMs: input.retryBackoffMs ?? undefined,
+    timeoutMs: input.timeoutMs ?? undefined,
+    runAt: input.runAt ?? undefined,
+  };
+}
+
+/**
+ * The idempotency key of a submit, scoped to its requester (a user's tokens share their keys; the local CLI has its
+ * own), with the digest of the request it comes with. None without a key.
+ */
+function submitIdempotency(actor: Principal, input: SubmitTaskInput): TaskIdempotency | undefined {
+  if (input.idempotencyKey === undefined || input.idempotencyKey === null) return undefined;
+  const key = parseInput(idempotencyKey, input.idempotencyKey, ['idempotencyKey']);
+  // The request as given: the same request always has the same digest, however its JSON was written.
+  const request = { ...givenFields(input), params: input.params ?? {} };
+  return { scope: actor.userId ?? actor.kind, key, digest: createHash('sha256').update(canonicalJson(request)).digest('hex') };
 }
 
 /** A validated task request: what submitTask and schedules both create tasks from. */
@@ -75,6 +111,7 @@ export interface TaskOrigin {
   requestedBy: string;
   runAt?: Date | null;
   scheduleId?: string;
+  idempotency?: TaskIdempotency;
 }
 
 export interface ValidatedTask {
@@ -107,6 +144,7 @@ export function newTask({ spec, origin, id, gateId }: TaskRequest): NewTask {
     orgId: spec.orgId,
     orgAlias: spec.orgAlias,
     scheduleId: origin.scheduleId ?? null,
+    idempotency: origin.idempotency ?? null,
     ...(id ? { id } : {}),
     ...(gateId ? { gateId } : {}),
   };
@@ -128,8 +166,41 @@ export class TaskService {
   }
 
   async submit(actor: Principal, input: SubmitTaskInput): Promise<Task> {
+    const idempotency = submitIdempotency(actor, input);
+    // A repeat is answered before validation: what the first submit referred to (an artifact, say) may be gone.
+    const earlier = idempotency && (await this.findSubmitted(idempotency));
+    if (earlier) return this.answerRepeat(actor, earlier, idempotency);
     const { spec, runAt } = await this.validate(input);
-    return this.create(spec, { source: input.source ?? 'API', requestedBy: actorLabel(actor), runAt });
+    const origin: TaskOrigin = { source: input.source ?? 'API', requestedBy: actorLabel(actor), runAt, ...(idempotency ? { idempotency } : {}) };
+    const { tasks, notQueued } = await this.createMany([{ spec, origin }]);
+    if (notQueued) throw notQueued;
+    if (tasks[0]) return tasks[0];
+    // Not written: a concurrent submit with the same key was, and its insert has committed.
+    const winner = idempotency && (await this.findSubmitted(idempotency));
+    if (!winner) throw new Error('The task was neither written nor found under its idempotency key');
+    return this.answerRepeat(actor, winner, idempotency);
+  }
+
+  private findSubmitted({ scope, key }: TaskIdempotency): Promise<Task | null> {
+    return this.prisma.task.findUnique({ where: { idempotencyScope_idempotencyKey: { idempotencyScope: scope, idempotencyKey: key } } });
+  }
+
+  /**
+   * A submit repeated under its idempotency key: the task the first one created, as it is now. If the key came with
+   * another request, it is refused. If the first submit's task was written but never queued (Redis was down: it
+   * is FAILED with QUEUE_UNAVAILABLE), the repeat queues it, which is what the caller is still asking for.
+   */
+  private async answerRepeat(actor: Principal, task: Task, idempotency: TaskIdempotency): Promise<Task> {
+    if (task.requestDigest !== idempotency.digest) {
+      throw new ConflictError('IDEMPOTENCY_KEY_REUSED', `This idempotencyKey was already used for a different request (task ${task.id}): use a new key for a new request`);
+    }
+    if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || task.attempts !== 0) return task;
+    try {
+      return await this.retry(actor, task.id);
+    } catch (error) {
+      if (error instanceof InvalidStateError) return this.require(task.id); // another repeat queued it first
+      throw error;
+    }
   }
 
   /** Checks a task request (field paths as given) and resolves its org. */
@@ -143,16 +214,7 @@ export class TaskService {
   async validateMany(inputs: SubmitTaskInput[], pathPrefix: string[] = []): Promise<Array<PromiseSettledResult<ValidatedTask>>> {
     const parsed = inputs.map((input) => {
       try {
-        const data = parseInput(submitInput, {
-          type: input.type,
-          org: input.org,
-          queue: input.queue ?? undefined,
-          priority: input.priority ?? undefined,
-          maxAttempts: input.maxAttempts ?? undefined,
-          retryBackoffMs: input.retryBackoffMs ?? undefined,
-          timeoutMs: input.timeoutMs ?? undefined,
-          runAt: input.runAt ?? undefined,
-        }, pathPrefix);
+        const data = parseInput(submitInput, givenFields(input), pathPrefix);
         return { ok: true as const, data, params: parseInput(taskParamSchemas[data.type], input.params ?? {}, [...pathPrefix, 'params']) };
       } catch (error) {
         return { ok: false as const, error };
@@ -394,7 +456,8 @@ export class TaskService {
           )
           .catch(() => undefined);
       }
-      throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; ${list.length === 1 ? 'the task was' : 'the tasks were'} not queued`, error);
+      const which = list.length === 1 ? `the task (${list[0]!.id}) is FAILED, not queued` : 'the tasks are FAILED, not queued';
+      throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; ${which}: retry it when Redis is back`, error);
     }
   }
 }
