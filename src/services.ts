@@ -63,12 +63,14 @@ export function createServices(deps: ServiceDeps): Services {
   const audit = new AuditService(deps.prisma);
   // The journal announces finished tasks to the notification service, which needs the journal's queues: tie the knot.
   let notifications: NotificationService | null = null;
-  const journal = new TaskJournal(deps.prisma, deps.publisher, async (task) =>
-    notifications?.taskFinished(task).catch((error: unknown) => {
-      // The task's own state is saved; its notifications are not queued again later (no outbox), so say so.
-      deps.logger.warn({ err: error, taskId: task.id, status: task.status }, 'the notifications of a finished task could not be queued: they are not sent');
-    }),
-  );
+  const journal = new TaskJournal(deps.prisma, deps.publisher, {
+    anyoneToNotify: async () => notifications?.anyoneToNotify() ?? false,
+    taskFinished: async (task) =>
+      notifications?.taskFinished(task).catch((error: unknown) => {
+        // The task stays marked as not notified: a worker's reconciler queues them (sendMissed).
+        deps.logger.warn({ err: error, taskId: task.id, status: task.status }, 'the notifications of a finished task could not be queued now: a worker queues them later');
+      }),
+  });
   const artifacts = new ArtifactService(deps.prisma, deps.artifactDir, deps.maxUploadBytes);
   const tasks = new TaskService(deps.prisma, deps.queues, journal, (taskId) => deps.publisher.control({ type: 'cancel', taskId }));
   const secretWrites = new SecretWrites(deps.prisma, deps.secrets);

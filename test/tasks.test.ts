@@ -1083,6 +1083,9 @@ describe('retryTask', () => {
     const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['r1'] }, priority: 70 });
     const first = await c.row(task.id);
     expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
+    // Nobody is subscribed to notifications here: the cancel marked the task notified in its own statement.
+    const cancelled = await c.row(task.id);
+    expect(cancelled.notifiedAt).toEqual(cancelled.finishedAt);
 
     const result = await c.retry(task.id);
     expect(result.__typename).toBe('RetryTaskSuccess');
@@ -1091,6 +1094,7 @@ describe('retryTask', () => {
     expect(row.status).toBe('QUEUED');
     expect(row.errorCode).toBeNull();
     expect(row.errorMessage).toBeNull();
+    expect(row.notifiedAt).toBeNull(); // its next ending notifies anew
     expect(row.jobId).not.toBe(first.jobId);
     expect(job).toBeTruthy();
     expect(job!.data).toEqual({ taskId: row.id });
@@ -1444,6 +1448,9 @@ describe('with Redis down', () => {
     expect(row.status).toBe('FAILED');
     expect(row.errorCode).toBe('QUEUE_UNAVAILABLE');
     expect(row.finishedAt).not.toBeNull();
+    // With no notification subscriber there is nothing to queue later: it ended notified (see webhooks.test.ts for
+    // a task that had subscribers).
+    expect(row.notifiedAt).toEqual(row.finishedAt);
 
     const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
     expect(await d.task(globalId)).toMatchObject({ status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } });

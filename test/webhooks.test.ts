@@ -1414,6 +1414,44 @@ describe('outbound notifications', () => {
       await other.close();
     }
   });
+
+  it('sends, later, the notifications of a task that ended while Redis was unavailable (the workers\' reconciler), once', async () => {
+    const ntoken = await napi.token('OWNER');
+    const created = await data(
+      `mutation($url: String!) { createNotificationSubscriber(url: $url, events: ["task.failed"]) { ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } } }`,
+      { url: `${receiverUrl}/outbox` },
+      napi,
+      ntoken,
+    );
+    // A replica of the same API whose Redis is unreachable: the task it ends cannot have its notifications queued.
+    const cutOff = await startTestApi('webhooks_notify_cut', { shareWith: napi, redisUrl: 'redis://127.0.0.1:1' });
+    try {
+      const submitted = await data(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "dev" }) { __typename ${errorFields} } }`, {}, cutOff, ntoken);
+      expect(submitted.submitTask).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+      const ended = await napi.prisma.task.findFirstOrThrow({ where: { errorCode: 'QUEUE_UNAVAILABLE' }, orderBy: { createdAt: 'desc' } });
+      expect(ended).toMatchObject({ status: 'FAILED', notifiedAt: null });
+      expect(cutOff.logLines.join('\n')).toContain('the notifications of a finished task could not be queued now: a worker queues them later');
+      // A worker's reconciliation leaves a task that ended just now to its settler…
+      await worker.host.reconcile();
+      expect((await napi.prisma.task.findUniqueOrThrow({ where: { id: ended.id } })).notifiedAt).toBeNull();
+      // …and queues the notifications of one that ended a while ago (backdated here).
+      await napi.prisma.task.update({ where: { id: ended.id }, data: { finishedAt: new Date(Date.now() - 120_000) } });
+      await worker.host.reconcile();
+      const sent = await waitFor(async () => received.find((r) => r.path === '/outbox') ?? null, 10_000, 'the missed notification');
+      expect(JSON.parse(sent.body)).toMatchObject({ event: 'task.failed', sentFor: ended.id, task: { id: ended.id, status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } } });
+      expect(worker.logLines.join('\n')).toContain('queued the notifications of tasks that ended without them');
+      const notified = await napi.prisma.task.findUniqueOrThrow({ where: { id: ended.id } });
+      expect(notified.notifiedAt).not.toBeNull();
+      // Not again: nothing is left to send, and queueing the same ending again is the same notification (job id).
+      expect(await napi.services.notifications.sendMissed(new Date())).toBe(0);
+      await napi.services.notifications.taskFinished(notified);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(received.filter((r) => r.path === '/outbox')).toHaveLength(1);
+    } finally {
+      await cutOff.close();
+      await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id: created.createNotificationSubscriber.created.subscriber.id }, napi, ntoken);
+    }
+  });
 });
 
 // Last: its deliveries are FAILED, which the delivery-log tests above count.

@@ -73,6 +73,8 @@ const fileSweepIntervalMs = 24 * 3_600_000;
 const pruneIntervalMs = 3_600_000;
 /** …and how soon it tries again after a sweep failed (e.g. the directory could not be read). */
 const fileSweepRetryMs = 3_600_000;
+/** How long after a task ended its notifications count as missed, when they still are not queued. */
+const missedNotificationGraceMs = 60_000;
 
 export function workerKey(prefix: string, workerId: string): string {
   return `${prefix}:worker:${workerId}`;
@@ -223,7 +225,7 @@ export class WorkerHost {
     });
     if (restored.restored > 0) this.deps.logger.warn({ restored: restored.restored }, 'restored schedules missing from Redis, or written by an earlier release');
     if (restored.failed.length > 0) this.deps.logger.error({ failed: restored.failed }, 'schedules could not be restored in Redis (their cron or timezone no longer parses?)');
-    return reconcileTasks({
+    const report = await reconcileTasks({
       prisma: this.deps.prisma,
       queues: this.deps.queues,
       lifecycle: this.lifecycle,
@@ -231,6 +233,21 @@ export class WorkerHost {
       workerGraceMs: this.workerGraceMs,
       logger: this.deps.logger,
     });
+    await this.sendMissedNotifications();
+    return report;
+  }
+
+  /**
+   * Queues the notifications of tasks whose settler could not (Redis unavailable just then, or the process died
+   * after the commit). Only of tasks that ended a while ago: a settler queues them right after its commit.
+   */
+  private async sendMissedNotifications(): Promise<void> {
+    const endedBefore = new Date(Date.now() - missedNotificationGraceMs);
+    const sent = await this.deps.notifications.sendMissed(endedBefore).catch((error: unknown) => {
+      this.deps.logger.error({ err: error }, 'queueing the notifications of ended tasks that were not queued failed; the next reconciliation tries again');
+      return 0;
+    });
+    if (sent > 0) this.deps.logger.warn({ tasks: sent }, 'queued the notifications of tasks that ended without them');
   }
 
   /**

@@ -2,7 +2,7 @@
 // `notifications` BullMQ queue with retries and exponential backoff. Every attempt is recorded. The body is
 // signed like inbound Salesforce/CI callbacks: X-Switchyard-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>.
 import { pruneRows } from '../../db/prune-rows.js';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
@@ -16,6 +16,7 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { NotFoundError, unlessGone } from '../errors.js';
 import { ExpiringCache } from '../expiring-cache.js';
+import { finalTaskStatuses } from '../tasks/task-states.js';
 import { parseInput } from '../validation.js';
 
 export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancelled', 'deployment.completed', 'org.check_failed'] as const;
@@ -58,6 +59,18 @@ export function eventsForTask(task: Task): NotificationEvent[] {
   if (task.type === 'DEPLOY' || task.type === 'QUICK_DEPLOY') events.push('deployment.completed');
   if (task.type === 'ORG_CHECK' && task.status === 'FAILED') events.push('org.check_failed');
   return events;
+}
+
+/**
+ * The id of the notification of one ending of a task to one subscriber, as a UUID (version 8: name-based, SHA-256):
+ * the same whoever queues it, so a second queueing is the same job, and a receiver that sees it twice knows.
+ */
+function notificationId(task: Task, subscriberId: string, event: NotificationEvent): string {
+  const bytes = createHash('sha256').update(`${task.id}\n${task.finishedAt?.toISOString() ?? ''}\n${subscriberId}\n${event}`).digest().subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** How long a process uses its list of enabled subscribers when no change announcement reaches it. */
@@ -149,10 +162,43 @@ export class NotificationService {
     return this.prisma.notificationSubscriber.count();
   }
 
-  /** Queues the notifications a finished task produces. Best effort: the task's own state is already saved. */
+  /** Whether a task ending now may have anyone to notify: whether any subscriber is enabled. */
+  async anyoneToNotify(): Promise<boolean> {
+    return (await this.subscribers.get('enabled')).length > 0;
+  }
+
+  /**
+   * Queues the notifications a finished task produces, then marks the task notified. Safe to call again for the
+   * same ending (the reconciler does, for tasks whose settler could not): each notification's id, which is also
+   * its job's, is derived from the ending, so BullMQ takes it once.
+   */
   async taskFinished(task: Task): Promise<void> {
+    await this.queues.notify(await this.deliveriesFor(task));
+    // Only this ending: a task retried (and perhaps ended again) since has other notifications.
+    await this.prisma.$executeRaw`
+      UPDATE "Task" SET "notifiedAt" = ${new Date()}::timestamp(3)
+      WHERE "id" = ${task.id}::uuid AND "notifiedAt" IS NULL AND "status" = CAST(${task.status} AS "TaskStatus")
+        AND "finishedAt" IS NOT DISTINCT FROM ${task.finishedAt}::timestamp(3)`;
+  }
+
+  /**
+   * Queues the notifications of tasks that ended before `endedBefore` and are still not notified: their settler
+   * could not queue them (Redis unavailable) or died first. Oldest first, at most `limit`; answers how many.
+   */
+  async sendMissed(endedBefore: Date, limit = 200): Promise<number> {
+    const tasks = await this.prisma.task.findMany({
+      where: { notifiedAt: null, status: { in: [...finalTaskStatuses] }, finishedAt: { lt: endedBefore } },
+      orderBy: { finishedAt: 'asc' },
+      take: limit,
+    });
+    for (const task of tasks) await this.taskFinished(task);
+    return tasks.length;
+  }
+
+  /** One job per subscriber and event the ending produces. */
+  private async deliveriesFor(task: Task): Promise<NotificationJobData[]> {
     const events = eventsForTask(task);
-    if (events.length === 0) return;
+    if (events.length === 0) return [];
     const subscribers = await this.subscribers.get('enabled');
     const summary = {
       id: task.id,
@@ -165,12 +211,11 @@ export class NotificationService {
       error: task.errorCode ? { code: task.errorCode, message: task.errorMessage } : null,
       finishedAt: task.finishedAt?.toISOString() ?? null,
     };
-    const deliveries = subscribers.flatMap((subscriber) =>
+    return subscribers.flatMap((subscriber) =>
       events
         .filter((event) => subscriber.events.length === 0 || subscriber.events.includes(event))
-        .map((event) => ({ subscriberId: subscriber.id, notificationId: randomUUID(), event, payload: { event, sentFor: task.id, task: summary } })),
+        .map((event) => ({ subscriberId: subscriber.id, notificationId: notificationId(task, subscriber.id, event), event, payload: { event, sentFor: task.id, task: summary } })),
     );
-    await this.queues.notify(deliveries);
   }
 
   /** Deletes the record of delivery attempts made before `cutoff`; returns how many. */

@@ -55,6 +55,19 @@ interface AnnouncedEvent {
   createdAt: Date;
 }
 
+/** Who hears of tasks that end: outbound notifications. */
+export interface FinishedTaskNotifier {
+  /**
+   * Whether a task ending now may have anyone to notify. When not, the statement that ends it also marks it
+   * notified; otherwise that waits until taskFinished has queued its notifications.
+   */
+  anyoneToNotify(): Promise<boolean>;
+  /** Queues the notifications of a task that has just ended (after the commit); failures are its own business. */
+  taskFinished(task: Task): Promise<void>;
+}
+
+const nobodyToNotify: FinishedTaskNotifier = { anyoneToNotify: async () => false, taskFinished: async () => undefined };
+
 export function statusEvent(status: TaskStatus, details: Record<string, unknown> = {}): PendingEvent {
   return { kind: 'STATUS', payload: { status, ...details } as Prisma.InputJsonValue };
 }
@@ -65,8 +78,7 @@ export class TaskJournal {
   constructor(
     prisma: PrismaClient,
     private readonly publisher: TaskEventPublisher,
-    /** Told when a task reaches a final status (outbound notifications); failures are its own business. */
-    private readonly onFinished: (task: Task) => Promise<void> = async () => undefined,
+    private readonly notifier: FinishedTaskNotifier = nobodyToNotify,
   ) {
     this.sql = rawStatements(prisma);
   }
@@ -94,6 +106,7 @@ export class TaskJournal {
     withOrg: boolean,
   ): Promise<T | null> {
     const now = new Date();
+    if (changes.status !== undefined && changes.notifiedAt === undefined) changes = { ...changes, notifiedAt: await this.notifiedAtOnChangeTo(changes.status, now) };
     const [task] = await this.sql<T>(changeTask({ taskId, from, changes, events, now, withOrg, ...options }));
     if (!task) return null;
     const written = options.countAttempt
@@ -102,6 +115,16 @@ export class TaskJournal {
     const firstSeq = task.lastEventSeq - written.length + 1;
     await this.announce([{ task, events: written.map((event, index) => ({ ...event, seq: firstSeq + index, createdAt: now })) }]);
     return task;
+  }
+
+  /**
+   * `notifiedAt` of a task whose status changes: a task that ends with nobody to notify is notified in the same
+   * statement; one that ends otherwise waits for its notifications to be queued (announce); one that no longer
+   * has ended (retried) has none pending.
+   */
+  private async notifiedAtOnChangeTo(status: TaskStatus, now: Date): Promise<Date | null> {
+    if (!(finalTaskStatuses as readonly string[]).includes(status)) return null;
+    return (await this.notifier.anyoneToNotify().catch(() => true)) ? null : now;
   }
 
   /**
@@ -165,7 +188,7 @@ export class TaskJournal {
     void this.publisher.publish(messages).catch(() => undefined);
     for (const { task, events } of written) {
       const final = events.some((event) => event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((event.payload as { status?: string } | null)?.status ?? ''));
-      if (final) await this.onFinished(task).catch(() => undefined);
+      if (final && task.notifiedAt === null) await this.notifier.taskFinished(task).catch(() => undefined);
     }
   }
 }

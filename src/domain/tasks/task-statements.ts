@@ -27,6 +27,7 @@ export interface TaskChanges {
   finishedAt?: Date | null;
   runAt?: Date | null;
   cancelRequestedAt?: Date | null;
+  notifiedAt?: Date | null;
 }
 
 /** What a worker needs of a task's org. */
@@ -48,6 +49,7 @@ const columnValue: { [K in keyof TaskChanges]-?: (value: NonNullable<TaskChanges
   finishedAt: (value) => timestamp(value),
   runAt: (value) => timestamp(value),
   cancelRequestedAt: (value) => timestamp(value),
+  notifiedAt: (value) => timestamp(value),
 };
 
 function timestamp(value: Date | null): Prisma.Sql {
