@@ -1415,6 +1415,57 @@ describe('outbound notifications', () => {
     }
   });
 
+  it('lets one subscriber have at most two notifications under way: a slow one does not hold up the others', async () => {
+    const ntoken = await napi.token('OWNER');
+    // /slow requests are held until the test answers them; /fast ones are answered at once.
+    const held: Array<() => void> = [];
+    let slowSeen = 0;
+    let mostHeld = 0;
+    let fastArrived: { slowHeld: number } | null = null;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/slow') {
+          slowSeen += 1;
+          held.push(() => res.writeHead(200).end());
+          mostHeld = Math.max(mostHeld, held.length);
+        } else {
+          fastArrived ??= { slowHeld: held.length };
+          res.writeHead(200).end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const subscribe = `mutation($url: String!) { createNotificationSubscriber(url: $url, events: ["task.cancelled"]) { ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } } }`;
+    const ids: string[] = [];
+    try {
+      for (const path of ['/slow', '/fast']) ids.push((await data(subscribe, { url: `${base}${path}` }, napi, ntoken)).createNotificationSubscriber.created.subscriber.id);
+      const [slow, fast] = ids.map((id) => rawId(id, 'NotificationSubscriber')!) as [string, string];
+      const notification = (subscriberId: string) => ({ subscriberId, notificationId: randomUUID(), event: 'task.cancelled', payload: { event: 'task.cancelled', sentFor: randomUUID(), task: {} } });
+      // Six for the slow subscriber: the worker has four slots, and without a share per subscriber they would take all.
+      await napi.queues.notify(Array.from({ length: 6 }, () => notification(slow)));
+      await waitFor(async () => (slowSeen >= 2 ? true : null), 5000, "the slow subscriber's first requests");
+      await napi.queues.notify([notification(fast)]);
+      await waitFor(async () => fastArrived, 5000, "the fast subscriber's notification, while the slow one holds its requests");
+      expect(fastArrived).toEqual({ slowHeld: 2 });
+      // Answered, the slow subscriber gets the rest, never more than two at a time.
+      await waitFor(
+        async () => {
+          while (held.length > 0) held.shift()!();
+          return slowSeen >= 6 ? true : null;
+        },
+        15_000,
+        'the rest of the slow subscriber\'s notifications',
+      );
+      expect(mostHeld).toBe(2);
+    } finally {
+      while (held.length > 0) held.shift()!();
+      await new Promise((resolve) => server.close(resolve));
+      for (const id of ids) await data(`mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename } }`, { id }, napi, ntoken);
+    }
+  });
+
   it('sends, later, the notifications of a task that ended while Redis was unavailable (the workers\' reconciler), once', async () => {
     const ntoken = await napi.token('OWNER');
     const created = await data(

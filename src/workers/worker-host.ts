@@ -4,7 +4,7 @@
 // was requeued, prunes expired artifacts, and drains on shutdown.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
@@ -32,6 +32,7 @@ import { ChildLauncher } from './child-launcher.js';
 import { OrgLock } from './org-lock.js';
 import { ProcessSampler } from './process-stats.js';
 import { reconcileTasks, type ReconcileReport } from './reconciler.js';
+import { SubscriberSlots } from './subscriber-slots.js';
 import { TaskExecutor } from './task-executor.js';
 
 export interface WorkerHostOptions {
@@ -75,6 +76,13 @@ const pruneIntervalMs = 3_600_000;
 const fileSweepRetryMs = 3_600_000;
 /** How long after a task ended its notifications count as missed, when they still are not queued. */
 const missedNotificationGraceMs = 60_000;
+/** Notifications a worker sends at once, and how many of them may go to one subscriber (across all workers). */
+const notificationConcurrency = 4;
+const notificationsPerSubscriber = 2;
+/** A hold on a subscriber's slot lapses after this (a worker died mid-request): longer than any attempt takes. */
+const notificationSlotHoldMs = 60_000;
+/** How long a notification whose subscriber has no slot free waits before it tries again (plus up to as much). */
+const notificationSlotWaitMs = 1000;
 
 export function workerKey(prefix: string, workerId: string): string {
   return `${prefix}:worker:${workerId}`;
@@ -98,6 +106,7 @@ export class WorkerHost {
   /** The heartbeat being written now, if one is. */
   private beating: Promise<void> | null = null;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  private readonly subscriberSlots: SubscriberSlots;
   private readonly startedAt = new Date().toISOString();
   private readonly sampler = new ProcessSampler();
   /** When pruneArtifacts next sweeps the artifact directory for unrecorded files (at start, then daily). */
@@ -113,6 +122,7 @@ export class WorkerHost {
     this.connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, connectionName: 'switchyard-worker' });
     this.subscriber = new Redis(options.redisUrl, { maxRetriesPerRequest: null, connectionName: 'switchyard-worker-control' });
     for (const redis of [this.connection, this.subscriber]) redis.on('error', () => undefined); // reconnects by itself
+    this.subscriberSlots = new SubscriberSlots(this.connection, options.prefix, notificationsPerSubscriber, notificationSlotHoldMs);
     this.launcher = new ChildLauncher({ keepSpare: options.keepSpareChild });
     this.lifecycle = new TaskLifecycle(deps.prisma, deps.journal);
     const secrets = deps.secrets;
@@ -182,10 +192,10 @@ export class WorkerHost {
     });
     this.workers.push(firings);
     // …and delivers outbound notifications (HTTP only, no child process: no credentials are involved).
-    const notifications = new Worker<NotificationJobData>(notificationsQueueName, (job) => this.deps.notifications.deliver(job.data, job.attemptsMade + 1), {
+    const notifications = new Worker<NotificationJobData>(notificationsQueueName, (job, token) => this.deliverNotification(job, token), {
       connection: this.connection,
       prefix: this.options.prefix,
-      concurrency: 4,
+      concurrency: notificationConcurrency,
     });
     notifications.on('error', (error) => this.deps.logger.warn({ err: error.message }, 'notification worker error'));
     notifications.on('failed', (job, error) => {
@@ -197,6 +207,23 @@ export class WorkerHost {
     this.workers.push(notifications);
     this.cancelPoll = setInterval(() => void this.pollCancellations(), this.options.cancelPollMs);
     this.deps.logger.info({ workerId: this.workerId, queues: this.options.queues, concurrency: this.options.concurrency }, 'worker started');
+  }
+
+  /**
+   * One delivery attempt, when the subscriber has a slot free. Otherwise the notification waits a moment, without
+   * spending an attempt, and the worker's slot goes to another subscriber's.
+   */
+  private async deliverNotification(job: Job<NotificationJobData>, token: string | undefined): Promise<void> {
+    const { subscriberId, notificationId } = job.data;
+    if (!(await this.subscriberSlots.acquire(subscriberId, notificationId))) {
+      await job.moveToDelayed(Date.now() + notificationSlotWaitMs + Math.floor(Math.random() * notificationSlotWaitMs), token);
+      throw new DelayedError();
+    }
+    try {
+      await this.deps.notifications.deliver(job.data, job.attemptsMade + 1);
+    } finally {
+      await this.subscriberSlots.release(subscriberId, notificationId).catch(() => undefined); // else it lapses
+    }
   }
 
   /** Stops taking jobs, lets running ones finish within `drainMs`, then aborts the rest (they are retried). */
