@@ -1083,9 +1083,8 @@ describe('retryTask', () => {
     const task = await c.submit({ type: 'DEPLOY', org: 'uat', params: { artifactId: art['r1'] }, priority: 70 });
     const first = await c.row(task.id);
     expect((await c.cancel(task.id)).__typename).toBe('CancelTaskSuccess');
-    // Nobody is subscribed to notifications here: the cancel marked the task notified in its own statement.
-    const cancelled = await c.row(task.id);
-    expect(cancelled.notifiedAt).toEqual(cancelled.finishedAt);
+    // Nobody is subscribed to notifications here: nothing is left pending for the reconciler.
+    expect((await c.row(task.id)).notificationsPending).toBe(false);
 
     const result = await c.retry(task.id);
     expect(result.__typename).toBe('RetryTaskSuccess');
@@ -1094,7 +1093,6 @@ describe('retryTask', () => {
     expect(row.status).toBe('QUEUED');
     expect(row.errorCode).toBeNull();
     expect(row.errorMessage).toBeNull();
-    expect(row.notifiedAt).toBeNull(); // its next ending notifies anew
     expect(row.jobId).not.toBe(first.jobId);
     expect(job).toBeTruthy();
     expect(job!.data).toEqual({ taskId: row.id });
@@ -1423,6 +1421,12 @@ describe('submitTask with an idempotencyKey', () => {
     // A further repeat changes nothing.
     expect(await c.submitRaw(input)).toMatchObject({ task: { id: globalId, status: 'QUEUED' } });
     expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED']);
+    // Once queued, the task is the caller's to retry: a retry that Redis refused in turn (FAILED with
+    // QUEUE_UNAVAILABLE again) is not run again by a repeat of the submit.
+    expect((await c.cancel(globalId)).__typename).toBe('CancelTaskSuccess');
+    expect(await new Client(cutOff, c.member, c.owner).retry(globalId)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } } });
+    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'CANCELLED', 'QUEUED', 'FAILED']);
   });
 });
 
@@ -1448,9 +1452,8 @@ describe('with Redis down', () => {
     expect(row.status).toBe('FAILED');
     expect(row.errorCode).toBe('QUEUE_UNAVAILABLE');
     expect(row.finishedAt).not.toBeNull();
-    // With no notification subscriber there is nothing to queue later: it ended notified (see webhooks.test.ts for
-    // a task that had subscribers).
-    expect(row.notifiedAt).toEqual(row.finishedAt);
+    // With no notification subscriber nothing is left for later (see webhooks.test.ts for a task that had some).
+    expect(row.notificationsPending).toBe(false);
 
     const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
     expect(await d.task(globalId)).toMatchObject({ status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } });

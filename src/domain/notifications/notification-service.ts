@@ -4,7 +4,7 @@
 import { pruneRows } from '../../db/prune-rows.js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Prisma, PrismaClient } from '../../db/prisma.js';
+import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
 import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
@@ -16,7 +16,6 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { NotFoundError, unlessGone } from '../errors.js';
 import { ExpiringCache } from '../expiring-cache.js';
-import { finalTaskStatuses } from '../tasks/task-states.js';
 import { parseInput } from '../validation.js';
 
 export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancelled', 'deployment.completed', 'org.check_failed'] as const;
@@ -93,6 +92,8 @@ export class NotificationService {
   );
 
   private readonly subscriberInput: ReturnType<typeof subscriberInput>;
+  /** For the statement that follows every notified ending (see db/prisma.ts). */
+  private readonly sql: RawStatements;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -107,6 +108,7 @@ export class NotificationService {
     private readonly requestTimeoutMs = 10_000,
   ) {
     this.subscriberInput = subscriberInput(destinations);
+    this.sql = rawStatements(prisma);
   }
 
   /** The subscribers changed (here or, announced, elsewhere): read them again for the next finished task. */
@@ -168,31 +170,33 @@ export class NotificationService {
   }
 
   /**
-   * Queues the notifications a finished task produces, then marks the task notified. Safe to call again for the
-   * same ending (the reconciler does, for tasks whose settler could not): each notification's id, which is also
-   * its job's, is derived from the ending, so BullMQ takes it once.
+   * Queues the notifications a finished task produces, then clears its notificationsPending. Safe to call again
+   * for the same ending (the reconciler does, for tasks whose settler could not): each notification's id, which
+   * is also its job's, is derived from the ending, so BullMQ takes it once while it keeps the job.
    */
   async taskFinished(task: Task): Promise<void> {
     await this.queues.notify(await this.deliveriesFor(task));
     // Only this ending: a task retried (and perhaps ended again) since has other notifications.
-    await this.prisma.$executeRaw`
-      UPDATE "Task" SET "notifiedAt" = ${new Date()}::timestamp(3)
-      WHERE "id" = ${task.id}::uuid AND "notifiedAt" IS NULL AND "status" = CAST(${task.status} AS "TaskStatus")
-        AND "finishedAt" IS NOT DISTINCT FROM ${task.finishedAt}::timestamp(3)`;
+    await this.sql(Prisma.sql`
+      UPDATE "Task" SET "notificationsPending" = false
+      WHERE "id" = ${task.id}::uuid AND "notificationsPending" AND "status" = CAST(${task.status} AS "TaskStatus")
+        AND "finishedAt" IS NOT DISTINCT FROM ${task.finishedAt}::timestamp(3)`);
   }
 
   /**
-   * Queues the notifications of tasks that ended before `endedBefore` and are still not notified: their settler
-   * could not queue them (Redis unavailable) or died first. Oldest first, at most `limit`; answers how many.
+   * Queues the notifications of tasks that ended before `endedBefore` and still have them pending: their settler
+   * could not queue them (Redis unavailable) or died first. Oldest first, at most `limit`; answers how many. Each
+   * worker's reconciler runs this; a row another worker is queueing just then is skipped.
    */
   async sendMissed(endedBefore: Date, limit = 200): Promise<number> {
-    const tasks = await this.prisma.task.findMany({
-      where: { notifiedAt: null, status: { in: [...finalTaskStatuses] }, finishedAt: { lt: endedBefore } },
-      orderBy: { finishedAt: 'asc' },
-      take: limit,
+    return this.prisma.$transaction(async (tx) => {
+      const tasks = await tx.$queryRaw<Task[]>`
+        SELECT * FROM "Task" WHERE "notificationsPending" AND "finishedAt" < ${endedBefore}::timestamp(3)
+        ORDER BY "finishedAt" LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+      for (const task of tasks) await this.queues.notify(await this.deliveriesFor(task));
+      if (tasks.length > 0) await tx.$executeRaw`UPDATE "Task" SET "notificationsPending" = false WHERE "id" = ANY(${tasks.map((task) => task.id)}::uuid[])`;
+      return tasks.length;
     });
-    for (const task of tasks) await this.taskFinished(task);
-    return tasks.length;
   }
 
   /** One job per subscriber and event the ending produces. */

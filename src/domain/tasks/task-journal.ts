@@ -58,8 +58,8 @@ interface AnnouncedEvent {
 /** Who hears of tasks that end: outbound notifications. */
 export interface FinishedTaskNotifier {
   /**
-   * Whether a task ending now may have anyone to notify. When not, the statement that ends it also marks it
-   * notified; otherwise that waits until taskFinished has queued its notifications.
+   * Whether a task ending now may have anyone to notify. When so, the statement that ends it marks its
+   * notifications pending, until taskFinished has queued them.
    */
   anyoneToNotify(): Promise<boolean>;
   /** Queues the notifications of a task that has just ended (after the commit); failures are its own business. */
@@ -106,7 +106,7 @@ export class TaskJournal {
     withOrg: boolean,
   ): Promise<T | null> {
     const now = new Date();
-    if (changes.status !== undefined && changes.notifiedAt === undefined) changes = { ...changes, notifiedAt: await this.notifiedAtOnChangeTo(changes.status, now) };
+    if (changes.status !== undefined && changes.notificationsPending === undefined) changes = { ...changes, notificationsPending: await this.pendingOnChangeTo(changes.status) };
     const [task] = await this.sql<T>(changeTask({ taskId, from, changes, events, now, withOrg, ...options }));
     if (!task) return null;
     const written = options.countAttempt
@@ -118,13 +118,13 @@ export class TaskJournal {
   }
 
   /**
-   * `notifiedAt` of a task whose status changes: a task that ends with nobody to notify is notified in the same
-   * statement; one that ends otherwise waits for its notifications to be queued (announce); one that no longer
-   * has ended (retried) has none pending.
+   * `notificationsPending` of a task whose status changes: a task that ends with someone to notify has them
+   * pending until they are queued (announce; else the workers' reconciler); one that no longer has ended
+   * (retried) has none.
    */
-  private async notifiedAtOnChangeTo(status: TaskStatus, now: Date): Promise<Date | null> {
-    if (!(finalTaskStatuses as readonly string[]).includes(status)) return null;
-    return (await this.notifier.anyoneToNotify().catch(() => true)) ? null : now;
+  private async pendingOnChangeTo(status: TaskStatus): Promise<boolean> {
+    if (!(finalTaskStatuses as readonly string[]).includes(status)) return false;
+    return this.notifier.anyoneToNotify().catch(() => true);
   }
 
   /**
@@ -188,7 +188,7 @@ export class TaskJournal {
     void this.publisher.publish(messages).catch(() => undefined);
     for (const { task, events } of written) {
       const final = events.some((event) => event.kind === 'STATUS' && (finalTaskStatuses as readonly string[]).includes((event.payload as { status?: string } | null)?.status ?? ''));
-      if (final && task.notifiedAt === null) await this.notifier.taskFinished(task).catch(() => undefined);
+      if (final && task.notificationsPending) await this.notifier.taskFinished(task).catch(() => undefined);
     }
   }
 }

@@ -56,7 +56,7 @@ const idempotencyKey = z
   .string()
   .min(1, 'must not be empty')
   .max(255, 'must be at most 255 characters')
-  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+  .regex(/^[^\p{Cc}\p{Cs}]*$/u, 'must not contain control characters or unpaired surrogates');
 
 /** A request's fields but params as given, an omitted field and a null alike. */
 function givenFields(input: SubmitTaskInput) {
@@ -187,14 +187,15 @@ export class TaskService {
 
   /**
    * A submit repeated under its idempotency key: the task the first one created, as it is now. If the key came with
-   * another request, it is refused. If the first submit's task was written but never queued (Redis was down: it
-   * is FAILED with QUEUE_UNAVAILABLE), the repeat queues it, which is what the caller is still asking for.
+   * another request, it is refused. If the first submit's task was written but never queued (Redis was down: its
+   * log is its first status and FAILED with QUEUE_UNAVAILABLE, nothing since), the repeat queues it, which is what
+   * the caller is still asking for. A task that ran, or was retried, since is not run again by a repeat.
    */
   private async answerRepeat(actor: Principal, task: Task, idempotency: TaskIdempotency): Promise<Task> {
     if (task.requestDigest !== idempotency.digest) {
       throw new ConflictError('IDEMPOTENCY_KEY_REUSED', `This idempotencyKey was already used for a different request (task ${task.id}): use a new key for a new request`);
     }
-    if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || task.attempts !== 0) return task;
+    if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || task.lastEventSeq !== 2) return task;
     try {
       return await this.retry(actor, task.id);
     } catch (error) {

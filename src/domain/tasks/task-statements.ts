@@ -27,7 +27,7 @@ export interface TaskChanges {
   finishedAt?: Date | null;
   runAt?: Date | null;
   cancelRequestedAt?: Date | null;
-  notifiedAt?: Date | null;
+  notificationsPending?: boolean;
 }
 
 /** What a worker needs of a task's org. */
@@ -49,7 +49,7 @@ const columnValue: { [K in keyof TaskChanges]-?: (value: NonNullable<TaskChanges
   finishedAt: (value) => timestamp(value),
   runAt: (value) => timestamp(value),
   cancelRequestedAt: (value) => timestamp(value),
-  notifiedAt: (value) => timestamp(value),
+  notificationsPending: (value) => Prisma.sql`${value}::boolean`,
 };
 
 function timestamp(value: Date | null): Prisma.Sql {
