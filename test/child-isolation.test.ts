@@ -1,9 +1,11 @@
 // The per-task child process must stay small and trustworthy: nothing it can import (statically or through
 // the lazy operation registry) may reach Prisma, Redis, BullMQ or the database driver.
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { childEntryPoint, childEnvironment } from '../src/workers/child-launcher.js';
 
 const srcRoot = fileURLToPath(new URL('../src/', import.meta.url));
 const importPattern = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
@@ -44,5 +46,20 @@ describe('the per-task child process', () => {
     for (const forbidden of ['@prisma/client', '@prisma/adapter-pg', 'ioredis', 'bullmq', 'pg', 'graphql', 'graphql-yoga']) {
       expect(packages.has(forbidden), forbidden).toBe(false);
     }
+  });
+});
+
+describe('an error nothing in the child caught', () => {
+  it('is told by its class only, never its message or stack, and ends the child', async () => {
+    // Forked as the launcher forks it, with stderr captured. A `run` without a request fails inside the child's
+    // async handler, outside any try: an unhandled rejection, whose message would name what it tried to read.
+    const child = fork(childEntryPoint(), [], { env: childEnvironment(), execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    await new Promise<void>((resolve) => child.once('message', () => resolve()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.send({ t: 'run', request: null });
+    expect(await exited).toBe(71);
+    expect(stderr.trim()).toBe(`switchyard task child ${child.pid}: unexpected TypeError, exiting`);
   });
 });

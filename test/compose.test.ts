@@ -134,6 +134,8 @@ describe('docker-compose.yml', () => {
         expect(service(`worker-${queue}`).environment.SWITCHYARD_RUN_AS).toBe('node');
         // A worker serves no HTTP: the image's /healthz check must not mark it unhealthy.
         expect(service(`worker-${queue}`).healthcheck).toEqual({ test: ['NONE'] }); // what `disable: true` resolves to
+        // A crashing task child must leave no core dump: its memory holds an org's credentials.
+        expect(service(`worker-${queue}`).ulimits).toEqual({ core: 0 });
       }
     });
 

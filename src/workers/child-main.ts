@@ -15,6 +15,16 @@ function send(message: ChildMessage): Promise<void> {
 // The worker is gone (crashed or killed): nobody can use our result, and nobody should hold credentials.
 process.on('disconnect', () => process.exit(70));
 
+// An error nothing caught (a rejection nobody awaited, a throw in a library's callback): Node would print the whole
+// error object on the worker's stderr, and a library's error can carry its request (headers with a Vault token,
+// a body with credentials). Only its class is told, and the child exits: the worker sees a crash (CHILD_CRASHED).
+const unexpected = (error: unknown) => {
+  process.stderr.write(`switchyard task child ${process.pid}: unexpected ${error instanceof Error ? error.name : typeof error}, exiting\n`);
+  process.exit(71);
+};
+process.on('uncaughtException', unexpected);
+process.on('unhandledRejection', unexpected);
+
 const abort = new AbortController();
 let pendingCredentials: ((message: Extract<ParentMessage, { t: 'credentials' }>) => void) | null = null;
 

@@ -27,6 +27,10 @@ export class ChildSession {
   private cancelOnly = false;
   private report: ChildOutcome | null = null;
   private chain: Promise<void> = Promise.resolve();
+  /** The redemption under way, if one is: answered apart from the chain (see run). */
+  private redeeming: Promise<void> = Promise.resolve();
+  /** The IPC grant this child's request carries: the only token it may redeem. */
+  private grantToken: string | null = null;
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -55,9 +59,13 @@ export class ChildSession {
       await channelClosed;
       return status;
     });
+    this.grantToken = request.grant.kind === 'ipc' ? request.grant.token : null;
     proc.on('message', (message: ChildMessage) => {
-      // Handled one after another so events keep the order the child sent them in.
-      this.chain = this.chain.then(() => this.handle(message)).catch(() => undefined);
+      // A redemption is answered at once, not after the reports before it: a progress report whose write waits
+      // (Postgres or Redis slow to answer) must not hold the operation's credentials back until its grant expires.
+      if (message.t === 'redeem') this.redeeming = this.answerRedeem(message.token).catch(() => undefined);
+      // Reports are handled one after another so events keep the order the child sent them in.
+      else this.chain = this.chain.then(() => this.handle(message)).catch(() => undefined);
     });
     try {
       await this.child.ready;
@@ -70,7 +78,7 @@ export class ChildSession {
     }
     const { code, signal } = await exited;
     this.timers.forEach(clearTimeout);
-    await this.chain;
+    await Promise.all([this.chain, this.redeeming]);
     if (this.report?.kind === 'succeeded') return this.report;
     // A run that only cancels reports how the cancellation went, even if a shutdown or timeout came meanwhile.
     if (this.cancelOnly && this.report) return this.report;
@@ -116,6 +124,25 @@ export class ChildSession {
     );
   }
 
+  /** Answers the child's redemption of its grant: the secret, or why not. */
+  private async answerRedeem(token: string): Promise<void> {
+    // A child redeems the grant of its own request, not another child's (a token it could only have read elsewhere).
+    if (token !== this.grantToken) {
+      this.send({ t: 'credentials', value: null, error: 'The credential grant is not this process\'s' });
+      return;
+    }
+    let value: SecretValue | null;
+    try {
+      value = await this.hooks.redeem(token);
+    } catch (error) {
+      // A secret this store's key cannot open stays so; a database that did not answer may answer the retry.
+      const permanent = error instanceof UnreadableSecretError;
+      this.send({ t: 'credentials', value: null, error: permanent ? error.message : 'The secret store could not be read', retryable: !permanent });
+      return;
+    }
+    this.send(value ? { t: 'credentials', value } : { t: 'credentials', value: null, error: 'The credential grant is spent, expired or unknown' });
+  }
+
   private send(message: ParentMessage): void {
     if (this.child.process.connected) this.child.process.send(message);
   }
@@ -126,19 +153,6 @@ export class ChildSession {
         return this.hooks.onProgress(message.percent, message.phase, message.details);
       case 'log':
         return this.hooks.onLog(message.level, message.message);
-      case 'redeem': {
-        let value: SecretValue | null;
-        try {
-          value = await this.hooks.redeem(message.token);
-        } catch (error) {
-          // A secret this store's key cannot open stays so; a database that did not answer may answer the retry.
-          const permanent = error instanceof UnreadableSecretError;
-          this.send({ t: 'credentials', value: null, error: permanent ? error.message : 'The secret store could not be read', retryable: !permanent });
-          return;
-        }
-        this.send(value ? { t: 'credentials', value } : { t: 'credentials', value: null, error: 'The credential grant is spent, expired or unknown' });
-        return;
-      }
       case 'done':
         this.report = { kind: 'succeeded', result: message.result };
         return;

@@ -1,0 +1,64 @@
+// ChildSession (src/workers/child-session.ts), the worker's side of one child's IPC, with real child processes
+// that speak the protocol in a chosen order (test/fixtures/ipc-child/child.mjs).
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { LaunchedChild } from '../src/workers/child-launcher.js';
+import { ChildSession, type SessionHooks } from '../src/workers/child-session.js';
+import type { RunRequest } from '../src/workers/ipc-protocol.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/ipc-child/child.mjs', import.meta.url));
+
+function launch(mode: string): LaunchedChild {
+  const child = fork(fixture, [mode], { serialization: 'json', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', () => reject(new Error('exited before ready')));
+  });
+  return { process: child, ready, wasSpare: false };
+}
+
+const request = (token: string): RunRequest => ({
+  taskId: '00000000-0000-4000-8000-000000000001',
+  type: 'DIAGNOSTIC',
+  attempt: 1,
+  maxAttempts: 1,
+  params: {},
+  org: { alias: 'uat', instanceUrl: 'https://example.my.salesforce.com' },
+  grant: { kind: 'ipc', token, expiresAt: new Date(Date.now() + 60_000).toISOString() },
+  files: { artifactDir: '/nonexistent' },
+});
+
+describe('ChildSession', () => {
+  it('answers a redemption at once, while the report the child sent before it is still being written', async () => {
+    let redeemedWhileWriting = false;
+    let writing = false;
+    let redeemed: () => void = () => undefined;
+    const redemption = new Promise<void>((resolve) => (redeemed = resolve));
+    const hooks: SessionHooks = {
+      // A progress write that does not finish (Postgres or Redis slow) until the credentials are out, or 5 s.
+      onProgress: async () => {
+        writing = true;
+        await Promise.race([redemption, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        writing = false;
+      },
+      onLog: async () => undefined,
+      redeem: async (token) => {
+        redeemedWhileWriting = writing;
+        redeemed();
+        return token === 'grant-1' ? { refreshToken: 'r', instanceUrl: 'https://example.my.salesforce.com' } : null;
+      },
+    };
+    const outcome = await new ChildSession(launch('progress-then-redeem'), hooks, 1000).run(request('grant-1'));
+    expect(outcome).toEqual({ kind: 'succeeded', result: { redeemed: ['instanceUrl', 'refreshToken'] } });
+    expect(redeemedWhileWriting).toBe(true);
+  });
+
+  it("refuses to redeem any token but its own request's grant, without spending it", async () => {
+    const asked: string[] = [];
+    const hooks: SessionHooks = { onProgress: async () => undefined, onLog: async () => undefined, redeem: async (token) => (asked.push(token), null) };
+    const outcome = await new ChildSession(launch('foreign-token'), hooks, 1000).run(request('grant-2'));
+    expect(outcome).toEqual({ kind: 'succeeded', result: { error: "The credential grant is not this process's" } });
+    expect(asked).toEqual([]);
+  });
+});
