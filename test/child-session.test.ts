@@ -31,27 +31,26 @@ const request = (token: string): RunRequest => ({
 
 describe('ChildSession', () => {
   it('answers a redemption at once, while the report the child sent before it is still being written', async () => {
-    let redeemedWhileWriting = false;
-    let writing = false;
+    let redeemedBeforeWritten = false;
+    let written = false;
     let redeemed: () => void = () => undefined;
     const redemption = new Promise<void>((resolve) => (redeemed = resolve));
     const hooks: SessionHooks = {
       // A progress write that does not finish (Postgres or Redis slow) until the credentials are out, or 5 s.
       onProgress: async () => {
-        writing = true;
         await Promise.race([redemption, new Promise((resolve) => setTimeout(resolve, 5000))]);
-        writing = false;
+        written = true;
       },
       onLog: async () => undefined,
       redeem: async (token) => {
-        redeemedWhileWriting = writing;
+        redeemedBeforeWritten = !written;
         redeemed();
         return token === 'grant-1' ? { refreshToken: 'r', instanceUrl: 'https://example.my.salesforce.com' } : null;
       },
     };
     const outcome = await new ChildSession(launch('progress-then-redeem'), hooks, 1000).run(request('grant-1'));
     expect(outcome).toEqual({ kind: 'succeeded', result: { redeemed: ['instanceUrl', 'refreshToken'] } });
-    expect(redeemedWhileWriting).toBe(true);
+    expect(redeemedBeforeWritten).toBe(true);
   });
 
   it("refuses to redeem any token but its own request's grant, without spending it", async () => {
