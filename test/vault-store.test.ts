@@ -308,8 +308,9 @@ describe('VaultSecretStore with AppRole', () => {
     for (const token of vault.liveTokens()) vault.revokeToken(token);
     expect(await store.get('orgs/a')).toEqual(value);
     expect(vault.approleLogins).toBe(2);
-    expect(vault.requests.slice(-3).map((r) => [r.path, r.status])).toEqual([
+    expect(vault.requests.slice(-4).map((r) => [r.path, r.status])).toEqual([
       ['/v1/secret/data/switchyard/orgs/a', 403],
+      ['/v1/auth/token/lookup-self', 403], // the token is gone, not merely not allowed there
       ['/v1/auth/approle/login', 200],
       ['/v1/secret/data/switchyard/orgs/a', 200],
     ]);
@@ -342,6 +343,16 @@ describe('VaultSecretStore with AppRole', () => {
     const text = shown(error);
     for (const hidden of [wrongSecretId, roleId, ...secretParts(value)]) expect(text).not.toContain(hidden);
     expect(vault.kvData('secret', 'switchyard/orgs/b')).toBeUndefined();
+  });
+
+  it("does not log in again for a 403 that is the policy's answer to a token Vault still knows", async () => {
+    vault.denyPath('/v1/secret/data/switchyard/denied/');
+    expect(await store.get('orgs/a')).toEqual(value); // a session to start from
+    const logins = vault.approleLogins;
+    for (let i = 0; i < 3; i += 1) expect((await rejection(store.issueGrant('denied/x', 20))).status).toBe(403);
+    // Each AppRole login would spend one of the secret id's uses (secret_id_num_uses), for nothing.
+    expect(vault.approleLogins).toBe(logins);
+    expect(await store.get('orgs/a')).toEqual(value);
   });
 
   it('refuses incomplete or ambiguous credentials', () => {

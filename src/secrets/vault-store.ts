@@ -5,7 +5,7 @@
 // redeems (see vault-unwrap.ts). The parent process never sees the value in that exchange either.
 //
 // Authentication is a static token or an AppRole (role id + secret id). AppRole logs in on first use, again
-// shortly before the token's lease ends, and once more when Vault answers 403 (token revoked or expired).
+// shortly before the token's lease ends, and once more when Vault answers 403 to a token it no longer knows.
 // Tokens, the secret id and secret values are held in private fields and never appear in error messages.
 import type { CredentialGrant, SecretStore, SecretValue } from './secret-store.js';
 import {
@@ -196,7 +196,11 @@ export class VaultSecretStore implements SecretStore {
     return [this.mount, kind, this.pathPrefix, name].filter((part) => part !== '').join('/');
   }
 
-  /** Runs a request with a valid token; with AppRole, logs in again once if Vault answers 403. */
+  /**
+   * Runs a request with a valid token. With AppRole, a 403 whose token Vault no longer knows (expired, revoked)
+   * logs in again, once; a 403 to a token that is still valid is the policy's answer, and logging in again would
+   * only spend one of the secret id's uses per call.
+   */
   async #call<T>(operation: string, request: (headers: Record<string, string>) => Promise<T>, values: string[] = []): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       const token = await this.#token();
@@ -204,12 +208,22 @@ export class VaultSecretStore implements SecretStore {
         return await request({ 'X-Vault-Token': token });
       } catch (error) {
         const failure = toVaultRequestError(this.address, operation, error, [token, this.#secretId, this.#roleId, ...values]);
-        if (failure.status === 403 && !this.#staticToken && attempt === 1) {
+        if (failure.status === 403 && !this.#staticToken && attempt === 1 && !(await this.#stillValid(token))) {
           if (this.#session?.token === token) this.#session = null;
           continue;
         }
         throw failure;
       }
+    }
+  }
+
+  /** Whether Vault still knows the token (auth/token/lookup-self, which every token may call). */
+  async #stillValid(token: string): Promise<boolean> {
+    try {
+      await this.#client.tokenLookupSelf({ requestOptions: { headers: { 'X-Vault-Token': token } } });
+      return true;
+    } catch {
+      return false;
     }
   }
 
