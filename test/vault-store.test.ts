@@ -126,6 +126,42 @@ describe('VaultSecretStore with a static token', () => {
   });
 });
 
+describe('VaultSecretStore with a static token that expires', () => {
+  it('renews it from two thirds of its TTL, so it outlives that TTL', async () => {
+    const token = `hvs.${randomBytes(12).toString('hex')}`;
+    const vault = await startVaultServer({ token, tokenTtlSeconds: 2 });
+    try {
+      const store = new VaultSecretStore({ address: vault.address, token, mount: 'secret', pathPrefix: 'switchyard' });
+      const value = credentials();
+      await store.put('orgs/r', value);
+      expect(vault.renewals).toBe(0);
+      // 3.2 s in all, well past the 2 s the token had at first.
+      for (let i = 0; i < 4; i += 1) {
+        await sleep(800);
+        expect(await store.get('orgs/r')).toEqual(value);
+      }
+      expect(vault.renewals).toBeGreaterThanOrEqual(1);
+      expect(vault.requests.filter((r) => r.path.startsWith('/v1/auth/token/')).map((r) => [r.path, r.status])).toEqual([
+        ['/v1/auth/token/lookup-self', 200],
+        ...Array(vault.renewals).fill(['/v1/auth/token/renew-self', 200]),
+      ]);
+    } finally {
+      await vault.close();
+    }
+  });
+
+  it('leaves a token without a TTL (root) alone: one lookup, no renewal', async () => {
+    const vault = await startVaultServer({ token: rootToken });
+    try {
+      const store = new VaultSecretStore({ address: vault.address, token: rootToken, mount: 'secret', pathPrefix: 'switchyard' });
+      for (let i = 0; i < 3; i += 1) await store.get('orgs/none');
+      expect(vault.requests.map((r) => r.path)).toEqual(['/v1/auth/token/lookup-self', ...Array(3).fill('/v1/secret/data/switchyard/orgs/none')]);
+    } finally {
+      await vault.close();
+    }
+  });
+});
+
 describe('credential grants (response wrapping)', () => {
   let vault: VaultServer;
   let store: VaultSecretStore;

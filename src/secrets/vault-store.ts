@@ -4,7 +4,8 @@
 // X-Vault-Wrap-TTL, so Vault keeps the response behind a single-use wrapping token that only the child
 // redeems (see vault-unwrap.ts). The parent process never sees the value in that exchange either.
 //
-// Authentication is a static token or an AppRole (role id + secret id). AppRole logs in on first use, again
+// Authentication is a static token or an AppRole (role id + secret id). A static token that expires is renewed
+// from two thirds of its TTL (renew-self). AppRole logs in on first use, again
 // shortly before the token's lease ends, and once more when Vault answers 403 to a token it no longer knows.
 // Tokens, the secret id and secret values are held in private fields and never appear in error messages.
 import type { CredentialGrant, SecretStore, SecretValue } from './secret-store.js';
@@ -75,6 +76,11 @@ export class VaultSecretStore implements SecretStore {
   readonly #namespace: string | undefined;
   #session: Session | null = null;
   #login: Promise<string> | null = null;
+  /** Whether the static token expires and can be renewed: unknown (null) until lookup-self has said. */
+  #staticRenewable: boolean | null = null;
+  /** When the static token is next looked up (while that is unknown) or renewed. */
+  #staticNextAt = 0;
+  #renewal: Promise<void> | null = null;
 
   constructor(options: VaultSecretStoreOptions) {
     assertVaultAddress(options.address);
@@ -228,13 +234,50 @@ export class VaultSecretStore implements SecretStore {
   }
 
   async #token(): Promise<string> {
-    if (this.#staticToken) return this.#staticToken;
+    if (this.#staticToken) {
+      if (Date.now() >= this.#staticNextAt) {
+        this.#renewal ??= this.#keepStaticTokenAlive().finally(() => {
+          this.#renewal = null;
+        });
+        await this.#renewal;
+      }
+      return this.#staticToken;
+    }
     if (this.#session && Date.now() < this.#session.renewAt) return this.#session.token;
     // One login at a time; concurrent callers share it.
     this.#login ??= this.#approleLogin().finally(() => {
       this.#login = null;
     });
     return this.#login;
+  }
+
+  /**
+   * A static token that expires (anything but a root token: it has a TTL and is renewable) is renewed
+   * (auth/token/renew-self) once two thirds of its TTL have passed, so it lives as long as its max TTL allows. A
+   * lookup or renewal that fails does not fail the request that triggered it (the token is valid until it
+   * expires): it is tried again a minute later.
+   */
+  async #keepStaticTokenAlive(): Promise<void> {
+    const requestOptions = { headers: { 'X-Vault-Token': this.#staticToken! } };
+    const startedAt = Date.now();
+    try {
+      let seconds: unknown;
+      if (this.#staticRenewable === null) {
+        const looked: { data?: { ttl?: unknown; renewable?: unknown } } | undefined = await this.#client.tokenLookupSelf({ requestOptions });
+        seconds = looked?.data?.ttl;
+        // A root or otherwise non-expiring token (TTL 0), or one that cannot be renewed, is left as it is.
+        this.#staticRenewable = looked?.data?.renewable === true && typeof seconds === 'number' && seconds > 0;
+      } else {
+        const renewed: { auth?: { lease_duration?: unknown } } | undefined = await this.#client.tokenRenewSelf({ requestOptions });
+        seconds = renewed?.auth?.lease_duration;
+      }
+      this.#staticNextAt = this.#staticRenewable && typeof seconds === 'number' && seconds > 0 ? startedAt + (seconds * 1000 * 2) / 3 : Number.POSITIVE_INFINITY;
+    } catch {
+      this.#staticNextAt = Date.now() + 60_000;
+    } finally {
+      // renew-self stores the token it returns on the client; this store passes tokens per request instead.
+      this.#client.token = '';
+    }
   }
 
   async #approleLogin(): Promise<string> {
