@@ -1413,6 +1413,9 @@ describe('submitTask with an idempotencyKey', () => {
     const row = await api.prisma.task.findFirstOrThrow({ where: { idempotencyKey: input.idempotencyKey } });
     expect(row).toMatchObject({ status: 'FAILED', errorCode: 'QUEUE_UNAVAILABLE', attempts: 0 });
     expect(failed.message).toContain(row.id); // the caller can find the task it could not queue
+    // Repeated while Redis is still unreachable: refused again, the same task.
+    expect(await new Client(cutOff, c.member, c.owner).submitRaw(input)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await api.prisma.task.count({ where: { idempotencyKey: input.idempotencyKey } })).toBe(1);
     // Repeated through a replica whose Redis works: the same task, now queued with a job.
     const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
     expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'QUEUED', error: null } });
@@ -1420,13 +1423,13 @@ describe('submitTask with an idempotencyKey', () => {
     expect(job?.data).toMatchObject({ taskId: row.id });
     // A further repeat changes nothing.
     expect(await c.submitRaw(input)).toMatchObject({ task: { id: globalId, status: 'QUEUED' } });
-    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED']);
+    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED', 'QUEUED']);
     // Once queued, the task is the caller's to retry: a retry that Redis refused in turn (FAILED with
     // QUEUE_UNAVAILABLE again) is not run again by a repeat of the submit.
     expect((await c.cancel(globalId)).__typename).toBe('CancelTaskSuccess');
     expect(await new Client(cutOff, c.member, c.owner).retry(globalId)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } } });
-    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'CANCELLED', 'QUEUED', 'FAILED']);
+    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED', 'QUEUED', 'CANCELLED', 'QUEUED', 'FAILED']);
   });
 });
 

@@ -127,20 +127,18 @@ describe('VaultSecretStore with a static token', () => {
 });
 
 describe('VaultSecretStore with a static token that expires', () => {
-  it('renews it from two thirds of its TTL, so it outlives that TTL', async () => {
+  it('renews it from two thirds of its TTL, even with no request then, so it outlives that TTL', async () => {
     const token = `hvs.${randomBytes(12).toString('hex')}`;
-    const vault = await startVaultServer({ token, tokenTtlSeconds: 2 });
+    const vault = await startVaultServer({ token, tokenTtlSeconds: 3 });
     try {
       const store = new VaultSecretStore({ address: vault.address, token, mount: 'secret', pathPrefix: 'switchyard' });
       const value = credentials();
       await store.put('orgs/r', value);
       expect(vault.renewals).toBe(0);
-      // 3.2 s in all, well past the 2 s the token had at first.
-      for (let i = 0; i < 4; i += 1) {
-        await sleep(800);
-        expect(await store.get('orgs/r')).toEqual(value);
-      }
+      // Quiet past the token's first 3 s: the renewal at 2 s came from the store's own timer.
+      await sleep(3600);
       expect(vault.renewals).toBeGreaterThanOrEqual(1);
+      expect(await store.get('orgs/r')).toEqual(value);
       expect(vault.requests.filter((r) => r.path.startsWith('/v1/auth/token/')).map((r) => [r.path, r.status])).toEqual([
         ['/v1/auth/token/lookup-self', 200],
         ...Array(vault.renewals).fill(['/v1/auth/token/renew-self', 200]),

@@ -1493,10 +1493,15 @@ describe('outbound notifications', () => {
       expect(worker.logLines.join('\n')).toContain('queued the notifications of tasks that ended without them');
       const notified = await napi.prisma.task.findUniqueOrThrow({ where: { id: ended.id } });
       expect(notified.notificationsPending).toBe(false);
-      // Not again: another pass leaves it alone, and queueing the same ending again is the same notification (job id).
+      // Not again: another pass leaves it alone, and queueing the same ending again is the same job (its id is the
+      // notification's, derived from the ending), which BullMQ does not take twice.
+      const notificationId = JSON.parse(sent.body).id as string;
+      await waitFor(async () => ((await napi.queues.notifications.getJob(notificationId))?.finishedOn ? true : null), 5000, 'the job to be done');
+      const jobs = await napi.queues.notifications.getJobCounts();
       await worker.host.reconcile();
       await napi.services.notifications.taskFinished(notified);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await napi.queues.notifications.getJobCounts()).toEqual(jobs);
+      expect((await napi.queues.notifications.getJob(notificationId))?.attemptsMade).toBe(1);
       expect(received.filter((r) => r.path === '/outbox')).toHaveLength(1);
     } finally {
       await cutOff.close();

@@ -81,6 +81,8 @@ export class VaultSecretStore implements SecretStore {
   /** When the static token is next looked up (while that is unknown) or renewed. */
   #staticNextAt = 0;
   #renewal: Promise<void> | null = null;
+  /** Renews the static token on time even when nothing calls Vault then (a quiet replica). */
+  #renewTimer: NodeJS.Timeout | undefined;
 
   constructor(options: VaultSecretStoreOptions) {
     assertVaultAddress(options.address);
@@ -107,6 +109,8 @@ export class VaultSecretStore implements SecretStore {
       },
       'packages', // this process lives long: the bundle is for task children
     );
+    // A static token is looked up at once, so its renewals are timed from the start, not from the first call.
+    if (this.#staticToken) void this.#token().catch(() => undefined);
   }
 
   get authMethod(): 'token' | 'approle' {
@@ -223,13 +227,17 @@ export class VaultSecretStore implements SecretStore {
     }
   }
 
-  /** Whether Vault still knows the token (auth/token/lookup-self, which every token may call). */
+  /**
+   * Whether Vault still knows the token (auth/token/lookup-self, which every token may call). Only Vault saying so
+   * (401/403) counts as no: a lookup that timed out or met a 5xx tells nothing, and a login would spend a use.
+   */
   async #stillValid(token: string): Promise<boolean> {
     try {
       await this.#client.tokenLookupSelf({ requestOptions: { headers: { 'X-Vault-Token': token } } });
       return true;
-    } catch {
-      return false;
+    } catch (error) {
+      const { status } = toVaultRequestError(this.address, 'looking up the Vault token', error, [token]);
+      return status !== 401 && status !== 403;
     }
   }
 
@@ -277,6 +285,11 @@ export class VaultSecretStore implements SecretStore {
     } finally {
       // renew-self stores the token it returns on the client; this store passes tokens per request instead.
       this.#client.token = '';
+    }
+    clearTimeout(this.#renewTimer);
+    if (Number.isFinite(this.#staticNextAt)) {
+      this.#renewTimer = setTimeout(() => void this.#token().catch(() => undefined), Math.max(0, this.#staticNextAt - Date.now()));
+      this.#renewTimer.unref(); // never what keeps a process alive
     }
   }
 

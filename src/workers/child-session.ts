@@ -27,7 +27,7 @@ export class ChildSession {
   private cancelOnly = false;
   private report: ChildOutcome | null = null;
   private chain: Promise<void> = Promise.resolve();
-  /** The redemption under way, if one is: answered apart from the chain (see run). */
+  /** The redemptions under way: answered apart from the chain (see run). */
   private redeeming: Promise<void> = Promise.resolve();
   /** The IPC grant this child's request carries: the only token it may redeem. */
   private grantToken: string | null = null;
@@ -63,7 +63,7 @@ export class ChildSession {
     proc.on('message', (message: ChildMessage) => {
       // A redemption is answered at once, not after the reports before it: a progress report whose write waits
       // (Postgres or Redis slow to answer) must not hold the operation's credentials back until its grant expires.
-      if (message.t === 'redeem') this.redeeming = this.answerRedeem(message.token).catch(() => undefined);
+      if (message.t === 'redeem') this.redeeming = Promise.all([this.redeeming, this.answerRedeem(message.token).catch(() => undefined)]).then(() => undefined);
       // Reports are handled one after another so events keep the order the child sent them in.
       else this.chain = this.chain.then(() => this.handle(message)).catch(() => undefined);
     });

@@ -4,14 +4,16 @@
 // notifications would wait behind it for minutes.
 //
 // A sorted set per subscriber holds the notifications under way, each scored with the time its hold lapses
-// (Redis's own clock, so workers' clocks do not matter): a worker that dies mid-request frees its hold then.
+// (Redis's own clock, so workers' clocks do not matter): a worker that dies mid-request frees its hold then. A
+// notification already held is refused too: a job that stalled and went to another worker waits for the first
+// run's hold, so one release never frees two runs.
 import type { Redis } from 'ioredis';
 
 const acquireScript = `
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1

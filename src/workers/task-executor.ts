@@ -4,6 +4,7 @@
 // this decides which failures deserve one.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { delayJob } from '../queues/delay-job.js';
 import type { Logger } from 'pino';
 import type { Task } from '../generated/prisma/client.js';
 import { deploymentTypes } from '../domain/tasks/started-deployment.js';
@@ -220,9 +221,8 @@ export class TaskExecutor {
   }
 
   /** Puts the job back for `delayMs` (lockPollMs by default) without spending one of its attempts. */
-  private async lookAgainLater(job: Job<TaskJobData>, token: string | undefined, delayMs = this.options.lockPollMs): Promise<never> {
-    await job.moveToDelayed(Date.now() + delayMs, token);
-    throw new DelayedError();
+  private lookAgainLater(job: Job<TaskJobData>, token: string | undefined, delayMs = this.options.lockPollMs): Promise<never> {
+    return delayJob(job, token, delayMs);
   }
 
   /**

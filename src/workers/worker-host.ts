@@ -4,7 +4,7 @@
 // was requeued, prunes expired artifacts, and drains on shutdown.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
@@ -33,6 +33,7 @@ import { OrgLock } from './org-lock.js';
 import { ProcessSampler } from './process-stats.js';
 import { reconcileTasks, type ReconcileReport } from './reconciler.js';
 import { SubscriberSlots } from './subscriber-slots.js';
+import { delayJob, timesDelayed } from '../queues/delay-job.js';
 import { TaskExecutor } from './task-executor.js';
 
 export interface WorkerHostOptions {
@@ -81,8 +82,12 @@ const notificationConcurrency = 4;
 const notificationsPerSubscriber = 2;
 /** A hold on a subscriber's slot lapses after this (a worker died mid-request): longer than any attempt takes. */
 const notificationSlotHoldMs = 60_000;
-/** How long a notification whose subscriber has no slot free waits before it tries again (plus up to as much). */
+/**
+ * How long a notification whose subscriber has no slot free waits before it tries again, doubling each time it
+ * finds none up to the maximum (plus up to as much again, at random).
+ */
 const notificationSlotWaitMs = 1000;
+const notificationSlotMaxWaitMs = 30_000;
 
 export function workerKey(prefix: string, workerId: string): string {
   return `${prefix}:worker:${workerId}`;
@@ -216,8 +221,9 @@ export class WorkerHost {
   private async deliverNotification(job: Job<NotificationJobData>, token: string | undefined): Promise<void> {
     const { subscriberId, notificationId } = job.data;
     if (!(await this.subscriberSlots.acquire(subscriberId, notificationId))) {
-      await job.moveToDelayed(Date.now() + notificationSlotWaitMs + Math.floor(Math.random() * notificationSlotWaitMs), token);
-      throw new DelayedError();
+      // Longer each time it finds no slot (a subscriber that stays slow is asked less often), with jitter.
+      const wait = Math.min(notificationSlotMaxWaitMs, notificationSlotWaitMs * 2 ** Math.min(timesDelayed(job), 10));
+      return delayJob(job, token, wait + Math.floor(Math.random() * wait));
     }
     try {
       await this.deps.notifications.deliver(job.data, job.attemptsMade + 1);
@@ -252,16 +258,19 @@ export class WorkerHost {
     });
     if (restored.restored > 0) this.deps.logger.warn({ restored: restored.restored }, 'restored schedules missing from Redis, or written by an earlier release');
     if (restored.failed.length > 0) this.deps.logger.error({ failed: restored.failed }, 'schedules could not be restored in Redis (their cron or timezone no longer parses?)');
-    const report = await reconcileTasks({
-      prisma: this.deps.prisma,
-      queues: this.deps.queues,
-      lifecycle: this.lifecycle,
-      isRunningTask: (workerId, taskId) => this.isRunningTask(workerId, taskId),
-      workerGraceMs: this.workerGraceMs,
-      logger: this.deps.logger,
-    });
-    await this.sendMissedNotifications();
-    return report;
+    try {
+      return await reconcileTasks({
+        prisma: this.deps.prisma,
+        queues: this.deps.queues,
+        lifecycle: this.lifecycle,
+        isRunningTask: (workerId, taskId) => this.isRunningTask(workerId, taskId),
+        workerGraceMs: this.workerGraceMs,
+        logger: this.deps.logger,
+      });
+    } finally {
+      // Apart from the tasks too: a pass that failed on them still sends what is missed.
+      await this.sendMissedNotifications();
+    }
   }
 
   /**

@@ -175,28 +175,39 @@ export class NotificationService {
    * is also its job's, is derived from the ending, so BullMQ takes it once while it keeps the job.
    */
   async taskFinished(task: Task): Promise<void> {
-    await this.queues.notify(await this.deliveriesFor(task));
-    // Only this ending: a task retried (and perhaps ended again) since has other notifications.
-    await this.sql(Prisma.sql`
-      UPDATE "Task" SET "notificationsPending" = false
-      WHERE "id" = ${task.id}::uuid AND "notificationsPending" AND "status" = CAST(${task.status} AS "TaskStatus")
-        AND "finishedAt" IS NOT DISTINCT FROM ${task.finishedAt}::timestamp(3)`);
+    await this.queueEndings([task]);
   }
 
   /**
    * Queues the notifications of tasks that ended before `endedBefore` and still have them pending: their settler
-   * could not queue them (Redis unavailable) or died first. Oldest first, at most `limit`; answers how many. Each
-   * worker's reconciler runs this; a row another worker is queueing just then is skipped.
+   * could not queue them (Redis unavailable) or died first. Oldest first, `batch` at a time until none are left;
+   * answers how many tasks. Every worker's reconciler runs this: two at once queue the same jobs (ids derived from
+   * the endings), which BullMQ takes once.
    */
-  async sendMissed(endedBefore: Date, limit = 200): Promise<number> {
-    return this.prisma.$transaction(async (tx) => {
-      const tasks = await tx.$queryRaw<Task[]>`
-        SELECT * FROM "Task" WHERE "notificationsPending" AND "finishedAt" < ${endedBefore}::timestamp(3)
-        ORDER BY "finishedAt" LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
-      for (const task of tasks) await this.queues.notify(await this.deliveriesFor(task));
-      if (tasks.length > 0) await tx.$executeRaw`UPDATE "Task" SET "notificationsPending" = false WHERE "id" = ANY(${tasks.map((task) => task.id)}::uuid[])`;
-      return tasks.length;
-    });
+  async sendMissed(endedBefore: Date, batch = 200): Promise<number> {
+    let sent = 0;
+    // Bounded, should a flag somehow not clear: the next pass goes on.
+    for (let round = 0; round < 50; round += 1) {
+      const tasks = await this.prisma.task.findMany({ where: { notificationsPending: true, finishedAt: { lt: endedBefore } }, orderBy: { finishedAt: 'asc' }, take: batch });
+      await this.queueEndings(tasks);
+      sent += tasks.length;
+      if (tasks.length < batch) break;
+    }
+    return sent;
+  }
+
+  /** Queues the endings' notifications in one Redis round trip, then clears their flags in one statement. */
+  private async queueEndings(tasks: Task[]): Promise<void> {
+    if (tasks.length === 0) return;
+    const deliveries = await Promise.all(tasks.map((task) => this.deliveriesFor(task)));
+    await this.queues.notify(deliveries.flat());
+    // Only these endings: a task retried (and perhaps ended again) since has other notifications.
+    await this.sql(Prisma.sql`
+      UPDATE "Task" t SET "notificationsPending" = false
+      FROM unnest(${tasks.map((task) => task.id)}::uuid[], ${tasks.map((task) => task.status)}::text[], ${tasks.map((task) => task.finishedAt?.toISOString() ?? null)}::timestamp(3)[])
+        AS ended(id, status, "finishedAt")
+      WHERE t."id" = ended.id AND t."notificationsPending" AND t."status"::text = ended.status
+        AND t."finishedAt" IS NOT DISTINCT FROM ended."finishedAt"`);
   }
 
   /** One job per subscriber and event the ending produces. */

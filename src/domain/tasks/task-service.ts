@@ -187,21 +187,37 @@ export class TaskService {
 
   /**
    * A submit repeated under its idempotency key: the task the first one created, as it is now. If the key came with
-   * another request, it is refused. If the first submit's task was written but never queued (Redis was down: its
-   * log is its first status and FAILED with QUEUE_UNAVAILABLE, nothing since), the repeat queues it, which is what
-   * the caller is still asking for. A task that ran, or was retried, since is not run again by a repeat.
+   * another request, it is refused. If the first submit's task was written but never queued (Redis was down then,
+   * and at every repeat since), the repeat queues it, which is what the caller is still asking for. A task that
+   * was queued, or retried with retryTask, is not run again by a repeat.
    */
   private async answerRepeat(actor: Principal, task: Task, idempotency: TaskIdempotency): Promise<Task> {
     if (task.requestDigest !== idempotency.digest) {
       throw new ConflictError('IDEMPOTENCY_KEY_REUSED', `This idempotencyKey was already used for a different request (task ${task.id}): use a new key for a new request`);
     }
-    if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || task.lastEventSeq !== 2) return task;
+    if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || !(await this.neverQueued(task.id))) return task;
     try {
-      return await this.retry(actor, task.id);
+      return await this.retry(actor, task.id, 'resubmittedBy');
     } catch (error) {
       if (error instanceof InvalidStateError) return this.require(task.id); // another repeat queued it first
       throw error;
     }
+  }
+
+  /**
+   * Whether the task's log after its first status holds only what submits that met an unreachable Redis write:
+   * FAILED with QUEUE_UNAVAILABLE, and the QUEUED of a repeated submit (resubmittedBy). Nothing ran, nobody
+   * cancelled or retried it.
+   */
+  private async neverQueued(taskId: string): Promise<boolean> {
+    const [row] = await this.sql<{ never: boolean }>(Prisma.sql`
+      SELECT NOT EXISTS (
+        SELECT 1 FROM "TaskEvent" e
+        WHERE e."taskId" = ${taskId}::uuid AND e.seq > 1
+          AND NOT (e.kind = 'STATUS' AND ((e.payload->>'status' = 'FAILED' AND e.payload->>'code' = 'QUEUE_UNAVAILABLE')
+                                          OR (e.payload->>'status' = 'QUEUED' AND e.payload->>'resubmittedBy' IS NOT NULL)))
+      ) AS never`);
+    return row?.never === true;
   }
 
   /** Checks a task request (field paths as given) and resolves its org. */
@@ -362,7 +378,8 @@ export class TaskService {
     return requested;
   }
 
-  async retry(actor: Principal, taskId: string): Promise<Task> {
+  /** `as`: how the QUEUED event names who asked (a repeated submit of a task never queued says resubmittedBy). */
+  async retry(actor: Principal, taskId: string, as: 'retriedBy' | 'resubmittedBy' = 'retriedBy'): Promise<Task> {
     const task = await this.require(taskId);
     const notRetryable = (status: string) =>
       new InvalidStateError('TASK_NOT_RETRYABLE', `Only FAILED or CANCELLED tasks can be retried; this one is ${status}`, status);
@@ -391,7 +408,7 @@ export class TaskService {
         runAt: null,
         cancelRequestedAt: null,
       },
-      [statusEvent('QUEUED', { retriedBy: actorLabel(actor) })],
+      [statusEvent('QUEUED', { [as]: actorLabel(actor) })],
       { newJob: true },
     );
     if (!retried) throw notRetryable((await this.require(taskId)).status);
@@ -442,8 +459,9 @@ export class TaskService {
     } catch (error) {
       // Without Redis the tasks cannot run; say so now rather than leave them waiting for nothing. (Should this
       // write fail too, they stay QUEUED without a job, and the workers' reconciler enqueues them later.)
+      let recorded = 0;
       for (const task of list) {
-        await this.journal
+        recorded += await this.journal
           .change(
             task.id,
             waitingTaskStatuses,
@@ -455,10 +473,19 @@ export class TaskService {
             },
             [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
           )
-          .catch(() => undefined);
+          .then(
+            (changed) => (changed ? 1 : 0),
+            () => 0,
+          );
       }
-      const which = list.length === 1 ? `the task (${list[0]!.id}) is FAILED, not queued` : 'the tasks are FAILED, not queued';
-      throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; ${which}: retry it when Redis is back`, error);
+      const which = list.length === 1 ? `the task (${list[0]!.id})` : 'the tasks';
+      throw new UnavailableError(
+        'QUEUE_UNAVAILABLE',
+        recorded === list.length
+          ? `The task queue is unavailable; ${which} could not be queued and ${list.length === 1 ? 'is' : 'are'} FAILED: retry when Redis is back`
+          : `The task queue is unavailable; ${which} could not be queued, nor recorded as FAILED (Postgres): a worker queues what is still QUEUED once Redis is back`,
+        error,
+      );
     }
   }
 }
