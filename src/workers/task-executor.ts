@@ -327,6 +327,10 @@ export class TaskExecutor {
       grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
     } catch (error) {
       this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
+      // Vault answered that the secret is not there: no attempt will find it until the credentials are written again.
+      if ((error as { status?: unknown }).status === 404) {
+        return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The org\'s credentials are not in the secret store: rotate them (rotateOrgCredentials)', retryable: false };
+      }
       return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
     }
     return {
