@@ -53,6 +53,7 @@ export async function createRuntime(env: Env, logger: Logger): Promise<Runtime> 
       await queues.close().catch((error) => logger.warn({ err: error }, 'closing queues failed'));
       await prisma.$disconnect();
       redis.disconnect();
+      secrets.close?.();
     },
   };
 }

@@ -1413,9 +1413,12 @@ describe('submitTask with an idempotencyKey', () => {
     const row = await api.prisma.task.findFirstOrThrow({ where: { idempotencyKey: input.idempotencyKey } });
     expect(row).toMatchObject({ status: 'FAILED', errorCode: 'QUEUE_UNAVAILABLE', attempts: 0 });
     expect(failed.message).toContain(row.id); // the caller can find the task it could not queue
-    // Repeated while Redis is still unreachable: refused again, the same task.
-    expect(await new Client(cutOff, c.member, c.owner).submitRaw(input)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    // Repeated while Redis is still unreachable: refused again, the same task, nothing written.
+    const again = await new Client(cutOff, c.member, c.owner).submitRaw(input);
+    expect(again).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(again.message).toContain(row.id);
     expect(await api.prisma.task.count({ where: { idempotencyKey: input.idempotencyKey } })).toBe(1);
+    expect((await api.prisma.task.findUniqueOrThrow({ where: { id: row.id } })).lastEventSeq).toBe(row.lastEventSeq);
     // Repeated through a replica whose Redis works: the same task, now queued with a job.
     const globalId = Buffer.from(`Task:${row.id}`).toString('base64');
     expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'QUEUED', error: null } });
@@ -1423,13 +1426,25 @@ describe('submitTask with an idempotencyKey', () => {
     expect(job?.data).toMatchObject({ taskId: row.id });
     // A further repeat changes nothing.
     expect(await c.submitRaw(input)).toMatchObject({ task: { id: globalId, status: 'QUEUED' } });
-    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED', 'QUEUED']);
+    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED']);
+    expect((await c.events(globalId)).at(-1)!.payload).toEqual({ status: 'QUEUED', resubmittedBy: 'member-user/member-1' });
     // Once queued, the task is the caller's to retry: a retry that Redis refused in turn (FAILED with
     // QUEUE_UNAVAILABLE again) is not run again by a repeat of the submit.
     expect((await c.cancel(globalId)).__typename).toBe('CancelTaskSuccess');
     expect(await new Client(cutOff, c.member, c.owner).retry(globalId)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } } });
-    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED', 'QUEUED', 'CANCELLED', 'QUEUED', 'FAILED']);
+    expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'CANCELLED', 'QUEUED', 'FAILED']);
+  });
+
+  it('keeps the runAt of a submit that could not be queued: its repeat schedules it for then', async () => {
+    const runAt = new Date(Date.now() + 3_600_000);
+    const input = { type: 'ORG_CHECK', org: 'uat', runAt: runAt.toISOString(), idempotencyKey: randomUUID() };
+    expect(await new Client(cutOff, c.member, c.owner).submitRaw(input)).toMatchObject({ __typename: 'UnavailableError' });
+    const repeated = await c.submitRaw(input);
+    expect(repeated).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { status: 'SCHEDULED', runAt: runAt.toISOString() } });
+    const { job } = await c.job(repeated.task!.id);
+    expect(await job!.getState()).toBe('delayed');
+    expect(job!.opts.delay).toBeGreaterThan(3_500_000);
   });
 });
 

@@ -24,4 +24,6 @@ export interface SecretStore {
   delete(name: string): Promise<void>;
   /** Issues a grant for the secret valid for at most `ttlSeconds` (Vault wrap TTL ≤ 60 s). */
   issueGrant(name: string, ttlSeconds: number): Promise<CredentialGrant>;
+  /** Stops what the store runs in the background (a token renewal), if anything. */
+  close?(): void;
 }

@@ -83,6 +83,7 @@ export class VaultSecretStore implements SecretStore {
   #renewal: Promise<void> | null = null;
   /** Renews the static token on time even when nothing calls Vault then (a quiet replica). */
   #renewTimer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(options: VaultSecretStoreOptions) {
     assertVaultAddress(options.address);
@@ -110,7 +111,7 @@ export class VaultSecretStore implements SecretStore {
       'packages', // this process lives long: the bundle is for task children
     );
     // A static token is looked up at once, so its renewals are timed from the start, not from the first call.
-    if (this.#staticToken) void this.#token().catch(() => undefined);
+    if (this.#staticToken) void this.#renewStaticToken();
   }
 
   get authMethod(): 'token' | 'approle' {
@@ -243,12 +244,7 @@ export class VaultSecretStore implements SecretStore {
 
   async #token(): Promise<string> {
     if (this.#staticToken) {
-      if (Date.now() >= this.#staticNextAt) {
-        this.#renewal ??= this.#keepStaticTokenAlive().finally(() => {
-          this.#renewal = null;
-        });
-        await this.#renewal;
-      }
+      if (Date.now() >= this.#staticNextAt) await this.#renewStaticToken();
       return this.#staticToken;
     }
     if (this.#session && Date.now() < this.#session.renewAt) return this.#session.token;
@@ -257,6 +253,20 @@ export class VaultSecretStore implements SecretStore {
       this.#login = null;
     });
     return this.#login;
+  }
+
+  /** Looks the static token up or renews it now; concurrent callers share one. */
+  #renewStaticToken(): Promise<void> {
+    this.#renewal ??= this.#keepStaticTokenAlive().finally(() => {
+      this.#renewal = null;
+    });
+    return this.#renewal;
+  }
+
+  /** Stops the static token's renewal timer (the process is shutting down). */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#renewTimer);
   }
 
   /**
@@ -287,8 +297,9 @@ export class VaultSecretStore implements SecretStore {
       this.#client.token = '';
     }
     clearTimeout(this.#renewTimer);
-    if (Number.isFinite(this.#staticNextAt)) {
-      this.#renewTimer = setTimeout(() => void this.#token().catch(() => undefined), Math.max(0, this.#staticNextAt - Date.now()));
+    if (Number.isFinite(this.#staticNextAt) && !this.#closed) {
+      // Renews whatever the clock says when it fires: a timer can fire a little early, and must not then lapse.
+      this.#renewTimer = setTimeout(() => void this.#renewStaticToken(), Math.max(0, this.#staticNextAt - Date.now()));
       this.#renewTimer.unref(); // never what keeps a process alive
     }
   }

@@ -87,7 +87,7 @@ const notificationSlotHoldMs = 60_000;
  * finds none up to the maximum (plus up to as much again, at random).
  */
 const notificationSlotWaitMs = 1000;
-const notificationSlotMaxWaitMs = 30_000;
+const notificationSlotMaxWaitMs = 8000;
 
 export function workerKey(prefix: string, workerId: string): string {
   return `${prefix}:worker:${workerId}`;

@@ -10,7 +10,8 @@ export const deploymentTypes: ReadonlySet<string> = new Set(['DEPLOY', 'VALIDATE
 /**
  * The deploy id the last PROGRESS event of the task's current run carries (operations record it as soon as the
  * deployment has started), if it is a deployment type and has run at all. `retryTask` starts a new run: events
- * from before its `retriedBy` STATUS event do not count.
+ * from before its `retriedBy` STATUS event do not count. (A repeated submit's `resubmittedBy` needs no such mark: it
+ * queues only a task that never ran, which has no deployment to follow.)
  */
 export async function lastStartedDeployment(prisma: PrismaClient, task: Pick<Task, 'id' | 'type' | 'attempts'>): Promise<string | undefined> {
   if (task.attempts < 1 || !deploymentTypes.has(task.type)) return undefined;

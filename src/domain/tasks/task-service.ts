@@ -196,6 +196,10 @@ export class TaskService {
       throw new ConflictError('IDEMPOTENCY_KEY_REUSED', `This idempotencyKey was already used for a different request (task ${task.id}): use a new key for a new request`);
     }
     if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || !(await this.neverQueued(task.id))) return task;
+    // Still no Redis here: say so without writing anything (a client retrying through an outage adds no events).
+    if (!this.queues.available) {
+      throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; the task (${task.id}) is still FAILED, not queued: repeat the submit when Redis is back`);
+    }
     try {
       return await this.retry(actor, task.id, 'resubmittedBy');
     } catch (error) {
@@ -206,7 +210,7 @@ export class TaskService {
 
   /**
    * Whether the task's log after its first status holds only what submits that met an unreachable Redis write:
-   * FAILED with QUEUE_UNAVAILABLE, and the QUEUED of a repeated submit (resubmittedBy). Nothing ran, nobody
+   * FAILED with QUEUE_UNAVAILABLE, and the QUEUED (or SCHEDULED) of a repeated submit (resubmittedBy). Nothing ran, nobody
    * cancelled or retried it.
    */
   private async neverQueued(taskId: string): Promise<boolean> {
@@ -215,7 +219,7 @@ export class TaskService {
         SELECT 1 FROM "TaskEvent" e
         WHERE e."taskId" = ${taskId}::uuid AND e.seq > 1
           AND NOT (e.kind = 'STATUS' AND ((e.payload->>'status' = 'FAILED' AND e.payload->>'code' = 'QUEUE_UNAVAILABLE')
-                                          OR (e.payload->>'status' = 'QUEUED' AND e.payload->>'resubmittedBy' IS NOT NULL)))
+                                          OR (e.payload->>'status' IN ('QUEUED', 'SCHEDULED') AND e.payload->>'resubmittedBy' IS NOT NULL)))
       ) AS never`);
     return row?.never === true;
   }
@@ -392,11 +396,14 @@ export class TaskService {
     if (artifactId !== undefined && !(await markArtifactUsed(this.prisma, artifactId))) {
       throw new NotFoundError('ARTIFACT_NOT_FOUND', "The task's artifact has been deleted (artifact retention): upload the zip again and submit a new task");
     }
+    // A repeated submit that asked to run later (runAt) still waits for then; a retry runs now.
+    const waits = as === 'resubmittedBy' && task.runAt !== null && task.runAt.getTime() > Date.now();
+    const status = waits ? 'SCHEDULED' : 'QUEUED';
     const retried = await this.journal.change(
       task.id,
       retryableTaskStatuses,
       {
-        status: 'QUEUED',
+        status,
         result: null, // the run before's (a failed deployment's failures): not this run's
         errorCode: null,
         errorMessage: null,
@@ -405,17 +412,17 @@ export class TaskService {
         attempts: 0,
         startedAt: null,
         finishedAt: null,
-        runAt: null,
+        runAt: waits ? task.runAt : null,
         cancelRequestedAt: null,
       },
-      [statusEvent('QUEUED', { [as]: actorLabel(actor) })],
+      [statusEvent(status, { [as]: actorLabel(actor) })],
       { newJob: true },
     );
     if (!retried) throw notRetryable((await this.require(taskId)).status);
     const queued = await this.enqueueOrFail(retried);
     // A concurrent cancel may have ended this attempt before its job was added: take the job back out.
     const current = await this.prisma.task.findUnique({ where: { id: taskId }, select: { status: true, jobId: true } });
-    if (current && (current.jobId !== queued.jobId || current.status !== 'QUEUED')) {
+    if (current && (current.jobId !== queued.jobId || current.status !== status)) {
       await this.queues.remove(queued.queue, queued.jobId!).catch(() => undefined);
     }
     return queued;
@@ -473,8 +480,9 @@ export class TaskService {
             },
             [statusEvent('FAILED', { code: 'QUEUE_UNAVAILABLE' })],
           )
+          // A null answer: someone else moved the task first (a cancel). Only a write that failed is unrecorded.
           .then(
-            (changed) => (changed ? 1 : 0),
+            () => 1,
             () => 0,
           );
       }
