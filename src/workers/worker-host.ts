@@ -17,6 +17,7 @@ import type { NotificationService } from '../domain/notifications/notification-s
 import type { WorkerStats } from '../domain/resources/resource-service.js';
 import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
 import type { TaskQueue } from '../generated/prisma/enums.js';
+import { delayJob, timesDelayed } from '../queues/delay-job.js';
 import {
   notificationsQueueName,
   queueNames,
@@ -33,7 +34,6 @@ import { OrgLock } from './org-lock.js';
 import { ProcessSampler } from './process-stats.js';
 import { reconcileTasks, type ReconcileReport } from './reconciler.js';
 import { SubscriberSlots } from './subscriber-slots.js';
-import { delayJob, timesDelayed } from '../queues/delay-job.js';
 import { TaskExecutor } from './task-executor.js';
 
 export interface WorkerHostOptions {
