@@ -18,14 +18,16 @@ function launch(mode: string): LaunchedChild {
   return { process: child, ready, wasSpare: false };
 }
 
-const request = (token: string): RunRequest => ({
+const noGrant = async () => ({ error: 'not asked for in this test', retryable: false });
+
+const request = (token: string | null): RunRequest => ({
   taskId: '00000000-0000-4000-8000-000000000001',
   type: 'DIAGNOSTIC',
   attempt: 1,
   maxAttempts: 1,
   params: {},
   org: { alias: 'uat', instanceUrl: 'https://example.my.salesforce.com' },
-  grant: { kind: 'ipc', token, expiresAt: new Date(Date.now() + 60_000).toISOString() },
+  grant: token === null ? { kind: 'ask' } : { kind: 'ipc', token, expiresAt: new Date(Date.now() + 60_000).toISOString() },
   files: { artifactDir: '/nonexistent' },
 });
 
@@ -42,6 +44,7 @@ describe('ChildSession', () => {
         written = true;
       },
       onLog: async () => undefined,
+      issueGrant: noGrant,
       redeem: async (token) => {
         redeemedBeforeWritten = !written;
         redeemed();
@@ -55,9 +58,22 @@ describe('ChildSession', () => {
 
   it("refuses to redeem any token but its own request's grant, without spending it", async () => {
     const asked: string[] = [];
-    const hooks: SessionHooks = { onProgress: async () => undefined, onLog: async () => undefined, redeem: async (token) => (asked.push(token), null) };
+    const hooks: SessionHooks = { onProgress: async () => undefined, onLog: async () => undefined, redeem: async (token) => (asked.push(token), null), issueGrant: noGrant };
     const outcome = await new ChildSession(launch('foreign-token'), hooks, 1000).run(request('grant-2'));
     expect(outcome).toEqual({ kind: 'succeeded', result: { error: "The credential grant is not this process's" } });
     expect(asked).toEqual([]);
+  });
+
+  it('issues a grant left to be asked for when the child asks, once', async () => {
+    let issued = 0;
+    const hooks: SessionHooks = {
+      onProgress: async () => undefined,
+      onLog: async () => undefined,
+      redeem: async () => null,
+      issueGrant: async () => ((issued += 1), { kind: 'vault', address: 'http://127.0.0.1:1', token: `wrap-${issued}`, expiresAt: new Date(Date.now() + 60_000).toISOString() }),
+    };
+    const outcome = await new ChildSession(launch('ask-twice'), hooks, 1000).run(request(null));
+    expect(outcome).toEqual({ kind: 'succeeded', result: [{ token: 'wrap-1' }, { error: "This run's grant was issued already", retryable: false }] });
+    expect(issued).toBe(1);
   });
 });

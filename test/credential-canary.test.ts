@@ -442,11 +442,20 @@ describe('credential canaries', () => {
     expect(own.some((connection) => Buffer.concat(connection.sent).toString('latin1').toLowerCase().includes('x-vault-wrap-ttl'))).toBe(true);
     expect(proxy.connections.every((connection) => connection.pid === process.pid || connection.ppid === process.pid)).toBe(true);
 
+    // A run whose operation never asks for credentials gets no grant: Vault is not asked to wrap anything, so no
+    // wrapping token is left live behind it.
+    const token = await api.token('OWNER');
+    const wrapsBefore = vault.requests.filter((request) => request.wrapTtl !== undefined).length;
+    const quiet = await api.gql(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "canary", params: { steps: 1, stepMs: 0 } }) { ... on SubmitTaskSuccess { task { id } } } }`, {}, token);
+    const quietId = Buffer.from(quiet.body.data.submitTask.task.id as string, 'base64').toString('utf8').slice('Task:'.length);
+    expect(await waitForTaskStatus((id) => api.prisma.task.findUnique({ where: { id } }), quietId)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(vault.requests.filter((request) => request.wrapTtl !== undefined).length).toBe(wrapsBefore);
+    expect(vault.pendingWraps).toBe(0);
+
     // Credentials gone from Vault (deleted out of band): Vault answers 404 to the grant, and no retry would find
     // them, so the task fails at once instead of spending its attempts.
     await api.services.secrets.delete(org.secretRef);
-    const token = await api.token('OWNER');
-    const submitted = await api.gql(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "canary", maxAttempts: 3, retryBackoffMs: 0, params: { steps: 1, stepMs: 0 } }) { ... on SubmitTaskSuccess { task { id } } } }`, {}, token);
+    const submitted = await api.gql(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "canary", maxAttempts: 3, retryBackoffMs: 0, params: { steps: 1, stepMs: 0, readCredentials: true } }) { ... on SubmitTaskSuccess { task { id } } } }`, {}, token);
     const taskId = Buffer.from(submitted.body.data.submitTask.task.id as string, 'base64').toString('utf8').slice('Task:'.length);
     const ended = await waitForTaskStatus((id) => api.prisma.task.findUnique({ where: { id } }), taskId);
     expect(ended).toMatchObject({ status: 'FAILED', attempts: 1, errorCode: 'CREDENTIALS_UNAVAILABLE', errorMessage: "The org's credentials are not in the secret store: rotate them (rotateOrgCredentials)" });

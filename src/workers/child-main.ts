@@ -1,6 +1,7 @@
 // Entry point of the per-task child process. It holds credentials for one operation only: it redeems its
 // single-use grant when the operation first asks, keeps the value in this closure, and exits when the
 // operation ends, so the credentials die with the process. It imports neither Prisma nor Redis.
+import type { CredentialGrant } from '../secrets/secret-store.js';
 import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 import { OperationError, type OperationContext, type OrgCredentials } from './operations/operation.js';
 import { operationLoaders } from './operations/registry.js';
@@ -27,12 +28,25 @@ process.on('unhandledRejection', unexpected);
 
 const abort = new AbortController();
 let pendingCredentials: ((message: Extract<ParentMessage, { t: 'credentials' }>) => void) | null = null;
+let pendingGrant: ((message: Extract<ParentMessage, { t: 'grant' }>) => void) | null = null;
 
 process.on('message', (message: ParentMessage) => {
   if (message.t === 'run') void run(message.request);
   else if (message.t === 'credentials') pendingCredentials?.(message);
+  else if (message.t === 'grant') pendingGrant?.(message);
   else if (message.t === 'abort') abort.abort(abortError(message.reason));
 });
+
+/** Asks the worker for the run's grant (issued only now: a run that never needs credentials leaves none). */
+async function askForGrant(): Promise<CredentialGrant> {
+  const answer = await new Promise<Extract<ParentMessage, { t: 'grant' }>>((resolve) => {
+    pendingGrant = resolve;
+    void send({ t: 'grant' });
+  });
+  pendingGrant = null;
+  if (!answer.grant) throw new OperationError('CREDENTIALS_UNAVAILABLE', answer.error ?? 'The secret store did not issue the org\'s credentials', answer.retryable ?? true);
+  return answer.grant;
+}
 
 /**
  * What the operation's signal is aborted with. A shutdown is not the end of the task's work: it runs again
@@ -44,7 +58,7 @@ function abortError(reason: AbortReason): OperationError {
 }
 
 async function redeem(request: RunRequest): Promise<OrgCredentials> {
-  const { grant } = request;
+  const grant = request.grant.kind === 'ask' ? await askForGrant() : request.grant;
   let value: Record<string, string> | null;
   if (grant.kind === 'vault') {
     const { unwrapVaultGrant } = await import('../secrets/vault-unwrap.js');

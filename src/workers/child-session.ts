@@ -1,6 +1,6 @@
 // One operation in one child process, seen from the worker: send the request, relay the child's reports in
 // order, answer its credential redemption, and escalate an abort (ask, then SIGTERM, then SIGKILL).
-import type { SecretValue } from '../secrets/secret-store.js';
+import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
 import { UnreadableSecretError } from '../secrets/builtin-store.js';
 import type { LaunchedChild } from './child-launcher.js';
 import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
@@ -19,6 +19,14 @@ export interface SessionHooks {
   onLog(level: LogLevel, message: string): Promise<void>;
   /** Redeems an IPC grant token; null when it is spent, expired or unknown. */
   redeem(token: string): Promise<SecretValue | null>;
+  /** Issues the run's grant when its child asks (a request with `grant: ask`), or says why not. */
+  issueGrant(): Promise<CredentialGrant | GrantRefusal>;
+}
+
+/** Why a grant was not issued, and whether a later attempt may get one. */
+export interface GrantRefusal {
+  error: string;
+  retryable: boolean;
 }
 
 export class ChildSession {
@@ -31,6 +39,9 @@ export class ChildSession {
   private redeeming: Promise<void> = Promise.resolve();
   /** The IPC grant this child's request carries: the only token it may redeem. */
   private grantToken: string | null = null;
+  /** Whether the request leaves the grant to be asked for, and whether it has been. */
+  private grantOnRequest = false;
+  private grantAsked = false;
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -60,10 +71,13 @@ export class ChildSession {
       return status;
     });
     this.grantToken = request.grant.kind === 'ipc' ? request.grant.token : null;
+    this.grantOnRequest = request.grant.kind === 'ask';
     proc.on('message', (message: ChildMessage) => {
-      // A redemption is answered at once, not after the reports before it: a progress report whose write waits
-      // (Postgres or Redis slow to answer) must not hold the operation's credentials back until its grant expires.
-      if (message.t === 'redeem') this.redeeming = Promise.all([this.redeeming, this.answerRedeem(message.token).catch(() => undefined)]).then(() => undefined);
+      // A redemption (or a grant asked for) is answered at once, not after the reports before it: a progress report
+      // whose write waits (Postgres or Redis slow to answer) must not hold the operation's credentials back until
+      // its grant expires.
+      const answer = message.t === 'redeem' ? this.answerRedeem(message.token) : message.t === 'grant' ? this.answerGrant() : null;
+      if (answer) this.redeeming = Promise.all([this.redeeming, answer.catch(() => undefined)]).then(() => undefined);
       // Reports are handled one after another so events keep the order the child sent them in.
       else this.chain = this.chain.then(() => this.handle(message)).catch(() => undefined);
     });
@@ -122,6 +136,17 @@ export class ChildSession {
       setTimeout(() => proc.kill('SIGTERM'), this.graceMs),
       setTimeout(() => proc.kill('SIGKILL'), this.graceMs * 2),
     );
+  }
+
+  /** Issues the run's grant to a child that asks for it, once. */
+  private async answerGrant(): Promise<void> {
+    if (!this.grantOnRequest || this.grantAsked) {
+      this.send({ t: 'grant', grant: null, error: this.grantOnRequest ? 'This run\'s grant was issued already' : 'This run\'s grant came with its request', retryable: false });
+      return;
+    }
+    this.grantAsked = true;
+    const issued = await this.hooks.issueGrant().catch((): GrantRefusal => ({ error: 'The secret store did not issue the org\'s credentials', retryable: true }));
+    this.send('kind' in issued ? { t: 'grant', grant: issued } : { t: 'grant', grant: null, ...issued });
   }
 
   /** Answers the child's redemption of its grant: the secret, or why not. */

@@ -13,9 +13,9 @@ import type { TaskEffects } from '../domain/tasks/task-effects.js';
 import type { OrgRef, TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { RunGuard } from '../domain/tasks/task-statements.js';
 import type { TaskJobData } from '../queues/task-queues.js';
-import type { SecretStore, SecretValue } from '../secrets/secret-store.js';
+import type { CredentialGrant, SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
-import { ChildSession, type ChildOutcome, type FailedReport } from './child-session.js';
+import { ChildSession, type ChildOutcome, type FailedReport, type GrantRefusal } from './child-session.js';
 import type { RunRequest } from './ipc-protocol.js';
 import type { OrgLock } from './org-lock.js';
 
@@ -250,6 +250,8 @@ export class TaskExecutor {
         },
         onLog: (level, message) => lifecycle.log(taskId, level, message, claimed ? runOf(claimed) : undefined),
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
+        // Asked for only after the run's request, so after the claim.
+        issueGrant: () => this.issueGrant(claimed!, claimed!.org),
       },
       this.options.killGraceMs,
     );
@@ -317,22 +319,16 @@ export class TaskExecutor {
     // Cancelled while it waited, with no deployment of an earlier attempt to cancel: nothing to run.
     if (task.cancelRequestedAt && deployId === undefined) return { kind: 'aborted', reason: 'cancelled' };
     let files;
-    let grant;
     try {
       files = await this.deps.effects.files(task, deployId !== undefined);
     } catch (error) {
       return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
     }
-    try {
-      grant = await secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
-    } catch (error) {
-      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
-      // Vault answered that the secret is not there: no attempt will find it until the credentials are written again.
-      if ((error as { status?: unknown }).status === 404) {
-        return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The org\'s credentials are not in the secret store: rotate them (rotateOrgCredentials)', retryable: false };
-      }
-      return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: 'The secret store did not issue the org\'s credentials', retryable: true };
-    }
+    // A Vault grant is issued when the child asks for it: a run that never needs credentials (it failed first, was
+    // aborted, or its operation needs none) leaves no live wrapping token behind. A built-in grant costs nothing
+    // to issue (a token in this process, the secret is read when it is redeemed) and comes with the request.
+    const grant = secrets.kind === 'vault' ? ({ kind: 'ask' } as const) : await this.issueGrant(task, org);
+    if ('error' in grant) return { kind: 'failed', code: 'CREDENTIALS_UNAVAILABLE', message: grant.error, retryable: grant.retryable };
     return {
       taskId: task.id,
       type: task.type,
@@ -344,6 +340,20 @@ export class TaskExecutor {
       files,
       ...(deployId !== undefined ? { resume: { deployId, ...(task.cancelRequestedAt ? { cancel: true as const } : {}) } } : {}),
     };
+  }
+
+  /** The run's grant, or why the store did not issue one. */
+  private async issueGrant(task: Task, org: OrgRef): Promise<CredentialGrant | GrantRefusal> {
+    try {
+      return await this.deps.secrets.issueGrant(org.secretRef, this.options.grantTtlSeconds);
+    } catch (error) {
+      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'issuing a credential grant failed');
+      // Vault answered that the secret is not there: no attempt will find it until the credentials are written again.
+      if ((error as { status?: unknown }).status === 404) {
+        return { error: 'The org\'s credentials are not in the secret store: rotate them (rotateOrgCredentials)', retryable: false };
+      }
+      return { error: 'The secret store did not issue the org\'s credentials', retryable: true };
+    }
   }
 
   private async settle(task: Task, outcome: ChildOutcome, run: RunState): Promise<unknown> {
