@@ -76,4 +76,25 @@ describe('ChildSession', () => {
     expect(outcome).toEqual({ kind: 'succeeded', result: [{ token: 'wrap-1' }, { error: "This run's grant was issued already", retryable: false }] });
     expect(issued).toBe(1);
   });
+
+  it('refuses a grant to a run being stopped, but not to one that must cancel an earlier attempt\'s deployment', async () => {
+    for (const resume of [undefined, { deployId: '0Af000000000001AAA' }]) {
+      let issued = 0;
+      let started: () => void = () => undefined;
+      const running = new Promise<void>((resolve) => (started = resolve));
+      const hooks: SessionHooks = {
+        onProgress: async () => started(),
+        onLog: async () => undefined,
+        redeem: async () => null,
+        issueGrant: async () => ((issued += 1), { kind: 'vault', address: 'http://127.0.0.1:1', token: 'wrap-1', expiresAt: new Date(Date.now() + 60_000).toISOString() }),
+      };
+      const session = new ChildSession(launch('ask-after-abort'), hooks, 2000);
+      const outcome = session.run({ ...request(null), ...(resume ? { resume } : {}) });
+      await running;
+      session.abort('cancelled');
+      const result = resume ? [{ token: 'wrap-1' }] : [{ error: 'The run is being stopped', retryable: false }];
+      expect(await outcome, JSON.stringify(resume)).toEqual({ kind: 'succeeded', result });
+      expect(issued).toBe(resume ? 1 : 0);
+    }
+  });
 });

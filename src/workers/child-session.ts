@@ -42,6 +42,8 @@ export class ChildSession {
   /** Whether the request leaves the grant to be asked for, and whether it has been. */
   private grantOnRequest = false;
   private grantAsked = false;
+  /** Whether the run follows a deployment an earlier attempt started (it needs credentials even to cancel it). */
+  private resumes = false;
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -71,7 +73,6 @@ export class ChildSession {
       return status;
     });
     this.grantToken = request.grant.kind === 'ipc' ? request.grant.token : null;
-    this.grantOnRequest = request.grant.kind === 'ask';
     proc.on('message', (message: ChildMessage) => {
       // A redemption (or a grant asked for) is answered at once, not after the reports before it: a progress report
       // whose write waits (Postgres or Redis slow to answer) must not hold the operation's credentials back until
@@ -86,7 +87,12 @@ export class ChildSession {
       // Aborted before it started (a cancel or shutdown while the task was being claimed or prepared): the
       // operation never gets its request, so nothing starts in the org only to be killed.
       if (this.abortReason) this.discard();
-      else this.send({ t: 'run', request });
+      else {
+        // Only a child that got its request may ask for its grant.
+        this.grantOnRequest = request.grant.kind === 'ask';
+        this.resumes = request.resume !== undefined;
+        this.send({ t: 'run', request });
+      }
     } catch {
       // The child died before it was ready; `exited` reports how.
     }
@@ -138,14 +144,30 @@ export class ChildSession {
     );
   }
 
-  /** Issues the run's grant to a child that asks for it, once. */
+  /**
+   * Issues the run's grant to a child that asks for it, once. Not to a run being stopped (cancelled, timed out,
+   * shut down): it would only leave a live wrapping token behind. Except a run that follows an earlier attempt's
+   * deployment: it needs credentials to cancel that deployment in Salesforce.
+   */
   private async answerGrant(): Promise<void> {
-    if (!this.grantOnRequest || this.grantAsked) {
-      this.send({ t: 'grant', grant: null, error: this.grantOnRequest ? 'This run\'s grant was issued already' : 'This run\'s grant came with its request', retryable: false });
+    const refusal = !this.grantOnRequest
+      ? 'This run\'s grant came with its request, or it has no request'
+      : this.grantAsked
+        ? 'This run\'s grant was issued already'
+        : this.abortReason && !this.resumes
+          ? 'The run is being stopped'
+          : null;
+    if (refusal) {
+      this.send({ t: 'grant', grant: null, error: refusal, retryable: false });
       return;
     }
     this.grantAsked = true;
-    const issued = await this.hooks.issueGrant().catch((): GrantRefusal => ({ error: 'The secret store did not issue the org\'s credentials', retryable: true }));
+    let issued: CredentialGrant | GrantRefusal;
+    try {
+      issued = await this.hooks.issueGrant();
+    } catch {
+      issued = { error: 'The secret store did not issue the org\'s credentials', retryable: true }; // the child always gets an answer
+    }
     this.send('kind' in issued ? { t: 'grant', grant: issued } : { t: 'grant', grant: null, ...issued });
   }
 

@@ -1,6 +1,6 @@
 // Runs one BullMQ job: claims its task, takes the org lock when the type needs it, hands a fresh child the
-// request and a single-use credential grant, relays the child's reports into the task's event log, and
-// settles the task from the child's outcome. Retries are BullMQ's (attempts with exponential backoff);
+// request and a single-use credential grant (with Vault, when the child asks for it), relays the child's
+// reports into the task's event log, and settles the task from the child's outcome. Retries are BullMQ's (attempts with exponential backoff);
 // this decides which failures deserve one.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
@@ -302,7 +302,7 @@ export class TaskExecutor {
     }
   }
 
-  /** The child's run request: an earlier attempt's deployment, the files and a credential grant; or why not. */
+  /** The child's run request: an earlier attempt's deployment, the files and a credential grant (or `ask`); or why not. */
   private async prepare(task: Task, org: OrgRef, session: ChildSession): Promise<RunRequest | ChildOutcome> {
     const { secrets } = this.deps;
     // Cancelled or shut down while the claim ran: no grant is issued and the child gets no request.
