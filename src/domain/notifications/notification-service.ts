@@ -1,10 +1,10 @@
 // Outbound notifications: subscribers (URLs) receive signed JSON events when tasks end, through the
 // `notifications` BullMQ queue with retries and exponential backoff. Every attempt is recorded. The body is
 // signed like inbound Salesforce/CI callbacks: X-Switchyard-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>.
-import { pruneRows } from '../../db/prune-rows.js';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
+import { pruneRows } from '../../db/prune-rows.js';
 import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
 import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
@@ -16,6 +16,7 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { NotFoundError, unlessGone } from '../errors.js';
 import { ExpiringCache } from '../expiring-cache.js';
+import { uuidFromName } from '../ids.js';
 import { parseInput } from '../validation.js';
 
 export const notificationEvents = ['task.succeeded', 'task.failed', 'task.cancelled', 'deployment.completed', 'org.check_failed'] as const;
@@ -61,15 +62,11 @@ export function eventsForTask(task: Task): NotificationEvent[] {
 }
 
 /**
- * The id of the notification of one ending of a task to one subscriber, as a UUID (version 8: name-based, SHA-256):
- * the same whoever queues it, so a second queueing is the same job, and a receiver that sees it twice knows.
+ * The id of the notification of one ending of a task to one subscriber: the same whoever queues it, so a second
+ * queueing is the same job, and a receiver that sees it twice knows.
  */
 function notificationId(task: Task, subscriberId: string, event: NotificationEvent): string {
-  const bytes = createHash('sha256').update(`${task.id}\n${task.finishedAt?.toISOString() ?? ''}\n${subscriberId}\n${event}`).digest().subarray(0, 16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return uuidFromName(`${task.id}\n${task.finishedAt?.toISOString() ?? ''}\n${subscriberId}\n${event}`);
 }
 
 /** How long a process uses its list of enabled subscribers when no change announcement reaches it. */
