@@ -175,6 +175,15 @@ describe('token create, list, revoke', { timeout: 60_000 }, () => {
     expect(refused.stderr).toContain('No single token matches that id, prefix or token');
     expect(refused.stdout + refused.stderr).not.toContain(unknown);
   });
+
+  it('refuses a token itself as an argument (argv shows in ps and shell history), without revoking it or quoting it', async () => {
+    const { secret, token } = await tokens.create(cliPrincipal, { name: 'on-argv', role: 'VIEWER' });
+    const result = await run(['token', 'revoke', secret]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('Pass a token itself on stdin (`switchyard token revoke -`), never as an argument');
+    expect(result.stdout + result.stderr).not.toContain(secret);
+    expect((await prisma.apiToken.findUniqueOrThrow({ where: { id: token.id } })).revokedAt).toBeNull();
+  });
 });
 
 describe('bad usage', { timeout: 60_000 }, () => {

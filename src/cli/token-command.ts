@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { createPrisma } from '../db/prisma.js';
 import { AuditService } from '../domain/audit/audit-service.js';
 import { cliPrincipal } from '../domain/auth/principal.js';
-import { TokenService } from '../domain/auth/token-service.js';
+import { looksLikeToken, TokenService } from '../domain/auth/token-service.js';
 import { DomainError } from '../domain/errors.js';
 import type { Env } from '../env.js';
 import { runMigrations } from './migrate-command.js';
@@ -68,6 +68,8 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
         // `-`: the token itself on stdin, so that a leaked token is revoked without landing in argv (ps, shell history).
         const target = rest[0] === '-' ? (await readStdin()).trim() : rest[0];
         if (!target) throw new UsageError('token revoke needs a token id or prefix, or - and the token on stdin');
+        // A token itself as an argument is already in ps and the shell history: refused (and not quoted back).
+        if (rest[0] !== '-' && looksLikeToken(target)) throw new UsageError('Pass a token itself on stdin (`switchyard token revoke -`), never as an argument');
         const token = await tokens.findByIdOrPrefix(target);
         // Not quoted back: it may be a token itself, and terminals, logs and CI output keep stderr.
         if (!token) throw new UsageError('No single token matches that id, prefix or token (use the id from `switchyard token list`)');

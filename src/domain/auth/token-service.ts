@@ -13,6 +13,11 @@ import { isUuid } from '../ids.js';
 
 export const tokenPrefix = 'syt_';
 const tokenPattern = /^syt_[A-Za-z0-9_-]{43}$/;
+
+/** Whether the text has the form of a token itself (not an id or a prefix). */
+export function looksLikeToken(text: string): boolean {
+  return tokenPattern.test(text);
+}
 /** How stale lastUsedAt may get before a request refreshes it; avoids a write on every request. */
 const lastUsedResolutionMs = 60_000;
 
