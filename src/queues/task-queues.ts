@@ -73,17 +73,17 @@ export class TaskQueues {
   readonly schedules: Queue<ScheduleJobData>;
   readonly notifications: Queue<NotificationJobData>;
 
-  /**
-   * BullMQ waits, without a timeout, for a connection that has never been ready, so with Redis down since
-   * start-up a request would hang. Fail at once instead; callers report QUEUE_UNAVAILABLE.
-   */
   /** Whether Redis is connected now (a call may still fail; without a connection it would at once). */
   get available(): boolean {
     return this.connection.status === 'ready';
   }
 
+  /**
+   * BullMQ waits, without a timeout, for a connection that has never been ready, so with Redis down since
+   * start-up a request would hang. Fail at once instead; callers report QUEUE_UNAVAILABLE.
+   */
   private assertConnected(): void {
-    if (this.connection.status !== 'ready') throw new QueueUnavailableError(this.connection.status);
+    if (!this.available) throw new QueueUnavailableError(this.connection.status);
   }
 
   constructor(

@@ -8,7 +8,7 @@ import type { SecretWrites } from '../secret-writes.js';
 import type { AuditService } from '../audit/audit-service.js';
 import type { Principal } from '../auth/principal.js';
 import { ConflictError, NotFoundError, unlessGone } from '../errors.js';
-import { activeTaskStatuses } from '../tasks/task-states.js';
+import { activeTaskStatuses, waitingTaskStatuses } from '../tasks/task-states.js';
 import { parseInput } from '../validation.js';
 import { credentialsToSecret, parseCredentials, type CredentialsInput } from './org-credentials.js';
 
@@ -153,7 +153,7 @@ export class OrgService {
     // An org check still waiting in the queue is only about this org: it goes with it (when checks can be
     // discarded here), and does not hold the removal up. Any other active task does, and then nothing is touched:
     // the checks stay too.
-    const waitingCheck = { type: 'ORG_CHECK' as const, status: { in: ['QUEUED' as const, 'SCHEDULED' as const] } };
+    const waitingCheck = { type: 'ORG_CHECK' as const, status: { in: [...waitingTaskStatuses] } };
     const active = await this.prisma.task.count({
       where: { orgId: org.id, status: { in: [...activeTaskStatuses] }, ...(this.checks ? { NOT: waitingCheck } : {}) },
     });
