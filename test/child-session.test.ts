@@ -18,7 +18,19 @@ function launch(mode: string): LaunchedChild {
   return { process: child, ready, wasSpare: false };
 }
 
-const noGrant = async () => ({ error: 'not asked for in this test', retryable: false });
+/** Hooks that do nothing (a grant asked for is refused), with the given ones in their place. */
+function hooks(given: Partial<SessionHooks> = {}): SessionHooks {
+  return {
+    onProgress: async () => undefined,
+    onLog: async () => undefined,
+    redeem: async () => null,
+    issueGrant: async () => ({ error: 'not asked for in this test', retryable: false }),
+    ...given,
+  };
+}
+
+/** A Vault grant as the worker would pass it on (its token wraps nothing here). */
+const vaultGrant = (token: string) => ({ kind: 'vault' as const, address: 'http://127.0.0.1:1', token, expiresAt: new Date(Date.now() + 60_000).toISOString() });
 
 const request = (token: string | null): RunRequest => ({
   taskId: '00000000-0000-4000-8000-000000000001',
@@ -37,42 +49,34 @@ describe('ChildSession', () => {
     let written = false;
     let redeemed: () => void = () => undefined;
     const redemption = new Promise<void>((resolve) => (redeemed = resolve));
-    const hooks: SessionHooks = {
+    const given = hooks({
       // A progress write that does not finish (Postgres or Redis slow) until the credentials are out, or 5 s.
       onProgress: async () => {
         await Promise.race([redemption, new Promise((resolve) => setTimeout(resolve, 5000))]);
         written = true;
       },
-      onLog: async () => undefined,
-      issueGrant: noGrant,
       redeem: async (token) => {
         redeemedBeforeWritten = !written;
         redeemed();
         return token === 'grant-1' ? { refreshToken: 'r', instanceUrl: 'https://example.my.salesforce.com' } : null;
       },
-    };
-    const outcome = await new ChildSession(launch('progress-then-redeem'), hooks, 1000).run(request('grant-1'));
+    });
+    const outcome = await new ChildSession(launch('progress-then-redeem'), given, 1000).run(request('grant-1'));
     expect(outcome).toEqual({ kind: 'succeeded', result: { redeemed: ['instanceUrl', 'refreshToken'] } });
     expect(redeemedBeforeWritten).toBe(true);
   });
 
   it("refuses to redeem any token but its own request's grant, without spending it", async () => {
     const asked: string[] = [];
-    const hooks: SessionHooks = { onProgress: async () => undefined, onLog: async () => undefined, redeem: async (token) => (asked.push(token), null), issueGrant: noGrant };
-    const outcome = await new ChildSession(launch('foreign-token'), hooks, 1000).run(request('grant-2'));
+    const outcome = await new ChildSession(launch('foreign-token'), hooks({ redeem: async (token) => (asked.push(token), null) }), 1000).run(request('grant-2'));
     expect(outcome).toEqual({ kind: 'succeeded', result: { error: "The credential grant is not this process's" } });
     expect(asked).toEqual([]);
   });
 
   it('issues a grant left to be asked for when the child asks, once', async () => {
     let issued = 0;
-    const hooks: SessionHooks = {
-      onProgress: async () => undefined,
-      onLog: async () => undefined,
-      redeem: async () => null,
-      issueGrant: async () => ((issued += 1), { kind: 'vault', address: 'http://127.0.0.1:1', token: `wrap-${issued}`, expiresAt: new Date(Date.now() + 60_000).toISOString() }),
-    };
-    const outcome = await new ChildSession(launch('ask-twice'), hooks, 1000).run(request(null));
+    const given = hooks({ issueGrant: async () => ((issued += 1), vaultGrant(`wrap-${issued}`)) });
+    const outcome = await new ChildSession(launch('ask-twice'), given, 1000).run(request(null));
     expect(outcome).toEqual({ kind: 'succeeded', result: [{ token: 'wrap-1' }, { error: "This run's grant was issued already", retryable: false }] });
     expect(issued).toBe(1);
   });
@@ -82,13 +86,8 @@ describe('ChildSession', () => {
       let issued = 0;
       let started: () => void = () => undefined;
       const running = new Promise<void>((resolve) => (started = resolve));
-      const hooks: SessionHooks = {
-        onProgress: async () => started(),
-        onLog: async () => undefined,
-        redeem: async () => null,
-        issueGrant: async () => ((issued += 1), { kind: 'vault', address: 'http://127.0.0.1:1', token: 'wrap-1', expiresAt: new Date(Date.now() + 60_000).toISOString() }),
-      };
-      const session = new ChildSession(launch('ask-after-abort'), hooks, 2000);
+      const given = hooks({ onProgress: async () => started(), issueGrant: async () => ((issued += 1), vaultGrant('wrap-1')) });
+      const session = new ChildSession(launch('ask-after-abort'), given, 2000);
       const outcome = session.run({ ...request(null), ...(resume ? { resume } : {}) });
       await running;
       session.abort('cancelled');

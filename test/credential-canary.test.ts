@@ -447,7 +447,7 @@ describe('credential canaries', () => {
     const token = await api.token('OWNER');
     const wrapsBefore = vault.requests.filter((request) => request.wrapTtl !== undefined).length;
     const quiet = await api.gql(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "canary", params: { steps: 1, stepMs: 0 } }) { ... on SubmitTaskSuccess { task { id } } } }`, {}, token);
-    const quietId = Buffer.from(quiet.body.data.submitTask.task.id as string, 'base64').toString('utf8').slice('Task:'.length);
+    const quietId = rawId(quiet.body.data.submitTask.task.id as string);
     expect(await waitForTaskStatus((id) => api.prisma.task.findUnique({ where: { id } }), quietId)).toMatchObject({ status: 'SUCCEEDED' });
     expect(vault.requests.filter((request) => request.wrapTtl !== undefined).length).toBe(wrapsBefore);
     expect(vault.pendingWraps).toBe(0);
@@ -456,7 +456,7 @@ describe('credential canaries', () => {
     // them, so the task fails at once instead of spending its attempts.
     await api.services.secrets.delete(org.secretRef);
     const submitted = await api.gql(`mutation { submitTask(input: { type: DIAGNOSTIC, org: "canary", maxAttempts: 3, retryBackoffMs: 0, params: { steps: 1, stepMs: 0, readCredentials: true } }) { ... on SubmitTaskSuccess { task { id } } } }`, {}, token);
-    const taskId = Buffer.from(submitted.body.data.submitTask.task.id as string, 'base64').toString('utf8').slice('Task:'.length);
+    const taskId = rawId(submitted.body.data.submitTask.task.id as string);
     const ended = await waitForTaskStatus((id) => api.prisma.task.findUnique({ where: { id } }), taskId);
     expect(ended).toMatchObject({ status: 'FAILED', attempts: 1, errorCode: 'CREDENTIALS_UNAVAILABLE', errorMessage: "The org's credentials are not in the secret store: rotate them (rotateOrgCredentials)" });
   }, 45_000);

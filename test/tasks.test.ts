@@ -1326,9 +1326,12 @@ describe('scheduleTask and removeSchedule', () => {
 describe('submitTask with an idempotencyKey', () => {
   /** The same API and database (same queue prefix) with its Redis unreachable, as a replica whose Redis is down. */
   let cutOff: TestApi;
+  /** The same client's tokens, through that replica. */
+  let cutOffClient: Client;
   beforeAll(async () => {
     cutOff = await startTestApi('tasks_cut_off', { shareWith: api, redisUrl: 'redis://127.0.0.1:1' });
     for (const queue of queueNamesList) cutOff.queues.get(queue).on('error', () => {});
+    cutOffClient = new Client(cutOff, c.member, c.owner);
   });
   afterAll(async () => {
     await cutOff?.close();
@@ -1408,13 +1411,13 @@ describe('submitTask with an idempotencyKey', () => {
 
   it('queues the task a submit could not (Redis down) when the submit is repeated with its key', async () => {
     const input = { type: 'ORG_CHECK', org: 'uat', idempotencyKey: randomUUID() };
-    const failed = await new Client(cutOff, c.member, c.owner).submitRaw(input);
+    const failed = await cutOffClient.submitRaw(input);
     expect(failed).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     const row = await api.prisma.task.findFirstOrThrow({ where: { idempotencyKey: input.idempotencyKey } });
     expect(row).toMatchObject({ status: 'FAILED', errorCode: 'QUEUE_UNAVAILABLE', attempts: 0 });
     expect(failed.message).toContain(row.id); // the caller can find the task it could not queue
     // Repeated while Redis is still unreachable: refused again, the same task, nothing written.
-    const again = await new Client(cutOff, c.member, c.owner).submitRaw(input);
+    const again = await cutOffClient.submitRaw(input);
     expect(again).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     expect(again.message).toContain(row.id);
     expect(await api.prisma.task.count({ where: { idempotencyKey: input.idempotencyKey } })).toBe(1);
@@ -1431,7 +1434,7 @@ describe('submitTask with an idempotencyKey', () => {
     // Once queued, the task is the caller's to retry: a retry that Redis refused in turn (FAILED with
     // QUEUE_UNAVAILABLE again) is not run again by a repeat of the submit.
     expect((await c.cancel(globalId)).__typename).toBe('CancelTaskSuccess');
-    expect(await new Client(cutOff, c.member, c.owner).retry(globalId)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await cutOffClient.retry(globalId)).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
     expect(await c.submitRaw(input)).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { id: globalId, status: 'FAILED', error: { code: 'QUEUE_UNAVAILABLE' } } });
     expect((await c.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'CANCELLED', 'QUEUED', 'FAILED']);
   });
@@ -1439,7 +1442,7 @@ describe('submitTask with an idempotencyKey', () => {
   it('keeps the runAt of a submit that could not be queued: its repeat schedules it for then', async () => {
     const runAt = new Date(Date.now() + 3_600_000);
     const input = { type: 'ORG_CHECK', org: 'uat', runAt: runAt.toISOString(), idempotencyKey: randomUUID() };
-    expect(await new Client(cutOff, c.member, c.owner).submitRaw(input)).toMatchObject({ __typename: 'UnavailableError' });
+    expect(await cutOffClient.submitRaw(input)).toMatchObject({ __typename: 'UnavailableError' });
     const repeated = await c.submitRaw(input);
     expect(repeated).toMatchObject({ __typename: 'SubmitTaskSuccess', task: { status: 'SCHEDULED', runAt: runAt.toISOString() } });
     const { job } = await c.job(repeated.task!.id);
