@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { runInThisContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveDeferred } from '../src/deferred-modules.js';
+import { bundlePaths } from '../src/module-bundles/commonjs-runner.js';
 import { lazyData, type DataTexts } from '../src/module-bundles/lazy-data-module.js';
 import type { BundledModules, BundleManifest } from '../src/module-bundles/module-bundle.js';
 import { deferredDependencies, jsforceBundle } from '../src/workers/operations/salesforce/load-jsforce.js';
@@ -200,6 +201,20 @@ describe('a module run from a bundle', () => {
       tableKeys: ['alpha', 'beta'],
       tableHas: true,
     });
+  });
+});
+
+describe('paths relative to a bundle', () => {
+  // bundlePaths is what a child opening a bundle uses instead of path.join for its ~120 paths (the build writes them
+  // with path.relative); a path it got wrong would be a module under a second name, or a stale file unnoticed.
+  it('are exactly the paths path.join gives, whatever their shape', () => {
+    const shapes = ['../../../node_modules/jsforce/lib/core.js', 'bundle.cjs', '../x.js', '../../../../../../../../a/b.js', 'a/../b.js', './a.js', '../a//b.js', '/abs/a.js', '..', '../..', 'a/.', ''];
+    for (const base of ['/srv/app/dist/module-bundles/jsforce/', '/srv/app/dist/module-bundles/jsforce', '/b', '/']) {
+      const inBundle = bundlePaths(base);
+      for (const shape of shapes) expect([base, shape, inBundle(shape)]).toEqual([base, shape, join(base, shape)]);
+      // Asked again (the joins it keeps per number of leading '..'s), still the same.
+      expect(inBundle(shapes[0]!)).toBe(join(base, shapes[0]!));
+    }
   });
 });
 

@@ -27,9 +27,10 @@ export type ModuleRunner = (relative: string, parent: Module) => unknown;
 
 export function moduleRunner(dir: string, modules: BundledModules): ModuleRunner {
   const files = new Map<string, string>();
+  const inBundle = bundlePaths(dir);
   const fileOf = (relative: string) => {
     let file = files.get(relative);
-    if (!file) files.set(relative, (file = join(dir, relative)));
+    if (!file) files.set(relative, (file = inBundle(relative)));
     return file;
   };
   const run: ModuleRunner = (relative, parent) => {
@@ -73,6 +74,27 @@ export function moduleRunner(dir: string, modules: BundledModules): ModuleRunner
     return require;
   };
   return run;
+}
+
+/**
+ * Turns paths relative to a bundle's directory (as the build writes them: `path.relative`'s output, so some
+ * leading `..` segments and then a normalised rest) into the absolute paths `path.join(dir, relative)` gives,
+ * with one `join` per distinct number of leading `..`s instead of one per path. A child opening a bundle works
+ * out some 120 of them (the freshness check, the stand-ins, each module it runs), while `path.join` is still
+ * interpreted code: its normalising loop made up about 3 ms of a Salesforce child's start-up.
+ */
+export function bundlePaths(dir: string): (relative: string) => string {
+  const bases = new Map<number, string>();
+  return (relative) => {
+    let ups = 0;
+    while (relative.startsWith('../', ups * 3)) ups += 1;
+    const rest = relative.slice(ups * 3);
+    // Anything else (`.` or `..` further in, empty segments, an absolute path) is left to path.join.
+    if (rest.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) return join(dir, relative);
+    let base = bases.get(ups);
+    if (base === undefined) bases.set(ups, (base = join(dir, '../'.repeat(ups), '/')));
+    return base + rest;
+  };
 }
 
 /**

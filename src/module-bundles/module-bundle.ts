@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { constants as vmConstants, Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { deferDependencies, deferFiles, type DeferredDependency } from '../deferred-modules.js';
-import { loaderModule, moduleRunner, type BundledModules } from './commonjs-runner.js';
+import { bundlePaths, loaderModule, moduleRunner, type BundledModules } from './commonjs-runner.js';
 import { installLazyDataModule } from './lazy-data-module.js';
 
 export type { BundledModules } from './commonjs-runner.js';
@@ -205,9 +205,11 @@ function isManifest(value: unknown): value is BundleManifest {
  * stay as they were: installs are followed by `npm run build` (`npm run setup`, the image).
  */
 function changedFile(dir: string, manifest: BundleManifest): string | null {
+  const inBundle = bundlePaths(dir);
   for (const { file, size, mtimeMs } of manifest.files) {
-    const stat = statSync(join(dir, file), { throwIfNoEntry: false });
-    if (!stat || stat.size !== size || stat.mtimeMs !== mtimeMs) return join(dir, file);
+    const path = inBundle(file);
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (!stat || stat.size !== size || stat.mtimeMs !== mtimeMs) return path;
   }
   return null;
 }
@@ -225,7 +227,7 @@ function readCodeCache(file: string, expectedCrc32: number): Buffer | undefined 
 
 /** Stand-ins for what the bundle leaves out, put in the module cache before it runs. */
 function installStandIns(dir: string, manifest: BundleManifest, data: string | undefined): void {
-  deferFiles(manifest.deferred.map((file) => join(dir, file)));
+  deferFiles(manifest.deferred.map(bundlePaths(dir)));
   const lazy = manifest.lazyData;
   if (lazy) installLazyDataModule(join(dir, lazy.module), lazy.exportName, lazy.esModule, data!);
 }
