@@ -220,15 +220,23 @@ describe('credential grants (response wrapping)', () => {
   it.each([
     ['bundle', { from: 'bundle', codeCache: 'accepted' }],
     ['packages', { from: 'packages', reason: 'skipped' }],
-  ] as const)('a fresh process redeems a grant without loading the packages axios only needs for multipart and proxies (node-vault from %s)', async (source, nodeVaultFrom) => {
+  ] as const)('a fresh process redeems a grant without loading the packages axios only needs for multipart and proxies, nor the Fetch API (node-vault from %s)', async (source, nodeVaultFrom) => {
     const grant = await store.issueGrant('orgs/g', 30);
     expectGrant(grant);
-    const answer = await runProbe<{ value: SecretValue; states: Record<string, string>; nodeVault: unknown }>(unwrapProbe, { job: 'unwrap', grant, source });
+    const answer = await runProbe<{ value: SecretValue; states: Record<string, string>; nodeVault: unknown; undici: unknown; fetchApiAsBefore: boolean; request: string }>(
+      unwrapProbe,
+      { job: 'unwrap', grant, source },
+    );
     expect(answer.error).toBeUndefined();
     expect(answer.value).toEqual(value);
     expect(vault.requests.at(-1)).toMatchObject({ method: 'POST', path: '/v1/sys/wrapping/unwrap', status: 200 });
     expect(answer.states).toEqual(everyDeferred('deferred'));
     expect(answer.nodeVault).toEqual(nodeVaultFrom);
+    // axios loaded with the Fetch API's globals hidden (vault-unwrap.ts), so Node's undici stayed unloaded, and
+    // the globals are Node's own again afterwards, and work.
+    expect(answer.undici).toBe(false);
+    expect(answer.fetchApiAsBefore).toBe(true);
+    expect(answer.request).toBe('string');
   });
 
   it('an expired grant cannot be unwrapped', async () => {

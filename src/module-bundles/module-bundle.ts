@@ -50,6 +50,11 @@ export interface BundleSpec {
   deferred: readonly DeferredDependency[];
   /** A module that exports one big object of plain data: shipped as JSON per key, built when read. */
   lazyData?: { request: string; exportName: string };
+  /**
+   * Wraps every loading of the entries: from the bundle, from node_modules, and when the build makes the code
+   * cache (so the cache holds what a child runs). For a library that must load under some condition.
+   */
+  whileLoading?: <T>(load: () => T) => T;
 }
 
 export const manifestFile = 'manifest.json';
@@ -130,15 +135,17 @@ export function openModuleBundle(spec: BundleSpec, dir: string = bundleDirectory
 export function loadEntries(spec: BundleSpec, names: string[], dir: string = bundleDirectory(spec)): Record<string, unknown> {
   const bundle = openModuleBundle(spec, dir);
   if (!bundle) return requireEntries(spec, names);
-  return Object.fromEntries(names.map((name) => [name, bundle.load(name)]));
+  return loading(spec, () => Object.fromEntries(names.map((name) => [name, bundle.load(name)])));
 }
 
 /** The entries as Node loads them from node_modules (the deferred dependencies as stand-ins), by name. */
 export function requireEntries(spec: BundleSpec, names: string[]): Record<string, unknown> {
   deferDependencies(spec.deferred);
   const require = createRequire(spec.from);
-  return Object.fromEntries(names.map((name) => [name, require(spec.entries[name]!)]));
+  return loading(spec, () => Object.fromEntries(names.map((name) => [name, require(spec.entries[name]!)])));
 }
+
+const loading = <T>(spec: BundleSpec, load: () => T): T => (spec.whileLoading ? spec.whileLoading(load) : load());
 
 /**
  * Makes this process load the library from node_modules even though there is a bundle (for tests and
@@ -276,6 +283,8 @@ export function makeCodeCache(spec: BundleSpec, dir: string, manifest: BundleMan
   const source = readFileSync(join(dir, manifest.bundle), 'utf8');
   const { script, load } = compile(spec, dir, manifest, source, undefined, join(finalDir, manifest.bundle));
   installStandIns(dir, manifest, manifest.lazyData && readFileSync(join(dir, manifest.lazyData.texts), 'utf8'));
-  for (const entry of Object.keys(manifest.entries)) load(entry);
+  loading(spec, () => {
+    for (const entry of Object.keys(manifest.entries)) load(entry);
+  });
   return script.createCachedData();
 }

@@ -29,12 +29,37 @@ export const deferredDependencies: readonly DeferredDependency[] = [
   },
 ];
 
-/** node-vault's bundle (module-bundles/module-bundle.ts): node-vault and axios, without those two. */
+/**
+ * Web globals axios reads as it loads: its fetch adapter feature-tests the Fetch API (`fetch`, `Request`,
+ * `Response`, `ReadableStream`, constructing a Request), and it keeps the global `FormData` to recognise form
+ * bodies. In Node 20 all but `fetch` are lazy, and the first read loads undici and Node's web streams: about a
+ * third of the CPU loading node-vault cost a child (some 13 ms here). node-vault's requests go through axios's
+ * http adapter (Node's http/https, axios's choice in Node), never its fetch adapter, and carry JSON, never a
+ * FormData. So axios loads with these globals hidden: it records the fetch adapter as unsupported, and the
+ * globals are put back, as they were, as soon as it has loaded (the load is synchronous: nothing else runs).
+ */
+const fetchApiGlobals = ['fetch', 'Request', 'Response', 'ReadableStream', 'FormData'] as const;
+
+function withoutFetchApi<T>(load: () => T): T {
+  const saved = fetchApiGlobals.map((name) => [name, Object.getOwnPropertyDescriptor(globalThis, name)] as const);
+  for (const name of fetchApiGlobals) Object.defineProperty(globalThis, name, { value: undefined, configurable: true, writable: true });
+  try {
+    return load();
+  } finally {
+    for (const [name, descriptor] of saved) {
+      if (descriptor) Object.defineProperty(globalThis, name, descriptor);
+      else delete (globalThis as Record<string, unknown>)[name];
+    }
+  }
+}
+
+/** node-vault's bundle (module-bundles/module-bundle.ts): node-vault and axios, without those two, loaded without the Fetch API. */
 export const nodeVaultBundle: BundleSpec = {
   name: 'node-vault',
   from: import.meta.url,
   entries: { client: 'node-vault' },
   deferred: deferredDependencies,
+  whileLoading: withoutFetchApi,
 };
 
 /**

@@ -3,7 +3,9 @@
 // process, because the module cache is per process. Driven over IPC by test/vault-store.test.ts:
 //   { job: 'unwrap', grant, source }  unwraps the grant, as child-main.ts does for a Vault grant, with node-vault
 //                                from its prebuilt bundle in dist/ (source 'bundle', the default) or from
-//                                node_modules ('packages'), and says where node-vault came from;
+//                                node_modules ('packages'), and says where node-vault came from, whether Node's
+//                                undici (the Fetch API) got loaded, and whether the Fetch API's globals are as
+//                                they were before;
 //   { job: 'use-each' }          has node-vault's axios use each deferred dependency: a multipart body, and an
 //                                https request through an HTTP proxy (a local listener that sees the CONNECT);
 //   { job: 'es-module-flags' }   loads each deferred dependency plainly (nothing deferred) and reports its
@@ -18,10 +20,24 @@ import { bundleState, skipModuleBundle } from '../../dist/module-bundles/module-
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
+// Read before anything loads node-vault (reading the descriptors does not run the globals' lazy getters).
+const fetchApiNames = ['fetch', 'Request', 'Response', 'ReadableStream', 'FormData'];
+const descriptors = () => fetchApiNames.map((name) => Object.getOwnPropertyDescriptor(globalThis, name));
+const fetchApiAtStart = descriptors();
+const undiciLoaded = () => process.moduleLoadList.some((name) => name.includes('internal/deps/undici'));
+const undiciAtStart = undiciLoaded();
+
 async function unwrap({ grant, source = 'bundle' }) {
   if (source === 'packages') skipModuleBundle(nodeVaultBundle);
   const value = await unwrapVaultGrant(grant);
-  return { value, states: deferredDependencyStates(), nodeVault: bundleState(nodeVaultBundle) };
+  const undici = undiciAtStart ? 'loaded before' : undiciLoaded();
+  const now = descriptors();
+  const fetchApiAsBefore = fetchApiAtStart.every((before, i) => {
+    const after = now[i];
+    return !!before && !!after && Object.keys({ ...before, ...after }).every((key) => Object.is(before[key], after[key]));
+  });
+  // And usable: the real Request class (this read loads undici, so it comes last).
+  return { value, states: deferredDependencyStates(), nodeVault: bundleState(nodeVaultBundle), undici, fetchApiAsBefore, request: typeof new Request('http://x/').method };
 }
 
 /** A proxy that answers every CONNECT with 502 and remembers the request line. */
