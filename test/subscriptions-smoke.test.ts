@@ -74,7 +74,7 @@ describe('taskEvents subscription', () => {
     const ready = new Promise<void>((resolve) => (confirm = resolve));
     const unconfirmed = { ready, next: () => new Promise<never>(() => undefined), [Symbol.asyncIterator]() { return this; } };
     const seen: Array<{ seq: number; kind: string }> = [];
-    const stream = streamTaskEvents(api.prisma, unconfirmed, id, 0, { quietRecheckMs: 60_000 });
+    const stream = streamTaskEvents(api.prisma, () => unconfirmed, id, 0, { quietRecheckMs: 60_000 });
     void (async () => {
       for await (const event of stream) seen.push(event);
     })();
@@ -98,7 +98,7 @@ describe('taskEvents subscription', () => {
     const silent: AsyncIterableIterator<never> = { next: () => new Promise(() => undefined), [Symbol.asyncIterator]() { return this; } };
     const seen: Array<{ kind: string; payload: any }> = [];
     const done = (async () => {
-      for await (const event of streamTaskEvents(api.prisma, silent, id, 0, { quietRecheckMs: 100 })) seen.push(event);
+      for await (const event of streamTaskEvents(api.prisma, () => silent, id, 0, { quietRecheckMs: 100 })) seen.push(event);
     })();
     await waitFor(async () => seen.length >= 1, 5000, 'the first event');
     await api.services.journal.change(id, ['SCHEDULED'], { status: 'CANCELLED', finishedAt: new Date() }, [{ kind: 'STATUS', payload: { status: 'CANCELLED' } }]);

@@ -1,9 +1,12 @@
 // Live updates end to end: two API replicas on one Postgres schema and Redis prefix, one real worker forking
 // real children (from dist/), graphql-ws clients on real sockets. Nothing is mocked.
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusEvent } from '../src/domain/tasks/task-journal.js';
+import { allTaskEventsChannel, taskEventChannel } from '../src/events/task-event-bus.js';
 import { startTestApi, type TestApi } from './support/harness.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 import { collect, rawClient, wsClient, type Collected } from './support/ws-client.js';
@@ -341,6 +344,66 @@ describe('taskUpdated', () => {
   });
 });
 
+describe('listeners of subscriptions that have ended', () => {
+  /** How many of the replicas' feed connections listen on a channel (PUBSUB NUMSUB). */
+  const listeners = async (channel: string) => Number(((await apiA.redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
+
+  it('taskUpdated stops listening to task events as soon as its subscriber leaves, even with a filter nothing has matched', async () => {
+    // It used to be an async generator waiting in `for await` for a matching event: leaving ended it only when the
+    // next match came (never, for status: []), and until then it went on taking every task event of the replica.
+    // An API of its own, so that nothing else on its feed connection listens to that channel.
+    const alone = await startTestApi('sub_listeners');
+    try {
+      const channel = allTaskEventsChannel(alone.queuePrefix);
+      expect(await listeners(channel)).toBe(0);
+      const client = wsClient(alone.url, await alone.token('VIEWER'));
+      const nothing = collect(client, updatedSubscription, { f: { status: [] } });
+      await waitFor(async () => (await listeners(channel)) === 1, 5000, 'the subscription to listen');
+      nothing.dispose();
+      await waitFor(async () => (await listeners(channel)) === 0, 5000, 'the subscription to stop listening');
+      await client.dispose();
+      expect(nothing.events).toEqual([]);
+    } finally {
+      await alone.close();
+    }
+  });
+
+  it("taskEvents over HTTP holds no listener when its client left before the response was sent", async () => {
+    // The stream used to subscribe to the task's channel when it was made, and only a stream that is read (or
+    // cancelled) unsubscribes: the server does neither with the body of a response whose client has gone.
+    const id = await submit({ steps: 1, stepMs: 0 });
+    await finished(id);
+    const channel = taskEventChannel(apiA.queuePrefix, decodeGlobalID(id).id);
+    const body = JSON.stringify({ query: eventsSubscription, variables: { id } });
+    const request = [
+      'POST /graphql HTTP/1.1',
+      `Host: 127.0.0.1:${port(apiA)}`,
+      'Content-Type: application/json',
+      'Accept: text/event-stream',
+      `Authorization: Bearer ${viewer}`,
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      '',
+      body,
+    ].join('\r\n');
+    // Clients that send the request and go at once, before the server has looked up the token and the task.
+    for (let i = 0; i < 10; i += 1) {
+      const socket = connect(port(apiA), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.end(request);
+      socket.destroy();
+    }
+    await sleep(1_000);
+    expect(await listeners(channel)).toBe(0);
+    // And one that stays gets the task's events (the request itself is right).
+    const client = wsClient(apiA.url, viewer);
+    const sub = collect(client, eventsSubscription, { id });
+    await sub.done;
+    await client.dispose();
+    expect(sub.completed).toBe(true);
+    expect(evs(sub).at(-1)).toMatchObject({ kind: 'STATUS', payload: { status: 'SUCCEEDED' } });
+  });
+});
+
 describe('authentication and authorisation over the socket', () => {
   let done: string;
   beforeAll(async () => {
@@ -544,6 +607,26 @@ describe('per-connection limits (replica C: 2 subscriptions, 16 KiB unread)', ()
 });
 
 describe('resourceUtilization', () => {
+  it('takes its next snapshot an interval after its reader asks for more: nothing piles up for a reader that stopped reading', { timeout: 15_000 }, async () => {
+    // A reader that stops reading (a hung SSE client, once the stream's and the socket's buffers are full) used to
+    // have a snapshot queued every interval regardless, and the 1,025th queued one threw in a timer callback, which
+    // ended the API process. Run as the WebSocket server runs an operation (yoga.getEnveloped), but read by hand.
+    const query = 'subscription { resourceUtilization(intervalSeconds: 1) { at } }';
+    const principal = (await apiA.services.tokens.authenticate(viewer))!;
+    const { schema, subscribe, contextFactory, parse } = apiA.app.yoga.getEnveloped({ connectionParams: {}, principal, requestId: 'stalled-reader', params: { query } });
+    const result = await subscribe({ schema, document: parse(query), contextValue: await contextFactory() });
+    const iterator = (result as AsyncIterable<any>)[Symbol.asyncIterator]();
+    const at = async () => Date.parse((await iterator.next()).value.data.resourceUtilization.at);
+    await at();
+    await sleep(3_500); // three intervals and a half without asking
+    const askedAgain = Date.now();
+    const next = await at();
+    // Not a snapshot from while nobody asked (the old timer had three queued by now), but one taken since.
+    expect(next).toBeGreaterThanOrEqual(askedAgain);
+    expect(await at()).toBeGreaterThanOrEqual(next + 900);
+    await iterator.return?.();
+  });
+
   const fields = `at queues { queue waiting active delayed failed }
     workers { workerId host pid queues concurrency { queue slots } busySlots startedAt lastSeenAt }
     runningTasks { taskId pid workerId cpuPercent rssBytes }

@@ -70,3 +70,25 @@ export function feedSubscription<T>(target: FeedTarget, topic: string, capacity:
     },
   };
 }
+
+/**
+ * The messages of `feed` that `keep` accepts. Its `return()` ends the feed's subscription at once, also while a
+ * `next()` is waiting for a message that matches (which then completes).
+ */
+export function filteredFeed<T>(feed: AsyncIterableIterator<T>, keep: (message: T) => boolean): AsyncIterableIterator<T> {
+  return {
+    async next() {
+      for (;;) {
+        const result = await feed.next();
+        if (result.done || keep(result.value)) return result;
+      }
+    },
+    async return() {
+      await feed.return?.();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}

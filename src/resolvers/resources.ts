@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Repeater } from 'graphql-yoga';
 import { builder } from '../builder.js';
 import type { ResourceSnapshot } from '../domain/resources/resource-service.js';
@@ -14,17 +15,24 @@ builder.queryField('resourceUtilization', (t) =>
 builder.subscriptionField('resourceUtilization', (t) =>
   t.field({
     type: ResourceUtilizationRef,
-    description: 'A snapshot now and then every intervalSeconds.',
+    description: 'A snapshot now and then every intervalSeconds, counted from when the reader took the last one.',
     authScopes: { read: true },
     args: { intervalSeconds: t.arg.int({ defaultValue: 5, validate: { min: 1, max: 300 } }) },
-    // A Repeater, not a generator: unsubscribing stops the timer at once instead of after the next tick.
+    // A Repeater, not a generator: unsubscribing ends the wait under way at once instead of after the next tick.
+    // One snapshot at a time: the next is taken an interval after the reader asked for more (when `push`
+    // settles), so a reader that stops reading holds the loop and nothing piles up for it. On a timer instead, a
+    // stalled SSE reader had a snapshot queued every interval, and the Repeater's 1,025th queued push threw in
+    // the timer's callback, which ended the process.
     subscribe: (_root, args, ctx) =>
       new Repeater<ResourceSnapshot>(async (push, stop) => {
-        const tick = () => void ctx.services.resources.snapshot().then(push, () => undefined);
-        tick();
-        const timer = setInterval(tick, (args.intervalSeconds ?? 5) * 1000);
-        await stop;
-        clearInterval(timer);
+        const stopped = new AbortController();
+        void stop.then(() => stopped.abort());
+        const intervalMs = (args.intervalSeconds ?? 5) * 1000;
+        while (!stopped.signal.aborted) {
+          const snapshot = await ctx.services.resources.snapshot().catch(() => null);
+          if (snapshot && !stopped.signal.aborted) await Promise.race([push(snapshot), stop]);
+          await sleep(intervalMs, undefined, { signal: stopped.signal }).catch(() => undefined);
+        }
       }),
     resolve: (snapshot: ResourceSnapshot) => snapshot,
   }),

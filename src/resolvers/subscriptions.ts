@@ -1,5 +1,6 @@
 import { builder } from '../builder.js';
 import { streamTaskEvents, type StreamedTaskEvent } from '../domain/tasks/task-event-stream.js';
+import { filteredFeed } from '../events/feed-subscription.js';
 import type { TaskEventMessage } from '../events/task-event-bus.js';
 import { ValidationFailedError } from '../domain/errors.js';
 import { TaskEventObject, TaskFilterInput, TaskNode } from '../schema/task.js';
@@ -26,7 +27,7 @@ builder.subscriptionFields((t) => ({
       const afterSeq = parseCursor(args.after);
       // A task that does not exist is an error (TASK_NOT_FOUND), not a stream that completes at once with nothing in it.
       await ctx.services.tasks.require(taskId);
-      return streamTaskEvents(ctx.services.prisma, ctx.feed.task(taskId), taskId, afterSeq);
+      return streamTaskEvents(ctx.services.prisma, () => ctx.feed.task(taskId), taskId, afterSeq);
     },
     resolve: (event: StreamedTaskEvent) => event as never,
   }),
@@ -35,24 +36,21 @@ builder.subscriptionFields((t) => ({
     description: 'Every change (status, progress, result) of tasks matching the filter, for dashboards.',
     authScopes: { read: true },
     args: { filter: t.arg({ type: TaskFilterInput }) },
-    subscribe: async function* (_root, args, ctx) {
+    // Not an async generator: one waiting in `for await` for the next matching message ends only when that
+    // comes (never, for a filter nothing matches), listening to every task event meanwhile. A filtered feed ends
+    // its subscription as soon as its reader returns.
+    subscribe: (_root, args, ctx) => {
       const filter = args.filter ?? {};
-      const live = ctx.feed.all();
-      try {
-        for await (const message of live as AsyncIterable<TaskEventMessage>) {
-          if (message.kind === 'LOG') continue;
-          const task = message.task;
-          // As tasks(filter:) reads it: a list matches any of its values, an empty one none.
-          if (filter.status && !filter.status.includes(task.status)) continue;
-          if (filter.type && !filter.type.includes(task.type)) continue;
-          if (filter.queue && !filter.queue.includes(task.queue)) continue;
-          if (filter.source && !filter.source.includes(task.source)) continue;
-          if (filter.org !== undefined && filter.org !== null && filter.org !== task.orgAlias) continue;
-          yield message;
-        }
-      } finally {
-        await live.return?.();
-      }
+      return filteredFeed(ctx.feed.all(), (message: TaskEventMessage) => {
+        if (message.kind === 'LOG') return false;
+        const task = message.task;
+        // As tasks(filter:) reads it: a list matches any of its values, an empty one none.
+        if (filter.status && !filter.status.includes(task.status)) return false;
+        if (filter.type && !filter.type.includes(task.type)) return false;
+        if (filter.queue && !filter.queue.includes(task.queue)) return false;
+        if (filter.source && !filter.source.includes(task.source)) return false;
+        return filter.org === undefined || filter.org === null || filter.org === task.orgAlias;
+      });
     },
     resolve: async (message: TaskEventMessage, _args, ctx) => {
       const task = await ctx.services.tasks.find(message.taskId);

@@ -35,16 +35,20 @@ function isFinal(event: StreamedTaskEvent): boolean {
 /**
  * A Repeater rather than an async generator: a subscriber that goes away stops the stream at once (the wait
  * for live events is raced against `stop`), instead of only after the task's next event.
+ *
+ * The live side is subscribed when the stream is first read, not when it is made: a stream that is never read
+ * (its HTTP client left before the response was sent, so nothing pulls or cancels it) then holds no listener.
  */
 export function streamTaskEvents(
   prisma: PrismaClient,
-  /** `ready`, if given: when Redis confirmed the live side's subscription (FeedIterator). */
-  live: AsyncIterableIterator<TaskEventMessage> & { ready?: Promise<void> },
+  /** Subscribes the live side; `ready`, if given: when Redis confirmed that subscription (FeedIterator). */
+  subscribe: () => AsyncIterableIterator<TaskEventMessage> & { ready?: Promise<void> },
   taskId: string,
   afterSeq: number,
   options: { quietRecheckMs: number } = { quietRecheckMs: 5000 },
 ): AsyncIterableIterator<StreamedTaskEvent> {
   return new Repeater<StreamedTaskEvent>(async (push, stop) => {
+    const live = subscribe();
     let last = afterSeq;
     // Raced per pass (StopSignal): racing `stop` itself would keep every event delivered until the stream ends.
     const stopping = new StopSignal<'stopped'>();
