@@ -68,12 +68,13 @@ async function createRule(source: Source, input: Record<string, unknown>): Promi
 interface Answer {
   status: number;
   contentType: string | null;
+  retryAfter?: string | null;
   body: any;
 }
 
 async function post(path: string, body: string, headers: Record<string, string>, contentType = 'application/json', on: TestApi = api): Promise<Answer> {
   const res = await fetch(`${on.url}${path}`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
-  return { status: res.status, contentType: res.headers.get('content-type'), body: await res.json() };
+  return { status: res.status, contentType: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), body: await res.json() };
 }
 
 const githubSignature = (secret: string, body: string | Buffer) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -731,26 +732,34 @@ describe('GitHub deliveries', () => {
     expect(res.body.error).toMatch(/^rule doomed-cleanup: /);
   });
 
-  it('records a delivery whose tasks could not be queued (Redis down) as FAILED, naming the rule', async () => {
+  it('refuses a delivery whose rules would create tasks while the queue is unavailable (Redis down), recording nothing, so that delivering it again later works', async () => {
     // A replica of this API whose Redis is not there (nothing listens on port 1).
     const down = await startTestApi('webhooks_down', { shareWith: api, redisUrl: 'redis://127.0.0.1:1' });
+    const recorded: string[] = [];
     try {
       for (const queue of ['CRITICAL', 'NORMAL', 'BATCH'] as const) down.queues.get(queue).on('error', () => {});
-      const res = await github(sources.gh, 'push', ghPush('acme/app', 'refs/heads/release/2.0'), randomUUID(), down);
-      expect(res).toMatchObject({ status: 200, body: { status: 'FAILED' } });
-      expect(res.body.taskIds).toHaveLength(2); // release-branches and all-acme-pushes: written, then not queued
-      expect(res.body.error).toMatch(/^rule release-branches: .*unavailable.*; rule all-acme-pushes: /i);
-      const row = await api.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: res.body.deliveryId } });
-      expect(row).toMatchObject({ status: 'FAILED', error: res.body.error });
-      const tasks = await api.prisma.task.findMany({ where: { id: { in: (res.body.taskIds as string[]).map((id) => rawId(id, 'Task')!) } } });
-      expect(tasks.map((t) => [t.status, t.errorCode])).toEqual([
-        ['FAILED', 'QUEUE_UNAVAILABLE'],
-        ['FAILED', 'QUEUE_UNAVAILABLE'],
-      ]);
-      // Out of the way of the listing test below, which expects exactly the other FAILED deliveries.
-      await api.prisma.webhookDelivery.delete({ where: { id: res.body.deliveryId } });
+      const delivery = randomUUID();
+      const payload = ghPush('acme/app', 'refs/heads/release/2.0'); // release-branches and all-acme-pushes match
+      const before = await counts();
+      const refused = await github(sources.gh, 'push', payload, delivery, down);
+      expect(refused).toMatchObject({ status: 503, retryAfter: '30', body: { error: { code: 'QUEUE_UNAVAILABLE', message: expect.stringMatching(/nothing was recorded/) } } });
+      expect(await counts()).toEqual(before);
+      // A delivery no rule matches needs no queue: it is recorded as usual.
+      const ignored = await github(sources.gh, 'push', ghPush('nobody/app', 'refs/heads/main'), randomUUID(), down);
+      expect(ignored).toMatchObject({ status: 200, body: { status: 'IGNORED', taskIds: [] } });
+      recorded.push(ignored.body.deliveryId);
+
+      // The sender delivers it again (GitHub's "Redeliver": the same GUID) once Redis is back: it is new, and fires.
+      const again = await github(sources.gh, 'push', payload, delivery);
+      expect(again).toMatchObject({ status: 200, body: { duplicate: false, status: 'PROCESSED' } });
+      recorded.push(again.body.deliveryId);
+      expect(again.body.taskIds).toHaveLength(2);
+      const tasks = await api.prisma.task.findMany({ where: { id: { in: (again.body.taskIds as string[]).map((id) => rawId(id, 'Task')!) } } });
+      expect(tasks.map((t) => t.status)).toEqual(['QUEUED', 'QUEUED']);
     } finally {
       await down.close();
+      // Out of the way of the listing tests below, which expect exactly the deliveries they know of.
+      await api.prisma.webhookDelivery.deleteMany({ where: { id: { in: recorded } } });
     }
   });
 

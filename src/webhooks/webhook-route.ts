@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { UnavailableError } from '../domain/errors.js';
 import type { WebhookService } from '../domain/webhooks/webhook-service.js';
 import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
@@ -89,7 +90,14 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   const storable = storableJson(payload) as Record<string, unknown>;
   const delivery = normalise(kind, headers, storable, body);
   if (signature) delivery.deliveryKey = await firstDeliveryKey(deps.redis, deps.prefix, source.id, signature, delivery.deliveryKey);
-  const outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
+  let outcome;
+  try {
+    outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
+  } catch (failure) {
+    if (!(failure instanceof UnavailableError)) throw failure;
+    res.setHeader('Retry-After', '30');
+    return error(503, failure.code, failure.message);
+  }
   reply(res, 200, {
     deliveryId: outcome.delivery.id,
     duplicate: outcome.duplicate,

@@ -165,6 +165,11 @@ export class TaskService {
     this.sql = rawStatements(prisma);
   }
 
+  /** Whether tasks can be queued now (Redis connected); a queueing may still fail. */
+  get canQueue(): boolean {
+    return this.queues.available;
+  }
+
   async submit(actor: Principal, input: SubmitTaskInput): Promise<Task> {
     const idempotency = submitIdempotency(actor, input);
     // A repeat is answered before validation: what the first submit referred to (an artifact, say) may be gone.

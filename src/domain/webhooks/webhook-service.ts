@@ -15,7 +15,7 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { Batcher } from '../batcher.js';
 import { useArtifactParam } from '../artifacts/artifact-service.js';
-import { NotFoundError, unlessGone } from '../errors.js';
+import { NotFoundError, UnavailableError, unlessGone } from '../errors.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
 import { taskParamSchemas } from '../tasks/task-params.js';
@@ -342,6 +342,12 @@ export class WebhookService {
     const matched = config.rules.filter(
       (rule) => matches(rule.event, delivery.event) && matchesIgnoringCase(rule.repository, delivery.repository) && matches(rule.ref, delivery.ref),
     );
+    // Tasks to create and no queue to put them on (Redis down): refuse the delivery before anything is written, so
+    // that the sender's retry, or a redelivery by hand, is new then and creates the tasks. Recorded now, it would
+    // stay a FAILED delivery with FAILED tasks, and every redelivery a duplicate of it.
+    if (matched.length > 0 && !this.tasks.canQueue) {
+      throw new UnavailableError('QUEUE_UNAVAILABLE', 'The task queue is unavailable (Redis): nothing was recorded; deliver this again later');
+    }
     const pending: PendingDelivery = { config, delivery, body, matched, receivedAt: new Date() };
     // A batch whose statement failed wrote nothing at all: try this delivery again on its own, so that one bad
     // delivery in a batch (or an org removed since the rules were validated) does not fail the others.
