@@ -121,34 +121,72 @@ function statusEvents(task: TaskView): any[] {
   return task.events.filter((event) => event.kind === 'STATUS').map((event) => event.payload);
 }
 
+/**
+ * `switchyard worker --queues normal` as a process of its own (`detached`: the leader of its own process group, as a
+ * command started from a shell is), sharing the API's database, Redis prefix and secret key.
+ */
+function spawnWorker(api: TestApi, secretKey: Buffer): { proc: ChildProcess; output: string[]; exited: Promise<{ code: number | null; signal: string | null }> } {
+  const output: string[] = [];
+  const proc: ChildProcess = spawn(process.execPath, ['bin/switchyard.js', 'worker', '--queues', 'normal'], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'test',
+      DATABASE_URL: api.databaseUrl,
+      REDIS_URL: api.redisUrl,
+      SWITCHYARD_QUEUE_PREFIX: api.queuePrefix,
+      SWITCHYARD_JOB_LOCK_MS: '2000',
+      SWITCHYARD_HEARTBEAT_MS: '300',
+      SWITCHYARD_SECRET_KEY: secretKey.toString('hex'),
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  proc.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  proc.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  cleanups.push(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  return { proc, output, exited };
+}
+
+describe('a worker stopped with Ctrl-C in its terminal', () => {
+  it('drains: the SIGINT the terminal sends its whole process group does not reach the task children, whose tasks finish', async () => {
+    // Task children used to share the worker's process group: Ctrl-C (or any signal to the group) killed them
+    // at once, so running tasks ended CHILD_CRASHED (their last attempt FAILED) instead of being drained.
+    const secretKey = randomBytes(32);
+    const { api, token } = await apiWithOrg('crash_sigint', 'sigint', { secretKey });
+    const { proc, output, exited } = spawnWorker(api, secretKey);
+    const id = await submit(api, token, { org: 'sigint', maxAttempts: 1, params: { steps: 8, stepMs: 250 } });
+    const running = await waitFor(
+      async () => {
+        const row = await api.prisma.task.findUniqueOrThrow({ where: { id } });
+        const progressed = await api.prisma.taskEvent.count({ where: { taskId: id, kind: 'PROGRESS' } });
+        return row.status === 'RUNNING' && row.childPid && progressed >= 1 ? row : null;
+      },
+      20_000,
+      `the task running in the worker process (worker output: ${output.join('')})`,
+    );
+    expect(childrenOf(proc.pid!)).toContain(running.childPid);
+
+    process.kill(-proc.pid!, 'SIGINT'); // the worker's process group, as a terminal's Ctrl-C
+    expect(await exited).toEqual({ code: 0, signal: null });
+    const task = await waitFinal(api, token, id);
+    expect(task.status, JSON.stringify(task.error)).toBe('SUCCEEDED');
+    expect(task.attempts).toBe(1);
+    expect(task.result.pid).toBe(running.childPid);
+  }, 60_000);
+});
+
 describe('a worker killed with SIGKILL mid-task', () => {
   it('loses no task: its children exit, the run is retried as WORKER_LOST or failed when attempts are used up', async () => {
     const secretKey = randomBytes(32);
     const { api, token } = await apiWithOrg('crash_kill', 'crash', { secretKey });
 
-    const output: string[] = [];
-    const proc: ChildProcess = spawn(process.execPath, ['bin/switchyard.js', 'worker', '--queues', 'normal'], {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        NODE_ENV: 'test',
-        DATABASE_URL: api.databaseUrl,
-        REDIS_URL: api.redisUrl,
-        SWITCHYARD_QUEUE_PREFIX: api.queuePrefix,
-        SWITCHYARD_JOB_LOCK_MS: '2000',
-        SWITCHYARD_HEARTBEAT_MS: '300',
-        SWITCHYARD_SECRET_KEY: secretKey.toString('hex'),
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    proc.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const exited = new Promise<string | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
-    cleanups.push(async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    });
+    const { proc, output, exited } = spawnWorker(api, secretKey);
     const workerPid = proc.pid!;
 
     // Long enough to be killed mid-run, short enough for the retry to finish quickly. The first one reads
@@ -179,7 +217,7 @@ describe('a worker killed with SIGKILL mid-task', () => {
     expect(allChildren.length).toBeGreaterThanOrEqual(2); // the task children, plus the spare when it is forked
 
     proc.kill('SIGKILL');
-    expect(await exited).toBe('SIGKILL');
+    expect((await exited).signal).toBe('SIGKILL');
     // The children notice the closed IPC channel and exit by themselves; nobody signals them.
     await waitFor(async () => allChildren.every((pid) => !isRunning(pid)), 3000, `children ${allChildren} of the killed worker to exit`);
 

@@ -111,6 +111,10 @@ export class ChildLauncher {
       execArgv: [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
+      // A process group of its own: a signal to the worker's group (Ctrl-C in a terminal, `kill -- -<pgid>`) must
+      // reach the worker alone, which then drains its running tasks; the children hear from it over IPC, and
+      // exit by themselves when that channel closes (child-main.ts), so a worker that dies leaves none behind.
+      detached: true,
     });
     const ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: ChildMessage) => {
