@@ -368,33 +368,50 @@ describe('listeners of subscriptions that have ended', () => {
     }
   });
 
-  it("taskEvents over HTTP holds no listener when its client left before the response was sent", async () => {
-    // The stream used to subscribe to the task's channel when it was made, and only a stream that is read (or
-    // cancelled) unsubscribes: the server does neither with the body of a response whose client has gone.
-    const id = await submit({ steps: 1, stepMs: 0 });
-    await finished(id);
-    const channel = taskEventChannel(apiA.queuePrefix, decodeGlobalID(id).id);
-    const body = JSON.stringify({ query: eventsSubscription, variables: { id } });
+  /** Clients that POST a subscription over SSE and go at once, before the server has looked up the token (and the task). */
+  async function leaveAtOnce(api: TestApi, token: string, query: string, variables: Record<string, unknown>, clients = 10): Promise<void> {
+    const body = JSON.stringify({ query, variables });
     const request = [
       'POST /graphql HTTP/1.1',
-      `Host: 127.0.0.1:${port(apiA)}`,
+      `Host: 127.0.0.1:${port(api)}`,
       'Content-Type: application/json',
       'Accept: text/event-stream',
-      `Authorization: Bearer ${viewer}`,
+      `Authorization: Bearer ${token}`,
       `Content-Length: ${Buffer.byteLength(body)}`,
       '',
       body,
     ].join('\r\n');
-    // Clients that send the request and go at once, before the server has looked up the token and the task.
-    for (let i = 0; i < 10; i += 1) {
-      const socket = connect(port(apiA), '127.0.0.1');
+    for (let i = 0; i < clients; i += 1) {
+      const socket = connect(port(api), '127.0.0.1');
       await once(socket, 'connect');
       socket.end(request);
       socket.destroy();
     }
     await sleep(1_000);
-    expect(await listeners(channel)).toBe(0);
-    // And one that stays gets the task's events (the request itself is right).
+  }
+
+  it('taskEvents and taskUpdated over HTTP hold no listener when their client left before the response was sent', async () => {
+    // Both used to subscribe to their channel when the subscription was made, and only a stream that is read (or
+    // cancelled) unsubscribes: the server does neither with the body of a response whose client has gone.
+    const id = await submit({ steps: 1, stepMs: 0 });
+    await finished(id);
+    await leaveAtOnce(apiA, viewer, eventsSubscription, { id });
+    expect(await listeners(taskEventChannel(apiA.queuePrefix, decodeGlobalID(id).id))).toBe(0);
+    const alone = await startTestApi('sub_left');
+    try {
+      const token = await alone.token('VIEWER');
+      await leaveAtOnce(alone, token, updatedSubscription, { f: {} });
+      expect(await listeners(allTaskEventsChannel(alone.queuePrefix))).toBe(0);
+      // And one that stays is subscribed (the request itself is right).
+      const client = wsClient(alone.url, token);
+      const staying = collect(client, updatedSubscription, { f: {} });
+      await waitFor(async () => (await listeners(allTaskEventsChannel(alone.queuePrefix))) === 1, 5000, 'the staying subscription to listen');
+      staying.dispose();
+      await client.dispose();
+    } finally {
+      await alone.close();
+    }
+    // The task's events reach a client that stays.
     const client = wsClient(apiA.url, viewer);
     const sub = collect(client, eventsSubscription, { id });
     await sub.done;

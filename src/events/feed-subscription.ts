@@ -72,19 +72,26 @@ export function feedSubscription<T>(target: FeedTarget, topic: string, capacity:
 }
 
 /**
- * The messages of `feed` that `keep` accepts. Its `return()` ends the feed's subscription at once, also while a
+ * The messages of the feed `subscribe` opens that `keep` accepts. The feed is opened on the first `next()`, not
+ * before: a subscription that is never read (its HTTP client left before the response was sent, and nothing pulls
+ * or cancels the response's body) then holds no listener. Its `return()` ends the feed at once, also while a
  * `next()` is waiting for a message that matches (which then completes).
  */
-export function filteredFeed<T>(feed: AsyncIterableIterator<T>, keep: (message: T) => boolean): AsyncIterableIterator<T> {
+export function filteredFeed<T>(subscribe: () => AsyncIterableIterator<T>, keep: (message: T) => boolean): AsyncIterableIterator<T> {
+  let feed: AsyncIterableIterator<T> | undefined;
+  let ended = false;
   return {
     async next() {
+      if (ended) return { value: undefined, done: true };
+      feed ??= subscribe();
       for (;;) {
         const result = await feed.next();
         if (result.done || keep(result.value)) return result;
       }
     },
     async return() {
-      await feed.return?.();
+      ended = true;
+      await feed?.return?.();
       return { value: undefined, done: true };
     },
     [Symbol.asyncIterator]() {

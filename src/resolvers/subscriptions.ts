@@ -41,7 +41,7 @@ builder.subscriptionFields((t) => ({
     // its subscription as soon as its reader returns.
     subscribe: (_root, args, ctx) => {
       const filter = args.filter ?? {};
-      return filteredFeed(ctx.feed.all(), (message: TaskEventMessage) => {
+      return filteredFeed(() => ctx.feed.all(), (message: TaskEventMessage) => {
         if (message.kind === 'LOG') return false;
         const task = message.task;
         // As tasks(filter:) reads it: a list matches any of its values, an empty one none.
