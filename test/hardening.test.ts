@@ -387,6 +387,53 @@ describe('subscriptions over server-sent events', () => {
     expect(stream.results.at(-1)).toEqual({ errors: [expect.objectContaining({ message: 'The server is shutting down: subscribe again', extensions: { code: 'SHUTTING_DOWN' } })] });
   });
 
+  it('are limited per token and replica, as WebSocket connections are (SWITCHYARD_WS_MAX_CONNECTIONS_PER_TOKEN): one more is refused with 429 TOO_MANY_SUBSCRIPTIONS', { timeout: 20_000 }, async () => {
+    // Each stream holds a request open and runs its own execution (a taskEvents stream re-reads Postgres while
+    // quiet): without a limit one token could open them by the hundred.
+    const capped = await startTestApi('sse_cap', { subscriptionLimits: { maxConnectionsPerToken: 2 } });
+    const aborts: AbortController[] = [];
+    try {
+      const token = await capped.token('VIEWER');
+      const open = async (bearer: string) => {
+        const abort = new AbortController();
+        aborts.push(abort);
+        const response = await fetch(`${capped.url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${bearer}` },
+          body: JSON.stringify({ query: 'subscription { resourceUtilization(intervalSeconds: 1) { at } }' }),
+          signal: abort.signal,
+        });
+        if (response.status !== 200) return { status: response.status, text: await response.text(), abort };
+        // Running once its first snapshot has come.
+        const reader = response.body!.getReader();
+        let text = '';
+        while (!text.includes('event: next')) text += Buffer.from((await reader.read()).value!).toString('utf8');
+        return { status: 200, text, abort };
+      };
+      const first = await open(token);
+      const second = await open(token);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      const third = await open(token);
+      expect(third.status).toBe(429);
+      // The refusal comes as the stream's one event, then the stream completes.
+      expect(JSON.parse(/^data: (.+)$/m.exec(third.text)![1]!).errors[0]).toMatchObject({ extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
+      expect(third.text).toMatch(/event: complete/);
+      // Per token: another token's stream is welcome.
+      expect((await open(await capped.token('VIEWER'))).status).toBe(200);
+      // One of the token's streams ends, and there is room again.
+      first.abort.abort();
+      await waitFor(async () => {
+        const again = await open(token);
+        if (again.status !== 200) return false;
+        again.abort.abort();
+        return true;
+      }, 5000, 'room for another stream of the token');
+    } finally {
+      for (const abort of aborts) abort.abort();
+      await capped.close();
+    }
+  });
+
   it('refuse bad arguments with VALIDATION_FAILED and HTTP 200, as queries do, not a 500', async () => {
     for (const accept of ['text/event-stream', 'application/json']) {
       const response = await fetch(`${bodies.url}/graphql`, {

@@ -38,6 +38,7 @@ export function useAuthentication(streams: TokenStreams): Plugin {
       check(context, args.document, args.operationName);
       const tokenId = context.principal?.tokenId;
       if (!tokenId || context.connectionParams !== undefined) return undefined;
+      streams.assertRoom(tokenId);
       return {
         onSubscribeResult({ result, setResult }) {
           if (isAsyncIterable(result)) setResult(streams.watch(tokenId, result));

@@ -115,7 +115,7 @@ export function createApp(options: AppOptions): App {
   const bodyLimits = { ...defaultBodyLimits, ...options.bodyLimits };
   const subscriptionLimits = { ...defaultSubscriptionLimits, maxMessageBytes: bodyLimits.maxRequestBytes, ...options.subscriptionLimits };
   const tokenWatch = new TokenWatch(services.tokens, subscriptionLimits.revalidateMs);
-  const tokenStreams = new TokenStreams(tokenWatch);
+  const tokenStreams = new TokenStreams(tokenWatch, subscriptionLimits.maxConnectionsPerToken);
   const yoga = createYoga<ServerContext, Context>({
     schema: getSchema(),
     graphqlEndpoint: '/graphql',

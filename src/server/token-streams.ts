@@ -12,8 +12,26 @@ type End = 'revoked' | 'stopped' | 'shutdown';
 
 export class TokenStreams {
   private readonly open = new Set<StopSignal<End>>();
+  /** Streams running on this replica, by token. */
+  private readonly perToken = new Map<string, number>();
 
-  constructor(private readonly tokens: TokenWatch) {}
+  constructor(
+    private readonly tokens: TokenWatch,
+    /** Streams one token may have running on this replica (as many as its WebSocket connections). */
+    private readonly maxPerToken: number,
+  ) {}
+
+  /**
+   * Refuses another stream to a token that has `maxPerToken` running on this replica, as a WebSocket connection
+   * over the limit is refused: each stream is a request held open, and its own executions and queries. (Streams
+   * that have not started yet are not counted: a few requests at once may go over by as many.)
+   */
+  assertRoom(tokenId: string): void {
+    if ((this.perToken.get(tokenId) ?? 0) < this.maxPerToken) return;
+    throw new GraphQLError(`At most ${this.maxPerToken} subscriptions over HTTP per token on this API replica: end one, or use a WebSocket connection, which carries many`, {
+      extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', http: { status: 429 } },
+    });
+  }
 
   /** Ends every stream (the API is shutting down): each gets a SHUTTING_DOWN error, then completes. */
   closeAll(): void {
@@ -25,6 +43,7 @@ export class TokenStreams {
     return new Repeater<ExecutionResult>(async (push, stop) => {
       const ended = new StopSignal<End>();
       this.open.add(ended);
+      this.perToken.set(tokenId, (this.perToken.get(tokenId) ?? 0) + 1);
       void stop.then(() => ended.fire('stopped'));
       const unwatch = this.tokens.add(tokenId, () => ended.fire('revoked'));
       const iterator = source[Symbol.asyncIterator]();
@@ -45,6 +64,9 @@ export class TokenStreams {
         }
       } finally {
         this.open.delete(ended);
+        const left = this.perToken.get(tokenId)! - 1;
+        if (left > 0) this.perToken.set(tokenId, left);
+        else this.perToken.delete(tokenId);
         unwatch();
         stop();
         await iterator.return?.();
