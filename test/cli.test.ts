@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -281,6 +281,66 @@ describe('signals while starting', { timeout: 60_000 }, () => {
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
     }
+  });
+});
+
+describe('start, stopped while a request is in flight', { timeout: 60_000 }, () => {
+  it('stops its workers taking jobs at once, not only once the API has finished its requests', async () => {
+    // The API's close waits for requests in flight (an upload still streaming, for one); the workers used to be
+    // closed only after it, taking jobs all the while, to be cut off at the shutdown deadline.
+    const redis = new Redis(testRedisUrl);
+    const prefix = `cli_inflight_${randomBytes(4).toString('hex')}`;
+    let held: Socket | null = null;
+    try {
+      let workerClosedWhileHeld: boolean | null = null;
+      const result = await run(['start'], { PORT: '0', HOST: '127.0.0.1', SWITCHYARD_QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' }, (output, child) => {
+        const url = /"url":"http:\/\/127\.0\.0\.1:(\d+)\/graphql"/.exec(output)?.[1];
+        if (!url || held) return;
+        // A request whose body never ends (chunked, no last chunk): the API's close waits for it.
+        held = connect(Number(url), '127.0.0.1', () => {
+          held!.write(`POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n`);
+          setTimeout(async () => {
+            child.kill('SIGTERM');
+            // The worker's heartbeat key goes when its close is done (no task was running: nothing to drain).
+            const deadline = Date.now() + 5000;
+            while (Date.now() < deadline && (await redis.keys(`${prefix}:worker:*`)).length > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+            workerClosedWhileHeld = (await redis.keys(`${prefix}:worker:*`)).length === 0 && !held!.destroyed;
+            held!.destroy(); // the request ends, and the API's close with it
+          }, 300);
+        });
+      });
+      expect(workerClosedWhileHeld).toBe(true);
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      expect(result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line).msg).at(-1)).toBe('stopped');
+    } finally {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+});
+
+describe('worker, stopped while it waits for Redis at start-up', { timeout: 60_000 }, () => {
+  it('exits by the shutdown deadline, with 1 and why, instead of waiting for Redis for ever', async () => {
+    // BullMQ's connection waits for Redis without a limit, so the start-up never ended, and a signal then was only
+    // noted, to be acted on once it did: the process stayed up, deaf to SIGTERM.
+    const started = Date.now();
+    let signalledAt = 0;
+    const result = await run(
+      ['worker'],
+      { REDIS_URL: 'redis://127.0.0.1:1', SWITCHYARD_QUEUE_PREFIX: `cli_noredis_${randomBytes(4).toString('hex')}`, SWITCHYARD_SHUTDOWN_TIMEOUT_MS: '1000', SWITCHYARD_KILL_GRACE_MS: '500' },
+      (output, child) => {
+        if (!signalledAt && output.includes('Redis is not reachable yet')) {
+          signalledAt = Date.now();
+          child.kill('SIGTERM');
+        }
+      },
+    );
+    expect(signalledAt, result.stdout + result.stderr).toBeGreaterThan(started);
+    expect(result.code).toBe(1);
+    expect(result.stdout + result.stderr).toContain('shutdown took too long');
+    // 1 s drain + 2 × 0.5 s kill grace + 5 s margin after the signal.
+    expect(Date.now() - signalledAt).toBeLessThan(12_000);
   });
 });
 

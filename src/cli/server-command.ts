@@ -59,43 +59,53 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
   let feed: TaskEventFeed | null = null;
 
   /**
-   * Closes, in order, whatever has started: stop taking requests and jobs, drain, then queues, Prisma, Redis. A
-   * step that fails (an API whose port was taken has nothing to close) does not keep the next from running.
+   * Closes whatever has started: stop taking requests and jobs, drain, then queues, Prisma, Redis. The API and the
+   * workers close side by side: the API's close waits for its requests in flight (an upload still streaming), and
+   * the workers must not go on taking jobs meanwhile, only to be cut off at the deadline. A step that fails (an API
+   * whose port was taken has nothing to close) does not keep the next from running.
    */
   const closeStarted = async () => {
-    const steps: Array<[string, (() => Promise<unknown> | void) | null]> = [
-      ['API', app && (() => app!.close())],
-      ['event feed', feed && (() => feed!.close())],
-      ['workers', workers && (() => workers!.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS))],
-      ['queues, Prisma and Redis', runtime && (() => runtime!.close())],
-    ];
-    for (const [name, close] of steps) {
-      if (close) await Promise.resolve(close()).catch((error: unknown) => logger.error({ err: error }, `closing the ${name} failed`));
-    }
+    const close = async (name: string, step: (() => Promise<unknown> | void) | null) => {
+      if (step) await Promise.resolve(step()).catch((error: unknown) => logger.error({ err: error }, `closing the ${name} failed`));
+    };
+    await Promise.all([
+      close('API', app && (() => app!.close())).then(() => close('event feed', feed && (() => feed!.close()))),
+      close('workers', workers && (() => workers!.close(env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS))),
+    ]);
+    await close('queues, Prisma and Redis', runtime && (() => runtime!.close()));
+  };
+  /**
+   * From a signal (or a failed start-up) on, the process exits by this deadline whatever still hangs: a close step,
+   * or a start-up step waiting for a Redis that is down (BullMQ's connection waits for it without a limit).
+   */
+  let deadline: NodeJS.Timeout | undefined;
+  const armDeadline = () => {
+    deadline ??= setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+      // Drain time, then the abort → SIGTERM → SIGKILL escalation of children still running, then a margin.
+    }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 2 * env.SWITCHYARD_KILL_GRACE_MS + 5000).unref();
   };
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => {
-      logger.error('shutdown took too long; exiting');
-      process.exit(1);
-      // Drain time, then the abort → SIGTERM → SIGKILL escalation of children still running, then a margin.
-    }, env.SWITCHYARD_SHUTDOWN_TIMEOUT_MS + 2 * env.SWITCHYARD_KILL_GRACE_MS + 5000);
-    deadline.unref();
+    armDeadline();
     await closeStarted();
     logger.info('stopped');
     process.exit(0);
   };
   // Signals are handled from the start. One that arrives while a step of the start-up is under way (migrating,
   // reconciling) stops the process once that step ends, with the same orderly drain as later: in `start`, workers
-  // may already be running tasks while the API is still being set up.
+  // may already be running tasks while the API is still being set up. A step that does not end (a worker waiting
+  // for Redis) is cut off by the shutdown deadline, armed at the signal.
   let signalled: string | null = null;
   let started = false;
   const onSignal = (signal: string) => {
     signalled ??= signal;
     if (started) void stop(signal);
+    else armDeadline();
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
@@ -125,6 +135,7 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     // A process that failed to start must not linger half-started (a worker's heartbeat beating with no queue
     // consumed, connections open): it closes what did start and exits, so a supervisor restarts it.
     logger.fatal({ err: error }, 'switchyard failed to start');
+    armDeadline();
     await closeStarted();
     process.exit(1);
   }
