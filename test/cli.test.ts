@@ -256,11 +256,22 @@ describe('start-up failures', { timeout: 60_000 }, () => {
   });
 });
 
+/** Runs `body` with a fresh Redis key prefix for a `start` process, and deletes the prefix's keys after. */
+async function withPrefix(name: string, body: (prefix: string, redis: Redis) => Promise<void>): Promise<void> {
+  const redis = new Redis(testRedisUrl);
+  const prefix = `${name}_${randomBytes(4).toString('hex')}`;
+  try {
+    await body(prefix, redis);
+  } finally {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  }
+}
+
 describe('signals while starting', { timeout: 60_000 }, () => {
   it('SIGTERM during the start-up is not lost: the process finishes the step under way, then shuts down in order and exits 0', async () => {
-    const redis = new Redis(testRedisUrl);
-    const prefix = `cli_sigterm_${randomBytes(4).toString('hex')}`;
-    try {
+    await withPrefix('cli_sigterm', async (prefix, redis) => {
       let signalled = false;
       // Sent as soon as the migrations are done, while the worker is still starting (before this change the
       // handlers were installed only once everything had started, and the signal killed the process outright).
@@ -276,11 +287,7 @@ describe('signals while starting', { timeout: 60_000 }, () => {
       expect(messages).toContain('shutting down');
       expect(messages.at(-1)).toBe('stopped');
       expect(await redis.keys(`${prefix}:worker:*`)).toEqual([]);
-    } finally {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      redis.disconnect();
-    }
+    });
   });
 });
 
@@ -288,10 +295,8 @@ describe('start, stopped while a request is in flight', { timeout: 60_000 }, () 
   it('stops its workers taking jobs at once, not only once the API has finished its requests', async () => {
     // The API's close waits for requests in flight (an upload still streaming, for one); the workers used to be
     // closed only after it, taking jobs all the while, to be cut off at the shutdown deadline.
-    const redis = new Redis(testRedisUrl);
-    const prefix = `cli_inflight_${randomBytes(4).toString('hex')}`;
     let held: Socket | null = null;
-    try {
+    await withPrefix('cli_inflight', async (prefix, redis) => {
       let workerClosedWhileHeld: boolean | null = null;
       const result = await run(['start'], { PORT: '0', HOST: '127.0.0.1', SWITCHYARD_QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' }, (output, child) => {
         const url = /"url":"http:\/\/127\.0\.0\.1:(\d+)\/graphql"/.exec(output)?.[1];
@@ -312,11 +317,7 @@ describe('start, stopped while a request is in flight', { timeout: 60_000 }, () 
       expect(workerClosedWhileHeld).toBe(true);
       expect(result.code, result.stdout + result.stderr).toBe(0);
       expect(result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line).msg).at(-1)).toBe('stopped');
-    } finally {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      redis.disconnect();
-    }
+    });
   });
 });
 
