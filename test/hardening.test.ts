@@ -1,5 +1,5 @@
 // GraphQL hardening and rate limits as a client sees them (the Caddy edge test covers them through Caddy).
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
@@ -162,6 +162,27 @@ describe('rate limits', () => {
       expect((await api.gql('{ viewer { role } }', {}, limited)).status).toBe(429);
     } finally {
       await client.dispose();
+    }
+  });
+
+  it('counts a request whose bearer token does not authenticate against the client address, not against a budget of its own', { timeout: 20_000 }, async () => {
+    // A made-up token per request used to open a fresh budget each time, so a client without a token went
+    // unlimited by inventing them.
+    const limited = await startTestApi('ratelimit_bad_tokens', { app: { rateLimits: { api: 3, webhooks: 0 } } });
+    try {
+      const madeUp = () => `syt_${randomBytes(32).toString('base64url').slice(0, 43)}`;
+      const codes: unknown[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        const res = await limited.gql('{ viewer { role } }', {}, madeUp());
+        codes.push(res.body.errors?.[0]?.extensions?.code);
+      }
+      expect(codes).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED', 'RATE_LIMITED', 'RATE_LIMITED']);
+      // The address's budget is used up, and so is a request without a token from it...
+      expect((await limited.gql('{ __typename }', {}, null)).status).toBe(429);
+      // ...but a real token has its own.
+      expect((await limited.gql('{ viewer { role } }', {}, await limited.token('VIEWER'))).body.data).toEqual({ viewer: { role: 'VIEWER' } });
+    } finally {
+      await limited.close();
     }
   });
 

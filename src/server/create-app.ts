@@ -86,7 +86,8 @@ export interface App {
 interface ServerContext {
   requestId: string;
   connectionParams?: Record<string, unknown>;
-  principal?: Principal;
+  /** Already authenticated (null: the credential did not authenticate, or there was none). */
+  principal?: Principal | null;
 }
 
 /** Accept a request id when it looks like one (Caddy sets it); otherwise make our own. */
@@ -171,14 +172,22 @@ export function createApp(options: AppOptions): App {
     runWithRequestId(requestId, () => {
       if (path === '/graphql') {
         const token = bearerToken(req.headers.authorization);
-        const key = token ? `t:${tokenKey(token)}` : `ip:${clientAddress(req, trusted)}`;
+        const address = `ip:${clientAddress(req, trusted)}`;
         void limiter
-          .hit('api', key, rateLimits.api)
+          .hit('api', token ? `t:${tokenKey(token)}` : address, rateLimits.api)
           .then(async (decision) => {
             if (!decision.allowed) return tooManyRequests(res, decision.retryAfterSeconds, true);
+            // A bearer value that does not authenticate has no budget of its own (a made-up one per request would be
+            // a fresh budget each time): it counts against the client address, as a request without one does. The
+            // lookup is the one the context would make; it gets the answer (null: none, no second lookup).
+            const principal = token ? await services.tokens.authenticate(token) : null;
+            if (token && !principal) {
+              const byAddress = await limiter.hit('api', address, rateLimits.api);
+              if (!byAddress.allowed) return tooManyRequests(res, byAddress.retryAfterSeconds, true);
+            }
             const refusal = await checkGraphqlBody(req, bodyLimits);
             if (refusal) return refuse(res, refusal.status, refusal.code, refusal.message, true);
-            void yoga(req, res, { requestId });
+            void yoga(req, res, { requestId, principal });
           })
           .catch((error) => {
             // A client that went away mid-body (its request errors with "aborted") is no server failure.
