@@ -23,11 +23,8 @@ export function bearerToken(header: string | null | undefined): string | null {
 
 export interface ContextInput {
   authorization: string | null | undefined;
-  /**
-   * Already authenticated (a WebSocket connection authenticates once, when it opens; an HTTP request before its
-   * rate limit is settled): null when the credential did not authenticate, or there was none.
-   */
-  principal?: Principal | null;
+  /** Already authenticated (a WebSocket connection authenticates once, when it opens). */
+  principal?: Principal;
   requestId: string;
   services: Services;
   feed: TaskEventFeed;
@@ -41,7 +38,7 @@ export interface AuthenticatedContext extends Context {
 
 export async function createContext(input: ContextInput): Promise<AuthenticatedContext> {
   const token = bearerToken(input.authorization);
-  const principal = input.principal !== undefined ? input.principal : token ? await input.services.tokens.authenticate(token) : null;
+  const principal = input.principal ?? (token ? await input.services.tokens.authenticate(token) : null);
   return {
     principal,
     rejectedCredential: input.authorization != null && input.authorization !== '' && principal === null,

@@ -1,5 +1,7 @@
 // GraphQL hardening and rate limits as a client sees them (the Caddy edge test covers them through Caddy).
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
@@ -181,6 +183,35 @@ describe('rate limits', () => {
       expect((await limited.gql('{ __typename }', {}, null)).status).toBe(429);
       // ...but a real token has its own.
       expect((await limited.gql('{ viewer { role } }', {}, await limited.token('VIEWER'))).body.data).toEqual({ viewer: { role: 'VIEWER' } });
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('still authenticates a request after its body: a token revoked while the body arrives does not run it', { timeout: 20_000 }, async () => {
+    // The rate limit looks the token up before the body, to know which budget the request counts against; that
+    // answer must not stand in for the request's own authentication (an upload can stream for minutes).
+    const limited = await startTestApi('ratelimit_revoked_midbody', { app: { rateLimits: { api: 100, webhooks: 0 } } });
+    try {
+      const owner = await limited.token('OWNER');
+      const name = `midbody-${randomUUID()}`;
+      const doomed = await limited.token('VIEWER', { name });
+      const row = await limited.prisma.apiToken.findFirstOrThrow({ where: { name } });
+      const body = JSON.stringify({ query: '{ viewer { role } }' });
+      const socket = connect(Number(new URL(limited.url).port), '127.0.0.1');
+      await once(socket, 'connect');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+      const ended = once(socket, 'end');
+      socket.write(`POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer ${doomed}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the rate limit has looked the token up by now
+      const revoked = await limited.gql(`mutation($id: ID!) { revokeApiToken(id: $id) { __typename } }`, { id: row.id }, owner);
+      expect(revoked.body.data.revokeApiToken.__typename).toBe('RevokeApiTokenSuccess');
+      socket.write(body.slice(10));
+      await ended; // Connection: close: the server ends the connection after its answer
+      expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+      expect(answer).toContain('"code":"UNAUTHENTICATED"');
+      expect(answer).not.toContain('"role"');
     } finally {
       await limited.close();
     }
