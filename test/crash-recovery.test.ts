@@ -154,7 +154,7 @@ function spawnWorker(api: TestApi, secretKey: Buffer): { proc: ChildProcess; out
 }
 
 describe('a worker stopped with Ctrl-C in its terminal', () => {
-  it('drains: the SIGINT the terminal sends its whole process group does not reach the task children, whose tasks finish', async () => {
+  it('drains: the SIGINT the terminal sends its whole process group does not reach the task children, whose tasks finish; the same SIGINT passed on by npm is the same Ctrl-C', async () => {
     // Task children used to share the worker's process group: Ctrl-C (or any signal to the group) killed them
     // at once, so running tasks ended CHILD_CRASHED (their last attempt FAILED) instead of being drained.
     const secretKey = randomBytes(32);
@@ -173,6 +173,8 @@ describe('a worker stopped with Ctrl-C in its terminal', () => {
     expect(childrenOf(proc.pid!)).toContain(running.childPid);
 
     process.kill(-proc.pid!, 'SIGINT'); // the worker's process group, as a terminal's Ctrl-C
+    await new Promise((resolve) => setTimeout(resolve, 100)); // (two at once would merge into one pending signal)
+    process.kill(proc.pid!, 'SIGINT'); // and again to the worker alone, as `npm start` passes its own on
     expect(await exited).toEqual({ code: 0, signal: null });
     const task = await waitFinal(api, token, id);
     expect(task.status, JSON.stringify(task.error)).toBe('SUCCEEDED');

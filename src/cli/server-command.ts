@@ -2,6 +2,7 @@
 // `switchyard worker` (workers only). Each migrates first, runs until SIGTERM/SIGINT, then shuts down in
 // order: stop taking requests and jobs, let running work finish (aborting what outlasts the timeout), close
 // queues, Prisma and Redis.
+import { constants as osConstants } from 'node:os';
 import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { TaskEventFeed } from '../events/task-event-feed.js';
@@ -101,14 +102,23 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
   // may already be running tasks while the API is still being set up. A step that does not end (a worker waiting
   // for Redis) is cut off by the shutdown deadline, armed at the signal.
   let signalled: string | null = null;
+  let signalledAt = 0;
   let started = false;
-  const onSignal = (signal: string) => {
-    signalled ??= signal;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      // One Ctrl-C can arrive twice: the terminal signals the whole process group, and `npm start` passes its own
+      // SIGINT on to this process as well. A repeat within a second is that; a later one means "stop now".
+      if (Date.now() - signalledAt < 1000) return;
+      logger.warn({ signal }, 'signalled again: exiting at once, without waiting for running tasks');
+      process.exit(128 + osConstants.signals[signal]);
+    }
+    signalled = signal;
+    signalledAt = Date.now();
     if (started) void stop(signal);
     else armDeadline();
   };
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 
   try {
     await runMigrations(env, logger);

@@ -80,19 +80,30 @@ export function feedSubscription<T>(target: FeedTarget, topic: string, capacity:
 export function filteredFeed<T>(subscribe: () => AsyncIterableIterator<T>, keep: (message: T) => boolean): AsyncIterableIterator<T> {
   let feed: AsyncIterableIterator<T> | undefined;
   let ended = false;
+  const end = async (): Promise<IteratorResult<T>> => {
+    ended = true;
+    await feed?.return?.();
+    return { value: undefined, done: true };
+  };
   return {
     async next() {
       if (ended) return { value: undefined, done: true };
       feed ??= subscribe();
-      for (;;) {
-        const result = await feed.next();
-        if (result.done || keep(result.value)) return result;
+      try {
+        for (;;) {
+          const result = await feed.next();
+          if (result.done || keep(result.value)) return result;
+        }
+      } catch (error) {
+        // Whoever reads this may not call return() after a failed next() (graphql-js's mapping does not).
+        await end();
+        throw error;
       }
     },
-    async return() {
-      ended = true;
-      await feed?.return?.();
-      return { value: undefined, done: true };
+    return: end,
+    async throw(error?: unknown) {
+      await end();
+      throw error;
     },
     [Symbol.asyncIterator]() {
       return this;

@@ -41,12 +41,17 @@ export const deferredDependencies: readonly DeferredDependency[] = [
 const fetchApiGlobals = ['fetch', 'Request', 'Response', 'ReadableStream', 'FormData'] as const;
 
 function withoutFetchApi<T>(load: () => T): T {
-  const saved = fetchApiGlobals.map((name) => [name, Object.getOwnPropertyDescriptor(globalThis, name)] as const);
-  for (const name of fetchApiGlobals) Object.defineProperty(globalThis, name, { value: undefined, configurable: true, writable: true });
+  const hidden: Array<[string, PropertyDescriptor | undefined]> = [];
   try {
+    for (const name of fetchApiGlobals) {
+      const descriptor = Object.getOwnPropertyDescriptor(globalThis, name);
+      if (descriptor && !descriptor.configurable) continue; // someone fixed it in place: leave it (axios then sees it)
+      Object.defineProperty(globalThis, name, { value: undefined, configurable: true, writable: true });
+      hidden.push([name, descriptor]);
+    }
     return load();
   } finally {
-    for (const [name, descriptor] of saved) {
+    for (const [name, descriptor] of hidden) {
       if (descriptor) Object.defineProperty(globalThis, name, descriptor);
       else delete (globalThis as Record<string, unknown>)[name];
     }

@@ -95,6 +95,8 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
     outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
   } catch (failure) {
     if (!(failure instanceof UnavailableError)) throw failure;
+    // Nothing is recorded, and some senders never deliver again by themselves (GitHub): the log is where it shows.
+    deps.logger.warn({ sourceId: source.id, kind, deliveryKey: delivery.deliveryKey.slice(0, 200), event: delivery.event }, 'webhook delivery refused: the task queue is unavailable');
     res.setHeader('Retry-After', '30');
     return error(503, failure.code, failure.message);
   }
