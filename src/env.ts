@@ -86,6 +86,7 @@ export const envSchema = z
     SWITCHYARD_GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(15),
     SWITCHYARD_GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
     SWITCHYARD_GRAPHQL_MAX_FIELDS: z.coerce.number().int().min(10).default(1000),
+    SWITCHYARD_GRAPHQL_MAX_NODES: z.coerce.number().int().min(100).default(50_000),
     SWITCHYARD_GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),
     // Bracket nesting of a document and of its variables; graphql-js overflows its stack a few thousand deep.
     SWITCHYARD_GRAPHQL_MAX_NESTING: z.coerce.number().int().min(10).max(1000).default(100),

@@ -56,6 +56,36 @@ describe('operation limits', () => {
   });
 });
 
+describe('connection objects per operation (SWITCHYARD_GRAPHQL_MAX_NODES)', () => {
+  it('refuses an operation whose nested connections may return more objects than the limit, counting page sizes multiplied', { timeout: 20_000 }, async () => {
+    // Page sizes multiply down nested connections (orgs → tasks → events at 100 a page is a million events), which
+    // neither the depth nor the field count sees: a few fields could ask for millions of rows.
+    const limited = await startTestApi('max_nodes', { app: { operationLimits: { maxNodes: 1000 } } });
+    try {
+      const viewer = await limited.token('VIEWER');
+      const tasks = (tasksArgs: string, eventsArgs: string) => `tasks${tasksArgs} { edges { node { id events${eventsArgs} { edges { node { seq } } } } } }`;
+      const answer = async (query: string, variables: Record<string, unknown> = {}) => {
+        const res = await limited.gql(query, variables, viewer);
+        return codes(res)?.[0] ?? 'OK';
+      };
+      expect(await answer(`{ ${tasks('(first: 5)', '(first: 100)')} }`)).toBe('OK'); // 5 + 5 × 100
+      expect(await answer(`{ ${tasks('(first: 20)', '(first: 100)')} }`)).toBe('QUERY_TOO_COSTLY'); // 20 + 2,000
+      expect(await answer(`{ ${tasks('', '(first: 40)')} }`)).toBe('OK'); // the default page, 20: 20 + 800
+      expect(await answer(`{ ${tasks('', '')} }`)).toBe('OK'); // 20 + 400
+      // A page size from a variable is not known when the document is checked: it counts as the largest page.
+      expect(await answer(`query($n: Int) { ${tasks('(first: $n)', '(first: 10)')} }`, { n: 2 })).toBe('QUERY_TOO_COSTLY'); // 100 + 1,000
+      // Aliases and fragments count where they are used.
+      expect(await answer(`{ a: ${tasks('(first: 5)', '(first: 100)')} b: ${tasks('(first: 5)', '(first: 100)')} }`)).toBe('QUERY_TOO_COSTLY'); // 2 × 505
+      expect(await answer(`{ ...q } fragment q on Query { ${tasks('(first: 20)', '(first: 100)')} }`)).toBe('QUERY_TOO_COSTLY');
+      expect(await answer(`{ orgs(first: 10) { edges { node { ... on Org { ${tasks('(first: 10)', '(first: 10)')} } } } } }`)).toBe('QUERY_TOO_COSTLY'); // 10 + 100 + 1,000
+      const refused = await limited.gql(`{ ${tasks('(first: 20)', '(first: 100)')} }`, {}, viewer);
+      expect(refused.body.errors![0]!.message).toMatch(/may return 2020 objects .*the limit is 1000/);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
 describe('nesting limit (SWITCHYARD_GRAPHQL_MAX_NESTING, default 100)', () => {
   const submit = (params: string) => `mutation { submitTask(input: {type: DIAGNOSTIC, org: "uat", params: ${params}}) { __typename ... on Error { code } } }`;
   /** POSTs a body written by hand: a client's JSON.stringify overflows on the nesting these tests send. */

@@ -34,6 +34,7 @@ export function appOptionsFromEnv(env: Env, runtime: Runtime, logger: Logger, fe
       maxDepth: env.SWITCHYARD_GRAPHQL_MAX_DEPTH,
       maxAliases: env.SWITCHYARD_GRAPHQL_MAX_ALIASES,
       maxFields: env.SWITCHYARD_GRAPHQL_MAX_FIELDS,
+      maxNodes: env.SWITCHYARD_GRAPHQL_MAX_NODES,
       maxTokens: env.SWITCHYARD_GRAPHQL_MAX_TOKENS,
       maxNesting: env.SWITCHYARD_GRAPHQL_MAX_NESTING,
       introspection: env.SWITCHYARD_INTROSPECTION ?? env.NODE_ENV !== 'production',

@@ -63,7 +63,7 @@ const deliveryPruningMs = 3_600_000;
 
 const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
 
-const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxTokens: 5000, maxNesting: 100, introspection: true };
+const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxNodes: 50_000, maxTokens: 5000, maxNesting: 100, introspection: true };
 
 const defaultSubscriptionLimits: Omit<SubscriptionLimits, 'maxMessageBytes'> = {
   maxSubscriptionsPerConnection: 20,

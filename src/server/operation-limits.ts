@@ -1,11 +1,24 @@
 // Limits on what one GraphQL operation may ask for, checked before execution: nesting depth, aliases,
-// the number of fields selected (a simple cost), and tokens in the document (checked while parsing, so a
+// the number of fields selected (a simple cost), the objects its connections may return (page sizes multiply
+// down nested connections: orgs → tasks → events at 100 a page is a million events), and tokens in the document (checked while parsing, so a
 // huge document is refused before it is held in memory as an AST). Introspection can be switched off.
 // Bracket nesting of the document and of the variables is checked before parsing: graphql-js parses
 // recursively, so `[[[…]]]` or `{a:{a:…}}` a few thousand levels deep (well under the token limit) overflowed
 // the call stack, a RangeError answered as a 500, and nested variables overflowed what walks them recursively
 // (JSON.stringify, the WebSocket sharing key).
-import { GraphQLError, Kind, type ASTVisitor, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
+import {
+  getNamedType,
+  GraphQLError,
+  isInterfaceType,
+  isObjectType,
+  Kind,
+  type ASTVisitor,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLNamedType,
+  type SelectionSetNode,
+  type ValidationContext,
+} from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { parse } from 'graphql';
 
@@ -13,6 +26,8 @@ export interface OperationLimits {
   maxDepth: number;
   maxAliases: number;
   maxFields: number;
+  /** Objects the operation's connections may return, each page size multiplied by those of the connections around it. */
+  maxNodes: number;
   maxTokens: number;
   /** Deepest nesting of brackets in the document, and of arrays and objects in the variables. */
   maxNesting: number;
@@ -77,46 +92,95 @@ function valueNesting(value: unknown): number {
   return deepest;
 }
 
-/** Depth, aliases and fields of the whole operation, following fragments (each counted where it is spread). */
-function measure(context: ValidationContext, selectionSet: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, depth: number, seen: Set<string>) {
+/** A connection's page when `first`/`last` is not given, and the most it may ask for (the builder's relay options). */
+const defaultPageSize = 20;
+const maxPageSize = 100;
+
+/**
+ * How many objects a connection field may return per parent: its `first` or `last` when written in the document,
+ * the largest page when it comes from a variable (unknown here: documents are validated once, whatever the
+ * variables), the default page without either; null for a field that is not a connection.
+ */
+function pageSize(field: FieldNode, type: GraphQLNamedType | undefined): number | null {
+  if (!type?.name.endsWith('Connection')) return null;
+  let size: number | null = null;
+  for (const argument of field.arguments ?? []) {
+    if (argument.name.value !== 'first' && argument.name.value !== 'last') continue;
+    const given = argument.value.kind === Kind.INT ? Math.min(Math.max(Number(argument.value.value), 0), maxPageSize) : maxPageSize;
+    size = Math.max(size ?? 0, given);
+  }
+  return size ?? defaultPageSize;
+}
+
+/** The type a field of `parent` returns, unwrapped (undefined for a field the schema does not have: validation reports it). */
+function fieldType(parent: GraphQLNamedType | undefined, name: string): GraphQLNamedType | undefined {
+  if (!parent || !(isObjectType(parent) || isInterfaceType(parent))) return undefined;
+  const definition = parent.getFields()[name];
+  return definition ? getNamedType(definition.type) : undefined;
+}
+
+/**
+ * Depth, aliases, fields and connection objects of the whole operation, following fragments (each counted where
+ * it is spread). `parent` is the type the selection set is on; `times` how many parent objects it may be read for.
+ */
+function measure(
+  context: ValidationContext,
+  selectionSet: SelectionSetNode,
+  fragments: Map<string, FragmentDefinitionNode>,
+  depth: number,
+  seen: Set<string>,
+  parent: GraphQLNamedType | undefined,
+  times: number,
+) {
   let deepest = depth;
   let aliases = 0;
   let fields = 0;
+  let nodes = 0;
   for (const selection of selectionSet.selections) {
     if (selection.kind === Kind.FIELD) {
       fields += 1;
       if (selection.alias) aliases += 1;
+      const type = fieldType(parent, selection.name.value);
+      const page = pageSize(selection, type);
+      const reads = page === null ? times : times * page;
+      if (page !== null) nodes += reads;
       if (selection.selectionSet) {
-        const inner = measure(context, selection.selectionSet, fragments, depth + 1, seen);
+        const inner = measure(context, selection.selectionSet, fragments, depth + 1, seen, type, reads);
         deepest = Math.max(deepest, inner.deepest);
         aliases += inner.aliases;
         fields += inner.fields;
+        nodes += inner.nodes;
       }
     } else {
-      const set =
-        selection.kind === Kind.INLINE_FRAGMENT
-          ? selection.selectionSet
-          : seen.has(selection.name.value)
-            ? undefined
-            : fragments.get(selection.name.value)?.selectionSet;
+      const fragment = selection.kind === Kind.FRAGMENT_SPREAD && !seen.has(selection.name.value) ? fragments.get(selection.name.value) : undefined;
+      const set = selection.kind === Kind.INLINE_FRAGMENT ? selection.selectionSet : fragment?.selectionSet;
       if (!set) continue;
-      const inner = measure(context, set, fragments, depth, selection.kind === Kind.FRAGMENT_SPREAD ? new Set([...seen, selection.name.value]) : seen);
+      const condition = selection.kind === Kind.INLINE_FRAGMENT ? selection.typeCondition : fragment?.typeCondition;
+      const on = condition ? context.getSchema().getType(condition.name.value) : parent;
+      const inner = measure(context, set, fragments, depth, selection.kind === Kind.FRAGMENT_SPREAD ? new Set([...seen, selection.name.value]) : seen, on, times);
       deepest = Math.max(deepest, inner.deepest);
       aliases += inner.aliases;
       fields += inner.fields;
+      nodes += inner.nodes;
     }
   }
-  return { deepest, aliases, fields };
+  return { deepest, aliases, fields, nodes };
 }
 
 function limitsRule(limits: OperationLimits) {
   return (context: ValidationContext): ASTVisitor => ({
     OperationDefinition(node) {
       const fragments = new Map(context.getDocument().definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])));
-      const { deepest, aliases, fields } = measure(context, node.selectionSet, fragments, 1, new Set());
+      const root = context.getSchema().getRootType(node.operation) ?? undefined;
+      const { deepest, aliases, fields, nodes } = measure(context, node.selectionSet, fragments, 1, new Set(), root, 1);
       if (deepest > limits.maxDepth) context.reportError(limitError('QUERY_TOO_DEEP', `The operation nests ${deepest} levels deep; the limit is ${limits.maxDepth}`));
       if (aliases > limits.maxAliases) context.reportError(limitError('TOO_MANY_ALIASES', `The operation uses ${aliases} aliases; the limit is ${limits.maxAliases}`));
       if (fields > limits.maxFields) context.reportError(limitError('QUERY_TOO_COSTLY', `The operation selects ${fields} fields; the limit is ${limits.maxFields}`));
+      if (nodes > limits.maxNodes) {
+        context.reportError(
+          limitError('QUERY_TOO_COSTLY', `The operation's connections may return ${nodes} objects (page sizes multiplied down nested connections; a page size from a variable counts as ${maxPageSize}); the limit is ${limits.maxNodes}: ask for smaller pages, or page the inner connection separately`),
+        );
+      }
     },
     Field(node) {
       if (!limits.introspection && (node.name.value === '__schema' || node.name.value === '__type')) {
