@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { filteredFeed } from '../src/events/feed-subscription.js';
 import { TaskEventFeed } from '../src/events/task-event-feed.js';
 import { testRedisUrl } from './support/harness.js';
 import { waitFor } from './support/worker-harness.js';
@@ -109,5 +110,36 @@ describe('TaskEventFeed', () => {
     await events.return?.();
     expect(await waiting).toEqual({ value: undefined, done: true });
     expect(await events.next()).toEqual({ value: undefined, done: true });
+  });
+});
+
+describe('filteredFeed (taskUpdated)', () => {
+  const numsub = async (channel: string) => Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
+
+  it('subscribes on its first read, delivers what it keeps, and unsubscribes when its reader returns or a read fails', async () => {
+    const taskId = randomUUID();
+    const channel = `${prefix}:taskEvent:${taskId}`;
+    const kept = filteredFeed(() => feed.task(taskId), (message: { seq?: number }) => (message.seq ?? 0) % 2 === 0);
+    expect(await numsub(channel)).toBe(0); // made, not read: nothing listens
+    const first = kept.next();
+    await waitFor(async () => (await numsub(channel)) === 1 || null, 5000, 'the subscription');
+    for (const seq of [1, 2, 3]) await redis.publish(channel, JSON.stringify({ seq }));
+    expect((await first).value).toEqual({ seq: 2 });
+    await kept.return!();
+    await waitFor(async () => (await numsub(channel)) === 0 || null, 5000, 'the unsubscription');
+
+    // A filter that throws fails the read, and the subscription goes with it (a reader need not return() then).
+    const failing = filteredFeed(() => feed.task(taskId), () => {
+      throw new Error('bad filter');
+    });
+    const failed = failing.next().then(
+      () => null,
+      (error: Error) => error.message,
+    );
+    await waitFor(async () => (await numsub(channel)) === 1 || null, 5000, 'the second subscription');
+    await redis.publish(channel, JSON.stringify({ seq: 4 }));
+    expect(await failed).toBe('bad filter');
+    await waitFor(async () => (await numsub(channel)) === 0 || null, 5000, 'the unsubscription after the failed read');
+    expect(await failing.next()).toEqual({ value: undefined, done: true });
   });
 });
