@@ -554,6 +554,41 @@ describe('removeOrg', () => {
     expect((await data('{ org(alias: "rm-org") { id } }')).org).toBeNull();
   });
 
+  it('waits for a task being written for the org and counts it: the removal is refused, and the task keeps its org', async () => {
+    // The active tasks used to be counted before the removal's transaction only: a task submitted in between
+    // (its insert holding the org's row for its foreign key) was left QUEUED with its org removed under it.
+    await registerOk('rm-written', { instanceUrl: 'https://rmwritten.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-written' } });
+    let removal: Promise<any> | undefined;
+    const taskId = randomUUID();
+    await api.prisma.$transaction(async (tx) => {
+      await tx.task.create({
+        data: { id: taskId, type: 'DIAGNOSTIC', status: 'QUEUED', queue: 'NORMAL', priority: 50, input: {}, maxAttempts: 1, source: 'API', requestedBy: 'test', orgId: org.id, orgAlias: org.alias },
+      });
+      removal = remove('rm-written'); // sees no active task yet (not committed), then waits for the org's row
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    expect(await removal).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+    expect(await api.prisma.org.findUnique({ where: { id: org.id } })).not.toBeNull();
+    expect((await api.prisma.task.findUniqueOrThrow({ where: { id: taskId } })).orgId).toBe(org.id);
+    await api.prisma.task.delete({ where: { id: taskId } });
+  });
+
+  it('makes a task submitted while the org is being removed ORG_NOT_FOUND, not an internal error', async () => {
+    await registerOk('rm-removing', { instanceUrl: 'https://rmremoving.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-removing' } });
+    let submitted: Promise<any> | undefined;
+    // A removal under way, as removeOrg's transaction holds it: the org's row locked, then deleted.
+    await api.prisma.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT id FROM "Org" WHERE id = ${org.id}::uuid FOR UPDATE`;
+      await tx.org.delete({ where: { id: org.id } });
+      submitted = data(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-removing' } }); // finds the org, then waits to write
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    expect((await submitted!).submitTask).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND', message: expect.stringMatching(/removed while the task was being created/) });
+    expect(await api.prisma.task.count({ where: { orgAlias: 'rm-removing' } })).toBe(0);
+  });
+
   it('is refused while the org has a scheduled task', async () => {
     await registerOk('rm-sched', { instanceUrl: 'https://rms.my.salesforce.com', refreshToken: fakeRefreshToken() });
     const runAt = new Date(Date.now() + 3_600_000).toISOString();

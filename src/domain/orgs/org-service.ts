@@ -154,15 +154,15 @@ export class OrgService {
     // discarded here), and does not hold the removal up. Any other active task does, and then nothing is touched:
     // the checks stay too.
     const waitingCheck = { type: 'ORG_CHECK' as const, status: { in: [...waitingTaskStatuses] } };
-    const active = await this.prisma.task.count({
-      where: { orgId: org.id, status: { in: [...activeTaskStatuses] }, ...(this.checks ? { NOT: waitingCheck } : {}) },
-    });
-    if (active > 0) {
-      throw new ConflictError(
-        'ORG_HAS_ACTIVE_TASKS',
-        `Org "${alias}" has ${active} scheduled, queued or running task(s); cancel them first`,
-      );
-    }
+    const refuseActive = async (client: Pick<PrismaClient, 'task'>) => {
+      const active = await client.task.count({
+        where: { orgId: org.id, status: { in: [...activeTaskStatuses] }, ...(this.checks ? { NOT: waitingCheck } : {}) },
+      });
+      if (active > 0) {
+        throw new ConflictError('ORG_HAS_ACTIVE_TASKS', `Org "${alias}" has ${active} scheduled, queued or running task(s); cancel them first`);
+      }
+    };
+    await refuseActive(this.prisma);
     const waitingChecks = await this.prisma.task.findMany({ where: { orgId: org.id, ...waitingCheck }, select: { id: true } });
     if (this.checks) for (const task of waitingChecks) await this.checks.discard(actor, task.id).catch(() => undefined);
     // Of concurrent removals, the one whose delete finds the row records it and deletes the secret; the others
@@ -170,6 +170,12 @@ export class OrgService {
     const deletion = await unlessGone(
       () =>
         this.prisma.$transaction(async (tx) => {
+          // The org's row, locked, and its tasks counted again under the lock: a task being written for it (its
+          // foreign key check holds the row) is waited for and then counted, and one written from now on waits for
+          // this removal and then finds no org (ORG_NOT_FOUND). Counted only before, a task submitted in between
+          // was left QUEUED without its org.
+          await tx.$queryRaw`SELECT id FROM "Org" WHERE id = ${org.id}::uuid FOR UPDATE`;
+          await refuseActive(tx);
           await tx.org.delete({ where: { id: org.id } });
           await this.audit.record(tx, actor, 'org.remove', 'Org', org.id, { alias: org.alias });
           return this.secretWrites.noteDeletion(tx, org.secretRef);
