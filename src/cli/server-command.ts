@@ -128,7 +128,12 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     // What only root may read (a key file) has been read; no task child has been forked yet.
     if (env.SWITCHYARD_RUN_AS) logger.info({ ...runAs(env.SWITCHYARD_RUN_AS), runAs: env.SWITCHYARD_RUN_AS }, 'switched user');
     if (!(await waitForRedis(runtime.redis, 5000))) {
-      logger.warn('Redis is not reachable yet; serving anyway, /readyz reports 503 until it is');
+      // Workers start only once Redis answers (BullMQ waits for it); an API alone serves, not ready, meanwhile.
+      logger.warn(
+        selection
+          ? `Redis is not reachable yet; the workers${options.api ? ', and then the API,' : ''} start when it is`
+          : 'Redis is not reachable yet; serving anyway, /readyz reports 503 until it is',
+      );
     }
     if (signalled) return stop(signalled);
     if (selection) {
