@@ -3,7 +3,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { LaunchedChild } from '../src/workers/child-launcher.js';
+import { childEntryPoint, childEnvironment, type LaunchedChild } from '../src/workers/child-launcher.js';
 import { ChildSession, type SessionHooks } from '../src/workers/child-session.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
 
@@ -41,6 +41,40 @@ const request = (token: string | null): RunRequest => ({
   org: { alias: 'uat', instanceUrl: 'https://example.my.salesforce.com' },
   grant: token === null ? { kind: 'ask' } : { kind: 'ipc', token, expiresAt: new Date(Date.now() + 60_000).toISOString() },
   files: { artifactDir: '/nonexistent' },
+});
+
+describe('ChildSession with the real task child', () => {
+  it('a child waiting for its grant stops waiting when its run is stopped: it exits at once, not when the slow grant comes', { timeout: 20_000 }, async () => {
+    // The child used to wait for the grant's answer whatever happened meanwhile: a cancel or a timeout during a
+    // slow Vault round trip (up to 10 s a request) used up the run's kill grace before the child even looked.
+    let asked: () => void = () => undefined;
+    const askedFor = new Promise<void>((resolve) => (asked = resolve));
+    const given = hooks({
+      issueGrant: async () => {
+        asked();
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        return vaultGrant('wrap-late');
+      },
+    });
+    const child = fork(childEntryPoint(), [], { env: childEnvironment(), execArgv: [], serialization: 'json', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const launched: LaunchedChild = {
+      process: child,
+      ready: new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('exit', () => reject(new Error('exited before ready')));
+      }),
+      wasSpare: false,
+    };
+    const session = new ChildSession(launched, given, 10_000);
+    const outcome = session.run({ ...request(null), params: { steps: 1, stepMs: 0, readCredentials: true } });
+    await askedFor;
+    const exited = new Promise<number>((resolve) => child.once('exit', () => resolve(Date.now())));
+    const stoppedAt = Date.now();
+    session.abort('cancelled');
+    // The child reports and exits at once; the session settles once the grant under way has come (and is dropped).
+    expect((await exited) - stoppedAt).toBeLessThan(2_000);
+    expect(await outcome).toMatchObject({ kind: 'aborted', reason: 'cancelled', report: { kind: 'failed', code: 'ABORTED' } });
+  });
 });
 
 describe('ChildSession', () => {

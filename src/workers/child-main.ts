@@ -37,10 +37,18 @@ process.on('message', (message: ParentMessage) => {
   else if (message.t === 'abort') abort.abort(abortError(message.reason));
 });
 
-/** Asks the worker for the run's grant (issued only now: a run that never needs credentials leaves none). */
-async function askForGrant(): Promise<CredentialGrant> {
-  const answer = await new Promise<Extract<ParentMessage, { t: 'grant' }>>((resolve) => {
+/**
+ * Asks the worker for the run's grant (issued only now: a run that never needs credentials leaves none). A run
+ * stopped meanwhile stops waiting (the worker's Vault round trip can take seconds), unless it must cancel an
+ * earlier attempt's deployment (`resume`), which it needs the credentials for.
+ */
+async function askForGrant(request: RunRequest): Promise<CredentialGrant> {
+  const answer = await new Promise<Extract<ParentMessage, { t: 'grant' }>>((resolve, reject) => {
     pendingGrant = resolve;
+    if (!request.resume) {
+      if (abort.signal.aborted) return reject(abort.signal.reason);
+      abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });
+    }
     void send({ t: 'grant' });
   });
   pendingGrant = null;
@@ -58,7 +66,7 @@ function abortError(reason: AbortReason): OperationError {
 }
 
 async function redeem(request: RunRequest): Promise<OrgCredentials> {
-  const grant = request.grant.kind === 'ask' ? await askForGrant() : request.grant;
+  const grant = request.grant.kind === 'ask' ? await askForGrant(request) : request.grant;
   let value: Record<string, string> | null;
   if (grant.kind === 'vault') {
     const { unwrapVaultGrant } = await import('../secrets/vault-unwrap.js');
