@@ -183,6 +183,27 @@ describe('a worker stopped with Ctrl-C in its terminal', () => {
   }, 60_000);
 });
 
+describe('a worker signalled again while it drains', () => {
+  it('exits at once with 128 + the signal, when the second signal comes more than a second after the first', async () => {
+    const secretKey = randomBytes(32);
+    const { api, token } = await apiWithOrg('crash_twice', 'twice', { secretKey });
+    const { proc, output, exited } = spawnWorker(api, secretKey);
+    const id = await submit(api, token, { org: 'twice', maxAttempts: 2, params: { steps: 40, stepMs: 250 } });
+    await waitFor(
+      async () => (await api.prisma.task.findUniqueOrThrow({ where: { id } })).status === 'RUNNING' || null,
+      20_000,
+      `the task running in the worker process (worker output: ${output.join('')})`,
+    );
+    proc.kill('SIGTERM'); // the drain begins: the task has ten seconds to go
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const secondAt = Date.now();
+    proc.kill('SIGTERM'); // "now"
+    expect(await exited).toEqual({ code: 143, signal: null });
+    expect(Date.now() - secondAt).toBeLessThan(2_000);
+    expect(output.join('')).toContain('signalled again: exiting at once');
+  }, 60_000);
+});
+
 describe('a worker killed with SIGKILL mid-task', () => {
   it('loses no task: its children exit, the run is retried as WORKER_LOST or failed when attempts are used up', async () => {
     const secretKey = randomBytes(32);
