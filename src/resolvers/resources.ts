@@ -15,7 +15,7 @@ builder.queryField('resourceUtilization', (t) =>
 builder.subscriptionField('resourceUtilization', (t) =>
   t.field({
     type: ResourceUtilizationRef,
-    description: 'A snapshot now and then every intervalSeconds, counted from when the reader took the last one.',
+    description: 'A snapshot now, then each next one intervalSeconds after the reader asks for it (plus the time taking it).',
     authScopes: { read: true },
     args: { intervalSeconds: t.arg.int({ defaultValue: 5, validate: { min: 1, max: 300 } }) },
     // A Repeater, not a generator: unsubscribing ends the wait under way at once instead of after the next tick.
