@@ -153,23 +153,29 @@ function spawnWorker(api: TestApi, secretKey: Buffer): { proc: ChildProcess; out
   return { proc, output, exited };
 }
 
+/** An org, a worker process (spawnWorker) and a DIAGNOSTIC task of `input` running in it, past its first step. */
+async function taskRunningInWorker(alias: string, input: Record<string, unknown>) {
+  const secretKey = randomBytes(32);
+  const { api, token } = await apiWithOrg(`crash_${alias}`, alias, { secretKey });
+  const worker = spawnWorker(api, secretKey);
+  const id = await submit(api, token, { org: alias, ...input });
+  const running = await waitFor(
+    async () => {
+      const row = await api.prisma.task.findUniqueOrThrow({ where: { id } });
+      const progressed = await api.prisma.taskEvent.count({ where: { taskId: id, kind: 'PROGRESS' } });
+      return row.status === 'RUNNING' && row.childPid && progressed >= 1 ? row : null;
+    },
+    20_000,
+    `the task running in the worker process (worker output: ${worker.output.join('')})`,
+  );
+  return { api, token, id, running, ...worker };
+}
+
 describe('a worker stopped with Ctrl-C in its terminal', () => {
   it('drains: the SIGINT the terminal sends its whole process group does not reach the task children, whose tasks finish; the same SIGINT passed on by npm is the same Ctrl-C', async () => {
     // Task children used to share the worker's process group: Ctrl-C (or any signal to the group) killed them
     // at once, so running tasks ended CHILD_CRASHED (their last attempt FAILED) instead of being drained.
-    const secretKey = randomBytes(32);
-    const { api, token } = await apiWithOrg('crash_sigint', 'sigint', { secretKey });
-    const { proc, output, exited } = spawnWorker(api, secretKey);
-    const id = await submit(api, token, { org: 'sigint', maxAttempts: 1, params: { steps: 8, stepMs: 250 } });
-    const running = await waitFor(
-      async () => {
-        const row = await api.prisma.task.findUniqueOrThrow({ where: { id } });
-        const progressed = await api.prisma.taskEvent.count({ where: { taskId: id, kind: 'PROGRESS' } });
-        return row.status === 'RUNNING' && row.childPid && progressed >= 1 ? row : null;
-      },
-      20_000,
-      `the task running in the worker process (worker output: ${output.join('')})`,
-    );
+    const { api, token, proc, exited, id, running } = await taskRunningInWorker('sigint', { maxAttempts: 1, params: { steps: 8, stepMs: 250 } });
     expect(childrenOf(proc.pid!)).toContain(running.childPid);
 
     process.kill(-proc.pid!, 'SIGINT'); // the worker's process group, as a terminal's Ctrl-C
@@ -185,15 +191,7 @@ describe('a worker stopped with Ctrl-C in its terminal', () => {
 
 describe('a worker signalled again while it drains', () => {
   it('exits at once with 128 + the signal, when the second signal comes more than a second after the first', async () => {
-    const secretKey = randomBytes(32);
-    const { api, token } = await apiWithOrg('crash_twice', 'twice', { secretKey });
-    const { proc, output, exited } = spawnWorker(api, secretKey);
-    const id = await submit(api, token, { org: 'twice', maxAttempts: 2, params: { steps: 40, stepMs: 250 } });
-    await waitFor(
-      async () => (await api.prisma.task.findUniqueOrThrow({ where: { id } })).status === 'RUNNING' || null,
-      20_000,
-      `the task running in the worker process (worker output: ${output.join('')})`,
-    );
+    const { proc, output, exited } = await taskRunningInWorker('twice', { maxAttempts: 2, params: { steps: 40, stepMs: 250 } });
     proc.kill('SIGTERM'); // the drain begins: the task has ten seconds to go
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const secondAt = Date.now();
