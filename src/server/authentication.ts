@@ -1,6 +1,7 @@
 // Every operation needs a valid bearer token, except pure introspection (so IDE explorers and GraphiQL can
 // load the schema before a token is pasted in). A presented but invalid token is always refused, even for
 // introspection, so a client learns at once that its token is bad. Runs for HTTP and WebSocket alike.
+import type { ServerResponse } from 'node:http';
 import { GraphQLError, type DocumentNode } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { AuthenticatedContext } from '../context.js';
@@ -34,11 +35,12 @@ export function useAuthentication(streams: TokenStreams): Plugin {
       check(args.contextValue as unknown as AuthenticatedContext, args.document, args.operationName);
     },
     onSubscribe({ args }) {
-      const context = args.contextValue as unknown as AuthenticatedContext & { connectionParams?: unknown };
+      // `res`: the Node response of an HTTP request (Yoga's server context), whose close gives the stream's place back.
+      const context = args.contextValue as unknown as AuthenticatedContext & { connectionParams?: unknown; res?: ServerResponse };
       check(context, args.document, args.operationName);
       const tokenId = context.principal?.tokenId;
       if (!tokenId || context.connectionParams !== undefined) return undefined;
-      streams.assertRoom(tokenId);
+      streams.reserve(tokenId, context.res);
       return {
         onSubscribeResult({ result, setResult }) {
           if (isAsyncIterable(result)) setResult(streams.watch(tokenId, result));

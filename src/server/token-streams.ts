@@ -12,7 +12,7 @@ type End = 'revoked' | 'stopped' | 'shutdown';
 
 export class TokenStreams {
   private readonly open = new Set<StopSignal<End>>();
-  /** Streams running on this replica, by token. */
+  /** Subscription responses open on this replica, by token. */
   private readonly perToken = new Map<string, number>();
 
   constructor(
@@ -22,14 +22,25 @@ export class TokenStreams {
   ) {}
 
   /**
-   * Refuses another stream to a token that has `maxPerToken` running on this replica, as a WebSocket connection
-   * over the limit is refused: each stream is a request held open, and its own executions and queries. (Streams
-   * that have not started yet are not counted: a few requests at once may go over by as many.)
+   * Takes one of the token's `maxPerToken` places on this replica for a subscription over HTTP, or refuses it, as a
+   * WebSocket connection over the limit is refused: each stream is a request held open, and its own execution and
+   * queries. The place is taken at once (requests arriving together are counted) and given back when the response
+   * closes, however it ends (also when its client left before it was sent, and no stream ever started).
    */
-  assertRoom(tokenId: string): void {
-    if ((this.perToken.get(tokenId) ?? 0) < this.maxPerToken) return;
-    throw new GraphQLError(`At most ${this.maxPerToken} subscriptions over HTTP per token on this API replica: end one, or use a WebSocket connection, which carries many`, {
-      extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', http: { status: 429 } },
+  reserve(tokenId: string, response: { closed?: boolean; once(event: 'close', listener: () => void): unknown } | undefined): void {
+    const taken = this.perToken.get(tokenId) ?? 0;
+    if (taken >= this.maxPerToken) {
+      throw new GraphQLError(`At most ${this.maxPerToken} subscriptions over HTTP per token on this API replica: end one, or use a WebSocket connection, which carries many`, {
+        extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', http: { status: 429 } },
+      });
+    }
+    // Without a response to watch (an operation run in process), there is nothing held open to count.
+    if (!response || response.closed) return;
+    this.perToken.set(tokenId, taken + 1);
+    response.once('close', () => {
+      const left = this.perToken.get(tokenId)! - 1;
+      if (left > 0) this.perToken.set(tokenId, left);
+      else this.perToken.delete(tokenId);
     });
   }
 
@@ -43,7 +54,6 @@ export class TokenStreams {
     return new Repeater<ExecutionResult>(async (push, stop) => {
       const ended = new StopSignal<End>();
       this.open.add(ended);
-      this.perToken.set(tokenId, (this.perToken.get(tokenId) ?? 0) + 1);
       void stop.then(() => ended.fire('stopped'));
       const unwatch = this.tokens.add(tokenId, () => ended.fire('revoked'));
       const iterator = source[Symbol.asyncIterator]();
@@ -64,9 +74,6 @@ export class TokenStreams {
         }
       } finally {
         this.open.delete(ended);
-        const left = this.perToken.get(tokenId)! - 1;
-        if (left > 0) this.perToken.set(tokenId, left);
-        else this.perToken.delete(tokenId);
         unwatch();
         stop();
         await iterator.return?.();
