@@ -1,4 +1,5 @@
-// Who a WebSocket connection's bearer token stands for, remembered for a few seconds. Looking a token up
+// Who a WebSocket connection's bearer token stands for, remembered for a few seconds (the HTTP rate limit asks it
+// too, only to choose a request's budget: the request itself is authenticated by its context). Looking a token up
 // (a Prisma query: compiled in Wasm on the event loop, then Postgres) was the largest cost of accepting a
 // connection (bench/fanout.ts, profile while connecting), and clients reconnect in crowds, with the same few
 // tokens, after a deploy or a network blip: while 1,000 of them are looked up one by one, live events wait.

@@ -21,7 +21,7 @@ import { checkReadiness } from './health.js';
 import { checkGraphqlBody, graphqlFetchApi, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError, useValidationRedaction } from './mask-error.js';
 import { addressRanges } from '../net/address-ranges.js';
-import { clientAddress, RateLimiter, RecentlyValidTokens, tokenKey } from './rate-limiter.js';
+import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { startDeliveryPruning } from './delivery-pruning.js';
@@ -159,7 +159,6 @@ export function createApp(options: AppOptions): App {
   });
 
   const limiter = new RateLimiter(redis, options.prefix);
-  const validTokens = new RecentlyValidTokens();
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
   const trusted = addressRanges(options.trustedProxies ?? []);
 
@@ -179,14 +178,12 @@ export function createApp(options: AppOptions): App {
             if (!decision.allowed) return tooManyRequests(res, decision.retryAfterSeconds, true);
             // A bearer value that does not authenticate has no budget of its own (a made-up one per request would be
             // a fresh budget each time): it counts against the client address, as a request without one does. This
-            // look-up only settles the budget; the context authenticates the request itself, after its body (an
-            // upload can stream for minutes, and a token revoked meanwhile must not run it).
-            if (token && rateLimits.api > 0 && !validTokens.has(token)) {
-              if (await services.tokens.authenticate(token)) validTokens.add(token);
-              else {
-                const byAddress = await limiter.hit('api', address, rateLimits.api);
-                if (!byAddress.allowed) return tooManyRequests(res, byAddress.retryAfterSeconds, true);
-              }
+            // look-up (through the principal cache WebSocket connects use) only settles the budget; the context
+            // authenticates the request itself, after its body (an upload can stream for minutes, and a token
+            // revoked meanwhile must not run it).
+            if (token && rateLimits.api > 0 && !(await subscriptions.authenticate(token))) {
+              const byAddress = await limiter.hit('api', address, rateLimits.api);
+              if (!byAddress.allowed) return tooManyRequests(res, byAddress.retryAfterSeconds, true);
             }
             const refusal = await checkGraphqlBody(req, bodyLimits);
             if (refusal) return refuse(res, refusal.status, refusal.code, refusal.message, true);

@@ -21,36 +21,6 @@ return {1, 0}
 
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
-/**
- * Bearer tokens that authenticated in the last half minute (by their hashed key), so that deciding which budget a
- * request counts against does not look its token up on every request. Only that decision: every request is
- * still authenticated by its context. Bounded: the oldest entry goes first.
- */
-export class RecentlyValidTokens {
-  private readonly until = new Map<string, number>();
-
-  constructor(
-    private readonly ttlMs = 30_000,
-    private readonly max = 10_000,
-  ) {}
-
-  has(token: string): boolean {
-    const key = tokenKey(token);
-    const until = this.until.get(key);
-    if (until === undefined) return false;
-    if (until > Date.now()) return true;
-    this.until.delete(key);
-    return false;
-  }
-
-  add(token: string): void {
-    const key = tokenKey(token);
-    this.until.delete(key);
-    if (this.until.size >= this.max) this.until.delete(this.until.keys().next().value!);
-    this.until.set(key, Date.now() + this.ttlMs);
-  }
-}
-
 export class RateLimiter {
   constructor(
     private readonly redis: Redis,

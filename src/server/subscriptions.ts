@@ -67,7 +67,13 @@ export function attachSubscriptions(
     /** Counts one operation against the API rate limit, under the key HTTP requests with the same token use. */
     rateLimit: (key: string) => Promise<RateDecision>;
   },
-): { close(): Promise<void>; connections(): number; sharedExecutions(): number } {
+): {
+  close(): Promise<void>;
+  connections(): number;
+  sharedExecutions(): number;
+  /** Who a bearer token stands for, through the same short-lived cache as WebSocket connects. */
+  authenticate(token: string): Promise<Principal | null>;
+} {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: deps.limits.maxMessageBytes });
   const shared = new SharedSubscriptions((error) => logger.error({ err: error }, 'a shared subscription failed'));
@@ -204,6 +210,7 @@ export function attachSubscriptions(
   return {
     connections: () => wsServer.clients.size,
     sharedExecutions: () => shared.size,
+    authenticate: (token) => principals.authenticate(token),
     async close() {
       clearInterval(sweep);
       stopForgetting();
