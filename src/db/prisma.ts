@@ -28,6 +28,15 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
   return prisma;
 }
 
+/**
+ * Whether a raw statement failed on this Postgres constraint: on the pg pool (pg's DatabaseError names it), or
+ * through Prisma's $queryRaw (P2010, with Postgres's message).
+ */
+export function violatesConstraint(error: unknown, constraint: string): boolean {
+  if (error instanceof pg.DatabaseError) return error.constraint === constraint;
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2010' && `${error.message} ${JSON.stringify(error.meta ?? {})}`.includes(`"${constraint}"`);
+}
+
 /** Runs one SQL statement (a Prisma.sql template) and returns its rows. */
 export type RawStatements = <T>(statement: Prisma.Sql) => Promise<T[]>;
 
@@ -40,15 +49,6 @@ export type RawStatements = <T>(statement: Prisma.Sql) => Promise<T[]>;
  * (prepared) statements. Everything else, and any client that did not come from createPrisma (a
  * transaction's, say), goes through `$queryRaw`. One runner per client, shared by every caller.
  */
-/**
- * Whether a raw statement failed on this Postgres constraint: on the pg pool (pg's DatabaseError names it), or
- * through Prisma's $queryRaw (P2010, with Postgres's message).
- */
-export function violatesConstraint(error: unknown, constraint: string): boolean {
-  if (error instanceof pg.DatabaseError) return error.constraint === constraint;
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2010' && `${error.message} ${JSON.stringify(error.meta ?? {})}`.includes(`"${constraint}"`);
-}
-
 export function rawStatements(prisma: PrismaClient): RawStatements {
   return runners.get(prisma) ?? ((statement) => prisma.$queryRaw(statement));
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Repeater } from 'graphql-yoga';
 import { builder } from '../builder.js';
+import { StopSignal } from '../stop-signal.js';
 import type { ResourceSnapshot } from '../domain/resources/resource-service.js';
 import { ResourceUtilizationRef } from '../schema/resources.js';
 
@@ -25,12 +26,17 @@ builder.subscriptionField('resourceUtilization', (t) =>
     // the timer's callback, which ended the process.
     subscribe: (_root, args, ctx) =>
       new Repeater<ResourceSnapshot>(async (push, stop) => {
+        // Raced per pass (StopSignal): racing `stop` itself would add a reaction to it on every pass.
+        const stopping = new StopSignal<'stopped'>();
         const stopped = new AbortController();
-        void stop.then(() => stopped.abort());
+        void stop.then(() => {
+          stopping.fire('stopped');
+          stopped.abort();
+        });
         const intervalMs = (args.intervalSeconds ?? 5) * 1000;
-        while (!stopped.signal.aborted) {
+        while (!stopping.fired) {
           const snapshot = await ctx.services.resources.snapshot().catch(() => null);
-          if (snapshot && !stopped.signal.aborted) await Promise.race([push(snapshot), stop]);
+          if (snapshot && !stopping.fired) await Promise.race([push(snapshot), stopping.next()]);
           await sleep(intervalMs, undefined, { signal: stopped.signal }).catch(() => undefined);
         }
       }),

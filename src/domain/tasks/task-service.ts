@@ -202,7 +202,7 @@ export class TaskService {
     }
     if (task.status !== 'FAILED' || task.errorCode !== 'QUEUE_UNAVAILABLE' || !(await this.neverQueued(task.id))) return task;
     // Still no Redis here: say so without writing anything (a client retrying through an outage adds no events).
-    if (!this.queues.available) {
+    if (!this.canQueue) {
       throw new UnavailableError('QUEUE_UNAVAILABLE', `The task queue is unavailable; the task (${task.id}) is still FAILED, not queued: repeat the submit when Redis is back`);
     }
     try {
