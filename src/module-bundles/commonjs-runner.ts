@@ -81,11 +81,14 @@ export function moduleRunner(dir: string, modules: BundledModules): ModuleRunner
  * leading `..` segments and then a normalised rest) into the absolute paths `path.join(dir, relative)` gives,
  * with one `join` per distinct number of leading `..`s instead of one per path. A child opening a bundle works
  * out some 120 of them (the freshness check, the stand-ins, each module it runs), while `path.join` is still
- * interpreted code: its normalising loop made up about 3 ms of a Salesforce child's start-up.
+ * interpreted code: its normalising loop made up about 3 ms of a Salesforce child's start-up. One per directory
+ * in a process: opening a bundle checks, defers and runs paths of the same directory.
  */
 export function bundlePaths(dir: string): (relative: string) => string {
+  let inBundle = joiners.get(dir);
+  if (inBundle) return inBundle;
   const bases = new Map<number, string>();
-  return (relative) => {
+  inBundle = (relative) => {
     let ups = 0;
     while (relative.startsWith('../', ups * 3)) ups += 1;
     const rest = relative.slice(ups * 3);
@@ -95,7 +98,11 @@ export function bundlePaths(dir: string): (relative: string) => string {
     if (base === undefined) bases.set(ups, (base = join(dir, '../'.repeat(ups), '/')));
     return base + rest;
   };
+  joiners.set(dir, inBundle);
+  return inBundle;
 }
+
+const joiners = new Map<string, (relative: string) => string>();
 
 /**
  * Node sets `paths` (where `module.require` looks for packages) as it loads a file. Working it out costs more

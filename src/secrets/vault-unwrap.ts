@@ -38,7 +38,7 @@ export const deferredDependencies: readonly DeferredDependency[] = [
  * FormData. So axios loads with these globals hidden: it records the fetch adapter as unsupported, and the
  * globals are put back, as they were, as soon as it has loaded (the load is synchronous: nothing else runs).
  */
-const fetchApiGlobals = ['fetch', 'Request', 'Response', 'ReadableStream', 'FormData'] as const;
+export const fetchApiGlobals = ['fetch', 'Request', 'Response', 'ReadableStream', 'FormData'] as const;
 
 function withoutFetchApi<T>(load: () => T): T {
   const hidden: Array<[string, PropertyDescriptor | undefined]> = [];

@@ -15,14 +15,13 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { serveProbe } from './probe-child.mjs';
 import { deferredStates } from '../../dist/deferred-modules.js';
-import { createVaultClient, deferredDependencies, nodeVaultBundle, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
+import { createVaultClient, deferredDependencies, fetchApiGlobals, nodeVaultBundle, unwrapVaultGrant } from '../../dist/secrets/vault-unwrap.js';
 import { bundleState, skipModuleBundle } from '../../dist/module-bundles/module-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
 
 // Read before anything loads node-vault (reading the descriptors does not run the globals' lazy getters).
-const fetchApiNames = ['fetch', 'Request', 'Response', 'ReadableStream', 'FormData'];
-const descriptors = () => fetchApiNames.map((name) => Object.getOwnPropertyDescriptor(globalThis, name));
+const descriptors = () => fetchApiGlobals.map((name) => Object.getOwnPropertyDescriptor(globalThis, name));
 const fetchApiAtStart = descriptors();
 const undiciLoaded = () => process.moduleLoadList.some((name) => name.includes('internal/deps/undici'));
 const undiciAtStart = undiciLoaded();
