@@ -3,7 +3,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { childEntryPoint, childEnvironment, type LaunchedChild } from '../src/workers/child-launcher.js';
+import { ChildLauncher, type LaunchedChild } from '../src/workers/child-launcher.js';
 import { ChildSession, type SessionHooks } from '../src/workers/child-session.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
 
@@ -56,15 +56,8 @@ describe('ChildSession with the real task child', () => {
         return vaultGrant('wrap-late');
       },
     });
-    const child = fork(childEntryPoint(), [], { env: childEnvironment(), execArgv: [], serialization: 'json', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const launched: LaunchedChild = {
-      process: child,
-      ready: new Promise<void>((resolve, reject) => {
-        child.once('message', () => resolve());
-        child.once('exit', () => reject(new Error('exited before ready')));
-      }),
-      wasSpare: false,
-    };
+    const launched = new ChildLauncher({ keepSpare: false }).take(); // child-main.js, forked as a worker forks it
+    const child = launched.process;
     const session = new ChildSession(launched, given, 10_000);
     const outcome = session.run({ ...request(null), params: { steps: 1, stepMs: 0, readCredentials: true } });
     await askedFor;

@@ -19,6 +19,7 @@ import { AuditService } from '../src/domain/audit/audit-service.js';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { TokenService } from '../src/domain/auth/token-service.js';
 import { dropSchema, testDatabaseUrl, testRedisUrl } from './support/harness.js';
+import { waitFor } from './support/worker-harness.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repoRoot, 'bin', 'switchyard.js');
@@ -237,9 +238,7 @@ describe('start-up failures', { timeout: 60_000 }, () => {
   it('`start` whose API port is taken exits 1, after closing the workers it had started: no heartbeat is left beating', async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    const redis = new Redis(testRedisUrl);
-    const prefix = `cli_start_${randomBytes(4).toString('hex')}`;
-    try {
+    await withPrefix('cli_start', async (prefix, redis) => {
       const { port } = blocker.address() as AddressInfo;
       const result = await run(['start', '--concurrency', 'critical=1,normal=1,batch=1'], { PORT: String(port), HOST: '127.0.0.1', SWITCHYARD_QUEUE_PREFIX: prefix });
       expect(result.code, result.stdout + result.stderr).toBe(1);
@@ -247,12 +246,7 @@ describe('start-up failures', { timeout: 60_000 }, () => {
       expect(fatal).toMatchObject({ msg: 'switchyard failed to start', err: { code: 'EADDRINUSE' } });
       const left = await redis.keys(`${prefix}:worker:*`);
       expect(left, JSON.stringify(await Promise.all(left.map(async (k) => [k, await redis.ttl(k), await redis.get(k)])))).toEqual([]);
-    } finally {
-      blocker.close();
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      redis.disconnect();
-    }
+    }).finally(() => blocker.close());
   });
 });
 
@@ -307,9 +301,8 @@ describe('start, stopped while a request is in flight', { timeout: 60_000 }, () 
           setTimeout(async () => {
             child.kill('SIGTERM');
             // The worker's heartbeat key goes when its close is done (no task was running: nothing to drain).
-            const deadline = Date.now() + 5000;
-            while (Date.now() < deadline && (await redis.keys(`${prefix}:worker:*`)).length > 0) await new Promise((resolve) => setTimeout(resolve, 100));
-            workerClosedWhileHeld = (await redis.keys(`${prefix}:worker:*`)).length === 0 && !held!.destroyed;
+            const gone = await waitFor(async () => (await redis.keys(`${prefix}:worker:*`)).length === 0, 5000, 'the worker to close').then(() => true, () => false);
+            workerClosedWhileHeld = gone && !held!.destroyed;
             held!.destroy(); // the request ends, and the API's close with it
           }, 300);
         });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusEvent } from '../src/domain/tasks/task-journal.js';
 import { allTaskEventsChannel, taskEventChannel } from '../src/events/task-event-bus.js';
 import { startTestApi, type TestApi } from './support/harness.js';
+import { channelListeners } from './support/net.js';
 import { FINAL_STATUSES, startTestWorker, waitFor, waitForTaskStatus, type TestWorker } from './support/worker-harness.js';
 import { collect, rawClient, wsClient, type Collected } from './support/ws-client.js';
 
@@ -346,7 +347,7 @@ describe('taskUpdated', () => {
 
 describe('listeners of subscriptions that have ended', () => {
   /** How many of the replicas' feed connections listen on a channel (PUBSUB NUMSUB). */
-  const listeners = async (channel: string) => Number(((await apiA.redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
+  const listeners = (channel: string) => channelListeners(apiA.redis, channel);
 
   it('taskUpdated stops listening to task events as soon as its subscriber leaves, even with a filter nothing has matched', async () => {
     // It used to be an async generator waiting in `for await` for a matching event: leaving ended it only when the

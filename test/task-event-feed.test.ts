@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filteredFeed } from '../src/events/feed-subscription.js';
 import { TaskEventFeed } from '../src/events/task-event-feed.js';
 import { testRedisUrl } from './support/harness.js';
+import { channelListeners } from './support/net.js';
 import { waitFor } from './support/worker-harness.js';
 
 const prefix = `sytest-feed-${randomUUID().slice(0, 8)}`;
@@ -114,7 +115,7 @@ describe('TaskEventFeed', () => {
 });
 
 describe('filteredFeed (taskUpdated)', () => {
-  const numsub = async (channel: string) => Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
+  const numsub = (channel: string) => channelListeners(redis, channel);
 
   it('subscribes on its first read, delivers what it keeps, and unsubscribes when its reader returns or a read fails', async () => {
     const taskId = randomUUID();

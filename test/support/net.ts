@@ -1,5 +1,6 @@
 // Network helpers for tests that start servers of their own.
 import { createServer } from 'node:net';
+import type { Redis } from 'ioredis';
 
 /** A TCP port nobody listens on right now. */
 export async function freePort(): Promise<number> {
@@ -11,4 +12,9 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** How many connections listen on a Redis pub/sub channel (PUBSUB NUMSUB): subscribed or not, from the outside. */
+export async function channelListeners(redis: Redis, channel: string): Promise<number> {
+  return Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
 }
