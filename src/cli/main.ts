@@ -16,6 +16,7 @@ Usage:
                                    create an API token and print it (stdout: the token alone)
   switchyard token list            list tokens
   switchyard token revoke ID       revoke a token by id or prefix
+  switchyard token revoke -        revoke the token read from stdin (never pass a token as an argument)
 
 Configuration comes from environment variables; see the README.`;
 

@@ -78,7 +78,7 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
         return;
       }
       default:
-        throw new UsageError('usage: switchyard token create --name NAME [--role OWNER|MEMBER|VIEWER|APPLICATION] [--user NAME] [--expires-in 90d] | list | revoke ID');
+        throw new UsageError('usage: switchyard token create --name NAME [--role OWNER|MEMBER|VIEWER|APPLICATION] [--user NAME] [--expires-in 90d] | list | revoke ID | revoke - (the token on stdin)');
     }
   } catch (error) {
     if (error instanceof DomainError) throw new UsageError(error.message);

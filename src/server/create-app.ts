@@ -51,7 +51,7 @@ export interface AppOptions {
   operationLimits?: Partial<OperationLimits>;
   /** Requests per minute: per token (or client address) for /graphql, per client address for webhooks. */
   rateLimits?: { api: number; webhooks: number };
-  /** Addresses of proxies (Caddy) whose X-Forwarded-For and X-Request-Id are believed. */
+  /** Addresses of proxies (Caddy) whose X-Forwarded-For is believed (a well-formed X-Request-Id is kept from anyone). */
   trustedProxies?: string[];
 }
 
