@@ -93,6 +93,16 @@ describe('ChildSession', () => {
     expect(redeemedBeforeWritten).toBe(true);
   });
 
+  it('drops messages that are not the protocol\'s: the run goes on, and they reach no hook', async () => {
+    // A child runs third-party code: `process.send(null)` from it used to throw in the worker's listener, which
+    // ended the worker and every task it ran.
+    const reports: unknown[] = [];
+    const given = hooks({ onProgress: async (...args) => void reports.push(['progress', ...args]), onLog: async (...args) => void reports.push(['log', ...args]) });
+    const outcome = await new ChildSession(launch('garbage-first'), given, 1000).run(request('grant-3'));
+    expect(outcome).toEqual({ kind: 'succeeded', result: { sent: 10 } });
+    expect(reports).toEqual([['progress', 50, 'halfway', undefined]]);
+  });
+
   it("refuses to redeem any token but its own request's grant, without spending it", async () => {
     const asked: string[] = [];
     const outcome = await new ChildSession(launch('foreign-token'), hooks({ redeem: async (token) => (asked.push(token), null) }), 1000).run(request('grant-2'));

@@ -77,6 +77,7 @@ interface SubmitOptions {
   maxAttempts?: number;
   retryBackoffMs?: number;
   timeoutMs?: number;
+  runAt?: Date;
 }
 
 async function submitRaw(type: string, params: Record<string, unknown>, options: SubmitOptions = {}) {
@@ -90,6 +91,7 @@ async function submitRaw(type: string, params: Record<string, unknown>, options:
         maxAttempts: options.maxAttempts ?? 1,
         retryBackoffMs: options.retryBackoffMs ?? 100,
         ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        ...(options.runAt ? { runAt: options.runAt.toISOString() } : {}),
       },
     },
   );
@@ -782,6 +784,32 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     const polls = soapCalls(from).filter((r) => r.operation === 'checkDeployStatus');
     expect(polls.slice(0, 3).map((r) => r.status)).toEqual([500, 500, 200]);
     expect(polls[2]!.at.getTime() - polls[1]!.at.getTime()).toBeGreaterThanOrEqual(190); // the second wait, doubled
+  });
+
+  it('Postgres failing to read the artifact as a run starts is retried (WORKER_ERROR), not a final INVALID_PACKAGE', async () => {
+    // The worker reads the task's artifact record before it hands the run to a child. A database that did not
+    // answer (a failover, a full pool) used to fail the task for good, with Prisma's own message as its error.
+    const id = await submit('DEPLOY', { artifactId, testLevel: 'NoTestRun', pollIntervalMs: 100 }, { maxAttempts: 2, retryBackoffMs: 1500, runAt: new Date(Date.now() + 1000) });
+    // The table is away while the first attempt starts (a real Postgres error), and back for the retry.
+    await api.prisma.$executeRawUnsafe('ALTER TABLE "Artifact" RENAME TO "ArtifactAway"');
+    try {
+      await waitFor(async () => statusEvents(await getTask(id)).length >= 3, 15_000, 'the first attempt to fail');
+    } finally {
+      await api.prisma.$executeRawUnsafe('ALTER TABLE "ArtifactAway" RENAME TO "Artifact"');
+    }
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2, error: null });
+    expect(statusEvents(task).map((s) => s.status)).toEqual(['SCHEDULED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(statusEvents(task)[2]).toEqual({ status: 'QUEUED', after: 'WORKER_ERROR', message: "The worker could not read the task's artifact", retryInMs: 1500 });
+    expect(worker.logLines.some((line) => line.includes("reading the task's artifact failed") && line.includes(rawId(id)))).toBe(true);
+  });
+
+  it('an artifact removed before its deployment starts fails the task with ARTIFACT_NOT_FOUND, not retried', async () => {
+    const uploaded = await upload(samplePackage(['Gone']), 'gone.zip');
+    const id = await submit('DEPLOY', { artifactId: uploaded.artifact.id, testLevel: 'NoTestRun' }, { maxAttempts: 2, runAt: new Date(Date.now() + 1000) });
+    await api.prisma.artifact.delete({ where: { id: rawId(uploaded.artifact.id) } }); // outside Switchyard
+    const task = await waitTask(id);
+    expect(task).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'ARTIFACT_NOT_FOUND' } });
   });
 
   it('a retry follows the deployment its first attempt started instead of starting another', async () => {

@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ChildMessage } from './ipc-protocol.js';
+import { messageKind } from './child-message.js';
 
 /**
  * The compiled child entry point. Tests run the TypeScript sources, but children always run the build in
@@ -82,7 +82,7 @@ export class ChildLauncher {
       setImmediate(() => this.replenish());
     };
     // 'ready' may still be on its way from a child that was not the spare.
-    const onMessage = (message: ChildMessage) => message.t !== 'ready' && started();
+    const onMessage = (message: unknown) => messageKind(message) !== 'ready' && started();
     const timer = setTimeout(started, replenishDelayMs);
     proc.on('message', onMessage);
     proc.once('exit', started);
@@ -116,16 +116,30 @@ export class ChildLauncher {
       // exit by themselves when that channel closes (child-main.ts), so a worker that dies leaves none behind.
       detached: true,
     });
+    // A fork the system refuses (EAGAIN: too many processes; EMFILE, ENFILE: too many open files) is an 'error'
+    // event and no 'exit'; so is a message the child can no longer receive (EPIPE: it has just exited). Unheard,
+    // either would end the worker and every task it runs. The first ends the child's `ready` (and its run, in
+    // ChildSession); the second changes nothing, as the child's exit follows anyway.
+    child.on('error', () => undefined);
     const ready = new Promise<void>((resolve, reject) => {
-      const onMessage = (message: ChildMessage) => {
-        if (message.t !== 'ready') return;
+      const settle = () => {
         child.off('message', onMessage);
         child.off('exit', onExit);
+        child.off('error', onError);
+      };
+      const onMessage = (message: unknown) => {
+        if (messageKind(message) !== 'ready') return;
+        settle();
         resolve();
       };
       const onExit = (code: number | null, signal: string | null) => reject(new Error(`child exited before it was ready (code ${code}, signal ${signal})`));
+      const onError = (error: Error) => {
+        settle();
+        reject(error);
+      };
       child.on('message', onMessage);
       child.once('exit', onExit);
+      child.once('error', onError);
     });
     ready.catch(() => undefined); // observed by whoever takes the child
     return { process: child, ready, wasSpare };

@@ -1,8 +1,10 @@
 // One operation in one child process, seen from the worker: send the request, relay the child's reports in
 // order, answer its credential redemption, and escalate an abort (ask, then SIGTERM, then SIGKILL).
+import { getSystemErrorName } from 'node:util';
 import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
 import { UnreadableSecretError } from '../secrets/builtin-store.js';
 import type { LaunchedChild } from './child-launcher.js';
+import { parseChildMessage } from './child-message.js';
 import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 
 export type ChildOutcome =
@@ -10,7 +12,9 @@ export type ChildOutcome =
   | { kind: 'failed'; code: string; message: string; retryable: boolean; details?: unknown }
   /** `report`: the failure the child reported anyway, e.g. that its work had ended on its own before the abort. */
   | { kind: 'aborted'; reason: AbortReason; report?: FailedReport }
-  | { kind: 'crashed'; exitCode: number | null; signal: string | null };
+  | { kind: 'crashed'; exitCode: number | null; signal: string | null }
+  /** The system refused to fork the child (`code`: EAGAIN, EMFILE, ENFILE): it never ran. */
+  | { kind: 'not-started'; code: string };
 
 export type FailedReport = Extract<ChildOutcome, { kind: 'failed' }>;
 
@@ -65,15 +69,28 @@ export class ChildSession {
     const proc = this.child.process;
     // Messages can still arrive after 'exit'; the IPC channel's 'disconnect' comes after the last of them.
     const channelClosed = new Promise<void>((resolve) => (proc.connected ? proc.once('disconnect', () => resolve()) : resolve()));
+    // A fork the system refused never exits: its 'error' (or, once that has passed, the exit code it left) says so.
+    let notStarted: string | undefined;
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      if (proc.pid === undefined && proc.exitCode !== null) notStarted = getSystemErrorName(proc.exitCode);
       if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
-      else proc.once('exit', (code, signal) => resolve({ code, signal }));
+      else {
+        proc.once('exit', (code, signal) => resolve({ code, signal }));
+        proc.once('error', (error: NodeJS.ErrnoException) => {
+          if (proc.pid !== undefined) return;
+          notStarted = error.code ?? error.message;
+          resolve({ code: proc.exitCode, signal: null });
+        });
+      }
     }).then(async (status) => {
       await channelClosed;
       return status;
     });
     this.grantToken = request.grant.kind === 'ipc' ? request.grant.token : null;
-    proc.on('message', (message: ChildMessage) => {
+    proc.on('message', (received: unknown) => {
+      // Anything but a ChildMessage is dropped (child-message.ts).
+      const message = parseChildMessage(received);
+      if (!message) return;
       // A redemption (or a grant asked for) is answered at once, not after the reports before it: a progress report
       // whose write waits (Postgres or Redis slow to answer) must not hold the operation's credentials back until
       // its grant expires.
@@ -99,6 +116,7 @@ export class ChildSession {
     const { code, signal } = await exited;
     this.timers.forEach(clearTimeout);
     await Promise.all([this.chain, this.redeeming]);
+    if (notStarted) return { kind: 'not-started', code: notStarted };
     if (this.report?.kind === 'succeeded') return this.report;
     // A run that only cancels reports how the cancellation went, even if a shutdown or timeout came meanwhile.
     if (this.cancelOnly && this.report) return this.report;

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Task } from '../generated/prisma/client.js';
 import { deploymentTypes } from '../domain/tasks/started-deployment.js';
 import { defaultTimeoutMsFor, orgExclusiveTypes } from '../domain/tasks/task-params.js';
+import { NotFoundError } from '../domain/errors.js';
 import type { TaskEffects } from '../domain/tasks/task-effects.js';
 import type { OrgRef, TaskFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { RunGuard } from '../domain/tasks/task-statements.js';
@@ -46,11 +47,14 @@ export interface ExecutorDeps {
   logger: Logger;
 }
 
-/** Retry delay BullMQ will use before attempt `attempt + 1` with exponential backoff. */
 /** claimAndRun()'s answer when the task could not be claimed for this job. */
 const notClaimed = Symbol('not claimed');
 /** claimAndRun()'s answer when another job of the same task is being claimed or run in this worker. */
 const busy = Symbol('busy');
+/** claimAndRun()'s answer when the worker's shutdown has aborted its runs: a run not yet started is left to another worker. */
+const closing = Symbol('closing');
+/** Tasks whose waiting phase (lastWaitPhase) a worker remembers; beyond it, the oldest is forgotten. */
+const maxRememberedWaits = 1000;
 
 /**
  * A failure that is the outcome of the work itself, not of how it was run: Salesforce ended the task's
@@ -59,6 +63,11 @@ const busy = Symbol('busy');
  */
 function endedOnItsOwn(task: Task, report: FailedReport): boolean {
   return deploymentTypes.has(task.type) && report.code === 'DEPLOY_FAILED';
+}
+
+/** A run whose process the system refused to fork (`code`: EAGAIN, EMFILE, ENFILE). The next attempt forks again. */
+function notStartedFailure(code: string): FailedReport {
+  return { kind: 'failed', code: 'WORKER_ERROR', message: `The worker could not start the task's process (${code})`, retryable: true };
 }
 
 /** What the worker learns about a run as it goes. */
@@ -76,6 +85,7 @@ const maxFailuresBeforeClaim = 30;
 /** An entry of failuresBeforeClaim older than this is forgotten when the map is pruned. */
 const failuresInARowWithinMs = 10 * 60_000;
 
+/** Retry delay BullMQ will use before attempt `attempt + 1` with exponential backoff. */
 function backoffFor(task: Task, attempt: number): number {
   return task.backoffMs * 2 ** Math.max(0, attempt - 1);
 }
@@ -179,9 +189,7 @@ export class TaskExecutor {
       const attempt = await this.deps.orgLock.tryAcquire(org.id, lockRun, task.createdAt);
       if (!attempt.acquired) {
         const phase = `waiting for the org lock: position ${attempt.position}${attempt.holder ? `, held by task ${attempt.holder}` : ''}`;
-        const changed = this.lastWaitPhase.get(task.id) !== phase;
-        this.lastWaitPhase.set(task.id, phase);
-        await lifecycle.waiting(task.id, phase, changed);
+        await lifecycle.waiting(task.id, phase, this.noteWaitPhase(task.id, phase));
         return this.lookAgainLater(job, token);
       }
       this.lastWaitPhase.delete(task.id);
@@ -194,17 +202,22 @@ export class TaskExecutor {
       this.deps.logger.warn({ taskId: task!.id, orgId: org.id }, 'another run holds the org lock while this deployment runs');
     };
     const renewTimer = exclusive ? setInterval(() => void renewLock().catch(() => undefined), this.deps.orgLock.leaseMs / 3) : undefined;
+    // The lock "taken" above is the other job's when one of this task runs here (busy): the same holder.
+    let lockIsAnotherJobs = false;
     try {
       const ran = await this.claimAndRun(job, progress);
       if (ran === busy) {
         // Another job of this task (a stale one) is being claimed here right now; its claim will fail on the job
         // id. Look again shortly rather than completing this, the task's current job, with nothing done.
+        lockIsAnotherJobs = true;
         return this.lookAgainLater(job, token);
       }
+      // Unclaimed, so no attempt spent: the job waits for a worker that is not shutting down.
+      if (ran === closing) return this.lookAgainLater(job, token);
       return ran === notClaimed ? { skipped: 'task left the queue before it started' } : ran;
     } finally {
       clearInterval(renewTimer);
-      if (exclusive) await this.deps.orgLock.release(org.id, lockRun).catch(() => undefined);
+      if (exclusive && !lockIsAnotherJobs) await this.deps.orgLock.release(org.id, lockRun).catch(() => undefined);
     }
   }
 
@@ -218,6 +231,17 @@ export class TaskExecutor {
     if (await this.deps.isRunningTask(workerId, taskId)) return true;
     await sleep(this.deps.workerGraceMs);
     return this.deps.isRunningTask(workerId, taskId);
+  }
+
+  /** Remembers the phase a task waits in; whether it changed (a new waiting event is written only then). */
+  private noteWaitPhase(taskId: string, phase: string): boolean {
+    const changed = this.lastWaitPhase.get(taskId) !== phase;
+    // Re-inserted, so the map's order is by last use: a task that stopped waiting here (it ran on another
+    // worker, or was cancelled) is forgotten once enough others have waited since.
+    this.lastWaitPhase.delete(taskId);
+    this.lastWaitPhase.set(taskId, phase);
+    if (this.lastWaitPhase.size > maxRememberedWaits) this.lastWaitPhase.delete(this.lastWaitPhase.keys().next().value!);
+    return changed;
   }
 
   /** Puts the job back for `delayMs` (lockPollMs by default) without spending one of its attempts. */
@@ -234,6 +258,9 @@ export class TaskExecutor {
     const { lifecycle } = this.deps;
     const taskId = job.data.taskId;
     if (this.running.has(taskId)) return busy;
+    // A job the worker was still sorting out (waiting to see whether another worker is alive, say) when the
+    // shutdown's drain time ran out: a run started now would be aborted at once, and spend an attempt.
+    if (this.shuttingDown) return closing;
     const child = this.deps.launcher.take();
     // The deployment this run follows (an earlier attempt's, or the one its operation reports starting).
     const run: RunState = { deployId: undefined };
@@ -256,9 +283,6 @@ export class TaskExecutor {
       this.options.killGraceMs,
     );
     this.running.set(taskId, session);
-    // A job the worker was still sorting out when the drain time ran out (waiting to see whether another worker
-    // is alive, say) must not start a run that the shutdown would then wait for.
-    if (this.shuttingDown) session.abort('shutdown');
     try {
       claimed = await lifecycle.claim(taskId, job.id!, this.options.workerId, child.process.pid);
       progress.claimed = claimed !== null;
@@ -313,8 +337,7 @@ export class TaskExecutor {
       deployId = await this.deps.effects.startedDeployment(task);
     } catch (error) {
       // Not knowing whether a deployment is already running must not start a second one: try again later.
-      this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, 'looking up an earlier attempt\'s deployment failed');
-      return { kind: 'failed', code: 'WORKER_ERROR', message: 'The worker could not read the task\'s earlier attempts', retryable: true };
+      return this.unreadable(task, error, 'the task\'s earlier attempts');
     }
     // Cancelled while it waited, with no deployment of an earlier attempt to cancel: nothing to run.
     if (task.cancelRequestedAt && deployId === undefined) return { kind: 'aborted', reason: 'cancelled' };
@@ -322,7 +345,9 @@ export class TaskExecutor {
     try {
       files = await this.deps.effects.files(task, deployId !== undefined);
     } catch (error) {
-      return { kind: 'failed', code: (error as { code?: string }).code ?? 'INVALID_PACKAGE', message: (error as Error).message, retryable: false };
+      // An artifact that is gone stays gone; a database that did not answer may answer the retry.
+      if (error instanceof NotFoundError) return { kind: 'failed', code: error.code, message: error.message, retryable: false };
+      return this.unreadable(task, error, 'the task\'s artifact');
     }
     // A Vault grant is issued when the child asks for it: a run that never needs credentials (it failed first, was
     // aborted, or its operation needs none) leaves no live wrapping token behind. A built-in grant costs nothing
@@ -340,6 +365,12 @@ export class TaskExecutor {
       files,
       ...(deployId !== undefined ? { resume: { deployId, ...(task.cancelRequestedAt ? { cancel: true as const } : {}) } } : {}),
     };
+  }
+
+  /** A run that could not be prepared because Postgres did not answer: retried, and the cause only in the log. */
+  private unreadable(task: Task, error: unknown, what: string): FailedReport {
+    this.deps.logger.warn({ taskId: task.id, err: (error as Error).message }, `reading ${what} failed`);
+    return { kind: 'failed', code: 'WORKER_ERROR', message: `The worker could not read ${what}`, retryable: true };
   }
 
   /** The run's grant, or why the store did not issue one. */
@@ -389,6 +420,9 @@ export class TaskExecutor {
       }
       case 'failed':
         return this.retryOrFail(task, outcome);
+      case 'not-started':
+        logger.warn({ taskId: task.id, code: outcome.code }, 'the system refused to start a task process');
+        return this.retryOrFail(task, notStartedFailure(outcome.code));
       case 'crashed':
         logger.warn({ taskId: task.id, exitCode: outcome.exitCode, signal: outcome.signal }, 'task child exited without reporting');
         return this.retryOrFail(task, {
@@ -410,9 +444,10 @@ export class TaskExecutor {
     const cancelled = (outcome.kind === 'failed' && outcome.code === 'CANCELLED') || (outcome.kind === 'aborted' && outcome.reason === 'cancelled');
     if (outcome.kind === 'succeeded' || (outcome.kind === 'failed' && endedOnItsOwn(task, outcome))) return null;
     if (!cancelled) {
-      const retryable = outcome.kind === 'crashed' || (outcome.kind === 'aborted' && outcome.reason === 'shutdown') || (outcome.kind === 'failed' && outcome.retryable);
+      const retryable = outcome.kind === 'crashed' || outcome.kind === 'not-started' || (outcome.kind === 'aborted' && outcome.reason === 'shutdown') || (outcome.kind === 'failed' && outcome.retryable);
       if (retryable && task.attempts < task.maxAttempts) return null; // requeued; the next run cancels
-      const why = outcome.kind === 'failed' ? `${outcome.code}: ${outcome.message}` : outcome.kind === 'crashed' ? 'the process exited' : outcome.reason;
+      const why =
+        outcome.kind === 'failed' ? `${outcome.code}: ${outcome.message}` : outcome.kind === 'crashed' ? 'the process exited' : outcome.kind === 'not-started' ? notStartedFailure(outcome.code).message : outcome.reason;
       if (outcome.kind === 'failed') await this.deps.effects.failed(task, outcome).catch(() => undefined); // e.g. marks the org AUTH_FAILED
       await this.logDeploymentMayRun(task.id, why);
     }

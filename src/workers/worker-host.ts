@@ -69,6 +69,11 @@ export interface WorkerHostDeps {
   logger: Logger;
 }
 
+/**
+ * BullMQ's failedReason for a job that stalled more often than maxStalledCount (moveStalledJobsToWait.lua). Compared
+ * whole: a retryable failure's reason is its task error code, which may contain "stalled" too.
+ */
+const stalledTooOften = 'job stalled more than allowable limit';
 /** How often a worker reads the whole artifact directory for files no record names (and first at start). */
 const fileSweepIntervalMs = 24 * 3_600_000;
 /** How often a worker prunes artifact records: retention is counted in days, and uses are recorded to the hour. */
@@ -408,7 +413,7 @@ export class WorkerHost {
     if (!job) return;
     const task = await this.lifecycle.load(job.data.taskId).catch(() => null);
     if (!task || task.jobId !== job.id) return;
-    const finalFailure = job.attemptsMade >= (job.opts.attempts ?? 1) || /stalled/i.test(error.message);
+    const finalFailure = job.attemptsMade >= (job.opts.attempts ?? 1) || error.message === stalledTooOften;
     if (!finalFailure) {
       // Requeued for a retry, and cancelled since this run started: the cancel found the task RUNNING (and its
       // child gone) or found no delayed job to make due (TaskService.cancel), so it would wait out the backoff.
