@@ -905,6 +905,36 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     expect(logs).toContain(`Cancelling deployment ${deployId} in Salesforce`);
   });
 
+  it('cancelTask right after a retry is claimed still cancels the deployment its first attempt started', async () => {
+    // The cancel finds the retry RUNNING while its process is still starting. That run used to be dropped before
+    // its request, and the task ended CANCELLED with the deployment still running in Salesforce.
+    await worker.close();
+    retiredWorkerLogLines.push(...worker.logLines);
+    worker = await startTestWorker(api, { keepSpareChild: false }); // the retry's process starts from scratch: tens of ms
+    try {
+      const { id, deployId, from } = await deploymentWaitingForRetry(artifactId, 40);
+      const row = await api.prisma.task.findUniqueOrThrow({ where: { id: rawId(id) } });
+      await api.queues.promote(row.queue, row.jobId!);
+      const deadline = Date.now() + 10_000;
+      while ((await api.prisma.task.findUniqueOrThrow({ where: { id: rawId(id) } })).attempts < 2) {
+        expect(Date.now(), 'the retry to be claimed').toBeLessThan(deadline);
+        await sleep(1);
+      }
+      const cancelled = await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status } } } }`, { id });
+      expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING' } });
+      const task = await waitTask(id, FINAL_STATUSES, 20_000);
+      expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
+      const operations = soapCalls(from).map((r) => r.operation);
+      expect(operations.filter((o) => o === 'deploy')).toHaveLength(1);
+      expect(operations.filter((o) => o === 'cancelDeploy')).toHaveLength(1);
+      expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+    } finally {
+      await worker.close();
+      retiredWorkerLogLines.push(...worker.logLines);
+      worker = await startTestWorker(api);
+    }
+  });
+
   it('cancelTask on a deployment task waiting for its retry reports a deployment that had already succeeded', async () => {
     const { id, deployId, from } = await deploymentWaitingForRetry(artifactId, 1);
     // Salesforce finishes the deployment meanwhile (the simulator advances a deployment as it is polled).

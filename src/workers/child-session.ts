@@ -56,6 +56,11 @@ export class ChildSession {
     private readonly graceMs: number,
   ) {}
 
+  /** Whether the run only cancels an earlier attempt's deployment (markCancelOnly). */
+  get onlyCancels(): boolean {
+    return this.cancelOnly;
+  }
+
   /** Why the session was aborted, if it was. */
   get abortedFor(): AbortReason | null {
     return this.abortReason;
@@ -103,6 +108,12 @@ export class ChildSession {
       await this.child.ready;
       // Aborted before it started (a cancel or shutdown while the task was being claimed or prepared): the
       // operation never gets its request, so nothing starts in the org only to be killed.
+      // A cancel that came after the claim, in a run that follows an earlier attempt's deployment: the run only
+      // cancels that deployment, as a run claimed after the cancel would (markCancelOnly).
+      if (this.abortReason === 'cancelled' && request.resume && !request.resume.cancel) {
+        this.markCancelOnly();
+        request = { ...request, resume: { ...request.resume, cancel: true } };
+      }
       if (this.abortReason) this.discard();
       else {
         // Only a child that got its request may ask for its grant.

@@ -73,6 +73,8 @@ function notStartedFailure(code: string): FailedReport {
 /** What the worker learns about a run as it goes. */
 interface RunState {
   deployId: string | undefined;
+  /** The run only cancels an earlier attempt's deployment (ChildSession.markCancelOnly). */
+  cancelOnly: boolean;
 }
 
 /** The run a claimed task is: every write of the run's own is made only while the task is still it (ChangeOptions.run). */
@@ -263,7 +265,7 @@ export class TaskExecutor {
     if (this.shuttingDown) return closing;
     const child = this.deps.launcher.take();
     // The deployment this run follows (an earlier attempt's, or the one its operation reports starting).
-    const run: RunState = { deployId: undefined };
+    const run: RunState = { deployId: undefined, cancelOnly: false };
     // The task as this run claimed it; the child reports only after its request, so after the claim.
     let claimed: (Task & { org: OrgRef }) | null = null;
     const session = new ChildSession(
@@ -297,7 +299,9 @@ export class TaskExecutor {
     }
     if (!claimed) return notClaimed;
     try {
-      return await this.settle(claimed, await this.runChild(claimed, claimed.org, session, run), run);
+      const outcome = await this.runChild(claimed, claimed.org, session, run);
+      run.cancelOnly = session.onlyCancels;
+      return await this.settle(claimed, outcome, run);
     } finally {
       this.running.delete(taskId);
     }
@@ -329,9 +333,11 @@ export class TaskExecutor {
   /** The child's run request: an earlier attempt's deployment, the files and a credential grant (or `ask`); or why not. */
   private async prepare(task: Task, org: OrgRef, session: ChildSession): Promise<RunRequest | ChildOutcome> {
     const { secrets } = this.deps;
-    // Cancelled or shut down while the claim ran: no grant is issued and the child gets no request.
+    // Cancelled or shut down while the claim ran: no grant is issued and the child gets no request. Unless a
+    // cancel finds a retry that may follow an earlier attempt's deployment: the run then only cancels that
+    // deployment (ChildSession.run), as it would had the cancel come before the claim.
     const aborted = session.abortedFor;
-    if (aborted) return { kind: 'aborted', reason: aborted };
+    if (aborted && !(aborted === 'cancelled' && task.attempts > 1 && deploymentTypes.has(task.type))) return { kind: 'aborted', reason: aborted };
     let deployId;
     try {
       deployId = await this.deps.effects.startedDeployment(task);
@@ -339,8 +345,8 @@ export class TaskExecutor {
       // Not knowing whether a deployment is already running must not start a second one: try again later.
       return this.unreadable(task, error, 'the task\'s earlier attempts');
     }
-    // Cancelled while it waited, with no deployment of an earlier attempt to cancel: nothing to run.
-    if (task.cancelRequestedAt && deployId === undefined) return { kind: 'aborted', reason: 'cancelled' };
+    // Cancelled while it waited (or since its claim), with no deployment of an earlier attempt to cancel: nothing to run.
+    if ((task.cancelRequestedAt || session.abortedFor === 'cancelled') && deployId === undefined) return { kind: 'aborted', reason: 'cancelled' };
     let files;
     try {
       files = await this.deps.effects.files(task, deployId !== undefined);
@@ -389,7 +395,7 @@ export class TaskExecutor {
 
   private async settle(task: Task, outcome: ChildOutcome, run: RunState): Promise<unknown> {
     const { lifecycle, logger } = this.deps;
-    if (task.cancelRequestedAt) {
+    if (run.cancelOnly || task.cancelRequestedAt) {
       const settled = await this.settleCancelOnly(task, outcome);
       if (settled) return settled;
     }
