@@ -319,7 +319,7 @@ describe('child processes', () => {
     expect(statuses(done).find((s) => s.after === 'WORKER_LOST')).toBeTruthy();
   });
 
-  it('fails a QUEUED task whose job BullMQ failed for good when the worker reconciles (its failed-job handler having failed)', async () => {
+  it.each(['QUEUED', 'SCHEDULED'])('fails a %s task whose job BullMQ failed for good when the worker reconciles (its failed-job handler having failed)', async (waitingStatus) => {
     // The state a failed-job handler that could not reach Postgres leaves: the task waits as QUEUED on a job
     // BullMQ has failed, which nothing will run again. Built from a job the executor fails at once (its task
     // id is not a UUID, so no statement about it succeeds, and the handler finds no task to settle).
@@ -333,7 +333,8 @@ describe('child processes', () => {
     const uuid = rawId(waiting.id, 'Task');
     const ownJob = (await api.prisma.task.findUnique({ where: { id: uuid }, select: { jobId: true } }))!.jobId!;
     expect(await queue.remove(ownJob)).toBe(1);
-    await api.prisma.task.update({ where: { id: uuid }, data: { status: 'QUEUED', runAt: null, jobId: broken.id! } });
+    // A SCHEDULED task that became due is claimed straight from SCHEDULED, so its job can fail before it changes.
+    await api.prisma.task.update({ where: { id: uuid }, data: { status: waitingStatus as 'QUEUED' | 'SCHEDULED', runAt: waitingStatus === 'QUEUED' ? null : new Date(), jobId: broken.id! } });
 
     // Right after the job failed, its handler may still be at work: left alone for a grace period.
     await waitFor(async () => ((await worker.host.reconcile()).failed.includes(uuid) ? true : null), 10_000, 'a reconcile to fail the task');

@@ -49,20 +49,22 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
       continue;
     }
     if (job) {
-      // A QUEUED task whose job BullMQ has already completed waits for nothing: its retry was lost (e.g. the run
-      // settled after its worker lost the job's lock, so BullMQ could not schedule the retry).
-      // (Only a job BullMQ has finished has finishedOn: the state is asked of those alone.)
-      if (task.status !== 'QUEUED' || !job.finishedOn) continue;
+      // A task whose job BullMQ has already finished waits for nothing. (Only a job BullMQ has finished has
+      // finishedOn: the state is asked of those alone.)
+      if (!job.finishedOn) continue;
       const state = await job.getState();
       if (state === 'failed') {
+        // The job failed for good before a run was claimed (a SCHEDULED task is claimed straight from SCHEDULED).
         // The worker's failed-job handler settles such a task as the job fails; one that failed itself left it
-        // QUEUED for good. Given the grace, that handler is done, one way or the other.
+        // waiting for good. Given the grace, that handler is done, one way or the other.
         if (Date.now() - job.finishedOn < deps.workerGraceMs) continue;
         // Only while the task still has this job: a retry may have given it another since this pass read it.
-        if (await lifecycle.fail(task.id, lastFailure(task, job.failedReason), ['QUEUED'], { jobId: job.id! })) report.failed.push(task.id);
+        if (await lifecycle.fail(task.id, lastFailure(task, job.failedReason), ['QUEUED', 'SCHEDULED'], { jobId: job.id! })) report.failed.push(task.id);
         continue;
       }
-      if (state !== 'completed') continue;
+      // A QUEUED task whose job BullMQ has completed: its retry was lost (e.g. the run settled after its worker
+      // lost the job's lock, so BullMQ could not schedule the retry).
+      if (task.status !== 'QUEUED' || state !== 'completed') continue;
       const renewed = await lifecycle.renewJob(task.id);
       if (!renewed) continue;
       await queues.enqueue(renewed);

@@ -426,8 +426,9 @@ export class WorkerHost {
     }
     if (task.status === 'RUNNING') {
       await this.lifecycle.fail(task.id, { code: 'WORKER_LOST', message: 'The worker running this task stopped unexpectedly' }, ['RUNNING'], { jobId: job.id! });
-    } else if (task.status === 'QUEUED') {
-      await this.lifecycle.fail(task.id, lastFailure(task, error.message), ['QUEUED'], { jobId: job.id! });
+    } else if (task.status === 'QUEUED' || task.status === 'SCHEDULED') {
+      // Failed for good before a run was claimed (a SCHEDULED task's first run is claimed straight from SCHEDULED).
+      await this.lifecycle.fail(task.id, lastFailure(task, error.message), ['QUEUED', 'SCHEDULED'], { jobId: job.id! });
     }
   }
 }
