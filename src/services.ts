@@ -95,7 +95,7 @@ export function createServices(deps: ServiceDeps): Services {
         : null,
     ),
     tasks,
-    schedules: new ScheduleService(deps.prisma, deps.queues, tasks, deps.scheduleMinIntervalSeconds),
+    schedules: new ScheduleService(deps.prisma, deps.queues, tasks, deps.scheduleMinIntervalSeconds, audit),
     resources: new ResourceService(deps.queues, deps.redis, deps.prefix),
     artifacts,
     webhooks: new WebhookService(deps.prisma, deps.secrets, secretWrites, audit, tasks, journal, deps.webhookStoredPayloadBytes, (sourceId) =>

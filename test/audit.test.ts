@@ -185,6 +185,32 @@ describe('audit entries of org mutations', () => {
   });
 });
 
+describe('audit entries of schedule mutations', () => {
+  it('scheduleTask appends schedule.create and removeSchedule schedule.remove, with what the schedule runs where', async () => {
+    const registered = await mutate('sched-org', registerMutation, {
+      input: { alias: 'audited-sched', kind: 'SANDBOX', credentials: { instanceUrl: 'https://auditedsched.my.salesforce.com', refreshToken: canary('RT') } },
+    }, 'registerOrg');
+    expect(registered.result.__typename).toBe('RegisterOrgSuccess');
+    const created = await mutate('sched-create', `mutation($input: ScheduleTaskInput!) { scheduleTask(input: $input) { __typename ... on ScheduleTaskSuccess { schedule { id } } ${errorFields} } }`, {
+      input: { type: 'ORG_CHECK', org: 'audited-sched', cron: '0 4 * * 1', timezone: 'Europe/Paris' },
+    }, 'scheduleTask');
+    expect(created.result.__typename).toBe('ScheduleTaskSuccess');
+    sentRequestIds.push(created.requestId);
+    const scheduleId = (await api.prisma.schedule.findFirstOrThrow({ where: { org: { alias: 'audited-sched' } } })).id;
+    const details = { type: 'ORG_CHECK', org: 'audited-sched', cron: '0 4 * * 1', timezone: 'Europe/Paris' };
+    await expectOneEntry(created.requestId, { action: 'schedule.create', targetType: 'Schedule', targetId: scheduleId, details });
+
+    const removed = await mutate('sched-remove', `mutation($id: ID!) { removeSchedule(id: $id) { __typename ${errorFields} } }`, { id: created.result.schedule.id }, 'removeSchedule');
+    expect(removed.result.__typename).toBe('RemoveScheduleSuccess');
+    sentRequestIds.push(removed.requestId);
+    await expectOneEntry(removed.requestId, { action: 'schedule.remove', targetType: 'Schedule', targetId: scheduleId, details });
+    // Removing it again is SCHEDULE_NOT_FOUND, and audited no more.
+    const again = await mutate('sched-remove-again', `mutation($id: ID!) { removeSchedule(id: $id) { __typename ${errorFields} } }`, { id: created.result.schedule.id }, 'removeSchedule');
+    expect(again.result).toMatchObject({ __typename: 'NotFoundError', code: 'SCHEDULE_NOT_FOUND' });
+    expect(await entriesFor(again.requestId)).toEqual([]);
+  });
+});
+
 describe('audit entries of token mutations', () => {
   let tokenId: string;
 

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPrincipal } from '../src/domain/auth/principal.js';
+import { AuditService } from '../src/domain/audit/audit-service.js';
 import { ScheduleService } from '../src/domain/tasks/schedule-service.js';
 import { loadEnv } from '../src/env.js';
 import { OrgLock } from '../src/workers/org-lock.js';
@@ -935,7 +936,7 @@ describe('delayed and recurring tasks', () => {
 
   it('refuses a pattern that fires more often than SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS (60 s by default)', async () => {
     // The interval as a production process gets it: loadEnv's default, not the harness's 1 s.
-    const schedules = new ScheduleService(api.prisma, api.queues, api.services.tasks, loadEnv({}).SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS);
+    const schedules = new ScheduleService(api.prisma, api.queues, api.services.tasks, loadEnv({}).SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS, new AuditService(api.prisma));
     const input = { type: 'DIAGNOSTIC' as const, org: 'exec', params: {} };
     for (const cron of ['* * * * * *', '*/30 * * * * *', '0,30 * * * * *']) {
       await expect(schedules.create(cliPrincipal, { ...input, cron }), cron).rejects.toMatchObject({
@@ -944,7 +945,7 @@ describe('delayed and recurring tasks', () => {
       });
     }
     const everyMinute = await schedules.create(cliPrincipal, { ...input, cron: '* * * * *' });
-    await schedules.remove(everyMinute.id);
+    await schedules.remove(cliPrincipal, everyMinute.id);
     expect(await api.prisma.schedule.count()).toBe(0);
   });
 

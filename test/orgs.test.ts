@@ -589,6 +589,56 @@ describe('removeOrg', () => {
     expect(await api.prisma.task.count({ where: { orgAlias: 'rm-removing' } })).toBe(0);
   });
 
+  it('files a task submitted while the org is being renamed under the new alias', async () => {
+    await registerOk('rn-before', { instanceUrl: 'https://rnbefore.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rn-before' } });
+    let submitted: Promise<any> | undefined;
+    // A rename under way, as updateOrg's transaction makes it: the org's alias, then its tasks' copies of it.
+    await api.prisma.$transaction(async (tx) => {
+      await tx.org.update({ where: { id: org.id }, data: { alias: 'rn-after' } });
+      await tx.task.updateMany({ where: { orgId: org.id }, data: { orgAlias: 'rn-after' } });
+      submitted = data(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rn-before' } }); // finds the org by its old alias, then waits to write
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    expect((await submitted!).submitTask.__typename).toBe('SubmitTaskSuccess');
+    // It used to keep the alias it was validated with: missing from the org's filtered history, and shown in
+    // the history of any org that later took the old name.
+    expect(await api.prisma.task.findMany({ where: { orgId: org.id }, select: { orgAlias: true } })).toEqual([{ orgAlias: 'rn-after' }]);
+    const listed = await data(`{ tasks(first: 5, filter: { org: "rn-after" }) { edges { node { org { alias } } } } }`);
+    expect(listed.tasks.edges).toHaveLength(1);
+  });
+
+  it('makes a schedule or a webhook rule created while the org is being removed ORG_NOT_FOUND, not an internal error', async () => {
+    const source = (await data(`mutation { createWebhookSource(kind: GITHUB, name: "rm-race") { ... on CreateWebhookSourceSuccess { created { source { id } } } } }`))
+      .createWebhookSource.created.source.id;
+    const creations = {
+      scheduleTask: (alias: string) =>
+        data(`mutation($input: ScheduleTaskInput!) { scheduleTask(input: $input) { __typename ... on Error { code message } } }`, {
+          input: { type: 'ORG_CHECK', org: alias, cron: '0 3 * * *' },
+        }),
+      createWebhookRule: (alias: string) =>
+        data(`mutation($input: WebhookRuleInput!) { createWebhookRule(input: $input) { __typename ... on Error { code message } } }`, {
+          input: { sourceId: source, name: 'checks', event: 'push', taskType: 'ORG_CHECK', org: alias },
+        }),
+    };
+    for (const [field, create] of Object.entries(creations)) {
+      const alias = `rm-race-${field.toLowerCase()}`;
+      await registerOk(alias, { instanceUrl: 'https://rmrace.my.salesforce.com', refreshToken: fakeRefreshToken() });
+      const org = await api.prisma.org.findUniqueOrThrow({ where: { alias } });
+      let created: Promise<any> | undefined;
+      // A removal under way, as removeOrg's transaction holds it: the org's row locked, then deleted.
+      await api.prisma.$transaction(async (tx) => {
+        await tx.$queryRaw`SELECT id FROM "Org" WHERE id = ${org.id}::uuid FOR UPDATE`;
+        await tx.org.delete({ where: { id: org.id } });
+        created = create(alias); // finds the org, then waits to write
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      });
+      expect((await created!)[field], field).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND', message: expect.stringMatching(/removed while/) });
+    }
+    expect(await api.prisma.schedule.count({ where: { org: { alias: { startsWith: 'rm-race' } } } })).toBe(0);
+    expect(await api.prisma.webhookRule.count({ where: { orgAlias: { startsWith: 'rm-race' } } })).toBe(0);
+  });
+
   it('is refused while the org has a scheduled task', async () => {
     await registerOk('rm-sched', { instanceUrl: 'https://rms.my.salesforce.com', refreshToken: fakeRefreshToken() });
     const runAt = new Date(Date.now() + 3_600_000).toISOString();

@@ -1499,6 +1499,14 @@ describe('with Redis down', () => {
     expect((await d.statusEvents(globalId)).map((e) => e.status)).toEqual(['QUEUED', 'FAILED', 'QUEUED', 'FAILED']);
   });
 
+  it('answers QUEUE_UNAVAILABLE to scheduleTask and keeps neither the schedule nor its audit entry', async () => {
+    const [schedules, entries] = [await down.prisma.schedule.count(), await down.prisma.auditEntry.count({ where: { action: 'schedule.create' } })];
+    const result = await d.mutate(SCHEDULE, { input: { type: 'ORG_CHECK', org: 'uat', cron: '0 5 * * *' } }, 'scheduleTask');
+    expect(result).toMatchObject({ __typename: 'UnavailableError', code: 'QUEUE_UNAVAILABLE' });
+    expect(await down.prisma.schedule.count()).toBe(schedules);
+    expect(await down.prisma.auditEntry.count({ where: { action: 'schedule.create' } })).toBe(entries);
+  });
+
   it('answers QUEUE_UNAVAILABLE to removeSchedule and keeps the schedule', async () => {
     // scheduleTask cannot create one without Redis: write it as scheduleTask would have.
     const org = await down.prisma.org.findUniqueOrThrow({ where: { alias: 'uat' } });

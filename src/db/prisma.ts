@@ -29,12 +29,17 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
 }
 
 /**
- * Whether a raw statement failed on this Postgres constraint: on the pg pool (pg's DatabaseError names it), or
- * through Prisma's $queryRaw (P2010, with Postgres's message).
+ * Whether a statement failed on this Postgres constraint: a raw one on the pg pool (pg's DatabaseError names it)
+ * or through Prisma's $queryRaw (P2010, with Postgres's message), or a model query's foreign key (P2003, the
+ * constraint in its meta).
  */
 export function violatesConstraint(error: unknown, constraint: string): boolean {
   if (error instanceof pg.DatabaseError) return error.constraint === constraint;
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2010' && `${error.message} ${JSON.stringify(error.meta ?? {})}`.includes(`"${constraint}"`);
+  return (
+    error instanceof Prisma.PrismaClientKnownRequestError &&
+    (error.code === 'P2010' || error.code === 'P2003') &&
+    `${error.message} ${JSON.stringify(error.meta ?? {})}`.includes(`"${constraint}"`)
+  );
 }
 
 /** Runs one SQL statement (a Prisma.sql template) and returns its rows. */

@@ -5,7 +5,7 @@ builder.queryField('auditEntries', (t) =>
     type: 'AuditEntry',
     cursor: 'id',
     authScopes: { readAudit: true },
-    description: 'Changes to orgs, credentials and tokens, newest first.',
+    description: 'Changes to orgs, credentials, tokens, schedules, webhook sources and rules, and notification subscribers, newest first.',
     totalCount: (_parent, _args, ctx) => ctx.services.audit.count(),
     resolve: (query, _root, _args, ctx) => ctx.services.audit.list(query),
   }),

@@ -29,6 +29,6 @@ builder.mutationFields((t) => ({
     authScopes: { submitTasks: true },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError, UnavailableError], dataField: { name: 'removed' } },
-    resolve: (_root, args, ctx) => ctx.services.schedules.remove(parseNodeId(args.id, 'Schedule', ['id'])),
+    resolve: (_root, args, ctx) => ctx.services.schedules.remove(actor(ctx), parseNodeId(args.id, 'Schedule', ['id'])),
   }),
 }));

@@ -1,7 +1,7 @@
 import { builder } from '../builder.js';
 
 export const AuditEntryNode = builder.prismaNode('AuditEntry', {
-  description: 'A record of a change to orgs, credentials or tokens.',
+  description: 'A record of a change to orgs, credentials, tokens, schedules, webhook sources and rules, or notification subscribers.',
   id: { field: 'id' },
   authScopes: { readAudit: true },
   fields: (t) => ({

@@ -4,9 +4,11 @@ import { CronExpressionParser } from 'cron-parser';
 import type { Prisma, PrismaClient } from '../../db/prisma.js';
 import type { Schedule, Task } from '../../generated/prisma/client.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
+import type { AuditService } from '../audit/audit-service.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { NotFoundError, unlessGone, ValidationFailedError, withQueue } from '../errors.js';
+import { NotFoundError, ValidationFailedError, withQueue } from '../errors.js';
 import { uuidFromName } from '../ids.js';
+import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import type { SubmitTaskInput, TaskService } from './task-service.js';
 
 export interface ScheduleTaskInput extends Omit<SubmitTaskInput, 'runAt' | 'source'> {
@@ -94,6 +96,11 @@ function checkNewSchedule(cron: string, timezone: string, minSeconds: number): v
   }
 }
 
+/** What a schedule's audit entries record: what it runs, where and when (not its params). */
+function auditDetails(schedule: Schedule, orgAlias: string): Prisma.InputJsonValue {
+  return { type: schedule.type, org: orgAlias, cron: schedule.cron, timezone: schedule.timezone };
+}
+
 export class ScheduleService {
   constructor(
     private readonly prisma: PrismaClient,
@@ -101,6 +108,7 @@ export class ScheduleService {
     private readonly tasks: TaskService,
     /** Shortest time allowed between two firings of a schedule (SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS). */
     private readonly minIntervalSeconds: number,
+    private readonly audit: AuditService,
   ) {}
 
   async create(actor: Principal, input: ScheduleTaskInput): Promise<Schedule> {
@@ -108,7 +116,9 @@ export class ScheduleService {
     const cron = normaliseCron(input.cron);
     checkNewSchedule(cron, timezone, this.minIntervalSeconds);
     const { spec } = await this.tasks.validate(input);
-    const schedule = await this.prisma.schedule.create({
+    // A schedule deploys to its org on its own from now on: who made it is audited with it, in its transaction.
+    const written = this.prisma.$transaction(async (tx) => {
+      const created = await tx.schedule.create({
       data: {
         type: spec.type,
         orgId: spec.orgId,
@@ -122,25 +132,37 @@ export class ScheduleService {
         timeoutMs: spec.timeoutMs,
         createdBy: actorLabel(actor),
       },
+      });
+      await this.audit.record(tx, actor, 'schedule.create', 'Schedule', created.id, auditDetails(created, input.org));
+      return created;
     });
+    const schedule = await unlessOrgRemoved(written, 'Schedule_orgId_fkey', 'the schedule');
     try {
       await withQueue(() => this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone), 'create the schedule');
     } catch (error) {
-      await this.prisma.schedule.delete({ where: { id: schedule.id } });
+      // Never made: neither the schedule nor its audit entry stays.
+      await this.prisma.$transaction([
+        this.prisma.auditEntry.deleteMany({ where: { action: 'schedule.create', targetId: schedule.id } }),
+        this.prisma.schedule.delete({ where: { id: schedule.id } }),
+      ]);
       throw error;
     }
     return schedule;
   }
 
-  async remove(scheduleId: string): Promise<Schedule> {
-    const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId } });
+  async remove(actor: Principal, scheduleId: string): Promise<Schedule> {
+    const schedule = await this.prisma.schedule.findUnique({ where: { id: scheduleId }, include: { org: { select: { alias: true } } } });
     if (!schedule) throw scheduleNotFound();
     // The scheduler goes first: with Redis down the schedule stays whole (QUEUE_UNAVAILABLE), and no transaction is
     // held open across a Redis call. Of concurrent removals, each drops the scheduler (idempotent) and one deletes
     // the row; the others answer SCHEDULE_NOT_FOUND. A scheduler restored meanwhile (by a reconciler that still saw
     // the row) removes itself at its next firing, which finds no schedule (fire()).
     await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
-    await unlessGone(() => this.prisma.schedule.delete({ where: { id: schedule.id } }), scheduleNotFound);
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.schedule.deleteMany({ where: { id: schedule.id } });
+      if (count === 0) throw scheduleNotFound();
+      await this.audit.record(tx, actor, 'schedule.remove', 'Schedule', schedule.id, auditDetails(schedule, schedule.org.alias));
+    });
     return schedule;
   }
 

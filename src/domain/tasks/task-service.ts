@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from '../../canonical-json.js';
-import { Prisma, rawStatements, violatesConstraint, type PrismaClient, type RawStatements } from '../../db/prisma.js';
+import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import type { Task } from '../../generated/prisma/client.js';
 import type { TaskQueue, TaskSource, TaskStatus, TaskType } from '../../generated/prisma/enums.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
@@ -11,6 +11,7 @@ import { artifactParam, markArtifactUsed, useArtifactParam } from '../artifacts/
 import { actorLabel, type Principal } from '../auth/principal.js';
 import { ConflictError, InvalidStateError, NotFoundError, UnavailableError, ValidationFailedError, withQueue } from '../errors.js';
 import { rawId } from '../ids.js';
+import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import { parseInput } from '../validation.js';
 import { lastStartedDeployment } from './started-deployment.js';
 import { defaultQueueFor, taskParamSchemas } from './task-params.js';
@@ -315,14 +316,7 @@ export class TaskService {
    * could not be enqueued: they are then FAILED (QUEUE_UNAVAILABLE), and the caller says so.
    */
   async createMany(requests: TaskRequest[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[]; notQueued: UnavailableError | null }> {
-    const created = await this.journal.createMany(requests.map(newTask), gate).catch((error: unknown) => {
-      // The org was removed after the request was validated: the removal held the org's row while this statement
-      // waited for it (org-service.ts), and then there was no org to refer to.
-      if (violatesConstraint(error, 'Task_orgId_fkey')) {
-        throw new NotFoundError('ORG_NOT_FOUND', 'The org was removed while the task was being created: register it again, or submit the task for another org');
-      }
-      throw error;
-    });
+    const created = await unlessOrgRemoved(this.journal.createMany(requests.map(newTask), gate), 'Task_orgId_fkey', 'the task');
     try {
       await this.enqueueOrFail(created.tasks);
       return { ...created, notQueued: null };

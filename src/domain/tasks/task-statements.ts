@@ -187,14 +187,21 @@ export function insertTasks(rows: Array<NewTask & { id: string; first: PendingEv
         "orgId" uuid, "orgAlias" text, "scheduleId" uuid, "idempotencyScope" text, "idempotencyKey" text,
         "requestDigest" text, "firstEvent" jsonb, "gateId" uuid)
     ),
+    -- Each task's org as it is now: its alias was read when the request was validated, and a rename (updateOrg)
+    -- may have committed since, or be under way. The lock waits for one under way and then reads its alias; a
+    -- rename that comes after waits for this insert, and then renames these tasks with the org's others.
+    orgs AS (
+      SELECT id, alias FROM "Org" WHERE id IN (SELECT "orgId" FROM fresh) FOR KEY SHARE
+    ),
     tasks AS (
       INSERT INTO "Task" (id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source,
                           "requestedBy", "runAt", "jobId", "lastEventSeq", "orgId", "orgAlias", "scheduleId",
                           "idempotencyScope", "idempotencyKey", "requestDigest", "createdAt", "updatedAt")
-      SELECT id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
-             "runAt", "jobId", 1, "orgId", "orgAlias", "scheduleId", "idempotencyScope", "idempotencyKey",
+      SELECT fresh.id, type, status, queue, priority, input, "maxAttempts", "backoffMs", "timeoutMs", source, "requestedBy",
+             "runAt", "jobId", 1, "orgId", COALESCE(orgs.alias, "orgAlias"), "scheduleId", "idempotencyScope", "idempotencyKey",
              "requestDigest", ${now}::timestamp(3), ${now}::timestamp(3)
-      FROM fresh ${gated ? Prisma.sql`WHERE "gateId" IN (SELECT id FROM gate)` : Prisma.empty}
+      -- No org row (removed meanwhile): the foreign key refuses the task (ORG_NOT_FOUND).
+      FROM fresh LEFT JOIN orgs ON orgs.id = fresh."orgId" ${gated ? Prisma.sql`WHERE "gateId" IN (SELECT id FROM gate)` : Prisma.empty}
       -- A key its requester already used: that submit's task stands (the conflict waits for it to commit).
       ON CONFLICT ("idempotencyScope", "idempotencyKey") DO NOTHING
       RETURNING *

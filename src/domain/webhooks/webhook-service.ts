@@ -16,6 +16,7 @@ import type { AuditService } from '../audit/audit-service.js';
 import { Batcher } from '../batcher.js';
 import { useArtifactParam } from '../artifacts/artifact-service.js';
 import { NotFoundError, UnavailableError, unlessGone } from '../errors.js';
+import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
 import { taskParamSchemas } from '../tasks/task-params.js';
@@ -224,7 +225,7 @@ export class WebhookService {
     // A deployment rule's artifact must exist (each task the rule creates checks it again); naming it keeps it.
     const params = await useArtifactParam(this.prisma, data.taskType, parsedParams, ['params']);
     // Rules decide which org gets which deployments: each change is audited with the change itself.
-    const rule = await this.prisma.$transaction(async (tx) => {
+    const written = this.prisma.$transaction(async (tx) => {
       const created = await tx.webhookRule.create({
       data: {
         name: data.name,
@@ -253,6 +254,7 @@ export class WebhookService {
       });
       return created;
     });
+    const rule = await unlessOrgRemoved(written, 'WebhookRule_orgId_fkey', 'the rule');
     await this.sourceChanged(source.id);
     return rule;
   }
