@@ -10,6 +10,7 @@ import type { Task } from '../src/generated/prisma/client.js';
 import { TaskEffects } from '../src/domain/tasks/task-effects.js';
 import { auditEntriesFor, concurrently, errorFields, startTestApi, testDatabaseUrl, type GraphQLResponse, type TestApi } from './support/harness.js';
 import { canary, encodings } from './support/leak-search.js';
+import { waitFor } from './support/worker-harness.js';
 
 const run = promisify(execFile);
 
@@ -676,6 +677,35 @@ describe('removeOrg', () => {
       // The waiting check alone does not hold the removal up: it goes with the org.
       expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
       expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
+    } finally {
+      await checking.close();
+    }
+  });
+
+  it('with org checks on: a removal refused once it holds the org (a task came in between) queues the check it cancelled again', async () => {
+    const checking = await startTestApi('orgs_checks_late', { shareWith: api, checkOrgsOnRegister: true });
+    try {
+      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
+      const registered = await on(registerMutation, { input: { alias: 'rm-late', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rml.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
+      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
+      const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-late' } });
+      const check = await api.prisma.task.findFirstOrThrow({ where: { orgId: org.id, type: 'ORG_CHECK' } });
+      let removal: Promise<any> | undefined;
+      let late: { id: string } | undefined;
+      await api.prisma.$transaction(async (tx) => {
+        // A task being written for the org, as a submit's insert holds it: the removal counts no active task but
+        // the check, cancels the check, and then waits for the org's row.
+        late = await tx.task.create({
+          data: { type: 'DIAGNOSTIC', status: 'QUEUED', queue: 'NORMAL', priority: 50, input: {}, maxAttempts: 1, source: 'API', requestedBy: 'test', orgAlias: 'rm-late', orgId: org.id },
+        });
+        removal = on(removeMutation, { alias: 'rm-late' });
+        await waitFor(async () => (await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).status === 'CANCELLED', 10_000, 'the check to be cancelled');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      });
+      expect((await removal!).removeOrg).toMatchObject({ __typename: 'ConflictError', code: 'ORG_HAS_ACTIVE_TASKS' });
+      const checks = await api.prisma.task.findMany({ where: { orgId: org.id, type: 'ORG_CHECK' }, orderBy: { createdAt: 'asc' } });
+      expect(checks.map((c) => c.status)).toEqual(['CANCELLED', 'QUEUED']);
+      await api.prisma.task.delete({ where: { id: late!.id } });
     } finally {
       await checking.close();
     }

@@ -152,7 +152,7 @@ export class OrgService {
     const org = await this.requireByAlias(alias);
     // An org check still waiting in the queue is only about this org: it goes with it (when checks can be
     // discarded here), and does not hold the removal up. Any other active task does, and then nothing is touched:
-    // the checks stay too.
+    // the checks stay too (if that task is written after the checks went, a new check is queued).
     const waitingCheck = { type: 'ORG_CHECK' as const, status: { in: [...waitingTaskStatuses] } };
     const refuseActive = async (client: Pick<PrismaClient, 'task'>) => {
       const active = await client.task.count({
@@ -181,7 +181,12 @@ export class OrgService {
           return this.secretWrites.noteDeletion(tx, org.secretRef);
         }),
       () => orgNotFound(alias),
-    );
+    ).catch(async (error: unknown) => {
+      // Refused under the lock (a task was written for the org after the first count): the org stays, and so must
+      // a check of it, now that its waiting one has been cancelled.
+      if (error instanceof ConflictError && waitingChecks.length > 0) await this.check(actor, org);
+      throw error;
+    });
     await this.secretWrites.finish(deletion);
     return org;
   }
