@@ -26,6 +26,7 @@ describe('the child launcher', () => {
     expect(result.status, result.stderr).toBe(0);
     const seen = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
     expect(seen.spare).toMatchObject({ kind: 'succeeded' });
+    expect(seen.refusedPid).toBeNull(); // known at once: the worker then claims nothing (task-executor.ts)
     expect(seen.refused).toEqual({ kind: 'not-started', code: 'EMFILE' });
     expect(seen.afterwards).toMatchObject({ kind: 'succeeded' });
   });

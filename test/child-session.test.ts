@@ -97,10 +97,17 @@ describe('ChildSession', () => {
     // A child runs third-party code: `process.send(null)` from it used to throw in the worker's listener, which
     // ended the worker and every task it ran.
     const reports: unknown[] = [];
-    const given = hooks({ onProgress: async (...args) => void reports.push(['progress', ...args]), onLog: async (...args) => void reports.push(['log', ...args]) });
+    const dropped: unknown[] = [];
+    const given = hooks({
+      onProgress: async (...args) => void reports.push(['progress', ...args]),
+      onLog: async (...args) => void reports.push(['log', ...args]),
+      onDropped: (kind) => void dropped.push(kind),
+    });
     const outcome = await new ChildSession(launch('garbage-first'), given, 1000).run(request('grant-3'));
     expect(outcome).toEqual({ kind: 'succeeded', result: { sent: 10 } });
     expect(reports).toEqual([['progress', 50, 'halfway', undefined]]);
+    // Each is reported by its kind alone, for the worker's log.
+    expect(dropped).toEqual([undefined, undefined, undefined, undefined, undefined, 'progress', 'progress', 'failed', 'log', 'done-ish']);
   });
 
   it("refuses to redeem any token but its own request's grant, without spending it", async () => {

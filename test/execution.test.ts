@@ -253,7 +253,7 @@ describe('child processes', () => {
     expect(cancelled.body.data.cancelTask.task.status).toBe('CANCELLED');
   });
 
-  it('gives a QUEUED task whose job BullMQ already completed a new job when the worker reconciles', async () => {
+  it.each(['QUEUED', 'SCHEDULED'])('gives a %s task whose job BullMQ already completed a new job when the worker reconciles', async (waitingStatus) => {
     // The state a lost retry leaves: the task waits as QUEUED, but its current job is settled, so nothing would
     // ever run it. Built here from a finished task's completed job.
     const finished = await waitForEnd((await submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0 } })).id);
@@ -266,7 +266,7 @@ describe('child processes', () => {
     const uuid = rawId(waiting.id, 'Task');
     const ownJob = (await api.prisma.task.findUnique({ where: { id: uuid }, select: { jobId: true } }))!.jobId!;
     expect(await queue.remove(ownJob)).toBe(1);
-    await api.prisma.task.update({ where: { id: uuid }, data: { status: 'QUEUED', runAt: null, jobId: finishedRow!.jobId } });
+    await api.prisma.task.update({ where: { id: uuid }, data: { status: waitingStatus as 'QUEUED' | 'SCHEDULED', runAt: waitingStatus === 'QUEUED' ? null : new Date(), jobId: finishedRow!.jobId } });
 
     const report = await worker.host.reconcile();
     expect(report.requeued).toContain(uuid);
@@ -456,6 +456,10 @@ describe('cancellation during a worker shutdown', () => {
     try {
       await sleep(1500); // the shutting-down worker takes the job and puts it back, again and again
       expect(await getTask(submitted.id)).toMatchObject({ status: 'QUEUED', attempts: 0 });
+      // Put back (delayed, then due and taken again), never completed: a completed job would leave the task
+      // waiting until a reconcile.
+      const { jobId } = await api.prisma.task.findUniqueOrThrow({ where: { id: rawId(submitted.id, 'Task') } });
+      expect(['delayed', 'waiting', 'prioritized', 'active']).toContain(await (await api.queues.get('NORMAL').getJob(jobId!))!.getState());
     } finally {
       await worker.close(0);
       worker = await startTestWorker(api);

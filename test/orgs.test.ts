@@ -401,6 +401,25 @@ describe('updateOrg', () => {
     expect((await api.prisma.org.findUniqueOrThrow({ where: { id: rawId } })).updatedAt).toEqual(updatedAt);
   });
 
+  it('files a task submitted while the org is being renamed under the new alias', async () => {
+    await registerOk('rn-before', { instanceUrl: 'https://rnbefore.my.salesforce.com', refreshToken: fakeRefreshToken() });
+    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rn-before' } });
+    let submitted: Promise<any> | undefined;
+    // A rename under way, as updateOrg's transaction makes it: the org's alias, then its tasks' copies of it.
+    await api.prisma.$transaction(async (tx) => {
+      await tx.org.update({ where: { id: org.id }, data: { alias: 'rn-after' } });
+      await tx.task.updateMany({ where: { orgId: org.id }, data: { orgAlias: 'rn-after' } });
+      submitted = data(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rn-before' } }); // finds the org by its old alias, then waits to write
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    expect((await submitted!).submitTask.__typename).toBe('SubmitTaskSuccess');
+    // It used to keep the alias it was validated with: missing from the org's filtered history, and shown in
+    // the history of any org that later took the old name.
+    expect(await api.prisma.task.findMany({ where: { orgId: org.id }, select: { orgAlias: true } })).toEqual([{ orgAlias: 'rn-after' }]);
+    const listed = await data(`{ tasks(first: 5, filter: { org: "rn-after" }) { edges { node { org { alias } } } } }`);
+    expect(listed.tasks.edges).toHaveLength(1);
+  });
+
   it('refuses a rename onto a taken alias with ALIAS_TAKEN', async () => {
     const before = await storedCounts();
     const result = await update('upd-b', { alias: 'upd-other', kind: 'SCRATCH' });
@@ -588,25 +607,6 @@ describe('removeOrg', () => {
     });
     expect((await submitted!).submitTask).toMatchObject({ __typename: 'NotFoundError', code: 'ORG_NOT_FOUND', message: expect.stringMatching(/removed while the task was being created/) });
     expect(await api.prisma.task.count({ where: { orgAlias: 'rm-removing' } })).toBe(0);
-  });
-
-  it('files a task submitted while the org is being renamed under the new alias', async () => {
-    await registerOk('rn-before', { instanceUrl: 'https://rnbefore.my.salesforce.com', refreshToken: fakeRefreshToken() });
-    const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rn-before' } });
-    let submitted: Promise<any> | undefined;
-    // A rename under way, as updateOrg's transaction makes it: the org's alias, then its tasks' copies of it.
-    await api.prisma.$transaction(async (tx) => {
-      await tx.org.update({ where: { id: org.id }, data: { alias: 'rn-after' } });
-      await tx.task.updateMany({ where: { orgId: org.id }, data: { orgAlias: 'rn-after' } });
-      submitted = data(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rn-before' } }); // finds the org by its old alias, then waits to write
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    });
-    expect((await submitted!).submitTask.__typename).toBe('SubmitTaskSuccess');
-    // It used to keep the alias it was validated with: missing from the org's filtered history, and shown in
-    // the history of any org that later took the old name.
-    expect(await api.prisma.task.findMany({ where: { orgId: org.id }, select: { orgAlias: true } })).toEqual([{ orgAlias: 'rn-after' }]);
-    const listed = await data(`{ tasks(first: 5, filter: { org: "rn-after" }) { edges { node { org { alias } } } } }`);
-    expect(listed.tasks.edges).toHaveLength(1);
   });
 
   it('makes a schedule or a webhook rule created while the org is being removed ORG_NOT_FOUND, not an internal error', async () => {

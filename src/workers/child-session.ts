@@ -4,7 +4,7 @@ import { getSystemErrorName } from 'node:util';
 import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
 import { UnreadableSecretError } from '../secrets/builtin-store.js';
 import type { LaunchedChild } from './child-launcher.js';
-import { parseChildMessage } from './child-message.js';
+import { messageKind, parseChildMessage } from './child-message.js';
 import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 
 export type ChildOutcome =
@@ -25,6 +25,8 @@ export interface SessionHooks {
   redeem(token: string): Promise<SecretValue | null>;
   /** Issues the run's grant when its child asks (a request with `grant: ask`), or says why not. */
   issueGrant(): Promise<CredentialGrant | GrantRefusal>;
+  /** A message the worker does not accept was dropped; `kind` is its `t`, if it has one (never its content). */
+  onDropped?(kind: string | undefined): void;
 }
 
 /** Why a grant was not issued, and whether a later attempt may get one. */
@@ -88,6 +90,12 @@ export class ChildSession {
         });
       }
     }).then(async (status) => {
+      // Nothing ran, so nothing more can come over the channel: after some refusals (EAGAIN) Node has set one
+      // up, and no 'disconnect' need ever come.
+      if (notStarted) {
+        if (proc.connected) proc.disconnect();
+        return status;
+      }
       await channelClosed;
       return status;
     });
@@ -95,7 +103,10 @@ export class ChildSession {
     proc.on('message', (received: unknown) => {
       // Anything but a ChildMessage is dropped (child-message.ts).
       const message = parseChildMessage(received);
-      if (!message) return;
+      if (!message) {
+        this.hooks.onDropped?.(messageKind(received));
+        return;
+      }
       // A redemption (or a grant asked for) is answered at once, not after the reports before it: a progress report
       // whose write waits (Postgres or Redis slow to answer) must not hold the operation's credentials back until
       // its grant expires.
@@ -127,7 +138,8 @@ export class ChildSession {
     const { code, signal } = await exited;
     this.timers.forEach(clearTimeout);
     await Promise.all([this.chain, this.redeeming]);
-    if (notStarted) return { kind: 'not-started', code: notStarted };
+    // Stopped meanwhile, it is aborted (a cancel ends it CANCELLED), as one that started would be.
+    if (notStarted && !this.abortReason) return { kind: 'not-started', code: notStarted };
     if (this.report?.kind === 'succeeded') return this.report;
     // A run that only cancels reports how the cancellation went, even if a shutdown or timeout came meanwhile.
     if (this.cancelOnly && this.report) return this.report;

@@ -1,11 +1,11 @@
 // Postgres is the source of truth for tasks; Redis only holds their jobs. When Redis loses jobs (restarted
 // without persistence, flushed) or a worker dies mid-task, this puts the two back in agreement:
-// - a QUEUED/SCHEDULED task without its job gets the job again (same id, remaining delay), and a QUEUED one
-//   whose job BullMQ has already completed gets a new job;
+// - a QUEUED/SCHEDULED task without its job gets the job again (same id, remaining delay), and one whose job
+//   BullMQ has already completed gets a new job;
 // - a RUNNING task whose worker is gone or no longer has the run (it could not record the outcome), and whose
 //   job is gone or already settled by BullMQ, is retried as a lost run, or FAILED with WORKER_LOST when it has
 //   no attempts left;
-// - a QUEUED task whose job BullMQ failed for good a while ago is FAILED, as the worker's failed-job handler
+// - a QUEUED/SCHEDULED task whose job BullMQ failed for good a while ago is FAILED, as the worker's failed-job handler
 //   would have done had it not failed itself (Postgres unreachable just then).
 // A worker counts as gone only when its heartbeat is missing twice, a grace period apart: right after a
 // Redis flush every live worker's heartbeat is missing until its next beat, and its tasks must not run twice.
@@ -62,9 +62,9 @@ export async function reconcileTasks(deps: ReconcileDeps): Promise<ReconcileRepo
         if (await lifecycle.fail(task.id, lastFailure(task, job.failedReason), ['QUEUED', 'SCHEDULED'], { jobId: job.id! })) report.failed.push(task.id);
         continue;
       }
-      // A QUEUED task whose job BullMQ has completed: its retry was lost (e.g. the run settled after its worker
-      // lost the job's lock, so BullMQ could not schedule the retry).
-      if (task.status !== 'QUEUED' || state !== 'completed') continue;
+      // A task still waiting whose job BullMQ has completed: its retry was lost (e.g. the run settled after its
+      // worker lost the job's lock, so BullMQ could not schedule the retry), or its job was completed unrun.
+      if (state !== 'completed') continue;
       const renewed = await lifecycle.renewJob(task.id);
       if (!renewed) continue;
       await queues.enqueue(renewed);

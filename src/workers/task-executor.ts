@@ -73,8 +73,6 @@ function notStartedFailure(code: string): FailedReport {
 /** What the worker learns about a run as it goes. */
 interface RunState {
   deployId: string | undefined;
-  /** The run only cancels an earlier attempt's deployment (ChildSession.markCancelOnly). */
-  cancelOnly: boolean;
 }
 
 /** The run a claimed task is: every write of the run's own is made only while the task is still it (ChangeOptions.run). */
@@ -152,6 +150,7 @@ export class TaskExecutor {
     // claim attempt takes a child it would then throw away.
     if (!orgExclusiveTypes.has(job.name as Task['type']) && !job.stalledCounter) {
       const ran = await this.claimAndRun(job, progress);
+      if (ran === closing) return this.lookAgainLater(job, token);
       if (ran !== notClaimed && ran !== busy) return ran;
     }
 
@@ -264,8 +263,11 @@ export class TaskExecutor {
     // shutdown's drain time ran out: a run started now would be aborted at once, and spend an attempt.
     if (this.shuttingDown) return closing;
     const child = this.deps.launcher.take();
+    // A fork the system refused (EAGAIN, EMFILE: too many processes or open files) has no pid: the task is not
+    // claimed, so no attempt is spent, and the job is looked at again shortly like any run that could not start.
+    if (child.process.pid === undefined) throw new Error('The system refused to start a task process (too many processes or open files)');
     // The deployment this run follows (an earlier attempt's, or the one its operation reports starting).
-    const run: RunState = { deployId: undefined, cancelOnly: false };
+    const run: RunState = { deployId: undefined };
     // The task as this run claimed it; the child reports only after its request, so after the claim.
     let claimed: (Task & { org: OrgRef }) | null = null;
     const session = new ChildSession(
@@ -281,6 +283,8 @@ export class TaskExecutor {
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
         // Asked for only after the run's request, so after the claim.
         issueGrant: () => this.issueGrant(claimed!, claimed!.org),
+        // Its kind only: a malformed report could hold anything the operation had, credentials included.
+        onDropped: (kind) => this.deps.logger.warn({ taskId, kind: kind?.slice(0, 40) ?? null }, 'dropped a message from a task child that is not the protocol\'s'),
       },
       this.options.killGraceMs,
     );
@@ -299,9 +303,7 @@ export class TaskExecutor {
     }
     if (!claimed) return notClaimed;
     try {
-      const outcome = await this.runChild(claimed, claimed.org, session, run);
-      run.cancelOnly = session.onlyCancels;
-      return await this.settle(claimed, outcome, run);
+      return await this.settle(claimed, await this.runChild(claimed, claimed.org, session, run), run, session.onlyCancels);
     } finally {
       this.running.delete(taskId);
     }
@@ -333,11 +335,11 @@ export class TaskExecutor {
   /** The child's run request: an earlier attempt's deployment, the files and a credential grant (or `ask`); or why not. */
   private async prepare(task: Task, org: OrgRef, session: ChildSession): Promise<RunRequest | ChildOutcome> {
     const { secrets } = this.deps;
-    // Cancelled or shut down while the claim ran: no grant is issued and the child gets no request. Unless a
-    // cancel finds a retry that may follow an earlier attempt's deployment: the run then only cancels that
-    // deployment (ChildSession.run), as it would had the cancel come before the claim.
+    // Shut down or timed out while the claim ran: no grant is issued and the child gets no request. A cancel is
+    // looked at below: a run that follows an earlier attempt's deployment then only cancels that deployment
+    // (ChildSession.run), as it would had the cancel come before the claim.
     const aborted = session.abortedFor;
-    if (aborted && !(aborted === 'cancelled' && task.attempts > 1 && deploymentTypes.has(task.type))) return { kind: 'aborted', reason: aborted };
+    if (aborted && aborted !== 'cancelled') return { kind: 'aborted', reason: aborted };
     let deployId;
     try {
       deployId = await this.deps.effects.startedDeployment(task);
@@ -393,9 +395,10 @@ export class TaskExecutor {
     }
   }
 
-  private async settle(task: Task, outcome: ChildOutcome, run: RunState): Promise<unknown> {
+  /** `cancelOnly`: the run only cancelled an earlier attempt's deployment (ChildSession.markCancelOnly). */
+  private async settle(task: Task, outcome: ChildOutcome, run: RunState, cancelOnly: boolean): Promise<unknown> {
     const { lifecycle, logger } = this.deps;
-    if (run.cancelOnly || task.cancelRequestedAt) {
+    if (cancelOnly) {
       const settled = await this.settleCancelOnly(task, outcome);
       if (settled) return settled;
     }

@@ -34,8 +34,11 @@ try {
 const spare = launcher.take(); // its replacement is forked now, and refused
 const spareOutcome = new ChildSession(spare, hooks, 500).run(request);
 await sleep(300); // the replacement spare's fork, after the child just taken has reported
-const refused = await new ChildSession(launcher.take(), hooks, 500).run(request);
+const refusedChild = launcher.take();
+// What the worker checks before it claims a task for a child: a refused fork has no pid.
+const refusedPid = refusedChild.process.pid ?? null;
+const refused = await new ChildSession(refusedChild, hooks, 500).run(request);
 for (const fd of filler) closeSync(fd);
 const afterwards = await new ChildSession(launcher.take(), hooks, 500).run(request);
 await launcher.close();
-console.log(JSON.stringify({ spare: await spareOutcome, refused, afterwards }));
+console.log(JSON.stringify({ spare: await spareOutcome, refusedPid, refused, afterwards }));

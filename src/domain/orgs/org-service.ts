@@ -164,7 +164,8 @@ export class OrgService {
     };
     await refuseActive(this.prisma);
     const waitingChecks = await this.prisma.task.findMany({ where: { orgId: org.id, ...waitingCheck }, select: { id: true } });
-    if (this.checks) for (const task of waitingChecks) await this.checks.discard(actor, task.id).catch(() => undefined);
+    let discarded = 0;
+    if (this.checks) for (const task of waitingChecks) if (await this.checks.discard(actor, task.id).then(() => true, () => false)) discarded += 1;
     // Of concurrent removals, the one whose delete finds the row records it and deletes the secret; the others
     // answer ORG_NOT_FOUND, like a removal that came after it.
     const deletion = await unlessGone(
@@ -184,7 +185,7 @@ export class OrgService {
     ).catch(async (error: unknown) => {
       // Refused under the lock (a task was written for the org after the first count): the org stays, and so must
       // a check of it, now that its waiting one has been cancelled.
-      if (error instanceof ConflictError && waitingChecks.length > 0) await this.check(actor, org);
+      if (error instanceof ConflictError && discarded > 0) await this.check(actor, org);
       throw error;
     });
     await this.secretWrites.finish(deletion);

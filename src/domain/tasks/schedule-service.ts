@@ -140,7 +140,8 @@ export class ScheduleService {
     try {
       await withQueue(() => this.queues.upsertScheduler(schedule.id, schedule.cron, schedule.timezone), 'create the schedule');
     } catch (error) {
-      // Never made: neither the schedule nor its audit entry stays.
+      // Never made, so undone whole: the audit entry goes with the row it recorded (in one transaction), as the
+      // row's own transaction would have taken it had the scheduler been part of it. It was visible meanwhile.
       await this.prisma.$transaction([
         this.prisma.auditEntry.deleteMany({ where: { action: 'schedule.create', targetId: schedule.id } }),
         this.prisma.schedule.delete({ where: { id: schedule.id } }),

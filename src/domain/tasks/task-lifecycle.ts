@@ -131,9 +131,9 @@ export class TaskLifecycle {
     );
   }
 
-  /** Gives a QUEUED task a fresh job id (its old job is gone or settled), with a LOG event saying so. */
+  /** Gives a waiting (QUEUED or SCHEDULED) task a fresh job id (its old job is gone or settled), with a LOG event saying so. */
   renewJob(taskId: string): Promise<Task | null> {
-    return this.journal.change(taskId, ['QUEUED'], {}, [{ kind: 'LOG', payload: { level: 'warn', message: 'Re-enqueued after its worker was lost' } }], { newJob: true });
+    return this.journal.change(taskId, ['QUEUED', 'SCHEDULED'], {}, [{ kind: 'LOG', payload: { level: 'warn', message: 'Re-enqueued after its worker was lost' } }], { newJob: true });
   }
 
   /** Shows why a QUEUED task is not running yet; logs only when the reason changes. */
