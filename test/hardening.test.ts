@@ -349,6 +349,29 @@ describe('body limits (without the Caddy edge)', () => {
     }
   });
 
+  it('refuses an upload from a caller who could not run it before reading its body: 401 without a valid token, 403 for a role that may not upload', async () => {
+    // Yoga reads a multipart body whole, keeping the file in memory, before the operation is authorised: anyone
+    // could make a replica hold up to the upload limit per request (100 MiB by default) for as long as it sends.
+    const viewer = await bodies.token('VIEWER');
+    const port = Number(new URL(bodies.url).port);
+    const callers: Array<[string, number, string]> = [['', 401, 'UNAUTHENTICATED'], [`Authorization: Bearer sy_${'0'.repeat(40)}\r\n`, 401, 'UNAUTHENTICATED'], [`Authorization: Bearer ${viewer}\r\n`, 403, 'FORBIDDEN']];
+    for (const [authorization, status, code] of callers) {
+      const socket = connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+      // A body within the limits, of which only the start ever comes: the answer must not wait for the rest.
+      socket.write(`POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n${authorization}Content-Length: ${maxUploadBytes}\r\n\r\n--b\r\n`);
+      try {
+        await waitFor(async () => answer.endsWith('\r\n0\r\n\r\n'), 5000, `the whole answer (${code})`); // its last chunk
+      } finally {
+        socket.destroy();
+      }
+      expect(answer).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(answer).toContain(`"code":"${code}"`);
+    }
+  });
+
   it('refuses a multipart field other than the file over the limit with 413', async () => {
     const form = new FormData();
     form.append('operations', JSON.stringify({ query: `${UPLOAD} ${'#'.repeat(maxRequestBytes)}`, variables: { file: null } }));

@@ -9,6 +9,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { bearerToken, createContext, type Context } from '../context.js';
+import { can } from '../domain/auth/permissions.js';
 import type { Principal } from '../domain/auth/principal.js';
 import type { TaskEventFeed } from '../events/task-event-feed.js';
 import { runWithRequestId } from '../request-context.js';
@@ -18,7 +19,7 @@ import { useAuthentication } from './authentication.js';
 import { handleWebhook } from '../webhooks/webhook-route.js';
 import { serveArtifact } from './artifact-route.js';
 import { checkReadiness } from './health.js';
-import { checkGraphqlBody, graphqlFetchApi, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
+import { checkGraphqlBody, graphqlFetchApi, isMultipart, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError, useValidationRedaction } from './mask-error.js';
 import { addressRanges } from '../net/address-ranges.js';
 import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
@@ -184,6 +185,17 @@ export function createApp(options: AppOptions): App {
             if (token && rateLimits.api > 0 && !(await subscriptions.authenticate(token))) {
               const byAddress = await limiter.hit('api', address, rateLimits.api);
               if (!byAddress.allowed) return tooManyRequests(res, byAddress.retryAfterSeconds, true);
+            }
+            // A multipart request (an upload) is read whole before its operation runs, the file kept in memory by
+            // Yoga's form-data parser: one from a caller who could not upload anyway is refused before its body, or
+            // anyone could make a replica hold ~100 MiB per request. The context still authenticates it after.
+            if (isMultipart(req)) {
+              const principal = token ? await subscriptions.authenticate(token) : null;
+              if (!principal) {
+                res.setHeader('www-authenticate', 'Bearer');
+                return refuse(res, 401, 'UNAUTHENTICATED', 'A multipart request (an upload) needs a valid API token', true);
+              }
+              if (!can(principal.role, 'submitTasks')) return refuse(res, 403, 'FORBIDDEN', 'A multipart request (an upload) needs a role that may submit tasks', true);
             }
             const refusal = await checkGraphqlBody(req, bodyLimits);
             if (refusal) return refuse(res, refusal.status, refusal.code, refusal.message, true);

@@ -25,7 +25,7 @@ interface BodyRefusal {
   message: string;
 }
 
-function isMultipart(req: IncomingMessage): boolean {
+export function isMultipart(req: IncomingMessage): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
 }
 
