@@ -41,6 +41,14 @@ const addressRangeList = z
   });
 
 /** 32 bytes as 64 hex characters or as base64 (44 characters). */
+/** Node's longest timer, in ms: a longer one fires after 1 ms (with only a warning), so "wait for ever" would be "at once". */
+export const maxTimerMs = 2_147_483_647;
+
+/** A duration in ms that becomes a timer: from `min` up to Node's longest timer. */
+function milliseconds(min: number, fallback: number) {
+  return z.coerce.number().int().min(min).max(maxTimerMs, `must be at most ${maxTimerMs} (about 24.8 days: Node's longest timer)`).default(fallback);
+}
+
 const secretKey = z.string().refine((value) => decodeSecretKey(value) !== null, {
   message: 'must be 32 bytes, as 64 hex characters or base64',
 });
@@ -60,7 +68,7 @@ export const envSchema = z
       .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only')
       .default('switchyard'),
     SWITCHYARD_GRAPHIQL: booleanString.default(true),
-    SWITCHYARD_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+    SWITCHYARD_SHUTDOWN_TIMEOUT_MS: milliseconds(0, 60_000),
     SWITCHYARD_RUN_AS: z
       .string()
       .regex(/^[a-z_][a-z0-9_-]*(?::[a-z_][a-z0-9_-]*)?$|^\d+(?::\d+)?$/i, 'a user, or user:group (names or numeric ids)')
@@ -103,16 +111,16 @@ export const envSchema = z
     // Workers (src/workers): which queues and how many tasks at once, unless `switchyard worker` flags say.
     SWITCHYARD_WORKER_QUEUES: z.string().default('critical,normal,batch'),
     SWITCHYARD_WORKER_CONCURRENCY: z.string().default('critical=2,normal=2,batch=1'),
-    SWITCHYARD_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+    SWITCHYARD_JOB_LOCK_MS: milliseconds(1000, 30_000),
     // Abort → SIGTERM after this → SIGKILL after twice this. Above the 20 s a cancelled deployment waits for Salesforce.
-    SWITCHYARD_KILL_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+    SWITCHYARD_KILL_GRACE_MS: milliseconds(0, 30_000),
     SWITCHYARD_SPARE_CHILD: booleanString.default(true),
-    SWITCHYARD_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5000),
-    SWITCHYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+    SWITCHYARD_HEARTBEAT_MS: milliseconds(100, 5000),
+    SWITCHYARD_RECONCILE_INTERVAL_MS: milliseconds(1000, 60_000),
     SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
-    SWITCHYARD_CANCEL_POLL_MS: z.coerce.number().int().min(100).default(2000),
-    SWITCHYARD_ORG_LOCK_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
-    SWITCHYARD_ORG_LOCK_POLL_MS: z.coerce.number().int().min(100).default(2000),
+    SWITCHYARD_CANCEL_POLL_MS: milliseconds(100, 2000),
+    SWITCHYARD_ORG_LOCK_LEASE_MS: milliseconds(1000, 30_000),
+    SWITCHYARD_ORG_LOCK_POLL_MS: milliseconds(100, 2000),
     // HashiCorp Vault as the secret store (src/secrets/create-secret-store.ts): used when VAULT_ADDR is set,
     // with either VAULT_TOKEN or AppRole (VAULT_ROLE_ID + VAULT_SECRET_ID).
     VAULT_ADDR: httpUrl.optional(),
@@ -137,6 +145,18 @@ export const envSchema = z
     // refinements after failed fields by default). The input is always an object (see loadEnv).
     { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
   )
+  .superRefine((env, ctx) => {
+    // The shutdown deadline (cli/server-command.ts) is a timer too: the drain, the stop request's two graces, 5 s.
+    const { SWITCHYARD_SHUTDOWN_TIMEOUT_MS: drain, SWITCHYARD_KILL_GRACE_MS: grace } = env;
+    // (Either one over the bound by itself is reported as such.)
+    if (drain <= maxTimerMs && grace <= maxTimerMs && drain + 2 * grace + 5000 > maxTimerMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SWITCHYARD_SHUTDOWN_TIMEOUT_MS'],
+        message: `plus 2 × SWITCHYARD_KILL_GRACE_MS plus 5000 must be at most ${maxTimerMs} (Node's longest timer)`,
+      });
+    }
+  })
   .superRefine(
     (env, ctx) => {
       // With VAULT_ADDR set, Vault is the secret store and needs exactly one way to authenticate.

@@ -111,6 +111,18 @@ describe('loadEnv overrides', () => {
     expect(problemVariables(envError({ SWITCHYARD_MAX_UPLOAD_BYTES: String(2 ** 31) }))).toEqual(['SWITCHYARD_MAX_UPLOAD_BYTES']);
   });
 
+  it('bounds durations by Node\'s longest timer (a longer one would fire after 1 ms), the shutdown deadline included', () => {
+    for (const name of ['SWITCHYARD_SHUTDOWN_TIMEOUT_MS', 'SWITCHYARD_KILL_GRACE_MS', 'SWITCHYARD_RECONCILE_INTERVAL_MS', 'SWITCHYARD_CANCEL_POLL_MS', 'SWITCHYARD_HEARTBEAT_MS', 'SWITCHYARD_JOB_LOCK_MS', 'SWITCHYARD_ORG_LOCK_LEASE_MS', 'SWITCHYARD_ORG_LOCK_POLL_MS']) {
+      expect(problemVariables(envError({ [name]: String(2 ** 31) })), name).toEqual([name]);
+    }
+    expect(loadEnv({ SWITCHYARD_RECONCILE_INTERVAL_MS: String(2 ** 31 - 1) }).SWITCHYARD_RECONCILE_INTERVAL_MS).toBe(2 ** 31 - 1);
+    // Each within the bound, the deadline they make (drain + 2 × grace + 5 s) not.
+    const error = envError({ SWITCHYARD_SHUTDOWN_TIMEOUT_MS: String(2 ** 31 - 10_000), SWITCHYARD_KILL_GRACE_MS: '30000' });
+    expect(problemVariables(error)).toEqual(['SWITCHYARD_SHUTDOWN_TIMEOUT_MS']);
+    expect(error.message).toContain('plus 2 × SWITCHYARD_KILL_GRACE_MS plus 5000 must be at most 2147483647');
+    expect(loadEnv({ SWITCHYARD_SHUTDOWN_TIMEOUT_MS: String(2 ** 31 - 1 - 65_000) }).SWITCHYARD_SHUTDOWN_TIMEOUT_MS).toBe(2 ** 31 - 1 - 65_000);
+  });
+
   it('bounds SWITCHYARD_GRAPHQL_MAX_NESTING to 10..1000, default 100', () => {
     expect(loadEnv({}).SWITCHYARD_GRAPHQL_MAX_NESTING).toBe(100);
     expect(loadEnv({ SWITCHYARD_GRAPHQL_MAX_NESTING: '250' }).SWITCHYARD_GRAPHQL_MAX_NESTING).toBe(250);
