@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { LookupAddress } from 'node:dns';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addressRanges, isAddressRange } from '../src/net/address-ranges.js';
 import { guardedPost } from '../src/net/guarded-post.js';
 import { OutboundAddressPolicy, RefusedAddressError, type ResolveAll } from '../src/net/outbound-address-policy.js';
@@ -103,6 +103,33 @@ describe('the outbound address policy', () => {
     const policy = new OutboundAddressPolicy(addressRanges([]), answers([{ address: '8.8.8.8', family: 4 }, { address: 'fd00::5', family: 6 }]));
     const error = await new Promise<Error | null>((resolve) => policy.lookup('hooks.test', { all: true }, (failure) => resolve(failure)));
     expect(error).toEqual(new RefusedAddressError('hooks.test resolves to a unique local address'));
+  });
+
+  it('has at most two lookups under way, unanswered ones included: the others wait their turn, and fail as EAI_AGAIN after 10 s', () => {
+    // getaddrinfo runs on libuv's four-thread pool, shared with file reads, and cannot be cancelled: name servers
+    // that never answer must not take the whole pool, one abandoned delivery after another.
+    vi.useFakeTimers();
+    try {
+      const unanswered: Array<() => void> = [];
+      const slow: ResolveAll = (_name, _options, callback) => void unanswered.push(() => callback(null, [{ address: '8.8.8.8', family: 4 }]));
+      const policy = new OutboundAddressPolicy(addressRanges([]), slow);
+      const answers: string[] = [];
+      const ask = (name: string) => policy.lookup(name, { family: 4 }, (error, address) => answers.push(`${name}: ${error ? (error as NodeJS.ErrnoException).code : address}`));
+      for (const name of ['a.test', 'b.test', 'c.test', 'd.test']) ask(name);
+      expect(unanswered).toHaveLength(2); // c and d wait
+      unanswered.shift()!(); // a is answered: c starts
+      expect(answers).toEqual(['a.test: 8.8.8.8']);
+      expect(unanswered).toHaveLength(2);
+      vi.advanceTimersByTime(10_000); // d waited its 10 s: it never started
+      expect(answers).toEqual(['a.test: 8.8.8.8', 'd.test: EAI_AGAIN']);
+      expect(unanswered).toHaveLength(2);
+      for (const answer of unanswered.splice(0)) answer();
+      expect(answers).toEqual(['a.test: 8.8.8.8', 'd.test: EAI_AGAIN', 'b.test: 8.8.8.8', 'c.test: 8.8.8.8']);
+      ask('e.test'); // the way is free again
+      expect(unanswered).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers ENOTFOUND, not a crash, when a resolver finds no address', async () => {

@@ -91,7 +91,23 @@ function isLocalhostName(host: string): boolean {
 /** dns.lookup as the policy calls it: always for every address. */
 export type ResolveAll = (hostname: string, options: LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
 
+/**
+ * Lookups of this policy's that may be under way at once. dns.lookup (getaddrinfo) runs on libuv's thread pool,
+ * four threads shared with file reads (the worker's heartbeat reads /proc for its children), and cannot be
+ * cancelled: a request that times out leaves its lookup running. A subscriber whose name servers do not answer
+ * would otherwise fill the pool, one abandoned 10–30 s lookup after another, and hold the heartbeat up until the
+ * worker's runs were taken for lost.
+ */
+export const maxLookupsInFlight = 2;
+/** How long a lookup waits for its turn before it fails as one the resolver could not answer now (EAI_AGAIN). */
+export const maxLookupWaitMs = 10_000;
+
 export class OutboundAddressPolicy {
+  /** Lookups started and not yet answered (abandoned ones included, until the resolver answers them). */
+  private lookupsInFlight = 0;
+  /** Lookups waiting for their turn, oldest first. */
+  private readonly waiting: Array<{ start: () => void; timer: NodeJS.Timeout }> = [];
+
   constructor(
     /** Special-purpose addresses that may be reached all the same (an operator's internal receivers). */
     private readonly allowed: BlockList = new BlockList(),
@@ -136,7 +152,28 @@ export class OutboundAddressPolicy {
    * the range, not the address: whoever reads it (a subscriber's attempts) learns nothing of internal DNS.
    */
   readonly lookup: LookupFunction = (hostname, options, callback) => {
+    const start = () => this.resolve(hostname, options, callback);
+    if (this.lookupsInFlight < maxLookupsInFlight) return start();
+    const entry = {
+      start,
+      // Failed as a resolver would that could not answer now: the delivery is retried later.
+      timer: setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(entry), 1);
+        callback(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${hostname} (earlier lookups are still under way)`), { code: 'EAI_AGAIN', hostname }), '', 0);
+      }, maxLookupWaitMs).unref(),
+    };
+    this.waiting.push(entry);
+  };
+
+  private resolve(hostname: string, options: Parameters<LookupFunction>[1], callback: Parameters<LookupFunction>[2]): void {
+    this.lookupsInFlight += 1;
     this.resolveAll(hostname, { ...options, all: true }, (error, addresses) => {
+      this.lookupsInFlight -= 1;
+      const next = this.waiting.shift();
+      if (next) {
+        clearTimeout(next.timer);
+        next.start();
+      }
       if (error) return callback(error, '', 0);
       for (const { address } of addresses) {
         const what = this.refusedRange(address);
