@@ -1,5 +1,6 @@
 // The one place configuration is read. Every variable is validated together so a misconfigured deployment
 // hears about all of its mistakes at once, then exits non-zero (see cli/main.ts).
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { isAddressRange } from './net/address-ranges.js';
 
@@ -188,16 +189,46 @@ export class EnvError extends Error {
   }
 }
 
+/**
+ * Variables holding secrets that may instead be read from the file `<NAME>_FILE` names (Docker, Compose and
+ * Kubernetes mount secrets as files): a value in the environment shows in `docker inspect`, in the output of
+ * `docker-compose config`, and to whoever can read the process's environment.
+ */
+export const fileSecretVariables = ['DATABASE_URL', 'REDIS_URL', 'SWITCHYARD_SECRET_KEY', 'VAULT_TOKEN', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID'] as const;
+
+/** The values of the `<NAME>_FILE` secrets that are set (one trailing line break dropped), and what was wrong. */
+function readFileSecrets(source: NodeJS.ProcessEnv): { values: Record<string, string>; problems: string[] } {
+  const values: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const name of fileSecretVariables) {
+    const file = source[`${name}_FILE`];
+    if (!file) continue;
+    if (source[name]) {
+      problems.push(`${name}_FILE cannot be combined with ${name}: set one of them`);
+      continue;
+    }
+    try {
+      values[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      // The path, not the content: the file holds a secret.
+      problems.push(`${name}_FILE could not be read (${(error as NodeJS.ErrnoException).code ?? 'error'}): ${file}`);
+    }
+  }
+  return { values, problems };
+}
+
 /** Parses the environment; throws EnvError listing every invalid variable. Empty strings count as unset. */
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const files = readFileSecrets(source);
   const present = Object.fromEntries(
-    Object.entries(source).filter(([key, value]) => key in envSchema.shape && value !== undefined && value !== ''),
+    Object.entries({ ...source, ...files.values }).filter(([key, value]) => key in envSchema.shape && value !== undefined && value !== ''),
   );
   const parsed = envSchema.safeParse(present);
-  if (parsed.success) return parsed.data;
-  throw new EnvError(
-    parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'} ${issue.message}`),
-  );
+  if (parsed.success && files.problems.length === 0) return parsed.data;
+  throw new EnvError([
+    ...files.problems,
+    ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'} ${issue.message}`)),
+  ]);
 }
 
 export function decodeSecretKey(value: string): Buffer | null {

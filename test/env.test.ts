@@ -1,5 +1,9 @@
-// loadEnv(source) is pure: these tests pass their own environment object and never touch process.env.
+// loadEnv(source) reads only its source (and the files its *_FILE variables name): these tests pass their own
+// environment object and never touch process.env.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeSecretKey, EnvError, loadEnv } from '../src/env.js';
 
@@ -189,6 +193,38 @@ describe('loadEnv errors', () => {
     expect(error.message).toMatch(/^Invalid configuration:\n/);
     expect(error.problems.find((p) => p.startsWith('DATABASE_URL'))).toContain('postgresql://');
     expect(error.problems.find((p) => p.startsWith('REDIS_URL'))).toContain('redis://');
+  });
+
+  it('reads a secret from the file <NAME>_FILE names, refusing it together with <NAME> or when it cannot be read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-env-'));
+    try {
+      const file = (name: string, content: string) => {
+        writeFileSync(join(dir, name), content);
+        return join(dir, name);
+      };
+      const env = loadEnv({
+        NODE_ENV: 'production',
+        SWITCHYARD_SECRET_KEY_FILE: file('key', `${hexKey}\n`), // as `openssl rand -hex 32 > key` writes it
+        DATABASE_URL_FILE: file('db', 'postgresql://app:s3cret@db:5432/switchyard'),
+        VAULT_ADDR: 'http://vault:8200',
+        VAULT_ROLE_ID: 'role',
+        VAULT_SECRET_ID_FILE: file('secret-id', 'secret-id\r\n'),
+      });
+      expect(env).toMatchObject({ SWITCHYARD_SECRET_KEY: hexKey, DATABASE_URL: 'postgresql://app:s3cret@db:5432/switchyard', VAULT_SECRET_ID: 'secret-id' });
+
+      const both = envError({ SWITCHYARD_SECRET_KEY: hexKey, SWITCHYARD_SECRET_KEY_FILE: file('key2', hexKey) });
+      expect(both.problems).toEqual(['SWITCHYARD_SECRET_KEY_FILE cannot be combined with SWITCHYARD_SECRET_KEY: set one of them']);
+      // Reported with the rest; the message names the file, never what is in it.
+      const missing = envError({ NODE_ENV: 'production', SWITCHYARD_SECRET_KEY_FILE: join(dir, 'nope'), REDIS_URL_FILE: file('redis', 'http://not-redis') });
+      expect(missing.problems).toEqual([
+        `SWITCHYARD_SECRET_KEY_FILE could not be read (ENOENT): ${join(dir, 'nope')}`,
+        'REDIS_URL must be a redis:// or rediss:// URL',
+        expect.stringMatching(/^SWITCHYARD_SECRET_KEY is required when NODE_ENV=production/),
+      ]);
+      expect(missing.message).not.toContain('http://not-redis');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('requires SWITCHYARD_SECRET_KEY when NODE_ENV=production', () => {
