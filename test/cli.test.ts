@@ -26,6 +26,8 @@ const bin = path.join(repoRoot, 'bin', 'switchyard.js');
 const schema = `t_cli_${randomBytes(4).toString('hex')}`;
 const databaseUrl = `${testDatabaseUrl}?schema=${schema}`;
 const tokenLine = /^syt_[A-Za-z0-9_-]{43}\n$/;
+/** Nothing listens on port 1. */
+const unreachableDatabase = 'postgresql://postgres@127.0.0.1:1/switchyard';
 
 interface RunResult {
   code: number | null;
@@ -103,6 +105,10 @@ beforeAll(async () => {
     serveWithArguments: list.then(() => run(['serve', '--queues', 'critical'])),
     // The first token's name becomes its user's: a / would make audit actors (user/token) ambiguous.
     slashInName: list.then(() => run(['token', 'create', '--name', 'ci/deploy', '--role', 'OWNER'])),
+    // Mistakes in the arguments are found before the database is touched: usage (2), not a failed migration (1).
+    missingNameNoDatabase: run(['token', 'create', '--role', 'OWNER'], { DATABASE_URL: unreachableDatabase }),
+    unknownSubcommandNoDatabase: run(['token', 'frobnicate'], { DATABASE_URL: unreachableDatabase }),
+    badExpiryNoDatabase: run(['token', 'create', '--name', 'x', '--expires-in', '1w'], { DATABASE_URL: unreachableDatabase }),
   });
 });
 
@@ -196,6 +202,9 @@ describe('bad usage', { timeout: 60_000 }, () => {
     ['badWorkerOption', /Unknown option '--queue'/],
     ['serveWithArguments', /"serve" takes no arguments \(got --queues critical\)/],
     ['slashInName', /must not contain \/ \(it names a user here\)/],
+    ['missingNameNoDatabase', /token create needs --name/],
+    ['unknownSubcommandNoDatabase', /usage: switchyard token create --name NAME/],
+    ['badExpiryNoDatabase', /--expires-in must look like 30m, 12h or 90d \(got "1w"\)/],
   ];
   for (const [name, message] of cases) {
     it(`${name} exits 2 with a message on stderr and nothing on stdout`, async () => {

@@ -24,33 +24,70 @@ export function parseDuration(value: string): number {
   return ms;
 }
 
-export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Promise<void> {
+const usage = 'usage: switchyard token create --name NAME [--role OWNER|MEMBER|VIEWER|APPLICATION] [--user NAME] [--expires-in 90d] | list | revoke ID | revoke - (the token on stdin)';
+
+type TokenAction =
+  | { kind: 'create'; name: string; role: string; user: string | undefined; expiresInMs: number | undefined }
+  | { kind: 'list' }
+  /** `target`: an id, a prefix, or (from stdin) the token itself. */
+  | { kind: 'revoke'; target: string };
+
+/** What the arguments ask for, or a UsageError: read before the database is touched (a mistake migrates nothing). */
+async function parseTokenArgs(argv: string[]): Promise<TokenAction> {
   const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'create': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          name: { type: 'string' },
+          role: { type: 'string', default: 'MEMBER' },
+          user: { type: 'string' },
+          'expires-in': { type: 'string' },
+        },
+        strict: true,
+      });
+      if (!values.name) throw new UsageError('token create needs --name');
+      // An empty --expires-in is a mistake, not a request for a token that never expires.
+      const expiresInMs = values['expires-in'] !== undefined ? parseDuration(values['expires-in']) : undefined;
+      return { kind: 'create', name: values.name, role: values.role!.toUpperCase(), user: values.user, expiresInMs };
+    }
+    case 'list':
+      if (rest.length > 0) throw new UsageError(usage);
+      return { kind: 'list' };
+    case 'revoke': {
+      // `-`: the token itself on stdin, so that a leaked token is revoked without landing in argv (ps, shell history).
+      const fromStdin = rest[0] === '-';
+      const target = fromStdin ? (await readStdin()).trim() : rest[0];
+      if (!target) throw new UsageError('token revoke needs a token id or prefix, or - and the token on stdin');
+      // A token itself as an argument is already in ps and the shell history: refused (and not quoted back).
+      if (!fromStdin && looksLikeToken(target)) throw new UsageError('Pass a token itself on stdin (`switchyard token revoke -`), never as an argument');
+      return { kind: 'revoke', target };
+    }
+    default:
+      throw new UsageError(usage);
+  }
+}
+
+export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Promise<void> {
+  let action: TokenAction;
+  try {
+    action = await parseTokenArgs(argv);
+  } catch (error) {
+    if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError(error.message);
+    throw error;
+  }
   await runMigrations(env, logger);
   const prisma = createPrisma(env.DATABASE_URL, { poolSize: 2 });
   const tokens = new TokenService(prisma, new AuditService(prisma));
   try {
-    switch (sub) {
+    switch (action.kind) {
       case 'create': {
-        const { values } = parseArgs({
-          args: rest,
-          options: {
-            name: { type: 'string' },
-            role: { type: 'string', default: 'MEMBER' },
-            user: { type: 'string' },
-            'expires-in': { type: 'string' },
-          },
-          strict: true,
-        });
-        if (!values.name) throw new UsageError('token create needs --name');
-        const role = values.role!.toUpperCase();
-        // An empty --expires-in is a mistake, not a request for a token that never expires.
-        const expiresAt = values['expires-in'] !== undefined ? new Date(Date.now() + parseDuration(values['expires-in'])) : undefined;
         const { secret, token } = await tokens.create(cliPrincipal, {
-          name: values.name,
-          role: role as never,
-          userName: values.user,
-          expiresAt,
+          name: action.name,
+          role: action.role as never,
+          userName: action.user,
+          expiresAt: action.expiresInMs !== undefined ? new Date(Date.now() + action.expiresInMs) : undefined,
         });
         process.stderr.write(`Created ${token.role} token "${token.name}" for user ${token.user.name} (id ${token.id}). It is shown only once:\n`);
         process.stdout.write(`${secret}\n`);
@@ -65,24 +102,16 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
         return;
       }
       case 'revoke': {
-        // `-`: the token itself on stdin, so that a leaked token is revoked without landing in argv (ps, shell history).
-        const target = rest[0] === '-' ? (await readStdin()).trim() : rest[0];
-        if (!target) throw new UsageError('token revoke needs a token id or prefix, or - and the token on stdin');
-        // A token itself as an argument is already in ps and the shell history: refused (and not quoted back).
-        if (rest[0] !== '-' && looksLikeToken(target)) throw new UsageError('Pass a token itself on stdin (`switchyard token revoke -`), never as an argument');
-        const token = await tokens.findByIdOrPrefix(target);
+        const token = await tokens.findByIdOrPrefix(action.target);
         // Not quoted back: it may be a token itself, and terminals, logs and CI output keep stderr.
         if (!token) throw new UsageError('No single token matches that id, prefix or token (use the id from `switchyard token list`)');
         await tokens.revoke(cliPrincipal, token.id);
         process.stderr.write(`Revoked token "${token.name}" (${token.prefix}…)\n`);
         return;
       }
-      default:
-        throw new UsageError('usage: switchyard token create --name NAME [--role OWNER|MEMBER|VIEWER|APPLICATION] [--user NAME] [--expires-in 90d] | list | revoke ID | revoke - (the token on stdin)');
     }
   } catch (error) {
     if (error instanceof DomainError) throw new UsageError(error.message);
-    if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError(error.message);
     throw error;
   } finally {
     await prisma.$disconnect();
