@@ -41,15 +41,15 @@ const addressRangeList = z
     if (invalid.length > 0) ctx.addIssue({ code: 'custom', message: `not IP addresses or CIDR ranges: ${invalid.join(', ')}` });
   });
 
-/** 32 bytes as 64 hex characters or as base64 (44 characters). */
 /** Node's longest timer, in ms: a longer one fires after 1 ms (with only a warning), so "wait for ever" would be "at once". */
 export const maxTimerMs = 2_147_483_647;
 
-/** A duration in ms that becomes a timer: from `min` up to Node's longest timer. */
-function milliseconds(min: number, fallback: number) {
-  return z.coerce.number().int().min(min).max(maxTimerMs, `must be at most ${maxTimerMs} (about 24.8 days: Node's longest timer)`).default(fallback);
+/** A duration in ms that becomes a timer: from `min` up to `max` (Node's longest timer, or less for one used in multiples). */
+function milliseconds(min: number, fallback: number, max = maxTimerMs) {
+  return z.coerce.number().int().min(min).max(max, `must be at most ${max} (Node's longest timer is ${maxTimerMs} ms, about 24.8 days)`).default(fallback);
 }
 
+/** 32 bytes as 64 hex characters or as base64 (44 characters). */
 const secretKey = z.string().refine((value) => decodeSecretKey(value) !== null, {
   message: 'must be 32 bytes, as 64 hex characters or base64',
 });
@@ -116,7 +116,8 @@ export const envSchema = z
     // Abort → SIGTERM after this → SIGKILL after twice this. Above the 20 s a cancelled deployment waits for Salesforce.
     SWITCHYARD_KILL_GRACE_MS: milliseconds(0, 30_000),
     SWITCHYARD_SPARE_CHILD: booleanString.default(true),
-    SWITCHYARD_HEARTBEAT_MS: milliseconds(100, 5000),
+    // Waited for in multiples (up to 3 beats, the key's expiry).
+    SWITCHYARD_HEARTBEAT_MS: milliseconds(100, 5000, Math.floor(maxTimerMs / 3)),
     SWITCHYARD_RECONCILE_INTERVAL_MS: milliseconds(1000, 60_000),
     SWITCHYARD_SCHEDULE_MIN_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
     SWITCHYARD_CANCEL_POLL_MS: milliseconds(100, 2000),
@@ -146,18 +147,23 @@ export const envSchema = z
     // refinements after failed fields by default). The input is always an object (see loadEnv).
     { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
   )
-  .superRefine((env, ctx) => {
-    // The shutdown deadline (cli/server-command.ts) is a timer too: the drain, the stop request's two graces, 5 s.
-    const { SWITCHYARD_SHUTDOWN_TIMEOUT_MS: drain, SWITCHYARD_KILL_GRACE_MS: grace } = env;
-    // (Either one over the bound by itself is reported as such.)
-    if (drain <= maxTimerMs && grace <= maxTimerMs && drain + 2 * grace + 5000 > maxTimerMs) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SWITCHYARD_SHUTDOWN_TIMEOUT_MS'],
-        message: `plus 2 × SWITCHYARD_KILL_GRACE_MS plus 5000 must be at most ${maxTimerMs} (Node's longest timer)`,
-      });
-    }
-  })
+  .superRefine(
+    (env, ctx) => {
+      // The shutdown deadline (cli/server-command.ts) is a timer too: the drain, the stop request's two graces, 5 s.
+      const { SWITCHYARD_SHUTDOWN_TIMEOUT_MS: drain, SWITCHYARD_KILL_GRACE_MS: grace } = env;
+      // (Either one invalid by itself is reported as such.)
+      const valid = (value: unknown) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= maxTimerMs;
+      if (valid(drain) && valid(grace) && drain + 2 * grace + 5000 > maxTimerMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['SWITCHYARD_SHUTDOWN_TIMEOUT_MS'],
+          message: `plus 2 × SWITCHYARD_KILL_GRACE_MS plus 5000 must be at most ${maxTimerMs} (Node's longest timer)`,
+        });
+      }
+    },
+    // Like the checks below: also runs when other variables are invalid, so it is reported with them.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  )
   .superRefine(
     (env, ctx) => {
       // With VAULT_ADDR set, Vault is the secret store and needs exactly one way to authenticate.
@@ -208,7 +214,10 @@ function readFileSecrets(source: NodeJS.ProcessEnv): { values: Record<string, st
       continue;
     }
     try {
-      values[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      // Not "unset": that would fall back to a default (a local database, a generated development key).
+      if (value === '') problems.push(`${name}_FILE names an empty file: ${file}`);
+      else values[name] = value;
     } catch (error) {
       // The path, not the content: the file holds a secret.
       problems.push(`${name}_FILE could not be read (${(error as NodeJS.ErrnoException).code ?? 'error'}): ${file}`);

@@ -125,6 +125,10 @@ describe('loadEnv overrides', () => {
     expect(problemVariables(error)).toEqual(['SWITCHYARD_SHUTDOWN_TIMEOUT_MS']);
     expect(error.message).toContain('plus 2 × SWITCHYARD_KILL_GRACE_MS plus 5000 must be at most 2147483647');
     expect(loadEnv({ SWITCHYARD_SHUTDOWN_TIMEOUT_MS: String(2 ** 31 - 1 - 65_000) }).SWITCHYARD_SHUTDOWN_TIMEOUT_MS).toBe(2 ** 31 - 1 - 65_000);
+    // Reported together with another variable's mistake, as every problem is.
+    expect(problemVariables(envError({ SWITCHYARD_SHUTDOWN_TIMEOUT_MS: String(2 ** 31 - 10_000), LOG_LEVEL: 'loud' }))).toEqual(['LOG_LEVEL', 'SWITCHYARD_SHUTDOWN_TIMEOUT_MS']);
+    // The heartbeat is waited for in multiples of up to three.
+    expect(problemVariables(envError({ SWITCHYARD_HEARTBEAT_MS: String(Math.floor((2 ** 31 - 1) / 3) + 1) }))).toEqual(['SWITCHYARD_HEARTBEAT_MS']);
   });
 
   it('bounds SWITCHYARD_GRAPHQL_MAX_NESTING to 10..1000, default 100', () => {
@@ -222,6 +226,8 @@ describe('loadEnv errors', () => {
         expect.stringMatching(/^SWITCHYARD_SECRET_KEY is required when NODE_ENV=production/),
       ]);
       expect(missing.message).not.toContain('http://not-redis');
+      // An empty file is a mistake, not "unset" (which would mean the local default database, or a new key).
+      expect(envError({ DATABASE_URL_FILE: file('empty', '\n') }).problems).toEqual([`DATABASE_URL_FILE names an empty file: ${join(dir, 'empty')}`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -105,31 +105,43 @@ describe('the outbound address policy', () => {
     expect(error).toEqual(new RefusedAddressError('hooks.test resolves to a unique local address'));
   });
 
-  it('has at most two lookups under way, unanswered ones included: the others wait their turn, and fail as EAI_AGAIN after 10 s', () => {
+  it('has at most two lookups under way, unanswered ones included: others wait their turn and fail as EAI_AGAIN after 5 s; one name shares its lookup', () => {
     // getaddrinfo runs on libuv's four-thread pool, shared with file reads, and cannot be cancelled: name servers
     // that never answer must not take the whole pool, one abandoned delivery after another.
     vi.useFakeTimers();
     try {
-      const unanswered: Array<() => void> = [];
-      const slow: ResolveAll = (_name, _options, callback) => void unanswered.push(() => callback(null, [{ address: '8.8.8.8', family: 4 }]));
+      const unanswered: Array<{ name: string; answer: () => void }> = [];
+      const slow: ResolveAll = (name, _options, callback) => void unanswered.push({ name, answer: () => callback(null, [{ address: '8.8.8.8', family: 4 }]) });
       const policy = new OutboundAddressPolicy(addressRanges([]), slow);
       const answers: string[] = [];
       const ask = (name: string) => policy.lookup(name, { family: 4 }, (error, address) => answers.push(`${name}: ${error ? (error as NodeJS.ErrnoException).code : address}`));
-      for (const name of ['a.test', 'b.test', 'c.test', 'd.test']) ask(name);
-      expect(unanswered).toHaveLength(2); // c and d wait
-      unanswered.shift()!(); // a is answered: c starts
-      expect(answers).toEqual(['a.test: 8.8.8.8']);
-      expect(unanswered).toHaveLength(2);
-      vi.advanceTimersByTime(10_000); // d waited its 10 s: it never started
-      expect(answers).toEqual(['a.test: 8.8.8.8', 'd.test: EAI_AGAIN']);
-      expect(unanswered).toHaveLength(2);
-      for (const answer of unanswered.splice(0)) answer();
-      expect(answers).toEqual(['a.test: 8.8.8.8', 'd.test: EAI_AGAIN', 'b.test: 8.8.8.8', 'c.test: 8.8.8.8']);
+      for (const name of ['a.test', 'b.test', 'a.test', 'c.test', 'd.test']) ask(name);
+      // The second a.test shares the first one's lookup; c and d wait.
+      expect(unanswered.map((u) => u.name)).toEqual(['a.test', 'b.test']);
+      unanswered.shift()!.answer(); // a is answered, both of them: c starts
+      expect(answers).toEqual(['a.test: 8.8.8.8', 'a.test: 8.8.8.8']);
+      expect(unanswered.map((u) => u.name)).toEqual(['b.test', 'c.test']);
+      vi.advanceTimersByTime(5000); // d waited its 5 s (less than a delivery's 10): it never started
+      expect(answers.slice(2)).toEqual(['d.test: EAI_AGAIN']);
+      for (const { answer } of unanswered.splice(0)) answer();
+      expect(answers.slice(3)).toEqual(['b.test: 8.8.8.8', 'c.test: 8.8.8.8']);
       ask('e.test'); // the way is free again
-      expect(unanswered).toHaveLength(1);
+      expect(unanswered.map((u) => u.name)).toEqual(['e.test']);
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('gives the place of a resolver that throws instead of answering back, and answers with its error', async () => {
+    let calls = 0;
+    const throwing: ResolveAll = () => {
+      calls += 1;
+      throw Object.assign(new Error('bad hints'), { code: 'ERR_INVALID_ARG_VALUE' });
+    };
+    const policy = new OutboundAddressPolicy(addressRanges([]), throwing);
+    const ask = (name: string) => new Promise<NodeJS.ErrnoException | null>((resolve) => policy.lookup(name, { family: 4 }, (error) => resolve(error)));
+    for (const name of ['a.test', 'b.test', 'c.test', 'd.test']) expect(await ask(name)).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    expect(calls).toBe(4); // none waited for a place a throw had kept
   });
 
   it('answers ENOTFOUND, not a crash, when a resolver finds no address', async () => {

@@ -5,9 +5,10 @@
 // ranges of the IANA registries (RFC 6890 and its updates: loopback, private, link-local, shared, multicast, ...)
 // are refused unless the operator allows some of them. The check runs on the addresses a name resolves to, in
 // the request's own DNS lookup, so a name cannot pass a check and then resolve elsewhere (DNS rebinding).
-import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { addressType } from './address-ranges.js';
+import { SharedLookups, type ResolveAll } from './shared-lookups.js';
 
 /**
  * Every range refused unless allowed, with what it is, as [first address, prefix length, what]: the IANA
@@ -88,32 +89,20 @@ function isLocalhostName(host: string): boolean {
   return name === 'localhost' || name.endsWith('.localhost');
 }
 
-/** dns.lookup as the policy calls it: always for every address. */
-export type ResolveAll = (hostname: string, options: LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
-
-/**
- * Lookups of this policy's that may be under way at once. dns.lookup (getaddrinfo) runs on libuv's thread pool,
- * four threads shared with file reads (the worker's heartbeat reads /proc for its children), and cannot be
- * cancelled: a request that times out leaves its lookup running. A subscriber whose name servers do not answer
- * would otherwise fill the pool, one abandoned 10–30 s lookup after another, and hold the heartbeat up until the
- * worker's runs were taken for lost.
- */
-export const maxLookupsInFlight = 2;
-/** How long a lookup waits for its turn before it fails as one the resolver could not answer now (EAI_AGAIN). */
-export const maxLookupWaitMs = 10_000;
+export type { ResolveAll } from './shared-lookups.js';
 
 export class OutboundAddressPolicy {
-  /** Lookups started and not yet answered (abandoned ones included, until the resolver answers them). */
-  private lookupsInFlight = 0;
-  /** Lookups waiting for their turn, oldest first. */
-  private readonly waiting: Array<{ start: () => void; timer: NodeJS.Timeout }> = [];
+  /** The lookups of deliveries, a few at a time (shared-lookups.ts). */
+  private readonly lookups: SharedLookups;
 
   constructor(
     /** Special-purpose addresses that may be reached all the same (an operator's internal receivers). */
     private readonly allowed: BlockList = new BlockList(),
     /** How names are resolved: the system's resolver (tests give answers of their own). */
-    private readonly resolveAll: ResolveAll = dnsLookup,
-  ) {}
+    resolveAll: ResolveAll = dnsLookup,
+  ) {
+    this.lookups = new SharedLookups(resolveAll);
+  }
 
   /** Why `address` (an IP address) may not be reached ("127.0.0.1 is a loopback address"), or null when it may. */
   refusal(address: string): string | null {
@@ -152,28 +141,7 @@ export class OutboundAddressPolicy {
    * the range, not the address: whoever reads it (a subscriber's attempts) learns nothing of internal DNS.
    */
   readonly lookup: LookupFunction = (hostname, options, callback) => {
-    const start = () => this.resolve(hostname, options, callback);
-    if (this.lookupsInFlight < maxLookupsInFlight) return start();
-    const entry = {
-      start,
-      // Failed as a resolver would that could not answer now: the delivery is retried later.
-      timer: setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(entry), 1);
-        callback(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${hostname} (earlier lookups are still under way)`), { code: 'EAI_AGAIN', hostname }), '', 0);
-      }, maxLookupWaitMs).unref(),
-    };
-    this.waiting.push(entry);
-  };
-
-  private resolve(hostname: string, options: Parameters<LookupFunction>[1], callback: Parameters<LookupFunction>[2]): void {
-    this.lookupsInFlight += 1;
-    this.resolveAll(hostname, { ...options, all: true }, (error, addresses) => {
-      this.lookupsInFlight -= 1;
-      const next = this.waiting.shift();
-      if (next) {
-        clearTimeout(next.timer);
-        next.start();
-      }
+    this.lookups.resolve(hostname, options, (error, addresses) => {
       if (error) return callback(error, '', 0);
       for (const { address } of addresses) {
         const what = this.refusedRange(address);
