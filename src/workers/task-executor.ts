@@ -94,6 +94,12 @@ export class TaskExecutor {
   /** Sessions by task id, so cancellation and shutdown can reach them. */
   readonly running = new Map<string, ChildSession>();
   private readonly lastWaitPhase = new Map<string, string>();
+  /**
+   * By task: the passes in this worker holding its org lock. Two jobs of one task can be in this worker at once (a
+   * stalled one handed back, say); both hold the lock as the same holder (task and worker), and it is released when
+   * the last of them is done, not when the first (a pass answered `busy`) leaves.
+   */
+  private readonly lockHolds = new Map<string, number>();
   /** Set when a shutdown's drain time is up: runs that start from then on are aborted as they start. */
   private shuttingDown = false;
   /** By job id: failures in a row before the task's run was claimed (process), and when the last was. */
@@ -194,6 +200,7 @@ export class TaskExecutor {
         return this.lookAgainLater(job, token);
       }
       this.lastWaitPhase.delete(task.id);
+      this.lockHolds.set(task.id, (this.lockHolds.get(task.id) ?? 0) + 1);
     }
 
     const renewLock = async () => {
@@ -203,14 +210,11 @@ export class TaskExecutor {
       this.deps.logger.warn({ taskId: task!.id, orgId: org.id }, 'another run holds the org lock while this deployment runs');
     };
     const renewTimer = exclusive ? setInterval(() => void renewLock().catch(() => undefined), this.deps.orgLock.leaseMs / 3) : undefined;
-    // The lock "taken" above is the other job's when one of this task runs here (busy): the same holder.
-    let lockIsAnotherJobs = false;
     try {
       const ran = await this.claimAndRun(job, progress);
       if (ran === busy) {
         // Another job of this task (a stale one) is being claimed here right now; its claim will fail on the job
         // id. Look again shortly rather than completing this, the task's current job, with nothing done.
-        lockIsAnotherJobs = true;
         return this.lookAgainLater(job, token);
       }
       // Unclaimed, so no attempt spent: the job waits for a worker that is not shutting down.
@@ -218,7 +222,7 @@ export class TaskExecutor {
       return ran === notClaimed ? { skipped: 'task left the queue before it started' } : ran;
     } finally {
       clearInterval(renewTimer);
-      if (exclusive && !lockIsAnotherJobs) await this.deps.orgLock.release(org.id, lockRun).catch(() => undefined);
+      if (exclusive && this.releaseHold(task.id)) await this.deps.orgLock.release(org.id, lockRun).catch(() => undefined);
     }
   }
 
@@ -232,6 +236,14 @@ export class TaskExecutor {
     if (await this.deps.isRunningTask(workerId, taskId)) return true;
     await sleep(this.deps.workerGraceMs);
     return this.deps.isRunningTask(workerId, taskId);
+  }
+
+  /** Gives up one pass's hold of its task's org lock; whether it was the last (the lock is then released). */
+  private releaseHold(taskId: string): boolean {
+    const holds = (this.lockHolds.get(taskId) ?? 1) - 1;
+    if (holds > 0) this.lockHolds.set(taskId, holds);
+    else this.lockHolds.delete(taskId);
+    return holds <= 0;
   }
 
   /** Remembers the phase a task waits in; whether it changed (a new waiting event is written only then). */
