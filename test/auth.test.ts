@@ -318,6 +318,15 @@ describe('node(id:) and nodes(ids:) with ids that name nothing', () => {
     }
   });
 
+  it('takes at most 100 ids in nodes(ids:), and looks each up once however often it is given', async () => {
+    const tooMany = await api.gql(NODES, { ids: Array(101).fill(baseOrgGid) }, tokens.OWNER);
+    expect(tooMany.body.errors).toHaveLength(1);
+    expect(tooMany.body.errors![0]).toMatchObject({ extensions: { code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['ids'], message: 'must hold at most 100 ids' }] } });
+    const repeated = await api.gql(NODES, { ids: [baseOrgGid, baseTaskGid, baseOrgGid] }, tokens.OWNER);
+    expect(repeated.body.errors).toBeUndefined();
+    expect(repeated.body.data.nodes).toEqual([{ __typename: 'Org', id: baseOrgGid }, { __typename: 'Task', id: baseTaskGid }, { __typename: 'Org', id: baseOrgGid }]);
+  });
+
   it('nulls only the missing entries of nodes(ids:)', async () => {
     const ids = [baseOrgGid, missing('Task'), baseTaskGid, missing('AuditEntry'), missing('ApiToken')];
     const res = await api.gql(NODES, { ids }, tokens.OWNER);

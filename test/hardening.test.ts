@@ -2,6 +2,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
@@ -78,6 +79,12 @@ describe('connection objects per operation (SWITCHYARD_GRAPHQL_MAX_NODES)', () =
       expect(await answer(`{ a: ${tasks('(first: 5)', '(first: 100)')} b: ${tasks('(first: 5)', '(first: 100)')} }`)).toBe('QUERY_TOO_COSTLY'); // 2 × 505
       expect(await answer(`{ ...q } fragment q on Query { ${tasks('(first: 20)', '(first: 100)')} }`)).toBe('QUERY_TOO_COSTLY');
       expect(await answer(`{ orgs(first: 10) { edges { node { ... on Org { ${tasks('(first: 10)', '(first: 10)')} } } } } }`)).toBe('QUERY_TOO_COSTLY'); // 10 + 100 + 1,000
+      // nodes(ids:) is a list of parents too: as many as its ids, or the most it takes (100) from a variable.
+      const orgTasks = `... on Org { ${tasks('(first: 10)', '(first: 10)')} }`;
+      const id = encodeGlobalID('Org', randomUUID());
+      expect(await answer(`{ nodes(ids: ["${id}"]) { ${orgTasks} } }`)).toBe('OK'); // 1 + 10 + 100
+      expect(await answer(`{ nodes(ids: [${Array(10).fill(`"${id}"`).join(', ')}]) { ${orgTasks} } }`)).toBe('QUERY_TOO_COSTLY'); // 10 + 100 + 1,000
+      expect(await answer(`query($ids: [ID!]!) { nodes(ids: $ids) { ${orgTasks} } }`, { ids: [id] })).toBe('QUERY_TOO_COSTLY'); // 100 + 1,000 + 10,000
       const refused = await limited.gql(`{ ${tasks('(first: 20)', '(first: 100)')} }`, {}, viewer);
       expect(refused.body.errors![0]!.message).toMatch(/may return 2020 objects .*the limit is 1000/);
     } finally {

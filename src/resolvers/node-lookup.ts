@@ -23,6 +23,9 @@ export function decodeNodeId(globalId: string): GlobalId {
   return parseGlobalId(globalId) ?? { typename: '', id: '' };
 }
 
+/** The most ids one nodes(ids:) takes: a page's worth (the operation's node budget counts them as a page). */
+export const maxNodeIds = 100;
+
 /** Loads the nodes behind decoded ids, in order; `argPath` names the argument of each for errors. */
 export async function lookUpNodes<Types extends SchemaTypes>(
   builder: PothosSchemaTypes.SchemaBuilder<Types>,
@@ -37,8 +40,16 @@ export async function lookUpNodes<Types extends SchemaTypes>(
     isNodeType(info, id.typename) ? [] : [{ path: argPath(index), message: 'must be the id of an object (a Node)' }],
   );
   if (issues.length > 0) throw new ValidationFailedError(issues);
-  // One by one: resolveNodes fails as a whole when any of its loads fails.
-  return Promise.all(ids.map((id) => resolveNodes(builder, context, info, [id]).then(([node]) => node, nullIfNotFound)));
+  if (ids.length > maxNodeIds) throw new ValidationFailedError([{ path: ['ids'], message: `must hold at most ${maxNodeIds} ids` }]);
+  // One by one: resolveNodes fails as a whole when any of its loads fails. Each id once, however often it is given.
+  const loads = new Map<string, Promise<unknown>>();
+  const load = (id: GlobalId) => {
+    const key = `${id.typename}:${id.id}`;
+    let node = loads.get(key);
+    if (!node) loads.set(key, (node = resolveNodes(builder, context, info, [id]).then(([found]) => found, nullIfNotFound)));
+    return node;
+  };
+  return Promise.all(ids.map(load));
 }
 
 function isNodeType(info: GraphQLResolveInfo, typename: string): boolean {

@@ -21,6 +21,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { parse } from 'graphql';
+import { maxNodeIds } from '../resolvers/node-lookup.js';
 
 export interface OperationLimits {
   maxDepth: number;
@@ -112,6 +113,16 @@ function pageSize(field: FieldNode, type: GraphQLNamedType | undefined): number 
   return size ?? defaultPageSize;
 }
 
+/**
+ * How many objects nodes(ids:) may return: as many as its ids when they are written in the document, the most it
+ * takes when they come from a variable; null for any other field. Not a connection, but a list of them all the same.
+ */
+function idsListSize(field: FieldNode, parent: GraphQLNamedType | undefined): number | null {
+  if (parent?.name !== 'Query' || field.name.value !== 'nodes') return null;
+  const ids = field.arguments?.find((argument) => argument.name.value === 'ids')?.value;
+  return ids?.kind === Kind.LIST ? Math.min(ids.values.length, maxNodeIds) : maxNodeIds;
+}
+
 /** The type a field of `parent` returns, unwrapped (undefined for a field the schema does not have: validation reports it). */
 function fieldType(parent: GraphQLNamedType | undefined, name: string): GraphQLNamedType | undefined {
   if (!parent || !(isObjectType(parent) || isInterfaceType(parent))) return undefined;
@@ -141,7 +152,7 @@ function measure(
       fields += 1;
       if (selection.alias) aliases += 1;
       const type = fieldType(parent, selection.name.value);
-      const page = pageSize(selection, type);
+      const page = pageSize(selection, type) ?? idsListSize(selection, parent);
       const reads = page === null ? times : times * page;
       if (page !== null) nodes += reads;
       if (selection.selectionSet) {
