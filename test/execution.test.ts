@@ -8,6 +8,7 @@ import { cliPrincipal } from '../src/domain/auth/principal.js';
 import { AuditService } from '../src/domain/audit/audit-service.js';
 import { ScheduleService } from '../src/domain/tasks/schedule-service.js';
 import { loadEnv } from '../src/env.js';
+import { controlChannel } from '../src/events/task-event-bus.js';
 import { OrgLock } from '../src/workers/org-lock.js';
 import { uuidFromName } from '../src/domain/ids.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
@@ -371,6 +372,24 @@ describe('child processes', () => {
 });
 
 describe('cancellation', () => {
+  it('ignores control messages that are not the protocol\'s, and still hears a cancel over pub/sub after them', async () => {
+    // The control channel is open to any Redis client: `null` there used to throw in the worker's message handler,
+    // which ended the process and every task it ran.
+    await worker.close();
+    worker = await startTestWorker(api, { cancelPollMs: 600_000 }); // the cancel can only come over pub/sub
+    try {
+      for (const raw of ['null', '42', '"cancel"', '[]', '{"type":5}', 'not json']) await api.redis.publish(controlChannel(api.queuePrefix), raw);
+      const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100 } });
+      await runningChild(submitted.id, 100_000);
+      await operationUnderWay(submitted.id);
+      expect((await api.gql(CANCEL, { id: submitted.id }, token)).body.data.cancelTask.__typename).toBe('CancelTaskSuccess');
+      expect(await waitForEnd(submitted.id, 5000)).toMatchObject({ status: 'CANCELLED' });
+    } finally {
+      await worker.close();
+      worker = await startTestWorker(api);
+    }
+  });
+
   it('cancels a running task: the operation stops, the child is gone, the task ends CANCELLED', async () => {
     const submitted = await submit({ type: 'DIAGNOSTIC', params: { steps: 1000, stepMs: 100 } });
     const { pid, exit } = await runningChild(submitted.id, 100_000);

@@ -40,6 +40,20 @@ export type ControlMessage =
   /** Notification subscribers were added or removed: API replicas and workers drop their cached list. */
   | { type: 'notification-subscribers-changed' };
 
+/**
+ * A control message as published, or null for anything else: the channel is open to any Redis client, and a
+ * subscriber handles it inside the Redis client's message handler, where a throw ends the process.
+ */
+export function parseControlMessage(raw: string): ControlMessage | null {
+  let message: unknown;
+  try {
+    message = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' ? (message as ControlMessage) : null;
+}
+
 // Publishes each event to its task's channel and to the channel of all task events, in the order given, in
 // one command: one round trip and one socket write per announcement instead of two per event, on the path of
 // every state change of every task.

@@ -15,7 +15,7 @@ import { lastFailure, TaskLifecycle } from '../domain/tasks/task-lifecycle.js';
 import type { ArtifactService, PruneResult } from '../domain/artifacts/artifact-service.js';
 import type { NotificationService } from '../domain/notifications/notification-service.js';
 import type { WorkerStats } from '../domain/resources/resource-service.js';
-import { controlChannel, type ControlMessage } from '../events/task-event-bus.js';
+import { controlChannel, parseControlMessage } from '../events/task-event-bus.js';
 import type { TaskQueue } from '../generated/prisma/enums.js';
 import { delayJob, timesDelayed } from '../queues/delay-job.js';
 import {
@@ -387,12 +387,8 @@ export class WorkerHost {
   }
 
   private onControl(raw: string): void {
-    let message: ControlMessage;
-    try {
-      message = JSON.parse(raw) as ControlMessage;
-    } catch {
-      return;
-    }
+    const message = parseControlMessage(raw);
+    if (!message) return;
     if (message.type === 'cancel') this.executor.running.get(message.taskId)?.abort('cancelled');
     // A worker process runs no API: it drops its cached subscriber list itself.
     else if (message.type === 'notification-subscribers-changed') this.deps.notifications.forgetSubscribers();
