@@ -579,6 +579,10 @@ describe('rules', () => {
     expect(notAnId.createWebhookRule).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED', fieldErrors: [{ path: ['sourceId'] }] });
     const badPriorityOnCreate = await data(ruleMutation, { input: { ...base, priority: -1 } });
     expect(badPriorityOnCreate.createWebhookRule.fieldErrors.map((f: any) => f.path)).toEqual([['priority']]);
+    // What submitTask would refuse of each task the rule creates is refused with the rule: NoTestRun in production.
+    expect(await registerOrg('prod-rules', 'PRODUCTION', 'prodrules')).toBe('RegisterOrgSuccess');
+    const noTests = await data(ruleMutation, { input: { ...base, org: 'prod-rules', taskType: 'VALIDATE', params: { artifactId: randomUUID(), testLevel: 'NoTestRun' } } });
+    expect(noTests.createWebhookRule).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ path: ['params', 'testLevel'], message: expect.stringMatching(/^NoTestRun is not allowed on a production org/) }] });
     expect(await api.prisma.webhookRule.count()).toBe(before);
   });
 

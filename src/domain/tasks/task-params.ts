@@ -2,6 +2,7 @@
 // by the operation that runs the task. Unknown keys are rejected so typos do not silently do nothing.
 import { z } from 'zod';
 import type { TaskQueue, TaskType } from '../../generated/prisma/enums.js';
+import { ValidationFailedError } from '../errors.js';
 
 const metadataName = z.string().trim().min(1).max(255);
 /** Salesforce record ids are 15 or 18 case-sensitive alphanumerics. */
@@ -116,3 +117,14 @@ export const defaultTimeoutMsFor: Record<TaskType, number> = {
 
 /** Types that change an org's metadata: at most one of them runs per org at a time. */
 export const orgExclusiveTypes: ReadonlySet<TaskType> = new Set<TaskType>(['DEPLOY', 'QUICK_DEPLOY']);
+
+/**
+ * Refuses a deployment that Salesforce would refuse for its org: NoTestRun is allowed only in development orgs
+ * (sandboxes, Developer Edition, scratch orgs), so on a production org it would wait its turn and the org lock
+ * only to fail. `paramsPath` is where the params are in the caller's input.
+ */
+export function checkTestLevelForOrg(type: TaskType, params: unknown, orgKind: string, paramsPath: string[]): void {
+  if ((type === 'DEPLOY' || type === 'VALIDATE') && (params as { testLevel?: string }).testLevel === 'NoTestRun' && orgKind === 'PRODUCTION') {
+    throw ValidationFailedError.single([...paramsPath, 'testLevel'], 'NoTestRun is not allowed on a production org: use RunLocalTests, RunSpecifiedTests or RunAllTestsInOrg');
+  }
+}

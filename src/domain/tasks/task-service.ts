@@ -14,7 +14,7 @@ import { rawId } from '../ids.js';
 import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import { parseInput } from '../validation.js';
 import { lastStartedDeployment } from './started-deployment.js';
-import { defaultQueueFor, taskParamSchemas } from './task-params.js';
+import { checkTestLevelForOrg, defaultQueueFor, taskParamSchemas } from './task-params.js';
 import { statusEvent, type NewTask, type TaskIdempotency, type TaskJournal } from './task-journal.js';
 import { retryableTaskStatuses, waitingTaskStatuses } from './task-states.js';
 
@@ -257,11 +257,7 @@ export class TaskService {
         const { data } = entry;
         const org = orgs.get(data.org);
         if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
-        // Salesforce allows NoTestRun only in development orgs (sandboxes, Developer Edition, scratch orgs): on a
-        // production org such a deployment would wait its turn and the org lock only to be refused.
-        if ((data.type === 'DEPLOY' || data.type === 'VALIDATE') && (entry.params as { testLevel?: string }).testLevel === 'NoTestRun' && org.kind === 'PRODUCTION') {
-          throw ValidationFailedError.single([...pathPrefix, 'params', 'testLevel'], 'NoTestRun is not allowed on a production org: use RunLocalTests, RunSpecifiedTests or RunAllTestsInOrg');
-        }
+        checkTestLevelForOrg(data.type, entry.params, org.kind, [...pathPrefix, 'params']);
         const params = await this.resolveReferences(data.type, entry.params, org.id, [...pathPrefix, 'params']);
         return {
           spec: {

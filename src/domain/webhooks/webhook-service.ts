@@ -19,7 +19,7 @@ import { NotFoundError, UnavailableError, unlessGone } from '../errors.js';
 import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
-import { taskParamSchemas } from '../tasks/task-params.js';
+import { checkTestLevelForOrg, taskParamSchemas } from '../tasks/task-params.js';
 import { taskTypes, type TaskRequest, type TaskService } from '../tasks/task-service.js';
 import { parseInput } from '../validation.js';
 import { WebhookSourceCache, type SourceConfig } from './webhook-source-cache.js';
@@ -220,8 +220,10 @@ export class WebhookService {
     const data = parseInput(ruleInput, input);
     const source = await this.requireSource(input.sourceId);
     const parsedParams = parseInput(taskParamSchemas[data.taskType], data.params ?? {}, ['params']);
-    const org = await this.prisma.org.findUnique({ where: { alias: data.org }, select: { id: true } });
+    const org = await this.prisma.org.findUnique({ where: { alias: data.org }, select: { id: true, kind: true } });
     if (!org) throw new NotFoundError('ORG_NOT_FOUND', `No org with alias "${data.org}"`);
+    // As submitTask would refuse each task the rule creates.
+    checkTestLevelForOrg(data.taskType, parsedParams, org.kind, ['params']);
     // A deployment rule's artifact must exist (each task the rule creates checks it again); naming it keeps it.
     const params = await useArtifactParam(this.prisma, data.taskType, parsedParams, ['params']);
     // Rules decide which org gets which deployments: each change is audited with the change itself.
