@@ -599,6 +599,13 @@ describe('rules', () => {
     expect(results.filter((r) => r.__typename !== 'DeleteWebhookRuleSuccess')).toEqual(Array(5).fill(later));
   });
 
+  it('answers a deletion with the rule as it was, its source included', async () => {
+    const source = await createSource('GITHUB', 'deleted-with-source');
+    const id = await createRule(source, { name: 'goes' });
+    const deleted = await data(`mutation($id: ID!) { deleteWebhookRule(id: $id) { __typename ... on DeleteWebhookRuleSuccess { rule { id name source { name } } } ${errorFields} } }`, { id });
+    expect(deleted.deleteWebhookRule).toEqual({ __typename: 'DeleteWebhookRuleSuccess', rule: { id, name: 'goes', source: { name: 'deleted-with-source' } } });
+  });
+
   it('answers WEBHOOK_RULE_NOT_FOUND to updates that lose a race with the rule\'s deletion', async () => {
     const source = await createSource('GITHUB', 'raced-updates');
     for (let round = 0; round < 3; round += 1) {
@@ -616,6 +623,19 @@ describe('rules', () => {
 });
 
 describe('notification subscribers', () => {
+  it('answers a deletion with the subscriber as it was, its attempts included', async () => {
+    const created = await data(`mutation { createNotificationSubscriber(url: "https://hooks.example.com/goes") { ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } } }`);
+    const { id } = created.createNotificationSubscriber.created.subscriber;
+    const deleted = await data(
+      `mutation($id: ID!) { deleteNotificationSubscriber(id: $id) { __typename ... on DeleteNotificationSubscriberSuccess { subscriber { id url attempts(first: 5) { totalCount edges { node { attempt } } } } } ${errorFields} } }`,
+      { id },
+    );
+    expect(deleted.deleteNotificationSubscriber).toEqual({
+      __typename: 'DeleteNotificationSubscriberSuccess',
+      subscriber: { id, url: 'https://hooks.example.com/goes', attempts: { totalCount: 0, edges: [] } },
+    });
+  });
+
   it('answers SUBSCRIBER_NOT_FOUND to all but one of six concurrent deletions, as to a later one, and audits one', async () => {
     const created = await data(
       `mutation { createNotificationSubscriber(url: "https://hooks.example.com/raced") { __typename ... on CreateNotificationSubscriberSuccess { created { subscriber { id } } } ${errorFields} } }`,

@@ -29,6 +29,15 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
 }
 
 /**
+ * Whether a caller's query shape (a GraphQL selection turned into Prisma's select/include) asks for anything: an
+ * empty `select` is an error to Prisma, and a row read with it would be read for nothing.
+ */
+export function selectsAnything(query: { select?: object | null; include?: object | null } | undefined): boolean {
+  if (!query) return false;
+  return Object.keys(query.select ?? {}).length > 0 || Object.keys(query.include ?? {}).length > 0;
+}
+
+/**
  * Whether a statement failed on this Postgres constraint: a raw one on the pg pool (pg's DatabaseError names it)
  * or through Prisma's $queryRaw (P2010, with Postgres's message), or a model query's foreign key (P2003, the
  * constraint in its meta).

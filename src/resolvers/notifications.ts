@@ -29,11 +29,12 @@ builder.mutationFields((t) => ({
     errors: { dataField: { name: 'created' } },
     resolve: (_root, args, ctx) => ctx.services.notifications.createSubscriber(actor(ctx), { url: args.url, events: args.events }),
   }),
-  deleteNotificationSubscriber: t.field({
+  deleteNotificationSubscriber: t.prismaField({
     type: NotificationSubscriberNode,
     authScopes: { manageOrgs: true },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], dataField: { name: 'subscriber' } },
-    resolve: (_root, args, ctx) => ctx.services.notifications.deleteSubscriber(actor(ctx), parseNodeId(args.id, 'NotificationSubscriber', ['id'])),
+    // With what the selection asks of it (its attempts): once the subscriber is gone nothing could load those for it.
+    resolve: (query, _root, args, ctx) => ctx.services.notifications.deleteSubscriber(actor(ctx), parseNodeId(args.id, 'NotificationSubscriber', ['id']), query),
   }),
 }));

@@ -89,11 +89,12 @@ builder.mutationFields((t) => ({
     errors: { types: [NotFoundError], dataField: { name: 'rule' } },
     resolve: (_root, args, ctx) => ctx.services.webhooks.updateRule(actor(ctx), parseNodeId(args.id, 'WebhookRule', ['id']), args),
   }),
-  deleteWebhookRule: t.field({
+  deleteWebhookRule: t.prismaField({
     type: WebhookRuleNode,
     authScopes: { manageOrgs: true },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], dataField: { name: 'rule' } },
-    resolve: (_root, args, ctx) => ctx.services.webhooks.deleteRule(actor(ctx), parseNodeId(args.id, 'WebhookRule', ['id'])),
+    // With what the selection asks of it (its source): once the rule is gone nothing could load that for it.
+    resolve: (query, _root, args, ctx) => ctx.services.webhooks.deleteRule(actor(ctx), parseNodeId(args.id, 'WebhookRule', ['id']), query),
   }),
 }));

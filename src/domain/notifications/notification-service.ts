@@ -3,7 +3,7 @@
 // signed like inbound Salesforce/CI callbacks: X-Switchyard-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { Prisma, rawStatements, type PrismaClient, type RawStatements } from '../../db/prisma.js';
+import { Prisma, rawStatements, selectsAnything, type PrismaClient, type RawStatements } from '../../db/prisma.js';
 import { pruneRows } from '../../db/prune-rows.js';
 import type { NotificationSubscriber, Task } from '../../generated/prisma/client.js';
 import type { NotificationJobData, TaskQueues } from '../../queues/task-queues.js';
@@ -134,10 +134,13 @@ export class NotificationService {
     return { subscriber, secret };
   }
 
-  async deleteSubscriber(actor: Principal, id: string): Promise<NotificationSubscriber> {
+  /** Deletes the subscriber; answers it as it was, read with `query` (the relations the caller will want of it). */
+  async deleteSubscriber<T extends Omit<Prisma.NotificationSubscriberFindUniqueArgs, 'where'>>(actor: Principal, id: string, query?: T): Promise<NotificationSubscriber> {
     const subscriber = await this.prisma.notificationSubscriber.findUnique({ where: { id } });
     const notFound = () => new NotFoundError('SUBSCRIBER_NOT_FOUND', 'No notification subscriber with that id');
     if (!subscriber) throw notFound();
+    // What the answer shows of it (its attempts, say), read before the deletion takes it: nothing could load it after.
+    const answer = selectsAnything(query) ? await this.prisma.notificationSubscriber.findUnique({ ...(query as T), where: { id } }) : null;
     // Of concurrent deletions, only the one whose delete finds the row records it, announces it and removes the secret.
     const deletion = await unlessGone(
       () =>
@@ -150,7 +153,7 @@ export class NotificationService {
     );
     await this.subscribersChanged();
     await this.secretWrites.finish(deletion);
-    return subscriber;
+    return (answer as NotificationSubscriber | null) ?? subscriber;
   }
 
   listSubscribers<T extends Omit<Prisma.NotificationSubscriberFindManyArgs, 'where' | 'orderBy'>>(query: T) {

@@ -3,7 +3,7 @@
 // delivery id, matched against the source's rules, and turned into tasks. No Salesforce work happens here.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { Prisma, type PrismaClient } from '../../db/prisma.js';
+import { Prisma, selectsAnything, type PrismaClient } from '../../db/prisma.js';
 import type { WebhookDelivery, WebhookRule, WebhookSource } from '../../generated/prisma/client.js';
 import type { WebhookKind } from '../../generated/prisma/enums.js';
 import type { SecretStore } from '../../secrets/secret-store.js';
@@ -281,8 +281,11 @@ export class WebhookService {
     return updated;
   }
 
-  async deleteRule(actor: Principal, ruleId: string): Promise<WebhookRule> {
+  /** Deletes the rule; answers it as it was, read with `query` (the relations the caller will want of it). */
+  async deleteRule<T extends Omit<Prisma.WebhookRuleFindUniqueArgs, 'where'>>(actor: Principal, ruleId: string, query?: T): Promise<WebhookRule> {
     const rule = await this.requireRule(ruleId);
+    // What the answer shows of it (its source), read before the deletion: nothing could load it for the rule after.
+    const answer = selectsAnything(query) ? await this.prisma.webhookRule.findUnique({ ...(query as T), where: { id: ruleId } }) : null;
     await unlessGone(
       () =>
         this.prisma.$transaction(async (tx) => {
@@ -292,7 +295,7 @@ export class WebhookService {
       ruleNotFound,
     );
     await this.sourceChanged(rule.sourceId);
-    return rule;
+    return (answer as WebhookRule | null) ?? rule;
   }
 
   private async requireRule(ruleId: string): Promise<WebhookRule> {
