@@ -658,14 +658,28 @@ describe('removeOrg', () => {
     expect(await api.prisma.secret.findUnique({ where: { name: row.secretRef } })).toBeNull();
   });
 
-  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
-    const checking = await startTestApi('orgs_checks', { shareWith: api, checkOrgsOnRegister: true });
+  type Gql = (query: string, variables: Record<string, unknown>) => Promise<any>;
+
+  /**
+   * Runs `body` against a replica of the API with org checks on (same database), once `alias` is registered
+   * through it: `on` sends GraphQL to that replica, `check` is the ORG_CHECK the registration queued.
+   */
+  async function withOrgChecks(name: string, alias: string, body: (on: Gql, check: Task) => Promise<void>): Promise<void> {
+    const checking = await startTestApi(name, { shareWith: api, checkOrgsOnRegister: true });
     try {
-      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
-      const registered = await on(registerMutation, { input: { alias: 'rm-checked', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rmc.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
+      const on: Gql = async (query, variables) => (await checking.gql(query, variables, owner)).body.data;
+      const registered = await on(registerMutation, { input: { alias, kind: 'SANDBOX', credentials: { instanceUrl: `https://${alias}.my.salesforce.com`, refreshToken: fakeRefreshToken() } } });
       expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
-      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: 'rm-checked', type: 'ORG_CHECK' } });
+      const check = await api.prisma.task.findFirstOrThrow({ where: { orgAlias: alias, type: 'ORG_CHECK' } });
       expect(check.status).toBe('QUEUED');
+      await body(on, check);
+    } finally {
+      await checking.close();
+    }
+  }
+
+  it('with org checks on: a refused removal leaves the waiting check alone; one that goes ahead cancels it', async () => {
+    await withOrgChecks('orgs_checks', 'rm-checked', async (on, check) => {
       const runAt = new Date(Date.now() + 3_600_000).toISOString();
       const other = (await on(submitMutation, { input: { type: 'DIAGNOSTIC', org: 'rm-checked', runAt } })).submitTask;
       expect(other.__typename).toBe('SubmitTaskSuccess');
@@ -677,19 +691,12 @@ describe('removeOrg', () => {
       // The waiting check alone does not hold the removal up: it goes with the org.
       expect((await on(removeMutation, { alias: 'rm-checked' })).removeOrg.__typename).toBe('RemoveOrgSuccess');
       expect(await api.prisma.task.findUniqueOrThrow({ where: { id: check.id } })).toMatchObject({ status: 'CANCELLED' });
-    } finally {
-      await checking.close();
-    }
+    });
   });
 
   it('with org checks on: a removal refused once it holds the org (a task came in between) queues the check it cancelled again', async () => {
-    const checking = await startTestApi('orgs_checks_late', { shareWith: api, checkOrgsOnRegister: true });
-    try {
-      const on = async (query: string, variables: Record<string, unknown>) => (await checking.gql(query, variables, owner)).body.data;
-      const registered = await on(registerMutation, { input: { alias: 'rm-late', kind: 'SANDBOX', credentials: { instanceUrl: 'https://rml.my.salesforce.com', refreshToken: fakeRefreshToken() } } });
-      expect(registered.registerOrg.__typename).toBe('RegisterOrgSuccess');
+    await withOrgChecks('orgs_checks_late', 'rm-late', async (on, check) => {
       const org = await api.prisma.org.findUniqueOrThrow({ where: { alias: 'rm-late' } });
-      const check = await api.prisma.task.findFirstOrThrow({ where: { orgId: org.id, type: 'ORG_CHECK' } });
       let removal: Promise<any> | undefined;
       let late: { id: string } | undefined;
       await api.prisma.$transaction(async (tx) => {
@@ -706,9 +713,7 @@ describe('removeOrg', () => {
       const checks = await api.prisma.task.findMany({ where: { orgId: org.id, type: 'ORG_CHECK' }, orderBy: { createdAt: 'asc' } });
       expect(checks.map((c) => c.status)).toEqual(['CANCELLED', 'QUEUED']);
       await api.prisma.task.delete({ where: { id: late!.id } });
-    } finally {
-      await checking.close();
-    }
+    });
   });
 
   it('answers ORG_NOT_FOUND for an unknown alias', async () => {

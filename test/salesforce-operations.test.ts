@@ -158,10 +158,24 @@ function expectRetriedOnce(task: TaskView, after: string, final: string): void {
  */
 async function restartWorkerOnceDeploying(taskId: string): Promise<string> {
   const started = await waitFor(async () => progressEvents(await getTask(taskId)).find((p) => p.phase === 'started'), 15_000, 'the deployment to start');
-  await worker.close(50);
-  retiredWorkerLogLines.push(...worker.logLines);
-  worker = await startTestWorker(api);
+  await replaceWorker({}, 50);
   return started.details.deployId as string;
+}
+
+/** Shuts the worker down (its log kept for the canary search) and starts another with `options`. */
+async function replaceWorker(options: Parameters<typeof startTestWorker>[1] = {}, drainMs?: number): Promise<void> {
+  await worker.close(drainMs);
+  retiredWorkerLogLines.push(...worker.logLines);
+  worker = await startTestWorker(api, options);
+}
+
+/** The task ended CANCELLED on its second attempt, having started one deployment and cancelled it once. */
+function expectDeploymentCancelledOnce(task: TaskView, from: number, deployId: string): void {
+  expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
+  const operations = soapCalls(from).map((r) => r.operation);
+  expect(operations.filter((o) => o === 'deploy')).toHaveLength(1);
+  expect(operations.filter((o) => o === 'cancelDeploy')).toHaveLength(1);
+  expect(sim.getDeploy(deployId)!.canceled).toBe(true);
 }
 
 /** Waits until the task's first attempt has failed and it is QUEUED for its retry. */
@@ -895,11 +909,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
     // Not over yet: the task runs once more (now, not after its 60 s backoff), only to cancel the deployment.
     expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'QUEUED', cancelRequestedAt: expect.any(String) } });
     const task = await waitTask(id, FINAL_STATUSES, 20_000);
-    expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
-    const operations = soapCalls(from).map((r) => r.operation);
-    expect(operations.filter((o) => o === 'deploy')).toHaveLength(1);
-    expect(operations.filter((o) => o === 'cancelDeploy')).toHaveLength(1);
-    expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+    expectDeploymentCancelledOnce(task, from, deployId);
     const logs = task.events.filter((e) => e.kind === 'LOG').map((e) => e.payload.message as string);
     expect(logs.some((m) => m.endsWith(`deployment ${deployId}, which an earlier attempt started, is cancelled in Salesforce first`))).toBe(true);
     expect(logs).toContain(`Cancelling deployment ${deployId} in Salesforce`);
@@ -908,9 +918,7 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
   it('cancelTask right after a retry is claimed still cancels the deployment its first attempt started', async () => {
     // The cancel finds the retry RUNNING while its process is still starting. That run used to be dropped before
     // its request, and the task ended CANCELLED with the deployment still running in Salesforce.
-    await worker.close();
-    retiredWorkerLogLines.push(...worker.logLines);
-    worker = await startTestWorker(api, { keepSpareChild: false }); // the retry's process starts from scratch: tens of ms
+    await replaceWorker({ keepSpareChild: false }); // the retry's process starts from scratch: tens of ms
     try {
       const { id, deployId, from } = await deploymentWaitingForRetry(artifactId, 40);
       const row = await api.prisma.task.findUniqueOrThrow({ where: { id: rawId(id) } });
@@ -922,16 +930,9 @@ describe('cancellation and Salesforce trouble', { timeout: 60_000 }, () => {
       }
       const cancelled = await gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename ... on CancelTaskSuccess { task { status } } } }`, { id });
       expect(cancelled.cancelTask).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'RUNNING' } });
-      const task = await waitTask(id, FINAL_STATUSES, 20_000);
-      expect(task).toMatchObject({ status: 'CANCELLED', attempts: 2, error: { code: 'CANCELLED' } });
-      const operations = soapCalls(from).map((r) => r.operation);
-      expect(operations.filter((o) => o === 'deploy')).toHaveLength(1);
-      expect(operations.filter((o) => o === 'cancelDeploy')).toHaveLength(1);
-      expect(sim.getDeploy(deployId)!.canceled).toBe(true);
+      expectDeploymentCancelledOnce(await waitTask(id, FINAL_STATUSES, 20_000), from, deployId);
     } finally {
-      await worker.close();
-      retiredWorkerLogLines.push(...worker.logLines);
-      worker = await startTestWorker(api);
+      await replaceWorker();
     }
   });
 
