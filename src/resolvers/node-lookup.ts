@@ -34,13 +34,13 @@ export async function lookUpNodes<Types extends SchemaTypes>(
   context: object,
   info: GraphQLResolveInfo,
 ): Promise<unknown[]> {
+  if (ids.length > maxNodeIds) throw new ValidationFailedError([{ path: ['ids'], message: `must hold at most ${maxNodeIds} ids` }]);
   // Every malformed id is reported at once, and none is looked up: the ids come from the client, which
   // should fix them all before trying again.
   const issues: FieldIssue[] = ids.flatMap((id, index) =>
     isNodeType(info, id.typename) ? [] : [{ path: argPath(index), message: 'must be the id of an object (a Node)' }],
   );
   if (issues.length > 0) throw new ValidationFailedError(issues);
-  if (ids.length > maxNodeIds) throw new ValidationFailedError([{ path: ['ids'], message: `must hold at most ${maxNodeIds} ids` }]);
   // One by one: resolveNodes fails as a whole when any of its loads fails. Each id once, however often it is given.
   const loads = new Map<string, Promise<unknown>>();
   const load = (id: GlobalId) => {

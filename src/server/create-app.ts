@@ -173,22 +173,17 @@ export function createApp(options: AppOptions): App {
       if (path === '/graphql') {
         const token = bearerToken(req.headers.authorization);
         const address = `ip:${clientAddress(req, trusted)}`;
-        void limiter
-          .hit('api', token ? `t:${tokenKey(token)}` : address, rateLimits.api)
-          .then(async (decision) => {
-            if (!decision.allowed) return tooManyRequests(res, decision.retryAfterSeconds, true);
-            // The token's principal, through the cache WebSocket connects use, looked up once if a check below needs it
-            // (a made-up token is not cached: each look-up is a query). It only decides these checks: the context
-            // authenticates the request itself, after its body (an upload can stream for minutes, and a token
-            // revoked meanwhile must not run it).
-            const upload = isMultipart(req);
-            const principal = token && (rateLimits.api > 0 || upload) ? await subscriptions.authenticate(token) : null;
+        // The token's principal, through the cache WebSocket connects use, looked up if a check below needs it (a
+        // made-up token is not cached: each look-up is a query). It only decides these checks: the context
+        // authenticates the request itself, after its body (an upload can stream for minutes, and a token revoked
+        // meanwhile must not run it).
+        const upload = isMultipart(req);
+        void (token && (rateLimits.api > 0 || upload) ? subscriptions.authenticate(token) : Promise.resolve(null))
+          .then(async (principal) => {
             // A bearer value that does not authenticate has no budget of its own (a made-up one per request would be
             // a fresh budget each time): it counts against the client address, as a request without one does.
-            if (token && rateLimits.api > 0 && !principal) {
-              const byAddress = await limiter.hit('api', address, rateLimits.api);
-              if (!byAddress.allowed) return tooManyRequests(res, byAddress.retryAfterSeconds, true);
-            }
+            const decision = await limiter.hit('api', principal ? `t:${tokenKey(token!)}` : address, rateLimits.api);
+            if (!decision.allowed) return tooManyRequests(res, decision.retryAfterSeconds, true);
             // A multipart request (an upload) is read whole before its operation runs, the file kept in memory by
             // Yoga's form-data parser: one from a caller who could not upload anyway is refused before its body, or
             // anyone could make a replica hold ~100 MiB per request. The context still authenticates it after.

@@ -21,6 +21,9 @@ const childMessage = z.discriminatedUnion('t', [
   z.object({ t: z.literal('failed'), code: z.string().min(1), message: z.string(), retryable: z.boolean(), details: z.unknown().optional() }),
 ]) satisfies z.ZodType<ChildMessage>;
 
+/** The `t` of every message a child may send. */
+export const childMessageKinds: ReadonlySet<string> = new Set(childMessage.options.map((option) => option.shape.t.value));
+
 /** The message, if it is one a child may send; null otherwise (the caller ignores it). */
 export function parseChildMessage(value: unknown): ChildMessage | null {
   const parsed = childMessage.safeParse(value);

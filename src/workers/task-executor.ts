@@ -16,6 +16,7 @@ import type { RunGuard } from '../domain/tasks/task-statements.js';
 import type { TaskJobData } from '../queues/task-queues.js';
 import type { CredentialGrant, SecretStore, SecretValue } from '../secrets/secret-store.js';
 import type { ChildLauncher } from './child-launcher.js';
+import { childMessageKinds } from './child-message.js';
 import { ChildSession, type ChildOutcome, type FailedReport, type GrantRefusal } from './child-session.js';
 import type { RunRequest } from './ipc-protocol.js';
 import type { OrgLock } from './org-lock.js';
@@ -295,8 +296,9 @@ export class TaskExecutor {
         redeem: async (token) => (this.deps.redeemIpcGrant ? this.deps.redeemIpcGrant(token) : null),
         // Asked for only after the run's request, so after the claim.
         issueGrant: () => this.issueGrant(claimed!, claimed!.org),
-        // Its kind only: a malformed report could hold anything the operation had, credentials included.
-        onDropped: (kind) => this.deps.logger.warn({ taskId, kind: kind?.slice(0, 40) ?? null }, 'dropped a message from a task child that is not the protocol\'s'),
+        // Whether its kind is one of the protocol's, nothing of its own: a malformed report could hold anything the
+        // operation had, credentials included.
+        onDropped: (kind) => this.deps.logger.warn({ taskId, kind: kind !== undefined && childMessageKinds.has(kind) ? kind : 'unknown' }, 'dropped a message from a task child that is not the protocol\'s'),
       },
       this.options.killGraceMs,
     );

@@ -6,7 +6,7 @@ import type { Schedule, Task } from '../../generated/prisma/client.js';
 import type { TaskQueues } from '../../queues/task-queues.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { actorLabel, type Principal } from '../auth/principal.js';
-import { NotFoundError, ValidationFailedError, withQueue } from '../errors.js';
+import { NotFoundError, unlessGone, ValidationFailedError, withQueue } from '../errors.js';
 import { uuidFromName } from '../ids.js';
 import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import type { SubmitTaskInput, TaskService } from './task-service.js';
@@ -159,11 +159,14 @@ export class ScheduleService {
     // the row; the others answer SCHEDULE_NOT_FOUND. A scheduler restored meanwhile (by a reconciler that still saw
     // the row) removes itself at its next firing, which finds no schedule (fire()).
     await withQueue(() => this.queues.removeScheduler(schedule.id), 'remove the schedule');
-    await this.prisma.$transaction(async (tx) => {
-      const { count } = await tx.schedule.deleteMany({ where: { id: schedule.id } });
-      if (count === 0) throw scheduleNotFound();
-      await this.audit.record(tx, actor, 'schedule.remove', 'Schedule', schedule.id, auditDetails(schedule, schedule.org.alias));
-    });
+    await unlessGone(
+      () =>
+        this.prisma.$transaction(async (tx) => {
+          await tx.schedule.delete({ where: { id: schedule.id } });
+          await this.audit.record(tx, actor, 'schedule.remove', 'Schedule', schedule.id, auditDetails(schedule, schedule.org.alias));
+        }),
+      scheduleNotFound,
+    );
     return schedule;
   }
 
