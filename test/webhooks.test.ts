@@ -474,6 +474,103 @@ describe('sources and their secrets', () => {
     expect(missing.rotateWebhookSecret).toMatchObject({ __typename: 'NotFoundError', code: 'WEBHOOK_SOURCE_NOT_FOUND' });
   });
 
+  const rotateWithOverlap = async (id: string, seconds?: number) =>
+    (
+      await data(
+        `mutation($id: ID!, $s: Int) { rotateWebhookSecret(id: $id, previousSecretValidForSeconds: $s) { __typename
+          ... on RotateWebhookSecretSuccess { created { secret source { previousSecretExpiresAt } } } ${errorFields} } }`,
+        { id, s: seconds },
+      )
+    ).rotateWebhookSecret;
+  const previousSecretExpiresAt = async (id: string) =>
+    (await data(`query($id: ID!) { node(id: $id) { ... on WebhookSource { previousSecretExpiresAt } } }`, { id })).node.previousSecretExpiresAt;
+
+  it('rotates with an overlap: the old and the new secret both work until it ends, for every kind of source', async () => {
+    const gh = await createSource('GITHUB', 'overlap-github');
+    const gl = await createSource('GITLAB', 'overlap-gitlab');
+    const ci = await createSource('CI', 'overlap-ci');
+    const push = ghPush('acme/app', 'refs/heads/feature/overlap');
+    const callback = { status: 'success', repository: 'acme/app', ref: 'main', buildNumber: 1 };
+    // Cached before the rotation, as on a busy replica.
+    expect((await github(gh, 'push', push)).status).toBe(200);
+    expect((await gitlab(gl, 'Push Hook', glPush('acme/app', 'refs/heads/main'))).status).toBe(200);
+    expect((await timestamped(ci, callback)).status).toBe(200);
+
+    const before = Date.now();
+    const rotated = await Promise.all([gh, gl, ci].map((source) => rotateWithOverlap(source.id, 3600)));
+    for (const answer of rotated) {
+      expect(answer.__typename).toBe('RotateWebhookSecretSuccess');
+      const expires = Date.parse(answer.created.source.previousSecretExpiresAt);
+      expect(expires).toBeGreaterThanOrEqual(before + 3_600_000 - 1000);
+      expect(expires).toBeLessThanOrEqual(Date.now() + 3_600_000 + 1000);
+    }
+    const [ghNew, glNew, ciNew] = rotated.map((answer, i) => ({ ...[gh, gl, ci][i]!, secret: answer.created.secret as string }));
+    expect(await previousSecretExpiresAt(gh.id)).toBe(rotated[0].created.source.previousSecretExpiresAt);
+
+    for (const source of [gh, ghNew!]) expect((await github(source, 'push', push)).status).toBe(200);
+    for (const source of [gl, glNew!]) expect((await gitlab(source, 'Push Hook', glPush('acme/app', 'refs/heads/main'))).status).toBe(200);
+    for (const source of [ci, ciNew!]) expect((await timestamped(source, callback, { delivery: randomUUID() })).status).toBe(200);
+    // The old secret made the signature, it is just too old: said so, as for the current secret.
+    expect(await timestamped(ci, callback, { t: Math.floor(Date.now() / 1000) - 600 })).toMatchObject({ status: 401, body: { error: { code: 'STALE_TIMESTAMP' } } });
+    // Any other secret is still refused.
+    expect((await github({ ...gh, secret: 'not-the-secret' }, 'push', push)).status).toBe(401);
+    expect((await gitlab({ ...gl, secret: 'not-the-secret' }, 'Push Hook', glPush('acme/app', 'refs/heads/main'))).status).toBe(401);
+    expect(await timestamped(ci, callback, { secret: 'not-the-secret' })).toMatchObject({ status: 401, body: { error: { code: 'INVALID_SIGNATURE' } } });
+
+    // Rotating again keeps only the secret it replaces: the first one goes.
+    const third = await rotateWithOverlap(gh.id, 3600);
+    expect((await github(gh, 'push', push)).status).toBe(401);
+    expect((await github(ghNew!, 'push', push)).status).toBe(200);
+    expect((await github({ ...gh, secret: third.created.secret }, 'push', push)).status).toBe(200);
+    // And one without an overlap ends it at once.
+    const last = await rotateWithOverlap(gh.id);
+    expect(last.created.source.previousSecretExpiresAt).toBeNull();
+    expect(await previousSecretExpiresAt(gh.id)).toBeNull();
+    for (const secret of [ghNew!.secret, third.created.secret]) expect((await github({ ...gh, secret }, 'push', push)).status).toBe(401);
+    expect((await github({ ...gh, secret: last.created.secret }, 'push', push)).status).toBe(200);
+
+    const audit = await api.gql(`{ auditEntries(first: 500) { edges { node { action targetId details } } } }`, {}, token);
+    const rotations = audit.body.data.auditEntries.edges
+      .map((edge: any) => edge.node)
+      .filter((entry: any) => entry.targetId === rawId(gh.id, 'WebhookSource') && entry.action === 'webhook.source.rotate')
+      .map((entry: any) => entry.details);
+    expect(rotations).toEqual([{ previousSecretValidForSeconds: 0 }, { previousSecretValidForSeconds: 3600 }, { previousSecretValidForSeconds: 3600 }]);
+  });
+
+  it('an overlap ends when its time is up, though the source is cached', async () => {
+    const source = await createSource('GITHUB', 'short-overlap');
+    const push = ghPush('acme/app', 'refs/heads/feature/short');
+    expect((await github(source, 'push', push)).status).toBe(200);
+    const rotated = await rotateWithOverlap(source.id, 1);
+    const renewed = { ...source, secret: rotated.created.secret as string };
+    expect((await github(source, 'push', push)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(rotated.created.source.previousSecretExpiresAt) - Date.now() + 50));
+    expect(await github(source, 'push', push)).toMatchObject({ status: 401, body: { error: { code: 'INVALID_SIGNATURE' } } });
+    expect((await github(renewed, 'push', push)).status).toBe(200);
+    expect(await previousSecretExpiresAt(source.id)).toBeNull();
+  });
+
+  it('concurrent rotations with an overlap each keep the secret of the one before', async () => {
+    const source = await createSource('GITHUB', 'concurrent-rotations');
+    const push = ghPush('acme/app', 'refs/heads/feature/race');
+    const [a, b] = await Promise.all([rotateWithOverlap(source.id, 3600), rotateWithOverlap(source.id, 3600)]);
+    // One of the two came last and kept the other's; the original is gone either way.
+    const accepted = [];
+    for (const secret of [source.secret, a.created.secret, b.created.secret]) accepted.push((await github({ ...source, secret }, 'push', push)).status);
+    expect(accepted).toEqual([401, 200, 200]);
+  });
+
+  it('refuses an overlap out of range and changes nothing', async () => {
+    const source = await createSource('GITHUB', 'bad-overlap');
+    for (const seconds of [-1, 7 * 24 * 3600 + 1]) {
+      const answer = await rotateWithOverlap(source.id, seconds);
+      expect(answer).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+      expect(answer.fieldErrors[0].path).toEqual(['previousSecretValidForSeconds']);
+    }
+    expect((await github(source, 'push', ghPush('acme/app', 'refs/heads/feature/z'))).status).toBe(200);
+    expect(await previousSecretExpiresAt(source.id)).toBeNull();
+  });
+
   it('deletes a source with its rules and deliveries; its URL stops answering', async () => {
     const source = await createSource('GITLAB', 'short-lived');
     await createRule(source, { name: 'anything' });

@@ -1,5 +1,6 @@
 import { builder } from '../builder.js';
 import { NotFoundError } from '../domain/errors.js';
+import { maxSecretOverlapSeconds } from '../domain/webhooks/webhook-service.js';
 import type { WebhookSource } from '../generated/prisma/client.js';
 import { DeliveryFilterInput, WebhookKindEnum, WebhookRuleInput, WebhookRuleNode, WebhookSourceNode } from '../schema/webhook.js';
 import { actor, parseNodeId } from './ids.js';
@@ -58,9 +59,17 @@ builder.mutationFields((t) => ({
   rotateWebhookSecret: t.field({
     type: SourceWithSecret,
     authScopes: { manageOrgs: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: {
+      id: t.arg.id({ required: true }),
+      previousSecretValidForSeconds: t.arg.int({
+        description: `Keep accepting the secret being replaced for this many seconds (0..${maxSecretOverlapSeconds}; default 0: refused at once), so the sender can be moved to the new one without refused deliveries. Rotating again ends an earlier overlap.`,
+      }),
+    },
     errors: { types: [NotFoundError], dataField: { name: 'created' } },
-    resolve: (_root, args, ctx) => ctx.services.webhooks.rotateSourceSecret(actor(ctx), parseNodeId(args.id, 'WebhookSource', ['id'])),
+    resolve: (_root, args, ctx) =>
+      ctx.services.webhooks.rotateSourceSecret(actor(ctx), parseNodeId(args.id, 'WebhookSource', ['id']), {
+        previousSecretValidForSeconds: args.previousSecretValidForSeconds,
+      }),
   }),
   deleteWebhookSource: t.field({
     type: WebhookSourceNode,

@@ -15,6 +15,13 @@ export const WebhookSourceNode = builder.prismaNode('WebhookSource', {
     kind: t.expose('kind', { type: WebhookKindEnum }),
     name: t.exposeString('name'),
     path: t.string({ resolve: (source) => `/webhooks/${source.kind.toLowerCase()}/${source.id}` }),
+    previousSecretExpiresAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'Until when deliveries signed with the secret from before the last rotation are still accepted (rotateWebhookSecret\'s previousSecretValidForSeconds); null when only the current secret is.',
+      select: { previousSecretExpiresAt: true },
+      resolve: (source) => (source.previousSecretExpiresAt && source.previousSecretExpiresAt.getTime() > Date.now() ? source.previousSecretExpiresAt : null),
+    }),
     createdBy: t.exposeString('createdBy'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),

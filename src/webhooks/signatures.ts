@@ -4,6 +4,8 @@
 // - GitLab: X-Gitlab-Token: <the secret> (GitLab's "Webhooks: secret token").
 // - Salesforce relays and CI callbacks: X-Switchyard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
 //   "<t>.<body>")>; a timestamp more than 5 minutes old, or more than 30 s ahead, is refused (replays).
+// A source has one secret, and for a while after a rotation with an overlap two (acceptedSecrets in
+// domain/webhooks/webhook-source-cache.ts): a delivery signed with either is accepted.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 export const replayWindowSeconds = 300;
@@ -42,4 +44,19 @@ export function verifyTimestamped(secret: string, body: Buffer, header: string |
   const age = now / 1000 - timestamp;
   if (age > replayWindowSeconds || age < -futureSkewSeconds) return { ok: false, reason: 'STALE_TIMESTAMP' };
   return { ok: true, timestamp, signature: match[2]! };
+}
+
+/**
+ * verifyTimestamped with each of a source's accepted secrets in turn (its current one, then during a rotation's
+ * overlap the one before): the first that verifies; else a stale timestamp if one of them made the signature
+ * (signed, but too long ago), else why the current one refused it.
+ */
+export function verifyTimestampedWithAny(secrets: readonly string[], body: Buffer, header: string | undefined, now = Date.now()): TimestampedVerdict {
+  let refused: TimestampedVerdict | undefined;
+  for (const secret of secrets) {
+    const verdict = verifyTimestamped(secret, body, header, now);
+    if (verdict.ok) return verdict;
+    if (!refused || verdict.reason === 'STALE_TIMESTAMP') refused = verdict;
+  }
+  return refused ?? { ok: false, reason: 'BAD_SIGNATURE' };
 }

@@ -5,13 +5,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../domain/errors.js';
+import { acceptedSecrets } from '../domain/webhooks/webhook-source-cache.js';
 import type { WebhookService } from '../domain/webhooks/webhook-service.js';
 import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
 import { storableJson } from '../domain/storable-text.js';
 import { BodyTooLarge, readBody } from '../server/read-body.js';
 import { firstDeliveryKey } from './signature-replays.js';
-import { verifyGitHub, verifyGitLab, verifyTimestamped } from './signatures.js';
+import { verifyGitHub, verifyGitLab, verifyTimestampedWithAny } from './signatures.js';
 
 const kinds: Record<string, WebhookKind> = { github: 'GITHUB', gitlab: 'GITLAB', salesforce: 'SALESFORCE', ci: 'CI' };
 
@@ -61,12 +62,13 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   };
   const found = await deps.webhooks.sourceForDelivery(kind, sourceId);
   if (!found) return reject('UNKNOWN_SOURCE');
-  const { source, secret } = found;
-  if (kind === 'GITHUB' && !verifyGitHub(secret, body, header(req, 'x-hub-signature-256'))) return reject('BAD_SIGNATURE', source.id);
-  if (kind === 'GITLAB' && !verifyGitLab(secret, header(req, 'x-gitlab-token'))) return reject('BAD_SIGNATURE', source.id);
+  const { source } = found;
+  const secrets = acceptedSecrets(found);
+  if (kind === 'GITHUB' && !secrets.some((secret) => verifyGitHub(secret, body, header(req, 'x-hub-signature-256')))) return reject('BAD_SIGNATURE', source.id);
+  if (kind === 'GITLAB' && !secrets.some((secret) => verifyGitLab(secret, header(req, 'x-gitlab-token')))) return reject('BAD_SIGNATURE', source.id);
   let signature: string | undefined;
   if (kind === 'SALESFORCE' || kind === 'CI') {
-    const verdict = verifyTimestamped(secret, body, header(req, 'x-switchyard-signature'));
+    const verdict = verifyTimestampedWithAny(secrets, body, header(req, 'x-switchyard-signature'));
     if (!verdict.ok) {
       await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${source.id}:${verdict.reason}`, 1).catch(() => undefined);
       return error(401, verdict.reason === 'STALE_TIMESTAMP' ? 'STALE_TIMESTAMP' : 'INVALID_SIGNATURE', verdict.reason === 'STALE_TIMESTAMP' ? 'The signature timestamp is older than 5 minutes or in the future' : 'Wrong or missing signature');

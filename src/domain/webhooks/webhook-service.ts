@@ -45,6 +45,13 @@ const sourceInput = z.object({
   name: z.string().trim().min(1).max(100),
 });
 
+/** Longest overlap of a source's old and new secret after a rotation: a week. */
+export const maxSecretOverlapSeconds = 7 * 24 * 3600;
+
+const rotationInput = z.object({
+  previousSecretValidForSeconds: z.number().int().min(0).max(maxSecretOverlapSeconds).default(0),
+});
+
 /** A match field: empty (null, left out, or blank) matches anything, as the docs say. */
 const matchField = z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? null : value), z.string().trim().max(200).nullish());
 const ruleInput = z.object({
@@ -143,15 +150,38 @@ export class WebhookService {
     return { source, secret };
   }
 
-  async rotateSourceSecret(actor: Principal, sourceId: string): Promise<{ source: WebhookSource; secret: string }> {
+  /**
+   * Gives the source a new secret. With `previousSecretValidForSeconds`, the secret it replaces is accepted too
+   * until then, so the sender can be moved to the new one without deliveries refused meanwhile; without, it is
+   * refused at once (a secret that may have leaked). Only the latest replaced secret is kept: rotating again ends
+   * an earlier overlap.
+   */
+  async rotateSourceSecret(
+    actor: Principal,
+    sourceId: string,
+    input: { previousSecretValidForSeconds?: number | null } = {},
+  ): Promise<{ source: WebhookSource; secret: string }> {
+    const { previousSecretValidForSeconds } = parseInput(rotationInput, { previousSecretValidForSeconds: input.previousSecretValidForSeconds ?? undefined });
     const source = await this.requireSource(sourceId);
     const secret = randomBytes(32).toString('base64url');
-    // The source must still be there once its new secret is written: a deletion in between removed its secret
-    // before this put wrote it again.
-    await this.secretWrites.putThen(source.secretRef, { secret }, () => this.requireSource(source.id));
-    await this.sourceChanged(source.id);
-    await this.prisma.$transaction((tx) => this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', source.id));
-    return { source, secret };
+    const id = source.id;
+    // One rotation of a source at a time (the lock on its row), so each keeps the secret the one before it made
+    // (two at once would both keep the same one, and the first's new secret would be lost); a deletion waits too.
+    const rotated = await this.prisma.$transaction(async (tx) => {
+      const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "WebhookSource" WHERE id = ${id}::uuid FOR UPDATE`;
+      if (locked.length === 0) throw sourceNotFound();
+      const replaced = previousSecretValidForSeconds > 0 ? (await this.secrets.get(source.secretRef))?.secret : undefined;
+      const previousSecretExpiresAt = replaced ? new Date(Date.now() + previousSecretValidForSeconds * 1000) : null;
+      return this.secretWrites.putThen(source.secretRef, replaced ? { secret, previousSecret: replaced } : { secret }, async () => {
+        const updated = await tx.webhookSource.update({ where: { id }, data: { previousSecretExpiresAt } });
+        await this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', id, {
+          previousSecretValidForSeconds: previousSecretExpiresAt ? previousSecretValidForSeconds : 0,
+        });
+        return updated;
+      });
+    });
+    await this.sourceChanged(id);
+    return { source: rotated, secret };
   }
 
   async deleteSource(actor: Principal, sourceId: string): Promise<WebhookSource> {
@@ -211,7 +241,9 @@ export class WebhookService {
     ]);
     if (!source) return null;
     const value = await this.secrets.get(source.secretRef);
-    return value?.secret ? { source, secret: value.secret, rules } : null;
+    if (!value?.secret) return null;
+    const previous = value.previousSecret && source.previousSecretExpiresAt ? { secret: value.previousSecret, expiresAt: source.previousSecretExpiresAt } : undefined;
+    return { source, secret: value.secret, ...(previous ? { previousSecret: previous } : {}), rules };
   }
 
   // --- rules ---

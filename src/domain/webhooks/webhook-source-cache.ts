@@ -12,8 +12,19 @@ import { ExpiringCache } from '../expiring-cache.js';
 export interface SourceConfig {
   source: WebhookSource;
   secret: string;
+  /** The secret before the last rotation, accepted until `expiresAt` (rotateWebhookSecret's overlap). */
+  previousSecret?: { secret: string; expiresAt: Date };
   /** Enabled rules in creation order, the order they fire in. */
   rules: WebhookRule[];
+}
+
+/**
+ * The secrets a delivery may be signed with now: the current one, then the one it replaced while the rotation's
+ * overlap lasts. The time is checked here, on each delivery, so a cached entry never stretches the overlap.
+ */
+export function acceptedSecrets(config: Pick<SourceConfig, 'secret' | 'previousSecret'>, now = Date.now()): string[] {
+  const previous = config.previousSecret;
+  return previous && previous.expiresAt.getTime() > now ? [config.secret, previous.secret] : [config.secret];
 }
 
 /**
