@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ChildLauncher, type LaunchedChild } from '../src/workers/child-launcher.js';
 import { ChildSession, type SessionHooks } from '../src/workers/child-session.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
+import { cut, logLimitNotice, maxLogLineChars, maxLogLinesPerRun, maxPhaseChars, mergeProgressAfter } from '../src/workers/report-queue.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/ipc-child/child.mjs', import.meta.url));
 
@@ -71,6 +72,44 @@ describe('ChildSession with the real task child', () => {
 });
 
 describe('ChildSession', () => {
+  it('cuts a long line without splitting a character in two', () => {
+    expect(cut('a\u{1F600}b', 2)).toBe('a… [3 characters cut]');
+    expect(cut('ab\u{1F600}', 2)).toBe('ab… [2 characters cut]');
+    expect(cut('abc', 3)).toBe('abc');
+  });
+
+  it('keeps what a flooding child reports bounded and in order: log lines capped and cut, progress waiting behind a slow write merged', async () => {
+    const timeline: unknown[] = [];
+    const launched = launch('flood');
+    const disconnected = new Promise<void>((resolve) => launched.process.once('disconnect', () => resolve()));
+    let first = true;
+    const given = hooks({
+      onProgress: async (percent, phase, details) => {
+        // A slow first write: everything else the child sends waits behind it.
+        if (first) {
+          first = false;
+          await disconnected;
+        }
+        timeline.push(['progress', percent, phase, details]);
+      },
+      onLog: async (level, message) => void timeline.push(['log', level, message]),
+    });
+    const outcome = await new ChildSession(launched, given, 5_000).run(request('grant-token'));
+    expect(outcome).toEqual({ kind: 'succeeded', result: { flooded: true } });
+    expect(timeline).toEqual([
+      ['progress', 1, `${'p'.repeat(maxPhaseChars)}… [${1000 - maxPhaseChars} characters cut]`, { stage: 'start' }],
+      ['log', 'info', `${'x'.repeat(maxLogLineChars)}… [${20_000 - maxLogLineChars} characters cut]`],
+      // Each as it came until mergeProgressAfter reports wait (the long line, then progress 2 to 50), then the rest
+      // merged into the last of them: the latest percent and phase, the details of all of them.
+      ['progress', 2, undefined, { deployId: '0Af5g00000ABCDE' }],
+      ...Array.from({ length: mergeProgressAfter - 3 }, (_, i) => ['progress', i + 3, `step ${i + 3}`, { step: i + 3 }]),
+      ['progress', 99, 'step 99', { step: 99 }],
+      ...Array.from({ length: maxLogLinesPerRun - 1 }, (_, i) => ['log', 'info', `line ${i + 1}`]),
+      ['log', 'warn', logLimitNotice],
+      ['progress', 100, 'finishing', undefined],
+    ]);
+  });
+
   it('answers a redemption at once, while the report the child sent before it is still being written', async () => {
     let redeemedBeforeWritten = false;
     let written = false;

@@ -5,7 +5,8 @@ import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
 import { UnreadableSecretError } from '../secrets/builtin-store.js';
 import type { LaunchedChild } from './child-launcher.js';
 import { messageKind, parseChildMessage } from './child-message.js';
-import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
+import type { AbortReason, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
+import { ReportQueue, type Report } from './report-queue.js';
 
 export type ChildOutcome =
   | { kind: 'succeeded'; result: unknown }
@@ -40,7 +41,8 @@ export class ChildSession {
   /** This run only cancels what an earlier attempt started (its request says so): a cancel has nothing to stop. */
   private cancelOnly = false;
   private report: ChildOutcome | null = null;
-  private chain: Promise<void> = Promise.resolve();
+  /** The child's reports, handled in order and bounded (report-queue.ts). */
+  private readonly reports = new ReportQueue((report) => this.handle(report));
   /** The redemptions under way: answered apart from the chain (see run). */
   private redeeming: Promise<void> = Promise.resolve();
   /** The IPC grant this child's request carries: the only token it may redeem. */
@@ -110,10 +112,10 @@ export class ChildSession {
       // A redemption (or a grant asked for) is answered at once, not after the reports before it: a progress report
       // whose write waits (Postgres or Redis slow to answer) must not hold the operation's credentials back until
       // its grant expires.
-      const answer = message.t === 'redeem' ? this.answerRedeem(message.token) : message.t === 'grant' ? this.answerGrant() : null;
-      if (answer) this.redeeming = Promise.all([this.redeeming, answer.catch(() => undefined)]).then(() => undefined);
-      // Reports are handled one after another so events keep the order the child sent them in.
-      else this.chain = this.chain.then(() => this.handle(message)).catch(() => undefined);
+      if (message.t === 'redeem' || message.t === 'grant') {
+        const answer = message.t === 'redeem' ? this.answerRedeem(message.token) : this.answerGrant();
+        this.redeeming = Promise.all([this.redeeming, answer.catch(() => undefined)]).then(() => undefined);
+      } else if (message.t !== 'ready') this.reports.push(message);
     });
     try {
       await this.child.ready;
@@ -137,7 +139,7 @@ export class ChildSession {
     }
     const { code, signal } = await exited;
     this.timers.forEach(clearTimeout);
-    await Promise.all([this.chain, this.redeeming]);
+    await Promise.all([this.reports.idle(), this.redeeming]);
     // Stopped meanwhile, it is aborted (a cancel ends it CANCELLED), as one that started would be.
     if (notStarted && !this.abortReason) return { kind: 'not-started', code: notStarted };
     if (this.report?.kind === 'succeeded') return this.report;
@@ -235,7 +237,7 @@ export class ChildSession {
     if (this.child.process.connected) this.child.process.send(message);
   }
 
-  private async handle(message: ChildMessage): Promise<void> {
+  private async handle(message: Report): Promise<void> {
     switch (message.t) {
       case 'progress':
         return this.hooks.onProgress(message.percent, message.phase, message.details);
@@ -246,8 +248,6 @@ export class ChildSession {
         return;
       case 'failed':
         this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable, details: message.details };
-        return;
-      default:
         return;
     }
   }
