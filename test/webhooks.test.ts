@@ -2,7 +2,7 @@
 // against a real API, Postgres schema, Redis prefix and worker. Payloads are realistic subsets of the shapes
 // GitHub ("Webhook events and payloads") and GitLab ("Webhook events") document.
 import { execFile } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -146,8 +146,9 @@ const ghCommit = (message: string) => ({
   modified: ['force-app/main/default/classes/AccountService.cls'],
 });
 
+/** A push of one new commit: each has its own sha, so no two pushes are the same body, as with GitHub. */
 function ghPush(repo: string, ref: string, extra: Record<string, unknown> = {}) {
-  const commit = ghCommit('Tighten AccountService sharing');
+  const commit = { ...ghCommit('Tighten AccountService sharing'), id: randomBytes(20).toString('hex') };
   return {
     ref,
     before: '6113728f27ae82c7b1a177c8d03f9e96e0adf246',
@@ -906,6 +907,24 @@ describe('GitHub deliveries', () => {
     const redelivered = await github(sources.gh, 'push', ghPush('acme/app', 'refs/heads/release/x'), delivery);
     expect(redelivered.body).toMatchObject({ deliveryId: first.body.deliveryId, duplicate: true, taskIds: first.body.taskIds });
     expect(await counts()).toEqual(before);
+  });
+
+  it('answers a copy of a delivery under another X-GitHub-Delivery as that delivery: the id is not signed', async () => {
+    const payload = ghPush('acme/app', 'refs/heads/main');
+    const first = await github(sources.gh, 'push', payload);
+    expect(first.body).toMatchObject({ duplicate: false, status: 'PROCESSED' });
+    const before = await counts();
+    const copy = await github(sources.gh, 'push', payload, randomUUID());
+    expect(copy).toMatchObject({ status: 200, body: { ...first.body, duplicate: true } });
+    expect(await counts()).toEqual(before);
+    // Remembered for a week: GitHub's signature never expires.
+    const signature = githubSignature(sources.gh.secret, JSON.stringify(payload)).slice('sha256='.length);
+    const ttl = await api.redis.pttl(`${api.queuePrefix}:webhooks:signature:${rawId(sources.gh.id, 'WebhookSource')}:${signature}`);
+    expect(ttl).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000);
+    // The next push is another body, so a delivery of its own.
+    const next = await github(sources.gh, 'push', ghPush('acme/app', 'refs/heads/main'));
+    expect(next.body).toMatchObject({ duplicate: false, status: 'PROCESSED' });
+    expect(next.body.deliveryId).not.toBe(first.body.deliveryId);
   });
 
   it('answers concurrent copies of one delivery with the same outcome', async () => {

@@ -11,7 +11,7 @@ import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
 import { storableJson } from '../domain/storable-text.js';
 import { BodyTooLarge, readBody } from '../server/read-body.js';
-import { firstDeliveryKey } from './signature-replays.js';
+import { firstDeliveryKey, type SignatureScheme } from './signature-replays.js';
 import { verifyGitHub, verifyGitLab, verifyTimestampedWithAny } from './signatures.js';
 
 const kinds: Record<string, WebhookKind> = { github: 'GITHUB', gitlab: 'GITLAB', salesforce: 'SALESFORCE', ci: 'CI' };
@@ -64,16 +64,21 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   if (!found) return reject('UNKNOWN_SOURCE');
   const { source } = found;
   const secrets = acceptedSecrets(found);
-  if (kind === 'GITHUB' && !secrets.some((secret) => verifyGitHub(secret, body, header(req, 'x-hub-signature-256')))) return reject('BAD_SIGNATURE', source.id);
+  // The verified signature: a copy of the request under another delivery id is the same delivery (signature-replays.ts).
+  let signature: { scheme: SignatureScheme; value: string } | undefined;
+  if (kind === 'GITHUB') {
+    const githubSignature = header(req, 'x-hub-signature-256');
+    if (!secrets.some((secret) => verifyGitHub(secret, body, githubSignature))) return reject('BAD_SIGNATURE', source.id);
+    signature = { scheme: 'github', value: githubSignature!.slice('sha256='.length) };
+  }
   if (kind === 'GITLAB' && !secrets.some((secret) => verifyGitLab(secret, header(req, 'x-gitlab-token')))) return reject('BAD_SIGNATURE', source.id);
-  let signature: string | undefined;
   if (kind === 'SALESFORCE' || kind === 'CI') {
     const verdict = verifyTimestampedWithAny(secrets, body, header(req, 'x-switchyard-signature'));
     if (!verdict.ok) {
       await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${source.id}:${verdict.reason}`, 1).catch(() => undefined);
       return error(401, verdict.reason === 'STALE_TIMESTAMP' ? 'STALE_TIMESTAMP' : 'INVALID_SIGNATURE', verdict.reason === 'STALE_TIMESTAMP' ? 'The signature timestamp is older than 5 minutes or in the future' : 'Wrong or missing signature');
     }
-    signature = verdict.signature;
+    signature = { scheme: 'timestamped', value: verdict.signature };
   }
 
   let payload: unknown;
