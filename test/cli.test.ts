@@ -43,9 +43,16 @@ let tokens: TokenService;
  * Runs the CLI with a clean environment: only what is given here, nothing inherited from vitest. `onStdout` sees
  * its output as it comes, with the process (to send it a signal).
  */
-function run(args: string[], env: Record<string, string> = {}, onStdout?: (output: string, child: ChildProcess) => void, stdin?: string): Promise<RunResult> {
+/** Runs `switchyard <args>` (bin/switchyard.js), or with `command`, `<command> <args>` in the checkout (npm, say). */
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+  onStdout?: (output: string, child: ChildProcess) => void,
+  stdin?: string,
+  command?: string,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(command ?? process.execPath, command ? args : [bin, ...args], {
       cwd: repoRoot,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -287,6 +294,29 @@ describe('signals while starting', { timeout: 60_000 }, () => {
       expect(signalled).toBe(true);
       expect(result.code, result.stdout + result.stderr).toBe(0);
       const messages = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line).msg);
+      expect(messages).toContain('shutting down');
+      expect(messages.at(-1)).toBe('stopped');
+      expect(await redis.keys(`${prefix}:worker:*`)).toEqual([]);
+    });
+  });
+});
+
+describe('npm start', { timeout: 60_000 }, () => {
+  it('stopped with SIGTERM (as a supervisor stops it), stops the server it runs, in order, instead of leaving it running', async () => {
+    // npm runs a script through `sh -c`, and the shell did not pass npm's SIGTERM on: npm exited and the server
+    // went on without it. The script execs node, so npm's signal reaches the server.
+    await withPrefix('cli_npm_start', async (prefix, redis) => {
+      let signalled = false;
+      const env = { PORT: '0', HOST: '127.0.0.1', SWITCHYARD_QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', npm_config_update_notifier: 'false' };
+      // A server left running keeps the output open, so `run` would not settle (and the test times out).
+      const result = await run(['start', '--silent'], env, (output, child) => {
+        if (!signalled && /"url":"http:\/\/127\.0\.0\.1:\d+\/graphql"/.test(output)) {
+          signalled = true;
+          child.kill('SIGTERM');
+        }
+      }, undefined, 'npm');
+      expect(signalled, result.stdout + result.stderr).toBe(true);
+      const messages = result.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line).msg);
       expect(messages).toContain('shutting down');
       expect(messages.at(-1)).toBe('stopped');
       expect(await redis.keys(`${prefix}:worker:*`)).toEqual([]);

@@ -66,6 +66,12 @@ interface TaskView {
 }
 
 /** The UUID inside a global id such as base64("Task:<uuid>"). */
+/** The worker's log lines for the ends of a task's runs, in order. */
+function runEnds(id: string): Array<Record<string, unknown>> {
+  const uuid = rawId(id, 'Task');
+  return worker.logLines.map((line) => JSON.parse(line)).filter((entry) => entry.taskId === uuid && String(entry.msg).startsWith('task run ended'));
+}
+
 function rawId(globalId: string, typename: string): string {
   const decoded = Buffer.from(globalId, 'base64').toString('utf8');
   expect(decoded).toMatch(new RegExp(`^${typename}:[0-9a-f-]{36}$`));
@@ -572,6 +578,7 @@ describe('timeouts, retries and failures', () => {
     expect(task.attempts).toBe(3);
     expect(task.error).toBeNull();
     expect(task.result).toMatchObject({ attempt: 3 });
+    expect(runEnds(submitted.id).map((entry) => [entry.attempt, entry.status])).toEqual([[1, 'QUEUED'], [2, 'QUEUED'], [3, 'SUCCEEDED']]);
 
     const log = events(task);
     const statusEvents = log.filter((e) => e.kind === 'STATUS');
@@ -619,6 +626,13 @@ describe('timeouts, retries and failures', () => {
     expect(task.attempts).toBe(2);
     expect(task.error).toEqual({ code: 'ALWAYS_FLAKY', message: 'never works' });
     expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'FAILED']);
+    // The worker's log has a line a run, with its code but not the operation's message.
+    const ends = runEnds(submitted.id);
+    expect(ends).toEqual([
+      expect.objectContaining({ level: 30, type: 'DIAGNOSTIC', org: 'exec', attempt: 1, status: 'QUEUED', code: 'ALWAYS_FLAKY', durationMs: expect.any(Number) }),
+      expect.objectContaining({ level: 30, attempt: 2, status: 'FAILED', code: 'ALWAYS_FLAKY' }),
+    ]);
+    expect(JSON.stringify(ends)).not.toContain('never works');
     await sleep(400);
     expect((await getTask(submitted.id)).attempts).toBe(2);
   });

@@ -57,6 +57,9 @@ const closing = Symbol('closing');
 /** Tasks whose waiting phase (lastWaitPhase) a worker remembers; beyond it, the oldest is forgotten. */
 const maxRememberedWaits = 1000;
 
+/** A run that failed and whose retry is queued (its message is the failure's code): BullMQ retries any Error. */
+class RetryLater extends Error {}
+
 /**
  * A failure that is the outcome of the work itself, not of how it was run: Salesforce ended the task's
  * deployment Failed. It stands whether or not the task was being cancelled, timed out or shut down meanwhile,
@@ -316,11 +319,29 @@ export class TaskExecutor {
       }
     }
     if (!claimed) return notClaimed;
+    const startedAt = Date.now();
     try {
-      return await this.settle(claimed, await this.runChild(claimed, claimed.org, session, run), run, session.onlyCancels);
+      const settled = await this.settle(claimed, await this.runChild(claimed, claimed.org, session, run), run, session.onlyCancels);
+      this.logRunEnd(claimed, startedAt, settled);
+      return settled;
+    } catch (error) {
+      this.logRunEnd(claimed, startedAt, error);
+      throw error;
     } finally {
       this.running.delete(taskId);
     }
+  }
+
+  /**
+   * One line a run, at info, so that a worker's log tells how each run ended and how long it took: its status
+   * and code (a failure's message stays on the task: it may quote the org's data). A run whose end could not be
+   * recorded is left to the failed job's handler, which logs it.
+   */
+  private logRunEnd(task: Task & { org: OrgRef }, startedAt: number, ended: unknown): void {
+    const run = { taskId: task.id, type: task.type, org: task.org.alias, attempt: task.attempts, durationMs: Date.now() - startedAt };
+    if (ended instanceof RetryLater) this.deps.logger.info({ ...run, status: 'QUEUED', code: ended.message }, 'task run ended; a retry follows');
+    else if (ended instanceof UnrecoverableError) this.deps.logger.info({ ...run, status: 'FAILED', code: ended.message }, 'task run ended');
+    else if (!(ended instanceof Error)) this.deps.logger.info({ ...run, status: (ended as { status?: string } | undefined)?.status }, 'task run ended');
   }
 
   /** The drain time of a shutdown is up: aborts every run, and every run that starts from now on (they are retried). */
@@ -505,7 +526,7 @@ export class TaskExecutor {
     if (failure.retryable && task.attempts < task.maxAttempts) {
       await this.deps.lifecycle.requeue(task.id, failure, backoffFor(task, task.attempts), { run: runOf(task) });
       // Any plain error makes BullMQ schedule the next attempt after the backoff.
-      throw new Error(failure.code);
+      throw new RetryLater(failure.code);
     }
     await this.fail(task, failure);
     throw new UnrecoverableError(failure.code);
