@@ -89,7 +89,7 @@ export async function tokenCommand(env: Env, logger: Logger, argv: string[]): Pr
           userName: action.user,
           expiresAt: action.expiresInMs !== undefined ? new Date(Date.now() + action.expiresInMs) : undefined,
         });
-        process.stderr.write(`Created ${token.role} token "${token.name}" for user ${token.user.name} (id ${token.id}). It is shown only once:\n`);
+        process.stderr.write(`Created ${token.role} token "${token.name}" for user ${token.user.name} (id ${token.id}). It is shown only once, on stdout.\n`);
         process.stdout.write(`${secret}\n`);
         return;
       }
