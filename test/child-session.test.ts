@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ChildLauncher, type LaunchedChild } from '../src/workers/child-launcher.js';
 import { ChildSession, type SessionHooks } from '../src/workers/child-session.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
-import { cut, logLimitNotice, maxLogLineChars, maxLogLinesPerRun, maxPhaseChars, mergeProgressAfter } from '../src/workers/report-queue.js';
+import { cut, logLimitNotice, maxLogLineChars, maxLogLinesPerRun, maxPhaseChars, mergeProgressAfter, ReportQueue } from '../src/workers/report-queue.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/ipc-child/child.mjs', import.meta.url));
 
@@ -72,6 +72,20 @@ describe('ChildSession with the real task child', () => {
 });
 
 describe('ChildSession', () => {
+  it('warns that log lines are dropped only once one is: a run that logs exactly the limit keeps them all', async () => {
+    const handled: string[] = [];
+    const queue = new ReportQueue(async (report) => void handled.push(report.t === 'log' ? report.message : `${report.percent}%`));
+    for (let i = 1; i <= maxLogLinesPerRun; i += 1) queue.push({ t: 'log', level: 'info', message: `line ${i}` });
+    await queue.idle();
+    expect(handled).toHaveLength(maxLogLinesPerRun);
+    expect(handled).not.toContain(logLimitNotice);
+    for (let i = 0; i < 3; i += 1) queue.push({ t: 'log', level: 'info', message: 'one too many' });
+    queue.push({ t: 'progress', percent: 100 });
+    await queue.idle();
+    expect(handled.slice(maxLogLinesPerRun)).toEqual([logLimitNotice, '100%']);
+    expect(queue.droppedLogLines).toBe(3);
+  });
+
   it('cuts a long line without splitting a character in two', () => {
     expect(cut('a\u{1F600}b', 2)).toBe('a… [3 characters cut]');
     expect(cut('ab\u{1F600}', 2)).toBe('ab… [2 characters cut]');

@@ -41,9 +41,9 @@ let tokens: TokenService;
 
 /**
  * Runs the CLI with a clean environment: only what is given here, nothing inherited from vitest. `onStdout` sees
- * its output as it comes, with the process (to send it a signal).
+ * its output as it comes, with the process (to send it a signal). With `command`, runs `<command> <args>` in the
+ * checkout (npm, say) instead of `switchyard <args>`.
  */
-/** Runs `switchyard <args>` (bin/switchyard.js), or with `command`, `<command> <args>` in the checkout (npm, say). */
 function run(
   args: string[],
   env: Record<string, string> = {},

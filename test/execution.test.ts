@@ -65,13 +65,13 @@ interface TaskView {
   events: { totalCount: number; edges: Array<{ node: EventView }> };
 }
 
-/** The UUID inside a global id such as base64("Task:<uuid>"). */
 /** The worker's log lines for the ends of a task's runs, in order. */
 function runEnds(id: string): Array<Record<string, unknown>> {
   const uuid = rawId(id, 'Task');
   return worker.logLines.map((line) => JSON.parse(line)).filter((entry) => entry.taskId === uuid && String(entry.msg).startsWith('task run ended'));
 }
 
+/** The UUID inside a global id such as base64("Task:<uuid>"). */
 function rawId(globalId: string, typename: string): string {
   const decoded = Buffer.from(globalId, 'base64').toString('utf8');
   expect(decoded).toMatch(new RegExp(`^${typename}:[0-9a-f-]{36}$`));

@@ -5,7 +5,7 @@ import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
 import { UnreadableSecretError } from '../secrets/builtin-store.js';
 import type { LaunchedChild } from './child-launcher.js';
 import { messageKind, parseChildMessage } from './child-message.js';
-import type { AbortReason, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
+import type { AbortReason, ChildMessage, LogLevel, ParentMessage, RunRequest } from './ipc-protocol.js';
 import { ReportQueue, type Report } from './report-queue.js';
 
 export type ChildOutcome =
@@ -115,7 +115,8 @@ export class ChildSession {
       if (message.t === 'redeem' || message.t === 'grant') {
         const answer = message.t === 'redeem' ? this.answerRedeem(message.token) : this.answerGrant();
         this.redeeming = Promise.all([this.redeeming, answer.catch(() => undefined)]).then(() => undefined);
-      } else if (message.t !== 'ready') this.reports.push(message);
+      } else if (message.t === 'done' || message.t === 'failed') this.outcome(message);
+      else if (message.t !== 'ready') this.reports.push(message);
     });
     try {
       await this.child.ready;
@@ -237,18 +238,15 @@ export class ChildSession {
     if (this.child.process.connected) this.child.process.send(message);
   }
 
-  private async handle(message: Report): Promise<void> {
-    switch (message.t) {
-      case 'progress':
-        return this.hooks.onProgress(message.percent, message.phase, message.details);
-      case 'log':
-        return this.hooks.onLog(message.level, message.message);
-      case 'done':
-        this.report = { kind: 'succeeded', result: message.result };
-        return;
-      case 'failed':
-        this.report = { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable, details: message.details };
-        return;
-    }
+  private handle(message: Report): Promise<void> {
+    return message.t === 'progress' ? this.hooks.onProgress(message.percent, message.phase, message.details) : this.hooks.onLog(message.level, message.message);
+  }
+
+  /** The child's outcome: the last one it sends counts (read once it has exited and its reports are written). */
+  private outcome(message: Extract<ChildMessage, { t: 'done' | 'failed' }>): void {
+    this.report =
+      message.t === 'done'
+        ? { kind: 'succeeded', result: message.result }
+        : { kind: 'failed', code: message.code, message: message.message, retryable: message.retryable, details: message.details };
   }
 }

@@ -1,17 +1,19 @@
-// The reports of one task child (progress, log lines, its outcome) on their way to the task's journal: handled
-// one after another, in the order the child sent them, and bounded. The child runs third-party code (jsforce,
+// The reports of one task child (progress and log lines) on their way to the task's journal: handled one after
+// another, in the order the child sent them, and bounded. The child runs third-party code (jsforce,
 // node-vault) with an org's credentials and may send reports faster than Postgres takes them, or without end;
 // each one written is a row, a Redis publish and a message to every subscriber of the task. So:
-// - a run keeps at most maxLogLinesPerRun log lines (then one warning says later ones are dropped), each cut to
+// - a run keeps at most maxLogLinesPerRun log lines (the first one dropped adds a warning saying so), each cut to
 //   maxLogLineChars;
 // - once mergeProgressAfter reports are waiting (the child sends faster than they are written), a progress report
 //   is merged into the one before it if that is a progress report too: the latest percent and phase, and the
 //   details of both key by key (a deployId reported once is not lost). Short of that, each report is written as it
 //   came, so a burst of steps shows each step; a phase is cut to maxPhaseChars.
-// However fast a child sends, the queue holds about maxLogLinesPerRun + mergeProgressAfter reports at most.
+// However fast a child sends, the queue holds at most a progress report around each kept log line, and
+// mergeProgressAfter more: about twice maxLogLinesPerRun. (Its outcome, done or failed, is not queued: the last
+// one it sends counts, ChildSession keeps it.)
 import type { ChildMessage } from './ipc-protocol.js';
 
-export type Report = Extract<ChildMessage, { t: 'progress' | 'log' | 'done' | 'failed' }>;
+export type Report = Extract<ChildMessage, { t: 'progress' | 'log' }>;
 type Progress = Extract<Report, { t: 'progress' }>;
 
 /** Most log lines one run writes to its task. */
@@ -23,7 +25,7 @@ export const maxPhaseChars = 200;
 /** Reports waiting to be written beyond which progress reports are merged. */
 export const mergeProgressAfter = 50;
 
-export const logLimitNotice = `The operation has logged ${maxLogLinesPerRun} lines, the most one run keeps: later lines are dropped`;
+export const logLimitNotice = `The operation logged more than ${maxLogLinesPerRun} lines, the most one run keeps: later lines are dropped`;
 
 export class ReportQueue {
   private readonly waiting: Report[] = [];
@@ -44,17 +46,18 @@ export class ReportQueue {
     if (report.t === 'log') {
       if (this.logLines >= maxLogLinesPerRun) {
         this.dropped += 1;
-        return;
+        if (this.dropped > 1) return;
+        this.waiting.push({ t: 'log', level: 'warn', message: logLimitNotice });
+      } else {
+        this.logLines += 1;
+        this.waiting.push({ ...report, message: cut(report.message, maxLogLineChars) });
       }
-      this.logLines += 1;
-      this.waiting.push({ ...report, message: cut(report.message, maxLogLineChars) });
-      if (this.logLines === maxLogLinesPerRun) this.waiting.push({ t: 'log', level: 'warn', message: logLimitNotice });
-    } else if (report.t === 'progress') {
+    } else {
       const progress = report.phase === undefined ? report : { ...report, phase: cut(report.phase, maxPhaseChars) };
       const last = this.waiting.at(-1);
       if (last?.t === 'progress' && this.waiting.length >= mergeProgressAfter) this.waiting[this.waiting.length - 1] = merge(last, progress);
       else this.waiting.push(progress);
-    } else this.waiting.push(report);
+    }
     if (!this.draining) this.drained = this.drain();
   }
 
