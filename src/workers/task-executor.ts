@@ -333,15 +333,17 @@ export class TaskExecutor {
   }
 
   /**
-   * One line a run, at info, so that a worker's log tells how each run ended and how long it took: its status
-   * and code (a failure's message stays on the task: it may quote the org's data). A run whose end could not be
-   * recorded is left to the failed job's handler, which logs it.
+   * One line a run, so that a worker's log tells how each run ended and how long it took: its status and code
+   * at info (a failure's message stays on the task: it may quote the org's data), or, at warn, that its end could
+   * not be recorded (Postgres did not answer; the job's retry or the reconciler settles the task).
    */
   private logRunEnd(task: Task & { org: OrgRef }, startedAt: number, ended: unknown): void {
+    const { logger } = this.deps;
     const run = { taskId: task.id, type: task.type, org: task.org.alias, attempt: task.attempts, durationMs: Date.now() - startedAt };
-    if (ended instanceof RetryLater) this.deps.logger.info({ ...run, status: 'QUEUED', code: ended.message }, 'task run ended; a retry follows');
-    else if (ended instanceof UnrecoverableError) this.deps.logger.info({ ...run, status: 'FAILED', code: ended.message }, 'task run ended');
-    else if (!(ended instanceof Error)) this.deps.logger.info({ ...run, status: (ended as { status?: string } | undefined)?.status }, 'task run ended');
+    if (ended instanceof RetryLater) logger.info({ ...run, status: 'QUEUED', code: ended.message }, 'task run ended; a retry follows');
+    else if (ended instanceof UnrecoverableError) logger.info({ ...run, status: 'FAILED', code: ended.message }, 'task run ended');
+    else if (ended instanceof Error) logger.warn({ ...run, err: ended.name, code: (ended as { code?: unknown }).code }, 'task run ended; recording how failed');
+    else logger.info({ ...run, status: (ended as { status?: string } | undefined)?.status }, 'task run ended');
   }
 
   /** The drain time of a shutdown is up: aborts every run, and every run that starts from now on (they are retried). */
