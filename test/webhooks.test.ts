@@ -561,6 +561,18 @@ describe('sources and their secrets', () => {
     expect(accepted).toEqual([401, 200, 200]);
   });
 
+  it('a rotation that cannot be recorded leaves the source with the secret it had', async () => {
+    const source = await createSource('GITHUB', 'unrecorded-rotation');
+    const id = rawId(source.id, 'WebhookSource')!;
+    const stored = await api.services.secrets.get(`webhooks/${id}`);
+    // Postgres refuses the audit entry (text cannot hold NUL), after the new secret was written.
+    const unrecordable = { ...cliPrincipal, kind: 'token' as const, userName: 'nul\u0000name', tokenName: 'x' };
+    await expect(api.services.webhooks.rotateSourceSecret(unrecordable, id, { previousSecretValidForSeconds: 3600 })).rejects.toThrow();
+    expect(await api.services.secrets.get(`webhooks/${id}`)).toEqual(stored);
+    expect((await github(source, 'push', ghPush('acme/app', 'refs/heads/feature/unrecorded'))).status).toBe(200);
+    expect(await previousSecretExpiresAt(source.id)).toBeNull();
+  });
+
   it('refuses an overlap out of range and changes nothing', async () => {
     const source = await createSource('GITHUB', 'bad-overlap');
     for (const seconds of [-1, 7 * 24 * 3600 + 1]) {
@@ -917,10 +929,11 @@ describe('GitHub deliveries', () => {
     const copy = await github(sources.gh, 'push', payload, randomUUID());
     expect(copy).toMatchObject({ status: 200, body: { ...first.body, duplicate: true } });
     expect(await counts()).toEqual(before);
-    // Remembered for a week: GitHub's signature never expires.
+    // Remembered for 3 days: GitHub's signature never expires.
     const signature = githubSignature(sources.gh.secret, JSON.stringify(payload)).slice('sha256='.length);
     const ttl = await api.redis.pttl(`${api.queuePrefix}:webhooks:signature:${rawId(sources.gh.id, 'WebhookSource')}:${signature}`);
-    expect(ttl).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000);
+    expect(ttl).toBeGreaterThan(3 * 24 * 3600 * 1000 - 60_000);
+    expect(ttl).toBeLessThanOrEqual(3 * 24 * 3600 * 1000);
     // The next push is another body, so a delivery of its own.
     const next = await github(sources.gh, 'push', ghPush('acme/app', 'refs/heads/main'));
     expect(next.body).toMatchObject({ duplicate: false, status: 'PROCESSED' });

@@ -3,8 +3,9 @@
 // delivery, and fire its rules again: a deployment, say. Each signature is remembered, with the delivery it came
 // with, and a request carrying it again is that delivery, whatever id it claims, answered as its duplicate:
 // - X-Switchyard-Signature (Salesforce relays, CI): for as long as it verifies (its timestamp's window);
-// - GitHub's X-Hub-Signature-256, which signs the body alone and never expires: for a week. A real GitHub
-//   delivery is never byte for byte another one (each carries its commits, shas or timestamps), and GitHub
+// - GitHub's X-Hub-Signature-256, which signs the body alone and never expires: for 3 days (a key of about 250
+//   bytes a delivery, in a Redis that must not evict: longer would cost busy installations real memory). A real
+//   GitHub delivery is never byte for byte another one (each carries its commits, shas or timestamps), and GitHub
 //   redelivers a delivery under its own id; an older copy sent again would pass.
 // GitLab sends its secret itself, not a signature: whoever has a copy of a request has the secret.
 import type { Redis } from 'ioredis';
@@ -16,7 +17,7 @@ export type SignatureScheme = 'github' | 'timestamped';
 export const signatureMemoryMs: Record<SignatureScheme, number> = {
   /** As long as it verifies at most: a timestamp up to the skew ahead, then the whole window. */
   timestamped: (replayWindowSeconds + futureSkewSeconds) * 1000,
-  github: 7 * 24 * 3600 * 1000,
+  github: 3 * 24 * 3600 * 1000,
 };
 
 const firstScript = `

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { Prisma, selectsAnything, type PrismaClient } from '../../db/prisma.js';
 import type { WebhookDelivery, WebhookRule, WebhookSource } from '../../generated/prisma/client.js';
 import type { WebhookKind } from '../../generated/prisma/enums.js';
-import type { SecretStore } from '../../secrets/secret-store.js';
+import type { SecretStore, SecretValue } from '../../secrets/secret-store.js';
 import type { SecretWrites } from '../secret-writes.js';
 import { matches, matchesIgnoringCase } from '../../webhooks/glob.js';
 import { pruneRows } from '../../db/prune-rows.js';
@@ -47,6 +47,9 @@ const sourceInput = z.object({
 
 /** Longest overlap of a source's old and new secret after a rotation: a week. */
 export const maxSecretOverlapSeconds = 7 * 24 * 3600;
+
+/** Longest a rotation may take, its secret-store requests included. */
+const rotationTimeoutMs = 60_000;
 
 const rotationInput = z.object({
   previousSecretValidForSeconds: z.number().int().min(0).max(maxSecretOverlapSeconds).default(0),
@@ -154,7 +157,8 @@ export class WebhookService {
    * Gives the source a new secret. With `previousSecretValidForSeconds`, the secret it replaces is accepted too
    * until then, so the sender can be moved to the new one without deliveries refused meanwhile; without, it is
    * refused at once (a secret that may have leaked). Only the latest replaced secret is kept: rotating again ends
-   * an earlier overlap.
+   * an earlier overlap. The overlap's end is kept with the secrets (what verification reads) and on the row (what
+   * the API shows).
    */
   async rotateSourceSecret(
     actor: Principal,
@@ -164,22 +168,40 @@ export class WebhookService {
     const { previousSecretValidForSeconds } = parseInput(rotationInput, { previousSecretValidForSeconds: input.previousSecretValidForSeconds ?? undefined });
     const source = await this.requireSource(sourceId);
     const secret = randomBytes(32).toString('base64url');
-    const id = source.id;
-    // One rotation of a source at a time (the lock on its row), so each keeps the secret the one before it made
-    // (two at once would both keep the same one, and the first's new secret would be lost); a deletion waits too.
-    const rotated = await this.prisma.$transaction(async (tx) => {
-      const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "WebhookSource" WHERE id = ${id}::uuid FOR UPDATE`;
-      if (locked.length === 0) throw sourceNotFound();
-      const replaced = previousSecretValidForSeconds > 0 ? (await this.secrets.get(source.secretRef))?.secret : undefined;
-      const previousSecretExpiresAt = replaced ? new Date(Date.now() + previousSecretValidForSeconds * 1000) : null;
-      return this.secretWrites.putThen(source.secretRef, replaced ? { secret, previousSecret: replaced } : { secret }, async () => {
-        const updated = await tx.webhookSource.update({ where: { id }, data: { previousSecretExpiresAt } });
-        await this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', id, {
-          previousSecretValidForSeconds: previousSecretExpiresAt ? previousSecretValidForSeconds : 0,
-        });
-        return updated;
-      });
-    });
+    const { id, secretRef } = source;
+    // One rotation of a source at a time, so each keeps the secret the one before it made (two at once would both
+    // keep the same one, and the first's new secret would be lost): an advisory lock held by the transaction.
+    // Not a lock on the source's row, which every delivery written for the source waits for, while the secret
+    // store is asked.
+    const rotate = () =>
+      this.prisma.$transaction(
+        async (tx) => {
+          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`webhook-source-rotation:${id}`}, 0))`;
+          const replaced = await this.secrets.get(secretRef);
+          const previousSecretExpiresAt = previousSecretValidForSeconds > 0 && replaced?.secret ? new Date(Date.now() + previousSecretValidForSeconds * 1000) : null;
+          const value: SecretValue = previousSecretExpiresAt
+            ? { secret, previousSecret: replaced!.secret!, previousSecretExpiresAt: previousSecretExpiresAt.toISOString() }
+            : { secret };
+          try {
+            return await this.secretWrites.putThen(secretRef, value, async () => {
+              const updated = await tx.webhookSource.update({ where: { id }, data: { previousSecretExpiresAt } });
+              await this.audit.record(tx, actor, 'webhook.source.rotate', 'WebhookSource', id, {
+                previousSecretValidForSeconds: previousSecretExpiresAt ? previousSecretValidForSeconds : 0,
+              });
+              return updated;
+            });
+          } catch (error) {
+            // Nothing was recorded: the source keeps the secret it had (the sender still uses it), unless it was
+            // deleted meanwhile (putThen then deleted the secret, as the deletion would have). A commit that fails
+            // after this point leaves the new secret in place, the old one still accepted for the overlap.
+            if (replaced && (await this.prisma.webhookSource.count({ where: { id } })) > 0) await this.secrets.put(secretRef, replaced).catch(() => undefined);
+            throw error;
+          }
+        },
+        // The secret store is asked twice within (each request up to 10 s with Vault).
+        { timeout: rotationTimeoutMs },
+      );
+    const rotated = await unlessGone(rotate, sourceNotFound);
     await this.sourceChanged(id);
     return { source: rotated, secret };
   }
@@ -242,7 +264,10 @@ export class WebhookService {
     if (!source) return null;
     const value = await this.secrets.get(source.secretRef);
     if (!value?.secret) return null;
-    const previous = value.previousSecret && source.previousSecretExpiresAt ? { secret: value.previousSecret, expiresAt: source.previousSecretExpiresAt } : undefined;
+    // The overlap's end as stored with the secrets: the row's copy may be from before or after (it is written in
+    // the same rotation, but not at the same moment).
+    const previous =
+      value.previousSecret && value.previousSecretExpiresAt ? { secret: value.previousSecret, expiresAt: new Date(value.previousSecretExpiresAt) } : undefined;
     return { source, secret: value.secret, ...(previous ? { previousSecret: previous } : {}), rules };
   }
 
