@@ -12,6 +12,9 @@ import { rawId } from '../src/domain/ids.js';
 import { normalise } from '../src/webhooks/events.js';
 import { matches } from '../src/webhooks/glob.js';
 import { signTimestamped, verifyGitHub, verifyTimestamped } from '../src/webhooks/signatures.js';
+import { TaskLifecycle } from '../src/domain/tasks/task-lifecycle.js';
+import { reconcileTasks } from '../src/workers/reconciler.js';
+import { pino } from 'pino';
 import { auditEntriesFor, concurrently, errorFields, postChunked, startTestApi, testDatabaseUrl, type TestApi } from './support/harness.js';
 import { startTestWorker, waitFor, type TestWorker } from './support/worker-harness.js';
 
@@ -866,7 +869,8 @@ describe('GitHub deliveries', () => {
     expect(res.body.error).toMatch(/^rule doomed-cleanup: /);
   });
 
-  it('refuses a delivery whose rules would create tasks while the queue is unavailable (Redis down), recording nothing, so that delivering it again later works', async () => {
+  it('records a delivery whose rules create tasks while the queue is unavailable (Redis down), its tasks QUEUED for a worker to queue once it is back', async () => {
+    // GitHub never delivers again by itself: a delivery refused during a Redis outage would be a push lost.
     // A replica of this API whose Redis is not there (nothing listens on port 1).
     const down = await startTestApi('webhooks_down', { shareWith: api, redisUrl: 'redis://127.0.0.1:1' });
     const recorded: string[] = [];
@@ -874,22 +878,36 @@ describe('GitHub deliveries', () => {
       for (const queue of ['CRITICAL', 'NORMAL', 'BATCH'] as const) down.queues.get(queue).on('error', () => {});
       const delivery = randomUUID();
       const payload = ghPush('acme/app', 'refs/heads/release/2.0'); // release-branches and all-acme-pushes match
-      const before = await counts();
-      const refused = await github(sources.gh, 'push', payload, delivery, down);
-      expect(refused).toMatchObject({ status: 503, retryAfter: '30', body: { error: { code: 'QUEUE_UNAVAILABLE', message: expect.stringMatching(/nothing was recorded/) } } });
-      expect(await counts()).toEqual(before);
-      // A delivery no rule matches needs no queue: it is recorded as usual.
+      const accepted = await github(sources.gh, 'push', payload, delivery, down);
+      expect(accepted).toMatchObject({ status: 200, body: { duplicate: false, status: 'PROCESSED', queuedLater: true } });
+      recorded.push(accepted.body.deliveryId);
+      const taskIds = (accepted.body.taskIds as string[]).map((id) => rawId(id, 'Task')!);
+      expect(taskIds).toHaveLength(2);
+      const tasks = await api.prisma.task.findMany({ where: { id: { in: taskIds } } });
+      expect(tasks.map((t) => t.status)).toEqual(['QUEUED', 'QUEUED']);
+      const jobs = async () => Promise.all(tasks.map((t) => api.queues.get(t.queue).getJob(t.jobId!)));
+      expect(await jobs()).toEqual([undefined, undefined]);
+      expect(down.logLines.join('')).toContain('its tasks wait for the task queue (Redis)');
+      // A delivery no rule matches needs no queue: recorded as usual.
       const ignored = await github(sources.gh, 'push', ghPush('nobody/app', 'refs/heads/main'), randomUUID(), down);
       expect(ignored).toMatchObject({ status: 200, body: { status: 'IGNORED', taskIds: [] } });
+      expect(ignored.body.queuedLater).toBeUndefined();
       recorded.push(ignored.body.deliveryId);
 
-      // The sender delivers it again (GitHub's "Redeliver": the same GUID) once Redis is back: it is new, and fires.
+      // Redis is back: a worker's reconciliation queues them (SWITCHYARD_RECONCILE_INTERVAL_MS).
+      const report = await reconcileTasks({
+        prisma: api.prisma,
+        queues: api.queues,
+        lifecycle: new TaskLifecycle(api.prisma, api.services.journal),
+        isRunningTask: async () => false,
+        workerGraceMs: 0,
+        logger: pino({ level: 'silent' }),
+      });
+      expect(report.requeued).toEqual(expect.arrayContaining(taskIds));
+      expect((await jobs()).map((job) => job?.data.taskId)).toEqual(tasks.map((t) => t.id));
+      // The sender delivering it again (GitHub's "Redeliver": the same GUID) gets the same delivery.
       const again = await github(sources.gh, 'push', payload, delivery);
-      expect(again).toMatchObject({ status: 200, body: { duplicate: false, status: 'PROCESSED' } });
-      recorded.push(again.body.deliveryId);
-      expect(again.body.taskIds).toHaveLength(2);
-      const tasks = await api.prisma.task.findMany({ where: { id: { in: (again.body.taskIds as string[]).map((id) => rawId(id, 'Task')!) } } });
-      expect(tasks.map((t) => t.status)).toEqual(['QUEUED', 'QUEUED']);
+      expect(again).toMatchObject({ status: 200, body: { duplicate: true, deliveryId: accepted.body.deliveryId, taskIds: accepted.body.taskIds } });
     } finally {
       await down.close();
       // Out of the way of the listing tests below, which expect exactly the deliveries they know of.

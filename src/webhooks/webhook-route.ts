@@ -103,9 +103,12 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   } catch (failure) {
     if (!(failure instanceof UnavailableError)) throw failure;
     // Nothing is recorded, and some senders never deliver again by themselves (GitHub): the log is where it shows.
-    deps.logger.warn({ sourceId: source.id, kind, deliveryKey: delivery.deliveryKey.slice(0, 200), event: delivery.event }, 'webhook delivery refused: the task queue is unavailable');
+    deps.logger.warn({ sourceId: source.id, kind, deliveryKey: delivery.deliveryKey.slice(0, 200), event: delivery.event, code: failure.code }, 'webhook delivery refused');
     res.setHeader('Retry-After', '30');
     return error(503, failure.code, failure.message);
+  }
+  if (outcome.queuedLater) {
+    deps.logger.warn({ sourceId: source.id, deliveryId: outcome.delivery.id, taskIds: outcome.delivery.taskIds }, 'webhook delivery recorded; its tasks wait for the task queue (Redis), and a worker queues them once it is back');
   }
   reply(res, 200, {
     deliveryId: outcome.delivery.id,
@@ -114,5 +117,6 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
     event: outcome.delivery.event,
     taskIds: outcome.delivery.taskIds,
     ...(outcome.delivery.error ? { error: outcome.delivery.error } : {}),
+    ...(outcome.queuedLater ? { queuedLater: true } : {}),
   });
 }

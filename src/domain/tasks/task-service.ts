@@ -308,16 +308,26 @@ export class TaskService {
   /**
    * Persists validated tasks in one statement and enqueues their jobs in one Redis round trip per queue. With a
    * `gate` (see TaskJournal.createMany) only the tasks whose gate row was inserted are written (and enqueued), in
-   * the same statement; `gated` lists the gate rows inserted. `notQueued` is set when the tasks were written but
-   * could not be enqueued: they are then FAILED (QUEUE_UNAVAILABLE), and the caller says so.
+   * the same statement; `gated` lists the gate rows inserted. When the tasks were written but could not be
+   * enqueued: by default they are FAILED (QUEUE_UNAVAILABLE) and `notQueued` says so, for a caller that can tell
+   * its client to try again; with `queueLater`, they stay QUEUED for the workers' reconciler to enqueue once
+   * Redis is back, and `queuedLater` is true (for a sender that would not try again).
    */
-  async createMany(requests: TaskRequest[], gate?: Prisma.Sql): Promise<{ tasks: Task[]; gated: string[]; notQueued: UnavailableError | null }> {
+  async createMany(
+    requests: TaskRequest[],
+    gate?: Prisma.Sql,
+    options: { queueLater?: boolean } = {},
+  ): Promise<{ tasks: Task[]; gated: string[]; notQueued: UnavailableError | null; queuedLater: boolean }> {
     const created = await unlessOrgRemoved(this.journal.createMany(requests.map(newTask), gate), 'Task_orgId_fkey', 'the task');
+    if (options.queueLater) {
+      const queued = created.tasks.length === 0 || (await this.queues.enqueueMany(created.tasks).then(() => true, () => false));
+      return { ...created, notQueued: null, queuedLater: !queued };
+    }
     try {
       await this.enqueueOrFail(created.tasks);
-      return { ...created, notQueued: null };
+      return { ...created, notQueued: null, queuedLater: false };
     } catch (error) {
-      if (error instanceof UnavailableError) return { ...created, notQueued: error };
+      if (error instanceof UnavailableError) return { ...created, notQueued: error, queuedLater: false };
       throw error;
     }
   }

@@ -15,7 +15,7 @@ import { actorLabel, type Principal } from '../auth/principal.js';
 import type { AuditService } from '../audit/audit-service.js';
 import { Batcher } from '../batcher.js';
 import { useArtifactParam } from '../artifacts/artifact-service.js';
-import { NotFoundError, UnavailableError, unlessGone } from '../errors.js';
+import { NotFoundError, unlessGone } from '../errors.js';
 import { unlessOrgRemoved } from '../orgs/org-removed.js';
 import { rawId } from '../ids.js';
 import type { TaskJournal } from '../tasks/task-journal.js';
@@ -78,6 +78,8 @@ export type DeliveryRecord = Pick<WebhookDelivery, 'id' | 'status' | 'event' | '
 export interface DeliveryOutcome {
   delivery: DeliveryRecord;
   duplicate: boolean;
+  /** Its tasks are recorded QUEUED but the queue (Redis) could not take them: a worker queues them once it can. */
+  queuedLater?: boolean;
 }
 
 const deliveryRecordFields = { id: true, status: true, event: true, taskIds: true, error: true } as const;
@@ -95,6 +97,7 @@ interface PendingDelivery {
 interface WrittenDelivery {
   record: DeliveryRecord;
   unrecorded: string[];
+  queuedLater: boolean;
 }
 
 /** Tells every API replica that a source or its rules changed (they drop what they cached of it). */
@@ -406,12 +409,6 @@ export class WebhookService {
     const matched = config.rules.filter(
       (rule) => matches(rule.event, delivery.event) && matchesIgnoringCase(rule.repository, delivery.repository) && matches(rule.ref, delivery.ref),
     );
-    // Tasks to create and no queue to put them on (Redis down): refuse the delivery before anything is written, so
-    // that the sender's retry, or a redelivery by hand, is new then and creates the tasks. Recorded now, it would
-    // stay a FAILED delivery with FAILED tasks, and every redelivery a duplicate of it.
-    if (matched.length > 0 && !this.tasks.canQueue) {
-      throw new UnavailableError('QUEUE_UNAVAILABLE', 'The task queue is unavailable (Redis): nothing was recorded; deliver this again later');
-    }
     const pending: PendingDelivery = { config, delivery, body, matched, receivedAt: new Date() };
     // A batch whose statement failed wrote nothing at all: try this delivery again on its own, so that one bad
     // delivery in a batch (or an org removed since the rules were validated) does not fail the others.
@@ -423,7 +420,7 @@ export class WebhookService {
       });
       return { delivery: first, duplicate: true };
     }
-    const { record, unrecorded } = written;
+    const { record, unrecorded, queuedLater } = written;
     if (config.source.kind === 'CI' && delivery.taskId && !(await this.attachToTask(delivery))) unrecorded.push('taskId: no such task');
     // Rare: something failed after the delivery row was written (its jobs could not be enqueued, or a CI
     // callback names no task). The row says so too.
@@ -433,9 +430,9 @@ export class WebhookService {
         data: { status: 'FAILED', error: [record.error, ...unrecorded].filter(Boolean).join('; ').slice(0, 2000) },
         select: deliveryRecordFields,
       });
-      return { delivery: failed, duplicate: false };
+      return { delivery: failed, duplicate: false, queuedLater };
     }
-    return { delivery: written.record, duplicate: false };
+    return { delivery: written.record, duplicate: false, queuedLater };
   }
 
   /**
@@ -458,8 +455,6 @@ export class WebhookService {
       const id = randomUUID();
       const errors: string[] = [];
       const taskIds: string[] = [];
-      /** The rules that created a task here, by name. */
-      const creators: string[] = [];
       validations[index]!.forEach((result, ruleIndex) => {
         const rule = matched[ruleIndex]!;
         if (result.status === 'rejected') {
@@ -474,7 +469,6 @@ export class WebhookService {
         }
         const taskId = randomUUID();
         taskIds.push(taskId);
-        creators.push(rule.name);
         requests.push({ spec: result.value.spec, origin: { source: 'WEBHOOK', requestedBy: `webhook:${config.source.name}/${rule.name}` }, id: taskId, gateId: id });
       });
       const record: DeliveryRecord = {
@@ -484,17 +478,13 @@ export class WebhookService {
         taskIds,
         error: errors.length > 0 ? errors.join('; ').slice(0, 2000) : null,
       };
-      return { record, creators, row: this.deliveryRow(pending, record) };
+      return { record, taskIds, row: this.deliveryRow(pending, record) };
     });
-    const created = await this.tasks.createMany(requests, this.insertDeliveries(rows.map(({ row }) => row)));
+    // A queue that cannot take the tasks (Redis down) leaves them QUEUED, for the workers' reconciler to queue once
+    // it can: senders such as GitHub never deliver again by themselves, so a refused delivery would be lost.
+    const created = await this.tasks.createMany(requests, this.insertDeliveries(rows.map(({ row }) => row)), { queueLater: true });
     const gated = new Set(created.gated);
-    const { notQueued } = created;
-    return rows.map(({ record, creators }) => {
-      if (!gated.has(record.id)) return null;
-      // Written, but the jobs could not be enqueued (the tasks are FAILED with QUEUE_UNAVAILABLE): each rule that
-      // created a task says so.
-      return { record, unrecorded: notQueued ? creators.map((name) => `rule ${name}: ${notQueued.message}`) : [] };
-    });
+    return rows.map(({ record, taskIds }) => (gated.has(record.id) ? { record, unrecorded: [], queuedLater: created.queuedLater && taskIds.length > 0 } : null));
   }
 
   /** One delivery row with its outcome. The payload is the body the sender signed, as text (Postgres parses it). */
