@@ -9,6 +9,8 @@ export interface NormalisedDelivery {
   repository: string | null;
   ref: string | null;
   deliveryKey: string;
+  /** The verified signature it came with (hex), when its source signs: a copy under another delivery id is the same delivery. */
+  signature?: string;
   /** CI callbacks may report on an existing task. */
   taskId?: string;
   status?: string;

@@ -11,7 +11,6 @@ import type { WebhookKind } from '../generated/prisma/enums.js';
 import { normalise } from './events.js';
 import { storableJson } from '../domain/storable-text.js';
 import { BodyTooLarge, readBody } from '../server/read-body.js';
-import { firstDeliveryKey, type SignatureScheme } from './signature-replays.js';
 import { verifyGitHub, verifyGitLab, verifyTimestampedWithAny } from './signatures.js';
 
 const kinds: Record<string, WebhookKind> = { github: 'GITHUB', gitlab: 'GITLAB', salesforce: 'SALESFORCE', ci: 'CI' };
@@ -64,12 +63,13 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   if (!found) return reject('UNKNOWN_SOURCE');
   const { source } = found;
   const secrets = acceptedSecrets(found);
-  // The verified signature: a copy of the request under another delivery id is the same delivery (signature-replays.ts).
-  let signature: { scheme: SignatureScheme; value: string } | undefined;
+  // The verified signature: a copy of the request under another delivery id is the same delivery (its id is not
+  // signed); WebhookService records it with the delivery. GitLab sends its secret itself, not a signature.
+  let signature: string | undefined;
   if (kind === 'GITHUB') {
     const githubSignature = header(req, 'x-hub-signature-256');
     if (!secrets.some((secret) => verifyGitHub(secret, body, githubSignature))) return reject('BAD_SIGNATURE', source.id);
-    signature = { scheme: 'github', value: githubSignature!.slice('sha256='.length) };
+    signature = githubSignature!.slice('sha256='.length);
   }
   if (kind === 'GITLAB' && !secrets.some((secret) => verifyGitLab(secret, header(req, 'x-gitlab-token')))) return reject('BAD_SIGNATURE', source.id);
   if (kind === 'SALESFORCE' || kind === 'CI') {
@@ -78,7 +78,7 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
       await deps.redis.hincrby(rejectedCounterKey(deps.prefix), `${source.id}:${verdict.reason}`, 1).catch(() => undefined);
       return error(401, verdict.reason === 'STALE_TIMESTAMP' ? 'STALE_TIMESTAMP' : 'INVALID_SIGNATURE', verdict.reason === 'STALE_TIMESTAMP' ? 'The signature timestamp is older than 5 minutes or in the future' : 'Wrong or missing signature');
     }
-    signature = { scheme: 'timestamped', value: verdict.signature };
+    signature = verdict.signature;
   }
 
   let payload: unknown;
@@ -96,7 +96,7 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   // U+FFFD, in the stored payload and in all that is taken from it. The delivery is still known by the signed body.
   const storable = storableJson(payload) as Record<string, unknown>;
   const delivery = normalise(kind, headers, storable, body);
-  if (signature) delivery.deliveryKey = await firstDeliveryKey(deps.redis, deps.prefix, source.id, signature, delivery.deliveryKey);
+  if (signature) delivery.signature = signature;
   let outcome;
   try {
     outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));

@@ -96,7 +96,6 @@ interface PendingDelivery {
 /** A delivery as its row was written, and errors that came after the row (its jobs could not be enqueued). */
 interface WrittenDelivery {
   record: DeliveryRecord;
-  unrecorded: string[];
   queuedLater: boolean;
 }
 
@@ -179,6 +178,8 @@ export class WebhookService {
     const rotate = () =>
       this.prisma.$transaction(
         async (tx) => {
+          // A rotation stuck behind another for longer fails rather than hold a connection for the whole timeout.
+          await tx.$executeRaw`SET LOCAL lock_timeout = '10s'`;
           await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`webhook-source-rotation:${id}`}, 0))`;
           const replaced = await this.secrets.get(secretRef);
           const previousSecretExpiresAt = previousSecretValidForSeconds > 0 && replaced?.secret ? new Date(Date.now() + previousSecretValidForSeconds * 1000) : null;
@@ -194,10 +195,11 @@ export class WebhookService {
               return updated;
             });
           } catch (error) {
-            // Nothing was recorded: the source keeps the secret it had (the sender still uses it), unless it was
-            // deleted meanwhile (putThen then deleted the secret, as the deletion would have). A commit that fails
-            // after this point leaves the new secret in place, the old one still accepted for the overlap.
-            if (replaced && (await this.prisma.webhookSource.count({ where: { id } })) > 0) await this.secrets.put(secretRef, replaced).catch(() => undefined);
+            // Nothing was recorded: the source keeps the secret it had (the sender still uses it), written back as
+            // any secret is (noted first, kept only while the source is there: a deletion meanwhile takes it). A
+            // commit that fails after this point leaves the new secret in place, the old one still accepted for
+            // the overlap.
+            if (replaced) await this.secretWrites.putThen(secretRef, replaced, () => this.requireSource(id)).catch(() => undefined);
             throw error;
           }
         },
@@ -414,20 +416,22 @@ export class WebhookService {
     // delivery in a batch (or an org removed since the rules were validated) does not fail the others.
     const written = await this.deliveries.add(pending).catch(async () => (await this.write([pending]))[0] ?? null);
     if (!written) {
-      const first = await this.prisma.webhookDelivery.findUniqueOrThrow({
-        where: { sourceId_deliveryKey: { sourceId: config.source.id, deliveryKey: delivery.deliveryKey.slice(0, 200) } },
+      // Recorded already under its delivery key, or, for a copy sent under another id, its signature.
+      const first = await this.prisma.webhookDelivery.findFirstOrThrow({
+        where: {
+          sourceId: config.source.id,
+          OR: [{ deliveryKey: delivery.deliveryKey.slice(0, 200) }, ...(delivery.signature ? [{ signature: delivery.signature }] : [])],
+        },
         select: deliveryRecordFields,
       });
       return { delivery: first, duplicate: true };
     }
-    const { record, unrecorded, queuedLater } = written;
-    if (config.source.kind === 'CI' && delivery.taskId && !(await this.attachToTask(delivery))) unrecorded.push('taskId: no such task');
-    // Rare: something failed after the delivery row was written (its jobs could not be enqueued, or a CI
-    // callback names no task). The row says so too.
-    if (unrecorded.length > 0) {
+    const { record, queuedLater } = written;
+    // A CI callback that names no task: the delivery, already written, says so too.
+    if (config.source.kind === 'CI' && delivery.taskId && !(await this.attachToTask(delivery))) {
       const failed = await this.prisma.webhookDelivery.update({
         where: { id: record.id },
-        data: { status: 'FAILED', error: [record.error, ...unrecorded].filter(Boolean).join('; ').slice(0, 2000) },
+        data: { status: 'FAILED', error: [record.error, 'taskId: no such task'].filter(Boolean).join('; ').slice(0, 2000) },
         select: deliveryRecordFields,
       });
       return { delivery: failed, duplicate: false, queuedLater };
@@ -484,7 +488,7 @@ export class WebhookService {
     // it can: senders such as GitHub never deliver again by themselves, so a refused delivery would be lost.
     const created = await this.tasks.createMany(requests, this.insertDeliveries(rows.map(({ row }) => row)), { queueLater: true });
     const gated = new Set(created.gated);
-    return rows.map(({ record, taskIds }) => (gated.has(record.id) ? { record, unrecorded: [], queuedLater: created.queuedLater && taskIds.length > 0 } : null));
+    return rows.map(({ record, taskIds }) => (gated.has(record.id) ? { record, queuedLater: created.queuedLater && taskIds.length > 0 } : null));
   }
 
   /** One delivery row with its outcome. The payload is the body the sender signed, as text (Postgres parses it). */
@@ -504,25 +508,29 @@ export class WebhookService {
       payloadTruncated: !stored,
       error: record.error,
       receivedAt,
+      signature: delivery.signature ?? null,
     };
   }
 
   /**
-   * The INSERT of delivery rows that skips every delivery key already recorded (RETURNING the ids it wrote). The
-   * rows travel as one jsonb parameter (see TaskJournal's insert for why), and go in key order, so that two
-   * statements sharing keys take their locks in the same order and cannot deadlock.
+   * The INSERT of delivery rows that skips every delivery key, and every signature, already recorded for the
+   * source (RETURNING the ids it wrote). The rows travel as one jsonb parameter (see TaskJournal's insert for why),
+   * and go in key order, so that two statements sharing keys take their locks in the same order and cannot
+   * deadlock. (Two batches holding copies of two signed requests under other ids, in crossed order, could: the
+   * statement Postgres aborts is retried one delivery at a time, see acceptOnce.)
    */
   private insertDeliveries(rows: Array<ReturnType<WebhookService['deliveryRow']>>): Prisma.Sql {
     return Prisma.sql`
       INSERT INTO "WebhookDelivery" (id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds",
-                                     payload, "payloadTruncated", error, "receivedAt")
+                                     payload, "payloadTruncated", error, "receivedAt", signature)
       SELECT id, "sourceId", "deliveryKey", event, repository, ref, status, "matchedRuleIds", "taskIds", payload::jsonb,
-             "payloadTruncated", error, "receivedAt"
+             "payloadTruncated", error, "receivedAt", signature
       FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS row (
         id uuid, "sourceId" uuid, "deliveryKey" text, event text, repository text, ref text, status "DeliveryStatus",
-        "matchedRuleIds" text[], "taskIds" text[], payload text, "payloadTruncated" boolean, error text, "receivedAt" timestamp(3))
+        "matchedRuleIds" text[], "taskIds" text[], payload text, "payloadTruncated" boolean, error text, "receivedAt" timestamp(3),
+        signature text)
       ORDER BY "sourceId", "deliveryKey"
-      ON CONFLICT ("sourceId", "deliveryKey") DO NOTHING
+      ON CONFLICT DO NOTHING
       RETURNING id`;
   }
 
