@@ -168,8 +168,10 @@ async function measureOps(services: Services, request: Extract<Request, { t: 'op
       name: '  reference: task + event as Prisma $transaction([create, create])',
       run: () => {
         const id = randomUUID();
+        // newTask's idempotency is the raw insert's (its scope, key and digest columns); this task has none.
+        const { idempotency: _none, ...row } = newTask({ spec, origin });
         return prisma.$transaction([
-          prisma.task.create({ data: { ...newTask({ spec, origin }), id, lastEventSeq: 1, jobId: `${id}-1` } }),
+          prisma.task.create({ data: { ...row, id, lastEventSeq: 1, jobId: `${id}-1` } }),
           prisma.taskEvent.create({ data: { taskId: id, seq: 1, kind: 'STATUS', payload: { status: 'QUEUED' } } }),
         ]);
       },
