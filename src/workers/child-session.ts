@@ -43,7 +43,7 @@ export class ChildSession {
   private report: ChildOutcome | null = null;
   /** The child's reports, handled in order and bounded (report-queue.ts). */
   private readonly reports = new ReportQueue((report) => this.handle(report));
-  /** The redemptions under way: answered apart from the chain (see run). */
+  /** The redemptions under way: answered apart from the reports (see run). */
   private redeeming: Promise<void> = Promise.resolve();
   /** The IPC grant this child's request carries: the only token it may redeem. */
   private grantToken: string | null = null;

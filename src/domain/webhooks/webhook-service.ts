@@ -93,7 +93,7 @@ interface PendingDelivery {
   receivedAt: Date;
 }
 
-/** A delivery as its row was written, and errors that came after the row (its jobs could not be enqueued). */
+/** A delivery as its row was written, and whether its tasks wait for the queue (Redis was unavailable). */
 interface WrittenDelivery {
   record: DeliveryRecord;
   queuedLater: boolean;
