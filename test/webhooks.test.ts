@@ -1102,6 +1102,13 @@ describe('Salesforce and CI sources', () => {
     const after = await counts();
     expect(after.tasks).toBe(before.tasks);
     expect(after.deliveries).toBe(before.deliveries + 1);
+    // The same body signed anew (another second) under a new id is a new delivery: the sender sent it again on purpose.
+    const resigned = await post(sources.sf.path, body, {
+      'x-switchyard-signature': signTimestamped(sources.sf.secret, body, Math.floor(Date.now() / 1000) - 2),
+      'x-switchyard-delivery': 'relay-201-resent',
+    });
+    expect(resigned).toMatchObject({ status: 200, body: { duplicate: false, status: 'PROCESSED' } });
+    expect(resigned.body.deliveryId).not.toBe(first.body.deliveryId);
   });
 
   it('takes a blank delivery id for none, so different deliveries are not duplicates of each other', async () => {

@@ -385,29 +385,33 @@ export class WebhookService {
   }
 
   /**
-   * Records a verified delivery once and acts on it. A repeated delivery id answers with the first outcome
-   * and does nothing else. `body` is the JSON object to record: the body the signature was checked on, or its storable copy (webhook-route.ts).
+   * Records a verified delivery once and acts on it. A repeated delivery id, or a signed request sent again under
+   * any id, answers with the first outcome and does nothing else. `body` is the JSON object to record: the body the signature was checked on, or its storable copy (webhook-route.ts).
    */
   async accept(config: SourceConfig, delivery: NormalisedDelivery, body: Buffer): Promise<DeliveryOutcome> {
     // A copy arriving while the first is still being acted on (a sender retrying on a slow answer) waits for
     // the first outcome instead of reading the row before its rules have fired. Per process; across replicas
     // the unique key still prevents double work.
-    const flightKey = `${config.source.id}:${delivery.deliveryKey.slice(0, 200)}`;
-    const pending = this.inFlight.get(flightKey);
+    // A copy is known by its delivery key, or by its signature under another key.
+    const flightKeys = [
+      `${config.source.id}:key:${delivery.deliveryKey.slice(0, 200)}`,
+      ...(delivery.signature ? [`${config.source.id}:signature:${delivery.signature}`] : []),
+    ];
+    const pending = flightKeys.map((key) => this.inFlight.get(key)).find(Boolean);
     if (pending) {
       const first = await pending.catch(() => null);
       if (first) return { delivery: first.delivery, duplicate: true };
     }
     const run = this.acceptOnce(config, delivery, body);
-    this.inFlight.set(flightKey, run);
+    for (const key of flightKeys) this.inFlight.set(key, run);
     try {
       return await run;
     } finally {
-      if (this.inFlight.get(flightKey) === run) this.inFlight.delete(flightKey);
+      for (const key of flightKeys) if (this.inFlight.get(key) === run) this.inFlight.delete(key);
     }
   }
 
-  private async acceptOnce(config: SourceConfig, delivery: NormalisedDelivery, body: Buffer): Promise<DeliveryOutcome> {
+  private async acceptOnce(config: SourceConfig, delivery: NormalisedDelivery, body: Buffer, again = true): Promise<DeliveryOutcome> {
     const matched = config.rules.filter(
       (rule) => matches(rule.event, delivery.event) && matchesIgnoringCase(rule.repository, delivery.repository) && matches(rule.ref, delivery.ref),
     );
@@ -416,14 +420,18 @@ export class WebhookService {
     // delivery in a batch (or an org removed since the rules were validated) does not fail the others.
     const written = await this.deliveries.add(pending).catch(async () => (await this.write([pending]))[0] ?? null);
     if (!written) {
-      // Recorded already under its delivery key, or, for a copy sent under another id, its signature.
-      const first = await this.prisma.webhookDelivery.findFirstOrThrow({
+      // Recorded already under its delivery key, or, for a copy sent under another id, its signature. Gone again
+      // since (pruned, or its source deleted): it is new after all, as a delivery pruned earlier would be.
+      const first = await this.prisma.webhookDelivery.findFirst({
         where: {
           sourceId: config.source.id,
           OR: [{ deliveryKey: delivery.deliveryKey.slice(0, 200) }, ...(delivery.signature ? [{ signature: delivery.signature }] : [])],
         },
+        orderBy: { receivedAt: 'asc' },
         select: deliveryRecordFields,
       });
+      if (!first && again) return this.acceptOnce(config, delivery, body, false);
+      if (!first) throw new Error('A delivery was taken for a duplicate of one that is gone');
       return { delivery: first, duplicate: true };
     }
     const { record, queuedLater } = written;
@@ -443,8 +451,8 @@ export class WebhookService {
    * Records deliveries (one, or a batch from concurrent requests) and creates the tasks their matched rules ask
    * for: the rules' tasks are validated first (with one query for all their orgs), so each delivery
    * row is written once, already with its outcome, in ONE statement with all the tasks and their first events.
-   * A delivery that is a duplicate (the unique key on source and delivery key) writes nothing, and neither do its
-   * tasks. Either the whole statement commits or nothing does, so a batch that throws can be retried. Then the
+   * A delivery that is a duplicate (a unique key on source and delivery key, or source and signature) writes
+   * nothing, and neither do its tasks. Either the whole statement commits or nothing does, so a batch that throws can be retried. Then the
    * jobs are enqueued; null marks a duplicate.
    */
   private async write(batch: PendingDelivery[]): Promise<Array<WrittenDelivery | null>> {
