@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { postChunked, postZip, startTestApi, type TestApi } from './support/harness.js';
 import { samplePackage } from './support/salesforce-package.js';
 import { waitFor } from './support/worker-harness.js';
@@ -217,6 +218,36 @@ describe('rate limits', () => {
       expect((await limited.gql('{ __typename }', {}, null)).status).toBe(429);
       // ...but a real token has its own.
       expect((await limited.gql('{ viewer { role } }', {}, await limited.token('VIEWER'))).body.data).toEqual({ viewer: { role: 'VIEWER' } });
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('looks made-up tokens up at most four times the API limit a minute per address: past that, a request or a WebSocket connect costs no query', { timeout: 20_000 }, async () => {
+    // The look-up that chooses a request's budget came before the limit, so a client far over its limit still cost
+    // the database a query per request with a made-up token.
+    const limited = await startTestApi('ratelimit_lookups', { app: { rateLimits: { api: 3, webhooks: 0 } } });
+    try {
+      const madeUp = () => `syt_${randomBytes(32).toString('base64url').slice(0, 43)}`;
+      let lookups = 0;
+      const tokens = limited.services.tokens;
+      const lookUp = tokens.authenticateWithExpiry.bind(tokens);
+      tokens.authenticateWithExpiry = async (secret) => {
+        lookups += 1;
+        return lookUp(secret);
+      };
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i += 1) statuses.push((await limited.gql('{ viewer { role } }', {}, madeUp())).status);
+      expect(statuses).toEqual([...Array(3).fill(401), ...Array(17).fill(429)]);
+      // Twelve look-ups to choose budgets (4 × 3), and the three requests let through authenticated themselves.
+      expect(lookups).toBe(15);
+      for (let i = 0; i < 10; i += 1) expect((await limited.gql('{ viewer { role } }', {}, madeUp())).status).toBe(429);
+      const ws = new WebSocket(`${limited.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+      const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+      await once(ws, 'open');
+      ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${madeUp()}` } }));
+      expect(await closed).toBe(4429);
+      expect(lookups).toBe(15);
     } finally {
       await limited.close();
     }

@@ -48,6 +48,13 @@ export class ConnectionPrincipals {
     return principal;
   }
 
+  /** The token's principal if it was looked up lately and still authenticates; undefined when it would take a look-up. */
+  cached(secret: string): Principal | undefined {
+    const entry = this.entries.get(hashToken(secret));
+    const now = this.now();
+    return entry && now < entry.staleAt && now < entry.expiresAt ? entry.principal : undefined;
+  }
+
   /** The token is revoked or expired: the next connection with it goes to the database. */
   forget(tokenId: string): void {
     this.forgotten.set(tokenId, this.now());

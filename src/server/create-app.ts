@@ -64,6 +64,9 @@ const deliveryPruningMs = 3_600_000;
 
 const defaultBodyLimits: GraphqlBodyLimits = { maxRequestBytes: 1024 * 1024, maxUploadBytes: 100 * 1024 * 1024 };
 
+/** Token look-ups an address may cause a minute, per request the API limit allows it (see mayLookUp). */
+const lookupsPerRequest = 4;
+
 const defaultOperationLimits: OperationLimits = { maxDepth: 15, maxAliases: 30, maxFields: 1000, maxNodes: 50_000, maxTokens: 5000, maxNesting: 100, introspection: true };
 
 const defaultSubscriptionLimits: Omit<SubscriptionLimits, 'maxMessageBytes'> = {
@@ -162,6 +165,13 @@ export function createApp(options: AppOptions): App {
   const limiter = new RateLimiter(redis, options.prefix);
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
   const trusted = addressRanges(options.trustedProxies ?? []);
+  // A bearer token the principal cache does not know costs a query to look up, before the rate limit can even
+  // choose its budget: a made-up token per request (or per WebSocket connect) would cost the database one each,
+  // however far over its limit the client is. So such look-ups have a budget per client address of their own,
+  // lookupsPerRequest times the API limit a minute; past it, a request's token counts as none (the address pays)
+  // and a connect is refused. A real token not used lately from an address that is flooding waits with it.
+  const mayLookUp = async (req: IncomingMessage): Promise<boolean> =>
+    rateLimits.api <= 0 || (await limiter.hit('lookup', `ip:${clientAddress(req, trusted)}`, rateLimits.api * lookupsPerRequest)).allowed;
 
   // 15 minutes to receive a request, body included (Node's default is 5): a 100 MiB upload over a slow link. The
   // edge (Caddyfile, read_body) allows as long.
@@ -178,7 +188,8 @@ export function createApp(options: AppOptions): App {
         // authenticates the request itself, after its body (an upload can stream for minutes, and a token revoked
         // meanwhile must not run it).
         const upload = isMultipart(req);
-        void (token && (rateLimits.api > 0 || upload) ? subscriptions.authenticate(token) : Promise.resolve(null))
+        const lookUp = async () => subscriptions.cachedPrincipal(token!) ?? ((await mayLookUp(req)) ? subscriptions.authenticate(token!) : null);
+        void (token && (rateLimits.api > 0 || upload) ? lookUp() : Promise.resolve(null))
           .then(async (principal) => {
             // A bearer value that does not authenticate has no budget of its own (a made-up one per request would be
             // a fresh budget each time): it counts against the client address, as a request without one does.
@@ -246,6 +257,7 @@ export function createApp(options: AppOptions): App {
     logger,
     limits: subscriptionLimits,
     rateLimit: (key) => limiter.hit('api', key, rateLimits.api),
+    mayLookUp,
   });
 
   let stopHeartbeat: (() => Promise<void>) | null = null;

@@ -3,7 +3,7 @@
 // Connections authenticate once with connectionParams { authorization: "Bearer …" }; a missing or bad
 // token closes the socket with 4403 Forbidden, and so does revoking the token later. A client that does not
 // read fast enough is disconnected rather than buffered without bound.
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
@@ -66,6 +66,8 @@ export function attachSubscriptions(
     limits: SubscriptionLimits;
     /** Counts one operation against the API rate limit, under the key HTTP requests with the same token use. */
     rateLimit: (key: string) => Promise<RateDecision>;
+    /** Whether a token the cache does not know may be looked up for this request's client (see create-app.ts). */
+    mayLookUp: (request: IncomingMessage) => Promise<boolean>;
   },
 ): {
   close(): Promise<void>;
@@ -73,6 +75,8 @@ export function attachSubscriptions(
   sharedExecutions(): number;
   /** Who a bearer token stands for, through the same short-lived cache as WebSocket connects. */
   authenticate(token: string): Promise<Principal | null>;
+  /** Who a bearer token stands for if that is cached; undefined when it would take a look-up. */
+  cachedPrincipal(token: string): Principal | undefined;
 } {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: deps.limits.maxMessageBytes });
@@ -124,6 +128,11 @@ export function attachSubscriptions(
         const params = ctx.connectionParams ?? {};
         const value = params.authorization ?? params.Authorization;
         const token = bearerToken(typeof value === 'string' ? value : null);
+        // A made-up token per connect would cost the database a query each: the client's address pays for look-ups.
+        if (token && principals.cached(token) === undefined && !(await deps.mayLookUp(ctx.extra.request as IncomingMessage))) {
+          ctx.extra.socket.close(4429, 'Too many token look-ups from this address; retry later');
+          return false;
+        }
         const principal = token ? await principals.authenticate(token) : null;
         if (!principal) return false; // 4403 Forbidden
         // Closed while its token was looked up: graphql-ws has already run onClose, and nothing would release a
@@ -211,6 +220,7 @@ export function attachSubscriptions(
     connections: () => wsServer.clients.size,
     sharedExecutions: () => shared.size,
     authenticate: (token) => principals.authenticate(token),
+    cachedPrincipal: (token) => principals.cached(token),
     async close() {
       clearInterval(sweep);
       stopForgetting();
