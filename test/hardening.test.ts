@@ -224,11 +224,13 @@ describe('rate limits', () => {
   });
 
   it('looks made-up tokens up at most four times the API limit a minute per address: past that, a request or a WebSocket connect costs no query', { timeout: 20_000 }, async () => {
-    // The look-up that chooses a request's budget came before the limit, so a client far over its limit still cost
-    // the database a query per request with a made-up token.
+    // The look-up that chooses a request's budget came before the limit, so a client far over it still cost the
+    // database a query per request (or WebSocket connect) with a made-up token.
     const limited = await startTestApi('ratelimit_lookups', { app: { rateLimits: { api: 3, webhooks: 0 } } });
     try {
       const madeUp = () => `syt_${randomBytes(32).toString('base64url').slice(0, 43)}`;
+      const known = await limited.token('VIEWER');
+      const fresh = await limited.token('MEMBER');
       let lookups = 0;
       const tokens = limited.services.tokens;
       const lookUp = tokens.authenticateWithExpiry.bind(tokens);
@@ -236,18 +238,38 @@ describe('rate limits', () => {
         lookups += 1;
         return lookUp(secret);
       };
+      const connect = async (token: string) => {
+        const ws = new WebSocket(`${limited.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+        const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+        await once(ws, 'open');
+        ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+        return closed;
+      };
+      // A real token used just before: looked up to choose its budget (1 of 12), then by its request's context.
+      expect((await limited.gql('{ viewer { role } }', {}, known)).status).toBe(200);
+      expect(lookups).toBe(2);
+      // WebSocket connects with made-up tokens use up the rest of the look-ups, not the address's requests.
+      const codes: number[] = [];
+      for (let i = 0; i < 13; i += 1) codes.push(await connect(madeUp()));
+      expect(codes).toEqual([...Array(11).fill(4403), 4429, 4429]);
+      expect(lookups).toBe(13);
+      // An upload (authenticated before its body) with a token not looked up lately waits, and says so: not that
+      // its token is invalid.
+      const upload = await postZip(limited.url, fresh, UPLOAD, Buffer.from('PK'), 'tiny.zip');
+      expect(upload.status).toBe(429);
+      expect(JSON.parse(upload.text).errors[0].extensions.code).toBe('RATE_LIMITED');
+      // Any other request of such a token is charged to the address, and its context authenticates it.
+      expect((await limited.gql('{ viewer { role } }', {}, fresh)).body.data).toEqual({ viewer: { role: 'MEMBER' } });
+      expect(lookups).toBe(14);
+      // Made-up tokens over HTTP now cost no look-up to choose a budget: two more requests of the address are
+      // let through (their context authenticates them), the rest refused.
       const statuses: number[] = [];
-      for (let i = 0; i < 20; i += 1) statuses.push((await limited.gql('{ viewer { role } }', {}, madeUp())).status);
-      expect(statuses).toEqual([...Array(3).fill(401), ...Array(17).fill(429)]);
-      // Twelve look-ups to choose budgets (4 × 3), and the three requests let through authenticated themselves.
-      expect(lookups).toBe(15);
-      for (let i = 0; i < 10; i += 1) expect((await limited.gql('{ viewer { role } }', {}, madeUp())).status).toBe(429);
-      const ws = new WebSocket(`${limited.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
-      const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-      await once(ws, 'open');
-      ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${madeUp()}` } }));
-      expect(await closed).toBe(4429);
-      expect(lookups).toBe(15);
+      for (let i = 0; i < 10; i += 1) statuses.push((await limited.gql('{ viewer { role } }', {}, madeUp())).status);
+      expect(statuses).toEqual([401, 401, ...Array(8).fill(429)]);
+      expect(lookups).toBe(16);
+      // The token the replica looked up lately keeps its own budget.
+      expect((await limited.gql('{ viewer { role } }', {}, known)).body.data).toEqual({ viewer: { role: 'VIEWER' } });
+      expect(lookups).toBe(17);
     } finally {
       await limited.close();
     }

@@ -10,7 +10,7 @@
 // the periodic re-check of open connections finds it revoked or expired; and entries live `ttlMs`, far less than
 // that re-check's interval, which already bounds how long a revocation the API was not told about (the CLI's)
 // takes to close connections. Lookups of one token that overlap share one query.
-import { hashToken } from '../domain/auth/token-service.js';
+import { hashToken, looksLikeToken } from '../domain/auth/token-service.js';
 import type { Principal } from '../domain/auth/principal.js';
 
 type Lookup = (secret: string) => Promise<{ principal: Principal; expiresAt: Date | null } | null>;
@@ -48,11 +48,16 @@ export class ConnectionPrincipals {
     return principal;
   }
 
-  /** The token's principal if it was looked up lately and still authenticates; undefined when it would take a look-up. */
-  cached(secret: string): Principal | undefined {
-    const entry = this.entries.get(hashToken(secret));
+  /**
+   * Whether authenticating the token now would start a database query: it has a token's form, and it is neither
+   * cached (looked up in the last `ttlMs`, and still authenticating) nor being looked up already.
+   */
+  wouldQuery(secret: string): boolean {
+    if (!looksLikeToken(secret)) return false;
+    const key = hashToken(secret);
+    const entry = this.entries.get(key);
     const now = this.now();
-    return entry && now < entry.staleAt && now < entry.expiresAt ? entry.principal : undefined;
+    return !(entry && now < entry.staleAt && now < entry.expiresAt) && !this.inFlight.has(key);
   }
 
   /** The token is revoked or expired: the next connection with it goes to the database. */

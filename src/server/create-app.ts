@@ -22,7 +22,7 @@ import { checkReadiness } from './health.js';
 import { checkGraphqlBody, graphqlFetchApi, isMultipart, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError, useValidationRedaction } from './mask-error.js';
 import { addressRanges } from '../net/address-ranges.js';
-import { clientAddress, RateLimiter, tokenKey } from './rate-limiter.js';
+import { clientAddress, RateLimiter, tokenKey, type RateDecision } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { startDeliveryPruning } from './delivery-pruning.js';
@@ -165,13 +165,15 @@ export function createApp(options: AppOptions): App {
   const limiter = new RateLimiter(redis, options.prefix);
   const rateLimits = options.rateLimits ?? { api: 0, webhooks: 0 };
   const trusted = addressRanges(options.trustedProxies ?? []);
-  // A bearer token the principal cache does not know costs a query to look up, before the rate limit can even
+  // A bearer token the principal cache does not hold costs a query to look up, before the rate limit can even
   // choose its budget: a made-up token per request (or per WebSocket connect) would cost the database one each,
-  // however far over its limit the client is. So such look-ups have a budget per client address of their own,
-  // lookupsPerRequest times the API limit a minute; past it, a request's token counts as none (the address pays)
-  // and a connect is refused. A real token not used lately from an address that is flooding waits with it.
-  const mayLookUp = async (req: IncomingMessage): Promise<boolean> =>
-    rateLimits.api <= 0 || (await limiter.hit('lookup', `ip:${clientAddress(req, trusted)}`, rateLimits.api * lookupsPerRequest)).allowed;
+  // however far over its limit the client is. So look-ups that query have a budget per client address of their
+  // own, lookupsPerRequest times the API limit a minute; past it, a request's token counts as none (the address
+  // pays; an upload, which must be authenticated before its body, waits) and a connect is refused. A real token
+  // the replica has not looked up in the last 10 s, from an address that is flooding, waits with it.
+  const lookupBudget = (req: IncomingMessage): Promise<RateDecision> =>
+    limiter.hit('lookup', `ip:${clientAddress(req, trusted)}`, rateLimits.api * lookupsPerRequest);
+  const mayLookUp = async (req: IncomingMessage): Promise<boolean> => (await lookupBudget(req)).allowed;
 
   // 15 minutes to receive a request, body included (Node's default is 5): a 100 MiB upload over a slow link. The
   // edge (Caddyfile, read_body) allows as long.
@@ -184,13 +186,23 @@ export function createApp(options: AppOptions): App {
         const token = bearerToken(req.headers.authorization);
         const address = `ip:${clientAddress(req, trusted)}`;
         // The token's principal, through the cache WebSocket connects use, looked up if a check below needs it (a
-        // made-up token is not cached: each look-up is a query). It only decides these checks: the context
+        // made-up token is not cached: each look-up is a query, within the address's lookupBudget). It only decides
+        // these checks: the context
         // authenticates the request itself, after its body (an upload can stream for minutes, and a token revoked
         // meanwhile must not run it).
         const upload = isMultipart(req);
-        const lookUp = async () => subscriptions.cachedPrincipal(token!) ?? ((await mayLookUp(req)) ? subscriptions.authenticate(token!) : null);
-        void (token && (rateLimits.api > 0 || upload) ? lookUp() : Promise.resolve(null))
-          .then(async (principal) => {
+        const lookUp = async (): Promise<{ principal: Principal | null } | { retryAfterSeconds: number }> => {
+          if (!token || !(rateLimits.api > 0 || upload)) return { principal: null };
+          if (subscriptions.wouldQuery(token)) {
+            const budget = await lookupBudget(req);
+            if (!budget.allowed) return upload ? { retryAfterSeconds: budget.retryAfterSeconds } : { principal: null };
+          }
+          return { principal: await subscriptions.authenticate(token) };
+        };
+        void lookUp()
+          .then(async (looked) => {
+            if ('retryAfterSeconds' in looked) return tooManyRequests(res, looked.retryAfterSeconds, true);
+            const { principal } = looked;
             // A bearer value that does not authenticate has no budget of its own (a made-up one per request would be
             // a fresh budget each time): it counts against the client address, as a request without one does.
             const decision = await limiter.hit('api', principal ? `t:${tokenKey(token!)}` : address, rateLimits.api);

@@ -66,7 +66,7 @@ export function attachSubscriptions(
     limits: SubscriptionLimits;
     /** Counts one operation against the API rate limit, under the key HTTP requests with the same token use. */
     rateLimit: (key: string) => Promise<RateDecision>;
-    /** Whether a token the cache does not know may be looked up for this request's client (see create-app.ts). */
+    /** Whether a token look-up that would query the database may be made for this request's client (create-app.ts). */
     mayLookUp: (request: IncomingMessage) => Promise<boolean>;
   },
 ): {
@@ -75,8 +75,8 @@ export function attachSubscriptions(
   sharedExecutions(): number;
   /** Who a bearer token stands for, through the same short-lived cache as WebSocket connects. */
   authenticate(token: string): Promise<Principal | null>;
-  /** Who a bearer token stands for if that is cached; undefined when it would take a look-up. */
-  cachedPrincipal(token: string): Principal | undefined;
+  /** Whether `authenticate` would query the database for this token now (see ConnectionPrincipals.wouldQuery). */
+  wouldQuery(token: string): boolean;
 } {
   const { services, logger, limits } = deps;
   const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: deps.limits.maxMessageBytes });
@@ -129,7 +129,7 @@ export function attachSubscriptions(
         const value = params.authorization ?? params.Authorization;
         const token = bearerToken(typeof value === 'string' ? value : null);
         // A made-up token per connect would cost the database a query each: the client's address pays for look-ups.
-        if (token && principals.cached(token) === undefined && !(await deps.mayLookUp(ctx.extra.request as IncomingMessage))) {
+        if (token && principals.wouldQuery(token) && !(await deps.mayLookUp(ctx.extra.request))) {
           ctx.extra.socket.close(4429, 'Too many token look-ups from this address; retry later');
           return false;
         }
@@ -220,7 +220,7 @@ export function attachSubscriptions(
     connections: () => wsServer.clients.size,
     sharedExecutions: () => shared.size,
     authenticate: (token) => principals.authenticate(token),
-    cachedPrincipal: (token) => principals.cached(token),
+    wouldQuery: (token) => principals.wouldQuery(token),
     async close() {
       clearInterval(sweep);
       stopForgetting();
