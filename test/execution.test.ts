@@ -85,6 +85,11 @@ async function submit(input: Record<string, unknown>): Promise<TaskView> {
   return res.body.data.submitTask.task;
 }
 
+/** A one-step DIAGNOSTIC that fails as `failWith` says (its first `failTimes` runs, or every run). */
+function submitFailing(failWith: { code: string; message: string; retryable: boolean; failTimes?: number }, maxAttempts: number, retryBackoffMs: number): Promise<TaskView> {
+  return submit({ type: 'DIAGNOSTIC', params: { steps: 1, stepMs: 0, failWith }, maxAttempts, retryBackoffMs });
+}
+
 async function getTask(id: string): Promise<TaskView> {
   const res = await api.gql(TASK, { id }, token);
   expect(res.body.errors).toBeUndefined();
@@ -567,12 +572,7 @@ describe('timeouts, retries and failures', () => {
   });
 
   it('retries a retryable failure with exponential backoff, then succeeds', async () => {
-    const submitted = await submit({
-      type: 'DIAGNOSTIC',
-      params: { steps: 1, stepMs: 0, failWith: { code: 'FLAKY', message: 'flaky on purpose', retryable: true, failTimes: 2 } },
-      maxAttempts: 3,
-      retryBackoffMs: 200,
-    });
+    const submitted = await submitFailing({ code: 'FLAKY', message: 'flaky on purpose', retryable: true, failTimes: 2 }, 3, 200);
     const task = await waitForEnd(submitted.id);
     expect(task.status).toBe('SUCCEEDED');
     expect(task.attempts).toBe(3);
@@ -603,24 +603,14 @@ describe('timeouts, retries and failures', () => {
   it('retries a retryable code that says "stalled" like any other', async () => {
     // BullMQ's own "job stalled more than allowable limit" is final; a failure code that merely contains
     // "stalled" was taken for it, and the task failed while its retry was queued.
-    const submitted = await submit({
-      type: 'DIAGNOSTIC',
-      params: { steps: 1, stepMs: 0, failWith: { code: 'UPSTREAM_STALLED', message: 'stalled upstream', retryable: true, failTimes: 1 } },
-      maxAttempts: 2,
-      retryBackoffMs: 100,
-    });
+    const submitted = await submitFailing({ code: 'UPSTREAM_STALLED', message: 'stalled upstream', retryable: true, failTimes: 1 }, 2, 100);
     const task = await waitForEnd(submitted.id);
     expect(task).toMatchObject({ status: 'SUCCEEDED', attempts: 2, error: null });
     expect(statuses(task).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
   });
 
   it('fails with the operation\'s code once retries are exhausted', async () => {
-    const submitted = await submit({
-      type: 'DIAGNOSTIC',
-      params: { steps: 1, stepMs: 0, failWith: { code: 'ALWAYS_FLAKY', message: 'never works', retryable: true } },
-      maxAttempts: 2,
-      retryBackoffMs: 100,
-    });
+    const submitted = await submitFailing({ code: 'ALWAYS_FLAKY', message: 'never works', retryable: true }, 2, 100);
     const task = await waitForEnd(submitted.id);
     expect(task.status).toBe('FAILED');
     expect(task.attempts).toBe(2);
@@ -638,12 +628,7 @@ describe('timeouts, retries and failures', () => {
   });
 
   it('fails a non-retryable failure after one attempt', async () => {
-    const submitted = await submit({
-      type: 'DIAGNOSTIC',
-      params: { steps: 1, stepMs: 0, failWith: { code: 'BROKEN', message: 'broken for good', retryable: false } },
-      maxAttempts: 3,
-      retryBackoffMs: 0,
-    });
+    const submitted = await submitFailing({ code: 'BROKEN', message: 'broken for good', retryable: false }, 3, 0);
     const task = await waitForEnd(submitted.id);
     expect(task.status).toBe('FAILED');
     expect(task.attempts).toBe(1);

@@ -210,7 +210,6 @@ describe('rate limits', () => {
     // unlimited by inventing them.
     const limited = await startTestApi('ratelimit_bad_tokens', { app: { rateLimits: { api: 3, webhooks: 0 } } });
     try {
-      const madeUp = () => `syt_${randomBytes(32).toString('base64url').slice(0, 43)}`;
       const answered: unknown[] = [];
       for (let i = 0; i < 5; i += 1) answered.push(codes(await limited.gql('{ viewer { role } }', {}, madeUp()))?.[0]);
       expect(answered).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED', 'RATE_LIMITED', 'RATE_LIMITED']);
@@ -228,7 +227,6 @@ describe('rate limits', () => {
     // database a query per request (or WebSocket connect) with a made-up token.
     const limited = await startTestApi('ratelimit_lookups', { app: { rateLimits: { api: 3, webhooks: 0 } } });
     try {
-      const madeUp = () => `syt_${randomBytes(32).toString('base64url').slice(0, 43)}`;
       const known = await limited.token('VIEWER');
       const fresh = await limited.token('MEMBER');
       let lookups = 0;
@@ -319,6 +317,9 @@ describe('rate limits', () => {
 /** POSTs to /graphql without a Content-Length (Transfer-Encoding: chunked), in the given pieces. */
 const postGraphqlChunked = (url: string, contentType: string, pieces: Array<string | Buffer>) =>
   postChunked(`${url}/graphql`, { 'content-type': contentType, authorization: `Bearer ${bodiesToken}` }, pieces);
+
+/** A bearer value of a token's form that no token has. */
+const madeUp = () => `syt_${randomBytes(32).toString('base64url').slice(0, 43)}`;
 
 const UPLOAD = `mutation($file: File!) { uploadArtifact(file: $file) { __typename ... on UploadArtifactSuccess { artifact { id sizeBytes } } } }`;
 const REGISTER = `mutation($input: RegisterOrgInput!) { registerOrg(input: $input) { __typename } }`;

@@ -171,9 +171,8 @@ export function createApp(options: AppOptions): App {
   // own, lookupsPerRequest times the API limit a minute; past it, a request's token counts as none (the address
   // pays; an upload, which must be authenticated before its body, waits) and a connect is refused. A real token
   // the replica has not looked up in the last 10 s, from an address that is flooding, waits with it.
-  const lookupBudget = (req: IncomingMessage): Promise<RateDecision> =>
-    limiter.hit('lookup', `ip:${clientAddress(req, trusted)}`, rateLimits.api * lookupsPerRequest);
-  const mayLookUp = async (req: IncomingMessage): Promise<boolean> => (await lookupBudget(req)).allowed;
+  const lookupBudget = (address: string): Promise<RateDecision> => limiter.hit('lookup', address, rateLimits.api * lookupsPerRequest);
+  const mayLookUp = async (req: IncomingMessage): Promise<boolean> => (await lookupBudget(`ip:${clientAddress(req, trusted)}`)).allowed;
 
   // 15 minutes to receive a request, body included (Node's default is 5): a 100 MiB upload over a slow link. The
   // edge (Caddyfile, read_body) allows as long.
@@ -187,14 +186,13 @@ export function createApp(options: AppOptions): App {
         const address = `ip:${clientAddress(req, trusted)}`;
         // The token's principal, through the cache WebSocket connects use, looked up if a check below needs it (a
         // made-up token is not cached: each look-up is a query, within the address's lookupBudget). It only decides
-        // these checks: the context
-        // authenticates the request itself, after its body (an upload can stream for minutes, and a token revoked
-        // meanwhile must not run it).
+        // these checks: the context authenticates the request itself, after its body (an upload can stream for
+        // minutes, and a token revoked meanwhile must not run it).
         const upload = isMultipart(req);
         const lookUp = async (): Promise<{ principal: Principal | null } | { retryAfterSeconds: number }> => {
           if (!token || !(rateLimits.api > 0 || upload)) return { principal: null };
           if (subscriptions.wouldQuery(token)) {
-            const budget = await lookupBudget(req);
+            const budget = await lookupBudget(address);
             if (!budget.allowed) return upload ? { retryAfterSeconds: budget.retryAfterSeconds } : { principal: null };
           }
           return { principal: await subscriptions.authenticate(token) };
