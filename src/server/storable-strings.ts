@@ -9,13 +9,19 @@ import { unstorableCharacter as unstorable } from '../domain/storable-text.js';
 
 const problem = 'must not contain NUL (U+0000) or an unpaired surrogate';
 
+/** Objects a variable's JSON value is made of; not an uploaded File, whose bytes are its own business. */
+const isPlainObject = (value: object) => {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+};
+
 /** Strings (values and object keys) in a variable's value that cannot be stored, by path. */
 function inValue(value: unknown, path: string[], issues: FieldIssue[]): void {
   if (typeof value === 'string') {
     if (unstorable.test(value)) issues.push({ path, message: problem });
   } else if (Array.isArray(value)) {
     value.forEach((item, index) => inValue(item, [...path, String(index)], issues));
-  } else if (value !== null && typeof value === 'object') {
+  } else if (value !== null && typeof value === 'object' && isPlainObject(value)) {
     for (const [key, item] of Object.entries(value)) {
       if (unstorable.test(key)) issues.push({ path: [...path, key], message: `keys ${problem}` });
       inValue(item, [...path, key], issues);
