@@ -7,8 +7,9 @@ RUN npm ci --no-audit --no-fund
 COPY prisma ./prisma
 COPY prisma.config.ts tsconfig.json ./
 COPY src ./src
-# (the module bundles are built in the runtime stage, below)
-RUN npx prisma generate && npx tsc -p tsconfig.json && npm prune --omit=dev
+# The child snapshot's script is bundled here (rolldown is a development dependency); the module bundles are
+# built in the runtime stage, below, and each worker makes its child snapshot from the script when it starts.
+RUN npx prisma generate && npx tsc -p tsconfig.json && node dist/scripts/build-child-snapshot.js && npm prune --omit=dev
 
 # Runtime stage: only what runs, as an unprivileged user.
 FROM node:20.20-bookworm-slim

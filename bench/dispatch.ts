@@ -32,7 +32,9 @@ import { waitForRedis } from '../src/redis.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
 import type { Services } from '../src/services.js';
 import { TaskLifecycle } from '../src/domain/tasks/task-lifecycle.js';
-import { ChildLauncher, childEntryPoint } from '../src/workers/child-launcher.js';
+import { buildChildSnapshotScript } from '../src/scripts/build-child-snapshot.js';
+import { ChildLauncher, childEntryPoint, childEnvironment } from '../src/workers/child-launcher.js';
+import { prepareChildSnapshot, type ChildSnapshot } from '../src/workers/child-snapshot/child-snapshot.js';
 import { ChildSession } from '../src/workers/child-session.js';
 import { TaskExecutor } from '../src/workers/task-executor.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
@@ -76,6 +78,7 @@ const emptyChild = fileURLToPath(new URL('./children/empty-child.js', import.met
 const emptyCommonJsChild = fileURLToPath(new URL('./children/empty-child-commonjs.cjs', import.meta.url));
 const jsforceChild = fileURLToPath(new URL('./children/jsforce-child.js', import.meta.url));
 const vaultChild = fileURLToPath(new URL('./children/vault-child.js', import.meta.url));
+const snapshotJsforceChild = fileURLToPath(new URL('./children/snapshot-jsforce-child.js', import.meta.url));
 /** jsforce's core and Metadata API: what a Metadata API operation needs, here loaded plainly with import(). */
 const salesforceModules = ['jsforce/lib/core.js', 'jsforce/lib/api/metadata.js'];
 const taskChild = childEntryPoint();
@@ -173,10 +176,10 @@ interface ForkResult {
  * waits for its first message and its exit. For the real child-main.js, `onReady` decides what to do next
  * (send it a run, or disconnect so it exits).
  */
-function forkOnce(file: string, env: NodeJS.ProcessEnv, onReady?: (child: ReturnType<typeof fork>) => void, args: string[] = []): Promise<ForkResult> {
+function forkOnce(file: string, env: NodeJS.ProcessEnv, onReady?: (child: ReturnType<typeof fork>) => void, args: string[] = [], execArgv: string[] = []): Promise<ForkResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = fork(file, args, { env, execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    const child = fork(file, args, { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     const forkSyncMs = performance.now() - t0;
     let readyMs = NaN;
     let cpuMs: number | null = null;
@@ -214,9 +217,13 @@ async function ceiling(once: () => Promise<ForkResult>, seconds: number, inFligh
   return { perSecond: count / elapsed, count, seconds: elapsed, forkSync };
 }
 
+/** How a worker forks a task child: from the child snapshot when there is one (then in exactly its environment). */
+const fromSnapshot = (snapshot: ChildSnapshot | null) => (snapshot ? ['--snapshot-blob', snapshot.blob] : []);
+const taskChildEnvironment = (snapshot: ChildSnapshot | null) => (snapshot ? childEnvironment() : launcherEnvironment());
+
 /** child-main.js running a no-op DIAGNOSTIC with no control plane around it: what a task child costs alone. */
-function taskChildOnce(): Promise<ForkResult> {
-  return forkOnce(taskChild, launcherEnvironment(), (child) => {
+function taskChildOnce(snapshot: ChildSnapshot | null = null): Promise<ForkResult> {
+  return forkOnce(taskChild, taskChildEnvironment(snapshot), (child) => {
     // Built loosely and cast: RunRequest is still gaining fields (files); the no-op DIAGNOSTIC uses none of them.
     const request = {
       taskId: '00000000-0000-0000-0000-000000000000',
@@ -229,12 +236,36 @@ function taskChildOnce(): Promise<ForkResult> {
       files: { artifactDir: tmpdir() },
     } as unknown as RunRequest;
     child.send({ t: 'run', request });
-  });
+  }, [], fromSnapshot(snapshot));
 }
 
 /** child-main.js started and told to go away once ready (it exits on disconnect): its start-up alone. */
-function taskChildStartup(): Promise<ForkResult> {
-  return forkOnce(taskChild, launcherEnvironment(), (child) => child.disconnect());
+function taskChildStartup(snapshot: ChildSnapshot | null = null): Promise<ForkResult> {
+  return forkOnce(taskChild, taskChildEnvironment(snapshot), (child) => child.disconnect(), [], fromSnapshot(snapshot));
+}
+
+/**
+ * The product's child snapshot, as a worker makes it (for dist-bench/, whose script is bundled here as `npm run
+ * build` bundles dist/'s), and one of the same preload with snapshot-jsforce-child.ts's measuring main function.
+ */
+async function prepareSnapshots(): Promise<{ product: ChildSnapshot | null; jsforce: ChildSnapshot | null }> {
+  const attempt = async (what: string, make: () => Promise<ChildSnapshot>) => {
+    try {
+      const snapshot = await make();
+      line(what, snapshot.blob);
+      return snapshot;
+    } catch (error) {
+      line(what, `NONE: ${error instanceof Error ? error.message : String(error)}`);
+      return null;
+    }
+  };
+  await buildChildSnapshotScript();
+  const jsforceScript = snapshotJsforceChild.replace(/\.js$/, '.cjs');
+  await buildChildSnapshotScript({ input: snapshotJsforceChild, output: jsforceScript });
+  return {
+    product: await attempt('child snapshot (task children)', () => prepareChildSnapshot({ entry: taskChild, env: childEnvironment() })),
+    jsforce: await attempt('child snapshot (measuring jsforce)', () => prepareChildSnapshot({ entry: snapshotJsforceChild, env: childEnvironment(), script: jsforceScript })),
+  };
 }
 
 
@@ -475,6 +506,7 @@ async function startWorker(stack: Stack): Promise<WorkerHost> {
     concurrency: parseConcurrency(env.SWITCHYARD_WORKER_CONCURRENCY),
   });
   await host.start();
+  await host.launcher.snapshotSettled; // children then start as a worker's do once it has started
   return host;
 }
 
@@ -739,6 +771,7 @@ async function main(): Promise<void> {
     console.log(`  WARNING: the 1-minute load average exceeds the core count: other work is competing for CPU, figures will be noisy.`);
   }
 
+  const snapshots = await prepareSnapshots();
   instrument();
   const stack = await startStack(true);
   const summary: Array<[string, string, string, string]> = [];
@@ -804,7 +837,7 @@ async function main(): Promise<void> {
     const plainRuns: ThroughputRun[] = [];
     for (let round = 1; round <= rounds; round += 1) {
       const forkRound = await ceiling(() => forkOnce(emptyChild, launcherEnvironment()), forkSeconds);
-      const childRound = await ceiling(taskChildOnce, forkSeconds);
+      const childRound = await ceiling(() => taskChildOnce(snapshots.product), forkSeconds); // as the worker forks them
       const spareRound = await throughputPhase(stack, throughputTasks);
       const plainRound = await throughputPhase(plainStack, throughputTasks);
       ceilings.push(forkRound);
@@ -830,14 +863,14 @@ async function main(): Promise<void> {
       'fork() call itself, blocking the event loop',
       `p50 ${ms(p50(ceilings.flatMap((c) => c.forkSync)))} at this process's RSS of ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (the kernel copies the page tables)`,
     );
-    line('task children (child-main.js, no-op DIAGNOSTIC) per second (median)', `${childCeiling.perSecond.toFixed(1)} /s`);
+    line(`task children (child-main.js${snapshots.product ? ', from the snapshot' : ''}, no-op DIAGNOSTIC) per second (median)`, `${childCeiling.perSecond.toFixed(1)} /s`);
     line('tasks per second, spare child (the default; median)', `${tput.perSecond.toFixed(1)} /s  (${tput.tasks} in ${tput.seconds.toFixed(1)} s)`);
     printCpu(tput.cpu, tput.tasks, tput.seconds);
     line('tasks per second, no spare child (median)', `${tputNoSpare.perSecond.toFixed(1)} /s  (${tputNoSpare.tasks} in ${tputNoSpare.seconds.toFixed(1)} s)`);
     printCpu(tputNoSpare.cpu, tputNoSpare.tasks, tputNoSpare.seconds);
 
     heading(`5. Child start-up: fork → 'ready' over IPC, up to ${startupSamples} samples each (${startupBudgetSeconds} s budget), interleaved, one at a time`);
-    const startup: Record<string, ForkResult[]> = { empty: [], emptyCommonJs: [], emptyNoCa: [], taskChild: [], jsforce: [], salesforce: [], switchyard: [], switchyardPackages: [], vault: [], vaultSwitchyard: [] };
+    const startup: Record<string, ForkResult[]> = { empty: [], emptyCommonJs: [], emptyNoCa: [], taskChild: [], taskChildSnapshot: [], jsforce: [], salesforce: [], switchyard: [], snapshotJsforce: [], switchyardPackages: [], vault: [], vaultSwitchyard: [] };
     const hasExtraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined;
     // The bundles `npm run build` makes for dist/, made here for dist-bench/ (where these children load from).
     for (const spec of bundleSpecs) {
@@ -853,9 +886,11 @@ async function main(): Promise<void> {
       startup.emptyCommonJs!.push(await forkOnce(emptyCommonJsChild, launcherEnvironment()));
       if (hasExtraCa) startup.emptyNoCa!.push(await forkOnce(emptyChild, launcherEnvironment(['NODE_EXTRA_CA_CERTS'])));
       startup.taskChild!.push(await taskChildStartup());
+      if (snapshots.product) startup.taskChildSnapshot!.push(await taskChildStartup(snapshots.product));
       startup.jsforce!.push(await forkOnce(jsforceChild, launcherEnvironment()));
       startup.salesforce!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, salesforceModules));
       startup.switchyard!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, ['--switchyard']));
+      if (snapshots.jsforce) startup.snapshotJsforce!.push(await forkOnce(snapshotJsforceChild, childEnvironment(), undefined, [], fromSnapshot(snapshots.jsforce)));
       startup.switchyardPackages!.push(await forkOnce(jsforceChild, launcherEnvironment(), undefined, ['--switchyard-packages']));
       startup.vault!.push(await forkOnce(vaultChild, launcherEnvironment()));
       startup.vaultSwitchyard!.push(await forkOnce(vaultChild, launcherEnvironment(), undefined, ['--switchyard']));
@@ -868,10 +903,15 @@ async function main(): Promise<void> {
     line('  the same as a CommonJS main (no ES module loader)', `${pp(readyOf(startup.emptyCommonJs!))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyCommonJs!)))}`);
     if (hasExtraCa) line('empty child without NODE_EXTRA_CA_CERTS', `${pp(readyOf(startup.emptyNoCa!))}   own CPU p50 ${ms(p50(cpuOf(startup.emptyNoCa!)))}`);
     line('task child (child-main.js) until ready', pp(readyOf(startup.taskChild!)));
+    if (snapshots.product) line('  the same from the child snapshot (as workers start them)', pp(readyOf(startup.taskChildSnapshot!)));
     line("child that imports 'jsforce' (all APIs)", `${pp(readyOf(startup.jsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.jsforce!)))}`);
     line("child that import()s jsforce's core + Metadata API", `${pp(readyOf(startup.salesforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.salesforce!)))}`);
     line('child that loads them as Switchyard does (load-jsforce.ts)', `${pp(readyOf(startup.switchyard!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyard!)))}`);
     line('  loaded from (as each child reported)', fromOf(startup.switchyard!));
+    if (snapshots.jsforce) {
+      line('  the same from the child snapshot, then HTTPS loaded', `${pp(readyOf(startup.snapshotJsforce!))}   own CPU p50 ${ms(p50(cpuOf(startup.snapshotJsforce!)))}`);
+      line('    jsforce (as each child reported)', fromOf(startup.snapshotJsforce!));
+    }
     line('  the same from node_modules (no bundle)', `${pp(readyOf(startup.switchyardPackages!))}   own CPU p50 ${ms(p50(cpuOf(startup.switchyardPackages!)))}`);
     line('    loaded from (as each child reported)', fromOf(startup.switchyardPackages!));
     line("child that require()s 'node-vault'", `${pp(readyOf(startup.vault!))}   own CPU p50 ${ms(p50(cpuOf(startup.vault!)))}`);
@@ -889,7 +929,9 @@ async function main(): Promise<void> {
     const costLine = (cost: { ready: number; cpu: number }) => `${signed(cost.ready)} start-up, ${signed(cost.cpu)} CPU (${((cost.cpu / emptyCpu) * 100).toFixed(0)}% of an empty child's CPU)`;
     line("cost over an empty child: import('jsforce')", `${costLine(fullJsforceCost)}  (${startup.jsforce!.length} samples each)`);
     line('  import() of core + Metadata API', costLine(importCost));
-    line('  core + Metadata API as Switchyard loads them', `${costLine(jsforceCost)}  (what a Salesforce child pays)`);
+    line('  core + Metadata API from the module bundle', `${costLine(jsforceCost)}  (a Salesforce child without the snapshot)`);
+    const snapshotCost = snapshots.jsforce ? overEmpty(startup.snapshotJsforce!) : null;
+    if (snapshotCost) line('  from the child snapshot, HTTPS loaded', `${costLine(snapshotCost)}  (what a Salesforce child pays)`);
     line('  the same from node_modules (no bundle)', costLine(overEmpty(startup.switchyardPackages!)));
     const vaultCost = overEmpty(startup.vaultSwitchyard!);
     line("cost over an empty child: require('node-vault')", costLine(overEmpty(startup.vault!)));
@@ -906,6 +948,13 @@ async function main(): Promise<void> {
     const taskChildCost = p50(readyOf(startup.taskChild!)) - p50(readyOf(startup.empty!));
     line('task child start-up over an empty child', `${signed(taskChildCost)} (${ms(p50(readyOf(startup.taskChild!)))} vs ${ms(p50(readyOf(startup.empty!)))}): jsforce is not loaded until an operation needs it`);
     line('  a Salesforce operation then adds (reported)', `${costLine(jsforceCost)} for jsforce core + Metadata API (import('jsforce'): ${costLine(fullJsforceCost)})`);
+    // "Little more than an empty one", read as at most a tenth of an empty child's CPU.
+    const snapshotShare = snapshotCost ? snapshotCost.cpu / emptyCpu : NaN;
+    const littleMore = snapshotShare <= 0.1;
+    line(
+      'Salesforce child ≤ 1.1 × an empty child (CPU)',
+      snapshotCost ? `${costLine(snapshotCost)} from the child snapshot, jsforce and HTTPS loaded → ${littleMore ? 'MET' : 'NOT MET'}` : 'no child snapshot → NOT MET',
+    );
 
     summary.push(
       ['submit→RUNNING, spare', `${ms(p50(withSpare.running))} / ${ms(p95(withSpare.running))}`, `p50 ≤ BullMQ p50 + 15 ms`, deltaRunning <= 15 ? 'MET' : 'NOT MET'],
@@ -929,7 +978,13 @@ async function main(): Promise<void> {
       ["startup: import('jsforce')", ms(p50(readyOf(startup.jsforce!))), 'p50', ''],
       ['child CPU: empty / Switchyard / no bundle / import() / all', [startup.empty!, startup.switchyard!, startup.switchyardPackages!, startup.salesforce!, startup.jsforce!].map((r) => ms(p50(cpuOf(r)))).join(' / '), 'p50', ''],
       ['task child over empty child', `${signed(taskChildCost)}`, 'p50 start-up, reported', ''],
-      ['jsforce cost per Salesforce child', `${signed(jsforceCost.ready)} start-up, ${signed(jsforceCost.cpu)} CPU`, 'reported', ''],
+      ['jsforce cost, module bundle', `${signed(jsforceCost.ready)} start-up, ${signed(jsforceCost.cpu)} CPU`, 'reported', ''],
+      [
+        'jsforce cost, child snapshot',
+        snapshotCost ? `${signed(snapshotCost.ready)} start-up, ${signed(snapshotCost.cpu)} CPU (${(snapshotShare * 100).toFixed(0)}%)` : 'no snapshot',
+        "CPU ≤ 10% of an empty child's",
+        littleMore ? 'MET' : 'NOT MET',
+      ],
       ['node-vault cost per child (Vault)', `${signed(vaultCost.ready)} start-up, ${signed(vaultCost.cpu)} CPU`, 'reported', ''],
     );
   } finally {

@@ -8,6 +8,7 @@
 // path that does need one still works; it only pays then. The library's own list says why each is unused,
 // and a test per library runs its real operations in a fresh process and checks none of them got loaded.
 import Module, { createRequire } from 'node:module';
+import { lazyModule } from './lazy-module.js';
 
 const require = createRequire(import.meta.url);
 
@@ -40,47 +41,13 @@ const standIns = new Map<string, Module>();
  */
 function defer(file: string): void {
   if (require.cache[file]) return; // loaded already (for real, or deferred by an earlier call)
-  let real: object | undefined;
-  const load = (): object => {
-    if (!real) {
+  const standIn = cacheStandIn(
+    file,
+    lazyModule(() => {
       delete require.cache[file];
-      real = require(file) as object;
-    }
-    return real;
-  };
-  // A bound function as the target: it can be called and constructed like a module that exports a function,
-  // and has no own `prototype` (a plain function's is non-configurable, which Proxy invariants would then force
-  // on every module's answers). Every trap but the two shortcuts below loads the module and forwards to it.
-  const standIn = cacheStandIn(file, new Proxy(function deferredModule() {}.bind(null), {
-    get(_target, key) {
-      // TypeScript's and node-fetch's import helpers ask this while importing; no deferred package is an ES
-      // module compiled to CommonJS (load-jsforce.test.ts and vault-store.test.ts check), so the answer needs
-      // no loading.
-      if (key === '__esModule' && !real) return undefined;
-      // jsforce asks `body instanceof FormData` of every request body, axios `agent instanceof HttpsProxyAgent`.
-      // Until the package is loaded no instance of anything it exports can exist (construction goes through
-      // this stand-in and loads it).
-      if (key === Symbol.hasInstance && !real) return () => false;
-      return Reflect.get(load(), key);
-    },
-    has: (_target, key) => Reflect.has(load(), key),
-    ownKeys: () => Reflect.ownKeys(load()),
-    getOwnPropertyDescriptor(_target, key) {
-      const descriptor = Reflect.getOwnPropertyDescriptor(load(), key);
-      // Reported configurable: the target does not have the property, and a proxy may not claim otherwise.
-      return descriptor && { ...descriptor, configurable: true };
-    },
-    getPrototypeOf: () => Reflect.getPrototypeOf(load()),
-    set: (_target, key, value) => Reflect.set(load(), key, value),
-    deleteProperty: (_target, key) => Reflect.deleteProperty(load(), key),
-    // A non-configurable property cannot be reported for a key the target lacks, nor can the target be frozen
-    // behind the module's back: both are refused (no library deferred here does either).
-    defineProperty: (_target, key, descriptor) => descriptor.configurable !== false && Reflect.defineProperty(load(), key, descriptor),
-    isExtensible: () => true,
-    preventExtensions: () => false,
-    apply: (_target, self, args) => Reflect.apply(load() as (...args: unknown[]) => unknown, self, args),
-    construct: (_target, args, newTarget) => Reflect.construct(load() as new (...args: unknown[]) => object, args, newTarget) as object,
-  }));
+      return require(file) as object;
+    }),
+  );
   standIns.set(file, standIn);
 }
 

@@ -116,6 +116,9 @@ export const envSchema = z
     // Abort → SIGTERM after this → SIGKILL after twice this. Above the 20 s a cancelled deployment waits for Salesforce.
     SWITCHYARD_KILL_GRACE_MS: milliseconds(0, 30_000),
     SWITCHYARD_SPARE_CHILD: booleanString.default(true),
+    // Task children start from a V8 snapshot with jsforce loaded (src/workers/child-snapshot/), kept in this directory.
+    SWITCHYARD_CHILD_SNAPSHOT: booleanString.default(true),
+    SWITCHYARD_CHILD_SNAPSHOT_DIR: z.string().min(1).optional(),
     // Waited for in multiples (up to 3 beats, the key's expiry).
     SWITCHYARD_HEARTBEAT_MS: milliseconds(100, 5000, Math.floor(maxTimerMs / 3)),
     SWITCHYARD_RECONCILE_INTERVAL_MS: milliseconds(1000, 60_000),

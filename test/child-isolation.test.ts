@@ -29,8 +29,9 @@ function importGraph(entry: string): { files: Set<string>; packages: Set<string>
   return { files, packages };
 }
 
-describe('the per-task child process', () => {
-  const { files, packages } = importGraph(path.join(srcRoot, 'workers/child-main.ts'));
+// Both ways a child starts: its entry point, and the child snapshot's script (bundled with all it imports).
+describe.each(['workers/child-main.ts', 'workers/child-snapshot/snapshot-main.ts'])('the per-task child process (%s)', (entry) => {
+  const { files, packages } = importGraph(path.join(srcRoot, entry));
 
   it('can reach the operations and the Vault unwrap, and nothing of the server', () => {
     const relative = [...files].map((file) => path.relative(srcRoot, file));

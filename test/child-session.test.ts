@@ -16,7 +16,7 @@ function launch(mode: string): LaunchedChild {
     child.once('message', () => resolve());
     child.once('exit', () => reject(new Error('exited before ready')));
   });
-  return { process: child, ready, wasSpare: false };
+  return { process: child, ready, wasSpare: false, fromSnapshot: false };
 }
 
 /** Hooks that do nothing (a grant asked for is refused), with the given ones in their place. */

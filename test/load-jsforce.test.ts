@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deferredDependencies } from '../src/workers/operations/salesforce/load-jsforce.js';
+import { deferredDependencies } from '../src/workers/operations/salesforce/jsforce-bundle.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { runProbe } from './support/probe.js';
 import { samplePackage } from './support/salesforce-package.js';

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const runAsModule = fileURLToPath(new URL('../dist/run-as.js', import.meta.url));
+const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 let dir: string;
 
@@ -31,6 +32,28 @@ child.on('message', (message) => {
 });
 `;
 
+// A worker as server-command.ts starts one with SWITCHYARD_RUN_AS: the child snapshot made as root, then the
+// switch, then a task child started from it; what the switched user (the children's) may do to the snapshot.
+const snapshotParentSource = `
+import { accessSync, constants } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+const [dist, directory, spec] = process.argv.slice(2);
+const { prepareChildSnapshot } = await import(dist + 'workers/child-snapshot/child-snapshot.js');
+const { ChildLauncher, childEntryPoint, childEnvironment } = await import(dist + 'workers/child-launcher.js');
+const { runAs } = await import(dist + 'run-as.js');
+const snapshot = await prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), directory });
+runAs(spec);
+const launcher = new ChildLauncher({ keepSpare: false, snapshot: { prepared: snapshot } });
+const child = launcher.take();
+await child.ready;
+const writable = (path) => { try { accessSync(path, constants.W_OK); return true; } catch { return false; } };
+const childUid = Number(readFileSync('/proc/' + child.process.pid + '/status', 'utf8').match(/^Uid:\\s+(\\d+)/m)[1]);
+console.log(JSON.stringify({ uid: process.getuid(), childUid, snapshotUse: child.snapshotUse, blobWritable: writable(snapshot.blob), directoryWritable: writable(dirname(snapshot.blob)) }));
+child.process.disconnect();
+await launcher.close();
+`;
+
 // What a compromised task child would try: its parent's environment and memory.
 const probeSource = `
 const fs = require('node:fs');
@@ -43,6 +66,7 @@ beforeAll(async () => {
   await chmod(dir, 0o755); // the switched parent and its child must read the scripts
   await writeFile(path.join(dir, 'parent.mjs'), parentSource, { mode: 0o644 });
   await writeFile(path.join(dir, 'probe.cjs'), probeSource, { mode: 0o644 });
+  await writeFile(path.join(dir, 'snapshot-parent.mjs'), snapshotParentSource, { mode: 0o644 });
 });
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -86,4 +110,13 @@ describe.skipIf(!isRoot)('SWITCHYARD_RUN_AS (needs root, as the container starts
     const unknown = runParent('no-such-user');
     expect(unknown.output.error).toBe('SWITCHYARD_RUN_AS: there is no user "no-such-user" in /etc/passwd');
   });
+
+  it('a worker that switches makes the child snapshot as root first: its children start from it and cannot change it', () => {
+    const directory = path.join(dir, 'snapshots');
+    const result = spawnSync(process.execPath, [path.join(dir, 'snapshot-parent.mjs'), dist, directory, 'nobody'], { cwd: dir, env: { PATH: process.env.PATH }, encoding: 'utf8', timeout: 60_000 });
+    expect(result.status, result.stderr).toBe(0);
+    const output = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+    expect(output.uid).not.toBe(0);
+    expect(output).toEqual({ uid: output.uid, childUid: output.uid, snapshotUse: 'preloaded', blobWritable: false, directoryWritable: false });
+  }, 60_000);
 });

@@ -12,10 +12,11 @@ const args = process.argv.slice(2);
 let from: unknown;
 // Imported only here, so the import() variants load nothing they do not measure.
 if (args[0] === '--switchyard' || args[0] === '--switchyard-packages') {
-  const { jsforceBundle, loadJsforce } = await import('../../src/workers/operations/salesforce/load-jsforce.js');
+  const { loadJsforce } = await import('../../src/workers/operations/salesforce/load-jsforce.js');
+  const { jsforceBundle } = await import('../../src/workers/operations/salesforce/jsforce-bundle.js');
   const { bundleState, skipModuleBundle } = await import('../../src/module-bundles/module-bundle.js');
   if (args[0] === '--switchyard-packages') skipModuleBundle(jsforceBundle);
-  loadJsforce(['metadata']);
+  await loadJsforce(['metadata']);
   from = bundleState(jsforceBundle);
 } else for (const name of args.length > 0 ? args : ['jsforce']) await import(name); // names in variables, so tsc does not type-check jsforce here
 if (process.send) process.send({ t: 'ready', cpu: process.cpuUsage(), from }, undefined, {}, () => process.exit(0));

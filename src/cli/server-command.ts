@@ -12,7 +12,7 @@ import { createRuntime, type Runtime } from '../runtime.js';
 import { createApp, type App, type AppOptions } from '../server/create-app.js';
 import type { WorkerHost } from '../workers/worker-host.js';
 import { runMigrations } from './migrate-command.js';
-import { createWorkerHost, workerOptionsFromArgs } from './worker-command.js';
+import { createWorkerHost, prepareChildSnapshotBeforeSwitch, workerOptionsFromArgs } from './worker-command.js';
 
 
 /** Everything `createApp` takes, from the environment: the one place the API's settings are read. */
@@ -125,6 +125,9 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     await runMigrations(env, logger);
     if (signalled) return stop(signalled);
     runtime = await createRuntime(env, logger);
+    // Made while still root, where the children's user cannot change it (child-snapshot.ts).
+    const snapshot = selection && env.SWITCHYARD_RUN_AS && env.SWITCHYARD_CHILD_SNAPSHOT ? await prepareChildSnapshotBeforeSwitch(env, logger) : undefined;
+    if (signalled) return stop(signalled);
     // What only root may read (a key file) has been read; no task child has been forked yet.
     if (env.SWITCHYARD_RUN_AS) logger.info({ ...runAs(env.SWITCHYARD_RUN_AS), runAs: env.SWITCHYARD_RUN_AS }, 'switched user');
     if (!(await waitForRedis(runtime.redis, 5000))) {
@@ -137,7 +140,7 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     }
     if (signalled) return stop(signalled);
     if (selection) {
-      workers = createWorkerHost(runtime, logger, selection);
+      workers = createWorkerHost(runtime, logger, selection, snapshot);
       await workers.start();
     }
     if (signalled) return stop(signalled);

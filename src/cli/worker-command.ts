@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import type { Runtime } from '../runtime.js';
 import { parseConcurrency, parseQueues, WorkerConfigError } from '../workers/worker-config.js';
+import { prepareChildSnapshot, type ChildSnapshot } from '../workers/child-snapshot/child-snapshot.js';
+import { childEntryPoint, childEnvironment } from '../workers/child-launcher.js';
 import { WorkerHost } from '../workers/worker-host.js';
 import { UsageError } from './usage-error.js';
 
@@ -25,7 +27,11 @@ export function workerOptionsFromArgs(env: Env, argv: string[]) {
   }
 }
 
-export function createWorkerHost(runtime: Runtime, logger: Logger, selection: ReturnType<typeof workerOptionsFromArgs>): WorkerHost {
+/**
+ * `snapshot`: the child snapshot made before the process switched users (undefined: the worker makes or finds
+ * one itself; null: making it failed, so children start without one rather than from one their user could write).
+ */
+export function createWorkerHost(runtime: Runtime, logger: Logger, selection: ReturnType<typeof workerOptionsFromArgs>, snapshot?: ChildSnapshot | null): WorkerHost {
   const { env, services } = runtime;
   return new WorkerHost(
     { prisma: runtime.prisma, journal: services.journal, secrets: services.secrets, queues: services.queues, schedules: services.schedules, artifacts: services.artifacts, notifications: services.notifications, logger },
@@ -38,6 +44,7 @@ export function createWorkerHost(runtime: Runtime, logger: Logger, selection: Re
       stalledIntervalMs: env.SWITCHYARD_JOB_LOCK_MS,
       killGraceMs: env.SWITCHYARD_KILL_GRACE_MS,
       keepSpareChild: env.SWITCHYARD_SPARE_CHILD,
+      childSnapshot: !env.SWITCHYARD_CHILD_SNAPSHOT || snapshot === null ? false : snapshot ? { prepared: snapshot } : childSnapshotDirectory(env),
       cancelPollMs: env.SWITCHYARD_CANCEL_POLL_MS,
       orgLockLeaseMs: env.SWITCHYARD_ORG_LOCK_LEASE_MS,
       orgLockPollMs: env.SWITCHYARD_ORG_LOCK_POLL_MS,
@@ -46,4 +53,22 @@ export function createWorkerHost(runtime: Runtime, logger: Logger, selection: Re
       artifactRetentionDays: env.SWITCHYARD_ARTIFACT_RETENTION_DAYS,
     },
   );
+}
+
+const childSnapshotDirectory = (env: Env) => (env.SWITCHYARD_CHILD_SNAPSHOT_DIR ? { directory: env.SWITCHYARD_CHILD_SNAPSHOT_DIR } : {});
+
+/**
+ * Makes (or finds) the child snapshot now, for a process about to switch users (SWITCHYARD_RUN_AS): as root, in a
+ * directory only root may write, so the children cannot change what later children run. Null, with a warning,
+ * when that fails.
+ */
+export async function prepareChildSnapshotBeforeSwitch(env: Env, logger: Logger): Promise<ChildSnapshot | null> {
+  try {
+    const snapshot = await prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), ...childSnapshotDirectory(env) });
+    logger.info({ snapshot: snapshot.blob }, 'made the child snapshot before switching users');
+    return snapshot;
+  } catch (error) {
+    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'task children start without a snapshot');
+    return null;
+  }
 }

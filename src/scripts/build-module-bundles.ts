@@ -29,7 +29,7 @@ import { resolvableFiles } from '../deferred-modules.js';
 import { bundleDirectory, bundleState, loadEntries, makeCodeCache, manifestFile, requireEntries, specFingerprint, type BundleManifest, type BundleSpec } from '../module-bundles/module-bundle.js';
 import { nodeVaultBundle } from '../secrets/vault-unwrap.js';
 import { childEnvironment } from '../workers/child-launcher.js';
-import { jsforceBundle } from '../workers/operations/salesforce/load-jsforce.js';
+import { jsforceBundle } from '../workers/operations/salesforce/jsforce-bundle.js';
 
 /** Every bundle `npm run build` makes. */
 export const bundleSpecs: readonly BundleSpec[] = [jsforceBundle, nodeVaultBundle];
@@ -246,7 +246,7 @@ function bundleSource(modules: Map<string, Collected>, relativeTo: (file: string
  * The data module's one export as JSON text per key (jsforce's Metadata API schema: one text per type). The
  * module must export that and nothing else, and each text must read back as exactly its value.
  */
-function dataAsTexts(file: string, exportName: string): { texts: Record<string, string>; esModule: boolean } {
+export function dataAsTexts(file: string, exportName: string): { texts: Record<string, string>; esModule: boolean } {
   const exported = createRequire(file)(file) as Record<string, unknown>;
   const names = Object.keys(exported);
   if (names.length !== 1 || names[0] !== exportName) throw new Error(`${file} exports ${JSON.stringify(names)}, not just ${exportName}`);

@@ -1,10 +1,14 @@
 // Forks the per-task child processes. Each child runs one operation and exits; none is ever reused (unlike
 // BullMQ's sandboxed processors, which pool them). To take Node's start-up cost off the dispatch path, one
-// spare child is forked ahead of time: it has loaded nothing but its entry point and never held credentials.
+// spare child is forked ahead of time: it has loaded nothing but its entry point (and, from the child snapshot,
+// jsforce) and never held credentials. Once the child snapshot is ready (child-snapshot/), children start from it.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { messageKind } from './child-message.js';
+import { prepareChildSnapshot, type ChildSnapshot } from './child-snapshot/child-snapshot.js';
+import type { SnapshotUse } from './child-snapshot/preloaded.js';
+import { environmentKey } from './child-snapshot/snapshot-environment.js';
 
 /**
  * The compiled child entry point. Tests run the TypeScript sources, but children always run the build in
@@ -37,15 +41,68 @@ export interface LaunchedChild {
   ready: Promise<void>;
   /** Whether this child was the pre-forked spare. */
   wasSpare: boolean;
+  /** Whether it was started from the child snapshot. */
+  fromSnapshot: boolean;
+  /** What the child said of the snapshot when it was ready (preloaded.ts); unset until then, or if it did not start from one. */
+  snapshotUse?: SnapshotUse;
+}
+
+export interface ChildLauncherOptions {
+  keepSpare: boolean;
+  /**
+   * Start children from a child snapshot (child-snapshot/): one made beforehand (`prepared`), or one this
+   * launcher makes or finds in `directory` in the background; false: never.
+   */
+  snapshot?: { directory?: string } | { prepared: ChildSnapshot } | false;
+  /** Told once whether children start from a snapshot, and when they stop doing so. */
+  onSnapshot?: (event: { ready: true; blob: string } | { ready: false; reason: string }) => void;
 }
 
 export class ChildLauncher {
   private spare: LaunchedChild | null = null;
   private closed = false;
   private readonly entry = childEntryPoint();
+  private snapshot: ChildSnapshot | null = null;
+  /** Settles once the snapshot is ready (true) or will not be used (false); for tests and benchmarks. */
+  readonly snapshotSettled: Promise<boolean>;
 
-  constructor(private readonly options: { keepSpare: boolean }) {
+  constructor(private readonly options: ChildLauncherOptions) {
+    const snapshot = options.snapshot;
+    if (snapshot && 'prepared' in snapshot) this.snapshot = snapshot.prepared;
     if (options.keepSpare) this.spare = this.launch(true);
+    if (!snapshot) this.snapshotSettled = Promise.resolve(false);
+    else if ('prepared' in snapshot) this.snapshotSettled = Promise.resolve(true);
+    else this.snapshotSettled = this.prepareSnapshot(snapshot.directory);
+  }
+
+  /**
+   * Makes (or finds) the child snapshot in the background; until it is ready, and if it never is, children
+   * start without one. The spare forked meanwhile stays as it is: it is ready, and a child all the same.
+   */
+  private async prepareSnapshot(directory: string | undefined): Promise<boolean> {
+    try {
+      const snapshot = await prepareChildSnapshot({ entry: this.entry, env: childEnvironment(), ...(directory ? { directory } : {}) });
+      if (this.closed) return false;
+      this.snapshot = snapshot;
+      this.options.onSnapshot?.({ ready: true, blob: snapshot.blob });
+      return true;
+    } catch (error) {
+      this.options.onSnapshot?.({ ready: false, reason: error instanceof Error ? error.message : String(error) });
+      return false;
+    }
+  }
+
+  /** The snapshot to start the next child from, if any: it must still be there, and made in today's environment. */
+  private snapshotFor(env: NodeJS.ProcessEnv): ChildSnapshot | null {
+    const snapshot = this.snapshot;
+    if (!snapshot) return null;
+    let reason: string | null = null;
+    if (environmentKey(env) !== snapshot.environment) reason = "the children's environment changed since the snapshot was made";
+    else if (!existsSync(snapshot.blob)) reason = `${snapshot.blob} is gone`;
+    if (!reason) return snapshot;
+    this.snapshot = null;
+    this.options.onSnapshot?.({ ready: false, reason });
+    return null;
   }
 
   /** Pid of the pre-forked spare child waiting to be taken, if any (read-only; for tests and diagnostics). */
@@ -94,6 +151,7 @@ export class ChildLauncher {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.snapshotSettled; // no snapshot maker or trial child left behind (each has a time limit)
     const spare = this.spare;
     this.spare = null;
     // A spare that a signal ended has no exit code, only a signal code: it exited already, and waiting for its exit
@@ -106,9 +164,12 @@ export class ChildLauncher {
   }
 
   private launch(wasSpare: boolean): LaunchedChild {
+    const env = childEnvironment();
+    const snapshot = this.snapshotFor(env);
     const child = fork(this.entry, [], {
-      env: childEnvironment(),
-      execArgv: [],
+      env,
+      // From the snapshot, Node runs its main function instead of the entry point (the same child runtime).
+      execArgv: snapshot ? ['--snapshot-blob', snapshot.blob] : [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
       // A process group of its own: a signal to the worker's group (Ctrl-C in a terminal, `kill -- -<pgid>`) must
@@ -121,7 +182,8 @@ export class ChildLauncher {
     // either would end the worker and every task it runs. The first ends the child's `ready` (and its run, in
     // ChildSession); the second changes nothing, as the child's exit follows anyway.
     child.on('error', () => undefined);
-    const ready = new Promise<void>((resolve, reject) => {
+    const launched: LaunchedChild = { process: child, ready: Promise.resolve(), wasSpare, fromSnapshot: snapshot !== null };
+    launched.ready = new Promise<void>((resolve, reject) => {
       const settle = () => {
         child.off('message', onMessage);
         child.off('exit', onExit);
@@ -129,6 +191,8 @@ export class ChildLauncher {
       };
       const onMessage = (message: unknown) => {
         if (messageKind(message) !== 'ready') return;
+        const use = (message as { snapshot?: unknown }).snapshot;
+        if (use === 'preloaded' || use === 'environment-changed') launched.snapshotUse = use;
         settle();
         resolve();
       };
@@ -141,7 +205,7 @@ export class ChildLauncher {
       child.once('exit', onExit);
       child.once('error', onError);
     });
-    ready.catch(() => undefined); // observed by whoever takes the child
-    return { process: child, ready, wasSpare };
+    launched.ready.catch(() => undefined); // observed by whoever takes the child
+    return launched;
   }
 }

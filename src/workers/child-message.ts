@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { ChildMessage } from './ipc-protocol.js';
 
 const childMessage = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('ready') }),
+  z.object({ t: z.literal('ready'), snapshot: z.enum(['preloaded', 'environment-changed']).optional() }),
   z.object({ t: z.literal('redeem'), token: z.string() }),
   z.object({ t: z.literal('grant') }),
   z.object({

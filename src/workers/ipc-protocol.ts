@@ -4,6 +4,7 @@
 // issued only when the operation first needs credentials: the child asks (`grant`), the worker answers with a
 // wrapping token (`grant`), and the child unwraps it at Vault.
 import type { CredentialGrant, SecretValue } from '../secrets/secret-store.js';
+import type { SnapshotUse } from './child-snapshot/preloaded.js';
 
 export interface RunRequest {
   taskId: string;
@@ -38,7 +39,8 @@ export type ParentMessage =
 export type LogLevel = 'info' | 'warn' | 'error';
 
 export type ChildMessage =
-  | { t: 'ready' }
+  /** `snapshot`: how a child started from the child snapshot used it (absent: not started from one). */
+  | { t: 'ready'; snapshot?: SnapshotUse }
   | { t: 'redeem'; token: string }
   | { t: 'grant' }
   | { t: 'progress'; percent: number; phase?: string; details?: Record<string, unknown> }

@@ -29,7 +29,7 @@ import {
 } from '../queues/task-queues.js';
 import type { SecretStore } from '../secrets/secret-store.js';
 import { BuiltinSecretStore } from '../secrets/builtin-store.js';
-import { ChildLauncher } from './child-launcher.js';
+import { ChildLauncher, type ChildLauncherOptions } from './child-launcher.js';
 import { OrgLock } from './org-lock.js';
 import { ProcessSampler } from './process-stats.js';
 import { reconcileTasks, type ReconcileReport } from './reconciler.js';
@@ -47,6 +47,8 @@ export interface WorkerHostOptions {
   stalledIntervalMs: number;
   killGraceMs: number;
   keepSpareChild: boolean;
+  /** Start task children from a child snapshot (child-snapshot/; ChildLauncherOptions.snapshot). */
+  childSnapshot: NonNullable<ChildLauncherOptions['snapshot']>;
   cancelPollMs: number;
   orgLockLeaseMs: number;
   orgLockPollMs: number;
@@ -133,7 +135,14 @@ export class WorkerHost {
     this.subscriber = new Redis(options.redisUrl, { maxRetriesPerRequest: null, connectionName: 'switchyard-worker-control' });
     for (const redis of [this.connection, this.subscriber]) redis.on('error', () => undefined); // reconnects by itself
     this.subscriberSlots = new SubscriberSlots(this.connection, options.prefix, notificationsPerSubscriber, notificationSlotHoldMs);
-    this.launcher = new ChildLauncher({ keepSpare: options.keepSpareChild });
+    this.launcher = new ChildLauncher({
+      keepSpare: options.keepSpareChild,
+      snapshot: options.childSnapshot,
+      onSnapshot: (event) =>
+        event.ready
+          ? deps.logger.info({ snapshot: event.blob }, 'task children start from a snapshot with jsforce loaded')
+          : deps.logger.warn({ reason: event.reason }, 'task children start without a snapshot'),
+    });
     this.lifecycle = new TaskLifecycle(deps.prisma, deps.journal);
     const secrets = deps.secrets;
     this.executor = new TaskExecutor(

@@ -17,7 +17,8 @@ import { taskParamSchemas } from '../../dist/domain/tasks/task-params.js';
 import { operationLoaders } from '../../dist/workers/operations/registry.js';
 import { deferredStates, resolveDeferred } from '../../dist/deferred-modules.js';
 import { serveProbe } from './probe-child.mjs';
-import { deferredDependencies, jsforceBundle, loadJsforce } from '../../dist/workers/operations/salesforce/load-jsforce.js';
+import { deferredDependencies, jsforceBundle } from '../../dist/workers/operations/salesforce/jsforce-bundle.js';
+import { loadJsforce } from '../../dist/workers/operations/salesforce/load-jsforce.js';
 import { bundleState, skipModuleBundle } from '../../dist/module-bundles/module-bundle.js';
 
 const deferredDependencyStates = () => deferredStates(deferredDependencies);
@@ -58,14 +59,15 @@ function schemaIsStandIn() {
 }
 
 /** Loads jsforce as a Salesforce operation does, with the bundle in `dir`, and opens a connection object. */
-function openBundle({ dir }) {
-  const jsforce = loadJsforce(['metadata'], dir);
+async function openBundle({ dir }) {
+  const jsforce = await loadJsforce(['metadata'], dir);
   const conn = new jsforce.Connection({ instanceUrl: 'https://probe.my.salesforce.com', accessToken: 'probe' });
+  await new Promise((resolve) => setImmediate(resolve)); // a warning is emitted on the next tick
   return { state: bundleState(jsforceBundle, dir), warnings, schemaIsStandIn: schemaIsStandIn(), metadataDeploy: typeof conn.metadata.deploy };
 }
 
 async function bundleDeploy({ dir, credentials, zip }) {
-  const jsforce = loadJsforce(['metadata'], dir);
+  const jsforce = await loadJsforce(['metadata'], dir);
   const oauth2 = { clientId: credentials.clientId, clientSecret: credentials.clientSecret, loginUrl: credentials.instanceUrl };
   const token = await new jsforce.OAuth2(oauth2).refreshToken(credentials.refreshToken);
   const conn = new jsforce.Connection({ oauth2, instanceUrl: token.instance_url, accessToken: token.access_token });
@@ -84,8 +86,8 @@ function reflection(stringify) {
   };
 }
 
-function useEach() {
-  loadJsforce(['metadata']);
+async function useEach() {
+  await loadJsforce(['metadata']);
   const before = deferredDependencyStates();
   const jsforceRequire = createRequire(createRequire(import.meta.url).resolve('jsforce/lib/core.js'));
   const standIn = (request) => createRequire(import.meta.url)(resolveDeferred(deferredDependencies.find((d) => d.request === request)));

@@ -25,6 +25,7 @@ export async function startTestWorker(api: TestApi, options: Partial<WorkerHostO
       stalledIntervalMs: 2000,
       killGraceMs: 500,
       keepSpareChild: true,
+      childSnapshot: {},
       cancelPollMs: 500,
       orgLockLeaseMs: 5000,
       orgLockPollMs: 200,
@@ -35,6 +36,8 @@ export async function startTestWorker(api: TestApi, options: Partial<WorkerHostO
     },
   );
   await host.start();
+  // Children start from the child snapshot, as in production, once it is ready (made once, then kept).
+  await host.launcher.snapshotSettled;
   return { host, logLines: lines, close: (drainMs = 5000) => host.close(drainMs) };
 }
 

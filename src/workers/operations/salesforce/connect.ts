@@ -6,7 +6,8 @@ import type { Connection } from 'jsforce';
 import type { TokenResponse } from 'jsforce/lib/oauth2.js';
 import { OperationError, type OperationContext } from '../operation.js';
 import { refreshFailure, toOperationError } from './errors.js';
-import { loadJsforce, type JsforceApi } from './load-jsforce.js';
+import type { JsforceApi } from './jsforce-bundle.js';
+import { loadJsforce } from './load-jsforce.js';
 
 /** The Salesforce CLI's connected app, which SFDX auth URLs without a client id were issued for. */
 const defaultClientId = 'PlatformCLI';
@@ -30,7 +31,7 @@ export interface SalesforceSession {
 
 export async function connect(ctx: OperationContext<{ apiVersion?: string }>, apis: JsforceApi[] = []): Promise<SalesforceSession> {
   const credentials = await ctx.credentials();
-  const jsforce = loadJsforce(apis);
+  const jsforce = await loadJsforce(apis);
   const oauth2 = {
     clientId: credentials.clientId ?? defaultClientId,
     ...(credentials.clientSecret ? { clientSecret: credentials.clientSecret } : {}),

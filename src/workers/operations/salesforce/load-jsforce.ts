@@ -1,78 +1,25 @@
 // Loads jsforce inside the per-task child: its core, plus the API modules an operation asks for (each
-// registers itself on Connection when imported), from the prebuilt bundle `npm run build` makes
+// registers itself on Connection when loaded). A child started from the child snapshot (workers/child-snapshot/)
+// has them loaded already; any other loads them from the prebuilt bundle `npm run build` makes
 // (module-bundles/module-bundle.ts) or, without one, from node_modules. The package's index is never loaded:
 // it also loads Bulk, Bulk 2.0, Chatter, Analytics, Apex, Tooling, SOAP and the Streaming API (with Faye).
-//
-// jsforce also requires, when it loads, packages that only serve paths Switchyard's operations never take.
-// Together they are about half of what loading jsforce costs (node-fetch's whatwg-url fallback alone parses
-// a 260 KB Unicode table). They stay stand-ins until first use (deferred-modules.ts).
-// test/load-jsforce.test.ts checks both halves: a Metadata API deploy, a query and a token refresh load none
-// of them, and each still works when used.
-import type { DeferredDependency } from '../../../deferred-modules.js';
-import { bundleDirectory, loadEntries, type BundleSpec } from '../../../module-bundles/module-bundle.js';
-
-export const deferredDependencies: readonly DeferredDependency[] = [
-  {
-    request: 'whatwg-url',
-    via: ['jsforce/lib/core.js', 'node-fetch'],
-    usedFor: "node-fetch's URL class where the runtime has none; Node always has one",
-  },
-  {
-    request: 'form-data',
-    via: ['jsforce/lib/core.js'],
-    usedFor: 'multipart bodies: REST-style Metadata deploys (rest: true) and blob uploads; deploys here use SOAP',
-  },
-  ...['csv-parse', 'csv-parse/sync', 'csv-stringify', 'csv-stringify/sync'].map((request) => ({
-    request,
-    via: ['jsforce/lib/core.js'],
-    usedFor: 'CSV bodies (Bulk API, text/csv responses); operations here get JSON and XML',
-  })),
-  {
-    request: 'xmlbuilder',
-    via: ['jsforce/lib/core.js', 'xml2js'],
-    usedFor: "xml2js's Builder; jsforce writes SOAP envelopes itself and only parses XML with xml2js",
-  },
-  {
-    request: 'https-proxy-agent',
-    via: ['jsforce/lib/core.js'],
-    usedFor: 'requests through an HTTP(S) proxy: jsforce uses one when HTTPS_PROXY or HTTP_PROXY is set (the launcher passes them on), and then loads it on the first request',
-  },
-];
+import { preloadedJsforce } from '../../child-snapshot/preloaded.js';
+import { jsforceBundle, type JsforceApi, type JsforceCore } from './jsforce-bundle.js';
 
 /**
- * What a Salesforce operation may load of jsforce: its core (Connection, OAuth2, query, sobject) and the API
- * modules an operation asks for, each of which registers itself on Connection when loaded.
- */
-const entries = {
-  core: 'jsforce/lib/core.js',
-  metadata: 'jsforce/lib/api/metadata.js',
-} as const;
-
-export type JsforceApi = Exclude<keyof typeof entries, 'core'>;
-
-/**
- * jsforce's bundle (module-bundle.ts): those entries, without the deferred dependencies, and with the Metadata
- * API's type schema built one type at a time when jsforce reads it (lazy-data-module.ts).
- */
-export const jsforceBundle: BundleSpec = {
-  name: 'jsforce',
-  from: import.meta.url,
-  entries,
-  deferred: deferredDependencies,
-  lazyData: { request: 'jsforce/lib/api/metadata/schema.js', exportName: 'ApiSchemas' },
-};
-
-type JsforceCore = typeof import('jsforce/lib/core.js');
-
-/**
- * jsforce's core with the given APIs registered on Connection: from its prebuilt bundle in `bundleDir`, or, when
- * there is no current bundle there, module by module from node_modules (what the bundle is built from and
- * checked against). Either way the deferred dependencies are stand-ins.
+ * jsforce's core with the given APIs registered on Connection: the snapshot's, when this child was started from
+ * one that has them; else from its prebuilt bundle in `bundleDir` or, when there is no current bundle there,
+ * module by module from node_modules (what the bundle is built from and checked against). Either way the
+ * deferred dependencies are stand-ins.
  *
+ * The bundle's loader is imported only then: a child from the snapshot does not pay for compiling its modules.
  * From node_modules with require(), not import(): importing CommonJS from an ES module makes Node scan each
  * module's source for its named exports, following every re-export (jsforce's core re-exports six modules, the
  * Metadata API its 280 KB schema), which about doubles the CPU the load takes.
  */
-export function loadJsforce(apis: JsforceApi[] = [], bundleDir: string = bundleDirectory(jsforceBundle)): JsforceCore {
-  return loadEntries(jsforceBundle, ['core', ...apis], bundleDir).core as JsforceCore;
+export async function loadJsforce(apis: JsforceApi[] = [], bundleDir?: string): Promise<JsforceCore> {
+  const preloaded = bundleDir === undefined ? preloadedJsforce(apis) : undefined;
+  if (preloaded) return preloaded;
+  const { bundleDirectory, loadEntries } = await import('../../../module-bundles/module-bundle.js');
+  return loadEntries(jsforceBundle, ['core', ...apis], bundleDir ?? bundleDirectory(jsforceBundle)).core as JsforceCore;
 }
