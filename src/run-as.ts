@@ -33,8 +33,7 @@ function lookUp(user: string, group: string | undefined): { uid: number; gid: nu
  * Returns the ids it runs as.
  */
 export function runAs(spec: string): { uid: number; gid: number } {
-  const [user, group] = spec.split(':') as [string, string | undefined];
-  const target = lookUp(user, group);
+  const target = runAsIds(spec);
   const uid = process.getuid!();
   if (uid === target.uid && process.getgid!() === target.gid) return target;
   if (uid !== 0) throw new Error(`SWITCHYARD_RUN_AS=${spec}: switching users needs the process to start as root (it runs as uid ${uid})`);
@@ -46,4 +45,10 @@ export function runAs(spec: string): { uid: number; gid: number } {
     throw new Error(`SWITCHYARD_RUN_AS=${spec}: the switch did not take`);
   }
   return target;
+}
+
+/** The ids `spec` ("user" or "user:group") names, without switching to them. */
+export function runAsIds(spec: string): { uid: number; gid: number } {
+  const [user, group] = spec.split(':') as [string, string | undefined];
+  return lookUp(user, group);
 }

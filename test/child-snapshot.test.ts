@@ -1,7 +1,7 @@
 // The child snapshot (src/workers/child-snapshot/): task children started from a V8 snapshot that has jsforce
 // loaded. Real snapshots made by this machine's Node, real children, the Salesforce simulator over HTTP.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { ChildSession, type SessionHooks } from '../src/workers/child-session.js
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { buildChildSnapshotScript } from '../src/scripts/build-child-snapshot.js';
-import { prepareChildSnapshot } from '../src/workers/child-snapshot/child-snapshot.js';
+import { prepareChildSnapshot, type ChildSnapshot } from '../src/workers/child-snapshot/child-snapshot.js';
 import type { RunRequest } from '../src/workers/ipc-protocol.js';
 import { startSalesforceSim, type SalesforceSim } from './fixtures/salesforce-sim.js';
 import { samplePackage } from './support/salesforce-package.js';
@@ -99,20 +99,29 @@ describe('task children from the child snapshot', () => {
   it('keeps a made snapshot for the next worker, makes a damaged one again, and refuses a directory others may write', { timeout: 60_000 }, async () => {
     const options = { entry: childEntryPoint(), env: childEnvironment(), directory: snapshots };
     const first = await prepareChildSnapshot(options);
-    const made = await readFile(first.blob);
-    expect(await prepareChildSnapshot(options)).toEqual(first);
-    expect((await readFile(first.blob)).equals(made)).toBe(true);
+    expect(await prepareChildSnapshot(options)).toEqual(first); // the very file (same inode), tried again
+    expect((await stat(first.blob)).mode & 0o777).toBe(0o600); // it may hold what jsforce read from the environment
 
     const garbage = randomBytes(4096); // what a full disk or a stray write could leave
     await writeFile(first.blob, garbage);
-    expect(await prepareChildSnapshot(options)).toEqual(first); // made again, and a child started from it was ready
+    const again = await prepareChildSnapshot(options); // made again, put in its place, and a child from it was ready
+    expect(again).toMatchObject({ blob: first.blob, environment: first.environment });
+    expect(again.identity).not.toEqual(first.identity);
     expect((await readFile(first.blob)).subarray(0, 4096).equals(garbage)).toBe(false);
     expect((await readdir(snapshots)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
 
+    // A directory others may write, or one under a directory others may write (unless it is sticky, as /tmp is).
     const shared = join(dir, 'shared');
     await prepareChildSnapshot({ ...options, directory: shared });
     await chmod(shared, 0o777);
-    await expect(prepareChildSnapshot({ ...options, directory: shared })).rejects.toThrow(/may be written by other users/);
+    await expect(prepareChildSnapshot({ ...options, directory: shared })).rejects.toThrow(`${shared} may be written by other users`);
+    const open = join(dir, 'open');
+    await mkdir(open, { mode: 0o755 });
+    await chmod(open, 0o777);
+    await expect(prepareChildSnapshot({ ...options, directory: join(open, 'snapshots') })).rejects.toThrow(`${open} may be written by other users`);
+    await chmod(open, 0o1777);
+    await expect(prepareChildSnapshot({ ...options, directory: join(open, 'snapshots') })).resolves.toMatchObject({ environment: first.environment });
+
     const events: unknown[] = [];
     const launcher = new ChildLauncher({ keepSpare: false, snapshot: { directory: shared }, onSnapshot: (event) => void events.push(event) });
     try {
@@ -126,6 +135,37 @@ describe('task children from the child snapshot', () => {
     }
   });
 
+  it('makes none from a script older than what it was bundled from', async () => {
+    const script = join(dir, 'stale', 'snapshot.cjs');
+    await buildChildSnapshotScript({ output: script });
+    const files = JSON.parse(await readFile(`${script}.files.json`, 'utf8')) as Array<{ file: string; size: number }>;
+    const runtime = files.find((entry) => entry.file.endsWith('workers/child-runtime.js'))!;
+    runtime.size += 1; // as if child-runtime.js had been compiled again since
+    await writeFile(`${script}.files.json`, JSON.stringify(files));
+    await expect(prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), directory: snapshots, script })).rejects.toThrow(
+      /workers\/child-runtime\.js changed since the child snapshot script was built/,
+    );
+  });
+
+  it('stops using a snapshot a child could not start from: that task fails, the next children start without it', { timeout: 60_000 }, async () => {
+    const directory = join(dir, 'crashing');
+    const events: unknown[] = [];
+    const launcher = new ChildLauncher({ keepSpare: false, snapshot: { directory }, onSnapshot: (event) => void events.push(event) });
+    try {
+      expect(await launcher.snapshotSettled).toBe(true);
+      const { blob } = events[0] as { blob: string };
+      await writeFile(blob, randomBytes(4096)); // damaged in place, after it was tried
+      const broken = launcher.take();
+      await expect(broken.ready).rejects.toThrow(/exited before it was ready/);
+      expect(events.at(-1)).toEqual({ ready: false, reason: expect.stringContaining(`a child started from ${blob} exited before it was ready`) });
+      const next = await started(launcher);
+      expect(next.fromSnapshot).toBe(false);
+      expect(await runIn(next, 'ORG_CHECK', {})).toMatchObject({ kind: 'succeeded' });
+    } finally {
+      await launcher.close();
+    }
+  });
+
   it('a child started in another environment than the snapshot was made in loads jsforce afresh, and still works', { timeout: 60_000 }, async () => {
     // As if a proxy had been configured for the snapshot: jsforce read it when it loaded.
     const made = await prepareChildSnapshot({ entry: childEntryPoint(), env: { ...childEnvironment(), HTTPS_PROXY: 'http://127.0.0.1:9' }, directory: snapshots });
@@ -134,7 +174,8 @@ describe('task children from the child snapshot', () => {
     try {
       await launcher.snapshotSettled;
       // The launcher's own snapshot is for today's environment; a child forked from the other one sees the difference.
-      (launcher as unknown as { snapshot: { blob: string; environment: string } }).snapshot.blob = made.blob;
+      const own = launcher as unknown as { snapshot: ChildSnapshot };
+      own.snapshot = { ...made, environment: own.snapshot.environment };
       const child = await started(launcher);
       expect(child).toMatchObject({ fromSnapshot: true, snapshotUse: 'environment-changed' });
       expect(await runIn(child, 'ORG_CHECK', {})).toMatchObject({ kind: 'succeeded', result: { organizationId: sim.org.Id } });

@@ -32,17 +32,19 @@ child.on('message', (message) => {
 });
 `;
 
-// A worker as server-command.ts starts one with SWITCHYARD_RUN_AS: the child snapshot made as root, then the
-// switch, then a task child started from it; what the switched user (the children's) may do to the snapshot.
+// A worker as server-command.ts starts one with SWITCHYARD_RUN_AS: the child snapshot made as root
+// (prepareChildSnapshotBeforeSwitch), then the switch, then a task child started from it; what the switched user
+// (the children's) may do to the snapshot.
 const snapshotParentSource = `
 import { accessSync, constants } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 const [dist, directory, spec] = process.argv.slice(2);
-const { prepareChildSnapshot } = await import(dist + 'workers/child-snapshot/child-snapshot.js');
-const { ChildLauncher, childEntryPoint, childEnvironment } = await import(dist + 'workers/child-launcher.js');
+const { prepareChildSnapshotBeforeSwitch } = await import(dist + 'cli/worker-command.js');
+const { ChildLauncher } = await import(dist + 'workers/child-launcher.js');
 const { runAs } = await import(dist + 'run-as.js');
-const snapshot = await prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), directory });
+const logger = { info: () => undefined, warn: (fields, message) => console.error(message, JSON.stringify(fields)) };
+const snapshot = await prepareChildSnapshotBeforeSwitch({ SWITCHYARD_CHILD_SNAPSHOT_DIR: directory }, logger, spec);
 runAs(spec);
 const launcher = new ChildLauncher({ keepSpare: false, snapshot: { prepared: snapshot } });
 const child = launcher.take();

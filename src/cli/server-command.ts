@@ -126,7 +126,7 @@ export async function serve(env: Env, logger: Logger, options: ServeOptions): Pr
     if (signalled) return stop(signalled);
     runtime = await createRuntime(env, logger);
     // Made while still root, where the children's user cannot change it (child-snapshot.ts).
-    const snapshot = selection && env.SWITCHYARD_RUN_AS && env.SWITCHYARD_CHILD_SNAPSHOT ? await prepareChildSnapshotBeforeSwitch(env, logger) : undefined;
+    const snapshot = selection && env.SWITCHYARD_RUN_AS && env.SWITCHYARD_CHILD_SNAPSHOT ? await prepareChildSnapshotBeforeSwitch(env, logger, env.SWITCHYARD_RUN_AS) : undefined;
     if (signalled) return stop(signalled);
     // What only root may read (a key file) has been read; no task child has been forked yet.
     if (env.SWITCHYARD_RUN_AS) logger.info({ ...runAs(env.SWITCHYARD_RUN_AS), runAs: env.SWITCHYARD_RUN_AS }, 'switched user');

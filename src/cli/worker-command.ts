@@ -6,6 +6,7 @@ import type { Env } from '../env.js';
 import type { Runtime } from '../runtime.js';
 import { parseConcurrency, parseQueues, WorkerConfigError } from '../workers/worker-config.js';
 import { prepareChildSnapshot, type ChildSnapshot } from '../workers/child-snapshot/child-snapshot.js';
+import { runAsIds } from '../run-as.js';
 import { childEntryPoint, childEnvironment } from '../workers/child-launcher.js';
 import { WorkerHost } from '../workers/worker-host.js';
 import { UsageError } from './usage-error.js';
@@ -62,9 +63,10 @@ const childSnapshotDirectory = (env: Env) => (env.SWITCHYARD_CHILD_SNAPSHOT_DIR 
  * directory only root may write, so the children cannot change what later children run. Null, with a warning,
  * when that fails.
  */
-export async function prepareChildSnapshotBeforeSwitch(env: Env, logger: Logger): Promise<ChildSnapshot | null> {
+export async function prepareChildSnapshotBeforeSwitch(env: Env, logger: Logger, runAsSpec: string): Promise<ChildSnapshot | null> {
   try {
-    const snapshot = await prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), ...childSnapshotDirectory(env) });
+    const childUser = process.getuid?.() === 0 ? runAsIds(runAsSpec) : undefined; // not root: runAs fails or does nothing
+    const snapshot = await prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), ...childSnapshotDirectory(env), ...(childUser ? { childUser } : {}) });
     logger.info({ snapshot: snapshot.blob }, 'made the child snapshot before switching users');
     return snapshot;
   } catch (error) {

@@ -10,13 +10,13 @@
 //     from node_modules on first use, by its path relative to the bundle;
 //   - jsforce's Metadata API schema: the same lazy data as the module bundle's (lazy-data.ts), one JSON text
 //     per type, checked to read back as the module's values (dataAsTexts).
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rolldown, type Plugin } from 'rolldown';
 import { resolvableFiles } from '../deferred-modules.js';
-import { snapshotScriptFile } from '../workers/child-snapshot/child-snapshot.js';
+import { scriptFilesSuffix, snapshotScriptFile, type ScriptFile } from '../workers/child-snapshot/child-snapshot.js';
 import { jsforceBundle } from '../workers/operations/salesforce/jsforce-bundle.js';
 import { dataAsTexts } from './build-module-bundles.js';
 
@@ -32,20 +32,21 @@ const lazyPackage = '\0switchyard-lazy-package:';
 const lazySchema = '\0switchyard-lazy-schema';
 const schemaTextsFile = 'metadata-schema.json';
 
-const distFile = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+/** dist/, where the script is bundled from: also when this module runs from its TypeScript source (tests). */
+const distRoot = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/' : '../', import.meta.url));
+const distFile = (path: string) => join(distRoot, path);
 
 /**
  * Bundles `input` (by default the snapshot's script; the dispatch benchmark bundles its own main function with
  * the same preload) into `output`.
  */
-export async function buildChildSnapshotScript({ input = distFile('../workers/child-snapshot/snapshot-main.js'), output = snapshotScriptFile() } = {}): Promise<void> {
-  const lazyModuleFile = distFile('../lazy-module.js');
-  const lazyDataFile = distFile('../module-bundles/lazy-data.js');
+export async function buildChildSnapshotScript({ input = distFile('workers/child-snapshot/snapshot-main.js'), output = snapshotScriptFile() } = {}): Promise<void> {
+  const lazyModuleFile = distFile('lazy-module.js');
+  const lazyDataFile = distFile('module-bundles/lazy-data.js');
   const deferredFiles = new Set(resolvableFiles(jsforceBundle.deferred));
   const lazyData = jsforceBundle.lazyData!;
   const schemaFile = createRequire(jsforceBundle.from).resolve(lazyData.request);
   const outputDir = dirname(output);
-  const distRoot = distFile('../');
 
   const plugin: Plugin = {
     name: 'switchyard-child-snapshot',
@@ -91,7 +92,7 @@ export async function buildChildSnapshotScript({ input = distFile('../workers/ch
         if (!esModule) throw new Error(`${schemaFile} is no longer an ES module compiled to CommonJS; the lazy schema would read differently`);
         // The texts stay in a file beside the bundle until a schema is first read: in the snapshot they would
         // be heap every child deserialises.
-        writeFileSync(join(outputDir, schemaTextsFile), JSON.stringify(texts));
+        writeWhole(join(outputDir, schemaTextsFile), JSON.stringify(texts));
         return [
           `import { lazyData } from ${JSON.stringify(lazyDataFile)};`,
           `import { readFileSync } from 'node:fs';`,
@@ -107,15 +108,29 @@ export async function buildChildSnapshotScript({ input = distFile('../workers/ch
 
   // One file, no import() left (code restored from a snapshot has none): a dynamic import of a bundled module
   // runs it then, one of a built-in requires it.
+  mkdirSync(outputDir, { recursive: true });
   const bundle = await rolldown({ input, platform: 'node', plugins: [plugin], logLevel: 'warn' });
   try {
-    mkdirSync(outputDir, { recursive: true });
-    const work = `${output}.${process.pid}.tmp`;
-    await bundle.write({ file: work, format: 'cjs', codeSplitting: false, dynamicImportInCjs: false, sourcemap: false });
-    renameSync(work, output); // whole or not at all: a worker may be reading the old one
+    const { output: chunks } = await bundle.generate({ format: 'cjs', codeSplitting: false, dynamicImportInCjs: false, sourcemap: false });
+    const chunk = chunks.find((item) => item.type === 'chunk')!;
+    // What it was bundled from, so a worker does not make a snapshot of a script older than dist/ or
+    // node_modules (child-snapshot.ts checks sizes and modification times, as module bundles do).
+    const files: ScriptFile[] = [...chunk.moduleIds.filter((id) => isAbsolute(id)), schemaFile, join(outputDir, schemaTextsFile)].map((file) => {
+      const { size, mtimeMs } = statSync(file);
+      return { file: relative(outputDir, file), size, mtimeMs };
+    });
+    writeWhole(output + scriptFilesSuffix, JSON.stringify(files));
+    writeWhole(output, chunk.code);
   } finally {
     await bundle.close();
   }
+}
+
+/** Written whole or not at all: a worker may be reading the file it replaces. */
+function writeWhole(file: string, content: string): void {
+  const work = `${file}.${process.pid}.tmp`;
+  writeFileSync(work, content);
+  renameSync(work, file);
 }
 
 if (process.argv[1] && existsSync(process.argv[1]) && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -3,7 +3,7 @@
 // spare child is forked ahead of time: it has loaded nothing but its entry point (and, from the child snapshot,
 // jsforce) and never held credentials. Once the child snapshot is ready (child-snapshot/), children start from it.
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { messageKind } from './child-message.js';
 import { prepareChildSnapshot, type ChildSnapshot } from './child-snapshot/child-snapshot.js';
@@ -63,6 +63,8 @@ export class ChildLauncher {
   private closed = false;
   private readonly entry = childEntryPoint();
   private snapshot: ChildSnapshot | null = null;
+  /** Stops making the snapshot when the launcher closes. */
+  private readonly preparing = new AbortController();
   /** Settles once the snapshot is ready (true) or will not be used (false); for tests and benchmarks. */
   readonly snapshotSettled: Promise<boolean>;
 
@@ -81,28 +83,36 @@ export class ChildLauncher {
    */
   private async prepareSnapshot(directory: string | undefined): Promise<boolean> {
     try {
-      const snapshot = await prepareChildSnapshot({ entry: this.entry, env: childEnvironment(), ...(directory ? { directory } : {}) });
+      const snapshot = await prepareChildSnapshot({ entry: this.entry, env: childEnvironment(), signal: this.preparing.signal, ...(directory ? { directory } : {}) });
       if (this.closed) return false;
       this.snapshot = snapshot;
       this.options.onSnapshot?.({ ready: true, blob: snapshot.blob });
       return true;
     } catch (error) {
-      this.options.onSnapshot?.({ ready: false, reason: error instanceof Error ? error.message : String(error) });
+      if (!this.closed) this.options.onSnapshot?.({ ready: false, reason: error instanceof Error ? error.message : String(error) });
       return false;
     }
   }
 
-  /** The snapshot to start the next child from, if any: it must still be there, and made in today's environment. */
+  /**
+   * The snapshot to start the next child from, if any: the very file that was tried (not gone, not another put in
+   * its place), made in the environment children get now.
+   */
   private snapshotFor(env: NodeJS.ProcessEnv): ChildSnapshot | null {
     const snapshot = this.snapshot;
     if (!snapshot) return null;
-    let reason: string | null = null;
-    if (environmentKey(env) !== snapshot.environment) reason = "the children's environment changed since the snapshot was made";
-    else if (!existsSync(snapshot.blob)) reason = `${snapshot.blob} is gone`;
-    if (!reason) return snapshot;
+    const stat = statSync(snapshot.blob, { throwIfNoEntry: false });
+    if (environmentKey(env) !== snapshot.environment) this.dropSnapshot("the children's environment changed since the snapshot was made");
+    else if (!stat) this.dropSnapshot(`${snapshot.blob} is gone`);
+    else if (stat.dev !== snapshot.identity.dev || stat.ino !== snapshot.identity.ino) this.dropSnapshot(`${snapshot.blob} was replaced since it was tried`);
+    return this.snapshot;
+  }
+
+  /** Children start without a snapshot from now on. */
+  private dropSnapshot(reason: string): void {
+    if (!this.snapshot) return;
     this.snapshot = null;
     this.options.onSnapshot?.({ ready: false, reason });
-    return null;
   }
 
   /** Pid of the pre-forked spare child waiting to be taken, if any (read-only; for tests and diagnostics). */
@@ -151,7 +161,8 @@ export class ChildLauncher {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.snapshotSettled; // no snapshot maker or trial child left behind (each has a time limit)
+    this.preparing.abort();
+    await this.snapshotSettled; // no snapshot maker or trial child left behind
     const spare = this.spare;
     this.spare = null;
     // A spare that a signal ended has no exit code, only a signal code: it exited already, and waiting for its exit
@@ -196,7 +207,12 @@ export class ChildLauncher {
         settle();
         resolve();
       };
-      const onExit = (code: number | null, signal: string | null) => reject(new Error(`child exited before it was ready (code ${code}, signal ${signal})`));
+      const onExit = (code: number | null, signal: string | null) => {
+        // One started from the snapshot should not (unless this worker stopped it): the next ones start without it.
+        const stopped = code === null && (signal === 'SIGTERM' || signal === 'SIGKILL');
+        if (snapshot && !stopped && !this.closed) this.dropSnapshot(`a child started from ${snapshot.blob} exited before it was ready (code ${code}, signal ${signal})`);
+        reject(new Error(`child exited before it was ready (code ${code}, signal ${signal})`));
+      };
       const onError = (error: Error) => {
         settle();
         reject(error);

@@ -14,10 +14,10 @@
 // (server-command.ts), so its children, which run as the user it switched to, can read it but not change it;
 // one that does not switch shares its user with its children anyway, whose threats SWITCHYARD_RUN_AS is for.
 import { spawn, fork } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { messageKind } from '../child-message.js';
 import { environmentKey } from './snapshot-environment.js';
@@ -41,6 +41,8 @@ export interface ChildSnapshot {
   blob: string;
   /** environmentKey() of the environment it was made in: a child started in another does not use it. */
   environment: string;
+  /** The file as it was tried: a file put in its place since is not used (the launcher checks before each fork). */
+  identity: { dev: number; ino: number };
 }
 
 export interface PrepareOptions {
@@ -52,62 +54,121 @@ export interface PrepareOptions {
   script?: string;
   /** Longest wait for making the snapshot, and for the child started from it to be ready. */
   timeoutMs?: number;
+  /**
+   * The user children will run as, when it is not this process's (SWITCHYARD_RUN_AS, this process still root):
+   * the snapshot is then readable by that user's group only, and tried as that user.
+   */
+  childUser?: { uid: number; gid: number };
+  /** Stops making or trying it (the worker is closing). */
+  signal?: AbortSignal;
+}
+
+/** The list of files the script was bundled from, beside it (src/scripts/build-child-snapshot.ts writes it). */
+export const scriptFilesSuffix = '.files.json';
+
+export interface ScriptFile {
+  /** Relative to the script's directory. */
+  file: string;
+  size: number;
+  mtimeMs: number;
 }
 
 /**
  * The child snapshot for this Node, script and environment: made now if no usable one is kept, then tried.
- * Rejects with why there is none (no script, a directory others may write, Node failing to make or start it).
+ * Rejects with why there is none (no script, a stale one, an unsafe directory, Node failing to make or start it).
  */
 export async function prepareChildSnapshot(options: PrepareOptions): Promise<ChildSnapshot> {
-  const script = options.script ?? snapshotScriptFile();
+  const script = scriptOf(options.script ?? snapshotScriptFile());
+  const source = readFileSync(script);
   const timeoutMs = options.timeoutMs ?? 60_000;
-  let source: Buffer;
-  try {
-    source = readFileSync(script);
-  } catch {
-    throw new Error(`there is no child snapshot script at ${script} (npm run build makes it)`);
-  }
   const environment = environmentKey(options.env);
-  const key = createHash('sha256').update([process.version, process.execPath, process.arch, environment].join('\0')).update(source).digest('hex').slice(0, 32);
-  const directory = ownDirectory(options.directory ?? defaultSnapshotDirectory());
+  // The script's path too: code restored from a snapshot finds its files (module bundles, deferred packages,
+  // the schema) relative to where the script was when the snapshot was made.
+  const key = createHash('sha256')
+    .update([process.version, process.execPath, process.arch, script, environment, String(options.childUser?.gid ?? '')].join('\0'))
+    .update(source)
+    .digest('hex')
+    .slice(0, 32);
+  const directory = safeDirectory(options.directory ?? defaultSnapshotDirectory());
   const blob = join(directory, `${key}.blob`);
+  const trial = { entry: options.entry, env: options.env, timeoutMs, user: options.childUser, signal: options.signal };
   if (statSync(blob, { throwIfNoEntry: false })?.isFile()) {
     try {
-      await tryChild(options.entry, blob, options.env, timeoutMs);
-      return { blob, environment };
-    } catch {
-      rmSync(blob, { force: true }); // damaged, or made by a Node that crashed: made again below
+      await tryChild(blob, trial);
+      return { blob, environment, identity: identityOf(blob) };
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      // Damaged, or made by a Node that crashed: made again below and put in its place (never deleted: another
+      // worker may be starting children from it).
     }
   }
-  const work = join(directory, `${key}.${process.pid}.${Date.now()}.tmp`);
+  const work = join(directory, `${key}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await makeSnapshot(script, work, options.env, timeoutMs);
-    await tryChild(options.entry, work, options.env, timeoutMs);
-    chmodSync(work, 0o644);
+    await makeSnapshot(script, work, options.env, timeoutMs, options.signal);
+    // It may hold what jsforce read from the environment (a proxy's credentials, say): for the children only.
+    if (options.childUser) {
+      chownSync(work, process.getuid!(), options.childUser.gid);
+      chmodSync(work, 0o640);
+    } else chmodSync(work, 0o600);
+    await tryChild(work, trial);
     renameSync(work, blob);
   } finally {
     rmSync(work, { force: true });
   }
-  return { blob, environment };
+  return { blob, environment, identity: identityOf(blob) };
+}
+
+/** The device and inode of a file, to tell it from one put in its place later. */
+export function identityOf(file: string): { dev: number; ino: number } {
+  const { dev, ino } = statSync(file);
+  return { dev, ino };
 }
 
 /**
- * The directory, made if missing (readable by the children's user, who may be another); refused unless it is a
- * real directory of root or of this process's user that no one else may write.
+ * The script's real path, if it is there and still what it was bundled from: a script older than the build in
+ * dist/ (tsc alone after a change) or than node_modules would start children with yesterday's code.
  */
-function ownDirectory(directory: string): string {
-  mkdirSync(directory, { recursive: true, mode: 0o755 });
-  const stat = lstatSync(directory);
-  const uid = process.getuid?.();
-  if (!stat.isDirectory()) throw new Error(`${directory} is not a directory`);
-  if (uid !== undefined && stat.uid !== uid && stat.uid !== 0) throw new Error(`${directory} belongs to another user`);
-  if ((stat.mode & 0o022) !== 0) throw new Error(`${directory} may be written by other users`);
-  return directory;
+function scriptOf(file: string): string {
+  let script: string;
+  let files: ScriptFile[];
+  try {
+    script = realpathSync(file);
+    files = JSON.parse(readFileSync(script + scriptFilesSuffix, 'utf8')) as ScriptFile[];
+  } catch {
+    throw new Error(`there is no child snapshot script at ${file} (npm run build makes it)`);
+  }
+  for (const { file: relative, size, mtimeMs } of files) {
+    const path = join(dirname(script), relative);
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (!stat || stat.size !== size || stat.mtimeMs !== mtimeMs) throw new Error(`${path} changed since the child snapshot script was built (npm run build makes it again)`);
+  }
+  return script;
 }
 
-function makeSnapshot(script: string, blob: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+/**
+ * The directory's real path, made if missing (readable by the children's user, who may be another). Refused
+ * unless it, and every directory above it, belongs to root or to this process's user and is writable by no one
+ * else: whoever may write a directory on the way may put another in its place (a directory above may be
+ * writable by all if it is sticky, as /tmp is, since then only its owner may move what is in it).
+ */
+function safeDirectory(directory: string): string {
+  mkdirSync(directory, { recursive: true, mode: 0o755 });
+  const real = realpathSync(directory);
+  const uid = process.getuid?.();
+  for (let path = real; ; path = dirname(path)) {
+    const stat = lstatSync(path);
+    if (!stat.isDirectory()) throw new Error(`${path} is not a directory`);
+    if (uid !== undefined && stat.uid !== uid && stat.uid !== 0) throw new Error(`${path} belongs to another user`);
+    const sticky = (stat.mode & 0o1000) !== 0 && path !== real;
+    if ((stat.mode & 0o022) !== 0 && !sticky) throw new Error(`${path} may be written by other users`);
+    if (path === dirname(path)) break;
+  }
+  return real;
+}
+
+function makeSnapshot(script: string, blob: string, env: NodeJS.ProcessEnv, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const maker = spawn(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', script], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const maker = spawn(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', script], { env, stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
     let stderr = '';
     maker.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       if (stderr.length < 4096) stderr += chunk;
@@ -117,20 +178,39 @@ function makeSnapshot(script: string, blob: string, env: NodeJS.ProcessEnv, time
       clearTimeout(timer);
       reject(error);
     });
-    maker.once('close', (code, signal) => {
+    maker.once('close', (code, exitSignal) => {
       clearTimeout(timer);
-      // Node warns about built-ins it has not verified in snapshots (tty, which a logging package jsforce loads
-      // reads); only the exit status says whether it made one.
-      if (code === 0) resolve();
-      else reject(new Error(`node --build-snapshot exited with ${signal ?? code}: ${lastLine(stderr)}`));
+      // Node warns about a built-in it has not verified in snapshots: the script leaves every one it knows of
+      // out of the snapshot (lazy modules), so one that loaded anyway is a script to fix, not a snapshot to use.
+      const unverified = /^.*not yet fully verified whether built-in module.*$/m.exec(stderr)?.[0];
+      if (code === 0 && !unverified) resolve();
+      else reject(new Error(code === 0 ? `node --build-snapshot warned: ${unverified}` : `node --build-snapshot exited with ${exitSignal ?? code}: ${lastLine(stderr)}`));
     });
   });
 }
 
-/** Starts the child's entry point from the snapshot, as the launcher would, and waits for it to be ready. */
-function tryChild(entry: string, blob: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+interface Trial {
+  entry: string;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  user: { uid: number; gid: number } | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Starts the child's entry point from the snapshot, as the launcher would (as the children's user), and waits
+ * for it to be ready with jsforce preloaded.
+ */
+function tryChild(blob: string, { entry, env, timeoutMs, user, signal }: Trial): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = fork(entry, [], { env, execArgv: ['--snapshot-blob', blob], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    const child = fork(entry, [], {
+      env,
+      execArgv: ['--snapshot-blob', blob],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      serialization: 'json',
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+      ...(signal ? { signal } : {}),
+    });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       if (stderr.length < 4096) stderr += chunk;

@@ -10,8 +10,8 @@
 // CommonJS: code restored from a snapshot has no import() in Node 20, and Node's ES module loader, which a
 // snapshot does not hold, would cost a child more than jsforce now does). Only jsforce and the modules it loads
 // run while the snapshot is made; the runtime and the operations run in the child.
-// The snapshot holds no credentials: it is made by a separate process before any task runs, in the environment
-// the launcher gives children (childEnvironment()), which holds no secret.
+// The snapshot holds no credentials: it is made by a separate process that never sees a task, in the environment
+// the launcher gives children (childEnvironment()), which holds no database, Redis or store secret.
 //
 // What a snapshot cannot hold: Node's http, https and tls modules (Node 20 cannot snapshot them), child_process,
 // dgram, module and vm, and the packages jsforce's bundle defers (jsforce-bundle.ts). The build makes each a lazy module
