@@ -9,8 +9,8 @@
 // as before, without a snapshot: slower, never wrong.
 //
 // A snapshot is code every child runs, with an org's credentials, so it is kept as dist/ is: where the children's
-// user cannot write. The directory must belong to root or to this process's user and be writable by no one
-// else. A worker that switches users (SWITCHYARD_RUN_AS) makes the snapshot as root, before it switches
+// user cannot write. The directory, and every directory above it, must belong to root or to this process's user
+// and be writable by no one else (a sticky one above it, such as /tmp, may be writable by all). A worker that switches users (SWITCHYARD_RUN_AS) makes the snapshot as root, before it switches
 // (server-command.ts), so its children, which run as the user it switched to, can read it but not change it;
 // one that does not switch shares its user with its children anyway, whose threats SWITCHYARD_RUN_AS is for.
 import { spawn, fork } from 'node:child_process';
