@@ -138,9 +138,9 @@ describe('task children from the child snapshot', () => {
   it('makes none from a script older than what it was bundled from', async () => {
     const script = join(dir, 'stale', 'snapshot.cjs');
     await buildChildSnapshotScript({ output: script });
-    const files = JSON.parse(await readFile(`${script}.files.json`, 'utf8')) as Array<{ file: string; size: number }>;
+    const files = JSON.parse(await readFile(`${script}.files.json`, 'utf8')) as Array<{ file: string; sha256: string }>;
     const runtime = files.find((entry) => entry.file.endsWith('workers/child-runtime.js'))!;
-    runtime.size += 1; // as if child-runtime.js had been compiled again since
+    runtime.sha256 = '0'.repeat(64); // as if child-runtime.js had changed since
     await writeFile(`${script}.files.json`, JSON.stringify(files));
     await expect(prepareChildSnapshot({ entry: childEntryPoint(), env: childEnvironment(), directory: snapshots, script })).rejects.toThrow(
       /workers\/child-runtime\.js changed since the child snapshot script was built/,

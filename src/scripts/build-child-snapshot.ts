@@ -10,13 +10,13 @@
 //     from node_modules on first use, by its path relative to the bundle;
 //   - jsforce's Metadata API schema: the same lazy data as the module bundle's (lazy-data.ts), one JSON text
 //     per type, checked to read back as the module's values (dataAsTexts).
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rolldown, type Plugin } from 'rolldown';
 import { resolvableFiles } from '../deferred-modules.js';
-import { scriptFilesSuffix, snapshotScriptFile, type ScriptFile } from '../workers/child-snapshot/child-snapshot.js';
+import { fileDigest, scriptFilesSuffix, snapshotScriptFile, type ScriptFile } from '../workers/child-snapshot/child-snapshot.js';
 import { jsforceBundle } from '../workers/operations/salesforce/jsforce-bundle.js';
 import { dataAsTexts } from './build-module-bundles.js';
 
@@ -114,11 +114,11 @@ export async function buildChildSnapshotScript({ input = distFile('workers/child
     const { output: chunks } = await bundle.generate({ format: 'cjs', codeSplitting: false, dynamicImportInCjs: false, sourcemap: false });
     const chunk = chunks.find((item) => item.type === 'chunk')!;
     // What it was bundled from, so a worker does not make a snapshot of a script older than dist/ or
-    // node_modules (child-snapshot.ts checks sizes and modification times, as module bundles do).
-    const files: ScriptFile[] = [...chunk.moduleIds.filter((id) => isAbsolute(id)), schemaFile, join(outputDir, schemaTextsFile)].map((file) => {
-      const { size, mtimeMs } = statSync(file);
-      return { file: relative(outputDir, file), size, mtimeMs };
-    });
+    // node_modules (child-snapshot.ts checks their content).
+    const files: ScriptFile[] = [...chunk.moduleIds.filter((id) => isAbsolute(id)), schemaFile, join(outputDir, schemaTextsFile)].map((file) => ({
+      file: relative(outputDir, file),
+      sha256: fileDigest(file),
+    }));
     writeWhole(output + scriptFilesSuffix, JSON.stringify(files));
     writeWhole(output, chunk.code);
   } finally {

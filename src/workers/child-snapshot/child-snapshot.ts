@@ -69,8 +69,16 @@ export const scriptFilesSuffix = '.files.json';
 export interface ScriptFile {
   /** Relative to the script's directory. */
   file: string;
-  size: number;
-  mtimeMs: number;
+  /** fileDigest() of it when the script was bundled. */
+  sha256: string;
+}
+
+/**
+ * A file's content digest. By content, not size and modification time as module bundles check theirs: the image
+ * bundles the script in its build stage and copies it, dist/ and node_modules to the stage that runs them.
+ */
+export function fileDigest(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
 /**
@@ -137,10 +145,15 @@ function scriptOf(file: string): string {
   } catch {
     throw new Error(`there is no child snapshot script at ${file} (npm run build makes it)`);
   }
-  for (const { file: relative, size, mtimeMs } of files) {
+  for (const { file: relative, sha256 } of files) {
     const path = join(dirname(script), relative);
-    const stat = statSync(path, { throwIfNoEntry: false });
-    if (!stat || stat.size !== size || stat.mtimeMs !== mtimeMs) throw new Error(`${path} changed since the child snapshot script was built (npm run build makes it again)`);
+    let digest: string | null;
+    try {
+      digest = fileDigest(path);
+    } catch {
+      digest = null;
+    }
+    if (digest !== sha256) throw new Error(`${path} changed since the child snapshot script was built (npm run build makes it again)`);
   }
   return script;
 }
