@@ -205,6 +205,23 @@ describe('rate limits', () => {
     }
   });
 
+  it('limits an IPv6 client by its /64, not by each of the addresses it may choose from', { timeout: 20_000 }, async () => {
+    // Behind the edge (a trusted proxy), the client's address is the first X-Forwarded-For entry.
+    const limited = await startTestApi('ratelimit_ipv6', { app: { rateLimits: { api: 2, webhooks: 0 }, trustedProxies: ['127.0.0.1', '::1'] } });
+    try {
+      const from = async (address: string) =>
+        (await fetch(`${limited.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': address }, body: '{"query":"{ __typename }"}' })).status;
+      const statuses = [];
+      for (const address of ['2001:db8:1:2::1', '2001:db8:1:2:ffff::9', '2001:0db8:0001:0002:0:0:0:abcd']) statuses.push(await from(address));
+      expect(statuses).toEqual([200, 200, 429]); // one /64, one budget
+      expect(await from('2001:db8:1:3::1')).toBe(200); // the next /64 is another client
+      expect(await from('203.0.113.7')).toBe(200); // IPv4 addresses one by one, as before
+      expect(await from('203.0.113.8')).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('counts a request whose bearer token does not authenticate against the client address, not against a budget of its own', { timeout: 20_000 }, async () => {
     // A made-up token per request used to open a fresh budget each time, so a client without a token went
     // unlimited by inventing them.

@@ -22,7 +22,7 @@ import { checkReadiness } from './health.js';
 import { checkGraphqlBody, graphqlFetchApi, isMultipart, maxBodyBytes, useBodyLimitErrors, type GraphqlBodyLimits } from './graphql-body.js';
 import { maskError, useValidationRedaction } from './mask-error.js';
 import { addressRanges } from '../net/address-ranges.js';
-import { clientAddress, RateLimiter, tokenKey, type RateDecision } from './rate-limiter.js';
+import { clientAddress, limitedAddress, RateLimiter, tokenKey, type RateDecision } from './rate-limiter.js';
 import { useOperationLimits, type OperationLimits } from './operation-limits.js';
 import { startReplicaHeartbeat } from './replica-heartbeat.js';
 import { startDeliveryPruning } from './delivery-pruning.js';
@@ -172,7 +172,7 @@ export function createApp(options: AppOptions): App {
   // pays; an upload, which must be authenticated before its body, waits) and a connect is refused. A real token
   // the replica has not looked up in the last 10 s, from an address that is flooding, waits with it.
   const lookupBudget = (address: string): Promise<RateDecision> => limiter.hit('lookup', address, rateLimits.api * lookupsPerRequest);
-  const mayLookUp = async (req: IncomingMessage): Promise<boolean> => (await lookupBudget(`ip:${clientAddress(req, trusted)}`)).allowed;
+  const mayLookUp = async (req: IncomingMessage): Promise<boolean> => (await lookupBudget(`ip:${limitedAddress(clientAddress(req, trusted))}`)).allowed;
 
   // 15 minutes to receive a request, body included (Node's default is 5): a 100 MiB upload over a slow link. The
   // edge (Caddyfile, read_body) allows as long.
@@ -183,7 +183,7 @@ export function createApp(options: AppOptions): App {
     runWithRequestId(requestId, () => {
       if (path === '/graphql') {
         const token = bearerToken(req.headers.authorization);
-        const address = `ip:${clientAddress(req, trusted)}`;
+        const address = `ip:${limitedAddress(clientAddress(req, trusted))}`;
         // The token's principal, through the cache WebSocket connects use, looked up if a check below needs it (a
         // made-up token is not cached: each look-up is a query, within the address's lookupBudget). It only decides
         // these checks: the context authenticates the request itself, after its body (an upload can stream for
@@ -230,7 +230,7 @@ export function createApp(options: AppOptions): App {
       if (path?.startsWith('/webhooks/')) {
         const deps = { webhooks: services.webhooks, redis, prefix: options.prefix, maxBodyBytes: options.webhookMaxBytes ?? 1024 * 1024, logger };
         // Per sender address: the source id in the URL is the sender's choice, so it cannot be the key.
-        const key = clientAddress(req, trusted);
+        const key = limitedAddress(clientAddress(req, trusted));
         void limiter
           .hit('webhooks', key, rateLimits.webhooks)
           .then((decision) => (decision.allowed ? handleWebhook(req, res, path, deps, sendJson) : tooManyRequests(res, decision.retryAfterSeconds, false)))

@@ -66,3 +66,25 @@ export function clientAddress(req: IncomingMessage, trustedProxies: BlockList): 
   const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
   return first || peer;
 }
+
+/**
+ * What a client address is limited by: an IPv4 address itself, an IPv6 address by its /64. A /64 is the least
+ * a network hands one site (RFC 6177; a home or a cloud VM typically gets at least one), so every address in it
+ * is one client's to choose from: limited one by one, such a client would take a fresh budget per request.
+ */
+export function limitedAddress(address: string): string {
+  const bare = address.split('%')[0]!; // a zone (fe80::1%eth0) names the link, not the client
+  if (isIP(bare) !== 6) return address;
+  if (bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4) return bare.slice(7);
+  const [head, tail] = bare.split('::') as [string, string | undefined];
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  // An address written with `::` has zeros where it is; one with an IPv4 tail has it in its last 32 bits only.
+  const before = groups(head);
+  const after = groups(tail);
+  const width = (list: string[]) => list.reduce((sum, group) => sum + (group.includes('.') ? 2 : 1), 0);
+  const hextets = tail === undefined ? before : [...before, ...Array<string>(8 - width(before) - width(after)).fill('0'), ...after];
+  return `${hextets
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}
