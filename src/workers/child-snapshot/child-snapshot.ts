@@ -10,14 +10,16 @@
 //
 // A snapshot is code every child runs, with an org's credentials, so it is kept as dist/ is: where the children's
 // user cannot write. The directory, and every directory above it, must belong to root or to this process's user
-// and be writable by no one else (a sticky one above it, such as /tmp, may be writable by all). A worker that switches users (SWITCHYARD_RUN_AS) makes the snapshot as root, before it switches
-// (server-command.ts), so its children, which run as the user it switched to, can read it but not change it;
-// one that does not switch shares its user with its children anyway, whose threats SWITCHYARD_RUN_AS is for.
+// and be writable by no one else (a sticky one above it, such as /tmp, may be writable by all). A worker that
+// switches users (SWITCHYARD_RUN_AS) makes the snapshot as root, before it switches (server-command.ts), so its
+// children, which run as the user it switched to, can read it but not change it; one that does not switch shares
+// its user with its children anyway, whose threats SWITCHYARD_RUN_AS is for.
 import { spawn, fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { messageKind } from '../child-message.js';
 import { environmentKey } from './snapshot-environment.js';
@@ -182,10 +184,7 @@ function safeDirectory(directory: string): string {
 function makeSnapshot(script: string, blob: string, env: NodeJS.ProcessEnv, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const maker = spawn(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', script], { env, stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
-    let stderr = '';
-    maker.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      if (stderr.length < 4096) stderr += chunk;
-    });
+    const stderr = captured(maker.stderr);
     const timer = setTimeout(() => maker.kill('SIGKILL'), timeoutMs);
     maker.once('error', (error) => {
       clearTimeout(timer);
@@ -195,9 +194,9 @@ function makeSnapshot(script: string, blob: string, env: NodeJS.ProcessEnv, time
       clearTimeout(timer);
       // Node warns about a built-in it has not verified in snapshots: the script leaves every one it knows of
       // out of the snapshot (lazy modules), so one that loaded anyway is a script to fix, not a snapshot to use.
-      const unverified = /^.*not yet fully verified whether built-in module.*$/m.exec(stderr)?.[0];
+      const unverified = /^.*not yet fully verified whether built-in module.*$/m.exec(stderr())?.[0];
       if (code === 0 && !unverified) resolve();
-      else reject(new Error(code === 0 ? `node --build-snapshot warned: ${unverified}` : `node --build-snapshot exited with ${exitSignal ?? code}: ${lastLine(stderr)}`));
+      else reject(new Error(code === 0 ? `node --build-snapshot warned: ${unverified}` : `node --build-snapshot exited with ${exitSignal ?? code}: ${lastLines(stderr())}`));
     });
   });
 }
@@ -224,10 +223,7 @@ function tryChild(blob: string, { entry, env, timeoutMs, user, signal }: Trial):
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
       ...(signal ? { signal } : {}),
     });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      if (stderr.length < 4096) stderr += chunk;
-    });
+    const stderr = captured(child.stderr!);
     const done = (error?: Error) => {
       clearTimeout(timer);
       child.removeAllListeners('message');
@@ -246,8 +242,29 @@ function tryChild(blob: string, { entry, env, timeoutMs, user, signal }: Trial):
       const use = (message as { snapshot?: unknown }).snapshot;
       done(use === 'preloaded' ? undefined : new Error(`a child started from the snapshot said it was ${String(use ?? 'not started from one')}`));
     });
-    child.once('exit', (code, signal) => done(new Error(`a child started from the snapshot exited with ${signal ?? code} before it was ready: ${lastLine(stderr)}`)));
+    child.once('exit', (code, signal) => done(new Error(`a child started from the snapshot exited with ${signal ?? code} before it was ready: ${lastLines(stderr())}`)));
   });
 }
 
-const lastLine = (text: string) => text.trim().split('\n').filter(Boolean).slice(-3).join(' | ').slice(0, 500) || '(nothing on stderr)';
+/** The first 4 KiB a process writes on the stream, to tell why it failed. */
+function captured(stream: Readable): () => string {
+  let text = '';
+  stream.setEncoding('utf8').on('data', (chunk: string) => {
+    if (text.length < 4096) text += chunk;
+  });
+  return () => text;
+}
+
+/**
+ * The last lines of what a process wrote, for the worker's log. Both processes run in the children's
+ * environment, whose proxy URLs may carry credentials: any user:password@ in a URL is left out.
+ */
+const lastLines = (text: string) =>
+  text
+    .replace(/\/\/[^/\s@]+@/g, '//…@')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .slice(-3)
+    .join(' | ')
+    .slice(0, 500) || '(nothing on stderr)';

@@ -1,10 +1,7 @@
-// What a task child started from the child snapshot has loaded already. The snapshot's script
-// (snapshot-main.ts, bundled as CommonJS) and the ES modules the child imports after it starts
-// (child-main.ts, load-jsforce.ts) do not share module instances, so the hand-over is a registered symbol on
-// globalThis. A child not started from the snapshot has nothing there and loads what it needs as usual.
+// What a task child started from the child snapshot has loaded already: the snapshot's main function
+// (snapshot-main.ts) publishes it here, and load-jsforce.ts, bundled into the same script, takes jsforce from
+// here. A child not started from the snapshot (child-main.ts) has nothing published and loads what it needs.
 import type { JsforceApi, JsforceCore } from '../operations/salesforce/jsforce-bundle.js';
-
-const slot = Symbol.for('switchyard.child-snapshot');
 
 /**
  * How a child used the snapshot it started from: its libraries (`preloaded`), or not, because the environment
@@ -15,23 +12,21 @@ export type SnapshotUse = 'preloaded' | 'environment-changed';
 
 export type Preloaded = { use: 'preloaded'; jsforce: { core: JsforceCore; apis: readonly JsforceApi[] } } | { use: 'environment-changed' };
 
-/** Called once, by the snapshot's main function, before the child's entry point is imported. */
-export function publishPreloaded(preloaded: Preloaded): void {
-  Object.defineProperty(globalThis, slot, { value: Object.freeze(preloaded), enumerable: false, writable: false, configurable: false });
-}
+let published: Preloaded | undefined;
 
-function published(): Preloaded | undefined {
-  return (globalThis as Record<symbol, Preloaded | undefined>)[slot];
+/** Called once, by the snapshot's main function, before the child's runtime starts. */
+export function publishPreloaded(preloaded: Preloaded): void {
+  published = preloaded;
 }
 
 /** How this child used a snapshot; undefined when it did not start from one. */
 export function snapshotUse(): SnapshotUse | undefined {
-  return published()?.use;
+  return published?.use;
 }
 
 /** The snapshot's jsforce core, if this child has one with every API asked for registered. */
 export function preloadedJsforce(apis: readonly JsforceApi[]): JsforceCore | undefined {
-  const preloaded = published();
+  const preloaded = published;
   if (preloaded?.use !== 'preloaded' || !apis.every((api) => preloaded.jsforce.apis.includes(api))) return undefined;
   return preloaded.jsforce.core;
 }
