@@ -5,12 +5,13 @@
 //
 // Node 20 makes a snapshot of one script that may require built-in modules only, so everything jsforce loads is
 // bundled in, with three kinds of module replaced (see snapshot-main.ts for why):
-//   - Node's http, https, tls, child_process and dgram: lazy modules that require the real one on first use;
+//   - Node's http, https, tls, child_process, dgram, module and vm: lazy modules that require the real one on
+//     first use;
 //   - the packages jsforce's bundle defers (jsforce-bundle.ts): lazy modules that require the real package
 //     from node_modules on first use, by its path relative to the bundle;
 //   - jsforce's Metadata API schema: the same lazy data as the module bundle's (lazy-data.ts), one JSON text
 //     per type, checked to read back as the module's values (dataAsTexts).
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { resolvableFiles } from '../deferred-modules.js';
 import { fileDigest, scriptFilesSuffix, snapshotScriptFile, type ScriptFile } from '../workers/child-snapshot/child-snapshot.js';
 import { jsforceBundle } from '../workers/operations/salesforce/jsforce-bundle.js';
 import { dataAsTexts } from './build-module-bundles.js';
+import { invokedDirectly } from './invoked-directly.js';
 
 /**
  * Built-in modules Node 20's snapshot builder cannot hold (http, https, tls) or does not vouch for
@@ -133,7 +135,7 @@ function writeWhole(file: string, content: string): void {
   renameSync(work, file);
 }
 
-if (process.argv[1] && existsSync(process.argv[1]) && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (invokedDirectly(import.meta.url)) {
   await buildChildSnapshotScript();
   process.stdout.write(`child snapshot script: ${snapshotScriptFile()}\n`);
 }

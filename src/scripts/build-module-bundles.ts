@@ -18,7 +18,7 @@
 // that loading the entries from node_modules loads. Only then does it replace the target, in one rename, so a
 // child never sees half a bundle and concurrent builds do not mix.
 import { fork } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -30,6 +30,7 @@ import { bundleDirectory, bundleState, loadEntries, makeCodeCache, manifestFile,
 import { nodeVaultBundle } from '../secrets/vault-unwrap.js';
 import { childEnvironment } from '../workers/child-launcher.js';
 import { jsforceBundle } from '../workers/operations/salesforce/jsforce-bundle.js';
+import { invokedDirectly } from './invoked-directly.js';
 
 /** Every bundle `npm run build` makes. */
 export const bundleSpecs: readonly BundleSpec[] = [jsforceBundle, nodeVaultBundle];
@@ -336,18 +337,7 @@ async function findSpec(ref: string): Promise<BundleSpec> {
   return bundleSpec;
 }
 
-/** The script node was asked to run (argv[1] as given may be a symlink, or lack the .js node adds). */
-const invokedAs = (() => {
-  for (const candidate of process.argv[1] ? [process.argv[1], `${process.argv[1]}.js`] : []) {
-    try {
-      return realpathSync(candidate);
-    } catch {
-      // try the next spelling
-    }
-  }
-  return undefined;
-})();
-if (invokedAs === fileURLToPath(import.meta.url)) {
+if (invokedDirectly(import.meta.url)) {
   if (process.send) {
     process.once('message', async (message: Job) => {
       let reply: object;

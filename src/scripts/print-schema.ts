@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { printSchema } from 'graphql';
 import { getSchema } from '../schema/index.js';
+import { invokedDirectly } from './invoked-directly.js';
 
 export const schemaFile = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -10,7 +11,7 @@ export function printedSchema(): string {
   return `${printSchema(getSchema())}\n`;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (invokedDirectly(import.meta.url)) {
   writeFileSync(schemaFile, printedSchema());
   process.stdout.write(`wrote ${schemaFile}\n`);
 }
