@@ -23,6 +23,9 @@ interface Entry {
   staleAt: number;
 }
 
+/** Whether a cached entry still answers for its token at `now` (not due for a look-up, token not expired). */
+const isFresh = (entry: Entry | undefined, now: number): entry is Entry => entry !== undefined && now < entry.staleAt && now < entry.expiresAt;
+
 export class ConnectionPrincipals {
   /** By token hash: the secret itself is not kept as a key. */
   private readonly entries = new Map<string, Entry>();
@@ -40,7 +43,7 @@ export class ConnectionPrincipals {
     const key = hashToken(secret);
     const entry = this.entries.get(key);
     const asked = this.now();
-    if (entry && asked < entry.staleAt && asked < entry.expiresAt) return entry.principal;
+    if (isFresh(entry, asked)) return entry.principal;
     if (entry) this.entries.delete(key);
     const principal = await (this.inFlight.get(key) ?? this.lookUp(key, secret));
     // Revoked while we waited: the answer may predate the revocation, so ask the database again.
@@ -57,7 +60,7 @@ export class ConnectionPrincipals {
     const key = hashToken(secret);
     const entry = this.entries.get(key);
     const now = this.now();
-    return !(entry && now < entry.staleAt && now < entry.expiresAt) && !this.inFlight.has(key);
+    return !isFresh(entry, now) && !this.inFlight.has(key);
   }
 
   /** The token is revoked or expired: the next connection with it goes to the database. */
@@ -69,7 +72,7 @@ export class ConnectionPrincipals {
   /** Drops stale entries (and old revocation marks); call now and then. */
   sweep(): void {
     const now = this.now();
-    for (const [key, entry] of this.entries) if (now >= entry.staleAt || now >= entry.expiresAt) this.entries.delete(key);
+    for (const [key, entry] of this.entries) if (!isFresh(entry, now)) this.entries.delete(key);
     for (const [tokenId, at] of this.forgotten) if (now - at > this.ttlMs) this.forgotten.delete(tokenId);
   }
 

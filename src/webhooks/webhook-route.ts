@@ -4,7 +4,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { UnavailableError } from '../domain/errors.js';
 import { acceptedSecrets } from '../domain/webhooks/webhook-source-cache.js';
 import type { WebhookService } from '../domain/webhooks/webhook-service.js';
 import type { WebhookKind } from '../generated/prisma/enums.js';
@@ -97,16 +96,8 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, p
   const storable = storableJson(payload) as Record<string, unknown>;
   const delivery = normalise(kind, headers, storable, body);
   if (signature) delivery.signature = signature;
-  let outcome;
-  try {
-    outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
-  } catch (failure) {
-    if (!(failure instanceof UnavailableError)) throw failure;
-    // Nothing is recorded, and some senders never deliver again by themselves (GitHub): the log is where it shows.
-    deps.logger.warn({ sourceId: source.id, kind, deliveryKey: delivery.deliveryKey.slice(0, 200), event: delivery.event, code: failure.code }, 'webhook delivery refused');
-    res.setHeader('Retry-After', '30');
-    return error(503, failure.code, failure.message);
-  }
+  // Redis being down refuses nothing: the delivery is recorded and its tasks wait, QUEUED (queuedLater below).
+  const outcome = await deps.webhooks.accept(found, delivery, storable === payload ? body : Buffer.from(JSON.stringify(storable)));
   if (outcome.queuedLater) {
     deps.logger.warn({ sourceId: source.id, deliveryId: outcome.delivery.id, taskIds: outcome.delivery.taskIds }, 'webhook delivery recorded; its tasks wait for the task queue (Redis), and a worker queues them once it is back');
   }
